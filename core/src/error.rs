@@ -1,0 +1,148 @@
+//! The core's error type. Messages name what went wrong and never carry
+//! personal data: no field values, no SQL with parameters, no document text.
+
+use std::path::PathBuf;
+
+use crate::validation::ValidationReport;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request has invalid fields; the report lists every one.
+    #[error("the request is not valid: {0}")]
+    Validation(ValidationReport),
+    /// The key or passphrase does not open this store.
+    #[error("wrong key or passphrase for this store")]
+    WrongKey,
+    /// The store was written by a newer version of Sambung.
+    #[error(
+        "the store has schema version {found}, newer than this app supports ({supported}); update the app"
+    )]
+    IncompatibleVersion {
+        /// Version in the file.
+        found: u32,
+        /// Newest version this code knows.
+        supported: u32,
+    },
+    /// The store's files are damaged. They are left in place untouched.
+    #[error("the store is damaged ({0}); its files were left untouched")]
+    Corrupt(&'static str),
+    /// No store at this place.
+    #[error("no Sambung store in {0}; run `init` first")]
+    NotInitialised(PathBuf),
+    /// A store already exists at this place.
+    #[error("a Sambung store already exists in {0}")]
+    AlreadyInitialised(PathBuf),
+    /// No request or attachment with this id.
+    #[error("no {what} with this id")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// The action is not allowed now, for the given reason.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// Wiping would delete changes that have not reached the server.
+    #[error(
+        "{pending} request(s) have changes that have not reached the server; wipe refused (force it to delete them anyway)"
+    )]
+    UnsyncedChanges {
+        /// Number of requests with unsynced changes.
+        pending: usize,
+    },
+    /// An attachment is larger than allowed.
+    #[error("the attachment is {size} bytes; at most {max} are allowed")]
+    AttachmentTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The key provider failed.
+    #[error("the key provider failed: {0}")]
+    KeyProvider(String),
+    /// A document could not be read or written.
+    #[error("document error: {0}")]
+    Document(&'static str),
+    /// Input JSON could not be parsed (the reason names the place, never the value).
+    #[error("invalid JSON at line {line}, column {column}: {reason}")]
+    InvalidJson {
+        /// Line of the problem.
+        line: usize,
+        /// Column of the problem.
+        column: usize,
+        /// What was wrong, with quoted input values removed.
+        reason: String,
+    },
+    /// SQLite failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A file could not be read or written.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Cryptography failed unexpectedly (not a wrong key).
+    #[error("cryptography error: {0}")]
+    Crypto(&'static str),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => Error::Corrupt("not a database file"),
+            Some(ErrorCode::DatabaseCorrupt) => Error::Corrupt("the database file is corrupt"),
+            // SQLite's own message names the failure (locked, full disk,
+            // constraint); parameters are bound, so no values appear in it.
+            _ => Error::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::InvalidJson {
+            line: e.line(),
+            column: e.column(),
+            reason: strip_quoted(&e.to_string()),
+        }
+    }
+}
+
+/// Removes double-quoted parts (serde_json quotes the offending input value)
+/// and the trailing position that `InvalidJson` carries separately.
+fn strip_quoted(msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_do_not_repeat_input_values() {
+        let e: Error = serde_json::from_str::<u64>("\"3273014108900007\"")
+            .unwrap_err()
+            .into();
+        let text = e.to_string();
+        assert!(!text.contains("3273014108900007"), "{text}");
+        assert!(text.contains("invalid type"), "{text}");
+        assert!(matches!(e, Error::InvalidJson { line: 1, .. }));
+    }
+}

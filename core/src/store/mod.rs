@@ -1,0 +1,995 @@
+//! The encrypted local store: one SQLite file per device holding every
+//! request document, its attachments and its sync state.
+//!
+//! Every personal value is sealed by [`crate::crypto`] before it reaches
+//! SQLite; only the non-personal metadata needed to list and sort stays in
+//! plaintext (see "Threat model" in `docs/architecture.md`).
+
+mod attachments;
+mod schema;
+
+pub use attachments::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES};
+pub use schema::VERSION as SCHEMA_VERSION;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use automerge::{ActorId, ChangeHash};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, DataKey, KeyProvider, Keys, PBKDF2_ROUNDS, Place, Purpose};
+use crate::document::{RequestDoc, decode_heads, encode_heads};
+use crate::error::Error;
+use crate::lifecycle::{self, Role, Status, StatusEntry};
+use crate::model::{Kind, MAX_LONG_TEXT, Note, Request, RequestContent, RequestId};
+use crate::time::Timestamp;
+
+/// File name of the database inside the store's folder.
+pub const DB_FILE: &str = "sambung.db";
+const CANARY: &[u8] = b"sambung canary v1";
+
+/// The secret that opens a store.
+pub enum Secret {
+    /// A raw 32-byte key (from a [`KeyProvider`]).
+    Key(DataKey),
+    /// A passphrase, stretched with PBKDF2-HMAC-SHA256.
+    Passphrase(Zeroizing<Vec<u8>>),
+}
+
+impl Secret {
+    /// The key of a [`KeyProvider`].
+    pub fn from_provider(p: &dyn KeyProvider) -> Result<Secret, Error> {
+        p.data_key().map(Secret::Key).map_err(Error::KeyProvider)
+    }
+
+    /// A passphrase.
+    pub fn passphrase(p: impl Into<Vec<u8>>) -> Secret {
+        Secret::Passphrase(Zeroizing::new(p.into()))
+    }
+}
+
+/// Who uses this device: a pseudonymous account id and a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Account id (assigned at enrollment; local until then).
+    pub user: String,
+    /// The account's role.
+    pub role: Role,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeviceRecord {
+    identity: Identity,
+    /// This device's Automerge actor id (random).
+    actor: String,
+}
+
+/// A row of [`Store::list`]: read from the projection columns, without
+/// loading the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Request id.
+    pub id: RequestId,
+    /// Kind.
+    pub kind: Kind,
+    /// Current status.
+    pub status: Status,
+    /// Title (kind and subject).
+    pub title: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Whether it has changes the server has not acknowledged.
+    pub pending: bool,
+}
+
+/// Filters for [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only requests with unacknowledged changes.
+    pub pending_only: bool,
+    /// At most this many (newest first).
+    pub limit: Option<usize>,
+}
+
+/// A document with changes the server has not acknowledged (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Request id.
+    pub id: RequestId,
+    /// Heads the server last acknowledged (empty: never synced).
+    pub acked_heads: Vec<ChangeHash>,
+    /// Current heads.
+    pub heads: Vec<ChangeHash>,
+}
+
+/// The encrypted store. `Send + Sync`: one writer connection behind a lock,
+/// and a second connection for reads, which WAL lets run beside the writer.
+pub struct Store {
+    dir: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    keys: Keys,
+    identity: Identity,
+    actor: ActorId,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves no half-written state: every
+    // write runs in a transaction that rolls back on drop.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn configure(conn: &Connection) -> Result<(), Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // journal_mode answers with a row; reading it is also the first access
+    // to the file, so a non-database file fails here as `Corrupt`.
+    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+fn place<'a>(table: &'static str, column: &'static str, row: &'a [u8], index: u64) -> Place<'a> {
+    Place {
+        table,
+        column,
+        row,
+        index,
+    }
+}
+
+fn id_bytes(id: &RequestId) -> Result<[u8; 16], Error> {
+    id.to_bytes().ok_or(Error::NotFound { what: "request" })
+}
+
+struct DocRow {
+    snapshot_len: i64,
+    chunks_len: i64,
+    next_chunk: i64,
+}
+
+impl Store {
+    /// Creates a store in `dir` (created when missing) for `identity`.
+    /// A passphrase is stretched with [`PBKDF2_ROUNDS`] rounds.
+    ///
+    /// ```
+    /// use sambung_core::store::{Identity, Secret, Store};
+    /// use sambung_core::{crypto::DataKey, lifecycle::Role};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let key = DataKey::from_bytes([42; 32]);
+    /// let me = Identity { user: "resident-1".into(), role: Role::Resident };
+    /// Store::init(dir.path(), &Secret::Key(key.clone()), me).unwrap();
+    /// let store = Store::open(dir.path(), &Secret::Key(key)).unwrap();
+    /// assert_eq!(store.pending_count().unwrap(), 0);
+    /// ```
+    pub fn init(dir: &Path, secret: &Secret, identity: Identity) -> Result<Store, Error> {
+        Self::init_with_rounds(
+            dir,
+            secret,
+            identity,
+            NonZeroU32::new(PBKDF2_ROUNDS).expect("non-zero"),
+        )
+    }
+
+    /// Like [`Store::init`] with a chosen PBKDF2 round count. Only tests
+    /// should go below [`PBKDF2_ROUNDS`].
+    pub fn init_with_rounds(
+        dir: &Path,
+        secret: &Secret,
+        identity: Identity,
+        rounds: NonZeroU32,
+    ) -> Result<Store, Error> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        if path.exists() {
+            return Err(Error::AlreadyInitialised(dir.to_owned()));
+        }
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let (key, kdf) = match secret {
+            Secret::Key(k) => (k.clone(), None),
+            Secret::Passphrase(p) => {
+                let salt: [u8; 16] = crypto::random_bytes()?;
+                (
+                    DataKey::from_passphrase(p, &salt, rounds),
+                    Some((salt, rounds)),
+                )
+            }
+        };
+        let keys = Keys::derive(&key)?;
+        let actor = ActorId::from(crypto::random_bytes::<16>()?.as_slice());
+        let record = DeviceRecord {
+            identity: identity.clone(),
+            actor: actor.to_hex_string(),
+        };
+        {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            Self::write_key_meta(&tx, &keys, kdf)?;
+            let device = serde_json::to_vec(&record).map_err(|_| Error::Crypto("device record"))?;
+            let sealed = keys.seal(Purpose::Records, &place("meta", "device", b"", 0), &device)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('device', ?1)",
+                [sealed],
+            )?;
+            tx.commit()?;
+        }
+        drop(conn);
+        Self::open(dir, secret)
+    }
+
+    fn write_key_meta(
+        tx: &Transaction<'_>,
+        keys: &Keys,
+        kdf: Option<([u8; 16], NonZeroU32)>,
+    ) -> Result<(), Error> {
+        tx.execute(
+            "DELETE FROM meta WHERE key IN ('kdf', 'salt', 'rounds', 'canary')",
+            [],
+        )?;
+        let put = |k: &str, v: &[u8]| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+        };
+        match kdf {
+            None => {
+                put("kdf", b"raw")?;
+            }
+            Some((salt, rounds)) => {
+                put("kdf", b"pbkdf2-hmac-sha256")?;
+                put("salt", &salt)?;
+                put("rounds", &rounds.get().to_be_bytes())?;
+            }
+        }
+        put(
+            "canary",
+            &keys.seal(Purpose::Records, &place("meta", "canary", b"", 0), CANARY)?,
+        )?;
+        Ok(())
+    }
+
+    /// Whether a store exists in `dir`.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(DB_FILE).is_file()
+    }
+
+    fn open_file(dir: &Path, flags: OpenFlags) -> Result<Connection, Error> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(Error::NotInitialised(dir.to_owned()));
+        }
+        Ok(Connection::open_with_flags(
+            &path,
+            flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?)
+    }
+
+    /// Opens the store in `dir`. A wrong key or passphrase is
+    /// [`Error::WrongKey`]; a damaged file is [`Error::Corrupt`] and is left
+    /// in place; a file from a newer app is [`Error::IncompatibleVersion`].
+    pub fn open(dir: &Path, secret: &Secret) -> Result<Store, Error> {
+        let mut writer = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        configure(&writer)?;
+        schema::migrate(&mut writer)?;
+        let meta = |k: &str| -> Result<Option<Vec<u8>>, Error> {
+            Ok(writer
+                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?)
+        };
+        let kdf = meta("kdf")?.ok_or(Error::Corrupt("the key record is missing"))?;
+        let key = match (kdf.as_slice(), secret) {
+            (b"raw", Secret::Key(k)) => k.clone(),
+            (b"pbkdf2-hmac-sha256", Secret::Passphrase(p)) => {
+                let salt = meta("salt")?.ok_or(Error::Corrupt("the key salt is missing"))?;
+                let rounds = meta("rounds")?
+                    .and_then(|r| <[u8; 4]>::try_from(r.as_slice()).ok())
+                    .and_then(|r| NonZeroU32::new(u32::from_be_bytes(r)))
+                    .ok_or(Error::Corrupt("the key record is damaged"))?;
+                DataKey::from_passphrase(p, &salt, rounds)
+            }
+            // A passphrase for a keystore-protected store, or the reverse.
+            (b"raw" | b"pbkdf2-hmac-sha256", _) => return Err(Error::WrongKey),
+            _ => return Err(Error::Corrupt("unknown key derivation")),
+        };
+        let keys = Keys::derive(&key)?;
+        let canary = meta("canary")?.ok_or(Error::Corrupt("the key check value is missing"))?;
+        match keys.open(Purpose::Records, &place("meta", "canary", b"", 0), &canary) {
+            Ok(v) if v.as_slice() == CANARY => {}
+            _ => return Err(Error::WrongKey),
+        }
+        let device = meta("device")?.ok_or(Error::Corrupt("the device record is missing"))?;
+        let device = keys
+            .open(Purpose::Records, &place("meta", "device", b"", 0), &device)
+            .map_err(|_| Error::Corrupt("the device record failed authentication"))?;
+        let record: DeviceRecord = serde_json::from_slice(&device)
+            .map_err(|_| Error::Corrupt("the device record is damaged"))?;
+        let actor = hex::decode(&record.actor)
+            .map(|b| ActorId::from(b.as_slice()))
+            .map_err(|_| Error::Corrupt("the device record is damaged"))?;
+        let reader = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        reader.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            keys,
+            identity: record.identity,
+            actor,
+        })
+    }
+
+    /// The device's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The folder of the store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer connection.
+    fn write<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    /// Creates a draft from `content` after validating it; returns its id.
+    /// Invalid content is [`Error::Validation`] with every problem, and
+    /// nothing is stored.
+    pub fn create(&self, mut content: RequestContent) -> Result<RequestId, Error> {
+        content.normalise();
+        let now = Timestamp::now();
+        let report = content.validate(now.today_in_indonesia());
+        if !report.is_ok() {
+            return Err(Error::Validation(report));
+        }
+        let request = Request {
+            id: RequestId::random(),
+            created_at: now,
+            created_by: self.identity.user.clone(),
+            created_role: self.identity.role,
+            content,
+            attachments: Vec::new(),
+            history: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut doc = RequestDoc::new(&request, self.actor.clone())?;
+        let id = request.id.clone();
+        self.write(|tx| self.insert_doc(tx, &request, &mut doc))?;
+        tracing::info!(kind = request.kind().as_str(), "request created");
+        Ok(id)
+    }
+
+    fn insert_doc(
+        &self,
+        tx: &Transaction<'_>,
+        request: &Request,
+        doc: &mut RequestDoc,
+    ) -> Result<(), Error> {
+        let idb = id_bytes(&request.id)?;
+        let snapshot = doc.save();
+        let sealed = self.keys.seal(
+            Purpose::Records,
+            &place("requests", "snapshot", &idb, 0),
+            &snapshot,
+        )?;
+        let title = self.seal_title(&idb, request)?;
+        tx.execute(
+            "INSERT INTO requests (id, kind, status, created_at, updated_at, title, snapshot,
+                snapshot_len, chunks_len, next_chunk, heads, acked_heads)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, NULL)",
+            params![
+                idb,
+                request.kind().as_str(),
+                request.status().as_str(),
+                request.created_at.0,
+                request.updated_at().0,
+                title,
+                sealed,
+                snapshot.len() as i64,
+                encode_heads(&doc.heads()),
+            ],
+        )?;
+        self.write_lookups(tx, &idb, request)
+    }
+
+    fn seal_title(&self, idb: &[u8], request: &Request) -> Result<Vec<u8>, Error> {
+        self.keys.seal(
+            Purpose::Records,
+            &place("requests", "title", idb, 0),
+            request.title().as_bytes(),
+        )
+    }
+
+    fn write_lookups(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8],
+        request: &Request,
+    ) -> Result<(), Error> {
+        write_lookups(&self.keys, tx, idb, request)
+    }
+
+    fn load_doc(&self, conn: &Connection, idb: &[u8; 16]) -> Result<(RequestDoc, DocRow), Error> {
+        let row = conn
+            .query_row(
+                "SELECT snapshot, snapshot_len, chunks_len, next_chunk FROM requests WHERE id = ?1",
+                [idb.as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        DocRow {
+                            snapshot_len: r.get(1)?,
+                            chunks_len: r.get(2)?,
+                            next_chunk: r.get(3)?,
+                        },
+                    ))
+                },
+            )
+            .optional()?;
+        let (sealed, meta) = row.ok_or(Error::NotFound { what: "request" })?;
+        let snapshot = self
+            .keys
+            .open(
+                Purpose::Records,
+                &place("requests", "snapshot", idb, 0),
+                &sealed,
+            )
+            .map_err(|_| Error::Corrupt("a stored request failed authentication"))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, data FROM request_chunks WHERE request = ?1 ORDER BY seq",
+        )?;
+        let mut chunks = Vec::new();
+        let mut rows = stmt.query([idb.as_slice()])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let data: Vec<u8> = r.get(1)?;
+            let plain = self
+                .keys
+                .open(
+                    Purpose::Records,
+                    &place("request_chunks", "data", idb, seq as u64),
+                    &data,
+                )
+                .map_err(|_| Error::Corrupt("a stored change failed authentication"))?;
+            chunks.push(plain);
+        }
+        let doc = RequestDoc::load(
+            &snapshot,
+            chunks.iter().map(|c| c.as_slice()),
+            self.actor.clone(),
+        )?;
+        Ok((doc, meta))
+    }
+
+    /// Loads a request, applies `edit` as one change, and stores the change
+    /// with the updated projection, all in one transaction.
+    fn modify<R>(
+        &self,
+        id: &RequestId,
+        edit: impl FnOnce(&mut Request) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let idb = id_bytes(id)?;
+        self.write(|tx| {
+            let (mut doc, row) = self.load_doc(tx, &idb)?;
+            let before = doc.heads();
+            let out = doc.update(edit)?;
+            let after = doc.heads();
+            if after == before {
+                return Ok(out);
+            }
+            let request = doc.hydrate()?;
+            let chunk = doc.save_after(&before);
+            let chunks_len = row.chunks_len + chunk.len() as i64;
+            if chunks_len > row.snapshot_len {
+                // Compaction: the changes outgrew the snapshot.
+                let snapshot = doc.save();
+                let sealed = self.keys.seal(Purpose::Records, &place("requests", "snapshot", &idb, 0), &snapshot)?;
+                tx.execute("DELETE FROM request_chunks WHERE request = ?1", [idb.as_slice()])?;
+                tx.execute(
+                    "UPDATE requests SET snapshot = ?2, snapshot_len = ?3, chunks_len = 0, next_chunk = 0 WHERE id = ?1",
+                    params![idb.as_slice(), sealed, snapshot.len() as i64],
+                )?;
+            } else {
+                let seq = row.next_chunk;
+                let sealed = self
+                    .keys
+                    .seal(Purpose::Records, &place("request_chunks", "data", &idb, seq as u64), &chunk)?;
+                tx.execute(
+                    "INSERT INTO request_chunks (request, seq, data) VALUES (?1, ?2, ?3)",
+                    params![idb.as_slice(), seq, sealed],
+                )?;
+                tx.execute(
+                    "UPDATE requests SET chunks_len = ?2, next_chunk = ?3 WHERE id = ?1",
+                    params![idb.as_slice(), chunks_len, seq + 1],
+                )?;
+            }
+            tx.execute(
+                "UPDATE requests SET status = ?2, updated_at = ?3, title = ?4, heads = ?5 WHERE id = ?1",
+                params![
+                    idb.as_slice(),
+                    request.status().as_str(),
+                    request.updated_at().0,
+                    self.seal_title(&idb, &request)?,
+                    encode_heads(&after),
+                ],
+            )?;
+            self.write_lookups(tx, &idb, &request)?;
+            Ok(out)
+        })
+    }
+
+    /// The request with this id.
+    pub fn get(&self, id: &RequestId) -> Result<Request, Error> {
+        let idb = id_bytes(id)?;
+        let conn = lock(&self.reader);
+        let (doc, _) = self.load_doc(&conn, &idb)?;
+        doc.hydrate()
+    }
+
+    /// Replaces the content of a draft (or of a request waiting for more
+    /// information), after validating it.
+    pub fn update_content(&self, id: &RequestId, mut content: RequestContent) -> Result<(), Error> {
+        content.normalise();
+        let report = content.validate(Timestamp::now().today_in_indonesia());
+        if !report.is_ok() {
+            return Err(Error::Validation(report));
+        }
+        let role = self.identity.role;
+        self.modify(id, |r| {
+            let status = r.status();
+            let editable = match role {
+                Role::Resident => matches!(status, Status::Draft | Status::NeedsInfo),
+                Role::Officer => status == Status::Draft,
+                Role::Agency => false,
+            };
+            if !editable {
+                return Err(Error::Forbidden(format!(
+                    "a {} cannot change the content of a request in status {status}",
+                    role.as_str()
+                )));
+            }
+            if content.kind() != r.kind() {
+                return Err(Error::Forbidden(
+                    "the kind of a request cannot change".into(),
+                ));
+            }
+            r.content = content;
+            Ok(())
+        })
+    }
+
+    /// Moves the request to `to`, when this device's role may do so from
+    /// the current status; returns the new status.
+    pub fn transition(
+        &self,
+        id: &RequestId,
+        to: Status,
+        note: Option<String>,
+    ) -> Result<Status, Error> {
+        if let Some(n) = &note {
+            check_note(n)?;
+        }
+        let me = self.identity.clone();
+        self.modify(id, |r| {
+            let from = r.status();
+            if !lifecycle::allowed(me.role, from, to) {
+                return Err(Error::Forbidden(format!(
+                    "a {} cannot move a request from {from} to {to}",
+                    me.role.as_str()
+                )));
+            }
+            if to == Status::Submitted {
+                let report = r.validate_for_submit(Timestamp::now().today_in_indonesia());
+                if !report.is_ok() {
+                    return Err(Error::Validation(report));
+                }
+            }
+            r.history.push(StatusEntry {
+                seq: r.history.len() as u64,
+                at: Timestamp::now(),
+                id: uuid::Uuid::new_v4().to_string(),
+                from,
+                to,
+                by: me.user.clone(),
+                role: me.role,
+                note,
+            });
+            Ok(r.status())
+        })
+    }
+
+    /// Submits a draft: checks every field and the required attachments.
+    pub fn submit(&self, id: &RequestId) -> Result<Status, Error> {
+        self.transition(id, Status::Submitted, None)
+    }
+
+    /// Withdraws the request (before a decision).
+    pub fn withdraw(&self, id: &RequestId, note: Option<String>) -> Result<Status, Error> {
+        self.transition(id, Status::Withdrawn, note)
+    }
+
+    /// Adds a note. When the request waits for information from the
+    /// applicant and `answer` is true, the note is the answer and the request
+    /// goes back to review in the same change.
+    pub fn add_note(&self, id: &RequestId, text: &str, answer: bool) -> Result<Status, Error> {
+        check_note(text)?;
+        let me = self.identity.clone();
+        self.modify(id, |r| {
+            let now = Timestamp::now();
+            r.notes.push(Note {
+                id: uuid::Uuid::new_v4().to_string(),
+                at: now,
+                by: me.user.clone(),
+                role: me.role,
+                text: text.to_owned(),
+            });
+            if answer {
+                let from = r.status();
+                if from != Status::NeedsInfo {
+                    return Err(Error::Forbidden(format!(
+                        "only a request in status needs_info can be answered; this one is {from}"
+                    )));
+                }
+                r.history.push(StatusEntry {
+                    seq: r.history.len() as u64,
+                    at: now,
+                    id: uuid::Uuid::new_v4().to_string(),
+                    from,
+                    to: Status::InReview,
+                    by: me.user.clone(),
+                    role: me.role,
+                    note: None,
+                });
+            }
+            Ok(r.status())
+        })
+    }
+
+    /// Lists requests, newest change first, from the projection columns
+    /// (titles are the only values decrypted).
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>, Error> {
+        let conn = lock(&self.reader);
+        let mut sql = String::from(
+            "SELECT id, kind, status, title, created_at, updated_at,
+                    acked_heads IS NULL OR acked_heads != heads
+             FROM requests WHERE 1 = 1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        if let Some(k) = filter.kind {
+            args.push(k.as_str().to_owned());
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        if let Some(s) = filter.status {
+            args.push(s.as_str().to_owned());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if filter.pending_only {
+            sql.push_str(" AND (acked_heads IS NULL OR acked_heads != heads)");
+        }
+        sql.push_str(" ORDER BY updated_at DESC, id");
+        if let Some(l) = filter.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let idb: [u8; 16] = r
+                .get::<_, Vec<u8>>(0)?
+                .try_into()
+                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+            let kind: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            let title: Vec<u8> = r.get(3)?;
+            let title = self
+                .keys
+                .open(
+                    Purpose::Records,
+                    &place("requests", "title", &idb, 0),
+                    &title,
+                )
+                .map_err(|_| Error::Corrupt("a stored title failed authentication"))?;
+            out.push(Summary {
+                id: RequestId::from_bytes(idb),
+                kind: Kind::parse(&kind).ok_or(Error::Corrupt("unknown kind in the store"))?,
+                status: Status::parse(&status)
+                    .ok_or(Error::Corrupt("unknown status in the store"))?,
+                title: String::from_utf8_lossy(&title).into_owned(),
+                created_at: Timestamp(r.get(4)?),
+                updated_at: Timestamp(r.get(5)?),
+                pending: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ids of the requests that name this NIK anywhere (applicant, parents,
+    /// witnesses, …), found through keyed hashes: the NIK itself is never
+    /// stored in plaintext.
+    pub fn find_by_nik(&self, nik: &str) -> Result<Vec<RequestId>, Error> {
+        let conn = lock(&self.reader);
+        let mut stmt =
+            conn.prepare_cached("SELECT request FROM lookups WHERE hash = ?1 ORDER BY request")?;
+        let hash = self.keys.lookup_hash("nik", nik.trim().as_bytes());
+        let rows = stmt.query_map([hash], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let b: [u8; 16] = r?
+                .try_into()
+                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+            out.push(RequestId::from_bytes(b));
+        }
+        Ok(out)
+    }
+
+    // ---- outbox ---------------------------------------------------------
+
+    /// Requests with changes the server has not acknowledged.
+    pub fn pending(&self) -> Result<Vec<Pending>, Error> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, acked_heads, heads FROM requests
+             WHERE acked_heads IS NULL OR acked_heads != heads ORDER BY updated_at",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let idb: [u8; 16] = r
+                .get::<_, Vec<u8>>(0)?
+                .try_into()
+                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+            let acked: Option<Vec<u8>> = r.get(1)?;
+            out.push(Pending {
+                id: RequestId::from_bytes(idb),
+                acked_heads: decode_heads(acked.as_deref().unwrap_or_default())?,
+                heads: decode_heads(&r.get::<_, Vec<u8>>(2)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Number of requests with unacknowledged changes.
+    pub fn pending_count(&self) -> Result<usize, Error> {
+        let conn = lock(&self.reader);
+        pending_count(&conn)
+    }
+
+    /// The changes of a request that the server has not acknowledged, as
+    /// Automerge bytes (`save_after` the acknowledged heads).
+    pub fn unacked_changes(&self, id: &RequestId) -> Result<Vec<u8>, Error> {
+        let idb = id_bytes(id)?;
+        let conn = lock(&self.reader);
+        let acked: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT acked_heads FROM requests WHERE id = ?1",
+                [idb.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(Error::NotFound { what: "request" })?;
+        let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+        let (mut doc, _) = self.load_doc(&conn, &idb)?;
+        Ok(doc.save_after(&acked))
+    }
+
+    /// Records that the server holds every change up to `heads`.
+    pub fn mark_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<(), Error> {
+        let idb = id_bytes(id)?;
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE requests SET acked_heads = ?2 WHERE id = ?1",
+                params![idb.as_slice(), encode_heads(heads)],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound { what: "request" });
+            }
+            Ok(())
+        })
+    }
+
+    // ---- key rotation and wipe -----------------------------------------
+
+    /// Re-encrypts everything under `new` in one transaction: a crash leaves
+    /// either the old key or the new one working, never a mix.
+    pub fn rekey(&mut self, new: &Secret) -> Result<(), Error> {
+        self.rekey_with_rounds(new, NonZeroU32::new(PBKDF2_ROUNDS).expect("non-zero"))
+    }
+
+    /// Like [`Store::rekey`] with a chosen PBKDF2 round count (tests).
+    pub fn rekey_with_rounds(&mut self, new: &Secret, rounds: NonZeroU32) -> Result<(), Error> {
+        let (key, kdf) = match new {
+            Secret::Key(k) => (k.clone(), None),
+            Secret::Passphrase(p) => {
+                let salt: [u8; 16] = crypto::random_bytes()?;
+                (
+                    DataKey::from_passphrase(p, &salt, rounds),
+                    Some((salt, rounds)),
+                )
+            }
+        };
+        self.rekey_to(key, kdf)
+    }
+
+    fn rekey_to(&mut self, key: DataKey, kdf: Option<([u8; 16], NonZeroU32)>) -> Result<(), Error> {
+        let new = Keys::derive(&key)?;
+        let old = &self.keys;
+        self.write(|tx| {
+            let reseal = |p: &Place<'_>, purpose: Purpose, v: &[u8]| -> Result<Vec<u8>, Error> {
+                let plain = old.open(purpose, p, v).map_err(|_| {
+                    Error::Corrupt("a stored value failed authentication during rekey")
+                })?;
+                new.seal(purpose, p, &plain)
+            };
+            // meta
+            let device: Vec<u8> =
+                tx.query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| {
+                    r.get(0)
+                })?;
+            let device = reseal(&place("meta", "device", b"", 0), Purpose::Records, &device)?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'device'", [device])?;
+            Self::write_key_meta(tx, &new, kdf)?;
+            // requests: title and snapshot
+            let ids: Vec<Vec<u8>> = collect(tx, "SELECT id FROM requests", [])?;
+            for idb in &ids {
+                // Lookup hashes depend on the key: recompute them from the
+                // document (read with the old key, before its chunks move).
+                let idb16: [u8; 16] = idb
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let (doc, _) = self.load_doc(tx, &idb16)?;
+                write_lookups(&new, tx, idb, &doc.hydrate()?)?;
+                let (title, snap): (Vec<u8>, Vec<u8>) = tx.query_row(
+                    "SELECT title, snapshot FROM requests WHERE id = ?1",
+                    [idb],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let title = reseal(
+                    &place("requests", "title", idb, 0),
+                    Purpose::Records,
+                    &title,
+                )?;
+                let snap = reseal(
+                    &place("requests", "snapshot", idb, 0),
+                    Purpose::Records,
+                    &snap,
+                )?;
+                tx.execute(
+                    "UPDATE requests SET title = ?2, snapshot = ?3 WHERE id = ?1",
+                    params![idb, title, snap],
+                )?;
+            }
+            // incremental chunks
+            let chunks: Vec<(Vec<u8>, i64)> = {
+                let mut s = tx.prepare("SELECT request, seq FROM request_chunks")?;
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            for (idb, seq) in &chunks {
+                let data: Vec<u8> = tx.query_row(
+                    "SELECT data FROM request_chunks WHERE request = ?1 AND seq = ?2",
+                    params![idb, seq],
+                    |r| r.get(0),
+                )?;
+                let data = reseal(
+                    &place("request_chunks", "data", idb, *seq as u64),
+                    Purpose::Records,
+                    &data,
+                )?;
+                tx.execute(
+                    "UPDATE request_chunks SET data = ?3 WHERE request = ?1 AND seq = ?2",
+                    params![idb, seq, data],
+                )?;
+            }
+            attachments::rekey(tx, old, &new)?;
+            Ok(())
+        })?;
+        self.keys = new;
+        Ok(())
+    }
+
+    /// Deletes the store in `dir`. Refuses while requests have changes the
+    /// server has not acknowledged, unless `force`. Needs no key: a forgotten
+    /// passphrase must not keep a user from wiping, and counting unsynced
+    /// requests reads only plaintext metadata. Only Sambung's own files are
+    /// removed; other files in `dir` stay.
+    pub fn wipe(dir: &Path, force: bool) -> Result<(), Error> {
+        {
+            let conn = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            let pending = pending_count(&conn)?;
+            if pending > 0 && !force {
+                return Err(Error::UnsyncedChanges { pending });
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{DB_FILE}{suffix}"));
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Remove the folder only when nothing else is in it.
+        let _ = std::fs::remove_dir(dir);
+        tracing::info!("store wiped");
+        Ok(())
+    }
+}
+
+fn write_lookups(
+    keys: &Keys,
+    tx: &Transaction<'_>,
+    idb: &[u8],
+    request: &Request,
+) -> Result<(), Error> {
+    tx.execute("DELETE FROM lookups WHERE request = ?1", [idb])?;
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO lookups (hash, request) VALUES (?1, ?2)")?;
+    for nik in request.content.niks() {
+        stmt.execute(params![
+            keys.lookup_hash("nik", nik.as_str().as_bytes()),
+            idb
+        ])?;
+    }
+    Ok(())
+}
+
+fn collect<P: rusqlite::Params>(tx: &Connection, sql: &str, p: P) -> Result<Vec<Vec<u8>>, Error> {
+    let mut s = tx.prepare(sql)?;
+    let rows = s.query_map(p, |r| r.get::<_, Vec<u8>>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn pending_count(conn: &Connection) -> Result<usize, Error> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM requests WHERE acked_heads IS NULL OR acked_heads != heads",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as usize)
+}
+
+fn check_note(text: &str) -> Result<(), Error> {
+    let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
+    v.text("text", text, MAX_LONG_TEXT);
+    let report = v.finish();
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Error::Validation(report))
+    }
+}

@@ -1,0 +1,120 @@
+//! The store's schema: numbered migrations, applied in one IMMEDIATE
+//! transaction and recorded in `PRAGMA user_version` (the pattern of
+//! mozilla/application-services). A file newer than this code is refused,
+//! never "repaired"; nothing here ever deletes user data.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::Error;
+
+/// Migration `i` moves the schema from version `i` to `i + 1`.
+/// Append only: never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema. Plaintext columns are the non-personal metadata
+    // listed in docs/architecture.md ("Threat model"); every BLOB named
+    // *enc* or `data`/`snapshot`/`title`/`meta` is an AEAD envelope.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE requests (
+        id           BLOB PRIMARY KEY,      -- random UUID (16 bytes)
+        kind         TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        title        BLOB NOT NULL,         -- envelope
+        snapshot     BLOB NOT NULL,         -- envelope of Automerge save()
+        snapshot_len INTEGER NOT NULL,
+        chunks_len   INTEGER NOT NULL,
+        next_chunk   INTEGER NOT NULL,
+        heads        BLOB NOT NULL,         -- change hashes, 32 bytes each
+        acked_heads  BLOB                   -- heads the server acknowledged
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX requests_by_update ON requests (updated_at DESC);
+
+    CREATE TABLE request_chunks (
+        request BLOB NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        data    BLOB NOT NULL,              -- envelope of incremental changes
+        PRIMARY KEY (request, seq)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE lookups (
+        hash    BLOB NOT NULL,              -- HMAC-SHA256 of a NIK
+        request BLOB NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+        PRIMARY KEY (hash, request)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX lookups_by_request ON lookups (request);
+
+    CREATE TABLE attachments (
+        key         BLOB PRIMARY KEY,       -- HMAC-SHA256 of the content hash
+        id          BLOB NOT NULL UNIQUE,   -- random, binds the chunks
+        meta        BLOB NOT NULL,          -- envelope: sha256, size, mime
+        chunk_count INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE attachment_chunks (
+        attachment BLOB NOT NULL,
+        idx        INTEGER NOT NULL,
+        data       BLOB NOT NULL,           -- envelope of up to CHUNK bytes
+        PRIMARY KEY (attachment, idx)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this code writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+fn user_version(conn: &Connection) -> Result<u32, Error> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Brings the schema to [`VERSION`], or refuses a newer file.
+pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let check = |found: u32| {
+        if found > VERSION {
+            Err(Error::IncompatibleVersion {
+                found,
+                supported: VERSION,
+            })
+        } else {
+            Ok(found)
+        }
+    };
+    if check(user_version(conn)?)? == VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another process may have migrated.
+    let found = check(user_version(&tx)?)?;
+    for m in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(m)?;
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_files() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        assert_eq!(user_version(&c).unwrap(), VERSION);
+        migrate(&mut c).unwrap();
+        c.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        match migrate(&mut c) {
+            Err(Error::IncompatibleVersion { found, supported }) => {
+                assert_eq!((found, supported), (VERSION + 1, VERSION));
+            }
+            other => panic!("expected IncompatibleVersion, got {other:?}"),
+        }
+    }
+}
