@@ -1,1 +1,54 @@
-fn main() {}
+//! `sambung`: the command-line face of Sambung.
+//!
+//! - `sambung demo` walks through the device core on a temporary store;
+//! - `sambung device --home DIR …` works on a device store, as an app would.
+//!
+//! The passphrase comes only from `SAMBUNG_PASSPHRASE` (and the new one for
+//! `rekey` from `SAMBUNG_NEW_PASSPHRASE`), never from an argument: arguments
+//! are visible to every process on the machine and kept in shell history.
+
+mod demo;
+mod device;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sambung", version, about = "Offline-first core for e-government service requests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk through filing, attaching, submitting and encrypting requests on
+    /// a temporary store.
+    Demo,
+    /// Work with a device store.
+    Device {
+        /// Folder of the store (or SAMBUNG_HOME).
+        #[arg(long, env = "SAMBUNG_HOME", global = true)]
+        home: Option<PathBuf>,
+        #[command(subcommand)]
+        command: device::DeviceCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Device { home, command } => device::run(home, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -45,10 +45,18 @@ pub enum Sex {
 macro_rules! text_newtype {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile, Hydrate)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile)]
         #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
         #[serde(transparent)]
         pub struct $name(pub String);
+
+        // Hand-written so that `Option<$name>` hydrates: the derive for
+        // newtypes does not forward the scalar hooks that `Option` calls.
+        impl Hydrate for $name {
+            fn hydrate_string(s: &str) -> Result<Self, autosurgeon::HydrateError> {
+                Ok($name(s.to_owned()))
+            }
+        }
 
         impl $name {
             /// The text as stored.

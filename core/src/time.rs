@@ -25,11 +25,18 @@ use serde::{Deserialize, Serialize};
     Serialize,
     Deserialize,
     Reconcile,
-    Hydrate,
 )]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
+
+// Hand-written so that `Option<Timestamp>` hydrates too: the derive for
+// newtypes does not forward the scalar hooks that `Option` calls.
+impl Hydrate for Timestamp {
+    fn hydrate_int(i: i64) -> Result<Self, autosurgeon::HydrateError> {
+        Ok(Timestamp(i))
+    }
+}
 
 impl Timestamp {
     /// The current time from the system clock.
@@ -147,10 +154,16 @@ pub fn days_in_month(year: i32, month: u8) -> u8 {
 
 /// A date as written by the user (`YYYY-MM-DD`), kept as text so that a bad
 /// date is reported with every other field error instead of failing the parse.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct Date(pub String);
+
+impl Hydrate for Date {
+    fn hydrate_string(s: &str) -> Result<Self, autosurgeon::HydrateError> {
+        Ok(Date(s.to_owned()))
+    }
+}
 
 impl Date {
     /// The calendar date, when the text is a real `YYYY-MM-DD` date.

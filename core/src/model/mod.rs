@@ -31,11 +31,17 @@ pub const MAX_SHORT_TEXT: usize = 200;
 /// Random id of a request and of its document (UUIDv4, never derived from
 /// personal data).
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile, Hydrate,
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile,
 )]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct RequestId(pub String);
+
+impl Hydrate for RequestId {
+    fn hydrate_string(s: &str) -> Result<Self, autosurgeon::HydrateError> {
+        Ok(RequestId(s.to_owned()))
+    }
+}
 
 impl RequestId {
     /// A fresh random id.

@@ -1,0 +1,304 @@
+//! `sambung device …`: a device store driven from the command line.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use sambung_core::lifecycle::{Role, Status};
+use sambung_core::model::{AttachmentRole, Kind, RequestContent, RequestId};
+use sambung_core::store::{Identity, ListFilter, Secret, Store};
+use sambung_core::templates;
+use zeroize::Zeroizing;
+
+use crate::output::{self, CliError};
+
+/// Environment variable holding the store passphrase.
+pub const PASSPHRASE_VAR: &str = "SAMBUNG_PASSPHRASE";
+/// Environment variable holding the new passphrase for `rekey`.
+pub const NEW_PASSPHRASE_VAR: &str = "SAMBUNG_NEW_PASSPHRASE";
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind; one of: {}", all.join(", "))
+    })
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "unknown role; one of: resident, officer, agency".into())
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown status; one of: {}", all.join(", "))
+    })
+}
+
+fn parse_attachment_role(s: &str) -> Result<AttachmentRole, String> {
+    AttachmentRole::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = AttachmentRole::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown attachment role; one of: {}", all.join(", "))
+    })
+}
+
+fn parse_id(s: &str) -> Result<RequestId, String> {
+    RequestId::parse(s).ok_or_else(|| "not a request id (a UUID as printed by `new` and `list`)".into())
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Create a store in --home (passphrase from SAMBUNG_PASSPHRASE).
+    Init {
+        /// Role of this device's user.
+        #[arg(long, default_value = "resident", value_parser = parse_role)]
+        role: Role,
+        /// Account id of the user (assigned at enrollment; local until then).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Print a valid example request of a kind, as JSON.
+    Template {
+        #[arg(long, value_parser = parse_kind)]
+        kind: Kind,
+    },
+    /// Create a draft from JSON (a file, or - for standard input); prints its id.
+    New {
+        #[arg(long, value_parser = parse_kind)]
+        kind: Kind,
+        #[arg(long)]
+        json: PathBuf,
+    },
+    /// Replace the content of a draft (or of a request that needs information).
+    Edit {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        #[arg(long)]
+        json: PathBuf,
+    },
+    /// Submit a draft (checks every field and the required attachments).
+    Submit {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+    },
+    /// List requests, newest change first.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<Kind>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+    },
+    /// Show one request.
+    Show {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a note; with --answer it answers a needs_info request.
+    Note {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        text: String,
+        #[arg(long)]
+        answer: bool,
+    },
+    /// Attach a file.
+    Attach {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        file: PathBuf,
+        /// What the document is (default: photo for images, else supporting_document).
+        #[arg(long, value_parser = parse_attachment_role)]
+        role: Option<AttachmentRole>,
+        /// MIME type (default: from the file extension).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// Withdraw a request before a decision.
+    Withdraw {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Move a request to another status (officers).
+    Status {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+        #[arg(value_parser = parse_status)]
+        to: Status,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Re-encrypt the store under SAMBUNG_NEW_PASSPHRASE.
+    Rekey,
+    /// Delete the store (refused while changes are not synced, unless --force).
+    Wipe {
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn env_secret(var: &str) -> Result<Secret, CliError> {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => Ok(Secret::Passphrase(Zeroizing::new(v.into_encoded_bytes()))),
+        _ => Err(CliError::Usage(format!("set the passphrase in the environment variable {var}"))),
+    }
+}
+
+fn home(home: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    home.ok_or_else(|| CliError::Usage("no store folder: pass --home DIR or set SAMBUNG_HOME".into()))
+}
+
+fn open(home: &Path) -> Result<Store, CliError> {
+    let secret = env_secret(PASSPHRASE_VAR)?;
+    Ok(Store::open(home, &secret)?)
+}
+
+fn read_json(path: &Path) -> Result<RequestContent, CliError> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    }
+    Ok(serde_json::from_str(&text).map_err(sambung_core::Error::from)?)
+}
+
+fn content_of_kind(path: &Path, kind: Kind) -> Result<RequestContent, CliError> {
+    let content = read_json(path)?;
+    if content.kind() != kind {
+        return Err(CliError::Usage(format!(
+            "the JSON describes a {} request but --kind says {}",
+            content.kind(),
+            kind
+        )));
+    }
+    Ok(content)
+}
+
+fn guess_mime(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "heic" | "heif" => "image/heic",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+    let s = serde_json::to_string_pretty(v).map_err(sambung_core::Error::from)?;
+    println!("{s}");
+    Ok(())
+}
+
+pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliError> {
+    match command {
+        DeviceCommand::Template { kind } => print_json(&templates::example(kind)),
+        DeviceCommand::Init { role, user } => {
+            let home = home(home_arg)?;
+            let secret = env_secret(PASSPHRASE_VAR)?;
+            let user = user.unwrap_or_else(|| format!("local-{}", &uuid_hex()[..12]));
+            Store::init(&home, &secret, Identity { user: user.clone(), role })?;
+            println!("store created in {} for {} ({})", home.display(), user, role.as_str());
+            Ok(())
+        }
+        DeviceCommand::New { kind, json } => {
+            let home = home(home_arg)?;
+            let content = content_of_kind(&json, kind)?;
+            let store = open(&home)?;
+            let id = store.create(content)?;
+            println!("{id}");
+            Ok(())
+        }
+        DeviceCommand::Edit { id, json } => {
+            let home = home(home_arg)?;
+            let content = read_json(&json)?;
+            open(&home)?.update_content(&id, content)?;
+            println!("updated {id}");
+            Ok(())
+        }
+        DeviceCommand::Submit { id } => {
+            let status = open(&home(home_arg)?)?.submit(&id)?;
+            println!("{id} is now {status}");
+            Ok(())
+        }
+        DeviceCommand::List { json, kind, status } => {
+            let store = open(&home(home_arg)?)?;
+            let rows = store.list(&ListFilter { kind, status, ..Default::default() })?;
+            if json { print_json(&rows) } else {
+                output::print_list(&rows);
+                Ok(())
+            }
+        }
+        DeviceCommand::Show { id, json } => {
+            let r = open(&home(home_arg)?)?.get(&id)?;
+            if json { print_json(&r) } else {
+                output::print_request(&r);
+                Ok(())
+            }
+        }
+        DeviceCommand::Note { id, text, answer } => {
+            let status = open(&home(home_arg)?)?.add_note(&id, &text, answer)?;
+            println!("note added to {id} ({status})");
+            Ok(())
+        }
+        DeviceCommand::Attach { id, file, role, mime } => {
+            let home = home(home_arg)?;
+            let f = std::fs::File::open(&file)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+            let mime = mime.unwrap_or_else(|| guess_mime(&file).to_owned());
+            let role = role.unwrap_or(if mime.starts_with("image/") {
+                AttachmentRole::Photo
+            } else {
+                AttachmentRole::SupportingDocument
+            });
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let r = open(&home)?.attach(&id, role, &name, &mime, std::io::BufReader::new(f))?;
+            println!("attached {} ({} bytes, sha256 {})", r.name, r.size, r.sha256);
+            Ok(())
+        }
+        DeviceCommand::Withdraw { id, note } => {
+            let status = open(&home(home_arg)?)?.withdraw(&id, note)?;
+            println!("{id} is now {status}");
+            Ok(())
+        }
+        DeviceCommand::Status { id, to, note } => {
+            let status = open(&home(home_arg)?)?.transition(&id, to, note)?;
+            println!("{id} is now {status}");
+            Ok(())
+        }
+        DeviceCommand::Rekey => {
+            let home = home(home_arg)?;
+            let new = env_secret(NEW_PASSPHRASE_VAR)?;
+            let mut store = open(&home)?;
+            store.rekey(&new)?;
+            println!("store re-encrypted; use the new passphrase from now on");
+            Ok(())
+        }
+        DeviceCommand::Wipe { force } => {
+            let home = home(home_arg)?;
+            Store::wipe(&home, force)?;
+            println!("store in {} deleted", home.display());
+            Ok(())
+        }
+    }
+}
+
+fn uuid_hex() -> String {
+    RequestId::random().0.replace('-', "")
+}
