@@ -8,7 +8,7 @@ use sambung_core::identifiers::Nik;
 use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::{AttachmentRole, Details, Kind};
 use sambung_core::store::{Identity, ListFilter, Secret, Store};
-use sambung_core::{templates, Error};
+use sambung_core::{Error, templates};
 
 use crate::output::{self, CliError};
 
@@ -17,13 +17,17 @@ fn step(title: &str) {
 }
 
 pub fn run() -> Result<(), CliError> {
-    let tmp = tempfile::tempdir().map_err(|e| CliError::Usage(format!("cannot create a temporary folder: {e}")))?;
+    let tmp = tempfile::tempdir()
+        .map_err(|e| CliError::Usage(format!("cannot create a temporary folder: {e}")))?;
     let home = tmp.path().join("device");
     let pass = Secret::passphrase("correct horse battery staple");
 
     step("1. A resident's phone: create the encrypted store");
     let t = Instant::now();
-    let me = Identity { user: "resident-demo".into(), role: Role::Resident };
+    let me = Identity {
+        user: "resident-demo".into(),
+        role: Role::Resident,
+    };
     Store::init(&home, &pass, me)?;
     let store = Store::open(&home, &pass)?;
     println!(
@@ -46,7 +50,11 @@ pub fn run() -> Result<(), CliError> {
                 println!("  {:<22} {:<16} {}", i.field, i.code.as_str(), i.message_id);
             }
         }
-        other => return Err(CliError::Usage(format!("the invalid request was not refused: {other:?}"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "the invalid request was not refused: {other:?}"
+            )));
+        }
     }
 
     step("3. File one request of every kind, offline");
@@ -55,26 +63,61 @@ pub fn run() -> Result<(), CliError> {
         ids.push((*kind, store.create(templates::example(*kind))?));
     }
     println!("{} drafts created", ids.len());
-    let birth = ids.iter().find(|(k, _)| *k == Kind::Birth).map(|(_, id)| id.clone()).ok_or_else(|| CliError::Usage("no birth draft".into()))?;
+    let birth = ids
+        .iter()
+        .find(|(k, _)| *k == Kind::Birth)
+        .map(|(_, id)| id.clone())
+        .ok_or_else(|| CliError::Usage("no birth draft".into()))?;
 
     step("4. Submit the birth registration: the birth letter is required first");
     match store.submit(&birth) {
         Err(Error::Validation(r)) => {
             for i in &r.errors {
-                println!("  refused: {} [{}] {}", i.field, i.code.as_str(), i.message_en);
+                println!(
+                    "  refused: {} [{}] {}",
+                    i.field,
+                    i.code.as_str(),
+                    i.message_en
+                );
             }
         }
-        other => return Err(CliError::Usage(format!("submit without attachment was not refused: {other:?}"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "submit without attachment was not refused: {other:?}"
+            )));
+        }
     }
     let letter = b"%PDF-1.4 surat keterangan lahir (demo)".repeat(2000);
-    let a = store.attach(&birth, AttachmentRole::BirthLetter, "surat-lahir.pdf", "application/pdf", letter.as_slice())?;
-    println!("  attached {} ({} bytes, stored encrypted in {} KiB chunks)", a.name, a.size, sambung_core::store::CHUNK_SIZE / 1024);
+    let a = store.attach(
+        &birth,
+        AttachmentRole::BirthLetter,
+        "surat-lahir.pdf",
+        "application/pdf",
+        letter.as_slice(),
+    )?;
+    println!(
+        "  attached {} ({} bytes, stored encrypted in {} KiB chunks)",
+        a.name,
+        a.size,
+        sambung_core::store::CHUNK_SIZE / 1024
+    );
     println!("  submitted: {}", store.submit(&birth)?);
-    store.add_note(&birth, "Akta kelahiran mohon dikirim ke alamat rumah.", false)?;
+    store.add_note(
+        &birth,
+        "Akta kelahiran mohon dikirim ke alamat rumah.",
+        false,
+    )?;
 
     step("5. What the phone lists (projection columns; only titles decrypted)");
-    output::print_list(&store.list(&ListFilter { limit: Some(5), ..Default::default() })?);
-    println!("  … {} requests, {} with changes not yet synced", store.list(&ListFilter::default())?.len(), store.pending_count()?);
+    output::print_list(&store.list(&ListFilter {
+        limit: Some(5),
+        ..Default::default()
+    })?);
+    println!(
+        "  … {} requests, {} with changes not yet synced",
+        store.list(&ListFilter::default())?.len(),
+        store.pending_count()?
+    );
 
     step("6. Find requests by NIK through keyed hashes (no NIK is stored in plaintext)");
     let found = store.find_by_nik("3273014108900007")?;
@@ -85,18 +128,30 @@ pub fn run() -> Result<(), CliError> {
     let mut scanned = 0usize;
     let mut leaks = 0usize;
     for entry in std::fs::read_dir(&home).map_err(|e| CliError::Usage(e.to_string()))? {
-        let bytes = std::fs::read(entry.map_err(|e| CliError::Usage(e.to_string()))?.path()).map_err(|e| CliError::Usage(e.to_string()))?;
+        let bytes = std::fs::read(entry.map_err(|e| CliError::Usage(e.to_string()))?.path())
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         scanned += bytes.len();
-        for needle in [&b"Siti Aminah"[..], b"3273014108900007", b"surat keterangan lahir", b"Akta kelahiran"] {
+        for needle in [
+            &b"Siti Aminah"[..],
+            b"3273014108900007",
+            b"surat keterangan lahir",
+            b"Akta kelahiran",
+        ] {
             leaks += bytes.windows(needle.len()).filter(|w| *w == needle).count();
         }
     }
-    println!("  scanned {scanned} bytes of database, WAL and shared memory: {leaks} occurrence(s) of the applicant's name, NIK, note or attachment text");
+    println!(
+        "  scanned {scanned} bytes of database, WAL and shared memory: {leaks} occurrence(s) of the applicant's name, NIK, note or attachment text"
+    );
 
     step("8. A wrong passphrase is a clear error, never garbage");
     match Store::open(&home, &Secret::passphrase("wrong")) {
         Err(e @ Error::WrongKey) => println!("  {e}"),
-        other => return Err(CliError::Usage(format!("a wrong passphrase was not refused: {other:?}"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "a wrong passphrase was not refused: {other:?}"
+            )));
+        }
     }
 
     step("9. Rotate the key: everything re-encrypted in one transaction");
@@ -106,22 +161,37 @@ pub fn run() -> Result<(), CliError> {
     drop(store);
     let store = Store::open(&home, &new_pass)?;
     let r = store.get(&birth)?;
-    println!("  reopened with the new passphrase: {} is {}", r.title(), r.status());
+    println!(
+        "  reopened with the new passphrase: {} is {}",
+        r.title(),
+        r.status()
+    );
     let pending = store.pending_count()?;
     drop(store);
 
     step("10. Wipe: refused while changes have not reached the server");
     match Store::wipe(&home, false) {
         Err(e @ Error::UnsyncedChanges { .. }) => println!("  {e}"),
-        other => return Err(CliError::Usage(format!("wipe with unsynced changes was not refused: {other:?}"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "wipe with unsynced changes was not refused: {other:?}"
+            )));
+        }
     }
     Store::wipe(&home, true)?;
-    println!("  forced: {pending} unsynced request(s) deleted; store gone: {}", !Store::exists(&home));
+    println!(
+        "  forced: {pending} unsynced request(s) deleted; store gone: {}",
+        !Store::exists(&home)
+    );
     assert_status(r.status())?;
     println!("\nDone. Try it yourself: `sambung device --help`.");
     Ok(())
 }
 
 fn assert_status(s: Status) -> Result<(), CliError> {
-    if s == Status::Submitted { Ok(()) } else { Err(CliError::Usage(format!("unexpected status {s}"))) }
+    if s == Status::Submitted {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("unexpected status {s}")))
+    }
 }

@@ -43,7 +43,8 @@ fn parse_attachment_role(s: &str) -> Result<AttachmentRole, String> {
 }
 
 fn parse_id(s: &str) -> Result<RequestId, String> {
-    RequestId::parse(s).ok_or_else(|| "not a request id (a UUID as printed by `new` and `list`)".into())
+    RequestId::parse(s)
+        .ok_or_else(|| "not a request id (a UUID as printed by `new` and `list`)".into())
 }
 
 #[derive(Subcommand)]
@@ -145,12 +146,16 @@ pub enum DeviceCommand {
 fn env_secret(var: &str) -> Result<Secret, CliError> {
     match std::env::var_os(var) {
         Some(v) if !v.is_empty() => Ok(Secret::Passphrase(Zeroizing::new(v.into_encoded_bytes()))),
-        _ => Err(CliError::Usage(format!("set the passphrase in the environment variable {var}"))),
+        _ => Err(CliError::Usage(format!(
+            "set the passphrase in the environment variable {var}"
+        ))),
     }
 }
 
 fn home(home: Option<PathBuf>) -> Result<PathBuf, CliError> {
-    home.ok_or_else(|| CliError::Usage("no store folder: pass --home DIR or set SAMBUNG_HOME".into()))
+    home.ok_or_else(|| {
+        CliError::Usage("no store folder: pass --home DIR or set SAMBUNG_HOME".into())
+    })
 }
 
 fn open(home: &Path) -> Result<Store, CliError> {
@@ -213,8 +218,20 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             let home = home(home_arg)?;
             let secret = env_secret(PASSPHRASE_VAR)?;
             let user = user.unwrap_or_else(|| format!("local-{}", &uuid_hex()[..12]));
-            Store::init(&home, &secret, Identity { user: user.clone(), role })?;
-            println!("store created in {} for {} ({})", home.display(), user, role.as_str());
+            Store::init(
+                &home,
+                &secret,
+                Identity {
+                    user: user.clone(),
+                    role,
+                },
+            )?;
+            println!(
+                "store created in {} for {} ({})",
+                home.display(),
+                user,
+                role.as_str()
+            );
             Ok(())
         }
         DeviceCommand::New { kind, json } => {
@@ -239,15 +256,23 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
         }
         DeviceCommand::List { json, kind, status } => {
             let store = open(&home(home_arg)?)?;
-            let rows = store.list(&ListFilter { kind, status, ..Default::default() })?;
-            if json { print_json(&rows) } else {
+            let rows = store.list(&ListFilter {
+                kind,
+                status,
+                ..Default::default()
+            })?;
+            if json {
+                print_json(&rows)
+            } else {
                 output::print_list(&rows);
                 Ok(())
             }
         }
         DeviceCommand::Show { id, json } => {
             let r = open(&home(home_arg)?)?.get(&id)?;
-            if json { print_json(&r) } else {
+            if json {
+                print_json(&r)
+            } else {
                 output::print_request(&r);
                 Ok(())
             }
@@ -257,7 +282,12 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             println!("note added to {id} ({status})");
             Ok(())
         }
-        DeviceCommand::Attach { id, file, role, mime } => {
+        DeviceCommand::Attach {
+            id,
+            file,
+            role,
+            mime,
+        } => {
             let home = home(home_arg)?;
             let f = std::fs::File::open(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
@@ -267,9 +297,15 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             } else {
                 AttachmentRole::SupportingDocument
             });
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let r = open(&home)?.attach(&id, role, &name, &mime, std::io::BufReader::new(f))?;
-            println!("attached {} ({} bytes, sha256 {})", r.name, r.size, r.sha256);
+            println!(
+                "attached {} ({} bytes, sha256 {})",
+                r.name, r.size, r.sha256
+            );
             Ok(())
         }
         DeviceCommand::Withdraw { id, note } => {

@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sambung", version, about = "Offline-first core for e-government service requests")]
+#[command(
+    name = "sambung",
+    version,
+    about = "Offline-first core for e-government service requests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -39,9 +39,15 @@ pub fn print_error(e: &CliError) {
     match e {
         CliError::Usage(m) => eprintln!("error: {m}"),
         CliError::Core(Error::Validation(report)) => {
-            eprintln!("error: the request is not valid ({} problem(s)):", report.errors.len());
+            eprintln!(
+                "error: the request is not valid ({} problem(s)):",
+                report.errors.len()
+            );
             for i in &report.errors {
-                eprintln!("  {}  [{}]\n      {}\n      {}", i.field, i.code, i.message_en, i.message_id);
+                eprintln!(
+                    "  {}  [{}]\n      {}\n      {}",
+                    i.field, i.code, i.message_en, i.message_id
+                );
             }
         }
         CliError::Core(e) => eprintln!("error: {e}"),
@@ -60,7 +66,10 @@ pub fn print_list(rows: &[Summary]) {
         println!("no requests");
         return;
     }
-    println!("{:<36}  {:<20}  {:<10}  {:<16}  title", "id", "kind", "status", "updated (UTC)");
+    println!(
+        "{:<36}  {:<20}  {:<10}  {:<16}  title",
+        "id", "kind", "status", "updated (UTC)"
+    );
     for r in rows {
         println!(
             "{:<36}  {:<20}  {:<10}  {:<16}  {}{}",
@@ -79,7 +88,12 @@ pub fn print_request(r: &Request) {
     println!("  id:       {}", r.id);
     println!("  kind:     {}", r.kind());
     println!("  status:   {}", r.status());
-    println!("  created:  {} by {} ({})", time(r.created_at), r.created_by, r.created_role.as_str());
+    println!(
+        "  created:  {} by {} ({})",
+        time(r.created_at),
+        r.created_by,
+        r.created_role.as_str()
+    );
     println!("  region:   {}", r.content.region.as_str());
     let derived = lifecycle::derive(&r.history);
     if !derived.entries.is_empty() {
@@ -92,21 +106,41 @@ pub fn print_request(r: &Request) {
                 e.to,
                 e.by,
                 e.role.as_str(),
-                e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default(),
-                if *effective { "" } else { "  [overtaken by a concurrent change]" }
+                e.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default(),
+                if *effective {
+                    ""
+                } else {
+                    "  [overtaken by a concurrent change]"
+                }
             );
         }
     }
     if !r.attachments.is_empty() {
         println!("  attachments:");
         for a in &r.attachments {
-            println!("    {}  {}  {} bytes  {}  sha256 {}", a.role.as_str(), a.name, a.size, a.mime, &a.sha256[..16]);
+            println!(
+                "    {}  {}  {} bytes  {}  sha256 {}",
+                a.role.as_str(),
+                a.name,
+                a.size,
+                a.mime,
+                &a.sha256[..16]
+            );
         }
     }
     if !r.notes.is_empty() {
         println!("  notes:");
         for n in &r.notes {
-            println!("    {}  {} ({}): {}", time(n.at), n.by, n.role.as_str(), n.text);
+            println!(
+                "    {}  {} ({}): {}",
+                time(n.at),
+                n.by,
+                n.role.as_str(),
+                n.text
+            );
         }
     }
 }

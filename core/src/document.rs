@@ -133,3 +133,166 @@ pub fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>, Error> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifiers::Phone;
+    use crate::lifecycle::{Role, Status, StatusEntry};
+    use crate::model::{AttachmentRef, Kind, Note, RequestId};
+    use crate::templates;
+    use crate::time::Timestamp;
+    use proptest::prelude::*;
+
+    fn base(kind: Kind) -> Request {
+        Request {
+            id: RequestId::random(),
+            created_at: Timestamp(1_700_000_000_000),
+            created_by: "resident-1".into(),
+            created_role: Role::Resident,
+            content: templates::example(kind),
+            attachments: vec![],
+            history: vec![],
+            notes: vec![],
+        }
+    }
+
+    /// An edit one device makes while offline.
+    #[derive(Debug, Clone, proptest_derive::Arbitrary)]
+    enum Op {
+        Note(String),
+        Transition(Status, Role),
+        Phone(Option<String>),
+        ApplicantName(String),
+        Attach(AttachmentRef),
+    }
+
+    fn apply(doc: &mut RequestDoc, op: &Op, author: &str, at: i64) {
+        doc.update(|r| {
+            match op.clone() {
+                Op::Note(text) => r.notes.push(Note {
+                    id: format!("{author}-{at}"),
+                    at: Timestamp(at),
+                    by: author.into(),
+                    role: Role::Resident,
+                    text,
+                }),
+                Op::Transition(to, role) => r.history.push(StatusEntry {
+                    seq: r.history.len() as u64,
+                    at: Timestamp(at),
+                    id: format!("{author}-{at}"),
+                    from: r.status(),
+                    to,
+                    by: author.into(),
+                    role,
+                    note: None,
+                }),
+                Op::Phone(p) => r.content.contact_phone = p.map(Phone),
+                Op::ApplicantName(n) => {
+                    if let Some(a) = &mut r.content.applicant {
+                        a.name = n;
+                    }
+                }
+                Op::Attach(a) => {
+                    if !r.attachments.iter().any(|x| x.sha256 == a.sha256) {
+                        r.attachments.push(a)
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn actor(n: u8) -> ActorId {
+        ActorId::from([n; 16].as_slice())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        // hydrate(reconcile(x)) == x for every kind and any field values,
+        // also through save and load.
+        #[test]
+        fn hydrate_reconcile_round_trip(request in any::<Request>()) {
+            let mut doc = RequestDoc::new(&request, actor(1)).unwrap();
+            prop_assert_eq!(&doc.hydrate().unwrap(), &request);
+            let loaded = RequestDoc::load(&doc.save(), [], actor(2)).unwrap();
+            prop_assert_eq!(loaded.hydrate().unwrap(), request);
+        }
+
+        // Two forks edited concurrently merge to the same request, in either
+        // direction and in any order; nothing either side wrote is lost, and
+        // the derived status is the same on both sides.
+        #[test]
+        fn concurrent_edits_converge(
+            kind_index in 0..Kind::ALL.len(),
+            ops_a in proptest::collection::vec(any::<Op>(), 0..6),
+            ops_b in proptest::collection::vec(any::<Op>(), 0..6),
+        ) {
+            let mut origin = RequestDoc::new(&base(Kind::ALL[kind_index]), actor(1)).unwrap();
+            let mut a = origin.fork(actor(2));
+            let mut b = origin.fork(actor(3));
+            for (i, op) in ops_a.iter().enumerate() {
+                apply(&mut a, op, "a", 1000 + i as i64);
+            }
+            for (i, op) in ops_b.iter().enumerate() {
+                apply(&mut b, op, "b", 1000 + i as i64);
+            }
+            let (mut a2, mut b2) = (a.fork(actor(4)), b.fork(actor(5)));
+            a.merge(&mut b2).unwrap();
+            b.merge(&mut a2).unwrap();
+            // A third party receiving B's changes before A's.
+            let mut c = origin.fork(actor(6));
+            c.merge(&mut b).unwrap();
+            c.merge(&mut a).unwrap();
+            let (ra, rb, rc) = (a.hydrate().unwrap(), b.hydrate().unwrap(), c.hydrate().unwrap());
+            prop_assert_eq!(&ra, &rb);
+            prop_assert_eq!(&ra, &rc);
+            prop_assert_eq!(ra.status(), rb.status());
+            let notes = |ops: &[Op]| ops.iter().filter(|o| matches!(o, Op::Note(_))).count();
+            let moves = |ops: &[Op]| ops.iter().filter(|o| matches!(o, Op::Transition(..))).count();
+            prop_assert_eq!(ra.notes.len(), notes(&ops_a) + notes(&ops_b));
+            prop_assert_eq!(ra.history.len(), moves(&ops_a) + moves(&ops_b));
+            prop_assert_eq!(a.heads().len(), b.heads().len());
+        }
+
+        // Storage as snapshot plus incremental chunks loads to the same state.
+        #[test]
+        fn snapshot_plus_chunks_load_the_same(ops in proptest::collection::vec(any::<Op>(), 1..8)) {
+            let mut doc = RequestDoc::new(&base(Kind::Complaint), actor(1)).unwrap();
+            let snapshot = doc.save();
+            let mut chunks = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let before = doc.heads();
+                apply(&mut doc, op, "a", i as i64);
+                chunks.push(doc.save_after(&before));
+            }
+            let loaded = RequestDoc::load(&snapshot, chunks.iter().map(|c| c.as_slice()), actor(2)).unwrap();
+            prop_assert_eq!(loaded.hydrate().unwrap(), doc.hydrate().unwrap());
+        }
+
+        #[test]
+        fn heads_encoding_round_trips(n in 0usize..5, seed: u8) {
+            let heads: Vec<ChangeHash> = (0..n).map(|i| ChangeHash([seed.wrapping_add(i as u8); 32])).collect();
+            let mut sorted = heads.clone();
+            sorted.sort();
+            prop_assert_eq!(decode_heads(&encode_heads(&heads)).unwrap(), sorted);
+        }
+    }
+
+    #[test]
+    fn garbage_never_loads_as_a_request() {
+        assert!(RequestDoc::load(b"not automerge", [], actor(1)).is_err());
+        assert!(decode_heads(&[0u8; 33]).is_err());
+        // A valid Automerge document that is not a request.
+        let mut other = automerge::AutoCommit::new();
+        autosurgeon::reconcile(
+            &mut other,
+            &std::collections::HashMap::from([("x".to_string(), 1u64)]),
+        )
+        .unwrap();
+        let doc = RequestDoc::load(&other.save(), [], actor(1)).unwrap();
+        assert!(matches!(doc.hydrate(), Err(Error::Document(_))));
+    }
+}

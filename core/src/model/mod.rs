@@ -30,9 +30,7 @@ pub const MAX_SHORT_TEXT: usize = 200;
 
 /// Random id of a request and of its document (UUIDv4, never derived from
 /// personal data).
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct RequestId(pub String);
@@ -332,7 +330,11 @@ impl Location {
             v.error_at("accuracy_m", Code::Accuracy);
         }
         let inside = (-11.1..=6.1).contains(&self.lat) && (94.7..=141.1).contains(&self.lon);
-        if !inside {
+        let valid = self.lat.is_finite()
+            && self.lon.is_finite()
+            && self.lat.abs() <= 90.0
+            && self.lon.abs() <= 180.0;
+        if valid && !inside {
             v.warn(Code::OutsideIndonesia);
         }
     }
@@ -660,3 +662,6 @@ impl Request {
         v.finish()
     }
 }
+
+#[cfg(test)]
+mod tests;
