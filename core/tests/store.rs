@@ -1,0 +1,711 @@
+//! The encrypted store against real SQLite files.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use rusqlite::Connection;
+use sambung_core::lifecycle::Status;
+use sambung_core::model::{AttachmentRole, Details, Kind};
+use sambung_core::store::{CHUNK_SIZE, DB_FILE, ListFilter, SCHEMA_VERSION, Secret, Store};
+use sambung_core::validation::Code;
+use sambung_core::{Error, templates};
+
+fn db(dir: &std::path::Path) -> Connection {
+    Connection::open(dir.join(DB_FILE)).unwrap()
+}
+
+#[test]
+fn open_refuses_wrong_keys_missing_stores_and_double_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(matches!(
+        Store::open(&home, &key(1)),
+        Err(Error::NotInitialised(_))
+    ));
+    assert!(!home.exists(), "open must not create anything");
+    drop(store(&home, resident()));
+    assert!(Store::open(&home, &key(1)).is_ok());
+    assert!(matches!(Store::open(&home, &key(2)), Err(Error::WrongKey)));
+    assert!(matches!(
+        Store::open(&home, &Secret::passphrase("x")),
+        Err(Error::WrongKey)
+    ));
+    assert!(matches!(
+        Store::init(&home, &key(1), resident()),
+        Err(Error::AlreadyInitialised(_))
+    ));
+
+    let p = dir.path().join("pass");
+    Store::init_with_rounds(&p, &Secret::passphrase("geheim"), resident(), rounds()).unwrap();
+    assert!(Store::open(&p, &Secret::passphrase("geheim")).is_ok());
+    assert!(matches!(
+        Store::open(&p, &Secret::passphrase("Geheim")),
+        Err(Error::WrongKey)
+    ));
+    assert!(matches!(Store::open(&p, &key(1)), Err(Error::WrongKey)));
+}
+
+#[test]
+fn a_damaged_file_is_a_clear_error_and_is_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(DB_FILE),
+        b"this is not a database, but it is someone's file",
+    )
+    .unwrap();
+    let before = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+    let err = Store::open(dir.path(), &key(1)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("left untouched"));
+    assert_eq!(std::fs::read(dir.path().join(DB_FILE)).unwrap(), before);
+    assert!(matches!(
+        Store::wipe(dir.path(), false),
+        Err(Error::Corrupt(_))
+    ));
+    assert_eq!(std::fs::read(dir.path().join(DB_FILE)).unwrap(), before);
+
+    // A real store whose key record was damaged.
+    let d2 = tempfile::tempdir().unwrap();
+    drop(store(d2.path(), resident()));
+    db(d2.path())
+        .execute("UPDATE meta SET value = x'00' WHERE key = 'kdf'", [])
+        .unwrap();
+    assert!(matches!(
+        Store::open(d2.path(), &key(1)),
+        Err(Error::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_store_from_a_newer_app_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    drop(s);
+    db(dir.path())
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    match Store::open(dir.path(), &key(1)) {
+        Err(Error::IncompatibleVersion { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected IncompatibleVersion, got {other:?}"),
+    }
+    // Back to the known version: the data is still there.
+    db(dir.path())
+        .pragma_update(None, "user_version", SCHEMA_VERSION)
+        .unwrap();
+    assert_eq!(
+        Store::open(dir.path(), &key(1))
+            .unwrap()
+            .get(&id)
+            .unwrap()
+            .id,
+        id
+    );
+}
+
+#[test]
+fn invalid_content_stores_nothing_and_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let mut c = templates::example(Kind::Death);
+    if let Details::Death(d) = &mut c.details {
+        d.deceased_nik.0 = "1".into();
+        d.reporter_nik.0 = "2".into();
+    }
+    match s.create(c) {
+        Err(Error::Validation(r)) => {
+            assert_eq!(r.codes_at("details.deceased_nik"), vec![Code::NikFormat]);
+            assert_eq!(r.codes_at("details.reporter_nik"), vec![Code::NikFormat]);
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert!(s.list(&ListFilter::default()).unwrap().is_empty());
+    assert_eq!(s.pending_count().unwrap(), 0);
+}
+
+#[test]
+fn lifecycle_is_enforced_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::Birth)).unwrap();
+    assert_eq!(s.get(&id).unwrap().status(), Status::Draft);
+    // The birth letter is required before submission.
+    match s.submit(&id) {
+        Err(Error::Validation(r)) => {
+            assert_eq!(
+                r.codes_at("attachments.birth_letter"),
+                vec![Code::AttachmentMissing]
+            );
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    s.attach(
+        &id,
+        AttachmentRole::BirthLetter,
+        "surat.pdf",
+        "application/pdf",
+        &b"%PDF"[..],
+    )
+    .unwrap();
+    assert_eq!(s.submit(&id).unwrap(), Status::Submitted);
+    // A resident cannot receive, approve, or submit twice.
+    for to in [
+        Status::Received,
+        Status::Approved,
+        Status::Submitted,
+        Status::Completed,
+    ] {
+        assert!(
+            matches!(s.transition(&id, to, None), Err(Error::Forbidden(_))),
+            "{to}"
+        );
+    }
+    // Answering is only for needs_info.
+    assert!(matches!(
+        s.add_note(&id, "jawaban", true),
+        Err(Error::Forbidden(_))
+    ));
+    // Content is frozen after submission for a resident.
+    assert!(matches!(
+        s.update_content(&id, templates::example(Kind::Birth)),
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(
+        s.withdraw(&id, Some("salah isi".into())).unwrap(),
+        Status::Withdrawn
+    );
+    assert!(matches!(
+        s.attach(&id, AttachmentRole::Photo, "x.jpg", "image/jpeg", &b"x"[..]),
+        Err(Error::Forbidden(_))
+    ));
+    let r = s.get(&id).unwrap();
+    assert_eq!(r.history.len(), 2);
+    assert_eq!(r.history[1].note.as_deref(), Some("salah isi"));
+    assert_eq!(r.history[1].by, "resident-1");
+    // Unknown ids.
+    let other = sambung_core::model::RequestId::random();
+    assert!(matches!(s.get(&other), Err(Error::NotFound { .. })));
+    assert!(matches!(s.submit(&other), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn an_officer_files_for_a_resident_and_answers_flow_back_to_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), officer());
+    let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    assert_eq!(
+        s.get(&id).unwrap().created_role,
+        sambung_core::lifecycle::Role::Officer
+    );
+    s.update_content(&id, templates::example(Kind::KtpEl))
+        .unwrap();
+    for to in [
+        Status::Submitted,
+        Status::Received,
+        Status::InReview,
+        Status::NeedsInfo,
+    ] {
+        assert_eq!(s.transition(&id, to, None).unwrap(), to);
+    }
+    assert!(matches!(
+        s.transition(&id, Status::Approved, None),
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(
+        s.add_note(&id, "Fotokopi KK sudah diterima.", true)
+            .unwrap(),
+        Status::InReview
+    );
+    let r = s.get(&id).unwrap();
+    assert_eq!(r.notes.len(), 1);
+    assert_eq!(r.status(), Status::InReview);
+    // Bad notes are refused.
+    assert!(matches!(
+        s.add_note(&id, "   ", false),
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        s.add_note(&id, &"x".repeat(5001), false),
+        Err(Error::Validation(_))
+    ));
+}
+
+#[test]
+fn listing_uses_projections_sorted_by_update_with_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let mut ids = Vec::new();
+    for kind in Kind::ALL {
+        ids.push(s.create(templates::example(*kind)).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let all = s.list(&ListFilter::default()).unwrap();
+    assert_eq!(all.len(), Kind::ALL.len());
+    assert!(all.windows(2).all(|w| w[0].updated_at >= w[1].updated_at));
+    assert_eq!(all[0].id, *ids.last().unwrap());
+    assert!(all.iter().all(|r| r.status == Status::Draft && r.pending));
+    // Touch the oldest: it moves to the top.
+    s.add_note(&ids[0], "catatan", false).unwrap();
+    let all = s.list(&ListFilter::default()).unwrap();
+    assert_eq!(all[0].id, ids[0]);
+    let births = s
+        .list(&ListFilter {
+            kind: Some(Kind::Birth),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(births.len(), 1);
+    assert_eq!(births[0].title, "Birth registration: Putri Ayu");
+    let ktp = ids[Kind::ALL.iter().position(|k| *k == Kind::KtpEl).unwrap()].clone();
+    s.submit(&ktp).unwrap();
+    let submitted = s
+        .list(&ListFilter {
+            status: Some(Status::Submitted),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        submitted.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&ktp]
+    );
+    assert_eq!(
+        s.list(&ListFilter {
+            limit: Some(3),
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
+        3
+    );
+}
+
+#[test]
+fn find_by_nik_goes_through_keyed_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let birth = s.create(templates::example(Kind::Birth)).unwrap();
+    let ktp = s.create(templates::example(Kind::KtpEl)).unwrap();
+    let mut found = s.find_by_nik("3273014108900007").unwrap();
+    found.sort();
+    let mut expected = vec![birth.clone(), ktp];
+    expected.sort();
+    assert_eq!(found, expected);
+    // A witness of the birth only.
+    assert_eq!(s.find_by_nik("3273012207800003").unwrap(), vec![birth]);
+    assert!(s.find_by_nik("3273010000000000").unwrap().is_empty());
+    // The hash column holds no NIK.
+    let conn = db(dir.path());
+    let hashes: Vec<Vec<u8>> = conn
+        .prepare("SELECT hash FROM lookups")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!hashes.is_empty());
+    assert!(
+        hashes
+            .iter()
+            .all(|h| h.len() == 32 && !contains(h, b"3273"))
+    );
+}
+
+#[test]
+fn attachments_are_chunked_deduplicated_and_range_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let a = s.create(templates::example(Kind::Complaint)).unwrap();
+    let b = s.create(templates::example(Kind::Complaint)).unwrap();
+    let photo: Vec<u8> = (0..(CHUNK_SIZE * 2 + 1234))
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let r1 = s
+        .attach(
+            &a,
+            AttachmentRole::Photo,
+            "jalan.jpg",
+            "image/jpeg",
+            photo.as_slice(),
+        )
+        .unwrap();
+    let r2 = s
+        .attach(
+            &b,
+            AttachmentRole::Photo,
+            "sama.jpg",
+            "image/jpeg",
+            photo.as_slice(),
+        )
+        .unwrap();
+    assert_eq!(r1.sha256, r2.sha256);
+    assert_eq!(r1.sha256, hex_sha(&photo));
+    assert_eq!(r1.size, photo.len() as u64);
+    let conn = db(dir.path());
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM attachments"), 1);
+    assert_eq!(count("SELECT count(*) FROM attachment_chunks"), 3);
+    // Ranges across chunk borders, at the end, and past it.
+    for (off, len) in [
+        (0, 10),
+        (CHUNK_SIZE as u64 - 5, 10),
+        (CHUNK_SIZE as u64 * 2, 5000),
+        (photo.len() as u64 - 1, 100),
+        (photo.len() as u64 + 5, 10),
+    ] {
+        let got = s.read_attachment(&r1.sha256, off, len).unwrap();
+        let start = (off as usize).min(photo.len());
+        let end = (off as usize + len).min(photo.len());
+        assert_eq!(got, &photo[start..end], "offset {off} len {len}");
+    }
+    assert_eq!(s.attachment_bytes(&r1.sha256).unwrap(), photo);
+    assert_eq!(
+        s.attachment_info(&r1.sha256.to_uppercase()).unwrap().size,
+        photo.len() as u64
+    );
+    assert!(matches!(
+        s.attachment_bytes(&"0".repeat(64)),
+        Err(Error::NotFound { .. })
+    ));
+    // The same photo twice on one request is referenced once.
+    s.attach(
+        &a,
+        AttachmentRole::Photo,
+        "jalan.jpg",
+        "image/jpeg",
+        photo.as_slice(),
+    )
+    .unwrap();
+    assert_eq!(s.get(&a).unwrap().attachments.len(), 1);
+    // Empty files are fine.
+    let e = s
+        .attach(
+            &a,
+            AttachmentRole::SupportingDocument,
+            "kosong.txt",
+            "text/plain",
+            &b""[..],
+        )
+        .unwrap();
+    assert_eq!(s.attachment_bytes(&e.sha256).unwrap(), b"");
+}
+
+#[test]
+fn an_oversized_attachment_is_refused_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let a = s.create(templates::example(Kind::Complaint)).unwrap();
+    let big = vec![7u8; CHUNK_SIZE * 3];
+    match s.attach_limited(
+        &a,
+        AttachmentRole::Photo,
+        "besar.jpg",
+        "image/jpeg",
+        big.as_slice(),
+        (CHUNK_SIZE * 2) as u64,
+    ) {
+        Err(Error::AttachmentTooLarge { max, .. }) => assert_eq!(max, (CHUNK_SIZE * 2) as u64),
+        other => panic!("expected AttachmentTooLarge, got {other:?}"),
+    }
+    let conn = db(dir.path());
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM attachment_chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chunks, 0);
+    assert!(s.get(&a).unwrap().attachments.is_empty());
+    // Bad names are refused with a validation error.
+    assert!(matches!(
+        s.attach(&a, AttachmentRole::Photo, "", "image/jpeg", &b"x"[..]),
+        Err(Error::Validation(_))
+    ));
+    // A reader that fails mid-way stores nothing.
+    struct Failing(usize);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("card removed"));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            buf[..n].fill(1);
+            Ok(n)
+        }
+    }
+    assert!(matches!(
+        s.attach(
+            &a,
+            AttachmentRole::Photo,
+            "x.jpg",
+            "image/jpeg",
+            Failing(CHUNK_SIZE + 10)
+        ),
+        Err(Error::Io(_))
+    ));
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM attachment_chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chunks, 0);
+}
+
+#[test]
+fn changes_are_appended_then_compacted_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::Complaint)).unwrap();
+    let conn = db(dir.path());
+    let row = |conn: &Connection| -> (i64, i64, i64) {
+        conn.query_row(
+            "SELECT snapshot_len, chunks_len, (SELECT count(*) FROM request_chunks) FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    s.add_note(&id, "pertama", false).unwrap();
+    let (snap, chunks_len, chunks) = row(&conn);
+    assert_eq!(chunks, 1);
+    assert!(chunks_len > 0 && chunks_len < snap);
+    let mut compacted = false;
+    for i in 0..60 {
+        s.add_note(&id, &format!("catatan nomor {i}"), false)
+            .unwrap();
+        let (snap, len, n) = row(&conn);
+        assert!(len <= snap, "chunks never outgrow the snapshot");
+        compacted |= n == 0;
+    }
+    assert!(compacted, "60 notes must trigger a compaction");
+    drop(s);
+    let s = Store::open(dir.path(), &key(1)).unwrap();
+    let r = s.get(&id).unwrap();
+    assert_eq!(r.notes.len(), 61);
+    assert_eq!(r.notes[60].text, "catatan nomor 59");
+}
+
+#[test]
+fn the_outbox_tracks_unacknowledged_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let a = s.create(templates::example(Kind::KtpEl)).unwrap();
+    let b = s.create(templates::example(Kind::VehicleTax)).unwrap();
+    let pending = s.pending().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(
+        pending
+            .iter()
+            .all(|p| p.acked_heads.is_empty() && p.heads.len() == 1)
+    );
+    // Everything not acknowledged is in the changes to send: a fresh
+    // document loaded from them is the whole request.
+    let all = s.unacked_changes(&a).unwrap();
+    let doc =
+        sambung_core::document::RequestDoc::load(&all, [], automerge::ActorId::random()).unwrap();
+    assert_eq!(doc.hydrate().unwrap(), s.get(&a).unwrap());
+    let heads = pending.iter().find(|p| p.id == a).unwrap().heads.clone();
+    s.mark_acked(&a, &heads).unwrap();
+    assert_eq!(s.pending_count().unwrap(), 1);
+    assert!(
+        !s.list(&ListFilter::default())
+            .unwrap()
+            .iter()
+            .find(|r| r.id == a)
+            .unwrap()
+            .pending
+    );
+    assert!(s.unacked_changes(&a).unwrap().len() < all.len());
+    s.submit(&a).unwrap();
+    assert_eq!(s.pending_count().unwrap(), 2);
+    let p = s
+        .pending()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id == a)
+        .unwrap();
+    assert_eq!(p.acked_heads, heads);
+    assert_eq!(
+        s.list(&ListFilter {
+            pending_only: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .len(),
+        2
+    );
+    assert!(matches!(
+        s.mark_acked(&sambung_core::model::RequestId::random(), &heads),
+        Err(Error::NotFound { .. })
+    ));
+    let _ = b;
+}
+
+#[test]
+fn rekey_re_encrypts_everything_and_old_keys_stop_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::Birth)).unwrap();
+    let photo = vec![9u8; CHUNK_SIZE + 17];
+    let att = s
+        .attach(
+            &id,
+            AttachmentRole::BirthLetter,
+            "surat.pdf",
+            "application/pdf",
+            photo.as_slice(),
+        )
+        .unwrap();
+    s.add_note(&id, "catatan", false).unwrap();
+    let before = s.get(&id).unwrap();
+    s.rekey_with_rounds(&Secret::passphrase("baru"), rounds())
+        .unwrap();
+    // The open handle goes on working with the new keys.
+    assert_eq!(s.get(&id).unwrap(), before);
+    drop(s);
+    assert!(matches!(
+        Store::open(dir.path(), &key(1)),
+        Err(Error::WrongKey)
+    ));
+    let mut s = Store::open(dir.path(), &Secret::passphrase("baru")).unwrap();
+    assert_eq!(s.get(&id).unwrap(), before);
+    assert_eq!(s.attachment_bytes(&att.sha256).unwrap(), photo);
+    assert_eq!(s.find_by_nik("3273014108900007").unwrap(), vec![id.clone()]);
+    assert_eq!(
+        s.list(&ListFilter::default()).unwrap()[0].title,
+        "Birth registration: Putri Ayu"
+    );
+    assert_eq!(s.identity().user, "resident-1");
+    // And back to a raw key.
+    s.rekey(&key(3)).unwrap();
+    drop(s);
+    assert!(matches!(
+        Store::open(dir.path(), &Secret::passphrase("baru")),
+        Err(Error::WrongKey)
+    ));
+    assert_eq!(
+        Store::open(dir.path(), &key(3)).unwrap().get(&id).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_failed_rekey_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(dir.path(), resident());
+    let a = s.create(templates::example(Kind::KtpEl)).unwrap();
+    let b = s.create(templates::example(Kind::Complaint)).unwrap();
+    // Damage one value so that the rekey fails half-way through.
+    db(dir.path())
+        .execute(
+            "UPDATE requests SET title = x'0100' WHERE id = (SELECT max(id) FROM requests)",
+            [],
+        )
+        .unwrap();
+    assert!(matches!(s.rekey(&key(5)), Err(Error::Corrupt(_))));
+    drop(s);
+    assert!(matches!(
+        Store::open(dir.path(), &key(5)),
+        Err(Error::WrongKey)
+    ));
+    let s = Store::open(dir.path(), &key(1)).unwrap();
+    // Both documents still open with the old key.
+    assert_eq!(s.get(&a).unwrap().id, a);
+    assert_eq!(s.get(&b).unwrap().id, b);
+}
+
+#[test]
+fn values_moved_between_rows_fail_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let a = s.create(templates::example(Kind::KtpEl)).unwrap();
+    let b = s.create(templates::example(Kind::Birth)).unwrap();
+    let conn = db(dir.path());
+    let snap_b: Vec<u8> = conn
+        .query_row(
+            "SELECT snapshot FROM requests WHERE id = ?1",
+            [b.to_bytes().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE requests SET snapshot = ?2 WHERE id = ?1",
+        rusqlite::params![a.to_bytes().unwrap(), snap_b],
+    )
+    .unwrap();
+    assert!(matches!(s.get(&a), Err(Error::Corrupt(_))));
+    assert_eq!(s.get(&b).unwrap().kind(), Kind::Birth);
+}
+
+#[test]
+fn wipe_refuses_unsynced_changes_unless_forced_and_spares_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    std::fs::write(dir.path().join("notes-of-the-user.txt"), b"mine").unwrap();
+    assert!(matches!(
+        Store::wipe(dir.path(), false),
+        Err(Error::UnsyncedChanges { pending: 1 })
+    ));
+    assert_eq!(s.get(&id).unwrap().id, id, "a refused wipe deletes nothing");
+    let heads = s.pending().unwrap()[0].heads.clone();
+    s.mark_acked(&id, &heads).unwrap();
+    drop(s);
+    Store::wipe(dir.path(), false).unwrap();
+    assert!(!Store::exists(dir.path()));
+    assert_eq!(
+        std::fs::read(dir.path().join("notes-of-the-user.txt")).unwrap(),
+        b"mine"
+    );
+    assert!(matches!(
+        Store::wipe(dir.path(), true),
+        Err(Error::NotInitialised(_))
+    ));
+
+    let d2 = tempfile::tempdir().unwrap();
+    let home = d2.path().join("h");
+    let s = store(&home, resident());
+    s.create(templates::example(Kind::KtpEl)).unwrap();
+    drop(s);
+    Store::wipe(&home, true).unwrap();
+    assert!(!home.exists(), "an empty store folder is removed too");
+}
+
+#[test]
+fn reads_run_beside_writes_and_two_handles_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(store(dir.path(), resident()));
+    let second = Arc::new(Store::open(dir.path(), &key(1)).unwrap());
+    let writers: Vec<_> = [s.clone(), second.clone()]
+        .into_iter()
+        .map(|st| {
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    st.create(templates::example(Kind::Complaint)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for _ in 0..50 {
+                seen = s.list(&ListFilter::default()).unwrap().len();
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(reader.join().unwrap() <= 50);
+    assert_eq!(s.list(&ListFilter::default()).unwrap().len(), 50);
+    assert_eq!(second.pending_count().unwrap(), 50);
+}
+
+fn hex_sha(b: &[u8]) -> String {
+    sambung_core::crypto::sha256(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
