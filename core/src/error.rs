@@ -109,23 +109,38 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-/// Removes double-quoted parts (serde_json quotes the offending input value)
-/// and the trailing position that `InvalidJson` carries separately.
+/// Removes input values from a serde_json message: double-quoted parts
+/// anywhere, and the backquoted value before "expected" (as in ``unknown
+/// variant `…` ``), keeping field names, which are schema, not data.
 fn strip_quoted(msg: &str) -> String {
     let msg = msg.split(" at line ").next().unwrap_or(msg);
-    let mut out = String::with_capacity(msg.len());
-    let mut inside = false;
-    for c in msg.chars() {
-        if c == '"' {
-            if !inside {
-                out.push_str("\"…\"");
+    let keeps_names = msg.starts_with("unknown field")
+        || msg.starts_with("missing field")
+        || msg.starts_with("duplicate field");
+    let (head, tail) = match msg.find(", expected") {
+        Some(i) => msg.split_at(i),
+        None => (msg, ""),
+    };
+    let mask = |text: &str, marks: &[char]| {
+        let mut out = String::with_capacity(text.len());
+        let mut inside: Option<char> = None;
+        for c in text.chars() {
+            match inside {
+                Some(open) if c == open => inside = None,
+                Some(_) => {}
+                None if marks.contains(&c) => {
+                    out.push(c);
+                    out.push('…');
+                    out.push(c);
+                    inside = Some(c);
+                }
+                None => out.push(c),
             }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
         }
-    }
-    out
+        out
+    };
+    let head_marks: &[char] = if keeps_names { &['"'] } else { &['"', '`'] };
+    format!("{}{}", mask(head, head_marks), mask(tail, &['"']))
 }
 
 /// The core's result type.
@@ -144,5 +159,26 @@ mod tests {
         assert!(!text.contains("3273014108900007"), "{text}");
         assert!(text.contains("invalid type"), "{text}");
         assert!(matches!(e, Error::InvalidJson { line: 1, .. }));
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        enum E {
+            A,
+        }
+        let e: Error = serde_json::from_str::<E>("\"3273014108900007\"")
+            .unwrap_err()
+            .into();
+        assert!(!e.to_string().contains("3273014108900007"), "{e}");
+        assert!(e.to_string().contains("expected `A`"), "{e}");
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct S {
+            a: u8,
+        }
+        let e: Error = serde_json::from_str::<S>("{\"mothers_nik\": 1}")
+            .unwrap_err()
+            .into();
+        assert!(e.to_string().contains("unknown field `mothers_nik`"), "{e}");
     }
 }

@@ -1,0 +1,322 @@
+//! The `sambung` binary, run as a user would run it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const PASS: &str = "kata sandi uji";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_with(
+    home: Option<&Path>,
+    pass: Option<&str>,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sambung"));
+    cmd.env_remove("SAMBUNG_PASSPHRASE")
+        .env_remove("SAMBUNG_HOME")
+        .env_remove("SAMBUNG_NEW_PASSPHRASE");
+    cmd.arg("device");
+    if let Some(h) = home {
+        cmd.arg("--home").arg(h);
+    }
+    if let Some(p) = pass {
+        cmd.env("SAMBUNG_PASSPHRASE", p);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut i = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            i.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn run(home: &Path, args: &[&str]) -> Run {
+    run_with(Some(home), Some(PASS), &[], args, None)
+}
+
+fn ok(r: Run) -> String {
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    r.stdout
+}
+
+fn template(home: &Path, kind: &str) -> String {
+    ok(run(home, &["template", "--kind", kind]))
+}
+
+fn new_from_stdin(home: &Path, kind: &str, json: &str) -> Run {
+    run_with(
+        Some(home),
+        Some(PASS),
+        &[],
+        &["new", "--kind", kind, "--json", "-"],
+        Some(json),
+    )
+}
+
+fn count(home: &Path) -> usize {
+    let out = ok(run(home, &["list", "--json"]));
+    serde_json::from_str::<Vec<serde_json::Value>>(&out)
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_resident_walks_a_request_through_its_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hp");
+    let out = ok(run(&home, &["init", "--user", "warga-1"]));
+    assert!(out.contains("warga-1 (resident)"));
+    let birth = template(&home, "birth");
+    let id = ok(new_from_stdin(&home, "birth", &birth)).trim().to_owned();
+    assert_eq!(id.len(), 36);
+    // Submitting without the birth letter names what is missing.
+    let r = run(&home, &["submit", &id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("attachments.birth_letter") && r.stderr.contains("attachment_missing")
+    );
+    let letter = dir.path().join("surat lahir.pdf");
+    std::fs::write(&letter, b"%PDF-1.4 surat").unwrap();
+    let out = ok(run(
+        &home,
+        &[
+            "attach",
+            &id,
+            letter.to_str().unwrap(),
+            "--role",
+            "birth_letter",
+        ],
+    ));
+    assert!(out.contains("surat lahir.pdf"));
+    assert!(ok(run(&home, &["submit", &id])).contains("submitted"));
+    ok(run(&home, &["note", &id, "Mohon dikirim ke rumah"]));
+    let shown = ok(run(&home, &["show", &id]));
+    assert!(
+        shown.contains("Putri Ayu")
+            && shown.contains("draft → submitted")
+            && shown.contains("Mohon dikirim")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(run(&home, &["show", &id, "--json"]))).unwrap();
+    assert_eq!(json["id"], id.as_str());
+    assert_eq!(json["attachments"][0]["role"], "birth_letter");
+    assert_eq!(json["history"][0]["to"], "submitted");
+    let list = ok(run(&home, &["list"]));
+    assert!(list.contains(&id) && list.contains("submitted") && list.contains("(not synced)"));
+    assert!(ok(run(&home, &["withdraw", &id, "--note", "salah"])).contains("withdrawn"));
+    let filtered = ok(run(&home, &["list", "--status", "withdrawn", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&filtered)
+            .unwrap()
+            .len(),
+        1
+    );
+    // A draft edited from a file.
+    let ktp = template(&home, "ktp_el");
+    let id2 = ok(new_from_stdin(&home, "ktp_el", &ktp)).trim().to_owned();
+    let f = dir.path().join("ktp.json");
+    std::fs::write(&f, ktp.replace("damaged", "lost")).unwrap();
+    ok(run(&home, &["edit", &id2, "--json", f.to_str().unwrap()]));
+    let r = run(&home, &["submit", &id2]);
+    assert!(
+        r.stderr.contains("attachments.police_report"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_template_is_accepted_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    for kind in sambung_core::model::Kind::ALL {
+        let t = template(&home, kind.as_str());
+        let f = dir.path().join(format!("{kind}.json"));
+        std::fs::write(&f, &t).unwrap();
+        ok(run(
+            &home,
+            &[
+                "new",
+                "--kind",
+                kind.as_str(),
+                "--json",
+                f.to_str().unwrap(),
+            ],
+        ));
+    }
+    assert_eq!(count(&home), sambung_core::model::Kind::ALL.len());
+}
+
+#[test]
+fn bad_input_fails_clearly_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    let ktp = template(&home, "ktp_el");
+    let id = ok(new_from_stdin(&home, "ktp_el", &ktp)).trim().to_owned();
+    let db_before = count(&home);
+
+    // Invalid JSON: position given, input value not repeated.
+    let r = new_from_stdin(
+        &home,
+        "ktp_el",
+        "{\"region\": \"32.73\", \"lawful_basis\": 3273014108900007",
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("invalid JSON at line 1"), "{}", r.stderr);
+    let r = new_from_stdin(
+        &home,
+        "ktp_el",
+        &ktp.replace("\"damaged\"", "\"3273014108900099\""),
+    );
+    assert_eq!(r.code, 3);
+    assert!(!r.stderr.contains("3273014108900099"), "{}", r.stderr);
+    // A field that fails validation: every problem, both languages.
+    let bad = ktp.replace("3273014108900007", "9999999999999999");
+    let r = new_from_stdin(&home, "ktp_el", &bad);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("details.nik") && r.stderr.contains("applicant.nik"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("nik_province") && r.stderr.contains("Kode provinsi")
+            || r.stderr.contains("kode provinsi")
+    );
+    assert!(!r.stderr.contains("9999999999999999"));
+    // Kind disagreeing with the JSON; unknown kind.
+    let r = new_from_stdin(&home, "birth", &ktp);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("describes a ktp_el request but --kind says birth"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&home, &["template", "--kind", "marriage"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unknown kind"));
+    // Unknown and malformed ids.
+    let r = run(&home, &["submit", "0b5e6a3c-0000-4000-8000-000000000000"]);
+    assert_eq!(r.code, 5);
+    assert!(r.stderr.contains("no request with this id"));
+    let r = run(&home, &["show", "not-an-id"]);
+    assert_eq!(r.code, 2);
+    // A file that does not exist.
+    let r = run(&home, &["attach", &id, "/nonexistent/foto.jpg"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read"));
+    let r = run(
+        &home,
+        &["new", "--kind", "ktp_el", "--json", "/nonexistent.json"],
+    );
+    assert_eq!(r.code, 2);
+    // Wrong, missing passphrase; missing and uninitialised home.
+    let r = run_with(Some(&home), Some("salah"), &[], &["list"], None);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("wrong key or passphrase"));
+    let r = run_with(Some(&home), None, &[], &["list"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("SAMBUNG_PASSPHRASE"));
+    let r = run_with(None, Some(PASS), &[], &["list"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--home"));
+    let r = run(&dir.path().join("nowhere"), &["list"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("run `init` first"));
+    assert!(!dir.path().join("nowhere").exists());
+    // Forbidden transition; a second init.
+    let r = run(&home, &["status", &id, "approved"]);
+    assert_eq!(r.code, 6);
+    assert!(
+        r.stderr
+            .contains("cannot move a request from draft to approved")
+    );
+    let r = run(&home, &["init"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("already exists"));
+
+    assert_eq!(count(&home), db_before);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(run(&home, &["show", &id, "--json"]))).unwrap();
+    assert_eq!(shown["history"].as_array().unwrap().len(), 0);
+    assert_eq!(shown["attachments"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn rekey_and_wipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    ok(new_from_stdin(
+        &home,
+        "complaint",
+        &template(&home, "complaint"),
+    ));
+    let r = run(&home, &["rekey"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("SAMBUNG_NEW_PASSPHRASE"));
+    ok(run_with(
+        Some(&home),
+        Some(PASS),
+        &[("SAMBUNG_NEW_PASSPHRASE", "sandi baru")],
+        &["rekey"],
+        None,
+    ));
+    assert_eq!(run(&home, &["list"]).code, 4);
+    assert_eq!(
+        run_with(Some(&home), Some("sandi baru"), &[], &["list"], None).code,
+        0
+    );
+    let r = run(&home, &["wipe"]);
+    assert_eq!(r.code, 6);
+    assert!(r.stderr.contains("have not reached the server"));
+    assert!(home.join("sambung.db").exists());
+    ok(run(&home, &["wipe", "--force"]));
+    assert!(!home.exists());
+}
+
+#[test]
+fn the_demo_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sambung"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 occurrence(s)"), "{stdout}");
+    assert!(stdout.contains("wrong key or passphrase"));
+    assert!(stdout.contains("store gone: true"));
+}
