@@ -186,13 +186,15 @@ impl Keys {
         Ok(buf)
     }
 
-    /// Keyed hash of a value for equality lookups (a NIK, a content hash).
+    /// Keyed hash of a value for equality lookups (a NIK, a content hash),
+    /// truncated to 128 bits: ample against collisions in one phone's store,
+    /// and half the index size.
     pub(crate) fn lookup_hash(&self, domain: &str, value: &[u8]) -> Vec<u8> {
         let mut ctx = hmac::Context::with_key(&self.lookup);
         ctx.update(domain.as_bytes());
         ctx.update(&[0]);
         ctx.update(value);
-        ctx.sign().as_ref().to_vec()
+        ctx.sign().as_ref()[..16].to_vec()
     }
 }
 

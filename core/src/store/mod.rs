@@ -162,6 +162,7 @@ fn id_bytes(id: &RequestId) -> Result<[u8; 16], Error> {
 }
 
 struct DocRow {
+    rid: i64,
     snapshot_len: i64,
     chunks_len: i64,
     next_chunk: i64,
@@ -400,16 +401,12 @@ impl Store {
     ) -> Result<(), Error> {
         let idb = id_bytes(&request.id)?;
         let snapshot = doc.save();
-        let sealed = self.keys.seal(
-            Purpose::Records,
-            &place("requests", "snapshot", &idb, 0),
-            &snapshot,
-        )?;
+        let sealed = self.seal_snapshot(&idb, &snapshot)?;
         let title = self.seal_title(&idb, request)?;
         tx.execute(
-            "INSERT INTO requests (id, kind, status, created_at, updated_at, title, snapshot,
-                snapshot_len, chunks_len, next_chunk, heads, acked_heads)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, NULL)",
+            "INSERT INTO requests (id, kind, status, created_at, updated_at, title,
+                heads, acked_heads, snapshot_len, chunks_len, next_chunk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, 0, 0)",
             params![
                 idb,
                 request.kind().as_str(),
@@ -417,12 +414,16 @@ impl Store {
                 request.created_at.0,
                 request.updated_at().0,
                 title,
-                sealed,
-                snapshot.len() as i64,
                 encode_heads(&doc.heads()),
+                snapshot.len() as i64,
             ],
         )?;
-        self.write_lookups(tx, &idb, request)
+        let rid = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO snapshots (request, data) VALUES (?1, ?2)",
+            params![rid, sealed],
+        )?;
+        write_lookups(&self.keys, tx, rid, request)
     }
 
     fn seal_title(&self, idb: &[u8], request: &Request) -> Result<Vec<u8>, Error> {
@@ -433,27 +434,28 @@ impl Store {
         )
     }
 
-    fn write_lookups(
-        &self,
-        tx: &Transaction<'_>,
-        idb: &[u8],
-        request: &Request,
-    ) -> Result<(), Error> {
-        write_lookups(&self.keys, tx, idb, request)
+    fn seal_snapshot(&self, idb: &[u8], snapshot: &[u8]) -> Result<Vec<u8>, Error> {
+        self.keys.seal(
+            Purpose::Records,
+            &place("snapshots", "data", idb, 0),
+            snapshot,
+        )
     }
 
     fn load_doc(&self, conn: &Connection, idb: &[u8; 16]) -> Result<(RequestDoc, DocRow), Error> {
         let row = conn
             .query_row(
-                "SELECT snapshot, snapshot_len, chunks_len, next_chunk FROM requests WHERE id = ?1",
+                "SELECT s.data, r.rid, r.snapshot_len, r.chunks_len, r.next_chunk
+                 FROM requests r JOIN snapshots s ON s.request = r.rid WHERE r.id = ?1",
                 [idb.as_slice()],
                 |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         DocRow {
-                            snapshot_len: r.get(1)?,
-                            chunks_len: r.get(2)?,
-                            next_chunk: r.get(3)?,
+                            rid: r.get(1)?,
+                            snapshot_len: r.get(2)?,
+                            chunks_len: r.get(3)?,
+                            next_chunk: r.get(4)?,
                         },
                     ))
                 },
@@ -464,7 +466,7 @@ impl Store {
             .keys
             .open(
                 Purpose::Records,
-                &place("requests", "snapshot", idb, 0),
+                &place("snapshots", "data", idb, 0),
                 &sealed,
             )
             .map_err(|_| Error::Corrupt("a stored request failed authentication"))?;
@@ -472,7 +474,7 @@ impl Store {
             "SELECT seq, data FROM request_chunks WHERE request = ?1 ORDER BY seq",
         )?;
         let mut chunks = Vec::new();
-        let mut rows = stmt.query([idb.as_slice()])?;
+        let mut rows = stmt.query([meta.rid])?;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let data: Vec<u8> = r.get(1)?;
@@ -516,37 +518,43 @@ impl Store {
             if chunks_len > row.snapshot_len {
                 // Compaction: the changes outgrew the snapshot.
                 let snapshot = doc.save();
-                let sealed = self.keys.seal(Purpose::Records, &place("requests", "snapshot", &idb, 0), &snapshot)?;
-                tx.execute("DELETE FROM request_chunks WHERE request = ?1", [idb.as_slice()])?;
+                let sealed = self.seal_snapshot(&idb, &snapshot)?;
+                tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
                 tx.execute(
-                    "UPDATE requests SET snapshot = ?2, snapshot_len = ?3, chunks_len = 0, next_chunk = 0 WHERE id = ?1",
-                    params![idb.as_slice(), sealed, snapshot.len() as i64],
+                    "UPDATE snapshots SET data = ?2 WHERE request = ?1",
+                    params![row.rid, sealed],
+                )?;
+                tx.execute(
+                    "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0 WHERE rid = ?1",
+                    params![row.rid, snapshot.len() as i64],
                 )?;
             } else {
                 let seq = row.next_chunk;
-                let sealed = self
-                    .keys
-                    .seal(Purpose::Records, &place("request_chunks", "data", &idb, seq as u64), &chunk)?;
-                tx.execute(
-                    "INSERT INTO request_chunks (request, seq, data) VALUES (?1, ?2, ?3)",
-                    params![idb.as_slice(), seq, sealed],
+                let sealed = self.keys.seal(
+                    Purpose::Records,
+                    &place("request_chunks", "data", &idb, seq as u64),
+                    &chunk,
                 )?;
                 tx.execute(
-                    "UPDATE requests SET chunks_len = ?2, next_chunk = ?3 WHERE id = ?1",
-                    params![idb.as_slice(), chunks_len, seq + 1],
+                    "INSERT INTO request_chunks (request, seq, data) VALUES (?1, ?2, ?3)",
+                    params![row.rid, seq, sealed],
+                )?;
+                tx.execute(
+                    "UPDATE requests SET chunks_len = ?2, next_chunk = ?3 WHERE rid = ?1",
+                    params![row.rid, chunks_len, seq + 1],
                 )?;
             }
             tx.execute(
-                "UPDATE requests SET status = ?2, updated_at = ?3, title = ?4, heads = ?5 WHERE id = ?1",
+                "UPDATE requests SET status = ?2, updated_at = ?3, title = ?4, heads = ?5 WHERE rid = ?1",
                 params![
-                    idb.as_slice(),
+                    row.rid,
                     request.status().as_str(),
                     request.updated_at().0,
                     self.seal_title(&idb, &request)?,
                     encode_heads(&after),
                 ],
             )?;
-            self.write_lookups(tx, &idb, &request)?;
+            write_lookups(&self.keys, tx, row.rid, &request)?;
             Ok(out)
         })
     }
@@ -742,7 +750,7 @@ impl Store {
     pub fn find_by_nik(&self, nik: &str) -> Result<Vec<RequestId>, Error> {
         let conn = lock(&self.reader);
         let mut stmt =
-            conn.prepare_cached("SELECT request FROM lookups WHERE hash = ?1 ORDER BY request")?;
+            conn.prepare_cached("SELECT r.id FROM lookups l JOIN requests r ON r.rid = l.request WHERE l.hash = ?1 ORDER BY r.id")?;
         let hash = self.keys.lookup_hash("nik", nik.trim().as_bytes());
         let rows = stmt.query_map([hash], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
@@ -861,58 +869,46 @@ impl Store {
             let device = reseal(&place("meta", "device", b"", 0), Purpose::Records, &device)?;
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'device'", [device])?;
             Self::write_key_meta(tx, &new, kdf)?;
-            // requests: title and snapshot
-            let ids: Vec<Vec<u8>> = collect(tx, "SELECT id FROM requests", [])?;
-            for idb in &ids {
-                // Lookup hashes depend on the key: recompute them from the
-                // document (read with the old key, before its chunks move).
+            // Every request: lookups, title, snapshot, then its chunks.
+            // Lookup hashes depend on the key: they are recomputed from the
+            // document, read with the old key before anything of it moves.
+            let rows: Vec<(i64, Vec<u8>)> = {
+                let mut st = tx.prepare("SELECT rid, id FROM requests")?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            for (rid, idb) in &rows {
                 let idb16: [u8; 16] = idb
                     .as_slice()
                     .try_into()
                     .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
                 let (doc, _) = self.load_doc(tx, &idb16)?;
-                write_lookups(&new, tx, idb, &doc.hydrate()?)?;
+                write_lookups(&new, tx, *rid, &doc.hydrate()?)?;
                 let (title, snap): (Vec<u8>, Vec<u8>) = tx.query_row(
-                    "SELECT title, snapshot FROM requests WHERE id = ?1",
-                    [idb],
+                    "SELECT r.title, s.data FROM requests r JOIN snapshots s ON s.request = r.rid WHERE r.rid = ?1",
+                    [rid],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                let title = reseal(
-                    &place("requests", "title", idb, 0),
-                    Purpose::Records,
-                    &title,
-                )?;
-                let snap = reseal(
-                    &place("requests", "snapshot", idb, 0),
-                    Purpose::Records,
-                    &snap,
-                )?;
-                tx.execute(
-                    "UPDATE requests SET title = ?2, snapshot = ?3 WHERE id = ?1",
-                    params![idb, title, snap],
-                )?;
-            }
-            // incremental chunks
-            let chunks: Vec<(Vec<u8>, i64)> = {
-                let mut s = tx.prepare("SELECT request, seq FROM request_chunks")?;
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?
-            };
-            for (idb, seq) in &chunks {
-                let data: Vec<u8> = tx.query_row(
-                    "SELECT data FROM request_chunks WHERE request = ?1 AND seq = ?2",
-                    params![idb, seq],
-                    |r| r.get(0),
-                )?;
-                let data = reseal(
-                    &place("request_chunks", "data", idb, *seq as u64),
-                    Purpose::Records,
-                    &data,
-                )?;
-                tx.execute(
-                    "UPDATE request_chunks SET data = ?3 WHERE request = ?1 AND seq = ?2",
-                    params![idb, seq, data],
-                )?;
+                let title = reseal(&place("requests", "title", idb, 0), Purpose::Records, &title)?;
+                let snap = reseal(&place("snapshots", "data", idb, 0), Purpose::Records, &snap)?;
+                tx.execute("UPDATE requests SET title = ?2 WHERE rid = ?1", params![rid, title])?;
+                tx.execute("UPDATE snapshots SET data = ?2 WHERE request = ?1", params![rid, snap])?;
+                let chunks: Vec<(i64, Vec<u8>)> = {
+                    let mut st = tx.prepare_cached("SELECT seq, data FROM request_chunks WHERE request = ?1")?;
+                    st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?
+                };
+                for (seq, data) in chunks {
+                    let data = reseal(
+                        &place("request_chunks", "data", idb, seq as u64),
+                        Purpose::Records,
+                        &data,
+                    )?;
+                    tx.execute(
+                        "UPDATE request_chunks SET data = ?3 WHERE request = ?1 AND seq = ?2",
+                        params![rid, seq, data],
+                    )?;
+                }
             }
             attachments::rekey(tx, old, &new)?;
             Ok(())
@@ -953,25 +949,19 @@ impl Store {
 fn write_lookups(
     keys: &Keys,
     tx: &Transaction<'_>,
-    idb: &[u8],
+    rid: i64,
     request: &Request,
 ) -> Result<(), Error> {
-    tx.execute("DELETE FROM lookups WHERE request = ?1", [idb])?;
+    tx.execute("DELETE FROM lookups WHERE request = ?1", [rid])?;
     let mut stmt =
         tx.prepare_cached("INSERT OR IGNORE INTO lookups (hash, request) VALUES (?1, ?2)")?;
     for nik in request.content.niks() {
         stmt.execute(params![
             keys.lookup_hash("nik", nik.as_str().as_bytes()),
-            idb
+            rid
         ])?;
     }
     Ok(())
-}
-
-fn collect<P: rusqlite::Params>(tx: &Connection, sql: &str, p: P) -> Result<Vec<Vec<u8>>, Error> {
-    let mut s = tx.prepare(sql)?;
-    let rows = s.query_map(p, |r| r.get::<_, Vec<u8>>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn pending_count(conn: &Connection) -> Result<usize, Error> {

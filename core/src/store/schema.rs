@@ -19,32 +19,40 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) STRICT;
 
+    -- The projection: small rows, scanned to list and sort without
+    -- touching documents. A rowid table, so rows pack densely in insertion
+    -- order; the random id has its own index.
     CREATE TABLE requests (
-        id           BLOB PRIMARY KEY,      -- random UUID (16 bytes)
+        rid          INTEGER PRIMARY KEY,
+        id           BLOB NOT NULL UNIQUE,  -- random UUID (16 bytes)
         kind         TEXT NOT NULL,
         status       TEXT NOT NULL,
         created_at   INTEGER NOT NULL,
         updated_at   INTEGER NOT NULL,
         title        BLOB NOT NULL,         -- envelope
-        snapshot     BLOB NOT NULL,         -- envelope of Automerge save()
+        heads        BLOB NOT NULL,         -- change hashes, 32 bytes each
+        acked_heads  BLOB,                  -- heads the server acknowledged
         snapshot_len INTEGER NOT NULL,
         chunks_len   INTEGER NOT NULL,
-        next_chunk   INTEGER NOT NULL,
-        heads        BLOB NOT NULL,         -- change hashes, 32 bytes each
-        acked_heads  BLOB                   -- heads the server acknowledged
-    ) STRICT, WITHOUT ROWID;
+        next_chunk   INTEGER NOT NULL
+    ) STRICT;
     CREATE INDEX requests_by_update ON requests (updated_at DESC);
 
+    CREATE TABLE snapshots (
+        request INTEGER PRIMARY KEY REFERENCES requests (rid) ON DELETE CASCADE,
+        data    BLOB NOT NULL               -- envelope of Automerge save()
+    ) STRICT;
+
     CREATE TABLE request_chunks (
-        request BLOB NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+        request INTEGER NOT NULL REFERENCES requests (rid) ON DELETE CASCADE,
         seq     INTEGER NOT NULL,
         data    BLOB NOT NULL,              -- envelope of incremental changes
         PRIMARY KEY (request, seq)
     ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE lookups (
-        hash    BLOB NOT NULL,              -- HMAC-SHA256 of a NIK
-        request BLOB NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+        hash    BLOB NOT NULL,              -- HMAC-SHA256 of a NIK, 16 bytes
+        request INTEGER NOT NULL REFERENCES requests (rid) ON DELETE CASCADE,
         PRIMARY KEY (hash, request)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX lookups_by_request ON lookups (request);
