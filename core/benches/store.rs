@@ -182,8 +182,18 @@ fn output_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
 }
 
+thread_local! {
+    static STARTED: std::time::SystemTime = std::time::SystemTime::now();
+}
+
+/// The median of a benchmark measured in this run (older results are
+/// ignored, so a filtered run prints only what it measured).
 fn median_ns(group: &str, id: &str) -> Option<f64> {
     let p = output_dir().join(group).join(id).join("new/estimates.json");
+    let fresh = std::fs::metadata(&p).and_then(|m| m.modified()).ok()? >= STARTED.with(|s| *s);
+    if !fresh {
+        return None;
+    }
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
@@ -255,6 +265,7 @@ fn config() -> Criterion {
 criterion_group! { name = group; config = config(); targets = benches }
 
 fn main() {
+    STARTED.with(|_| ());
     group();
     Criterion::default().configure_from_args().final_summary();
     report();

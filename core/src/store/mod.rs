@@ -444,22 +444,21 @@ impl Store {
 
     fn load_doc(&self, conn: &Connection, idb: &[u8; 16]) -> Result<(RequestDoc, DocRow), Error> {
         let row = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT s.data, r.rid, r.snapshot_len, r.chunks_len, r.next_chunk
                  FROM requests r JOIN snapshots s ON s.request = r.rid WHERE r.id = ?1",
-                [idb.as_slice()],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        DocRow {
-                            rid: r.get(1)?,
-                            snapshot_len: r.get(2)?,
-                            chunks_len: r.get(3)?,
-                            next_chunk: r.get(4)?,
-                        },
-                    ))
-                },
-            )
+            )?
+            .query_row([idb.as_slice()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    DocRow {
+                        rid: r.get(1)?,
+                        snapshot_len: r.get(2)?,
+                        chunks_len: r.get(3)?,
+                        next_chunk: r.get(4)?,
+                    },
+                ))
+            })
             .optional()?;
         let (sealed, meta) = row.ok_or(Error::NotFound { what: "request" })?;
         let snapshot = self
@@ -507,12 +506,11 @@ impl Store {
         self.write(|tx| {
             let (mut doc, row) = self.load_doc(tx, &idb)?;
             let before = doc.heads();
-            let out = doc.update(edit)?;
+            let (out, request) = doc.update(edit)?;
             let after = doc.heads();
             if after == before {
                 return Ok(out);
             }
-            let request = doc.hydrate()?;
             let chunk = doc.save_after(&before);
             let chunks_len = row.chunks_len + chunk.len() as i64;
             if chunks_len > row.snapshot_len {
