@@ -155,7 +155,7 @@ pub fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
 
 /// Decodes stored heads.
 pub fn decode_heads(bytes: &[u8]) -> Result<Vec<ChangeHash>, Error> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(Error::Corrupt("stored heads have a wrong length"));
     }
     Ok(bytes
@@ -323,7 +323,7 @@ mod tests {
         let mut other = automerge::AutoCommit::new();
         autosurgeon::reconcile(
             &mut other,
-            &std::collections::HashMap::from([("x".to_string(), 1u64)]),
+            std::collections::HashMap::from([("x".to_string(), 1u64)]),
         )
         .unwrap();
         let doc = RequestDoc::load(&other.save(), [], actor(1)).unwrap();

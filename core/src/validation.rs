@@ -33,7 +33,6 @@ pub enum Code {
     PlateFormat,
     DateFormat,
     DateInFuture,
-    DateOrder,
     TimeFormat,
     TaxYear,
     Latitude,
@@ -43,6 +42,7 @@ pub enum Code {
     Amount,
     Percentage,
     Count,
+    PostalCode,
     Duplicate,
     OneOfRequired,
     ConsentMissing,
@@ -76,7 +76,6 @@ impl Code {
             PlateFormat => "plate_format",
             DateFormat => "date_format",
             DateInFuture => "date_in_future",
-            DateOrder => "date_order",
             TimeFormat => "time_format",
             TaxYear => "tax_year",
             Latitude => "latitude",
@@ -86,6 +85,7 @@ impl Code {
             Amount => "amount",
             Percentage => "percentage",
             Count => "count",
+            PostalCode => "postal_code",
             Duplicate => "duplicate",
             OneOfRequired => "one_of_required",
             ConsentMissing => "consent_missing",
@@ -176,10 +176,6 @@ impl Code {
                 "This date cannot be in the future.",
                 "Tanggal ini tidak boleh di masa depan.",
             ),
-            DateOrder => (
-                "This date is before a date it must follow.",
-                "Tanggal ini lebih awal dari tanggal yang seharusnya mendahuluinya.",
-            ),
             TimeFormat => (
                 "A time is written HH:MM (24-hour clock).",
                 "Waktu ditulis JJ:MM (format 24 jam).",
@@ -215,6 +211,10 @@ impl Code {
             Count => (
                 "The number of entries is not allowed here.",
                 "Jumlah isian tidak sesuai ketentuan.",
+            ),
+            PostalCode => (
+                "A postal code has exactly 5 digits.",
+                "Kode pos harus terdiri dari tepat 5 angka.",
             ),
             Duplicate => (
                 "The same entry appears twice.",

@@ -297,7 +297,7 @@ impl Address {
         if let Some(pc) = &self.postal_code
             && !(pc.len() == 5 && pc.bytes().all(|b| b.is_ascii_digit()))
         {
-            v.error_at("postal_code", Code::Count);
+            v.error_at("postal_code", Code::PostalCode);
         }
     }
 }
