@@ -826,6 +826,17 @@ impl Store {
         })
     }
 
+    /// SQLite's own consistency check of the whole file.
+    pub fn integrity_check(&self) -> Result<(), Error> {
+        let conn = lock(&self.reader);
+        let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt("the database failed its integrity check"))
+        }
+    }
+
     // ---- key rotation and wipe -----------------------------------------
 
     /// Re-encrypts everything under `new` in one transaction: a crash leaves
