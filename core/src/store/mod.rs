@@ -212,16 +212,7 @@ impl Store {
         )?;
         configure(&conn)?;
         schema::migrate(&mut conn)?;
-        let (key, kdf) = match secret {
-            Secret::Key(k) => (k.clone(), None),
-            Secret::Passphrase(p) => {
-                let salt: [u8; 16] = crypto::random_bytes()?;
-                (
-                    DataKey::from_passphrase(p, &salt, rounds),
-                    Some((salt, rounds)),
-                )
-            }
-        };
+        let (key, kdf) = new_key(secret, rounds)?;
         let keys = Keys::derive(&key)?;
         let actor = ActorId::from(crypto::random_bytes::<16>()?.as_slice());
         let record = DeviceRecord {
@@ -243,11 +234,7 @@ impl Store {
         Self::open(dir, secret)
     }
 
-    fn write_key_meta(
-        tx: &Transaction<'_>,
-        keys: &Keys,
-        kdf: Option<([u8; 16], NonZeroU32)>,
-    ) -> Result<(), Error> {
+    fn write_key_meta(tx: &Transaction<'_>, keys: &Keys, kdf: KdfParams) -> Result<(), Error> {
         tx.execute(
             "DELETE FROM meta WHERE key IN ('kdf', 'salt', 'rounds', 'canary')",
             [],
@@ -847,20 +834,11 @@ impl Store {
 
     /// Like [`Store::rekey`] with a chosen PBKDF2 round count (tests).
     pub fn rekey_with_rounds(&mut self, new: &Secret, rounds: NonZeroU32) -> Result<(), Error> {
-        let (key, kdf) = match new {
-            Secret::Key(k) => (k.clone(), None),
-            Secret::Passphrase(p) => {
-                let salt: [u8; 16] = crypto::random_bytes()?;
-                (
-                    DataKey::from_passphrase(p, &salt, rounds),
-                    Some((salt, rounds)),
-                )
-            }
-        };
+        let (key, kdf) = new_key(new, rounds)?;
         self.rekey_to(key, kdf)
     }
 
-    fn rekey_to(&mut self, key: DataKey, kdf: Option<([u8; 16], NonZeroU32)>) -> Result<(), Error> {
+    fn rekey_to(&mut self, key: DataKey, kdf: KdfParams) -> Result<(), Error> {
         let new = Keys::derive(&key)?;
         let old = &self.keys;
         self.write(|tx| {
@@ -971,6 +949,24 @@ fn write_lookups(
         ])?;
     }
     Ok(())
+}
+
+/// KDF parameters of a passphrase-derived key: salt and rounds.
+type KdfParams = Option<([u8; 16], NonZeroU32)>;
+
+/// The data key of a secret for a new key record: a raw key as it is, a
+/// passphrase stretched with a fresh random salt.
+fn new_key(secret: &Secret, rounds: NonZeroU32) -> Result<(DataKey, KdfParams), Error> {
+    Ok(match secret {
+        Secret::Key(k) => (k.clone(), None),
+        Secret::Passphrase(p) => {
+            let salt: [u8; 16] = crypto::random_bytes()?;
+            (
+                DataKey::from_passphrase(p, &salt, rounds),
+                Some((salt, rounds)),
+            )
+        }
+    })
 }
 
 fn pending_count(conn: &Connection) -> Result<usize, Error> {
