@@ -712,3 +712,26 @@ fn hex_sha(b: &[u8]) -> String {
         .map(|x| format!("{x:02x}"))
         .collect()
 }
+
+#[test]
+fn keys_come_from_a_key_provider_and_its_failures_are_typed() {
+    use sambung_core::crypto::{DataKey, KeyProvider, StaticKeyProvider};
+    struct Locked;
+    impl KeyProvider for Locked {
+        fn data_key(&self) -> Result<DataKey, String> {
+            Err("the keystore is locked until the first unlock".into())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let provider = StaticKeyProvider(DataKey::generate().unwrap());
+    let secret = Secret::from_provider(&provider).unwrap();
+    drop(Store::init(dir.path(), &secret, resident()).unwrap());
+    assert!(Store::open(dir.path(), &Secret::from_provider(&provider).unwrap()).is_ok());
+    match Secret::from_provider(&Locked) {
+        Err(Error::KeyProvider(m)) => assert!(m.contains("locked")),
+        other => panic!("expected a KeyProvider error, got {:?}", other.map(|_| ())),
+    }
+    // The store is shared across threads by the apps.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+}
