@@ -26,6 +26,7 @@ pub mod error;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod model;
+pub mod protocol;
 pub mod store;
 pub mod templates;
 pub mod time;

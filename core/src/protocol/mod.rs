@@ -1,0 +1,195 @@
+//! The sync protocol, version 1 (`docs/protocol.md`): the messages of one
+//! exchange, their binary envelope, and the signatures that authenticate a
+//! device. Shared by the device's sync client and the server.
+//!
+//! One exchange is one HTTP `POST /v1/sync`: the device pushes, for every
+//! document with changes the server has not acknowledged, the changes since
+//! the heads the server last acknowledged, with its pull cursor; the server
+//! answers with acknowledgements and the changes the device has not seen.
+//! Applying a change twice changes nothing (changes are content-addressed),
+//! so any exchange may be lost or repeated.
+
+mod auth;
+mod envelope;
+
+pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders};
+pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, version};
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this code speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// The path of the exchange endpoint.
+pub const SYNC_PATH: &str = "/v1/sync";
+
+/// A document id on the wire: the request's random UUID, 16 bytes.
+pub type DocId = [u8; 16];
+
+/// An Automerge change hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(transparent)]
+pub struct Hash(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl From<automerge::ChangeHash> for Hash {
+    fn from(h: automerge::ChangeHash) -> Self {
+        Hash(h.0)
+    }
+}
+
+impl From<Hash> for automerge::ChangeHash {
+    fn from(h: Hash) -> Self {
+        automerge::ChangeHash(h.0)
+    }
+}
+
+/// The device's half of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SyncRequest {
+    /// The server's log position up to which this device has pulled.
+    pub cursor: u64,
+    /// Documents with changes the server has not acknowledged.
+    pub push: Vec<DocPush>,
+    /// Documents being repaired with Automerge's sync protocol.
+    pub repair: Vec<DocRepair>,
+    /// The largest response body the device wants (compressed bytes); the
+    /// server stops adding documents before it and sets `more`.
+    pub max_response_bytes: u32,
+}
+
+/// Changes of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DocPush {
+    /// Document id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// Heads the sender believes the receiver holds; `changes` are the
+    /// changes made after them (empty: the whole document).
+    pub since: Vec<Hash>,
+    /// Automerge changes (`save_after(since)`).
+    #[serde(with = "serde_bytes")]
+    pub changes: Vec<u8>,
+}
+
+/// One message of Automerge's Bloom-filter sync protocol for one document,
+/// used only to repair a document whose acknowledged heads one side no
+/// longer knows (a restored phone or server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DocRepair {
+    /// Document id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// An encoded `automerge::sync::Message`.
+    #[serde(with = "serde_bytes")]
+    pub message: Vec<u8>,
+}
+
+/// The server's half of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SyncResponse {
+    /// Heads the server now holds for each document it accepted.
+    pub acks: Vec<DocAck>,
+    /// Documents the server refused, each with a reason; the others are
+    /// unaffected.
+    pub refused: Vec<Refusal>,
+    /// Documents whose `since` heads the server does not know: the device
+    /// repairs them (see `repair`).
+    pub unknown_heads: Vec<DocRef>,
+    /// Repair messages from the server.
+    pub repair: Vec<DocRepair>,
+    /// Changes the device has not pulled yet.
+    pub pull: Vec<DocPush>,
+    /// The new pull cursor.
+    pub cursor: u64,
+    /// More to pull: the device sends another exchange.
+    pub more: bool,
+}
+
+/// A document id in a list (kept as its own type so the list encodes as
+/// byte strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(transparent)]
+pub struct DocRef(#[serde(with = "serde_bytes")] pub DocId);
+
+/// An acknowledgement: the server holds the document up to `heads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DocAck {
+    /// Document id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// The server's heads after applying the push.
+    pub heads: Vec<Hash>,
+}
+
+/// Why the server refused a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The changes are not valid Automerge or not a valid request.
+    Invalid,
+    /// The device may not write this document (or these fields).
+    Forbidden,
+    /// The document is larger than the server accepts.
+    TooLarge,
+}
+
+/// A refused document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Refusal {
+    /// Document id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// Machine-readable code.
+    pub code: RefusalCode,
+    /// A plain reason without personal data, for the device to show.
+    pub reason: String,
+}
+
+/// The JSON body of every error response (JSON so that any app version can
+/// read it, also one that speaks another protocol version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// A plain message without personal data.
+    pub message: String,
+}
+
+/// Why the server refused a whole exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The protocol version is not supported: the app must be updated.
+    UnsupportedVersion,
+    /// The body is not a valid envelope.
+    BadEnvelope,
+    /// The body is larger than the server accepts.
+    TooLarge,
+    /// Signature headers missing or malformed.
+    Unauthenticated,
+    /// The signature does not verify.
+    BadSignature,
+    /// The request's time is outside the accepted window (check the clock).
+    StaleRequest,
+    /// This signed request was already received.
+    Replayed,
+    /// The device is not enrolled (or was revoked).
+    UnknownDevice,
+    /// An enrollment code is unknown, used or expired.
+    BadEnrollmentCode,
+    /// Anything else on the server.
+    Internal,
+}
+
+#[cfg(test)]
+mod tests;

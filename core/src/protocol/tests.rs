@@ -1,0 +1,281 @@
+//! The wire format: snapshots of every message type (a change to the
+//! encoding breaks them and forces a version decision), round trips, and bad
+//! input.
+
+use super::*;
+use proptest::prelude::*;
+
+fn id(n: u8) -> DocId {
+    [n; 16]
+}
+
+fn hash(n: u8) -> Hash {
+    Hash([n; 32])
+}
+
+/// Hex, 32 bytes a line: readable in a snapshot diff.
+fn hex_lines(bytes: &[u8]) -> String {
+    bytes
+        .chunks(32)
+        .map(hex::encode)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn example_request() -> SyncRequest {
+    SyncRequest {
+        cursor: 42,
+        push: vec![DocPush {
+            id: id(1),
+            since: vec![hash(2)],
+            changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+        }],
+        repair: vec![DocRepair {
+            id: id(3),
+            message: vec![0x42, 0, 1],
+        }],
+        max_response_bytes: 65_536,
+    }
+}
+
+fn example_response() -> SyncResponse {
+    SyncResponse {
+        acks: vec![DocAck {
+            id: id(1),
+            heads: vec![hash(4), hash(5)],
+        }],
+        refused: vec![Refusal {
+            id: id(6),
+            code: RefusalCode::Forbidden,
+            reason: "a resident cannot approve".into(),
+        }],
+        unknown_heads: vec![DocRef(id(7))],
+        repair: vec![DocRepair {
+            id: id(3),
+            message: vec![0x42, 1],
+        }],
+        pull: vec![DocPush {
+            id: id(8),
+            since: vec![],
+            changes: vec![0x85, 0x6f, 0x4a, 0x83, 9],
+        }],
+        cursor: 43,
+        more: true,
+    }
+}
+
+#[test]
+fn wire_snapshots() {
+    insta::assert_snapshot!(
+        "sync_request_v1",
+        hex_lines(&cbor(&example_request()).unwrap())
+    );
+    insta::assert_snapshot!(
+        "sync_response_v1",
+        hex_lines(&cbor(&example_response()).unwrap())
+    );
+    let error = ErrorBody {
+        code: ErrorCode::UnsupportedVersion,
+        message: "update the app".into(),
+    };
+    insta::assert_snapshot!("error_body_v1", serde_json::to_string(&error).unwrap());
+}
+
+#[test]
+fn envelope_header_and_round_trip() {
+    let bytes = encode(&example_request()).unwrap();
+    assert_eq!(&bytes[..4], b"SBG\x01");
+    assert_eq!(version(&bytes), Ok(1));
+    assert_eq!(decode::<SyncRequest>(&bytes).unwrap(), example_request());
+}
+
+#[test]
+fn bad_envelopes_are_typed_errors() {
+    let good = encode(&example_request()).unwrap();
+    assert_eq!(decode::<SyncRequest>(b""), Err(EnvelopeError::BadMagic));
+    assert_eq!(
+        decode::<SyncRequest>(b"GET / HTTP/1.1"),
+        Err(EnvelopeError::BadMagic)
+    );
+    let mut v2 = good.clone();
+    v2[3] = 2;
+    assert_eq!(
+        decode::<SyncRequest>(&v2),
+        Err(EnvelopeError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        })
+    );
+    assert_eq!(
+        decode::<SyncRequest>(&good[..good.len() - 3]),
+        Err(EnvelopeError::Decompress)
+    );
+    // Valid zstd, not CBOR of the message.
+    let mut junk = b"SBG\x01".to_vec();
+    junk.extend(zstd::bulk::compress(b"\xff\xff\xff not cbor", 3).unwrap());
+    assert_eq!(decode::<SyncRequest>(&junk), Err(EnvelopeError::Malformed));
+    // A request decoded as a response.
+    assert_eq!(decode::<SyncResponse>(&good), Err(EnvelopeError::Malformed));
+    // A zip bomb: a tiny body that would decompress past the limit.
+    let mut bomb = b"SBG\x01".to_vec();
+    bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1], 3).unwrap());
+    assert!(bomb.len() < 100_000);
+    assert_eq!(decode::<SyncRequest>(&bomb), Err(EnvelopeError::Decompress));
+    // A document id of the wrong length.
+    #[derive(serde::Serialize)]
+    struct BadPush {
+        #[serde(with = "serde_bytes")]
+        id: Vec<u8>,
+        since: Vec<Hash>,
+        #[serde(with = "serde_bytes")]
+        changes: Vec<u8>,
+    }
+    let bad = BadPush {
+        id: vec![1; 15],
+        since: vec![],
+        changes: vec![],
+    };
+    assert_eq!(
+        decode::<DocPush>(&encode(&bad).unwrap()),
+        Err(EnvelopeError::Malformed)
+    );
+}
+
+#[test]
+fn signatures_cover_every_part_of_the_request() {
+    let key = DeviceKey::generate().unwrap();
+    let other = DeviceKey::generate().unwrap();
+    let pk = key.public_key();
+    let now = 1_800_000_000;
+    let h = key.sign(id(9), "POST", SYNC_PATH, b"body", now).unwrap();
+    assert_eq!(h.device_id().unwrap(), id(9));
+    assert!(h.verify(&pk, "POST", SYNC_PATH, b"body", now).is_ok());
+    assert_eq!(
+        h.verify(&other.public_key(), "POST", SYNC_PATH, b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    assert_eq!(
+        h.verify(&pk, "POST", SYNC_PATH, b"bodY", now),
+        Err(AuthError::BadSignature)
+    );
+    assert_eq!(
+        h.verify(&pk, "PUT", SYNC_PATH, b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    assert_eq!(
+        h.verify(&pk, "POST", "/v1/other", b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    let mut moved = h.clone();
+    moved.device = hex::encode(id(8));
+    assert_eq!(
+        moved.verify(&pk, "POST", SYNC_PATH, b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    let mut renonced = h.clone();
+    renonced.nonce = hex::encode([0u8; 16]);
+    assert_eq!(
+        renonced.verify(&pk, "POST", SYNC_PATH, b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    let mut retimed = h.clone();
+    retimed.timestamp += 1;
+    assert_eq!(
+        retimed.verify(&pk, "POST", SYNC_PATH, b"body", now),
+        Err(AuthError::BadSignature)
+    );
+    // The window, both ways.
+    assert!(
+        h.verify(&pk, "POST", SYNC_PATH, b"body", now + SIGNATURE_WINDOW_SECS)
+            .is_ok()
+    );
+    assert_eq!(
+        h.verify(
+            &pk,
+            "POST",
+            SYNC_PATH,
+            b"body",
+            now + SIGNATURE_WINDOW_SECS + 1
+        ),
+        Err(AuthError::Stale {
+            skew_secs: SIGNATURE_WINDOW_SECS + 1
+        })
+    );
+    assert!(matches!(
+        h.verify(&pk, "POST", SYNC_PATH, b"body", now - 1000),
+        Err(AuthError::Stale { .. })
+    ));
+    // Two signatures of the same request differ (fresh nonce).
+    assert_ne!(
+        key.sign(id(9), "POST", SYNC_PATH, b"body", now)
+            .unwrap()
+            .nonce,
+        h.nonce
+    );
+    // The key survives storage as PKCS#8.
+    let again = DeviceKey::from_pkcs8(key.pkcs8()).unwrap();
+    assert_eq!(again.public_key(), pk);
+    assert_eq!(
+        DeviceKey::from_pkcs8(b"not a key").unwrap_err(),
+        AuthError::Key
+    );
+}
+
+#[test]
+fn signature_headers_are_parsed_strictly() {
+    use std::collections::HashMap;
+    let key = DeviceKey::generate().unwrap();
+    let h = key.sign(id(1), "POST", SYNC_PATH, b"", 5).unwrap();
+    let good: HashMap<&str, String> = h.pairs().into_iter().collect();
+    let parse =
+        |m: &HashMap<&str, String>| SignedHeaders::parse(|name| m.get(name).map(|v| v.as_str()));
+    assert_eq!(parse(&good).unwrap(), h);
+    let names = [
+        SignedHeaders::DEVICE,
+        SignedHeaders::TIMESTAMP,
+        SignedHeaders::NONCE,
+        SignedHeaders::SIGNATURE,
+    ];
+    for name in names {
+        let mut m = good.clone();
+        m.remove(name);
+        assert_eq!(parse(&m), Err(AuthError::Missing(name)));
+    }
+    for (name, value) in [
+        (SignedHeaders::DEVICE, "zz"),
+        (SignedHeaders::TIMESTAMP, "soon"),
+        (SignedHeaders::NONCE, "0123"),
+        (SignedHeaders::SIGNATURE, "ü"),
+    ] {
+        let mut m = good.clone();
+        m.insert(name, value.to_owned());
+        assert_eq!(parse(&m), Err(AuthError::Malformed(name)));
+    }
+}
+
+proptest! {
+    #[test]
+    fn requests_round_trip(m in any::<SyncRequest>()) {
+        prop_assert_eq!(decode::<SyncRequest>(&encode(&m).unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn responses_round_trip(m in any::<SyncResponse>()) {
+        prop_assert_eq!(decode::<SyncResponse>(&encode(&m).unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode::<SyncRequest>(&bytes);
+        let mut framed = b"SBG\x01".to_vec();
+        framed.extend(&bytes);
+        let _ = decode::<SyncResponse>(&framed);
+    }
+
+    #[test]
+    fn any_cbor_under_a_valid_frame_is_handled(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut framed = b"SBG\x01".to_vec();
+        framed.extend(zstd::bulk::compress(&bytes, 1).unwrap());
+        let _ = decode::<SyncRequest>(&framed);
+    }
+}
