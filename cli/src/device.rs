@@ -98,7 +98,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add a note; with --answer it answers a needs_info request.
+    /// Add a note; with --answer it answers a needs_info request. TEXT `-`
+    /// reads it from standard input (keeps it out of the process list and
+    /// the shell history).
     Note {
         #[arg(value_parser = parse_id)]
         id: RequestId,
@@ -278,6 +280,15 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             }
         }
         DeviceCommand::Note { id, text, answer } => {
+            let text = if text == "-" {
+                let mut t = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut t)
+                    .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+                t.trim_end_matches('\n').to_owned()
+            } else {
+                text
+            };
             let status = open(&home(home_arg)?)?.add_note(&id, &text, answer)?;
             println!("note added to {id} ({status})");
             Ok(())
@@ -322,7 +333,14 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             let home = home(home_arg)?;
             let new = env_secret(NEW_PASSPHRASE_VAR)?;
             let mut store = open(&home)?;
-            store.rekey(&new)?;
+            // Progress on stderr: a large store takes a while on a phone-class CPU.
+            let rounds =
+                std::num::NonZeroU32::new(sambung_core::crypto::PBKDF2_ROUNDS).expect("non-zero");
+            store.rekey_with_rounds(&new, rounds, |done, total| {
+                if done % 100 == 0 || done == total {
+                    eprintln!("re-encrypted {done}/{total} requests");
+                }
+            })?;
             println!("store re-encrypted; use the new passphrase from now on");
             Ok(())
         }

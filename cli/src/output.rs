@@ -127,7 +127,7 @@ pub fn print_request(r: &Request) {
                 a.name,
                 a.size,
                 a.mime,
-                &a.sha256[..16]
+                a.sha256.get(..16).unwrap_or(&a.sha256)
             );
         }
     }

@@ -25,6 +25,10 @@ pub enum Error {
         /// Newest version this code knows.
         supported: u32,
     },
+    /// Another handle or process changed the store's key after this one
+    /// opened it.
+    #[error("the store's key was changed since it was opened; open it again")]
+    KeyChanged,
     /// The store's files are damaged. They are left in place untouched.
     #[error("the store is damaged ({0}); its files were left untouched")]
     Corrupt(&'static str),

@@ -44,8 +44,28 @@ pub enum Sex {
 
 macro_rules! text_newtype {
     ($(#[$m:meta])* $name:ident) => {
+        text_newtype!(@define $(#[$m])* $name);
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.0).finish()
+            }
+        }
+    };
+    // Personal identifiers: `{:?}` never shows the value, so a stray debug
+    // log or panic message cannot leak it.
+    (redacted $(#[$m:meta])* $name:ident) => {
+        text_newtype!(@define $(#[$m])* $name);
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "(…{} chars)"), self.0.chars().count())
+            }
+        }
+    };
+    (@define $(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Reconcile)]
         #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
         #[serde(transparent)]
         pub struct $name(pub String);
@@ -74,6 +94,7 @@ macro_rules! text_newtype {
 }
 
 text_newtype!(
+    redacted
     /// Nomor Induk Kependudukan: 16 digits, region of first registration,
     /// date of birth (day + 40 for women) and a serial.
     ///
@@ -86,10 +107,12 @@ text_newtype!(
     Nik
 );
 text_newtype!(
+    redacted
     /// Kartu Keluarga (family card) number: 16 digits with a region prefix.
     Kk
 );
 text_newtype!(
+    redacted
     /// Nomor Objek Pajak of PBB-P2: 18 digits, `PP.RR.DDD.VVV.BBB-SSSS.K`.
     Nop
 );
@@ -106,10 +129,12 @@ text_newtype!(
     RegionCode
 );
 text_newtype!(
+    redacted
     /// A phone number, `+62…` or `0…`.
     Phone
 );
 text_newtype!(
+    redacted
     /// A vehicle registration plate, e.g. `B 1234 XYZ`.
     Plate
 );
@@ -418,6 +443,17 @@ mod tests {
         );
         // Papua's 2022 provinces are real.
         assert!(Nik::from("9701011508900001").check().is_empty());
+    }
+
+    #[test]
+    fn personal_identifiers_never_show_in_debug_output() {
+        let nik = Nik::from("3273014108900007");
+        assert_eq!(format!("{nik:?}"), "Nik(…16 chars)");
+        assert!(!format!("{:?}", Some(Phone::from("+6281234567890"))).contains("812"));
+        assert_eq!(
+            format!("{:?}", RegionCode::from("32.73")),
+            "RegionCode(\"32.73\")"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Code {
     NikBirthDate,
     NikSerial,
     NikMismatch,
+    NikSex,
+    AnonymousIdentity,
     KkFormat,
     KkProvince,
     NopFormat,
@@ -62,6 +64,8 @@ impl Code {
             NikBirthDate => "nik_birth_date",
             NikSerial => "nik_serial",
             NikMismatch => "nik_mismatch",
+            NikSex => "nik_sex",
+            AnonymousIdentity => "anonymous_identity",
             KkFormat => "kk_format",
             KkProvince => "kk_province",
             NopFormat => "nop_format",
@@ -119,6 +123,14 @@ impl Code {
             NikMismatch => (
                 "The NIK does not match the stated date of birth and sex.",
                 "NIK tidak sesuai dengan tanggal lahir dan jenis kelamin yang diisi.",
+            ),
+            NikSex => (
+                "The NIK encodes the other sex (women have 40 added to the day of birth).",
+                "NIK menunjukkan jenis kelamin yang lain (tanggal lahir perempuan ditambah 40).",
+            ),
+            AnonymousIdentity => (
+                "An anonymous complaint carries no applicant or contact phone.",
+                "Pengaduan anonim tidak boleh memuat data pelapor atau nomor telepon.",
             ),
             KkFormat => (
                 "A family card (KK) number has exactly 16 digits.",

@@ -35,6 +35,8 @@ fn requests_md_lists_every_validation_code() {
         "nik_birth_date",
         "nik_serial",
         "nik_mismatch",
+        "nik_sex",
+        "anonymous_identity",
         "kk_format",
         "kk_province",
         "nop_format",

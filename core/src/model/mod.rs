@@ -442,9 +442,15 @@ impl RequestContent {
         }
         let anonymous = matches!(&self.details, Details::Complaint(c) if c.anonymous);
         match &self.applicant {
+            // Anonymity is kept by never putting the identity in the
+            // document, which travels to the agency.
+            Some(_) if anonymous => v.error_at("applicant", Code::AnonymousIdentity),
             Some(a) => v.at("applicant", |v| a.validate(v)),
             None if !anonymous => v.error_at("applicant", Code::Required),
             None => {}
+        }
+        if anonymous && self.contact_phone.is_some() {
+            v.error_at("contact_phone", Code::AnonymousIdentity);
         }
         if let Some(p) = &self.contact_phone {
             v.errors_at("contact_phone", p.check());

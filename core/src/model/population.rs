@@ -45,6 +45,15 @@ fn valid_time(t: &str) -> bool {
         && t[3..].parse::<u8>().is_ok_and(|m| m < 60)
 }
 
+/// A parent's NIK: valid, and encoding the parent's sex, which is certain.
+fn check_parent(v: &mut Validator, field: &str, nik: &Nik, sex: Sex) {
+    let codes = nik.check();
+    if codes.is_empty() && nik.birth().is_some_and(|(_, _, _, s)| s != sex) {
+        v.error_at(field, Code::NikSex);
+    }
+    v.errors_at(field, codes);
+}
+
 impl KindRules for Birth {
     fn validate(&self, v: &mut Validator) {
         v.text("child_name", &self.child_name, MAX_SHORT_TEXT);
@@ -55,9 +64,9 @@ impl KindRules for Birth {
             v.error_at("birth_time", Code::TimeFormat);
         }
         v.text("birth_place", &self.birth_place, MAX_SHORT_TEXT);
-        check_nik(v, "mother_nik", &self.mother_nik);
+        check_parent(v, "mother_nik", &self.mother_nik, Sex::Female);
         if let Some(f) = &self.father_nik {
-            check_nik(v, "father_nik", f);
+            check_parent(v, "father_nik", f, Sex::Male);
             if *f == self.mother_nik {
                 v.error_at("father_nik", Code::Duplicate);
             }

@@ -9,7 +9,7 @@ use std::io::Read;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, lock, place};
+use super::{Store, place};
 use crate::crypto::{self, Keys, Place, Purpose};
 use crate::error::Error;
 use crate::model::{AttachmentRef, AttachmentRole, RequestId};
@@ -67,14 +67,14 @@ impl Store {
         if !report.is_ok() {
             return Err(Error::Validation(report));
         }
-        let status = self.get(id)?.status();
-        if status.is_final() {
-            return Err(Error::Forbidden(format!(
-                "a request in status {status} takes no new attachments"
-            )));
-        }
+        // Fail fast before reading the content; checked again below, inside
+        // the transaction, against the state the reference is written to.
+        refuse_when_final(self.get(id)?.status())?;
+        let idb = super::id_bytes(id)?;
         let chunk_id: [u8; 16] = crypto::random_bytes()?;
-        let info = self.write(|tx| {
+        // One transaction: the chunks, the record and the reference in the
+        // document land together or not at all.
+        let reference = self.write(|tx| {
             // Stream the content into sealed chunks while hashing it.
             let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
             let mut buf = vec![0u8; CHUNK_SIZE];
@@ -117,28 +117,25 @@ impl Store {
                     params![key, chunk_id.as_slice(), sealed, idx as i64, Timestamp::now().0],
                 )?;
             }
-            Ok(AttachmentInfo { sha256: sha, size, mime: mime.to_owned() })
+            let reference = AttachmentRef {
+                sha256: sha,
+                role,
+                name: name.to_owned(),
+                mime: mime.to_owned(),
+                size,
+                added_at: Timestamp::now(),
+            };
+            let r = reference.clone();
+            self.modify_in(tx, &idb, move |req| {
+                refuse_when_final(req.status())?;
+                if !req.attachments.iter().any(|a| a.sha256 == r.sha256 && a.role == r.role) {
+                    req.attachments.push(r);
+                }
+                Ok(())
+            })?;
+            Ok(reference)
         })?;
-        let reference = AttachmentRef {
-            sha256: info.sha256.clone(),
-            role,
-            name: name.to_owned(),
-            mime: mime.to_owned(),
-            size: info.size,
-            added_at: Timestamp::now(),
-        };
-        let r = reference.clone();
-        self.modify(id, move |req| {
-            if !req
-                .attachments
-                .iter()
-                .any(|a| a.sha256 == r.sha256 && a.role == r.role)
-            {
-                req.attachments.push(r);
-            }
-            Ok(())
-        })?;
-        tracing::info!(size = info.size, "attachment stored");
+        tracing::info!(size = reference.size, "attachment stored");
         Ok(reference)
     }
 
@@ -173,44 +170,44 @@ impl Store {
 
     /// What the store knows of the attachment with this content hash.
     pub fn attachment_info(&self, sha256: &str) -> Result<AttachmentInfo, Error> {
-        let conn = lock(&self.reader);
-        Ok(self.attachment_row(&conn, sha256)?.2)
+        self.read(|conn| Ok(self.attachment_row(conn, sha256)?.2))
     }
 
     /// Reads `len` bytes from `offset` of an attachment (fewer at its end),
     /// decrypting only the chunks that hold them.
     pub fn read_attachment(&self, sha256: &str, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-        let conn = lock(&self.reader);
-        let (_, id, info, _) = self.attachment_row(&conn, sha256)?;
-        let end = offset.saturating_add(len as u64).min(info.size);
-        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
-        if offset >= end {
-            return Ok(out);
-        }
-        let first = offset / CHUNK_SIZE as u64;
-        let last = (end - 1) / CHUNK_SIZE as u64;
-        let mut stmt = conn.prepare_cached(
-            "SELECT idx, data FROM attachment_chunks WHERE attachment = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx",
-        )?;
-        let mut rows = stmt.query(params![id, first as i64, last as i64])?;
-        while let Some(r) = rows.next()? {
-            let idx: i64 = r.get(0)?;
-            let data: Vec<u8> = r.get(1)?;
-            let plain = self
-                .keys
-                .open(Purpose::Attachments, &chunk_place(&id, idx as u64), &data)
-                .map_err(|_| Error::Corrupt("an attachment chunk failed authentication"))?;
-            let chunk_start = idx as u64 * CHUNK_SIZE as u64;
-            let from = offset.saturating_sub(chunk_start) as usize;
-            let to = ((end - chunk_start) as usize).min(plain.len());
-            if from < to {
-                out.extend_from_slice(&plain[from..to]);
+        self.read(|conn| {
+            let (_, id, info, _) = self.attachment_row(conn, sha256)?;
+            let end = offset.saturating_add(len as u64).min(info.size);
+            let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+            if offset >= end {
+                return Ok(out);
             }
-        }
-        if out.len() as u64 != end - offset {
-            return Err(Error::Corrupt("an attachment is missing chunks"));
-        }
-        Ok(out)
+            let first = offset / CHUNK_SIZE as u64;
+            let last = (end - 1) / CHUNK_SIZE as u64;
+            let mut stmt = conn.prepare_cached(
+                "SELECT idx, data FROM attachment_chunks WHERE attachment = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx",
+            )?;
+            let mut rows = stmt.query(params![id, first as i64, last as i64])?;
+            while let Some(r) = rows.next()? {
+                let idx: i64 = r.get(0)?;
+                let data: Vec<u8> = r.get(1)?;
+                let plain = self
+                    .keys
+                    .open(Purpose::Attachments, &chunk_place(&id, idx as u64), &data)
+                    .map_err(|_| Error::Corrupt("an attachment chunk failed authentication"))?;
+                let chunk_start = idx as u64 * CHUNK_SIZE as u64;
+                let from = offset.saturating_sub(chunk_start) as usize;
+                let to = ((end - chunk_start) as usize).min(plain.len());
+                if from < to {
+                    out.extend_from_slice(&plain[from..to]);
+                }
+            }
+            if out.len() as u64 != end - offset {
+                return Err(Error::Corrupt("an attachment is missing chunks"));
+            }
+            Ok(out)
+        })
     }
 
     /// The whole attachment, checked against its content hash.
@@ -223,6 +220,16 @@ impl Store {
             ));
         }
         Ok(bytes)
+    }
+}
+
+fn refuse_when_final(status: crate::lifecycle::Status) -> Result<(), Error> {
+    if status.is_final() {
+        Err(Error::Forbidden(format!(
+            "a request in status {status} takes no new attachments"
+        )))
+    } else {
+        Ok(())
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Store {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     keys: Keys,
+    /// The id of the key this handle holds (see `check_key`).
+    key_id: Vec<u8>,
     identity: Identity,
     actor: ActorId,
 }
@@ -204,14 +206,14 @@ impl Store {
         if path.exists() {
             return Err(Error::AlreadyInitialised(dir.to_owned()));
         }
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn)?;
-        schema::migrate(&mut conn)?;
+        // The store is built under a temporary name and renamed into place
+        // when complete: a crash during init (PBKDF2 takes real time on a
+        // phone) leaves no half-made store. A leftover temporary file never
+        // held user data.
+        let building = dir.join(format!("{DB_FILE}.init"));
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", building.display()));
+        }
         let (key, kdf) = new_key(secret, rounds)?;
         let keys = Keys::derive(&key)?;
         let actor = ActorId::from(crypto::random_bytes::<16>()?.as_slice());
@@ -220,6 +222,13 @@ impl Store {
             actor: actor.to_hex_string(),
         };
         {
+            let mut conn = Connection::open_with_flags(
+                &building,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            schema::migrate(&mut conn)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             Self::write_key_meta(&tx, &keys, kdf)?;
             let device = serde_json::to_vec(&record).map_err(|_| Error::Crypto("device record"))?;
@@ -229,14 +238,15 @@ impl Store {
                 [sealed],
             )?;
             tx.commit()?;
+            // Rollback journal mode here: one file to rename, nothing else.
         }
-        drop(conn);
+        std::fs::rename(&building, &path)?;
         Self::open(dir, secret)
     }
 
     fn write_key_meta(tx: &Transaction<'_>, keys: &Keys, kdf: KdfParams) -> Result<(), Error> {
         tx.execute(
-            "DELETE FROM meta WHERE key IN ('kdf', 'salt', 'rounds', 'canary')",
+            "DELETE FROM meta WHERE key IN ('kdf', 'salt', 'rounds', 'canary', 'key_id')",
             [],
         )?;
         let put = |k: &str, v: &[u8]| {
@@ -255,6 +265,9 @@ impl Store {
                 put("rounds", &rounds.get().to_be_bytes())?;
             }
         }
+        // A random id per key: every handle checks it before writing, so a
+        // handle opened before a rekey elsewhere cannot write under the old key.
+        put("key_id", &crypto::random_bytes::<16>()?)?;
         put(
             "canary",
             &keys.seal(Purpose::Records, &place("meta", "canary", b"", 0), CANARY)?,
@@ -284,7 +297,17 @@ impl Store {
     pub fn open(dir: &Path, secret: &Secret) -> Result<Store, Error> {
         let mut writer = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&writer)?;
-        schema::migrate(&mut writer)?;
+        // The key is proven before anything is written (migrations included).
+        match schema::version(&writer)? {
+            0 => return Err(Error::Corrupt("the store was never completed")),
+            v if v > schema::VERSION => {
+                return Err(Error::IncompatibleVersion {
+                    found: v,
+                    supported: schema::VERSION,
+                });
+            }
+            _ => {}
+        }
         let meta = |k: &str| -> Result<Option<Vec<u8>>, Error> {
             Ok(writer
                 .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
@@ -320,6 +343,8 @@ impl Store {
         let actor = hex::decode(&record.actor)
             .map(|b| ActorId::from(b.as_slice()))
             .map_err(|_| Error::Corrupt("the device record is damaged"))?;
+        let key_id = meta("key_id")?.ok_or(Error::Corrupt("the key record is damaged"))?;
+        schema::migrate(&mut writer)?;
         let reader = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         reader.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(Store {
@@ -327,6 +352,7 @@ impl Store {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             keys,
+            key_id,
             identity: record.identity,
             actor,
         })
@@ -342,13 +368,36 @@ impl Store {
         &self.dir
     }
 
+    /// Fails when another handle re-keyed the store after this one opened
+    /// it: this handle's keys would write values nobody can read.
+    fn check_key(&self, conn: &Connection) -> Result<(), Error> {
+        let current: Vec<u8> = conn
+            .prepare_cached("SELECT value FROM meta WHERE key = 'key_id'")?
+            .query_row([], |r| r.get(0))?;
+        if current == self.key_id {
+            Ok(())
+        } else {
+            Err(Error::KeyChanged)
+        }
+    }
+
     /// Runs `f` in one IMMEDIATE transaction on the writer connection.
     fn write<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.check_key(&tx)?;
         let r = f(&tx)?;
         tx.commit()?;
         Ok(r)
+    }
+
+    /// Runs `f` in one read transaction on the reader connection, so that
+    /// every row it reads comes from the same state of the file.
+    fn read<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        let mut conn = lock(&self.reader);
+        let tx = conn.transaction()?;
+        self.check_key(&tx)?;
+        f(&tx)
     }
 
     // ---- requests -------------------------------------------------------
@@ -472,7 +521,13 @@ impl Store {
                     &data,
                 )
                 .map_err(|_| Error::Corrupt("a stored change failed authentication"))?;
+            if seq != chunks.len() as i64 {
+                return Err(Error::Corrupt("a stored change of a request is missing"));
+            }
             chunks.push(plain);
+        }
+        if chunks.len() as i64 != meta.next_chunk {
+            return Err(Error::Corrupt("a stored change of a request is missing"));
         }
         let doc = RequestDoc::load(
             &snapshot,
@@ -490,7 +545,18 @@ impl Store {
         edit: impl FnOnce(&mut Request) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let idb = id_bytes(id)?;
-        self.write(|tx| {
+        self.write(|tx| self.modify_in(tx, &idb, edit))
+    }
+
+    /// `modify` inside the caller's write transaction.
+    fn modify_in<R>(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        edit: impl FnOnce(&mut Request) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let idb = *idb;
+        {
             let (mut doc, row) = self.load_doc(tx, &idb)?;
             let before = doc.heads();
             let (out, request) = doc.update(edit)?;
@@ -541,15 +607,16 @@ impl Store {
             )?;
             write_lookups(&self.keys, tx, row.rid, &request)?;
             Ok(out)
-        })
+        }
     }
 
     /// The request with this id.
     pub fn get(&self, id: &RequestId) -> Result<Request, Error> {
         let idb = id_bytes(id)?;
-        let conn = lock(&self.reader);
-        let (doc, _) = self.load_doc(&conn, &idb)?;
-        doc.hydrate()
+        self.read(|conn| {
+            let (doc, _) = self.load_doc(conn, &idb)?;
+            doc.hydrate()
+        })
     }
 
     /// Replaces the content of a draft (or of a request waiting for more
@@ -674,78 +741,80 @@ impl Store {
     /// Lists requests, newest change first, from the projection columns
     /// (titles are the only values decrypted).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>, Error> {
-        let conn = lock(&self.reader);
-        let mut sql = String::from(
-            "SELECT id, kind, status, title, created_at, updated_at,
-                    acked_heads IS NULL OR acked_heads != heads
-             FROM requests WHERE 1 = 1",
-        );
-        let mut args: Vec<String> = Vec::new();
-        if let Some(k) = filter.kind {
-            args.push(k.as_str().to_owned());
-            sql.push_str(&format!(" AND kind = ?{}", args.len()));
-        }
-        if let Some(s) = filter.status {
-            args.push(s.as_str().to_owned());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
-        }
-        if filter.pending_only {
-            sql.push_str(" AND (acked_heads IS NULL OR acked_heads != heads)");
-        }
-        sql.push_str(" ORDER BY updated_at DESC, id");
-        if let Some(l) = filter.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
-        }
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let idb: [u8; 16] = r
-                .get::<_, Vec<u8>>(0)?
-                .try_into()
-                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
-            let kind: String = r.get(1)?;
-            let status: String = r.get(2)?;
-            let title: Vec<u8> = r.get(3)?;
-            let title = self
-                .keys
-                .open(
-                    Purpose::Records,
-                    &place("requests", "title", &idb, 0),
-                    &title,
-                )
-                .map_err(|_| Error::Corrupt("a stored title failed authentication"))?;
-            out.push(Summary {
-                id: RequestId::from_bytes(idb),
-                kind: Kind::parse(&kind).ok_or(Error::Corrupt("unknown kind in the store"))?,
-                status: Status::parse(&status)
-                    .ok_or(Error::Corrupt("unknown status in the store"))?,
-                title: String::from_utf8_lossy(&title).into_owned(),
-                created_at: Timestamp(r.get(4)?),
-                updated_at: Timestamp(r.get(5)?),
-                pending: r.get(6)?,
-            });
-        }
-        Ok(out)
+        self.read(|conn| {
+            let mut sql = String::from(
+                "SELECT id, kind, status, title, created_at, updated_at,
+                        acked_heads IS NULL OR acked_heads != heads
+                 FROM requests WHERE 1 = 1",
+            );
+            let mut args: Vec<String> = Vec::new();
+            if let Some(k) = filter.kind {
+                args.push(k.as_str().to_owned());
+                sql.push_str(&format!(" AND kind = ?{}", args.len()));
+            }
+            if let Some(s) = filter.status {
+                args.push(s.as_str().to_owned());
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            if filter.pending_only {
+                sql.push_str(" AND (acked_heads IS NULL OR acked_heads != heads)");
+            }
+            sql.push_str(" ORDER BY updated_at DESC, id");
+            if let Some(l) = filter.limit {
+                sql.push_str(&format!(" LIMIT {l}"));
+            }
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let idb: [u8; 16] = r
+                    .get::<_, Vec<u8>>(0)?
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let kind: String = r.get(1)?;
+                let status: String = r.get(2)?;
+                let title: Vec<u8> = r.get(3)?;
+                let title = self
+                    .keys
+                    .open(
+                        Purpose::Records,
+                        &place("requests", "title", &idb, 0),
+                        &title,
+                    )
+                    .map_err(|_| Error::Corrupt("a stored title failed authentication"))?;
+                out.push(Summary {
+                    id: RequestId::from_bytes(idb),
+                    kind: Kind::parse(&kind).ok_or(Error::Corrupt("unknown kind in the store"))?,
+                    status: Status::parse(&status)
+                        .ok_or(Error::Corrupt("unknown status in the store"))?,
+                    title: String::from_utf8_lossy(&title).into_owned(),
+                    created_at: Timestamp(r.get(4)?),
+                    updated_at: Timestamp(r.get(5)?),
+                    pending: r.get(6)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Ids of the requests that name this NIK anywhere (applicant, parents,
     /// witnesses, …), found through keyed hashes: the NIK itself is never
     /// stored in plaintext.
     pub fn find_by_nik(&self, nik: &str) -> Result<Vec<RequestId>, Error> {
-        let conn = lock(&self.reader);
-        let mut stmt =
-            conn.prepare_cached("SELECT r.id FROM lookups l JOIN requests r ON r.rid = l.request WHERE l.hash = ?1 ORDER BY r.id")?;
-        let hash = self.keys.lookup_hash("nik", nik.trim().as_bytes());
-        let rows = stmt.query_map([hash], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let b: [u8; 16] = r?
-                .try_into()
-                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
-            out.push(RequestId::from_bytes(b));
-        }
-        Ok(out)
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT r.id FROM lookups l JOIN requests r ON r.rid = l.request WHERE l.hash = ?1 ORDER BY r.id")?;
+            let hash = self.keys.lookup_hash("nik", nik.trim().as_bytes());
+            let rows = stmt.query_map([hash], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let b: [u8; 16] = r?
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                out.push(RequestId::from_bytes(b));
+            }
+            Ok(out)
+        })
     }
 
     // ---- outbox ---------------------------------------------------------
@@ -784,18 +853,19 @@ impl Store {
     /// Automerge bytes (`save_after` the acknowledged heads).
     pub fn unacked_changes(&self, id: &RequestId) -> Result<Vec<u8>, Error> {
         let idb = id_bytes(id)?;
-        let conn = lock(&self.reader);
-        let acked: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT acked_heads FROM requests WHERE id = ?1",
-                [idb.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or(Error::NotFound { what: "request" })?;
-        let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
-        let (mut doc, _) = self.load_doc(&conn, &idb)?;
-        Ok(doc.save_after(&acked))
+        self.read(|conn| {
+            let acked: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT acked_heads FROM requests WHERE id = ?1",
+                    [idb.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(Error::NotFound { what: "request" })?;
+            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            let (mut doc, _) = self.load_doc(conn, &idb)?;
+            Ok(doc.save_after(&acked))
+        })
     }
 
     /// Records that the server holds every change up to `heads`.
@@ -829,19 +899,38 @@ impl Store {
     /// Re-encrypts everything under `new` in one transaction: a crash leaves
     /// either the old key or the new one working, never a mix.
     pub fn rekey(&mut self, new: &Secret) -> Result<(), Error> {
-        self.rekey_with_rounds(new, NonZeroU32::new(PBKDF2_ROUNDS).expect("non-zero"))
+        self.rekey_with_rounds(
+            new,
+            NonZeroU32::new(PBKDF2_ROUNDS).expect("non-zero"),
+            |_, _| {},
+        )
     }
 
-    /// Like [`Store::rekey`] with a chosen PBKDF2 round count (tests).
-    pub fn rekey_with_rounds(&mut self, new: &Secret, rounds: NonZeroU32) -> Result<(), Error> {
+    /// Like [`Store::rekey`] with a chosen PBKDF2 round count (only tests go
+    /// below [`PBKDF2_ROUNDS`]), reporting `(requests done, total)` from
+    /// inside the transaction as it goes.
+    pub fn rekey_with_rounds(
+        &mut self,
+        new: &Secret,
+        rounds: NonZeroU32,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<(), Error> {
         let (key, kdf) = new_key(new, rounds)?;
-        self.rekey_to(key, kdf)
+        self.rekey_to(key, kdf, progress)
     }
 
-    fn rekey_to(&mut self, key: DataKey, kdf: KdfParams) -> Result<(), Error> {
+    fn rekey_to(
+        &mut self,
+        key: DataKey,
+        kdf: KdfParams,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<(), Error> {
         let new = Keys::derive(&key)?;
         let old = &self.keys;
-        self.write(|tx| {
+        // Overwritten cells are zeroed, so old-key ciphertext does not stay
+        // behind in the pages the rekey rewrites.
+        lock(&self.writer).pragma_update(None, "secure_delete", true)?;
+        let new_key_id = self.write(|tx| {
             let reseal = |p: &Place<'_>, purpose: Purpose, v: &[u8]| -> Result<Vec<u8>, Error> {
                 let plain = old.open(purpose, p, v).map_err(|_| {
                     Error::Corrupt("a stored value failed authentication during rekey")
@@ -864,7 +953,8 @@ impl Store {
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
-            for (rid, idb) in &rows {
+            for (done, (rid, idb)) in rows.iter().enumerate() {
+                progress(done, rows.len());
                 let idb16: [u8; 16] = idb
                     .as_slice()
                     .try_into()
@@ -898,9 +988,20 @@ impl Store {
                 }
             }
             attachments::rekey(tx, old, &new)?;
-            Ok(())
+            progress(rows.len(), rows.len());
+            let id: Vec<u8> = tx.query_row("SELECT value FROM meta WHERE key = 'key_id'", [], |r| r.get(0))?;
+            Ok(id)
         })?;
         self.keys = new;
+        self.key_id = new_key_id;
+        // Rewrite the file without free pages and empty the WAL: the old key
+        // is what a rekey retires, so none of its ciphertext may remain.
+        let conn = lock(&self.writer);
+        conn.pragma_update(None, "secure_delete", false)?;
+        conn.execute_batch("VACUUM;")?;
+        let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         Ok(())
     }
 
@@ -910,11 +1011,15 @@ impl Store {
     /// requests reads only plaintext metadata. Only Sambung's own files are
     /// removed; other files in `dir` stay.
     pub fn wipe(dir: &Path, force: bool) -> Result<(), Error> {
-        {
+        if !Self::exists(dir) {
+            return Err(Error::NotInitialised(dir.to_owned()));
+        }
+        if !force {
+            // Unforced, a store that cannot be read is not wiped either.
             let conn = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             let pending = pending_count(&conn)?;
-            if pending > 0 && !force {
+            if pending > 0 {
                 return Err(Error::UnsyncedChanges { pending });
             }
         }

@@ -77,6 +77,11 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this code writes.
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// The schema version of an open file (0: empty).
+pub fn version(conn: &Connection) -> Result<u32, Error> {
+    user_version(conn)
+}
+
 fn user_version(conn: &Connection) -> Result<u32, Error> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
