@@ -102,15 +102,30 @@ pub struct SyncResponse {
     /// Repair messages from the server.
     pub repair: Vec<DocRepair>,
     /// Changes the device has not pulled yet.
-    pub pull: Vec<DocPush>,
+    pub pull: Vec<DocPull>,
     /// The new pull cursor.
     pub cursor: u64,
     /// More to pull: the device sends another exchange.
     pub more: bool,
 }
 
-/// A document id in a list (kept as its own type so the list encodes as
-/// byte strings).
+/// Changes of one document from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DocPull {
+    /// Document id.
+    #[serde(with = "serde_bytes")]
+    pub id: DocId,
+    /// Automerge changes.
+    #[serde(with = "serde_bytes")]
+    pub changes: Vec<u8>,
+    /// The server's heads of the document once these changes are applied:
+    /// the device records them as acknowledged.
+    pub heads: Vec<Hash>,
+}
+
+/// A document id in a list (its own type so the list encodes as byte
+/// strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]

@@ -54,10 +54,10 @@ fn example_response() -> SyncResponse {
             id: id(3),
             message: vec![0x42, 1],
         }],
-        pull: vec![DocPush {
+        pull: vec![DocPull {
             id: id(8),
-            since: vec![],
             changes: vec![0x85, 0x6f, 0x4a, 0x83, 9],
+            heads: vec![hash(10)],
         }],
         cursor: 43,
         more: true,
