@@ -232,6 +232,11 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// 32 random bytes (a server secret, a key).
+pub fn random_key_bytes() -> Result<[u8; 32], Error> {
+    random_bytes()
+}
+
 /// Random bytes.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut b = [0u8; N];

@@ -1,0 +1,57 @@
+//! The server's errors, each mapped to an HTTP status and a protocol error
+//! code in `http.rs`. Messages carry no personal data.
+
+use sambung_core::protocol::{AuthError, EnvelopeError, ErrorCode};
+
+/// What can go wrong while serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Authentication failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The body is not a valid envelope.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The device is not enrolled, or was revoked.
+    #[error("this device is not enrolled")]
+    UnknownDevice,
+    /// A signed request was seen before.
+    #[error("this request was already received")]
+    Replayed,
+    /// An enrollment code is unknown, used or expired.
+    #[error("the enrollment code is unknown, already used, or expired")]
+    BadEnrollmentCode,
+    /// Input that is not what the endpoint takes.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The server's storage failed.
+    #[error("storage error")]
+    Storage(String),
+}
+
+impl From<rusqlite::Error> for ServerError {
+    fn from(e: rusqlite::Error) -> Self {
+        tracing::error!(error = %e, "storage error");
+        ServerError::Storage(e.to_string())
+    }
+}
+
+impl ServerError {
+    /// The HTTP status and protocol code for this error.
+    pub fn status_and_code(&self) -> (u16, ErrorCode) {
+        match self {
+            ServerError::Auth(AuthError::BadSignature) => (401, ErrorCode::BadSignature),
+            ServerError::Auth(AuthError::Stale { .. }) => (401, ErrorCode::StaleRequest),
+            ServerError::Auth(_) => (401, ErrorCode::Unauthenticated),
+            ServerError::Envelope(EnvelopeError::UnsupportedVersion { .. }) => {
+                (400, ErrorCode::UnsupportedVersion)
+            }
+            ServerError::Envelope(_) => (400, ErrorCode::BadEnvelope),
+            ServerError::UnknownDevice => (401, ErrorCode::UnknownDevice),
+            ServerError::Replayed => (401, ErrorCode::Replayed),
+            ServerError::BadEnrollmentCode => (403, ErrorCode::BadEnrollmentCode),
+            ServerError::BadRequest(_) => (400, ErrorCode::BadEnvelope),
+            ServerError::Storage(_) => (500, ErrorCode::Internal),
+        }
+    }
+}

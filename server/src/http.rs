@@ -1,0 +1,199 @@
+//! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ring::hmac;
+use sambung_core::protocol::{self, ErrorBody, SYNC_PATH, SignedHeaders, SyncRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServerError;
+use crate::exchange::{self, Caller};
+use crate::storage::Storage;
+
+/// Largest sync body accepted (compressed).
+pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
+
+/// Shared state of the handlers.
+pub struct AppState {
+    storage: Arc<dyn Storage>,
+    nik_key: hmac::Key,
+}
+
+impl AppState {
+    /// State over a storage.
+    pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>, ServerError> {
+        let secret = storage.secret()?;
+        Ok(Arc::new(AppState {
+            nik_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            storage,
+        }))
+    }
+
+    /// The key of the server's NIK hashes.
+    pub fn nik_key(&self) -> &hmac::Key {
+        &self.nik_key
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match &self {
+            ServerError::Storage(_) => "the server failed; try again later".to_owned(),
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody { code, message })).into_response()
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/v1/enroll",
+            post(enroll).layer(DefaultBodyLimit::max(4096)),
+        )
+        .route(
+            SYNC_PATH,
+            post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_BODY)),
+        )
+        .with_state(state)
+}
+
+/// What a device sends to enroll.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The one-time code.
+    pub code: String,
+    /// The device id (Automerge actor id), 32 hex digits.
+    pub device: String,
+    /// Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+}
+
+/// What the server answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// Account id.
+    pub account: String,
+    /// Role.
+    pub role: sambung_core::lifecycle::Role,
+    /// Region codes.
+    pub regions: Vec<String>,
+}
+
+fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], ServerError> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ServerError::BadRequest(format!("{what} must be {} hex digits", N * 2)))
+}
+
+async fn enroll(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<EnrollResponse>, ServerError> {
+    let req: EnrollRequest = serde_json::from_slice(&body)
+        .map_err(|_| ServerError::BadRequest("expected {code, device, public_key}".into()))?;
+    let device = hex_array::<16>(&req.device, "device")?;
+    let public_key = hex_array::<32>(&req.public_key, "public_key")?;
+    let hash = crate::enroll::code_hash(&req.code);
+    let account = tokio::task::spawn_blocking(move || {
+        state
+            .storage
+            .redeem_enrollment(&hash, device, public_key, now())
+    })
+    .await
+    .map_err(|_| ServerError::Storage("task failed".into()))??;
+    tracing::info!(role = account.role.as_str(), "device enrolled");
+    Ok(Json(EnrollResponse {
+        account: account.id,
+        role: account.role,
+        regions: account.regions,
+    }))
+}
+
+async fn sync(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ServerError> {
+    // The version first: an app from another era gets "update the app",
+    // whatever else is wrong.
+    protocol::version(&body).and_then(|v| {
+        if v == protocol::PROTOCOL_VERSION {
+            Ok(())
+        } else {
+            Err(protocol::EnvelopeError::UnsupportedVersion {
+                found: v,
+                supported: protocol::PROTOCOL_VERSION,
+            })
+        }
+    })?;
+    let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
+    let device = signed.device_id()?;
+    let worker = state.clone();
+    let response = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServerError> {
+        let (public_key, account) = worker
+            .storage
+            .device(device)?
+            .ok_or(ServerError::UnknownDevice)?;
+        let now = now();
+        signed.verify(&public_key, "POST", SYNC_PATH, &body, now)?;
+        if !worker.storage.remember_nonce(device, &signed.nonce, now)? {
+            return Err(ServerError::Replayed);
+        }
+        let request: SyncRequest = protocol::decode(&body)?;
+        let caller = Caller { device, account };
+        let response =
+            exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;
+        tracing::info!(
+            pushed = request.push.len(),
+            acked = response.acks.len(),
+            refused = response.refused.len(),
+            pulled = response.pull.len(),
+            "exchange"
+        );
+        protocol::encode(&response).map_err(ServerError::from)
+    })
+    .await
+    .map_err(|_| ServerError::Storage("task failed".into()))??;
+    Ok((
+        [(header::CONTENT_TYPE, "application/vnd.sambung.sync")],
+        response,
+    )
+        .into_response())
+}
+
+/// Serves `router` on `listener` until `shutdown` completes; exchanges in
+/// flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

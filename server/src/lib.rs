@@ -1,0 +1,15 @@
+//! # sambung-server
+//!
+//! The sync server: device enrollment with one-time codes, signed sync
+//! exchanges (`POST /v1/sync`, protocol in `docs/protocol.md`), and scoping
+//! of what each account may see. Storage sits behind [`storage::Storage`];
+//! the embedded default is one SQLite file.
+
+pub mod accounts;
+pub mod enroll;
+pub mod error;
+pub mod exchange;
+pub mod http;
+pub mod storage;
+
+pub use error::ServerError;

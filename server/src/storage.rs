@@ -1,0 +1,403 @@
+//! Where the server keeps accounts, devices, documents and the change log.
+//! [`Storage`] is the seam for other databases (PostgreSQL next): it speaks
+//! in rows and transactions, while the merge logic stays in `exchange.rs`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sambung_core::lifecycle::Role;
+use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
+
+use crate::accounts::{Account, Scope};
+use crate::error::ServerError;
+
+/// A document as the server holds it.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    /// The whole Automerge document (`save()`).
+    pub data: Vec<u8>,
+    /// Who may see it.
+    pub scope: Scope,
+}
+
+/// What an update of one document writes.
+#[derive(Debug)]
+pub enum DocWrite {
+    /// Nothing changed.
+    Unchanged,
+    /// The new state, and the log entry devices pull it from.
+    Write {
+        /// The document after the merge.
+        doc: StoredDoc,
+        /// Its heads, 32 bytes each.
+        heads: Vec<u8>,
+        /// What devices pull: the new changes, or the whole document when
+        /// who may see it changed (so newly entitled devices get all of it).
+        log_data: Vec<u8>,
+        /// The device that delivered the change.
+        device: [u8; 16],
+    },
+}
+
+/// One entry of the change log, with the document's current scope.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Position in the log.
+    pub seq: u64,
+    /// Document id.
+    pub doc: DocId,
+    /// Automerge changes.
+    pub data: Vec<u8>,
+    /// The document's heads after this entry.
+    pub heads: Vec<u8>,
+    /// The device that delivered it.
+    pub device: [u8; 16],
+    /// Who may see the document now.
+    pub scope: Scope,
+}
+
+/// The server's storage.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates (or updates) an account and records a one-time enrollment
+    /// code for it, by hash.
+    fn add_enrollment(
+        &self,
+        account: &Account,
+        code_hash: &[u8],
+        expires_at: i64,
+    ) -> Result<(), ServerError>;
+    /// Redeems a code once, binding a device key to its account.
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: [u8; 16],
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Result<Account, ServerError>;
+    /// A device's public key and account.
+    fn device(&self, id: [u8; 16]) -> Result<Option<([u8; 32], Account)>, ServerError>;
+    /// Records a request nonce; false when it was seen within the window.
+    fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
+    /// Runs `f` on a document under the database's lock on it (concurrent
+    /// merges of one document are serialised here, not in process memory)
+    /// and writes what it returns.
+    fn update_document(
+        &self,
+        id: DocId,
+        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<(), ServerError>;
+    /// Log entries after `cursor`, oldest first, at most `limit`.
+    fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
+    /// The server's secret for keyed hashes (created on first use).
+    fn secret(&self) -> Result<Vec<u8>, ServerError>;
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS accounts (
+    id       TEXT PRIMARY KEY,
+    role     TEXT NOT NULL,
+    regions  TEXT NOT NULL,          -- JSON array of region codes
+    nik_hash BLOB
+) STRICT;
+CREATE TABLE IF NOT EXISTS enrollments (
+    code_hash  BLOB PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts (id),
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS devices (
+    id          BLOB PRIMARY KEY,    -- the device's Automerge actor id
+    account     TEXT NOT NULL REFERENCES accounts (id),
+    public_key  BLOB NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at  INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS nonces (
+    device     BLOB NOT NULL,
+    nonce      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (device, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    id                 BLOB PRIMARY KEY,
+    region             TEXT NOT NULL,
+    owner              TEXT NOT NULL,
+    applicant_nik_hash BLOB,
+    data               BLOB NOT NULL,
+    heads              BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS log (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc    BLOB NOT NULL REFERENCES documents (id),
+    data   BLOB NOT NULL,
+    heads  BLOB NOT NULL,
+    device BLOB NOT NULL
+) STRICT;
+"#;
+
+/// The embedded default: one SQLite file.
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+fn role_str(r: Role) -> &'static str {
+    r.as_str()
+}
+
+fn account_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, Option<Vec<u8>>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_account(
+    (id, role, regions, nik_hash): (String, String, String, Option<Vec<u8>>),
+) -> Result<Account, ServerError> {
+    Ok(Account {
+        id,
+        role: Role::parse(&role)
+            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
+        regions: serde_json::from_str(&regions)
+            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
+        nik_hash,
+    })
+}
+
+impl SqliteStorage {
+    /// Opens (creating when missing) the database `server.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(dir).map_err(|e| ServerError::Storage(e.to_string()))?;
+        let conn = Connection::open(dir.join("server.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn add_enrollment(
+        &self,
+        account: &Account,
+        code_hash: &[u8],
+        expires_at: i64,
+    ) -> Result<(), ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let regions = serde_json::to_string(&account.regions)
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET role = ?2, regions = ?3, nik_hash = coalesce(?4, nik_hash)",
+            params![account.id, role_str(account.role), regions, account.nik_hash],
+        )?;
+        tx.execute(
+            "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
+            params![code_hash, account.id, expires_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: [u8; 16],
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Result<Account, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let account: Option<String> = tx
+            .query_row(
+                "SELECT account FROM enrollments WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                params![code_hash, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let account = account.ok_or(ServerError::BadEnrollmentCode)?;
+        tx.execute(
+            "UPDATE enrollments SET used_at = ?2 WHERE code_hash = ?1",
+            params![code_hash, now],
+        )?;
+        let taken: Option<String> = tx
+            .query_row(
+                "SELECT account FROM devices WHERE id = ?1",
+                [device.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(ServerError::BadRequest(
+                "this device id is already enrolled".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO devices (id, account, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
+            params![device.as_slice(), account, public_key.as_slice(), now],
+        )?;
+        let row = tx.query_row(
+            "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
+            [&account],
+            account_row,
+        )?;
+        tx.commit()?;
+        to_account(row)
+    }
+
+    fn device(&self, id: [u8; 16]) -> Result<Option<([u8; 32], Account)>, ServerError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT d.public_key, a.id, a.role, a.regions, a.nik_hash
+                 FROM devices d JOIN accounts a ON a.id = d.account
+                 WHERE d.id = ?1 AND d.revoked_at IS NULL",
+                [id.as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                    ))
+                },
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((key, account)) => {
+                let key: [u8; 32] = key
+                    .try_into()
+                    .map_err(|_| ServerError::Storage("damaged device key".into()))?;
+                Ok(Some((key, to_account(account)?)))
+            }
+        }
+    }
+
+    fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])?;
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO nonces (device, nonce, expires_at) VALUES (?1, ?2, ?3)",
+            params![device.as_slice(), nonce, now + 2 * SIGNATURE_WINDOW_SECS],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_document(
+        &self,
+        id: DocId,
+        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<(), ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = tx
+            .query_row(
+                "SELECT data, region, owner, applicant_nik_hash FROM documents WHERE id = ?1",
+                [id.as_slice()],
+                |r| {
+                    Ok(StoredDoc {
+                        data: r.get(0)?,
+                        scope: Scope {
+                            region: r.get(1)?,
+                            owner: r.get(2)?,
+                            applicant_nik_hash: r.get(3)?,
+                        },
+                    })
+                },
+            )
+            .optional()?;
+        match f(current)? {
+            DocWrite::Unchanged => Ok(()),
+            DocWrite::Write {
+                doc,
+                heads,
+                log_data,
+                device,
+            } => {
+                tx.execute(
+                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, data, heads)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4, data = ?5, heads = ?6",
+                    params![id.as_slice(), doc.scope.region, doc.scope.owner, doc.scope.applicant_nik_hash, doc.data, heads],
+                )?;
+                tx.execute(
+                    "INSERT INTO log (doc, data, heads, device) VALUES (?1, ?2, ?3, ?4)",
+                    params![id.as_slice(), log_data, heads, device.as_slice()],
+                )?;
+                tx.commit()?;
+                Ok(())
+            }
+        }
+    }
+
+    fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash
+             FROM log l JOIN documents d ON d.id = l.doc
+             WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![cursor as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                Scope {
+                    region: r.get(5)?,
+                    owner: r.get(6)?,
+                    applicant_nik_hash: r.get(7)?,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, doc, data, heads, device, scope) = row?;
+            out.push(LogEntry {
+                seq: seq as u64,
+                doc: doc
+                    .try_into()
+                    .map_err(|_| ServerError::Storage("damaged document id".into()))?,
+                data,
+                heads,
+                device: device
+                    .try_into()
+                    .map_err(|_| ServerError::Storage("damaged device id".into()))?,
+                scope,
+            });
+        }
+        Ok(out)
+    }
+
+    fn secret(&self) -> Result<Vec<u8>, ServerError> {
+        let conn = self.lock();
+        let existing: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(s) = existing {
+            return Ok(s);
+        }
+        let s: [u8; 32] = sambung_core::crypto::random_key_bytes()
+            .map_err(|_| ServerError::Storage("no randomness".into()))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)",
+            [s.as_slice()],
+        )?;
+        let stored: Vec<u8> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })?;
+        Ok(stored)
+    }
+}
