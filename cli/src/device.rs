@@ -136,6 +136,20 @@ pub enum DeviceCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Enroll this device with a server, with a one-time code from the agency.
+    Enroll {
+        /// The server, https://host[:port] (http only to this machine).
+        #[arg(long)]
+        server: String,
+        /// The one-time code.
+        #[arg(long)]
+        code: String,
+    },
+    /// Exchange changes with the server until nothing is pending.
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-encrypt the store under SAMBUNG_NEW_PASSPHRASE.
     Rekey,
     /// Delete the store (refused while changes are not synced, unless --force).
@@ -329,6 +343,45 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             println!("{id} is now {status}");
             Ok(())
         }
+        DeviceCommand::Enroll { server, code } => {
+            let mut store = open(&home(home_arg)?)?;
+            let config = sambung_core::sync::SyncConfig::default();
+            let client = sambung_core::sync::Client::new(&server, &config)?;
+            let e = runtime()?.block_on(client.enroll(&mut store, &code))?;
+            println!(
+                "enrolled as {} ({}) with {}",
+                e.account,
+                e.role.as_str(),
+                e.server
+            );
+            Ok(())
+        }
+        DeviceCommand::Sync { json } => {
+            let store = open(&home(home_arg)?)?;
+            let enrollment = store
+                .enrollment()?
+                .ok_or(sambung_core::Error::NotEnrolled)?;
+            let config = sambung_core::sync::SyncConfig::default();
+            let client = sambung_core::sync::Client::new(&enrollment.server, &config)?;
+            let summary = runtime()?.block_on(client.sync(&store, &config, |_| {}))?;
+            if json {
+                print_json(&summary)
+            } else {
+                println!(
+                    "synced: {} pushed, {} pulled, {} refused; {} B up, {} B down, {} round trip(s)",
+                    summary.pushed,
+                    summary.pulled,
+                    summary.refused.len(),
+                    summary.bytes_up,
+                    summary.bytes_down,
+                    summary.round_trips
+                );
+                for (id, reason) in &summary.refused {
+                    println!("  refused {id}: {reason}");
+                }
+                Ok(())
+            }
+        }
         DeviceCommand::Rekey => {
             let home = home(home_arg)?;
             let new = env_secret(NEW_PASSPHRASE_VAR)?;
@@ -351,6 +404,13 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))
 }
 
 fn uuid_hex() -> String {

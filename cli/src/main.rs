@@ -10,6 +10,7 @@
 mod demo;
 mod device;
 mod output;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,20 @@ enum Command {
     /// Walk through filing, attaching, submitting and encrypting requests on
     /// a temporary store.
     Demo,
+    /// Run the sync server.
+    Server {
+        /// Folder of the server's data (created when missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: String,
+    },
+    /// Administer the server (on its machine).
+    Admin {
+        #[command(subcommand)]
+        command: server::AdminCommand,
+    },
     /// Work with a device store.
     Device {
         /// Folder of the store (or SAMBUNG_HOME).
@@ -47,6 +62,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Device { home, command } => device::run(home, command),
+        Command::Server { data, listen } => server::run_server(data, listen),
+        Command::Admin { command } => server::run_admin(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

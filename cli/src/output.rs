@@ -22,7 +22,7 @@ impl From<Error> for CliError {
 
 impl CliError {
     /// Exit codes: 2 usage, 3 invalid request, 4 wrong key, 5 not found,
-    /// 6 not allowed, 1 anything else.
+    /// 6 not allowed, 7 network or server refusal, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
@@ -30,6 +30,7 @@ impl CliError {
             CliError::Core(Error::WrongKey) => 4,
             CliError::Core(Error::NotFound { .. }) => 5,
             CliError::Core(Error::Forbidden(_) | Error::UnsyncedChanges { .. }) => 6,
+            CliError::Core(Error::Network { .. } | Error::Server { .. }) => 7,
             CliError::Core(_) => 1,
         }
     }

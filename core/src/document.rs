@@ -115,6 +115,14 @@ impl RequestDoc {
         Ok((out, request))
     }
 
+    /// Applies Automerge changes from elsewhere (a pull from the server).
+    pub fn apply(&mut self, changes: &[u8]) -> Result<(), Error> {
+        self.doc
+            .load_incremental(changes)
+            .map(|_| ())
+            .map_err(|_| Error::Document("received changes could not be applied"))
+    }
+
     /// Current heads.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()

@@ -79,6 +79,30 @@ pub enum Error {
         /// What was wrong, with quoted input values removed.
         reason: String,
     },
+    /// The server refused the exchange.
+    #[error("the server refused: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The protocol's error code.
+        code: crate::protocol::ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// The network failed.
+    #[error("network error: {message}")]
+    Network {
+        /// Whether trying again later may work.
+        retryable: bool,
+        /// What failed.
+        message: String,
+    },
+    /// The device is not enrolled with a server yet.
+    #[error("this device is not enrolled; enroll it with a code from the agency first")]
+    NotEnrolled,
+    /// The server address is not acceptable.
+    #[error("bad server address: {0}")]
+    BadServerUrl(String),
     /// SQLite failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -28,6 +28,8 @@ pub mod lifecycle;
 pub mod model;
 pub mod protocol;
 pub mod store;
+#[cfg(feature = "client")]
+pub mod sync;
 pub mod templates;
 pub mod time;
 pub mod validation;

@@ -7,6 +7,9 @@
 
 mod attachments;
 mod schema;
+mod sync_state;
+
+pub use sync_state::Enrollment;
 
 pub use attachments::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES};
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -87,6 +90,9 @@ pub struct Summary {
     pub updated_at: Timestamp,
     /// Whether it has changes the server has not acknowledged.
     pub pending: bool,
+    /// Why the server refused its latest changes, if it did (no personal
+    /// data: a code and a plain reason).
+    pub refusal: Option<String>,
 }
 
 /// Filters for [`Store::list`].
@@ -555,59 +561,81 @@ impl Store {
         idb: &[u8; 16],
         edit: impl FnOnce(&mut Request) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let idb = *idb;
-        {
-            let (mut doc, row) = self.load_doc(tx, &idb)?;
-            let before = doc.heads();
-            let (out, request) = doc.update(edit)?;
-            let after = doc.heads();
-            if after == before {
-                return Ok(out);
-            }
-            let chunk = doc.save_after(&before);
-            let chunks_len = row.chunks_len + chunk.len() as i64;
-            if chunks_len > row.snapshot_len {
-                // Compaction: the changes outgrew the snapshot.
-                let snapshot = doc.save();
-                let sealed = self.seal_snapshot(&idb, &snapshot)?;
-                tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
-                tx.execute(
-                    "UPDATE snapshots SET data = ?2 WHERE request = ?1",
-                    params![row.rid, sealed],
-                )?;
-                tx.execute(
-                    "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0 WHERE rid = ?1",
-                    params![row.rid, snapshot.len() as i64],
-                )?;
-            } else {
-                let seq = row.next_chunk;
-                let sealed = self.keys.seal(
-                    Purpose::Records,
-                    &place("request_chunks", "data", &idb, seq as u64),
-                    &chunk,
-                )?;
-                tx.execute(
-                    "INSERT INTO request_chunks (request, seq, data) VALUES (?1, ?2, ?3)",
-                    params![row.rid, seq, sealed],
-                )?;
-                tx.execute(
-                    "UPDATE requests SET chunks_len = ?2, next_chunk = ?3 WHERE rid = ?1",
-                    params![row.rid, chunks_len, seq + 1],
-                )?;
-            }
-            tx.execute(
-                "UPDATE requests SET status = ?2, updated_at = ?3, title = ?4, heads = ?5 WHERE rid = ?1",
-                params![
-                    row.rid,
-                    request.status().as_str(),
-                    request.updated_at().0,
-                    self.seal_title(&idb, &request)?,
-                    encode_heads(&after),
-                ],
-            )?;
-            write_lookups(&self.keys, tx, row.rid, &request)?;
-            Ok(out)
+        let (mut doc, row) = self.load_doc(tx, idb)?;
+        let before = doc.heads();
+        let (out, request) = doc.update(edit)?;
+        self.persist(tx, idb, &row, &mut doc, &before, &request)?;
+        Ok(out)
+    }
+
+    /// Merges changes from elsewhere (the server) into a stored document,
+    /// inside the caller's write transaction.
+    fn merge_in(&self, tx: &Transaction<'_>, idb: &[u8; 16], changes: &[u8]) -> Result<(), Error> {
+        let (mut doc, row) = self.load_doc(tx, idb)?;
+        let before = doc.heads();
+        doc.apply(changes)?;
+        let request = doc.hydrate()?;
+        self.persist(tx, idb, &row, &mut doc, &before, &request)
+    }
+
+    /// Stores what changed in `doc` since `before`: an incremental chunk (or
+    /// a compacted snapshot when the chunks outgrow it), the projection and
+    /// the lookups.
+    fn persist(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        row: &DocRow,
+        doc: &mut RequestDoc,
+        before: &[ChangeHash],
+        request: &Request,
+    ) -> Result<(), Error> {
+        let after = doc.heads();
+        if after == before {
+            return Ok(());
         }
+        let chunk = doc.save_after(before);
+        let chunks_len = row.chunks_len + chunk.len() as i64;
+        if chunks_len > row.snapshot_len {
+            // Compaction: the changes outgrew the snapshot.
+            let snapshot = doc.save();
+            let sealed = self.seal_snapshot(idb, &snapshot)?;
+            tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
+            tx.execute(
+                "UPDATE snapshots SET data = ?2 WHERE request = ?1",
+                params![row.rid, sealed],
+            )?;
+            tx.execute(
+                "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0 WHERE rid = ?1",
+                params![row.rid, snapshot.len() as i64],
+            )?;
+        } else {
+            let seq = row.next_chunk;
+            let sealed = self.keys.seal(
+                Purpose::Records,
+                &place("request_chunks", "data", idb, seq as u64),
+                &chunk,
+            )?;
+            tx.execute(
+                "INSERT INTO request_chunks (request, seq, data) VALUES (?1, ?2, ?3)",
+                params![row.rid, seq, sealed],
+            )?;
+            tx.execute(
+                "UPDATE requests SET chunks_len = ?2, next_chunk = ?3 WHERE rid = ?1",
+                params![row.rid, chunks_len, seq + 1],
+            )?;
+        }
+        tx.execute(
+            "UPDATE requests SET status = ?2, updated_at = ?3, title = ?4, heads = ?5 WHERE rid = ?1",
+            params![
+                row.rid,
+                request.status().as_str(),
+                request.updated_at().0,
+                self.seal_title(idb, request)?,
+                encode_heads(&after),
+            ],
+        )?;
+        write_lookups(&self.keys, tx, row.rid, request)
     }
 
     /// The request with this id.
@@ -744,7 +772,7 @@ impl Store {
         self.read(|conn| {
             let mut sql = String::from(
                 "SELECT id, kind, status, title, created_at, updated_at,
-                        acked_heads IS NULL OR acked_heads != heads
+                        acked_heads IS NULL OR acked_heads != heads, refusal
                  FROM requests WHERE 1 = 1",
             );
             let mut args: Vec<String> = Vec::new();
@@ -791,6 +819,7 @@ impl Store {
                     created_at: Timestamp(r.get(4)?),
                     updated_at: Timestamp(r.get(5)?),
                     pending: r.get(6)?,
+                    refusal: r.get(7)?,
                 });
             }
             Ok(out)

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
         title        BLOB NOT NULL,         -- envelope
         heads        BLOB NOT NULL,         -- change hashes, 32 bytes each
         acked_heads  BLOB,                  -- heads the server acknowledged
+        refusal      TEXT,                  -- why the server refused it (no personal data)
         snapshot_len INTEGER NOT NULL,
         chunks_len   INTEGER NOT NULL,
         next_chunk   INTEGER NOT NULL

@@ -1,0 +1,149 @@
+//! `sambung server` and `sambung admin …`: the sync server and its
+//! administration on the server's own machine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use sambung_core::lifecycle::Role;
+use sambung_server::accounts::Account;
+use sambung_server::http::AppState;
+use sambung_server::storage::SqliteStorage;
+
+use crate::output::CliError;
+
+fn server_err(e: sambung_server::ServerError) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
+pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
+    let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
+    let state = AppState::new(storage).map_err(server_err)?;
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        println!(
+            "sambung server listening on http://{addr} (data in {})",
+            data.display()
+        );
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        };
+        sambung_server::http::serve(listener, state, shutdown)
+            .await
+            .map_err(|e| CliError::Usage(format!("server error: {e}")))
+    })
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create (or update) an account and print a one-time enrollment code.
+    Enroll {
+        /// Folder of the server's data.
+        #[arg(long)]
+        data: PathBuf,
+        /// resident, officer or agency.
+        #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("one of: resident, officer, agency"))]
+        role: Role,
+        /// Account id (pseudonymous; chosen by the agency).
+        #[arg(long)]
+        user: String,
+        /// Region codes of an officer or agency (repeatable; prefix match).
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 72)]
+        ttl_hours: i64,
+        /// A resident's NIK, read from standard input (never an argument), to
+        /// link requests officers file on the resident's behalf.
+        #[arg(long)]
+        nik_from_stdin: bool,
+    },
+}
+
+pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
+    match command {
+        AdminCommand::Enroll {
+            data,
+            role,
+            user,
+            regions,
+            ttl_hours,
+            nik_from_stdin,
+        } => {
+            if user.trim().is_empty() || user.len() > 100 {
+                return Err(CliError::Usage("--user must be 1–100 characters".into()));
+            }
+            if !(1..=24 * 30).contains(&ttl_hours) {
+                return Err(CliError::Usage(
+                    "--ttl-hours must be between 1 and 720".into(),
+                ));
+            }
+            for r in &regions {
+                if !sambung_core::identifiers::RegionCode::from(r.as_str())
+                    .check()
+                    .is_empty()
+                {
+                    return Err(CliError::Usage(format!("not a region code: {r}")));
+                }
+            }
+            if role == Role::Officer && regions.is_empty() {
+                return Err(CliError::Usage(
+                    "an officer needs at least one --region".into(),
+                ));
+            }
+            let storage = SqliteStorage::open(&data).map_err(server_err)?;
+            let state = AppState::new(Arc::new(storage)).map_err(server_err)?;
+            let nik_hash = if nik_from_stdin {
+                let mut nik = String::new();
+                std::io::stdin()
+                    .read_line(&mut nik)
+                    .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+                let n = sambung_core::identifiers::Nik::from(nik.trim());
+                if !n.check().is_empty() {
+                    return Err(CliError::Usage(
+                        "the NIK on standard input is not valid".into(),
+                    ));
+                }
+                Some(sambung_server::exchange::nik_hash(
+                    state.nik_key(),
+                    n.as_str(),
+                ))
+            } else {
+                None
+            };
+            let account = Account {
+                id: user.clone(),
+                role,
+                regions,
+                nik_hash,
+            };
+            let now = sambung_core::Timestamp::now().as_millis() / 1000;
+            let code =
+                sambung_server::enroll::create(state.storage(), &account, now, ttl_hours * 3600)
+                    .map_err(server_err)?;
+            println!("{code}");
+            eprintln!(
+                "one-time code for {user} ({}), valid {ttl_hours} h",
+                role.as_str()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What the sync client keeps in the store: the device's signing key, its
+//! enrollment, the pull cursor, refusals, and applying what the server sends.
+
+use automerge::ChangeHash;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use super::{DeviceRecord, Store, place};
+use crate::crypto::Purpose;
+use crate::document::{RequestDoc, encode_heads};
+use crate::error::Error;
+use crate::lifecycle::Role;
+use crate::model::RequestId;
+use crate::protocol::{DeviceKey, DocPull};
+
+/// This device's enrollment with a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// Base URL of the server, e.g. `https://sambung.example.go.id`.
+    pub server: String,
+    /// The account the device belongs to.
+    pub account: String,
+    /// Its role.
+    pub role: Role,
+    /// Its region codes (officers, agencies).
+    pub regions: Vec<String>,
+}
+
+fn meta_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    Ok(tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn meta_put(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// This device's id: its Automerge actor id, bound to its key at
+    /// enrollment.
+    pub fn device_id(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        let bytes = self.actor.to_bytes();
+        let n = bytes.len().min(16);
+        id[..n].copy_from_slice(&bytes[..n]);
+        id
+    }
+
+    /// The device's Ed25519 signing key, created and sealed in the store on
+    /// first use.
+    pub fn device_key(&self) -> Result<DeviceKey, Error> {
+        let p = place("meta", "device_key", b"", 0);
+        self.write(|tx| {
+            if let Some(sealed) = meta_get(tx, "device_key")? {
+                let pkcs8 = self
+                    .keys
+                    .open(Purpose::Records, &p, &sealed)
+                    .map_err(|_| Error::Corrupt("the device key failed authentication"))?;
+                return DeviceKey::from_pkcs8(&pkcs8)
+                    .map_err(|_| Error::Corrupt("the device key is damaged"));
+            }
+            let key = DeviceKey::generate().map_err(|_| Error::Crypto("key generation failed"))?;
+            meta_put(
+                tx,
+                "device_key",
+                &self.keys.seal(Purpose::Records, &p, key.pkcs8())?,
+            )?;
+            Ok(key)
+        })
+    }
+
+    /// The enrollment, once the device has enrolled.
+    pub fn enrollment(&self) -> Result<Option<Enrollment>, Error> {
+        self.read(|tx| {
+            let Some(sealed) = meta_get(tx, "enrollment")? else {
+                return Ok(None);
+            };
+            let plain = self
+                .keys
+                .open(
+                    Purpose::Records,
+                    &place("meta", "enrollment", b"", 0),
+                    &sealed,
+                )
+                .map_err(|_| Error::Corrupt("the enrollment record failed authentication"))?;
+            serde_json::from_slice(&plain)
+                .map(Some)
+                .map_err(|_| Error::Corrupt("the enrollment record is damaged"))
+        })
+    }
+
+    /// Records the enrollment: the device now acts as `enrollment.account`.
+    /// Requests drafted before enrollment are handed to the account in the
+    /// same transaction, so the server accepts them as the account's own.
+    pub fn set_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), Error> {
+        let identity = super::Identity {
+            user: enrollment.account.clone(),
+            role: enrollment.role,
+        };
+        let record = DeviceRecord {
+            identity: identity.clone(),
+            actor: self.actor.to_hex_string(),
+        };
+        let old_user = self.identity.user.clone();
+        self.write(|tx| {
+            let json =
+                serde_json::to_vec(enrollment).map_err(|_| Error::Crypto("enrollment record"))?;
+            meta_put(
+                tx,
+                "enrollment",
+                &self.keys.seal(
+                    Purpose::Records,
+                    &place("meta", "enrollment", b"", 0),
+                    &json,
+                )?,
+            )?;
+            let device = serde_json::to_vec(&record).map_err(|_| Error::Crypto("device record"))?;
+            meta_put(
+                tx,
+                "device",
+                &self
+                    .keys
+                    .seal(Purpose::Records, &place("meta", "device", b"", 0), &device)?,
+            )?;
+            let ids: Vec<Vec<u8>> = {
+                let mut st = tx.prepare("SELECT id FROM requests")?;
+                st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for idb in ids {
+                let idb: [u8; 16] = idb
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let account = enrollment.account.clone();
+                let old = old_user.clone();
+                self.modify_in(tx, &idb, move |r| {
+                    if r.created_by == old {
+                        r.created_by = account;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })?;
+        self.identity = identity;
+        Ok(())
+    }
+
+    /// The pull cursor: the server's log position this device has pulled to.
+    pub fn cursor(&self) -> Result<u64, Error> {
+        self.read(|tx| {
+            Ok(meta_get(tx, "cursor")?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0))
+        })
+    }
+
+    /// Moves the pull cursor.
+    pub fn set_cursor(&self, cursor: u64) -> Result<(), Error> {
+        self.write(|tx| meta_put(tx, "cursor", &cursor.to_be_bytes()))
+    }
+
+    /// Records (or clears, with `None`) why the server refused a request's
+    /// changes. The changes stay, and stay pending.
+    pub fn set_refusal(&self, id: &RequestId, refusal: Option<&str>) -> Result<(), Error> {
+        let idb = super::id_bytes(id)?;
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE requests SET refusal = ?2 WHERE id = ?1",
+                params![idb.as_slice(), refusal],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Applies changes pulled from the server: merges them into the local
+    /// document (creating it when new here) and records the server's heads as
+    /// acknowledged. Local changes not yet pushed stay pending.
+    pub fn apply_pull(&self, pull: &DocPull) -> Result<RequestId, Error> {
+        let id = RequestId::from_bytes(pull.id);
+        let server_heads: Vec<ChangeHash> =
+            pull.heads.iter().map(|h| ChangeHash::from(*h)).collect();
+        self.write(|tx| {
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT rid FROM requests WHERE id = ?1",
+                    [pull.id.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                let doc = RequestDoc::load(&pull.changes, [], self.actor.clone())?;
+                let mut doc = doc;
+                let request = doc.hydrate()?;
+                if request.id != id {
+                    return Err(Error::Document("the pulled document's id does not match"));
+                }
+                self.insert_doc(tx, &request, &mut doc)?;
+            } else {
+                self.merge_in(tx, &pull.id, &pull.changes)?;
+            }
+            // The server holds everything up to its heads; when the local
+            // document contains them, that is what is acknowledged.
+            tx.execute(
+                "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
+                params![pull.id.as_slice(), encode_heads(&server_heads)],
+            )?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+}
