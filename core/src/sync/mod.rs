@@ -116,11 +116,17 @@ fn network(e: reqwest::Error) -> Error {
     }
 }
 
+/// Installs ring as the process's TLS crypto provider (once; later calls
+/// do nothing). Any reqwest client built in the process needs it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     /// A client for the server at `base`.
     pub fn new(base: &str, config: &SyncConfig) -> Result<Client, Error> {
         // One crypto provider for the whole process: ring, as for storage.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let base = check_server_url(base)?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
