@@ -1,0 +1,463 @@
+//! Bad input to the server gets a clear 4xx (or a per-document refusal)
+//! with a machine-readable code, and changes nothing.
+
+use automerge::ActorId;
+use sambung_core::document::RequestDoc;
+use sambung_core::lifecycle::Role;
+use sambung_core::model::{Kind, Request, RequestId};
+use sambung_core::protocol::{
+    self, DeviceKey, DocPush, ErrorBody, ErrorCode, RefusalCode, SYNC_PATH, SyncRequest,
+    SyncResponse,
+};
+use sambung_core::templates;
+use sambung_e2e::{Device, TestServer, now};
+
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+    device: [u8; 16],
+    key: DeviceKey,
+}
+
+impl Raw {
+    async fn post(
+        &self,
+        body: Vec<u8>,
+        sign: impl FnOnce(&DeviceKey, &[u8]) -> Vec<(&'static str, String)>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{SYNC_PATH}", self.url))
+            .body(body.clone());
+        for (k, v) in sign(&self.key, &body) {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
+        let device = self.device;
+        self.post(body, |k, b| {
+            k.sign(device, "POST", SYNC_PATH, b, now())
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await
+    }
+}
+
+async fn expect_error(resp: reqwest::Response, status: u16, code: ErrorCode) {
+    assert_eq!(resp.status().as_u16(), status);
+    let body: ErrorBody = resp.json().await.unwrap();
+    assert_eq!(body.code, code, "{}", body.message);
+    assert!(!body.message.is_empty());
+}
+
+fn request_with(push: Vec<DocPush>) -> Vec<u8> {
+    protocol::encode(&SyncRequest {
+        cursor: 0,
+        push,
+        repair: vec![],
+        max_response_bytes: 65536,
+    })
+    .unwrap()
+}
+
+fn new_request(user: &str, kind: Kind) -> (Request, RequestDoc) {
+    let r = Request {
+        id: RequestId::random(),
+        created_at: sambung_core::Timestamp::now(),
+        created_by: user.into(),
+        created_role: Role::Resident,
+        content: templates::example(kind),
+        attachments: vec![],
+        history: vec![],
+        notes: vec![],
+    };
+    let doc = RequestDoc::new(&r, ActorId::random()).unwrap();
+    (r, doc)
+}
+
+#[tokio::test]
+async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::enroll(
+        dir.path(),
+        &server.url(),
+        &server.code(Role::Resident, "warga-1", &[], None),
+        Role::Resident,
+        "warga-1",
+    )
+    .await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: server.url(),
+        device: dev.store.device_id(),
+        key: dev.store.device_key().unwrap(),
+    };
+    let stranger = DeviceKey::generate().unwrap();
+    let log_before = server.log_len();
+    let good = request_with(vec![]);
+
+    // Unsigned; missing one header; malformed header.
+    let resp = raw
+        .http
+        .post(format!("{}{SYNC_PATH}", server.url()))
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, ErrorCode::Unauthenticated).await;
+    let device = raw.device;
+    let resp = raw
+        .post(good.clone(), |k, b| {
+            let mut p = k
+                .sign(device, "POST", SYNC_PATH, b, now())
+                .unwrap()
+                .pairs()
+                .to_vec();
+            p.retain(|(n, _)| *n != "sambung-nonce");
+            p
+        })
+        .await;
+    expect_error(resp, 401, ErrorCode::Unauthenticated).await;
+    // Signed by another key; signed for another body; stale; unknown device.
+    let resp = raw
+        .post(good.clone(), |_, b| {
+            stranger
+                .sign(device, "POST", SYNC_PATH, b, now())
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await;
+    expect_error(resp, 401, ErrorCode::BadSignature).await;
+    let resp = raw
+        .post(good.clone(), |k, _| {
+            k.sign(device, "POST", SYNC_PATH, b"other", now())
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await;
+    expect_error(resp, 401, ErrorCode::BadSignature).await;
+    let resp = raw
+        .post(good.clone(), |k, b| {
+            k.sign(device, "POST", SYNC_PATH, b, now() - 3600)
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await;
+    expect_error(resp, 401, ErrorCode::StaleRequest).await;
+    let resp = raw
+        .post(good.clone(), |_, b| {
+            stranger
+                .sign([9; 16], "POST", SYNC_PATH, b, now())
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await;
+    expect_error(resp, 401, ErrorCode::UnknownDevice).await;
+    // A replay of a good request.
+    let headers = raw
+        .key
+        .sign(device, "POST", SYNC_PATH, &good, now())
+        .unwrap()
+        .pairs()
+        .to_vec();
+    let h2 = headers.clone();
+    assert_eq!(
+        raw.post(good.clone(), move |_, _| headers)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    expect_error(
+        raw.post(good.clone(), move |_, _| h2).await,
+        401,
+        ErrorCode::Replayed,
+    )
+    .await;
+    // Garbage, another protocol version, truncated zstd, valid zstd of junk.
+    expect_error(
+        raw.signed(b"hello".to_vec()).await,
+        400,
+        ErrorCode::BadEnvelope,
+    )
+    .await;
+    let mut v9 = good.clone();
+    v9[3] = 9;
+    expect_error(raw.signed(v9).await, 400, ErrorCode::UnsupportedVersion).await;
+    let big = request_with(vec![DocPush {
+        id: [1; 16],
+        since: vec![],
+        changes: (0..5000u32).flat_map(|i| i.to_le_bytes()).collect(),
+    }]);
+    expect_error(
+        raw.signed(big[..big.len() / 2].to_vec()).await,
+        400,
+        ErrorCode::BadEnvelope,
+    )
+    .await;
+    let mut junk = b"SBG\x01".to_vec();
+    junk.extend(b"\x28\xb5\x2f\xfd\x00\x58\x00\x00\x10\x00\x00\x01");
+    expect_error(raw.signed(junk).await, 400, ErrorCode::BadEnvelope).await;
+    // Oversized body.
+    let oversized = vec![0u8; sambung_server::http::MAX_SYNC_BODY + 1];
+    let resp = raw.signed(oversized).await;
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(
+        server.log_len(),
+        log_before,
+        "refused exchanges changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let w1 = Device::enroll(
+        d1.path(),
+        &server.url(),
+        &server.code(Role::Resident, "warga-1", &[], None),
+        Role::Resident,
+        "warga-1",
+    )
+    .await;
+    let w2 = Device::enroll(
+        d2.path(),
+        &server.url(),
+        &server.code(Role::Resident, "warga-2", &[], None),
+        Role::Resident,
+        "warga-2",
+    )
+    .await;
+    // warga-2 has a request on the server.
+    let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
+    w2.sync_until_ok(3).await;
+    let log_before = server.log_len();
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: server.url(),
+        device: w1.store.device_id(),
+        key: w1.store.device_key().unwrap(),
+    };
+    let actor = ActorId::from(w1.store.device_id().as_slice());
+
+    // 1. Corrupt Automerge bytes.
+    let corrupt = DocPush {
+        id: [3; 16],
+        since: vec![],
+        changes: b"\x85\x6f\x4a\x83 not automerge".to_vec(),
+    };
+    // 2. A change to warga-2's request, by warga-1.
+    let mut doc = RequestDoc::load(&server_doc(&server, &theirs), [], actor.clone()).unwrap();
+    let before = doc.heads();
+    doc.update(|r| {
+        r.notes.push(sambung_core::model::Note {
+            id: "x".into(),
+            at: sambung_core::Timestamp(1),
+            by: "warga-1".into(),
+            role: Role::Resident,
+            text: "hi".into(),
+        });
+        Ok(())
+    })
+    .unwrap();
+    let foreign = DocPush {
+        id: theirs.to_bytes().unwrap(),
+        since: before.iter().map(|h| (*h).into()).collect(),
+        changes: doc.save_after(&before),
+    };
+    // 3. A new request claiming to be created by someone else.
+    let (r, _) = new_request("warga-2", Kind::Complaint);
+    let mut d = RequestDoc::new(&r, actor.clone()).unwrap();
+    let impostor = DocPush {
+        id: r.id.to_bytes().unwrap(),
+        since: vec![],
+        changes: d.save(),
+    };
+    // 4. A new request written by another device's actor (authorship).
+    let (r4, mut d4) = new_request("warga-1", Kind::Complaint);
+    let ghost = DocPush {
+        id: r4.id.to_bytes().unwrap(),
+        since: vec![],
+        changes: d4.save(),
+    };
+    // 5. A document whose content is not a request.
+    let mut other = automerge::AutoCommit::new().with_actor(actor.clone());
+    autosurgeon::reconcile(
+        &mut other,
+        std::collections::HashMap::from([("x".to_string(), 1u64)]),
+    )
+    .unwrap();
+    let not_request = DocPush {
+        id: [5; 16],
+        since: vec![],
+        changes: other.save(),
+    };
+    // 6. Unknown `since` heads.
+    let unknown = DocPush {
+        id: [6; 16],
+        since: vec![protocol::Hash([7; 32])],
+        changes: vec![],
+    };
+    // 7. And one good document, which must go through.
+    let (mut good_req, _) = new_request("warga-1", Kind::KtpEl);
+    good_req.created_by = "warga-1".into();
+    let mut good_doc = RequestDoc::new(&good_req, actor.clone()).unwrap();
+    let good = DocPush {
+        id: good_req.id.to_bytes().unwrap(),
+        since: vec![],
+        changes: good_doc.save(),
+    };
+
+    let body = request_with(vec![
+        corrupt,
+        foreign,
+        impostor,
+        ghost,
+        not_request,
+        unknown,
+        good.clone(),
+    ]);
+    let resp = raw.signed(body).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: SyncResponse = protocol::decode(&resp.bytes().await.unwrap()).unwrap();
+    let code_of = |id: [u8; 16]| answer.refused.iter().find(|r| r.id == id).map(|r| r.code);
+    assert_eq!(code_of([3; 16]), Some(RefusalCode::Invalid));
+    assert_eq!(
+        code_of(theirs.to_bytes().unwrap()),
+        Some(RefusalCode::Forbidden)
+    );
+    assert_eq!(
+        code_of(r.id.to_bytes().unwrap()),
+        Some(RefusalCode::Forbidden)
+    );
+    assert_eq!(
+        code_of(r4.id.to_bytes().unwrap()),
+        Some(RefusalCode::Forbidden)
+    );
+    assert_eq!(code_of([5; 16]), Some(RefusalCode::Invalid));
+    assert_eq!(answer.unknown_heads, vec![protocol::DocRef([6; 16])]);
+    assert_eq!(answer.acks.len(), 1);
+    assert_eq!(answer.acks[0].id, good.id);
+    assert!(answer.refused.iter().all(|r| !r.reason.is_empty()));
+    // Only the good document reached the log.
+    assert_eq!(server.log_len(), log_before + 1);
+    // warga-2's request is untouched, and warga-1 never sees it.
+    w2.sync_until_ok(3).await;
+    assert!(w2.store.get(&theirs).unwrap().notes.is_empty());
+    w1.sync_until_ok(3).await;
+    assert!(matches!(
+        w1.store.get(&theirs),
+        Err(sambung_core::Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn enrollment_codes_are_single_use_and_expire() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let code = server.code(Role::Resident, "warga-1", &[], None);
+    let d1 = tempfile::tempdir().unwrap();
+    Device::enroll(d1.path(), &server.url(), &code, Role::Resident, "warga-1").await;
+    // The same code again, from another device.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut store = sambung_core::store::Store::init(
+        d2.path(),
+        &sambung_core::store::Secret::Key(sambung_core::crypto::DataKey::generate().unwrap()),
+        sambung_core::store::Identity {
+            user: "x".into(),
+            role: Role::Resident,
+        },
+    )
+    .unwrap();
+    let client = sambung_core::sync::Client::new(&server.url(), &Default::default()).unwrap();
+    match client.enroll(&mut store, &code).await {
+        Err(sambung_core::Error::Server {
+            status: 403,
+            code: ErrorCode::BadEnrollmentCode,
+            ..
+        }) => {}
+        other => panic!("expected a refused code, got {other:?}"),
+    }
+    // An expired code.
+    let account = sambung_server::accounts::Account {
+        id: "warga-3".into(),
+        role: Role::Resident,
+        regions: vec![],
+        nik_hash: None,
+    };
+    let expired =
+        sambung_server::enroll::create(server.state.storage(), &account, now() - 7200, 3600)
+            .unwrap();
+    assert!(matches!(
+        client.enroll(&mut store, &expired).await,
+        Err(sambung_core::Error::Server {
+            code: ErrorCode::BadEnrollmentCode,
+            ..
+        })
+    ));
+    assert!(
+        store.enrollment().unwrap().is_none(),
+        "a refused enrollment records nothing"
+    );
+    // Malformed enrollment bodies.
+    let http = reqwest::Client::new();
+    for body in [
+        "",
+        "{}",
+        "{\"code\":\"x\",\"device\":\"zz\",\"public_key\":\"00\"}",
+    ] {
+        let resp = http
+            .post(format!("{}/v1/enroll", server.url()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{body}");
+        let e: ErrorBody = resp.json().await.unwrap();
+        assert!(!e.message.is_empty());
+    }
+    // A plain-http server that is not loopback is refused by the client.
+    assert!(matches!(
+        sambung_core::sync::Client::new("http://sambung.example.go.id", &Default::default()),
+        Err(sambung_core::Error::BadServerUrl(_))
+    ));
+    assert!(
+        sambung_core::sync::Client::new("https://sambung.example.go.id", &Default::default())
+            .is_ok()
+    );
+    // Health.
+    assert_eq!(
+        http.get(format!("{}/health", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+}
+
+/// The server's copy of a document, read through a fresh device's eyes is
+/// not possible (scope); read it from the server's storage instead.
+fn server_doc(server: &TestServer, id: &RequestId) -> Vec<u8> {
+    let entries = server.state.storage().log_since(0, 1000).unwrap();
+    let e = entries
+        .iter()
+        .find(|e| e.doc == id.to_bytes().unwrap())
+        .unwrap();
+    e.data.clone()
+}
