@@ -5,17 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use sambung_core::crypto::DataKey;
 use sambung_core::lifecycle::Role;
 use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, SyncConfig};
+pub use sambung_linksim::{Link, Profile, Rng};
 use sambung_server::accounts::Account;
 use sambung_server::http::AppState;
 use sambung_server::storage::{SqliteStorage, Storage};
@@ -141,118 +137,19 @@ impl Device {
     }
 }
 
-/// A deterministic generator for fault decisions (xorshift).
-#[derive(Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// From a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-/// What the faulty link did, for the test's report.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    /// Requests forwarded.
-    pub forwarded: AtomicU64,
-    /// Requests dropped before the server.
-    pub dropped_requests: AtomicU64,
-    /// Responses dropped after the server applied the request.
-    pub dropped_responses: AtomicU64,
-    /// Requests sent to the server twice.
-    pub duplicated: AtomicU64,
-}
-
-struct Proxy {
-    upstream: String,
-    http: reqwest::Client,
-    rng: Mutex<Rng>,
-    /// Percent chance of each fault.
-    fault_percent: u64,
-    stats: Arc<LinkStats>,
-}
-
-/// A loopback proxy in front of `upstream` that, at random from `seed`,
-/// drops a request, drops a response, or sends a request twice.
-pub async fn faulty_link(
-    upstream: &str,
-    seed: u64,
-    fault_percent: u64,
-) -> (String, Arc<LinkStats>) {
-    sambung_core::sync::install_crypto_provider();
-    let stats = Arc::new(LinkStats::default());
-    let proxy = Arc::new(Proxy {
-        upstream: upstream.to_owned(),
-        http: reqwest::Client::new(),
-        rng: Mutex::new(Rng::new(seed)),
-        fault_percent,
-        stats: stats.clone(),
-    });
-    let app = axum::Router::new().fallback(forward).with_state(proxy);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (format!("http://{addr}"), stats)
-}
-
-async fn forward(
-    State(p): State<Arc<Proxy>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let fault = {
-        let mut rng = p.rng.lock().unwrap();
-        if rng.below(100) < p.fault_percent {
-            rng.below(3) + 1
-        } else {
-            0
-        }
+/// A link that loses requests and responses and duplicates requests at
+/// random from `seed`, with no bandwidth limit: the fault half of the link
+/// simulator, for tests that need many faults quickly.
+pub async fn faulty_link(upstream: &str, seed: u64) -> (String, Arc<Link>) {
+    let profile = Profile {
+        name: "faulty",
+        down_bps: 1e9,
+        up_bps: 1e9,
+        rtt_s: 0.05,
+        loss_percent: 12.0,
+        duplicate_percent: 10.0,
+        outage: None,
+        offline_first_s: 0.0,
     };
-    if fault == 1 {
-        p.stats.dropped_requests.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::BAD_GATEWAY.into_response();
-    }
-    let send = || {
-        let mut req = p
-            .http
-            .post(format!("{}{}", p.upstream, uri.path()))
-            .body(body.clone());
-        for (k, v) in headers.iter() {
-            if k.as_str().starts_with("sambung-") || k == "content-type" {
-                req = req.header(k, v);
-            }
-        }
-        req.send()
-    };
-    if fault == 3 {
-        // The same request twice (a retransmission): the second is refused
-        // as a replay, and that is what the device sees.
-        p.stats.duplicated.fetch_add(1, Ordering::Relaxed);
-        let _ = send().await;
-    }
-    let resp = match send().await {
-        Ok(r) => r,
-        Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
-    };
-    p.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    if fault == 2 {
-        p.stats.dropped_responses.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::GATEWAY_TIMEOUT.into_response();
-    }
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let bytes = resp.bytes().await.unwrap_or_default();
-    (status, bytes).into_response()
+    sambung_linksim::start(upstream, profile, seed).await
 }

@@ -1,0 +1,369 @@
+//! The link simulator: the weak links of `shared/network-profiles.md`
+//! (latency, bandwidth, loss, outages) between devices and a server, as a
+//! loopback HTTP proxy that keeps a **virtual clock**. Nothing sleeps: each
+//! exchange advances the clock by the time it would take on the profile, so
+//! a day of EDGE runs in a second and a run is repeatable from its seed.
+//!
+//! Faults: a lost request (the server never sees it), a lost response (the
+//! server applied it, the device never hears), a duplicated request (a
+//! retransmission), and outages that cut every exchange in flight.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// A link profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Name, as in network-profiles.md.
+    pub name: &'static str,
+    /// Downlink, bits per second.
+    pub down_bps: f64,
+    /// Uplink, bits per second.
+    pub up_bps: f64,
+    /// Round-trip latency, seconds.
+    pub rtt_s: f64,
+    /// Chance of losing a request or a response, percent.
+    pub loss_percent: f64,
+    /// Chance of a request arriving twice, percent.
+    pub duplicate_percent: f64,
+    /// Outages: a cut of `.0` seconds every `.1` seconds.
+    pub outage: Option<(f64, f64)>,
+    /// Seconds fully offline before the link comes up.
+    pub offline_first_s: f64,
+}
+
+impl Profile {
+    /// The profiles of network-profiles.md.
+    pub fn all() -> Vec<Profile> {
+        let p = |name, down_kbps: f64, up_kbps: f64, rtt_ms: f64, loss, outage| Profile {
+            name,
+            down_bps: down_kbps * 1000.0,
+            up_bps: up_kbps * 1000.0,
+            rtt_s: rtt_ms / 1000.0,
+            loss_percent: loss,
+            duplicate_percent: 0.0,
+            outage,
+            offline_first_s: 0.0,
+        };
+        let edge = p("edge", 200.0, 100.0, 600.0, 2.0, Some((20.0, 300.0)));
+        vec![
+            p("gprs", 40.0, 20.0, 1000.0, 3.0, Some((30.0, 120.0))),
+            edge.clone(),
+            p("rural-3g", 1000.0, 384.0, 300.0, 1.0, Some((10.0, 600.0))),
+            p("congested-4g", 10_000.0, 3000.0, 80.0, 0.5, None),
+            Profile {
+                name: "offline-then-edge",
+                offline_first_s: 48.0 * 3600.0,
+                ..edge
+            },
+        ]
+    }
+
+    /// Whether the link is down at virtual time `t` (seconds).
+    pub fn in_outage(&self, t: f64) -> bool {
+        if t < self.offline_first_s {
+            return true;
+        }
+        match self.outage {
+            Some((cut, every)) => ((t - self.offline_first_s) % every) >= every - cut,
+            None => false,
+        }
+    }
+
+    /// A profile by name.
+    pub fn named(name: &str) -> Option<Profile> {
+        Self::all().into_iter().find(|p| p.name == name)
+    }
+}
+
+/// A deterministic random source (xorshift64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// From a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1))
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        (self.unit() * n.max(1) as f64) as u64
+    }
+}
+
+/// HTTP overhead per message that bodies do not show: request line or
+/// status line and headers (with the signature headers), as measured on
+/// this protocol's exchanges.
+pub const HEADER_BYTES_UP: u64 = 420;
+/// Response status line and headers.
+pub const HEADER_BYTES_DOWN: u64 = 120;
+/// How long a device waits for an answer before giving up.
+pub const TIMEOUT_S: f64 = 30.0;
+
+/// What crossed the link.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Bytes sent by devices (bodies and headers), including lost ones.
+    pub bytes_up: AtomicU64,
+    /// Bytes received by devices.
+    pub bytes_down: AtomicU64,
+    /// Exchanges attempted.
+    pub attempts: AtomicU64,
+    /// Exchanges that completed.
+    pub completed: AtomicU64,
+    /// Requests lost before the server.
+    pub lost_requests: AtomicU64,
+    /// Responses lost after the server applied the request.
+    pub lost_responses: AtomicU64,
+    /// Requests that arrived twice.
+    pub duplicated: AtomicU64,
+    /// Exchanges cut by an outage.
+    pub cut: AtomicU64,
+}
+
+impl Stats {
+    /// A plain copy of the counters.
+    pub fn snapshot(&self) -> [u64; 8] {
+        [
+            &self.bytes_up,
+            &self.bytes_down,
+            &self.attempts,
+            &self.completed,
+            &self.lost_requests,
+            &self.lost_responses,
+            &self.duplicated,
+            &self.cut,
+        ]
+        .map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+struct Inner {
+    clock_s: f64,
+    rng: Rng,
+}
+
+/// A simulated link in front of one server.
+pub struct Link {
+    profile: Profile,
+    upstream: String,
+    http: reqwest::Client,
+    inner: Mutex<Inner>,
+    stats: Stats,
+}
+
+impl Link {
+    /// The virtual time, seconds since the link was created.
+    pub fn now_s(&self) -> f64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clock_s
+    }
+
+    /// Lets virtual time pass (a device waiting, people working offline).
+    pub fn advance(&self, seconds: f64) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clock_s += seconds.max(0.0);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn in_outage(&self, t: f64) -> bool {
+        self.profile.in_outage(t)
+    }
+}
+
+/// Starts a link proxy for `upstream` on an ephemeral loopback port;
+/// returns its URL and the link.
+pub async fn start(upstream: &str, profile: Profile, seed: u64) -> (String, Arc<Link>) {
+    // reqwest is built without a default TLS provider in this workspace;
+    // the proxy speaks plain HTTP on loopback, but the client needs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let link = Arc::new(Link {
+        profile,
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+        inner: Mutex::new(Inner {
+            clock_s: 0.0,
+            rng: Rng::new(seed),
+        }),
+        stats: Stats::default(),
+    });
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(link.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), link)
+}
+
+enum Plan {
+    LoseRequest,
+    Cut,
+    Deliver {
+        lose_response: bool,
+        duplicate: bool,
+    },
+}
+
+async fn forward(
+    State(link): State<Arc<Link>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let up = body.len() as u64 + HEADER_BYTES_UP;
+    link.stats.attempts.fetch_add(1, Ordering::Relaxed);
+    link.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
+    let p = &link.profile;
+    // Decide the fate of the request at its start on the virtual clock.
+    let (plan, start) = {
+        let mut g = link.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let start = g.clock_s;
+        let up_done = start + p.rtt_s / 2.0 + up as f64 * 8.0 / p.up_bps;
+        let plan = if link.in_outage(start) || link.in_outage(up_done) {
+            Plan::Cut
+        } else if g.rng.unit() * 100.0 < p.loss_percent {
+            Plan::LoseRequest
+        } else {
+            let lose_response = g.rng.unit() * 100.0 < p.loss_percent;
+            let duplicate = g.rng.unit() * 100.0 < p.duplicate_percent;
+            Plan::Deliver {
+                lose_response,
+                duplicate,
+            }
+        };
+        (plan, start)
+    };
+    let fail = |seconds: f64, status: StatusCode| {
+        link.advance(seconds);
+        status.into_response()
+    };
+    let (lose_response, duplicate) = match plan {
+        Plan::Cut => {
+            link.stats.cut.fetch_add(1, Ordering::Relaxed);
+            return fail(p.rtt_s, StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Plan::LoseRequest => {
+            link.stats.lost_requests.fetch_add(1, Ordering::Relaxed);
+            return fail(TIMEOUT_S, StatusCode::GATEWAY_TIMEOUT);
+        }
+        Plan::Deliver {
+            lose_response,
+            duplicate,
+        } => (lose_response, duplicate),
+    };
+    let send = || {
+        let mut req = link
+            .http
+            .post(format!("{}{}", link.upstream, uri.path()))
+            .body(body.clone());
+        for (k, v) in headers.iter() {
+            if k.as_str().starts_with("sambung-") || k == "content-type" {
+                req = req.header(k, v);
+            }
+        }
+        req.send()
+    };
+    if duplicate {
+        link.stats.duplicated.fetch_add(1, Ordering::Relaxed);
+        let _ = send().await;
+    }
+    let resp = match send().await {
+        Ok(r) => r,
+        Err(_) => return fail(TIMEOUT_S, StatusCode::BAD_GATEWAY),
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let down = bytes.len() as u64 + HEADER_BYTES_DOWN;
+    let duration = p.rtt_s + up as f64 * 8.0 / p.up_bps + down as f64 * 8.0 / p.down_bps;
+    if lose_response || link.in_outage(start + duration) {
+        // The server applied the request; the answer never arrives.
+        if lose_response {
+            link.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
+        } else {
+            link.stats.cut.fetch_add(1, Ordering::Relaxed);
+        }
+        return fail(TIMEOUT_S, StatusCode::GATEWAY_TIMEOUT);
+    }
+    link.advance(duration);
+    link.stats.bytes_down.fetch_add(down, Ordering::Relaxed);
+    link.stats.completed.fetch_add(1, Ordering::Relaxed);
+    (status, bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_follow_the_table() {
+        let names: Vec<&str> = Profile::all().iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "gprs",
+                "edge",
+                "rural-3g",
+                "congested-4g",
+                "offline-then-edge"
+            ]
+        );
+        let edge = Profile::named("edge").unwrap();
+        assert_eq!(
+            (edge.down_bps, edge.up_bps, edge.rtt_s),
+            (200_000.0, 100_000.0, 0.6)
+        );
+        assert_eq!(edge.outage, Some((20.0, 300.0)));
+        assert!(Profile::named("5g").is_none());
+    }
+
+    #[test]
+    fn outages_fall_where_the_profile_puts_them() {
+        let edge = Profile::named("edge").unwrap();
+        assert!(!edge.in_outage(0.0));
+        assert!(!edge.in_outage(279.9));
+        assert!(edge.in_outage(280.0));
+        assert!(edge.in_outage(299.9));
+        assert!(!edge.in_outage(300.0));
+        let offline = Profile::named("offline-then-edge").unwrap();
+        assert!(offline.in_outage(47.9 * 3600.0));
+        assert!(!offline.in_outage(48.0 * 3600.0 + 1.0));
+        assert!(!Profile::named("congested-4g").unwrap().in_outage(1e6));
+    }
+
+    #[test]
+    fn the_rng_is_repeatable_and_spread() {
+        let mut a = Rng::new(42);
+        let mut b = Rng::new(42);
+        let xs: Vec<f64> = (0..1000).map(|_| a.unit()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
+        assert_eq!(xs, (0..1000).map(|_| b.unit()).collect::<Vec<_>>());
+        let mean = xs.iter().sum::<f64>() / 1000.0;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
+    }
+}
