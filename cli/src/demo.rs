@@ -17,6 +17,13 @@ fn step(title: &str) {
 }
 
 pub fn run() -> Result<(), CliError> {
+    println!("Part one: the phone, offline.");
+    device_walkthrough()?;
+    println!("\nPart two: a resident, a field officer and the back office over an EDGE link.");
+    crate::demo_sync::run()
+}
+
+fn device_walkthrough() -> Result<(), CliError> {
     let tmp = tempfile::tempdir()
         .map_err(|e| CliError::Usage(format!("cannot create a temporary folder: {e}")))?;
     let home = tmp.path().join("device");
@@ -184,7 +191,6 @@ pub fn run() -> Result<(), CliError> {
         !Store::exists(&home)
     );
     assert_status(r.status())?;
-    println!("\nDone. Try it yourself: `sambung device --help`.");
     Ok(())
 }
 

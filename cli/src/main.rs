@@ -8,6 +8,7 @@
 //! are visible to every process on the machine and kept in shell history.
 
 mod demo;
+mod demo_sync;
 mod device;
 mod output;
 mod server;
@@ -30,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Walk through filing, attaching, submitting and encrypting requests on
-    /// a temporary store.
+    /// Walk through the device core on a temporary store, then a resident,
+    /// an officer and the back office syncing through a server over a
+    /// simulated EDGE link. Exits 0 only if everything converged.
     Demo,
     /// Run the sync server.
     Server {

@@ -123,6 +123,16 @@ impl RequestDoc {
             .map_err(|_| Error::Document("received changes could not be applied"))
     }
 
+    /// The heads of the history made of `hashes` and everything they depend
+    /// on (drops the ones that are ancestors of others); `None` when a hash
+    /// is not in this document.
+    pub fn frontier(&mut self, hashes: &[ChangeHash]) -> Option<Vec<ChangeHash>> {
+        let mut unique: Vec<ChangeHash> = hashes.to_vec();
+        unique.sort();
+        unique.dedup();
+        self.doc.fork_at(&unique).ok().map(|mut f| f.get_heads())
+    }
+
     /// Current heads.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()

@@ -105,12 +105,15 @@ impl Rng {
     }
 }
 
-/// HTTP overhead per message that bodies do not show: request line or
-/// status line and headers (with the signature headers), as measured on
-/// this protocol's exchanges.
-pub const HEADER_BYTES_UP: u64 = 420;
-/// Response status line and headers.
-pub const HEADER_BYTES_DOWN: u64 = 120;
+/// Bytes of an HTTP/1.1 header block: each `name: value\r\n`, the start
+/// line (given) and the blank line that ends it.
+fn header_bytes(start_line: usize, headers: &HeaderMap) -> u64 {
+    let fields: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    (start_line + 2 + fields + 2) as u64
+}
 /// How long a device waits for an answer before giving up.
 pub const TIMEOUT_S: f64 = 30.0;
 
@@ -236,7 +239,8 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let up = body.len() as u64 + HEADER_BYTES_UP;
+    // "POST /v1/sync HTTP/1.1"
+    let up = body.len() as u64 + header_bytes(5 + uri.path().len() + 9, &headers);
     link.stats.attempts.fetch_add(1, Ordering::Relaxed);
     link.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
     let p = &link.profile;
@@ -298,8 +302,18 @@ async fn forward(
         Err(_) => return fail(TIMEOUT_S, StatusCode::BAD_GATEWAY),
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    // "HTTP/1.1 200 OK" and the server's own headers.
+    let mut answer_headers = HeaderMap::new();
+    for (k, v) in resp.headers() {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_str().as_bytes()),
+            axum::http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            answer_headers.append(k, v);
+        }
+    }
     let bytes = resp.bytes().await.unwrap_or_default();
-    let down = bytes.len() as u64 + HEADER_BYTES_DOWN;
+    let down = bytes.len() as u64 + header_bytes(15, &answer_headers);
     let duration = p.rtt_s + up as f64 * 8.0 / p.up_bps + down as f64 * 8.0 / p.down_bps;
     if lose_response || link.in_outage(start + duration) {
         // The server applied the request; the answer never arrives.

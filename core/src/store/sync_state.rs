@@ -204,11 +204,20 @@ impl Store {
             } else {
                 self.merge_in(tx, &pull.id, &pull.changes)?;
             }
-            // The server holds everything up to its heads; when the local
-            // document contains them, that is what is acknowledged.
+            // The server holds what it acknowledged before and what it just
+            // sent: the acknowledged frontier is the heads of both together.
+            let old: Option<Vec<u8>> = tx.query_row(
+                "SELECT acked_heads FROM requests WHERE id = ?1",
+                [pull.id.as_slice()],
+                |r| r.get(0),
+            )?;
+            let mut union = crate::document::decode_heads(old.as_deref().unwrap_or_default())?;
+            union.extend(server_heads.iter().copied());
+            let (mut doc, _) = self.load_doc(tx, &pull.id)?;
+            let acked = doc.frontier(&union).unwrap_or(server_heads.clone());
             tx.execute(
                 "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
-                params![pull.id.as_slice(), encode_heads(&server_heads)],
+                params![pull.id.as_slice(), encode_heads(&acked)],
             )?;
             Ok(())
         })?;
