@@ -18,6 +18,13 @@ fn server_err(e: sambung_server::ServerError) -> CliError {
 
 /// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
 pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
+    // Structured logs on stderr; the server's events carry counts, codes and
+    // roles, never request content.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
     let state = AppState::new(storage).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()

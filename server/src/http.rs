@@ -50,6 +50,7 @@ impl AppState {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        tracing::info!(status, code = ?code, "request refused");
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = match &self {
             ServerError::Storage(_) => "the server failed; try again later".to_owned(),
