@@ -219,33 +219,45 @@ impl Client {
         let mut skip: HashSet<RequestId> = HashSet::new();
         loop {
             let cursor = store.cursor()?;
+            // Everything pending, then halved until the compressed body
+            // fits the budget (changes compress well across documents, so
+            // the budget is applied to what actually goes on the wire).
             let mut push = Vec::new();
-            let mut size = 0usize;
+            let mut pushed_heads = std::collections::HashMap::new();
+            let mut raw = 0usize;
             let mut left_out = false;
             for p in store.pending()? {
                 if skip.contains(&p.id) {
                     continue;
                 }
-                let changes = store.unacked_changes(&p.id)?;
-                if !push.is_empty() && size + changes.len() > config.budget_bytes {
+                if raw > config.budget_bytes.saturating_mul(16) {
                     left_out = true;
                     break;
                 }
-                size += changes.len();
+                let changes = store.unacked_changes(&p.id)?;
+                raw += changes.len();
                 let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
+                pushed_heads.insert(id, p.heads);
                 push.push(DocPush {
                     id,
                     since: p.acked_heads.into_iter().map(Into::into).collect(),
                     changes,
                 });
             }
-            let request = SyncRequest {
+            let mut request = SyncRequest {
                 cursor,
                 push,
                 repair: Vec::new(),
                 max_response_bytes: config.budget_bytes.min(u32::MAX as usize) as u32,
             };
-            let body = protocol::encode(&request).map_err(|_| Error::Crypto("encoding failed"))?;
+            let mut body =
+                protocol::encode(&request).map_err(|_| Error::Crypto("encoding failed"))?;
+            while body.len() > config.budget_bytes && request.push.len() > 1 {
+                let keep = request.push.len() / 2;
+                request.push.truncate(keep);
+                left_out = true;
+                body = protocol::encode(&request).map_err(|_| Error::Crypto("encoding failed"))?;
+            }
             summary.bytes_up += body.len() as u64;
             let answer = self.exchange(store, body).await?;
             summary.round_trips += 1;
@@ -258,9 +270,15 @@ impl Client {
                 !response.acks.is_empty() || !response.pull.is_empty() || response.cursor != cursor;
             for ack in &response.acks {
                 let id = RequestId::from_bytes(ack.id);
-                let heads: Vec<automerge::ChangeHash> =
-                    ack.heads.iter().map(|h| (*h).into()).collect();
-                store.mark_acked(&id, &heads)?;
+                // No heads: exactly the heads this device pushed.
+                let heads: Vec<automerge::ChangeHash> = if ack.heads.is_empty() {
+                    pushed_heads.get(&ack.id).cloned().unwrap_or_default()
+                } else {
+                    ack.heads.iter().map(|h| (*h).into()).collect()
+                };
+                if !heads.is_empty() {
+                    store.mark_acked(&id, &heads)?;
+                }
                 store.set_refusal(&id, None)?;
                 summary.pushed += 1;
             }
