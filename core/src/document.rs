@@ -133,6 +133,13 @@ impl RequestDoc {
         self.doc.fork_at(&unique).ok().map(|mut f| f.get_heads())
     }
 
+    /// Whether every change of `hashes` is in this document.
+    pub fn has_all(&mut self, hashes: &[ChangeHash]) -> bool {
+        hashes
+            .iter()
+            .all(|h| self.doc.get_change_by_hash(h).is_some())
+    }
+
     /// Current heads.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()

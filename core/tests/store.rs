@@ -880,3 +880,30 @@ fn keys_come_from_a_key_provider_and_its_failures_are_typed() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Store>();
 }
+
+#[test]
+fn an_older_acknowledgement_never_moves_the_frontier_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    let first = s.pending().unwrap()[0].heads.clone();
+    s.add_note(&id, "kedua", false).unwrap();
+    let second = s.pending().unwrap()[0].heads.clone();
+    s.mark_acked(&id, &second).unwrap();
+    assert_eq!(s.pending_count().unwrap(), 0);
+    // A late, older acknowledgement (a reordered response).
+    s.mark_acked(&id, &first).unwrap();
+    assert_eq!(
+        s.pending_count().unwrap(),
+        0,
+        "the frontier stayed at the newer heads"
+    );
+    // Pulled changes arrive as garbage: a typed error, nothing changed.
+    let garbage = sambung_core::protocol::DocPull {
+        id: id.to_bytes().unwrap(),
+        changes: b"\x85\x6f\x4a\x83junk".to_vec(),
+        heads: vec![],
+    };
+    assert!(s.apply_pull(&garbage).is_err());
+    assert_eq!(s.get(&id).unwrap().notes.len(), 1);
+}

@@ -81,6 +81,13 @@ fn merge(
         }
         None => AutoCommit::new(),
     };
+    let previous: Option<Request> = match &current {
+        Some(_) => Some(
+            autosurgeon::hydrate(&doc)
+                .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?,
+        ),
+        None => None,
+    };
     let since: Vec<ChangeHash> = push.since.iter().map(|h| ChangeHash::from(*h)).collect();
     if since.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
         return Ok((UnknownHeads, DocWrite::Unchanged));
@@ -112,6 +119,20 @@ fn merge(
         // Changes that build on changes this server does not have.
         return Ok((UnknownHeads, DocWrite::Unchanged));
     }
+    // Automerge loads what it can of damaged bytes: unless every head the
+    // device says it pushed is here now, something was lost on the way, and
+    // acknowledging would make the device forget changes the server lacks.
+    if push.heads.is_empty()
+        || push
+            .heads
+            .iter()
+            .any(|h| doc.get_change_by_hash(&ChangeHash::from(*h)).is_none())
+    {
+        return refuse(
+            RefusalCode::Invalid,
+            "the changes are damaged or incomplete",
+        );
+    }
     let after = doc.get_heads();
     if after == before {
         return Ok((Ack(ack(&after)), DocWrite::Unchanged));
@@ -138,11 +159,8 @@ fn merge(
             "the request id does not match the document id",
         );
     }
-    if current.is_none() && request.created_by != caller.account.id {
-        return refuse(
-            RefusalCode::Forbidden,
-            "a new request must be created by the account that sends it",
-        );
+    if let Err(reason) = crate::rules::check(previous.as_ref(), &request, &caller.account) {
+        return refuse(RefusalCode::Forbidden, reason);
     }
     let scope = Scope {
         region: request.content.region.0.clone(),

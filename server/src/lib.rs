@@ -10,6 +10,7 @@ pub mod enroll;
 pub mod error;
 pub mod exchange;
 pub mod http;
+pub mod rules;
 pub mod storage;
 
 pub use error::ServerError;

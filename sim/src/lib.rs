@@ -293,14 +293,16 @@ async fn forward(
         }
         req.send()
     };
-    if duplicate {
-        link.stats.duplicated.fetch_add(1, Ordering::Relaxed);
-        let _ = send().await;
-    }
     let resp = match send().await {
         Ok(r) => r,
         Err(_) => return fail(TIMEOUT_S, StatusCode::BAD_GATEWAY),
     };
+    if duplicate {
+        // The same request arrives again after the first (a retransmission);
+        // the device hears the answer to the first.
+        link.stats.duplicated.fetch_add(1, Ordering::Relaxed);
+        let _ = send().await;
+    }
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     // "HTTP/1.1 200 OK" and the server's own headers.
     let mut answer_headers = HeaderMap::new();

@@ -198,6 +198,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
         id: [1; 16],
         since: vec![],
         changes: (0..5000u32).flat_map(|i| i.to_le_bytes()).collect(),
+        heads: vec![],
     }]);
     expect_error(
         raw.signed(big[..big.len() / 2].to_vec()).await,
@@ -258,6 +259,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: [3; 16],
         since: vec![],
         changes: b"\x85\x6f\x4a\x83 not automerge".to_vec(),
+        heads: vec![protocol::Hash([8; 32])],
     };
     // 2. A change to warga-2's request, by warga-1.
     let mut doc = RequestDoc::load(&server_doc(&server, &theirs), [], actor.clone()).unwrap();
@@ -277,6 +279,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: theirs.to_bytes().unwrap(),
         since: before.iter().map(|h| (*h).into()).collect(),
         changes: doc.save_after(&before),
+        heads: heads_of(&mut doc),
     };
     // 3. A new request claiming to be created by someone else.
     let (r, _) = new_request("warga-2", Kind::Complaint);
@@ -285,6 +288,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: r.id.to_bytes().unwrap(),
         since: vec![],
         changes: d.save(),
+        heads: heads_of(&mut d),
     };
     // 4. A new request written by another device's actor (authorship).
     let (r4, mut d4) = new_request("warga-1", Kind::Complaint);
@@ -292,6 +296,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: r4.id.to_bytes().unwrap(),
         since: vec![],
         changes: d4.save(),
+        heads: heads_of(&mut d4),
     };
     // 5. A document whose content is not a request.
     let mut other = automerge::AutoCommit::new().with_actor(actor.clone());
@@ -304,12 +309,14 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: [5; 16],
         since: vec![],
         changes: other.save(),
+        heads: other.get_heads().into_iter().map(Into::into).collect(),
     };
     // 6. Unknown `since` heads.
     let unknown = DocPush {
         id: [6; 16],
         since: vec![protocol::Hash([7; 32])],
         changes: vec![],
+        heads: vec![],
     };
     // 7. And one good document, which must go through.
     let (mut good_req, _) = new_request("warga-1", Kind::KtpEl);
@@ -319,6 +326,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: good_req.id.to_bytes().unwrap(),
         since: vec![],
         changes: good_doc.save(),
+        heads: heads_of(&mut good_doc),
     };
 
     let body = request_with(vec![
@@ -451,6 +459,10 @@ async fn enrollment_codes_are_single_use_and_expire() {
     );
 }
 
+fn heads_of(doc: &mut RequestDoc) -> Vec<protocol::Hash> {
+    doc.heads().into_iter().map(Into::into).collect()
+}
+
 /// The server's copy of a document, read through a fresh device's eyes is
 /// not possible (scope); read it from the server's storage instead.
 fn server_doc(server: &TestServer, id: &RequestId) -> Vec<u8> {
@@ -460,4 +472,102 @@ fn server_doc(server: &TestServer, id: &RequestId) -> Vec<u8> {
         .find(|e| e.doc == id.to_bytes().unwrap())
         .unwrap();
     e.data.clone()
+}
+
+#[tokio::test]
+async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = Device::enroll(
+        dir.path(),
+        &server.url(),
+        &server.code(Role::Resident, "warga-1", &[], None),
+        Role::Resident,
+        "warga-1",
+    )
+    .await;
+    let id = w.store.create(templates::example(Kind::KtpEl)).unwrap();
+    w.sync_until_ok(3).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: server.url(),
+        device: w.store.device_id(),
+        key: w.store.device_key().unwrap(),
+    };
+    let actor = ActorId::from(w.store.device_id().as_slice());
+    let log_before = server.log_len();
+    let mut doc = RequestDoc::load(&server_doc(&server, &id), [], actor).unwrap();
+    let base: Vec<protocol::Hash> = heads_of(&mut doc);
+    let base_heads = doc.heads();
+    // A long note, so that a truncated change loses something.
+    doc.update(|r| {
+        r.notes.push(sambung_core::model::Note {
+            id: "n1".into(),
+            at: sambung_core::Timestamp(5),
+            by: "warga-1".into(),
+            role: Role::Resident,
+            text: "x".repeat(2000),
+        });
+        Ok(())
+    })
+    .unwrap();
+    let changes = doc.save_after(&base_heads);
+    let truncated = DocPush {
+        id: id.to_bytes().unwrap(),
+        since: base.clone(),
+        changes: changes[..changes.len() - 40].to_vec(),
+        heads: heads_of(&mut doc),
+    };
+    let answer: SyncResponse = protocol::decode(
+        &raw.signed(request_with(vec![truncated]))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(answer.refused[0].code, RefusalCode::Invalid);
+    assert!(answer.acks.is_empty());
+    // A resident approving its own request "as the agency".
+    let mut forged = RequestDoc::load(
+        &server_doc(&server, &id),
+        [],
+        ActorId::from(w.store.device_id().as_slice()),
+    )
+    .unwrap();
+    let before = forged.heads();
+    forged
+        .update(|r| {
+            r.history.push(sambung_core::lifecycle::StatusEntry {
+                seq: 0,
+                at: sambung_core::Timestamp(6),
+                id: "forged".into(),
+                from: sambung_core::lifecycle::Status::Draft,
+                to: sambung_core::lifecycle::Status::Approved,
+                by: "dinas".into(),
+                role: Role::Agency,
+                note: None,
+            });
+            Ok(())
+        })
+        .unwrap();
+    let push = DocPush {
+        id: id.to_bytes().unwrap(),
+        since: base,
+        changes: forged.save_after(&before),
+        heads: heads_of(&mut forged),
+    };
+    let answer: SyncResponse = protocol::decode(
+        &raw.signed(request_with(vec![push]))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(answer.refused[0].code, RefusalCode::Forbidden);
+    assert_eq!(server.log_len(), log_before, "nothing was written");
 }

@@ -71,6 +71,10 @@ pub struct DocPush {
     /// Automerge changes (`save_after(since)`).
     #[serde(with = "serde_bytes")]
     pub changes: Vec<u8>,
+    /// The sender's heads once these changes are applied: the receiver
+    /// refuses the push unless it then holds every one of them (damaged or
+    /// truncated changes are never acknowledged).
+    pub heads: Vec<Hash>,
 }
 
 /// One message of Automerge's Bloom-filter sync protocol for one document,

@@ -570,10 +570,23 @@ impl Store {
 
     /// Merges changes from elsewhere (the server) into a stored document,
     /// inside the caller's write transaction.
-    fn merge_in(&self, tx: &Transaction<'_>, idb: &[u8; 16], changes: &[u8]) -> Result<(), Error> {
+    fn merge_in(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        changes: &[u8],
+        expected: &[ChangeHash],
+    ) -> Result<(), Error> {
         let (mut doc, row) = self.load_doc(tx, idb)?;
         let before = doc.heads();
         doc.apply(changes)?;
+        // Automerge loads what it can of damaged bytes: all the heads the
+        // sender announced must be here, or nothing is kept.
+        if expected.is_empty() || !doc.has_all(expected) {
+            return Err(Error::Document(
+                "received changes are damaged or incomplete",
+            ));
+        }
         let request = doc.hydrate()?;
         self.persist(tx, idb, &row, &mut doc, &before, &request)
     }
@@ -897,17 +910,31 @@ impl Store {
         })
     }
 
-    /// Records that the server holds every change up to `heads`.
+    /// Records that the server holds every change up to `heads`, on top of
+    /// what it was known to hold (an ack never moves the frontier back).
     pub fn mark_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<(), Error> {
         let idb = id_bytes(id)?;
         self.write(|tx| {
-            let n = tx.execute(
+            let old: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    "SELECT acked_heads FROM requests WHERE id = ?1",
+                    [idb.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let old = old.ok_or(Error::NotFound { what: "request" })?;
+            let mut union = decode_heads(old.as_deref().unwrap_or_default())?;
+            union.extend_from_slice(heads);
+            let acked = if union.len() == heads.len() {
+                heads.to_vec()
+            } else {
+                let (mut doc, _) = self.load_doc(tx, &idb)?;
+                doc.frontier(&union).unwrap_or_else(|| heads.to_vec())
+            };
+            tx.execute(
                 "UPDATE requests SET acked_heads = ?2 WHERE id = ?1",
-                params![idb.as_slice(), encode_heads(heads)],
+                params![idb.as_slice(), encode_heads(&acked)],
             )?;
-            if n == 0 {
-                return Err(Error::NotFound { what: "request" });
-            }
             Ok(())
         })
     }

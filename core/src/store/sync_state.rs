@@ -194,15 +194,19 @@ impl Store {
                 )
                 .optional()?;
             if exists.is_none() {
-                let doc = RequestDoc::load(&pull.changes, [], self.actor.clone())?;
-                let mut doc = doc;
+                let mut doc = RequestDoc::load(&pull.changes, [], self.actor.clone())?;
+                if server_heads.is_empty() || !doc.has_all(&server_heads) {
+                    return Err(Error::Document(
+                        "received changes are damaged or incomplete",
+                    ));
+                }
                 let request = doc.hydrate()?;
                 if request.id != id {
                     return Err(Error::Document("the pulled document's id does not match"));
                 }
                 self.insert_doc(tx, &request, &mut doc)?;
             } else {
-                self.merge_in(tx, &pull.id, &pull.changes)?;
+                self.merge_in(tx, &pull.id, &pull.changes, &server_heads)?;
             }
             // The server holds what it acknowledged before and what it just
             // sent: the acknowledged frontier is the heads of both together.

@@ -62,6 +62,41 @@ struct EnrollBody<'a> {
     public_key: String,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::check_server_url;
+
+    #[test]
+    fn plain_http_only_to_loopback_and_no_tricks() {
+        for ok in [
+            "https://sambung.example.go.id",
+            "https://10.1.2.3:8443/",
+            "http://127.0.0.1:8480",
+            "http://localhost:1",
+            "http://[::1]:80",
+        ] {
+            assert!(check_server_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://sambung.example.go.id",
+            "http://localhost:80@evil.example",
+            "http://127.0.0.1@evil.example",
+            "https://user:pw@sambung.example.go.id",
+            "ftp://127.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "https://sambung.example.go.id/?x=1",
+            "not a url",
+            "",
+        ] {
+            assert!(check_server_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            check_server_url("https://a.example/").unwrap(),
+            "https://a.example"
+        );
+    }
+}
+
 #[derive(Deserialize)]
 struct EnrollAnswer {
     account: String,
@@ -69,42 +104,35 @@ struct EnrollAnswer {
     regions: Vec<String>,
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// Checks a server URL: `https://…`, or `http://` to loopback only. Parsed
+/// as a URL (not split by hand), so `http://localhost:80@elsewhere` is seen
+/// for what it is; user info, queries and fragments are refused.
+pub fn check_server_url(url: &str) -> Result<String, Error> {
+    let bad = |why: &str| {
+        Error::BadServerUrl(format!(
+            "{why}; use https://host[:port] (plain http only to this machine)"
+        ))
+    };
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| bad("not a URL"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("user names and passwords do not belong in the address"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("no query or fragment"));
+    }
+    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
             .trim_end_matches(']')
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Checks a server URL: `https://…`, or `http://` to loopback only.
-pub fn check_server_url(url: &str) -> Result<String, Error> {
-    let url = url.trim().trim_end_matches('/');
-    let bad =
-        || Error::BadServerUrl("use https://host[:port] (plain http only to this machine)".into());
-    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-    let host_port = rest.split('/').next().unwrap_or_default();
-    let host = if host_port.starts_with('[') {
-        host_port
-            .split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        host_port.split(':').next().unwrap_or_default().to_owned()
-    };
-    if host.is_empty() {
-        return Err(bad());
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(bad("not https")),
     }
-    match scheme {
-        "https" => Ok(url.to_owned()),
-        "http" if is_loopback(&host) => Ok(url.to_owned()),
-        _ => Err(bad()),
-    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
 fn network(e: reqwest::Error) -> Error {
@@ -237,12 +265,13 @@ impl Client {
                 let changes = store.unacked_changes(&p.id)?;
                 raw += changes.len();
                 let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
-                pushed_heads.insert(id, p.heads);
                 push.push(DocPush {
                     id,
                     since: p.acked_heads.into_iter().map(Into::into).collect(),
                     changes,
+                    heads: p.heads.iter().copied().map(Into::into).collect(),
                 });
+                pushed_heads.insert(id, p.heads);
             }
             let mut request = SyncRequest {
                 cursor,
@@ -300,8 +329,19 @@ impl Client {
                 skip.insert(id);
             }
             for pull in &response.pull {
-                store.apply_pull(pull)?;
-                summary.pulled += 1;
+                // One document that cannot be applied must not stop the
+                // others: it is marked (when it is here) and left for repair.
+                match store.apply_pull(pull) {
+                    Ok(_) => summary.pulled += 1,
+                    Err(e @ (Error::Document(_) | Error::Corrupt(_))) => {
+                        let id = RequestId::from_bytes(pull.id);
+                        tracing::warn!(error = %e, "pulled changes could not be applied");
+                        let reason = "changes from the server could not be applied; the request needs a repair";
+                        let _ = store.set_refusal(&id, Some(reason));
+                        summary.refused.push((id.to_string(), reason.to_owned()));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             store.set_cursor(response.cursor)?;
             progress(&summary);
