@@ -876,6 +876,12 @@ fn keys_come_from_a_key_provider_and_its_failures_are_typed() {
         Err(Error::KeyProvider(m)) => assert!(m.contains("locked")),
         other => panic!("expected a KeyProvider error, got {:?}", other.map(|_| ())),
     }
+    // The device id is bound to the device's signing key.
+    let s = Store::open(dir.path(), &Secret::from_provider(&provider).unwrap()).unwrap();
+    assert_eq!(
+        s.device_id(),
+        sambung_core::protocol::device_id_of(&s.device_key().unwrap().public_key())
+    );
     // The store is shared across threads by the apps.
     fn shareable<T: Send + Sync>() {}
     shareable::<Store>();

@@ -50,7 +50,7 @@ impl ServerError {
             ServerError::UnknownDevice => (401, ErrorCode::UnknownDevice),
             ServerError::Replayed => (401, ErrorCode::Replayed),
             ServerError::BadEnrollmentCode => (403, ErrorCode::BadEnrollmentCode),
-            ServerError::BadRequest(_) => (400, ErrorCode::BadEnvelope),
+            ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
             ServerError::Storage(_) => (500, ErrorCode::Internal),
         }
     }

@@ -119,6 +119,11 @@ async fn enroll(
         .map_err(|_| ServerError::BadRequest("expected {code, device, public_key}".into()))?;
     let device = hex_array::<16>(&req.device, "device")?;
     let public_key = hex_array::<32>(&req.public_key, "public_key")?;
+    if device != sambung_core::protocol::device_id_of(&public_key) {
+        return Err(ServerError::BadRequest(
+            "the device id must be the one derived from its public key".into(),
+        ));
+    }
     let hash = crate::enroll::code_hash(&req.code);
     let account = tokio::task::spawn_blocking(move || {
         state

@@ -437,6 +437,22 @@ async fn enrollment_codes_are_single_use_and_expire() {
         let e: ErrorBody = resp.json().await.unwrap();
         assert!(!e.message.is_empty());
     }
+    // A device id that is not the one derived from the public key (someone
+    // trying to enroll under another device's author id).
+    let fresh = server.code(Role::Resident, "warga-4", &[], None);
+    let key = DeviceKey::generate().unwrap();
+    let body = format!(
+        "{{\"code\":\"{fresh}\",\"device\":\"{}\",\"public_key\":\"{}\"}}",
+        hex_string(&[7u8; 16]),
+        hex_string(&key.public_key())
+    );
+    let resp = http
+        .post(format!("{}/v1/enroll", server.url()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, ErrorCode::BadRequest).await;
     // A plain-http server that is not loopback is refused by the client.
     assert!(matches!(
         sambung_core::sync::Client::new("http://sambung.example.go.id", &Default::default()),
@@ -457,6 +473,10 @@ async fn enrollment_codes_are_single_use_and_expire() {
             .unwrap(),
         "ok"
     );
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn heads_of(doc: &mut RequestDoc) -> Vec<protocol::Hash> {

@@ -8,6 +8,16 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
+/// The device id that belongs to a public key: the first 16 bytes of its
+/// SHA-256. It is also the device's Automerge actor id, so the author of
+/// every change is bound to the key that signs its exchanges.
+pub fn device_id_of(public_key: &[u8; 32]) -> [u8; 16] {
+    let h = crate::crypto::sha256(public_key);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    id
+}
+
 /// Seconds a signed request stays valid either side of the server's clock.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
 

@@ -12,7 +12,7 @@
 mod auth;
 mod envelope;
 
-pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders};
+pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders, device_id_of};
 pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, version};
 
 use serde::{Deserialize, Serialize};
@@ -206,6 +206,8 @@ pub enum ErrorCode {
     UnknownDevice,
     /// An enrollment code is unknown, used or expired.
     BadEnrollmentCode,
+    /// A request that is not what the endpoint takes (other than a sync body).
+    BadRequest,
     /// Anything else on the server.
     Internal,
 }

@@ -222,7 +222,12 @@ impl Store {
         }
         let (key, kdf) = new_key(secret, rounds)?;
         let keys = Keys::derive(&key)?;
-        let actor = ActorId::from(crypto::random_bytes::<16>()?.as_slice());
+        // The device's signing key, and its Automerge actor id derived from
+        // the public key: the server checks the binding at enrollment, so
+        // nobody can enroll under another device's author id.
+        let device_key = crate::protocol::DeviceKey::generate()
+            .map_err(|_| Error::Crypto("key generation failed"))?;
+        let actor = ActorId::from(&crate::protocol::device_id_of(&device_key.public_key())[..]);
         let record = DeviceRecord {
             identity: identity.clone(),
             actor: actor.to_hex_string(),
@@ -242,6 +247,15 @@ impl Store {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('device', ?1)",
                 [sealed],
+            )?;
+            let sealed_key = keys.seal(
+                Purpose::Records,
+                &place("meta", "device_key", b"", 0),
+                device_key.pkcs8(),
+            )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('device_key', ?1)",
+                [sealed_key],
             )?;
             tx.commit()?;
             // Rollback journal mode here: one file to rename, nothing else.

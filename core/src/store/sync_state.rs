@@ -51,26 +51,18 @@ impl Store {
         id
     }
 
-    /// The device's Ed25519 signing key, created and sealed in the store on
-    /// first use.
+    /// The device's Ed25519 signing key, made at `init` and sealed in the
+    /// store; its public key determines [`Store::device_id`].
     pub fn device_key(&self) -> Result<DeviceKey, Error> {
         let p = place("meta", "device_key", b"", 0);
-        self.write(|tx| {
-            if let Some(sealed) = meta_get(tx, "device_key")? {
-                let pkcs8 = self
-                    .keys
-                    .open(Purpose::Records, &p, &sealed)
-                    .map_err(|_| Error::Corrupt("the device key failed authentication"))?;
-                return DeviceKey::from_pkcs8(&pkcs8)
-                    .map_err(|_| Error::Corrupt("the device key is damaged"));
-            }
-            let key = DeviceKey::generate().map_err(|_| Error::Crypto("key generation failed"))?;
-            meta_put(
-                tx,
-                "device_key",
-                &self.keys.seal(Purpose::Records, &p, key.pkcs8())?,
-            )?;
-            Ok(key)
+        self.read(|tx| {
+            let sealed =
+                meta_get(tx, "device_key")?.ok_or(Error::Corrupt("the device key is missing"))?;
+            let pkcs8 = self
+                .keys
+                .open(Purpose::Records, &p, &sealed)
+                .map_err(|_| Error::Corrupt("the device key failed authentication"))?;
+            DeviceKey::from_pkcs8(&pkcs8).map_err(|_| Error::Corrupt("the device key is damaged"))
         })
     }
 
