@@ -44,6 +44,10 @@ fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     sambung_core::document::encode_heads(heads)
 }
 
+/// The largest pushed changes of one document accepted (requests are
+/// small; attachments never ride inside documents).
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
 /// Applies one pushed document.
 pub fn apply_push(
     storage: &dyn Storage,
@@ -52,8 +56,31 @@ pub fn apply_push(
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
     let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed");
+    if push.changes.len() > MAX_DOCUMENT_BYTES {
+        return Ok(PushResult::Refused(
+            RefusalCode::TooLarge,
+            "the changes of this request are larger than the server accepts",
+        ));
+    }
     storage.update_document(push.id, &mut |current: Option<StoredDoc>| {
-        let (r, w) = merge(nik_key, caller, push, current)?;
+        // Hostile bytes must not take the exchange down with them: a panic
+        // inside the merge refuses this document only.
+        let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            merge(nik_key, caller, push, current)
+        }));
+        let (r, w) = match merged {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                tracing::warn!("a pushed document made the merge panic; refused");
+                (
+                    PushResult::Refused(
+                        RefusalCode::Invalid,
+                        "the document could not be processed",
+                    ),
+                    DocWrite::Unchanged,
+                )
+            }
+        };
         result = r;
         Ok(w)
     })?;

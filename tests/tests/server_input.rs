@@ -329,7 +329,16 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         heads: heads_of(&mut good_doc),
     };
 
+    // 8. A document over the server's size limit.
+    let huge = DocPush {
+        id: [8; 16],
+        since: vec![],
+        changes: vec![0x85; sambung_server::exchange::MAX_DOCUMENT_BYTES + 1],
+        heads: vec![],
+    };
+
     let body = request_with(vec![
+        huge,
         corrupt,
         foreign,
         impostor,
@@ -342,6 +351,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     assert_eq!(resp.status().as_u16(), 200);
     let answer: SyncResponse = protocol::decode(&resp.bytes().await.unwrap()).unwrap();
     let code_of = |id: [u8; 16]| answer.refused.iter().find(|r| r.id == id).map(|r| r.code);
+    assert_eq!(code_of([8; 16]), Some(RefusalCode::TooLarge));
     assert_eq!(code_of([3; 16]), Some(RefusalCode::Invalid));
     assert_eq!(
         code_of(theirs.to_bytes().unwrap()),
