@@ -67,6 +67,19 @@ impl TestServer {
         sambung_server::enroll::create(self.state.storage(), &account, now(), 3600).unwrap()
     }
 
+    /// A new account with a code, and a device enrolled with it directly.
+    pub async fn device(
+        &self,
+        dir: &Path,
+        role: Role,
+        user: &str,
+        regions: &[&str],
+        nik: Option<&str>,
+    ) -> Device {
+        let code = self.code(role, user, regions, nik);
+        Device::enroll(dir, &self.url(), &code, role, user).await
+    }
+
     /// Number of entries in the server's change log.
     pub fn log_len(&self) -> usize {
         self.state.storage().log_since(0, 1_000_000).unwrap().len()

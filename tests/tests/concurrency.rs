@@ -4,20 +4,15 @@
 use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::templates;
-use sambung_e2e::{Device, TestServer};
+use sambung_e2e::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_exchanges_on_one_document_merge() {
     let server = TestServer::start().await;
     let home = tempfile::tempdir().unwrap();
-    let resident = Device::enroll(
-        &home.path().join("r"),
-        &server.url(),
-        &server.code(Role::Resident, "warga-1", &[], None),
-        Role::Resident,
-        "warga-1",
-    )
-    .await;
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
     let id = resident
         .store
         .create(templates::example(Kind::Complaint))
@@ -27,14 +22,15 @@ async fn concurrent_exchanges_on_one_document_merge() {
     let mut officers = Vec::new();
     for i in 0..8 {
         let user = format!("petugas-{i}");
-        let d = Device::enroll(
-            &home.path().join(&user),
-            &server.url(),
-            &server.code(Role::Officer, &user, &["32.73"], None),
-            Role::Officer,
-            &user,
-        )
-        .await;
+        let d = server
+            .device(
+                &home.path().join(&user),
+                Role::Officer,
+                &user,
+                &["32.73"],
+                None,
+            )
+            .await;
         d.sync_until_ok(3).await;
         officers.push(d);
     }

@@ -46,38 +46,24 @@ async fn scenario(seed: u64) {
     let server = TestServer::start().await;
     let (link, sim) = faulty_link(&server.url(), seed).await;
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let r1 = Device::enroll(
-        dirs[0].path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-1", &[], Some(NIK_R1)),
-        Role::Resident,
-        "warga-1",
-    )
-    .await;
-    let r2 = Device::enroll(
-        dirs[1].path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-2", &[], Some(NIK_R2)),
-        Role::Resident,
-        "warga-2",
-    )
-    .await;
-    let o1 = Device::enroll(
-        dirs[2].path(),
-        &server.url(),
-        &server.code(Role::Officer, "petugas-1", &["32.73"], None),
-        Role::Officer,
-        "petugas-1",
-    )
-    .await;
-    let o2 = Device::enroll(
-        dirs[3].path(),
-        &server.url(),
-        &server.code(Role::Officer, "petugas-2", &["32.73.01", "33"], None),
-        Role::Officer,
-        "petugas-2",
-    )
-    .await;
+    let r1 = server
+        .device(dirs[0].path(), Role::Resident, "warga-1", &[], Some(NIK_R1))
+        .await;
+    let r2 = server
+        .device(dirs[1].path(), Role::Resident, "warga-2", &[], Some(NIK_R2))
+        .await;
+    let o1 = server
+        .device(dirs[2].path(), Role::Officer, "petugas-1", &["32.73"], None)
+        .await;
+    let o2 = server
+        .device(
+            dirs[3].path(),
+            Role::Officer,
+            "petugas-2",
+            &["32.73.01", "33"],
+            None,
+        )
+        .await;
     // Enrollment went direct; from here on every exchange crosses the faulty link.
     let devices = [r1, r2, o1, o2].map(|mut d| {
         d.client = sambung_core::sync::Client::new(&link, &d.config).unwrap();

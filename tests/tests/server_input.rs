@@ -84,14 +84,9 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     sambung_core::sync::install_crypto_provider();
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let dev = Device::enroll(
-        dir.path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-1", &[], None),
-        Role::Resident,
-        "warga-1",
-    )
-    .await;
+    let dev = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
     let raw = Raw {
         http: reqwest::Client::new(),
         url: server.url(),
@@ -226,22 +221,12 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let server = TestServer::start().await;
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
-    let w1 = Device::enroll(
-        d1.path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-1", &[], None),
-        Role::Resident,
-        "warga-1",
-    )
-    .await;
-    let w2 = Device::enroll(
-        d2.path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-2", &[], None),
-        Role::Resident,
-        "warga-2",
-    )
-    .await;
+    let w1 = server
+        .device(d1.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let w2 = server
+        .device(d2.path(), Role::Resident, "warga-2", &[], None)
+        .await;
     // warga-2 has a request on the server.
     let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
     w2.sync_until_ok(3).await;
@@ -509,14 +494,9 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
     sambung_core::sync::install_crypto_provider();
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let w = Device::enroll(
-        dir.path(),
-        &server.url(),
-        &server.code(Role::Resident, "warga-1", &[], None),
-        Role::Resident,
-        "warga-1",
-    )
-    .await;
+    let w = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
     let id = w.store.create(templates::example(Kind::KtpEl)).unwrap();
     w.sync_until_ok(3).await;
     let raw = Raw {
