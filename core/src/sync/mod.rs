@@ -2,6 +2,10 @@
 //! is pending (protocol in `docs/protocol.md`). HTTPS through reqwest with
 //! rustls on the ring provider; plain HTTP only to this machine's loopback.
 
+mod engine;
+
+pub use engine::{EngineConfig, EngineStatus, SyncEngine, backoff};
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -1,0 +1,128 @@
+//! The sync engine against a real server through the link simulator:
+//! debounced writes, retries on its own after failures, silence while
+//! offline, and a stop when dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sambung_core::lifecycle::Role;
+use sambung_core::model::Kind;
+use sambung_core::sync::{Client, EngineConfig, SyncEngine};
+use sambung_core::templates;
+use sambung_e2e::{Profile, TestServer};
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        debounce: Duration::from_millis(150),
+        min_backoff: Duration::from_millis(40),
+        max_backoff: Duration::from_millis(200),
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn profile(offline_first_s: f64) -> Profile {
+    Profile {
+        name: "test",
+        down_bps: 1e9,
+        up_bps: 1e9,
+        rtt_s: 0.0,
+        loss_percent: 0.0,
+        duplicate_percent: 0.0,
+        outage: None,
+        offline_first_s,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_costs_one_exchange() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let (url, link) = sambung_linksim::start(&server.url(), profile(0.0), 1).await;
+    let store = Arc::new(dev.store);
+    let engine = SyncEngine::start(
+        store.clone(),
+        Client::new(&url, &dev.config).unwrap(),
+        dev.config.clone(),
+        config(),
+    );
+    let id = store.create(templates::example(Kind::Complaint)).unwrap();
+    engine.local_write();
+    for i in 0..9 {
+        store.add_note(&id, &format!("catatan {i}"), false).unwrap();
+        engine.local_write();
+    }
+    wait_for("the sync", || engine.status().syncs >= 1).await;
+    assert_eq!(store.pending_count().unwrap(), 0);
+    assert_eq!(link.stats().snapshot()[2], 1, "ten writes, one exchange");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_is_retried_without_a_new_write_and_nothing_runs_offline() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    // The link is down for its first hour of virtual time.
+    let (url, link) = sambung_linksim::start(&server.url(), profile(3600.0), 2).await;
+    let store = Arc::new(dev.store);
+    let engine = SyncEngine::start(
+        store.clone(),
+        Client::new(&url, &dev.config).unwrap(),
+        dev.config.clone(),
+        config(),
+    );
+    store.create(templates::example(Kind::KtpEl)).unwrap();
+    engine.local_write();
+    wait_for("failures", || engine.status().consecutive_failures >= 2).await;
+    assert!(engine.status().last_error.is_some());
+    // The link comes back; no new write: the engine retries on its own.
+    link.advance(3600.0);
+    wait_for("the retry", || engine.status().syncs >= 1).await;
+    assert_eq!(store.pending_count().unwrap(), 0);
+    assert_eq!(engine.status().consecutive_failures, 0);
+
+    // Offline by the platform's word: writes wait, nothing is tried.
+    engine.connectivity_changed(false);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let attempts = link.stats().snapshot()[2];
+    store.create(templates::example(Kind::KtpEl)).unwrap();
+    engine.local_write();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        link.stats().snapshot()[2],
+        attempts,
+        "nothing tried while offline"
+    );
+    assert!(!engine.status().online);
+    engine.connectivity_changed(true);
+    wait_for("the sync after coming online", || {
+        engine.status().syncs >= 2
+    })
+    .await;
+    assert_eq!(store.pending_count().unwrap(), 0);
+
+    // Dropped, it stops.
+    drop(engine);
+    store.create(templates::example(Kind::KtpEl)).unwrap();
+    let attempts = link.stats().snapshot()[2];
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(link.stats().snapshot()[2], attempts);
+    assert_eq!(
+        store.pending_count().unwrap(),
+        1,
+        "the write is kept for the next engine"
+    );
+}
