@@ -21,6 +21,9 @@ pub enum ServerError {
     /// An enrollment code is unknown, used or expired.
     #[error("the enrollment code is unknown, already used, or expired")]
     BadEnrollmentCode,
+    /// The body is larger than the endpoint accepts.
+    #[error("the request body is larger than the server accepts")]
+    TooLarge,
     /// Input that is not what the endpoint takes.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -51,6 +54,7 @@ impl ServerError {
             ServerError::Replayed => (401, ErrorCode::Replayed),
             ServerError::BadEnrollmentCode => (403, ErrorCode::BadEnrollmentCode),
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
+            ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Storage(_) => (500, ErrorCode::Internal),
         }
     }

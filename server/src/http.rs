@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -113,8 +114,9 @@ fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], ServerError
 
 async fn enroll(
     State(state): State<Arc<AppState>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EnrollResponse>, ServerError> {
+    let body = body.map_err(|_| ServerError::TooLarge)?;
     let req: EnrollRequest = serde_json::from_slice(&body)
         .map_err(|_| ServerError::BadRequest("expected {code, device, public_key}".into()))?;
     let device = hex_array::<16>(&req.device, "device")?;
@@ -143,8 +145,10 @@ async fn enroll(
 async fn sync(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
+    // Over the limit: the protocol's JSON error, not a bare 413 page.
+    let body = body.map_err(|_| ServerError::TooLarge)?;
     // The version first: an app from another era gets "update the app",
     // whatever else is wrong.
     protocol::version(&body).and_then(|v| {

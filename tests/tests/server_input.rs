@@ -206,8 +206,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     expect_error(raw.signed(junk).await, 400, ErrorCode::BadEnvelope).await;
     // Oversized body.
     let oversized = vec![0u8; sambung_server::http::MAX_SYNC_BODY + 1];
-    let resp = raw.signed(oversized).await;
-    assert_eq!(resp.status().as_u16(), 413);
+    expect_error(raw.signed(oversized).await, 413, ErrorCode::TooLarge).await;
     assert_eq!(
         server.log_len(),
         log_before,
@@ -432,6 +431,14 @@ async fn enrollment_codes_are_single_use_and_expire() {
         let e: ErrorBody = resp.json().await.unwrap();
         assert!(!e.message.is_empty());
     }
+    // An enrollment body over its 4 KiB limit.
+    let resp = http
+        .post(format!("{}/v1/enroll", server.url()))
+        .body("x".repeat(5000))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 413, ErrorCode::TooLarge).await;
     // A device id that is not the one derived from the public key (someone
     // trying to enroll under another device's author id).
     let fresh = server.code(Role::Resident, "warga-4", &[], None);
