@@ -165,6 +165,13 @@ fn place<'a>(table: &'static str, column: &'static str, row: &'a [u8], index: u6
     }
 }
 
+/// A request id as read back from the store.
+fn stored_id(bytes: &[u8]) -> Result<[u8; 16], Error> {
+    bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt("a request id has a wrong length"))
+}
+
 fn id_bytes(id: &RequestId) -> Result<[u8; 16], Error> {
     id.to_bytes().ok_or(Error::NotFound { what: "request" })
 }
@@ -590,7 +597,7 @@ impl Store {
         idb: &[u8; 16],
         changes: &[u8],
         expected: &[ChangeHash],
-    ) -> Result<(), Error> {
+    ) -> Result<RequestDoc, Error> {
         let (mut doc, row) = self.load_doc(tx, idb)?;
         let before = doc.heads();
         doc.apply(changes)?;
@@ -602,7 +609,8 @@ impl Store {
             ));
         }
         let request = doc.hydrate()?;
-        self.persist(tx, idb, &row, &mut doc, &before, &request)
+        self.persist(tx, idb, &row, &mut doc, &before, &request)?;
+        Ok(doc)
     }
 
     /// Stores what changed in `doc` since `before`: an incremental chunk (or
@@ -822,10 +830,7 @@ impl Store {
             let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                let idb: [u8; 16] = r
-                    .get::<_, Vec<u8>>(0)?
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let idb = stored_id(&r.get::<_, Vec<u8>>(0)?)?;
                 let kind: String = r.get(1)?;
                 let status: String = r.get(2)?;
                 let title: Vec<u8> = r.get(3)?;
@@ -864,10 +869,7 @@ impl Store {
             let rows = stmt.query_map([hash], |r| r.get::<_, Vec<u8>>(0))?;
             let mut out = Vec::new();
             for r in rows {
-                let b: [u8; 16] = r?
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
-                out.push(RequestId::from_bytes(b));
+                out.push(RequestId::from_bytes(stored_id(&r?)?));
             }
             Ok(out)
         })
@@ -885,10 +887,7 @@ impl Store {
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let idb: [u8; 16] = r
-                .get::<_, Vec<u8>>(0)?
-                .try_into()
-                .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+            let idb = stored_id(&r.get::<_, Vec<u8>>(0)?)?;
             let acked: Option<Vec<u8>> = r.get(1)?;
             out.push(Pending {
                 id: RequestId::from_bytes(idb),
@@ -1025,10 +1024,7 @@ impl Store {
             };
             for (done, (rid, idb)) in rows.iter().enumerate() {
                 progress(done, rows.len());
-                let idb16: [u8; 16] = idb
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let idb16 = stored_id(idb)?;
                 let (doc, _) = self.load_doc(tx, &idb16)?;
                 write_lookups(&new, tx, *rid, &doc.hydrate()?)?;
                 let (title, snap): (Vec<u8>, Vec<u8>) = tx.query_row(

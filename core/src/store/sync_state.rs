@@ -124,9 +124,7 @@ impl Store {
                 st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
             };
             for idb in ids {
-                let idb: [u8; 16] = idb
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("a request id has a wrong length"))?;
+                let idb = super::stored_id(&idb)?;
                 let account = enrollment.account.clone();
                 let old = old_user.clone();
                 self.modify_in(tx, &idb, move |r| {
@@ -185,7 +183,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if exists.is_none() {
+            let mut doc = if exists.is_none() {
                 let mut doc = RequestDoc::load(&pull.changes, [], self.actor.clone())?;
                 if server_heads.is_empty() || !doc.has_all(&server_heads) {
                     return Err(Error::Document(
@@ -197,9 +195,10 @@ impl Store {
                     return Err(Error::Document("the pulled document's id does not match"));
                 }
                 self.insert_doc(tx, &request, &mut doc)?;
+                doc
             } else {
-                self.merge_in(tx, &pull.id, &pull.changes, &server_heads)?;
-            }
+                self.merge_in(tx, &pull.id, &pull.changes, &server_heads)?
+            };
             // The server holds what it acknowledged before and what it just
             // sent: the acknowledged frontier is the heads of both together.
             let old: Option<Vec<u8>> = tx.query_row(
@@ -209,7 +208,6 @@ impl Store {
             )?;
             let mut union = crate::document::decode_heads(old.as_deref().unwrap_or_default())?;
             union.extend(server_heads.iter().copied());
-            let (mut doc, _) = self.load_doc(tx, &pull.id)?;
             let acked = doc.frontier(&union).unwrap_or(server_heads.clone());
             tx.execute(
                 "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
