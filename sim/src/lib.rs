@@ -64,6 +64,21 @@ impl Profile {
         ]
     }
 
+    /// A perfect link (no delay, no loss): for counting bytes, and the base
+    /// of test profiles that add one fault at a time.
+    pub fn lossless() -> Profile {
+        Profile {
+            name: "lossless",
+            down_bps: 1e9,
+            up_bps: 1e9,
+            rtt_s: 0.0,
+            loss_percent: 0.0,
+            duplicate_percent: 0.0,
+            outage: None,
+            offline_first_s: 0.0,
+        }
+    }
+
     /// Whether the link is down at virtual time `t` (seconds).
     pub fn in_outage(&self, t: f64) -> bool {
         if t < self.offline_first_s {

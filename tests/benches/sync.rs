@@ -91,16 +91,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let server = TestServer::start().await;
-    let profile = Profile {
-        name: "lossless",
-        down_bps: 1e9,
-        up_bps: 1e9,
-        rtt_s: 0.0,
-        loss_percent: 0.0,
-        duplicate_percent: 0.0,
-        outage: None,
-        offline_first_s: 0.0,
-    };
+    let profile = Profile::lossless();
     let (link_url, link) = sambung_linksim::start(&server.url(), profile, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let code = server.code(Role::Resident, "warga-1", &[], None);

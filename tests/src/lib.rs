@@ -156,13 +156,10 @@ impl Device {
 pub async fn faulty_link(upstream: &str, seed: u64) -> (String, Arc<Link>) {
     let profile = Profile {
         name: "faulty",
-        down_bps: 1e9,
-        up_bps: 1e9,
         rtt_s: 0.05,
         loss_percent: 12.0,
         duplicate_percent: 10.0,
-        outage: None,
-        offline_first_s: 0.0,
+        ..Profile::lossless()
     };
     sambung_linksim::start(upstream, profile, seed).await
 }

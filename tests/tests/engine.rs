@@ -31,14 +31,8 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 fn profile(offline_first_s: f64) -> Profile {
     Profile {
-        name: "test",
-        down_bps: 1e9,
-        up_bps: 1e9,
-        rtt_s: 0.0,
-        loss_percent: 0.0,
-        duplicate_percent: 0.0,
-        outage: None,
         offline_first_s,
+        ..Profile::lossless()
     }
 }
 

@@ -35,6 +35,13 @@ impl Raw {
         req.send().await.unwrap()
     }
 
+    /// A signed exchange that must succeed; its decoded answer.
+    async fn exchange(&self, push: Vec<DocPush>) -> SyncResponse {
+        let resp = self.signed(request_with(push)).await;
+        assert_eq!(resp.status().as_u16(), 200);
+        protocol::decode(&resp.bytes().await.unwrap()).unwrap()
+    }
+
     async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
         let device = self.device;
         self.post(body, |k, b| {
@@ -321,19 +328,18 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         heads: vec![],
     };
 
-    let body = request_with(vec![
-        huge,
-        corrupt,
-        foreign,
-        impostor,
-        ghost,
-        not_request,
-        unknown,
-        good.clone(),
-    ]);
-    let resp = raw.signed(body).await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let answer: SyncResponse = protocol::decode(&resp.bytes().await.unwrap()).unwrap();
+    let answer = raw
+        .exchange(vec![
+            huge,
+            corrupt,
+            foreign,
+            impostor,
+            ghost,
+            not_request,
+            unknown,
+            good.clone(),
+        ])
+        .await;
     let code_of = |id: [u8; 16]| answer.refused.iter().find(|r| r.id == id).map(|r| r.code);
     assert_eq!(code_of([8; 16]), Some(RefusalCode::TooLarge));
     assert_eq!(code_of([3; 16]), Some(RefusalCode::Invalid));
@@ -536,14 +542,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
         changes: changes[..changes.len() - 40].to_vec(),
         heads: heads_of(&mut doc),
     };
-    let answer: SyncResponse = protocol::decode(
-        &raw.signed(request_with(vec![truncated]))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let answer = raw.exchange(vec![truncated]).await;
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(answer.refused[0].code, RefusalCode::Invalid);
     assert!(answer.acks.is_empty());
@@ -576,14 +575,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
         changes: forged.save_after(&before),
         heads: heads_of(&mut forged),
     };
-    let answer: SyncResponse = protocol::decode(
-        &raw.signed(request_with(vec![push]))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let answer = raw.exchange(vec![push]).await;
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(answer.refused[0].code, RefusalCode::Forbidden);
     assert_eq!(server.log_len(), log_before, "nothing was written");
