@@ -25,7 +25,7 @@ pub fn run() -> Result<(), CliError> {
 
 fn device_walkthrough() -> Result<(), CliError> {
     let tmp = tempfile::tempdir()
-        .map_err(|e| CliError::Usage(format!("cannot create a temporary folder: {e}")))?;
+        .map_err(|e| CliError::Failed(format!("cannot create a temporary folder: {e}")))?;
     let home = tmp.path().join("device");
     let pass = Secret::passphrase("correct horse battery staple");
 
@@ -58,7 +58,7 @@ fn device_walkthrough() -> Result<(), CliError> {
             }
         }
         other => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Failed(format!(
                 "the invalid request was not refused: {other:?}"
             )));
         }
@@ -74,7 +74,7 @@ fn device_walkthrough() -> Result<(), CliError> {
         .iter()
         .find(|(k, _)| *k == Kind::Birth)
         .map(|(_, id)| id.clone())
-        .ok_or_else(|| CliError::Usage("no birth draft".into()))?;
+        .ok_or_else(|| CliError::Failed("no birth draft".into()))?;
 
     step("4. Submit the birth registration: the birth letter is required first");
     match store.submit(&birth) {
@@ -89,7 +89,7 @@ fn device_walkthrough() -> Result<(), CliError> {
             }
         }
         other => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Failed(format!(
                 "submit without attachment was not refused: {other:?}"
             )));
         }
@@ -134,9 +134,9 @@ fn device_walkthrough() -> Result<(), CliError> {
     drop(store);
     let mut scanned = 0usize;
     let mut leaks = 0usize;
-    for entry in std::fs::read_dir(&home).map_err(|e| CliError::Usage(e.to_string()))? {
-        let bytes = std::fs::read(entry.map_err(|e| CliError::Usage(e.to_string()))?.path())
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+    for entry in std::fs::read_dir(&home).map_err(|e| CliError::Failed(e.to_string()))? {
+        let bytes = std::fs::read(entry.map_err(|e| CliError::Failed(e.to_string()))?.path())
+            .map_err(|e| CliError::Failed(e.to_string()))?;
         scanned += bytes.len();
         for needle in [
             &b"Siti Aminah"[..],
@@ -155,7 +155,7 @@ fn device_walkthrough() -> Result<(), CliError> {
     match Store::open(&home, &Secret::passphrase("wrong")) {
         Err(e @ Error::WrongKey) => println!("  {e}"),
         other => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Failed(format!(
                 "a wrong passphrase was not refused: {other:?}"
             )));
         }
@@ -180,7 +180,7 @@ fn device_walkthrough() -> Result<(), CliError> {
     match Store::wipe(&home, false) {
         Err(e @ Error::UnsyncedChanges { .. }) => println!("  {e}"),
         other => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Failed(format!(
                 "wipe with unsynced changes was not refused: {other:?}"
             )));
         }
@@ -198,6 +198,6 @@ fn assert_status(s: Status) -> Result<(), CliError> {
     if s == Status::Submitted {
         Ok(())
     } else {
-        Err(CliError::Usage(format!("unexpected status {s}")))
+        Err(CliError::Failed(format!("unexpected status {s}")))
     }
 }

@@ -19,7 +19,7 @@ use sambung_server::storage::SqliteStorage;
 use crate::output::CliError;
 
 fn fail(what: impl std::fmt::Display) -> CliError {
-    CliError::Usage(format!("demo: {what}"))
+    CliError::Failed(format!("demo: {what}"))
 }
 
 struct Party {

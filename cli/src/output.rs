@@ -12,6 +12,8 @@ pub enum CliError {
     Core(Error),
     /// Something about the invocation (missing home, passphrase, file, bad id).
     Usage(String),
+    /// Something that failed while running (the server's storage, a port).
+    Failed(String),
 }
 
 impl From<Error> for CliError {
@@ -26,6 +28,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
             CliError::Core(Error::Validation(_) | Error::InvalidJson { .. }) => 3,
             CliError::Core(Error::WrongKey) => 4,
             CliError::Core(Error::NotFound { .. }) => 5,
@@ -38,7 +41,7 @@ impl CliError {
 
 pub fn print_error(e: &CliError) {
     match e {
-        CliError::Usage(m) => eprintln!("error: {m}"),
+        CliError::Usage(m) | CliError::Failed(m) => eprintln!("error: {m}"),
         CliError::Core(Error::Validation(report)) => {
             eprintln!(
                 "error: the request is not valid ({} problem(s)):",

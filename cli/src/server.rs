@@ -13,7 +13,7 @@ use sambung_server::storage::SqliteStorage;
 use crate::output::CliError;
 
 fn server_err(e: sambung_server::ServerError) -> CliError {
-    CliError::Usage(e.to_string())
+    CliError::Failed(e.to_string())
 }
 
 /// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
@@ -28,14 +28,14 @@ pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
     let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
     let state = AppState::new(storage).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
-        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+            .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            .map_err(|e| CliError::Failed(e.to_string()))?;
         println!(
             "sambung server listening on http://{addr} (data in {})",
             data.display()
@@ -54,7 +54,7 @@ pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
         };
         sambung_server::http::serve(listener, state, shutdown)
             .await
-            .map_err(|e| CliError::Usage(format!("server error: {e}")))
+            .map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }
 

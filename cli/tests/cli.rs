@@ -12,29 +12,18 @@ struct Run {
     stderr: String,
 }
 
-fn run_with(
-    home: Option<&Path>,
-    pass: Option<&str>,
-    extra_env: &[(&str, &str)],
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Run {
+/// The `sambung` binary with a clean environment (no passphrase, no home).
+fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sambung"));
     cmd.env_remove("SAMBUNG_PASSPHRASE")
         .env_remove("SAMBUNG_HOME")
         .env_remove("SAMBUNG_NEW_PASSPHRASE");
-    cmd.arg("device");
-    if let Some(h) = home {
-        cmd.arg("--home").arg(h);
-    }
-    if let Some(p) = pass {
-        cmd.env("SAMBUNG_PASSPHRASE", p);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    cmd.args(args)
-        .stdin(Stdio::piped())
+    cmd
+}
+
+/// Runs `cmd` with `stdin` written to it.
+fn exec(mut cmd: Command, stdin: Option<&str>) -> Run {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -54,6 +43,28 @@ fn run_with(
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
+}
+
+fn run_with(
+    home: Option<&Path>,
+    pass: Option<&str>,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Run {
+    let mut cmd = command();
+    cmd.arg("device");
+    if let Some(h) = home {
+        cmd.arg("--home").arg(h);
+    }
+    if let Some(p) = pass {
+        cmd.env("SAMBUNG_PASSPHRASE", p);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.args(args);
+    exec(cmd, stdin)
 }
 
 fn run(home: &Path, args: &[&str]) -> Run {
@@ -398,4 +409,138 @@ fn a_rekey_killed_at_any_moment_leaves_one_working_key_and_all_data() {
     // transactions were cut and the old key stayed; the unkilled one completed.
     assert!(outcomes.0 >= 2, "{outcomes:?}");
     assert!(outcomes.1 >= 1, "{outcomes:?}");
+}
+
+fn sambung(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = command();
+    cmd.args(args);
+    exec(cmd, stdin)
+}
+
+#[test]
+fn sync_commands_refuse_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    // Not enrolled yet.
+    let r = run(&home, &["sync"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("not enrolled"), "{}", r.stderr);
+    // Plain http to a remote host, and a tricked address.
+    for url in [
+        "http://sambung.example.go.id",
+        "http://localhost:80@evil.example",
+        "nonsense",
+    ] {
+        let r = run(
+            &home,
+            &["enroll", "--server", url, "--code", "AAAA-BBBB-CCCC"],
+        );
+        assert_eq!(r.code, 1, "{url}");
+        assert!(r.stderr.contains("bad server address"), "{}", r.stderr);
+    }
+    // Nobody listening: a network error, and nothing recorded.
+    let r = run(
+        &home,
+        &[
+            "enroll",
+            "--server",
+            "http://127.0.0.1:9",
+            "--code",
+            "AAAA-BBBB-CCCC",
+        ],
+    );
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert_eq!(run(&home, &["sync"]).code, 1, "still not enrolled");
+
+    // The server's administration.
+    let data = dir.path().join("srv");
+    let data = data.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--role", "officer", "--user", "petugas-1"],
+            "needs at least one --region",
+        ),
+        (
+            vec![
+                "--role",
+                "officer",
+                "--user",
+                "petugas-1",
+                "--region",
+                "99.01",
+            ],
+            "not a region code",
+        ),
+        (
+            vec![
+                "--role",
+                "resident",
+                "--user",
+                "warga-1",
+                "--ttl-hours",
+                "0",
+            ],
+            "--ttl-hours",
+        ),
+        (vec!["--role", "resident", "--user", " "], "--user"),
+    ] {
+        let mut all = vec!["admin", "enroll", "--data", data];
+        all.extend(args);
+        let r = sambung(&all, None);
+        assert_eq!(r.code, 2, "{all:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{}", r.stderr);
+    }
+    let r = sambung(
+        &[
+            "admin", "enroll", "--data", data, "--role", "mayor", "--user", "x",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    // A resident's NIK comes on standard input, and must be valid (and is
+    // never repeated back).
+    let r = sambung(
+        &[
+            "admin",
+            "enroll",
+            "--data",
+            data,
+            "--role",
+            "resident",
+            "--user",
+            "warga-1",
+            "--nik-from-stdin",
+        ],
+        Some("9999999999999999\n"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("NIK") && !r.stderr.contains("9999999999999999"),
+        "{}",
+        r.stderr
+    );
+    let r = sambung(
+        &[
+            "admin",
+            "enroll",
+            "--data",
+            data,
+            "--role",
+            "resident",
+            "--user",
+            "warga-1",
+            "--nik-from-stdin",
+        ],
+        Some("3273014108900007\n"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim().len(), 14, "one code: {}", r.stdout);
+    // A server that cannot listen.
+    let r = sambung(
+        &["server", "--data", data, "--listen", "not-an-address"],
+        None,
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cannot listen"), "{}", r.stderr);
 }
