@@ -115,6 +115,40 @@ impl RequestDoc {
         Ok((out, request))
     }
 
+    /// An empty document, to be filled by a repair from the server.
+    pub fn empty(actor: ActorId) -> Self {
+        RequestDoc {
+            doc: AutoCommit::new().with_actor(actor),
+        }
+    }
+
+    /// The next message of Automerge's Bloom-filter sync protocol for this
+    /// document (used only to repair; see `docs/protocol.md`), encoded;
+    /// `None` when there is nothing to say.
+    pub fn sync_message(&mut self, state: &mut automerge::sync::State) -> Option<Vec<u8>> {
+        use automerge::sync::SyncDoc;
+        self.doc
+            .sync()
+            .generate_sync_message(state)
+            .map(|m| m.encode())
+    }
+
+    /// Receives a sync-protocol message: applies the changes it carries and
+    /// records what the other side holds in `state`.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut automerge::sync::State,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        use automerge::sync::SyncDoc;
+        let message = automerge::sync::Message::decode(message)
+            .map_err(|_| Error::Document("a repair message is not valid"))?;
+        self.doc
+            .sync()
+            .receive_sync_message(state, message)
+            .map_err(|_| Error::Document("a repair message could not be applied"))
+    }
+
     /// Applies Automerge changes from elsewhere (a pull from the server).
     pub fn apply(&mut self, changes: &[u8]) -> Result<(), Error> {
         self.doc

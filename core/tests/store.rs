@@ -79,6 +79,28 @@ fn a_damaged_file_is_a_clear_error_and_is_never_deleted() {
 }
 
 #[test]
+fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    drop(s);
+    // Back to what the first release wrote.
+    let c = db(dir.path());
+    c.execute_batch("DROP TABLE repairs").unwrap();
+    c.pragma_update(None, "user_version", 1).unwrap();
+    drop(c);
+    let s = Store::open(dir.path(), &key(1)).unwrap();
+    assert_eq!(s.get(&id).unwrap().id, id);
+    assert!(s.repairs().unwrap().is_empty());
+    s.mark_for_repair(&id, "checking").unwrap();
+    assert_eq!(s.repairs().unwrap(), vec![id]);
+    let v: u32 = db(dir.path())
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+#[test]
 fn a_store_from_a_newer_app_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path(), resident());

@@ -2,11 +2,13 @@
 //! (each on its own, so one refusal never blocks another), then collect what
 //! the device may pull.
 
+use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use ring::hmac;
 use sambung_core::model::Request;
 use sambung_core::protocol::{
-    DocAck, DocPull, DocPush, DocRef, Hash, Refusal, RefusalCode, SyncRequest, SyncResponse,
+    DocAck, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SyncRequest,
+    SyncResponse,
 };
 
 use crate::accounts::{Account, Scope};
@@ -129,13 +131,6 @@ fn merge(
         s.sort();
         b == s
     };
-    let ack = |heads: &[ChangeHash]| {
-        if same_base {
-            Vec::new()
-        } else {
-            heads.iter().map(|h| Hash::from(*h)).collect()
-        }
-    };
     if doc.load_incremental(&push.changes).is_err() {
         return refuse(
             RefusalCode::Invalid,
@@ -160,21 +155,60 @@ fn merge(
             "the changes are damaged or incomplete",
         );
     }
-    let after = doc.get_heads();
-    if after == before {
-        return Ok((Ack(ack(&after)), DocWrite::Unchanged));
-    }
-    // Authorship: every change new to the server must be the caller's own
-    // (its actor id is its enrolled device id).
-    if doc
-        .get_changes(&before)
+    // Authorship: only the caller's own changes are taken (its actor id is
+    // its enrolled device id). Another device's changes that it relays —
+    // possible only after a restore from backup — wait for their author to
+    // deliver them, and so do the caller's changes built on them; the ack
+    // then names the heads the server holds, and the rest stays pending.
+    let mut held_back = false;
+    let new_changes = doc.get_changes(&before);
+    if new_changes
         .iter()
         .any(|c| c.actor_id().to_bytes() != caller.device)
     {
-        return refuse(
-            RefusalCode::Forbidden,
-            "the changes were written by another device",
-        );
+        let mut base = match &current {
+            Some(c) => AutoCommit::load(&c.data)
+                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?,
+            None => AutoCommit::new(),
+        };
+        let mut taken = std::collections::HashSet::new();
+        let mut own = Vec::new();
+        // `get_changes` lists changes in causal order.
+        for c in new_changes {
+            let deps_here = c
+                .deps()
+                .iter()
+                .all(|d| taken.contains(d) || base.get_change_by_hash(d).is_some());
+            if c.actor_id().to_bytes() == caller.device && deps_here {
+                taken.insert(c.hash());
+                own.push(c);
+            }
+        }
+        if own.is_empty() {
+            return refuse(
+                RefusalCode::Forbidden,
+                "the changes were written by another device",
+            );
+        }
+        if base.apply_changes(own).is_err() {
+            return refuse(
+                RefusalCode::Invalid,
+                "the changes are not valid Automerge data",
+            );
+        }
+        doc = base;
+        held_back = true;
+    }
+    let after = doc.get_heads();
+    let ack = |heads: &[ChangeHash]| {
+        if same_base && !held_back {
+            Vec::new()
+        } else {
+            heads.iter().map(|h| Hash::from(*h)).collect()
+        }
+    };
+    if after == before {
+        return Ok((Ack(ack(&after)), DocWrite::Unchanged));
     }
     let request: Request = match autosurgeon::hydrate(&doc) {
         Ok(r) => r,
@@ -223,6 +257,59 @@ fn merge(
     Ok((Ack(heads), write))
 }
 
+/// Answers one repair message (Automerge's Bloom-filter sync protocol).
+///
+/// Repair only finds a base both sides hold: the server sends the changes
+/// the device lacks and its heads, and never takes changes from a repair
+/// message — the device's own changes then travel as an ordinary push, with
+/// every check that a push gets (authorship, rules, scope). A fresh sync
+/// state per message keeps the server stateless.
+pub fn repair(
+    storage: &dyn Storage,
+    caller: &Caller,
+    request: &DocRepair,
+) -> Result<Result<Vec<u8>, (RefusalCode, &'static str)>, ServerError> {
+    let Ok(mut message) = sync::Message::decode(&request.message) else {
+        return Ok(Err((
+            RefusalCode::Invalid,
+            "the repair message is not valid",
+        )));
+    };
+    message.changes = sync::ChunkList::empty();
+    let mut doc = match storage.document(request.id)? {
+        Some(stored) => {
+            if !caller.account.may_see(&stored.scope) {
+                return Ok(Err((
+                    RefusalCode::Forbidden,
+                    "this account may not read this request",
+                )));
+            }
+            AutoCommit::load(&stored.data)
+                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?
+        }
+        // Unknown here (a server restored from before it arrived): the
+        // answer says the server holds nothing, and the device pushes all.
+        None => AutoCommit::new(),
+    };
+    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut state = sync::State::new();
+        doc.sync().receive_sync_message(&mut state, message).ok()?;
+        Some(
+            doc.sync()
+                .generate_sync_message(&mut state)
+                .map(|m| m.encode())
+                .unwrap_or_default(),
+        )
+    }));
+    match answered {
+        Ok(Some(reply)) => Ok(Ok(reply)),
+        _ => Ok(Err((
+            RefusalCode::Invalid,
+            "the repair message could not be processed",
+        ))),
+    }
+}
+
 /// Log entries read per storage call while filling a response.
 const PAGE: usize = 256;
 
@@ -240,8 +327,19 @@ pub fn exchange(
         repair: Vec::new(),
         pull: Vec::new(),
         cursor: request.cursor,
+        cursor_tag: request.cursor_tag,
         more: false,
+        reset: false,
     };
+    // A cursor this log did not give (the server was restored from a
+    // backup older than it): pull from the start rather than skip entries
+    // the device never saw; merging what it already holds changes nothing.
+    if request.cursor > 0 && storage.log_tag(request.cursor)? != Some(request.cursor_tag) {
+        tracing::info!("a device's cursor is not in this log; it pulls from the start");
+        response.cursor = 0;
+        response.cursor_tag = 0;
+        response.reset = true;
+    }
     for push in &request.push {
         match apply_push(storage, nik_key, caller, push)? {
             PushResult::Ack(heads) => response.acks.push(DocAck { id: push.id, heads }),
@@ -256,6 +354,21 @@ pub fn exchange(
             PushResult::UnknownHeads => response.unknown_heads.push(DocRef(push.id)),
         }
     }
+    for r in &request.repair {
+        match repair(storage, caller, r)? {
+            Ok(message) => response.repair.push(DocRepair { id: r.id, message }),
+            Err((code, reason)) => response.refused.push(Refusal {
+                id: r.id,
+                code,
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    // A device is not sent its own entries (it holds them) — except those
+    // up to the highest cursor it was given: a device coming back with a
+    // lower one lost a response, or was restored from a backup and may
+    // lack them (resending costs bytes; skipping would lose requests).
+    let high = storage.high_cursor(caller.device)?;
     // Pull: what this device may see, since its cursor, within its budget.
     let budget = request.max_response_bytes.max(1024) as usize;
     let mut used = 0usize;
@@ -266,8 +379,8 @@ pub fn exchange(
         }
         for entry in page {
             let visible = caller.account.may_see(&entry.scope);
-            // A device's own changes are already on it.
-            if visible && entry.device != caller.device {
+            let own_and_held = entry.device == caller.device && entry.seq > high;
+            if visible && !own_and_held {
                 if used > 0 && used + entry.data.len() > budget {
                     response.more = true;
                     break 'pages;
@@ -282,7 +395,9 @@ pub fn exchange(
                 });
             }
             response.cursor = entry.seq;
+            response.cursor_tag = crate::storage::log_tag(&entry.heads);
         }
     }
+    storage.raise_high_cursor(caller.device, response.cursor)?;
     Ok(response)
 }

@@ -12,6 +12,36 @@ use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
 
+/// The tag a device keeps beside its cursor: the first bytes of the
+/// document heads the entry recorded. Heads are content addresses, so an
+/// entry written at the same position by a server restored from backup
+/// has another tag, and the device's cursor is seen not to belong here.
+pub fn log_tag(heads: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = heads.len().min(4);
+    b[..n].copy_from_slice(&heads[..n]);
+    u32::from_be_bytes(b)
+}
+
+fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
+    Ok(conn
+        .query_row(
+            "SELECT data, region, owner, applicant_nik_hash FROM documents WHERE id = ?1",
+            [id.as_slice()],
+            |r| {
+                Ok(StoredDoc {
+                    data: r.get(0)?,
+                    scope: Scope {
+                        region: r.get(1)?,
+                        owner: r.get(2)?,
+                        applicant_nik_hash: r.get(3)?,
+                    },
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// A document as the server holds it.
 #[derive(Debug, Clone)]
 pub struct StoredDoc {
@@ -87,6 +117,16 @@ pub trait Storage: Send + Sync + 'static {
         id: DocId,
         f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
     ) -> Result<(), ServerError>;
+    /// A document as it is now (no lock held after the call).
+    fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
+    /// The tag of the log entry at `seq` (see [`log_tag`]), if there is one.
+    fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError>;
+    /// The highest pull cursor this server gave a device. A device that
+    /// comes back with a lower one lost a response — or was restored from a
+    /// backup, and may lack its own changes between the two.
+    fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError>;
+    /// Raises a device's highest cursor to `cursor` (never lowers it).
+    fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError>;
     /// Log entries after `cursor`, oldest first, at most `limit`.
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
     /// The server's secret for keyed hashes (created on first use).
@@ -112,7 +152,8 @@ CREATE TABLE IF NOT EXISTS devices (
     account     TEXT NOT NULL REFERENCES accounts (id),
     public_key  BLOB NOT NULL,
     enrolled_at INTEGER NOT NULL,
-    revoked_at  INTEGER
+    revoked_at  INTEGER,
+    high_cursor INTEGER NOT NULL DEFAULT 0  -- the highest pull cursor it was given
 ) STRICT;
 CREATE TABLE IF NOT EXISTS nonces (
     device     BLOB NOT NULL,
@@ -298,22 +339,7 @@ impl Storage for SqliteStorage {
     ) -> Result<(), ServerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = tx
-            .query_row(
-                "SELECT data, region, owner, applicant_nik_hash FROM documents WHERE id = ?1",
-                [id.as_slice()],
-                |r| {
-                    Ok(StoredDoc {
-                        data: r.get(0)?,
-                        scope: Scope {
-                            region: r.get(1)?,
-                            owner: r.get(2)?,
-                            applicant_nik_hash: r.get(3)?,
-                        },
-                    })
-                },
-            )
-            .optional()?;
+        let current = read_doc(&tx, &id)?;
         match f(current)? {
             DocWrite::Unchanged => Ok(()),
             DocWrite::Write {
@@ -336,6 +362,42 @@ impl Storage for SqliteStorage {
                 Ok(())
             }
         }
+    }
+
+    fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
+        read_doc(&self.lock(), &id)
+    }
+
+    fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError> {
+        let heads: Option<Vec<u8>> = self
+            .lock()
+            .query_row(
+                "SELECT heads FROM log WHERE seq = ?1",
+                [i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(heads.as_deref().map(log_tag))
+    }
+
+    fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError> {
+        let high: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT high_cursor FROM devices WHERE id = ?1",
+                [device.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(high.unwrap_or(0).max(0) as u64)
+    }
+
+    fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError> {
+        self.lock().execute(
+            "UPDATE devices SET high_cursor = max(high_cursor, ?2) WHERE id = ?1",
+            params![device.as_slice(), i64::try_from(cursor).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
     }
 
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {

@@ -22,21 +22,29 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its state (storage, keys), for checks from the test.
     pub state: Arc<AppState>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
     /// Starts a server with an empty SQLite database.
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let mut server = TestServer::start_in(dir.path()).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on the database in `dir` (kept when it stops).
+    pub async fn start_in(dir: &Path) -> TestServer {
+        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir).unwrap());
         let state = AppState::new(storage).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             sambung_server::http::serve(listener, st, async {
                 let _ = rx.await;
             })
@@ -46,8 +54,20 @@ impl TestServer {
         TestServer {
             addr,
             state,
-            _dir: dir,
+            _dir: None,
             shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and waits until it has, so its database
+    /// files are quiet (to copy them as a backup, or restore one).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
         }
     }
 
@@ -99,10 +119,30 @@ pub fn now() -> i64 {
     sambung_core::Timestamp::now().as_millis() / 1000
 }
 
+/// Copies every file of a folder (a database with its WAL) into another,
+/// replacing what is there: a backup, or its restore.
+pub fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(to).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
 /// A device: its store and a client for a server URL.
 pub struct Device {
     /// The store.
     pub store: Store,
+    /// The key that opens it (tests reopen stores restored from backup).
+    pub key: [u8; 32],
     /// The client.
     pub client: Client,
     /// Sync settings.
@@ -114,9 +154,10 @@ pub struct Device {
 impl Device {
     /// Creates a store in `dir` and enrolls it through `url` with `code`.
     pub async fn enroll(dir: &Path, url: &str, code: &str, role: Role, user: &str) -> Device {
+        let key = *DataKey::generate().unwrap().expose();
         let mut store = Store::init(
             dir,
-            &Secret::Key(DataKey::generate().unwrap()),
+            &Secret::Key(DataKey::from_bytes(key)),
             Identity {
                 user: format!("local-{user}"),
                 role,
@@ -128,6 +169,22 @@ impl Device {
         client.enroll(&mut store, code).await.unwrap();
         Device {
             store,
+            key,
+            client,
+            config,
+            user: user.into(),
+        }
+    }
+
+    /// Opens an enrolled device's store in `dir` again (say, after its files
+    /// were restored from a backup), with a client for `url`.
+    pub fn open(dir: &Path, url: &str, key: [u8; 32], user: &str) -> Device {
+        let store = Store::open(dir, &Secret::Key(DataKey::from_bytes(key))).unwrap();
+        let config = SyncConfig::default();
+        let client = Client::new(url, &config).unwrap();
+        Device {
+            store,
+            key,
             client,
             config,
             user: user.into(),

@@ -64,6 +64,7 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: ErrorCode) {
 fn request_with(push: Vec<DocPush>) -> Vec<u8> {
     protocol::encode(&SyncRequest {
         cursor: 0,
+        cursor_tag: 0,
         push,
         repair: vec![],
         max_response_bytes: 65536,
@@ -579,4 +580,117 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(answer.refused[0].code, RefusalCode::Forbidden);
     assert_eq!(server.log_len(), log_before, "nothing was written");
+}
+
+#[tokio::test]
+async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let w1 = server
+        .device(d1.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let w2 = server
+        .device(d2.path(), Role::Resident, "warga-2", &[], None)
+        .await;
+    let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
+    w2.sync_until_ok(3).await;
+    let mine = w1
+        .store
+        .create(templates::example(Kind::Complaint))
+        .unwrap();
+    w1.sync_until_ok(3).await;
+    let log_before = server.log_len();
+    let mine_before = server_doc(&server, &mine);
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: server.url(),
+        device: w1.store.device_id(),
+        key: w1.store.device_key().unwrap(),
+    };
+    let actor = ActorId::from(w1.store.device_id().as_slice());
+
+    // A repair message that carries a change (an edit of warga-1's own
+    // request): repair never takes changes, so nothing is written.
+    let mut doc = RequestDoc::load(&mine_before, [], actor.clone()).unwrap();
+    let before = doc.heads();
+    doc.update(|r| {
+        r.notes.push(sambung_core::model::Note {
+            id: "n".into(),
+            at: sambung_core::Timestamp(1),
+            by: "warga-1".into(),
+            role: Role::Resident,
+            text: "smuggled in a repair".into(),
+        });
+        Ok(())
+    })
+    .unwrap();
+    let first = doc
+        .sync_message(&mut automerge::sync::State::new())
+        .unwrap();
+    let mut carrying = automerge::sync::Message::decode(&first).unwrap();
+    carrying.changes = automerge::sync::ChunkList::from(doc.save_after(&before));
+    let repairs = vec![
+        // Not a sync message at all.
+        protocol::DocRepair {
+            id: [9; 16],
+            message: b"garbage".to_vec(),
+        },
+        // warga-2's request: forbidden, and nothing of it is sent back.
+        protocol::DocRepair {
+            id: theirs.to_bytes().unwrap(),
+            message: first.clone(),
+        },
+        // An id the server does not hold: it answers that it holds nothing.
+        protocol::DocRepair {
+            id: [10; 16],
+            message: first.clone(),
+        },
+        protocol::DocRepair {
+            id: mine.to_bytes().unwrap(),
+            message: carrying.encode(),
+        },
+    ];
+    // A cursor this server never gave (wrong tag): the pull starts over.
+    let body = protocol::encode(&SyncRequest {
+        cursor: log_before as u64,
+        cursor_tag: 0xdead_beef,
+        push: vec![],
+        repair: repairs,
+        max_response_bytes: 65536,
+    })
+    .unwrap();
+    let resp = raw.signed(body).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: SyncResponse = protocol::decode(&resp.bytes().await.unwrap()).unwrap();
+    let code_of = |id: [u8; 16]| answer.refused.iter().find(|r| r.id == id).map(|r| r.code);
+    assert_eq!(code_of([9; 16]), Some(RefusalCode::Invalid));
+    assert_eq!(
+        code_of(theirs.to_bytes().unwrap()),
+        Some(RefusalCode::Forbidden)
+    );
+    let replied: Vec<[u8; 16]> = answer.repair.iter().map(|r| r.id).collect();
+    assert!(!replied.contains(&theirs.to_bytes().unwrap()));
+    let unknown = answer.repair.iter().find(|r| r.id == [10; 16]).unwrap();
+    assert!(
+        automerge::sync::Message::decode(&unknown.message)
+            .unwrap()
+            .heads
+            .is_empty()
+    );
+    assert!(replied.contains(&mine.to_bytes().unwrap()));
+    assert!(answer.reset, "a foreign cursor restarts the pull");
+    assert_eq!(answer.cursor as usize, log_before);
+    // The pull started over: warga-1 gets again what it may see — its own
+    // request too, as entries up to the highest cursor a device was given
+    // are resent — and never warga-2's.
+    assert!(
+        answer
+            .pull
+            .iter()
+            .all(|p| p.id != theirs.to_bytes().unwrap())
+    );
+    assert_eq!(server.log_len(), log_before);
+    assert_eq!(server_doc(&server, &mine), mine_before);
 }

@@ -49,6 +49,11 @@ impl From<Hash> for automerge::ChangeHash {
 pub struct SyncRequest {
     /// The server's log position up to which this device has pulled.
     pub cursor: u64,
+    /// The tag the server gave with that cursor: when its log entry at
+    /// `cursor` has another tag (a server restored from backup, a log that
+    /// is not the one this cursor came from), the server pulls from the
+    /// start instead of skipping what the device never saw.
+    pub cursor_tag: u32,
     /// Documents with changes the server has not acknowledged.
     pub push: Vec<DocPush>,
     /// Documents being repaired with Automerge's sync protocol.
@@ -109,8 +114,20 @@ pub struct SyncResponse {
     pub pull: Vec<DocPull>,
     /// The new pull cursor.
     pub cursor: u64,
+    /// The tag of the log entry at `cursor`, for the next request.
+    pub cursor_tag: u32,
     /// More to pull: the device sends another exchange.
     pub more: bool,
+    /// The device's cursor was not from this server's log (it was restored
+    /// from a backup): the pull started over, and the device checks every
+    /// document it holds with a repair, since the server may have lost
+    /// some it acknowledged. Absent on the wire when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reset: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Changes of one document from the server.

@@ -25,6 +25,7 @@ fn hex_lines(bytes: &[u8]) -> String {
 fn example_request() -> SyncRequest {
     SyncRequest {
         cursor: 42,
+        cursor_tag: 0x1234_5678,
         push: vec![DocPush {
             id: id(1),
             since: vec![hash(2)],
@@ -61,7 +62,9 @@ fn example_response() -> SyncResponse {
             heads: vec![hash(10)],
         }],
         cursor: 43,
+        cursor_tag: 0x9abc_def0,
         more: true,
+        reset: true,
     }
 }
 

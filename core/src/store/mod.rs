@@ -6,9 +6,11 @@
 //! plaintext (see "Threat model" in `docs/architecture.md`).
 
 mod attachments;
+mod repair;
 mod schema;
 mod sync_state;
 
+pub use repair::RepairStep;
 pub use sync_state::Enrollment;
 
 pub use attachments::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES};
@@ -949,6 +951,35 @@ impl Store {
                 params![idb.as_slice(), encode_heads(&acked)],
             )?;
             Ok(())
+        })
+    }
+
+    /// Whether the server is known to hold every change up to `heads`.
+    pub fn is_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<bool, Error> {
+        let idb = id_bytes(id)?;
+        self.read(|conn| {
+            let acked: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT acked_heads FROM requests WHERE id = ?1",
+                    [idb.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(Error::NotFound { what: "request" })?;
+            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            if heads.iter().all(|h| acked.contains(h)) {
+                return Ok(true);
+            }
+            let (mut doc, _) = self.load_doc(conn, &idb)?;
+            let mut both = acked.clone();
+            both.extend_from_slice(heads);
+            Ok(doc.frontier(&both).is_some_and(|f| {
+                let mut f = f;
+                let mut a = acked;
+                f.sort();
+                a.sort();
+                f == a
+            }))
         })
     }
 

@@ -73,6 +73,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (attachment, idx)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: documents waiting for a repair (docs/protocol.md, "Repair"); a
+    // table of its own, since a document may be missing here altogether.
+    r#"
+    CREATE TABLE repairs (
+        id     BLOB PRIMARY KEY,            -- request id (16 bytes)
+        reason TEXT NOT NULL                -- why (no personal data)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -140,19 +140,27 @@ impl Store {
         Ok(())
     }
 
-    /// The pull cursor: the server's log position this device has pulled to.
-    pub fn cursor(&self) -> Result<u64, Error> {
+    /// The pull cursor: the server's log position this device has pulled
+    /// to, and the tag the server gave with it.
+    pub fn cursor(&self) -> Result<(u64, u32), Error> {
         self.read(|tx| {
-            Ok(meta_get(tx, "cursor")?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0))
+            let Some(b) = meta_get(tx, "cursor")? else {
+                return Ok((0, 0));
+            };
+            let seq = b.get(..8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+            let tag = b.get(8..12).and_then(|s| <[u8; 4]>::try_from(s).ok());
+            match (seq, tag) {
+                (Some(seq), Some(tag)) => Ok((u64::from_be_bytes(seq), u32::from_be_bytes(tag))),
+                _ => Err(Error::Corrupt("the pull cursor is damaged")),
+            }
         })
     }
 
     /// Moves the pull cursor.
-    pub fn set_cursor(&self, cursor: u64) -> Result<(), Error> {
-        self.write(|tx| meta_put(tx, "cursor", &cursor.to_be_bytes()))
+    pub fn set_cursor(&self, cursor: u64, tag: u32) -> Result<(), Error> {
+        let mut value = cursor.to_be_bytes().to_vec();
+        value.extend_from_slice(&tag.to_be_bytes());
+        self.write(|tx| meta_put(tx, "cursor", &value))
     }
 
     /// Records (or clears, with `None`) why the server refused a request's

@@ -6,15 +6,30 @@ mod engine;
 
 pub use engine::{EngineConfig, EngineStatus, SyncEngine, backoff};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::model::RequestId;
-use crate::protocol::{self, DocPush, ErrorBody, ErrorCode, SYNC_PATH, SyncRequest, SyncResponse};
-use crate::store::{Enrollment, Store};
+use crate::protocol::{
+    self, DocId, DocPush, DocRepair, ErrorBody, ErrorCode, SYNC_PATH, SyncRequest, SyncResponse,
+};
+use crate::store::{Enrollment, RepairStep, Store};
+
+/// Repair messages one document may exchange in one sync before it is
+/// left for the next (Automerge's protocol needs two or three; a bound
+/// keeps a confused peer from looping).
+const MAX_REPAIR_ROUNDS: u32 = 8;
+
+/// A repair under way in this sync.
+struct Repair {
+    state: automerge::sync::State,
+    /// The message to send in the next exchange.
+    next: Option<Vec<u8>>,
+    rounds: u32,
+}
 
 /// Settings of the sync client.
 #[derive(Debug, Clone)]
@@ -237,7 +252,9 @@ impl Client {
     /// Exchanges with the server until nothing is pending and nothing more
     /// is to be pulled; `progress` sees the summary after every exchange.
     /// Every step is recorded in the store as it happens, so a cut at any
-    /// point loses nothing: the next sync resends what was not acknowledged.
+    /// point — or dropping the returned future, which is how a sync is
+    /// cancelled — loses nothing: the next sync resends what was not
+    /// acknowledged.
     pub async fn sync(
         &self,
         store: &Store,
@@ -248,43 +265,29 @@ impl Client {
             return Err(Error::NotEnrolled);
         }
         let mut summary = SyncSummary::default();
+        // Refused in this sync: left alone until the next one.
         let mut skip: HashSet<RequestId> = HashSet::new();
+        let mut repairs: HashMap<RequestId, Repair> = HashMap::new();
         loop {
-            let cursor = store.cursor()?;
-            // Everything pending, then halved until the compressed body
-            // fits the budget (changes compress well across documents, so
-            // the budget is applied to what actually goes on the wire).
-            let mut push = Vec::new();
-            let mut pushed_heads = std::collections::HashMap::new();
-            let mut raw = 0usize;
+            let (cursor, cursor_tag) = store.cursor()?;
             let mut left_out = false;
-            for p in store.pending()? {
-                if skip.contains(&p.id) {
-                    continue;
-                }
-                if raw > config.budget_bytes.saturating_mul(16) {
-                    left_out = true;
-                    break;
-                }
-                let changes = store.unacked_changes(&p.id)?;
-                raw += changes.len();
-                let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
-                push.push(DocPush {
-                    id,
-                    since: p.acked_heads.into_iter().map(Into::into).collect(),
-                    changes,
-                    heads: p.heads.iter().copied().map(Into::into).collect(),
-                });
-                pushed_heads.insert(id, p.heads);
-            }
+            let mut raw = 0usize;
+            let repair = self.repair_messages(store, &mut repairs, &skip, config, &mut raw)?;
+            let (push, pushed_heads, more_pending) =
+                Self::pending_pushes(store, &skip, &repairs, config, raw)?;
+            left_out |= more_pending;
             let mut request = SyncRequest {
                 cursor,
+                cursor_tag,
                 push,
-                repair: Vec::new(),
+                repair,
                 max_response_bytes: config.budget_bytes.min(u32::MAX as usize) as u32,
             };
             let mut body =
                 protocol::encode(&request).map_err(|_| Error::Crypto("encoding failed"))?;
+            // Halved until the compressed body fits the budget (changes
+            // compress well across documents, so the budget is applied to
+            // what actually goes on the wire).
             while body.len() > config.budget_bytes && request.push.len() > 1 {
                 let keep = request.push.len() / 2;
                 request.push.truncate(keep);
@@ -299,8 +302,10 @@ impl Client {
                 retryable: false,
                 message: e.to_string(),
             })?;
-            let progressed =
-                !response.acks.is_empty() || !response.pull.is_empty() || response.cursor != cursor;
+            let progressed = !response.acks.is_empty()
+                || !response.pull.is_empty()
+                || !response.repair.is_empty()
+                || response.cursor != cursor;
             for ack in &response.acks {
                 let id = RequestId::from_bytes(ack.id);
                 // No heads: exactly the heads this device pushed.
@@ -312,45 +317,72 @@ impl Client {
                 if !heads.is_empty() {
                     store.mark_acked(&id, &heads)?;
                 }
-                store.set_refusal(&id, None)?;
                 summary.pushed += 1;
+                let pushed = pushed_heads.get(&ack.id).cloned().unwrap_or_default();
+                if store.is_acked(&id, &pushed)? {
+                    store.set_refusal(&id, None)?;
+                } else {
+                    // The server took only part: the rest builds on changes
+                    // of another device that it must deliver itself (after
+                    // a restore from backup). Pending, not retried now.
+                    store.set_refusal(
+                        &id,
+                        Some("some changes wait for another device to sync first"),
+                    )?;
+                    skip.insert(id);
+                }
             }
             for r in &response.refused {
                 let id = RequestId::from_bytes(r.id);
                 let reason = format!("{:?}: {}", r.code, r.reason);
                 store.set_refusal(&id, Some(&reason))?;
                 summary.refused.push((id.to_string(), reason));
+                repairs.remove(&id);
                 skip.insert(id);
             }
             for unknown in &response.unknown_heads {
-                // Repair with Automerge's sync protocol is not built yet:
-                // the document is kept, marked, and left out of this sync.
-                let id = RequestId::from_bytes(unknown.0);
-                let reason = "the server does not know this document's history; it needs a repair"
-                    .to_owned();
-                store.set_refusal(&id, Some(&reason))?;
-                summary.refused.push((id.to_string(), reason));
-                skip.insert(id);
+                // The server does not hold what this device believes it
+                // acknowledged: repair (the document stays, and stays
+                // pending).
+                store.mark_for_repair(
+                    &RequestId::from_bytes(unknown.0),
+                    "the server does not know this request's history; it is being repaired",
+                )?;
+            }
+            for r in &response.repair {
+                self.continue_repair(store, &mut repairs, &mut skip, &mut summary, r)?;
             }
             for pull in &response.pull {
                 // One document that cannot be applied must not stop the
-                // others: it is marked (when it is here) and left for repair.
+                // others: it is marked and repaired.
                 match store.apply_pull(pull) {
                     Ok(_) => summary.pulled += 1,
                     Err(e @ (Error::Document(_) | Error::Corrupt(_))) => {
-                        let id = RequestId::from_bytes(pull.id);
-                        tracing::warn!(error = %e, "pulled changes could not be applied");
-                        let reason = "changes from the server could not be applied; the request needs a repair";
-                        let _ = store.set_refusal(&id, Some(reason));
-                        summary.refused.push((id.to_string(), reason.to_owned()));
+                        tracing::warn!(error = %e, "pulled changes could not be applied; repairing");
+                        store.mark_for_repair(
+                            &RequestId::from_bytes(pull.id),
+                            "changes from the server could not be applied; the request is being repaired",
+                        )?;
                     }
                     Err(e) => return Err(e),
                 }
             }
-            store.set_cursor(response.cursor)?;
+            if response.reset {
+                // The server was restored from a backup: anything it
+                // acknowledged may be gone from it, so check every request.
+                store.mark_all_for_repair("the server was restored; checking this request")?;
+            }
+            store.set_cursor(response.cursor, response.cursor_tag)?;
             progress(&summary);
-            let pending_left = store.pending()?.iter().any(|p| !skip.contains(&p.id));
-            if !(response.more || left_out || pending_left) {
+            let repairs_left = store
+                .repairs()?
+                .iter()
+                .any(|id| !skip.contains(id) && repairs.get(id).is_none_or(|r| r.next.is_some()));
+            let pending_left = store
+                .pending()?
+                .iter()
+                .any(|p| !skip.contains(&p.id) && !repairs.contains_key(&p.id));
+            if !(response.more || left_out || pending_left || repairs_left) {
                 break;
             }
             if !progressed && !response.more {
@@ -358,5 +390,127 @@ impl Client {
             }
         }
         Ok(summary)
+    }
+
+    /// The repair messages of this exchange: the first step of repairs not
+    /// begun yet, and the answers to the server's last messages.
+    fn repair_messages(
+        &self,
+        store: &Store,
+        repairs: &mut HashMap<RequestId, Repair>,
+        skip: &HashSet<RequestId>,
+        config: &SyncConfig,
+        raw: &mut usize,
+    ) -> Result<Vec<DocRepair>, Error> {
+        for id in store.repairs()? {
+            if skip.contains(&id) || repairs.contains_key(&id) {
+                continue;
+            }
+            let mut state = automerge::sync::State::new();
+            let next = match store.repair_step(&id, &mut state, None)? {
+                RepairStep::Send(m) => Some(m),
+                RepairStep::Done | RepairStep::Stuck => None,
+            };
+            repairs.insert(
+                id,
+                Repair {
+                    state,
+                    next,
+                    rounds: 0,
+                },
+            );
+        }
+        let mut out = Vec::new();
+        for (id, r) in repairs.iter_mut() {
+            if *raw > config.budget_bytes {
+                break;
+            }
+            if let Some(message) = r.next.take() {
+                *raw += message.len();
+                let id = id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
+                out.push(DocRepair { id, message });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one of the server's repair messages.
+    fn continue_repair(
+        &self,
+        store: &Store,
+        repairs: &mut HashMap<RequestId, Repair>,
+        skip: &mut HashSet<RequestId>,
+        summary: &mut SyncSummary,
+        r: &DocRepair,
+    ) -> Result<(), Error> {
+        let id = RequestId::from_bytes(r.id);
+        let Some(slot) = repairs.get_mut(&id) else {
+            return Ok(()); // not asked for in this sync: a duplicate
+        };
+        slot.rounds += 1;
+        let give_up = |skip: &mut HashSet<RequestId>, summary: &mut SyncSummary, why: &str| {
+            summary.refused.push((id.to_string(), why.to_owned()));
+            skip.insert(id.clone());
+        };
+        match store.repair_step(&id, &mut slot.state, Some(&r.message)) {
+            Ok(RepairStep::Done) => {
+                repairs.remove(&id);
+                summary.pulled += 1;
+            }
+            Ok(RepairStep::Send(m)) if slot.rounds < MAX_REPAIR_ROUNDS => slot.next = Some(m),
+            Ok(_) => give_up(
+                skip,
+                summary,
+                "the repair did not finish; it continues at the next sync",
+            ),
+            Err(e @ (Error::Document(_) | Error::Corrupt(_))) => {
+                tracing::warn!(error = %e, "a repair message could not be applied");
+                give_up(skip, summary, "the server's repair could not be applied");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The pending documents that go into this exchange (not refused in
+    /// this sync, not being repaired), the heads pushed for each, and
+    /// whether some were left for the next exchange.
+    #[allow(clippy::type_complexity)]
+    fn pending_pushes(
+        store: &Store,
+        skip: &HashSet<RequestId>,
+        repairs: &HashMap<RequestId, Repair>,
+        config: &SyncConfig,
+        mut raw: usize,
+    ) -> Result<
+        (
+            Vec<DocPush>,
+            HashMap<DocId, Vec<automerge::ChangeHash>>,
+            bool,
+        ),
+        Error,
+    > {
+        let mut push = Vec::new();
+        let mut pushed_heads = HashMap::new();
+        let waiting: HashSet<RequestId> = store.repairs()?.into_iter().collect();
+        for p in store.pending()? {
+            if skip.contains(&p.id) || repairs.contains_key(&p.id) || waiting.contains(&p.id) {
+                continue;
+            }
+            if raw > config.budget_bytes.saturating_mul(16) {
+                return Ok((push, pushed_heads, true));
+            }
+            let changes = store.unacked_changes(&p.id)?;
+            raw += changes.len();
+            let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
+            push.push(DocPush {
+                id,
+                since: p.acked_heads.into_iter().map(Into::into).collect(),
+                changes,
+                heads: p.heads.iter().copied().map(Into::into).collect(),
+            });
+            pushed_heads.insert(id, p.heads);
+        }
+        Ok((push, pushed_heads, false))
     }
 }
