@@ -43,6 +43,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: String,
+        /// Seconds one request may take, body included (408 after).
+        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout_secs: u64,
     },
     /// Administer the server (on its machine).
     Admin {
@@ -64,7 +67,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Device { home, command } => device::run(home, command),
-        Command::Server { data, listen } => server::run_server(data, listen),
+        Command::Server {
+            data,
+            listen,
+            timeout_secs,
+        } => server::run_server(data, listen, std::time::Duration::from_secs(timeout_secs)),
         Command::Admin { command } => server::run_admin(command),
     };
     match result {

@@ -17,7 +17,11 @@ fn server_err(e: sambung_server::ServerError) -> CliError {
 }
 
 /// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
-pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
+pub fn run_server(
+    data: PathBuf,
+    listen: String,
+    timeout: std::time::Duration,
+) -> Result<(), CliError> {
     // Structured logs on stderr; the server's events carry counts, codes and
     // roles, never request content.
     let _ = tracing_subscriber::fmt()
@@ -26,7 +30,7 @@ pub fn run_server(data: PathBuf, listen: String) -> Result<(), CliError> {
         .with_target(false)
         .try_init();
     let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
-    let state = AppState::new(storage).map_err(server_err)?;
+    let state = AppState::with_timeout(storage, timeout).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {

@@ -543,4 +543,10 @@ fn sync_commands_refuse_bad_input_clearly() {
     );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot listen"), "{}", r.stderr);
+    // A timeout out of range, or not a number: usage errors.
+    for bad in ["0", "99999", "soon"] {
+        let r = sambung(&["server", "--data", data, "--timeout-secs", bad], None);
+        assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains("timeout-secs"), "{}", r.stderr);
+    }
 }

@@ -114,6 +114,29 @@ pub enum Error {
     Crypto(&'static str),
 }
 
+impl Error {
+    /// Whether trying the same thing again later may succeed without anyone
+    /// acting: network failures, and server answers that say "later"
+    /// (timeouts, overload, server faults). An app that must be updated, a
+    /// device that must enroll again or a clock that must be set are not.
+    ///
+    /// ```
+    /// use sambung_core::{Error, protocol::ErrorCode};
+    /// let busy = Error::Server { status: 503, code: ErrorCode::Internal, message: String::new() };
+    /// let old = Error::Server { status: 400, code: ErrorCode::UnsupportedVersion, message: String::new() };
+    /// assert!(busy.is_retryable() && !old.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { retryable, .. } => *retryable,
+            Error::Server { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            // Another process holds the write lock for a while.
+            Error::Storage(_) => true,
+            _ => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;

@@ -27,6 +27,9 @@ pub enum ServerError {
     /// Input that is not what the endpoint takes.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The request took longer than the server allows.
+    #[error("the request took too long; try again")]
+    Timeout,
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -55,6 +58,7 @@ impl ServerError {
             ServerError::BadEnrollmentCode => (403, ErrorCode::BadEnrollmentCode),
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
+            ServerError::Timeout => (408, ErrorCode::Timeout),
             ServerError::Storage(_) => (500, ErrorCode::Internal),
         }
     }

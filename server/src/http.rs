@@ -1,7 +1,7 @@
 //! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,19 +21,35 @@ use crate::storage::Storage;
 /// Largest sync body accepted (compressed).
 pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
 
+/// How long one request may take, body included, by default: a device's
+/// 64 KiB exchange needs about 5 s on EDGE; a client that trickles its body
+/// (or stops halfway) must not hold a connection and a worker forever.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Shared state of the handlers.
 pub struct AppState {
     storage: Arc<dyn Storage>,
     nik_key: hmac::Key,
+    request_timeout: Duration,
 }
 
 impl AppState {
-    /// State over a storage.
+    /// State over a storage, with the default request timeout.
     pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>, ServerError> {
+        Self::with_timeout(storage, DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// State over a storage; each request, body included, must complete
+    /// within `request_timeout` or gets 408 with the error `timeout`.
+    pub fn with_timeout(
+        storage: Arc<dyn Storage>,
+        request_timeout: Duration,
+    ) -> Result<Arc<Self>, ServerError> {
         let secret = storage.secret()?;
         Ok(Arc::new(AppState {
             nik_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             storage,
+            request_timeout,
         }))
     }
 
@@ -68,6 +84,20 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Answers 408 `timeout` when a request (reading its body included) takes
+/// longer than the state's timeout. Work already handed to the database
+/// finishes on its own; exchanges are idempotent, so the device may retry.
+async fn deadline(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ServerError::Timeout.into_response(),
+    }
+}
+
 /// The routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -80,6 +110,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             SYNC_PATH,
             post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_BODY)),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .with_state(state)
 }
 

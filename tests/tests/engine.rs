@@ -120,3 +120,38 @@ async fn a_failed_sync_is_retried_without_a_new_write_and_nothing_runs_offline()
         "the write is kept for the next engine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_retrying_cannot_fix_waits_for_the_next_trigger() {
+    // Enrolled with one server, pointed at another that does not know it:
+    // `unknown_device` — enrolling again fixes it, retrying does not.
+    let first = TestServer::start().await;
+    let other = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = first
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let (url, link) = sambung_linksim::start(&other.url(), profile(0.0), 3).await;
+    let store = Arc::new(dev.store);
+    let engine = SyncEngine::start(
+        store.clone(),
+        Client::new(&url, &dev.config).unwrap(),
+        dev.config.clone(),
+        config(),
+    );
+    store.create(templates::example(Kind::KtpEl)).unwrap();
+    engine.local_write();
+    wait_for("the failure", || engine.status().consecutive_failures >= 1).await;
+    assert!(engine.status().last_error.unwrap().contains("not enrolled"));
+    // Several maximum backoffs later, still one attempt.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(link.stats().snapshot()[2], 1, "no retry loop");
+    // An explicit trigger tries again.
+    engine.sync_now();
+    wait_for("the second attempt", || {
+        engine.status().consecutive_failures >= 2
+    })
+    .await;
+    assert_eq!(link.stats().snapshot()[2], 2);
+    assert_eq!(store.pending_count().unwrap(), 1, "nothing lost");
+}

@@ -694,3 +694,45 @@ async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
     assert_eq!(server.log_len(), log_before);
     assert_eq!(server_doc(&server, &mine), mine_before);
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let storage =
+        std::sync::Arc::new(sambung_server::storage::SqliteStorage::open(dir.path()).unwrap());
+    let state = sambung_server::http::AppState::with_timeout(
+        storage,
+        std::time::Duration::from_millis(300),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sambung_server::http::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    // Headers announce 1000 bytes; 10 arrive, then nothing.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST {SYNC_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nSBG\x01zzzzzz"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    // The server still answers others.
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -225,6 +225,8 @@ pub enum ErrorCode {
     BadEnrollmentCode,
     /// A request that is not what the endpoint takes (other than a sync body).
     BadRequest,
+    /// The request (its body included) took longer than the server allows.
+    Timeout,
     /// Anything else on the server.
     Internal,
 }

@@ -149,9 +149,13 @@ impl SyncEngine {
                             }
                             Err(e) => {
                                 // Retried on its own: a failed upload never
-                                // waits for the next local write.
+                                // waits for the next local write. What
+                                // retrying cannot fix (update the app,
+                                // enroll again) waits for the next trigger.
                                 failures += 1;
-                                due = Some(Instant::now() + backoff(&config, failures, jitter()));
+                                due = e
+                                    .is_retryable()
+                                    .then(|| Instant::now() + backoff(&config, failures, jitter()));
                                 s.last_error = Some(e.to_string());
                             }
                         }
