@@ -144,6 +144,14 @@ pub enum DeviceCommand {
         /// The one-time code.
         #[arg(long)]
         code: String,
+        /// PEM file of the CA certificate(s) to trust for this server
+        /// instead of the system's (kept with the enrollment).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// SHA-256 of the server's public key (SubjectPublicKeyInfo), 64
+        /// hex digits, to pin on top of the certificate check; repeatable.
+        #[arg(long)]
+        pin: Vec<String>,
     },
     /// Exchange changes with the server until nothing is pending.
     Sync {
@@ -343,9 +351,26 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             println!("{id} is now {status}");
             Ok(())
         }
-        DeviceCommand::Enroll { server, code } => {
+        DeviceCommand::Enroll {
+            server,
+            code,
+            ca_file,
+            pin,
+        } => {
             let mut store = open(&home(home_arg)?)?;
-            let config = sambung_core::sync::SyncConfig::default();
+            let mut trust = sambung_core::sync::ServerTrust::default();
+            if let Some(path) = ca_file {
+                let pem = std::fs::read(&path)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+                trust = trust.with_roots_pem(&pem)?;
+            }
+            for p in &pin {
+                trust = trust.clone().with_pin_hex(p)?;
+            }
+            let config = sambung_core::sync::SyncConfig {
+                trust,
+                ..Default::default()
+            };
             let client = sambung_core::sync::Client::new(&server, &config)?;
             let e = runtime()?.block_on(client.enroll(&mut store, &code))?;
             println!(
@@ -361,7 +386,10 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             let enrollment = store
                 .enrollment()?
                 .ok_or(sambung_core::Error::NotEnrolled)?;
-            let config = sambung_core::sync::SyncConfig::default();
+            let config = sambung_core::sync::SyncConfig {
+                trust: (&enrollment).into(),
+                ..Default::default()
+            };
             let client = sambung_core::sync::Client::new(&enrollment.server, &config)?;
             let summary = runtime()?.block_on(client.sync(&store, &config, |_| {}))?;
             if json {

@@ -46,6 +46,12 @@ enum Command {
         /// Seconds one request may take, body included (408 after).
         #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout_secs: u64,
+        /// PEM certificate chain: serve HTTPS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Administer the server (on its machine).
     Admin {
@@ -71,7 +77,14 @@ fn main() -> ExitCode {
             data,
             listen,
             timeout_secs,
-        } => server::run_server(data, listen, std::time::Duration::from_secs(timeout_secs)),
+            tls_cert,
+            tls_key,
+        } => server::run_server(
+            data,
+            listen,
+            std::time::Duration::from_secs(timeout_secs),
+            tls_cert.zip(tls_key),
+        ),
         Command::Admin { command } => server::run_admin(command),
     };
     match result {

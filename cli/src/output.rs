@@ -27,7 +27,9 @@ impl CliError {
     /// 6 not allowed, 7 network or server refusal, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Core(Error::BadServerUrl(_) | Error::ServerTrust(_)) => {
+                2
+            }
             CliError::Failed(_) => 1,
             CliError::Core(Error::Validation(_) | Error::InvalidJson { .. }) => 3,
             CliError::Core(Error::WrongKey) => 4,

@@ -21,6 +21,7 @@ pub fn run_server(
     data: PathBuf,
     listen: String,
     timeout: std::time::Duration,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<(), CliError> {
     // Structured logs on stderr; the server's events carry counts, codes and
     // roles, never request content.
@@ -29,6 +30,13 @@ pub fn run_server(
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    let tls = match tls {
+        Some((cert, key)) => Some(
+            sambung_server::tls::server_config(&cert, &key)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
     let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
     let state = AppState::with_timeout(storage, timeout).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
@@ -41,7 +49,8 @@ pub fn run_server(
             .local_addr()
             .map_err(|e| CliError::Failed(e.to_string()))?;
         println!(
-            "sambung server listening on http://{addr} (data in {})",
+            "sambung server listening on {}://{addr} (data in {})",
+            if tls.is_some() { "https" } else { "http" },
             data.display()
         );
         let shutdown = async {
@@ -56,9 +65,11 @@ pub fn run_server(
             #[cfg(not(unix))]
             let _ = ctrl_c.await;
         };
-        sambung_server::http::serve(listener, state, shutdown)
-            .await
-            .map_err(|e| CliError::Failed(format!("server error: {e}")))
+        match tls {
+            Some(tls) => sambung_server::http::serve_tls(listener, tls, state, shutdown).await,
+            None => sambung_server::http::serve(listener, state, shutdown).await,
+        }
+        .map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }
 

@@ -436,8 +436,30 @@ fn sync_commands_refuse_bad_input_clearly() {
             &home,
             &["enroll", "--server", url, "--code", "AAAA-BBBB-CCCC"],
         );
-        assert_eq!(r.code, 1, "{url}");
+        assert_eq!(r.code, 2, "{url}");
         assert!(r.stderr.contains("bad server address"), "{}", r.stderr);
+    }
+    // Trust settings that cannot be used: refused before any connection.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (extra, needle) in [
+        (vec!["--ca-file", junk.to_str().unwrap()], "server trust"),
+        (vec!["--ca-file", missing.to_str().unwrap()], "cannot read"),
+        (vec!["--pin", "zz"], "server trust"),
+        (vec!["--pin", &"ab".repeat(31)], "server trust"),
+    ] {
+        let mut args = vec![
+            "enroll",
+            "--server",
+            "https://127.0.0.1:9",
+            "--code",
+            "AAAA-BBBB-CCCC",
+        ];
+        args.extend(extra.iter().copied());
+        let r = run(&home, &args);
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{extra:?}: {}", r.stderr);
     }
     // Nobody listening: a network error, and nothing recorded.
     let r = run(
@@ -549,4 +571,116 @@ fn sync_commands_refuse_bad_input_clearly() {
         assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
         assert!(r.stderr.contains("timeout-secs"), "{}", r.stderr);
     }
+}
+
+/// A server certificate for `localhost` from a CA of its own; the PEM
+/// files of the CA, the server certificate and its key, in `dir`.
+fn write_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+/// A `sambung server` child process, killed when dropped.
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_device_syncs_over_https_with_the_agency_ca() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let data = p("srv");
+    // TLS flags that cannot work: usage errors, before anything starts.
+    let r = sambung(
+        &["server", "--data", &data, "--tls-cert", &p("server.pem")],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = sambung(
+        &[
+            "server",
+            "--data",
+            &data,
+            "--tls-cert",
+            &p("ca.pem"),
+            "--tls-key",
+            &p("ca.pem"),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("private key"), "{}", r.stderr);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = command()
+        .args(["server", "--data", &data, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = ServerProcess(child);
+    assert!(line.contains("listening on https://"), "{line}");
+
+    let code = ok(sambung(
+        &[
+            "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",
+        ],
+        None,
+    ));
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    let url = format!("https://localhost:{port}");
+    // Without the agency's CA the device does not trust the server.
+    let r = run(&home, &["enroll", "--server", &url, "--code", code.trim()]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    ok(run(
+        &home,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--code",
+            code.trim(),
+            "--ca-file",
+            &p("ca.pem"),
+        ],
+    ));
+    let json = template(&home, "complaint");
+    ok(new_from_stdin(&home, "complaint", &json));
+    // The CA was kept with the enrollment: sync needs no flag.
+    let out = ok(run(&home, &["sync", "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["pushed"], 1, "{out}");
 }

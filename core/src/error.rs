@@ -103,6 +103,9 @@ pub enum Error {
     /// The server address is not acceptable.
     #[error("bad server address: {0}")]
     BadServerUrl(String),
+    /// The server trust settings (CA certificates, key pins) are unusable.
+    #[error("server trust: {0}")]
+    ServerTrust(String),
     /// SQLite failed.
     #[error("storage error: {0}")]
     Storage(String),

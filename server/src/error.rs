@@ -27,6 +27,9 @@ pub enum ServerError {
     /// Input that is not what the endpoint takes.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The server's own settings are unusable (e.g. a TLS certificate).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The request took longer than the server allows.
     #[error("the request took too long; try again")]
     Timeout,
@@ -59,7 +62,7 @@ impl ServerError {
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Timeout => (408, ErrorCode::Timeout),
-            ServerError::Storage(_) => (500, ErrorCode::Internal),
+            ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }
 }

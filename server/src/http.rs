@@ -70,7 +70,9 @@ impl IntoResponse for ServerError {
         tracing::info!(status, code = ?code, "request refused");
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = match &self {
-            ServerError::Storage(_) => "the server failed; try again later".to_owned(),
+            ServerError::Storage(_) | ServerError::Config(_) => {
+                "the server failed; try again later".to_owned()
+            }
             other => other.to_string(),
         };
         (status, Json(ErrorBody { code, message })).into_response()
@@ -237,6 +239,19 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Like [`serve`], over HTTPS with `tls` (see [`crate::tls`]).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::new(listener, tls)?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

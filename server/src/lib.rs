@@ -12,5 +12,6 @@ pub mod exchange;
 pub mod http;
 pub mod rules;
 pub mod storage;
+pub mod tls;
 
 pub use error::ServerError;

@@ -24,6 +24,14 @@ pub struct Enrollment {
     pub role: Role,
     /// Its region codes (officers, agencies).
     pub regions: Vec<String>,
+    /// The root certificates (DER) the device was told to trust for this
+    /// server at enrollment; empty: the platform's.
+    #[serde(default)]
+    pub ca_roots: Vec<Vec<u8>>,
+    /// The server key pins (SHA-256 of SubjectPublicKeyInfo) given at
+    /// enrollment.
+    #[serde(default)]
+    pub pins: Vec<[u8; 32]>,
 }
 
 fn meta_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>, Error> {

@@ -3,8 +3,10 @@
 //! rustls on the ring provider; plain HTTP only to this machine's loopback.
 
 mod engine;
+mod trust;
 
 pub use engine::{EngineConfig, EngineStatus, SyncEngine, backoff};
+pub use trust::{ServerTrust, spki_sha256};
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -40,6 +42,8 @@ pub struct SyncConfig {
     pub budget_bytes: usize,
     /// Timeout of one HTTP exchange.
     pub timeout: Duration,
+    /// Which servers to trust over HTTPS.
+    pub trust: ServerTrust,
 }
 
 impl Default for SyncConfig {
@@ -47,6 +51,7 @@ impl Default for SyncConfig {
         SyncConfig {
             budget_bytes: 64 * 1024,
             timeout: Duration::from_secs(60),
+            trust: ServerTrust::default(),
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct SyncSummary {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    trust: ServerTrust,
 }
 
 #[derive(Serialize)]
@@ -176,11 +182,16 @@ impl Client {
         install_crypto_provider();
         let base = check_server_url(base)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(config.trust.client_config()?)
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(20))
             .build()
             .map_err(network)?;
-        Ok(Client { http, base })
+        Ok(Client {
+            http,
+            base,
+            trust: config.trust.clone(),
+        })
     }
 
     async fn refusal(resp: reqwest::Response) -> Error {
@@ -223,6 +234,9 @@ impl Client {
             account: answer.account,
             role: answer.role,
             regions: answer.regions,
+            // Kept with the enrollment, so later syncs trust the same way.
+            ca_roots: self.trust.roots.clone(),
+            pins: self.trust.pins.clone(),
         };
         store.set_enrollment(&enrollment)?;
         Ok(enrollment)
