@@ -29,6 +29,7 @@ impl RequestDoc {
     ///     attachments: vec![],
     ///     history: vec![],
     ///     notes: vec![],
+    ///     assignee: None,
     /// };
     /// let mut doc = RequestDoc::new(&request, automerge::ActorId::random()).unwrap();
     /// assert_eq!(doc.hydrate().unwrap(), request);
@@ -101,6 +102,7 @@ impl RequestDoc {
             attachments: _,
             history: _,
             notes: _,
+            assignee: _,
         } = &request;
         reconcile_changed!(
             created_at,
@@ -109,7 +111,8 @@ impl RequestDoc {
             content,
             attachments,
             history,
-            notes
+            notes,
+            assignee
         );
         self.doc.commit();
         Ok((out, request))
@@ -247,6 +250,7 @@ mod tests {
             attachments: vec![],
             history: vec![],
             notes: vec![],
+            assignee: None,
         }
     }
 

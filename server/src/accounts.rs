@@ -29,6 +29,8 @@ pub struct Scope {
     pub owner: String,
     /// Keyed hash of the applicant's NIK.
     pub applicant_nik_hash: Option<Vec<u8>>,
+    /// The officer account it is assigned to.
+    pub assignee: Option<String>,
 }
 
 impl Account {
@@ -39,7 +41,9 @@ impl Account {
         }
         match self.role {
             Role::Resident => self.nik_hash.is_some() && self.nik_hash == doc.applicant_nik_hash,
-            Role::Officer => self.in_regions(&doc.region),
+            Role::Officer => {
+                self.in_regions(&doc.region) || doc.assignee.as_deref() == Some(self.id.as_str())
+            }
             Role::Agency => self.regions.is_empty() || self.in_regions(&doc.region),
         }
     }
@@ -61,6 +65,7 @@ mod tests {
             region: region.into(),
             owner: owner.into(),
             applicant_nik_hash: nik.map(|n| n.to_vec()),
+            assignee: None,
         }
     }
 
@@ -97,6 +102,21 @@ mod tests {
         assert!(!o.may_see(&scope("32.74.01.1001", "warga-1", None)));
         assert!(!o.may_see(&scope("32.7", "warga-1", None)));
         assert!(!o.may_see(&scope("33.01.03.2001", "warga-1", None)));
+        // Assigned to them: seen whatever the region; to another: not.
+        let assigned = |to: &str| Scope {
+            assignee: Some(to.into()),
+            ..scope("91.01.01.1001", "warga-1", None)
+        };
+        assert!(o.may_see(&assigned("petugas-1")));
+        assert!(!o.may_see(&assigned("petugas-2")));
+        // Assignment grants nothing to a resident of the same id.
+        let r = Account {
+            id: "petugas-1".into(),
+            role: Role::Resident,
+            regions: vec![],
+            nik_hash: None,
+        };
+        assert!(!r.may_see(&assigned("petugas-1")));
         let agency = Account {
             id: "dinas".into(),
             role: Role::Agency,

@@ -231,6 +231,7 @@ fn merge(
             .applicant
             .as_ref()
             .map(|a| nik_hash(nik_key, a.nik.as_str())),
+        assignee: request.assignee.clone(),
     };
     if !caller.account.may_see(&scope) {
         return refuse(

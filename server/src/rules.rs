@@ -39,6 +39,12 @@ pub fn check(
             }
         }
     }
+    // Assignment is the back office's decision.
+    if before.and_then(|b| b.assignee.as_ref()) != after.assignee.as_ref()
+        && caller.role != Role::Agency
+    {
+        return Err("only the agency assigns a request to an officer");
+    }
     let old_history = before.map(|b| b.history.as_slice()).unwrap_or_default();
     let old_notes = before.map(|b| b.notes.as_slice()).unwrap_or_default();
     // Append-only: everything that was there stays as it was.
@@ -93,6 +99,7 @@ mod tests {
             attachments: vec![],
             history: vec![],
             notes: vec![],
+            assignee: None,
         }
     }
 
@@ -154,5 +161,27 @@ mod tests {
         assert!(check(Some(&b), &renamed, &warga).is_err());
         // An officer may correct the applicant's NIK.
         assert_eq!(check(Some(&b), &renamed, &officer), Ok(()));
+    }
+
+    #[test]
+    fn only_the_agency_assigns() {
+        let b = request("warga-1");
+        let mut assigned = b.clone();
+        assigned.assignee = Some("petugas-2".into());
+        for who in [
+            account("warga-1", Role::Resident),
+            account("petugas-2", Role::Officer),
+        ] {
+            assert!(check(Some(&b), &assigned, &who).is_err(), "{who:?}");
+            // Nor unassigning, nor arriving already assigned.
+            assert!(check(Some(&assigned), &b, &who).is_err(), "{who:?}");
+        }
+        let mut new_assigned = assigned.clone();
+        new_assigned.created_by = "petugas-2".into();
+        new_assigned.created_role = Role::Officer;
+        assert!(check(None, &new_assigned, &account("petugas-2", Role::Officer)).is_err());
+        let agency = account("dinas", Role::Agency);
+        assert_eq!(check(Some(&b), &assigned, &agency), Ok(()));
+        assert_eq!(check(Some(&assigned), &b, &agency), Ok(()));
     }
 }

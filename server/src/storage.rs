@@ -26,7 +26,7 @@ pub fn log_tag(heads: &[u8]) -> u32 {
 fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
     Ok(conn
         .query_row(
-            "SELECT data, region, owner, applicant_nik_hash FROM documents WHERE id = ?1",
+            "SELECT data, region, owner, applicant_nik_hash, assignee FROM documents WHERE id = ?1",
             [id.as_slice()],
             |r| {
                 Ok(StoredDoc {
@@ -35,6 +35,7 @@ fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerEr
                         region: r.get(1)?,
                         owner: r.get(2)?,
                         applicant_nik_hash: r.get(3)?,
+                        assignee: r.get(4)?,
                     },
                 })
             },
@@ -166,6 +167,7 @@ CREATE TABLE IF NOT EXISTS documents (
     region             TEXT NOT NULL,
     owner              TEXT NOT NULL,
     applicant_nik_hash BLOB,
+    assignee           TEXT,
     data               BLOB NOT NULL,
     heads              BLOB NOT NULL
 ) STRICT;
@@ -349,10 +351,11 @@ impl Storage for SqliteStorage {
                 device,
             } => {
                 tx.execute(
-                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, data, heads)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4, data = ?5, heads = ?6",
-                    params![id.as_slice(), doc.scope.region, doc.scope.owner, doc.scope.applicant_nik_hash, doc.data, heads],
+                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
+                        assignee = ?5, data = ?6, heads = ?7",
+                    params![id.as_slice(), doc.scope.region, doc.scope.owner, doc.scope.applicant_nik_hash, doc.scope.assignee, doc.data, heads],
                 )?;
                 tx.execute(
                     "INSERT INTO log (doc, data, heads, device) VALUES (?1, ?2, ?3, ?4)",
@@ -403,7 +406,8 @@ impl Storage for SqliteStorage {
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash
+            "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash,
+                    d.assignee
              FROM log l JOIN documents d ON d.id = l.doc
              WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
         )?;
@@ -418,6 +422,7 @@ impl Storage for SqliteStorage {
                     region: r.get(5)?,
                     owner: r.get(6)?,
                     applicant_nik_hash: r.get(7)?,
+                    assignee: r.get(8)?,
                 },
             ))
         })?;

@@ -82,6 +82,7 @@ fn new_request(user: &str, kind: Kind) -> (Request, RequestDoc) {
         attachments: vec![],
         history: vec![],
         notes: vec![],
+        assignee: None,
     };
     let doc = RequestDoc::new(&r, ActorId::random()).unwrap();
     (r, doc)

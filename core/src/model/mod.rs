@@ -620,6 +620,10 @@ pub struct Request {
     pub history: Vec<StatusEntry>,
     /// Notes and messages.
     pub notes: Vec<Note>,
+    /// The field officer's account the back office assigned the request
+    /// to (the officer then syncs it whatever its region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
 }
 
 impl Request {

@@ -450,6 +450,7 @@ impl Store {
             attachments: Vec::new(),
             history: Vec::new(),
             notes: Vec::new(),
+            assignee: None,
         };
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
@@ -800,6 +801,28 @@ impl Store {
                 });
             }
             Ok(r.status())
+        })
+    }
+
+    /// Assigns a request to a field officer's account, or unassigns it
+    /// (`None`). The back office's decision: only an agency account may.
+    pub fn assign(&self, id: &RequestId, officer: Option<&str>) -> Result<(), Error> {
+        if self.identity.role != Role::Agency {
+            return Err(Error::Forbidden(
+                "only the agency assigns a request to an officer".into(),
+            ));
+        }
+        if let Some(o) = officer {
+            let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
+            v.text("assignee", o, 128);
+            let report = v.finish();
+            if !report.is_ok() {
+                return Err(Error::Validation(report));
+            }
+        }
+        self.modify(id, |r| {
+            r.assignee = officer.map(str::to_owned);
+            Ok(())
         })
     }
 
