@@ -46,6 +46,17 @@ fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     sambung_core::document::encode_heads(heads)
 }
 
+/// Whether `doc` holds a change matching each of `heads`.
+fn holds_all(doc: &mut AutoCommit, heads: &[sambung_core::protocol::HeadPrefix]) -> bool {
+    let current = doc.get_heads();
+    // The common case: the sender's heads are the document's heads now.
+    if heads.iter().all(|p| current.iter().any(|h| p.matches(h))) {
+        return true;
+    }
+    let all: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    heads.iter().all(|p| all.iter().any(|h| p.matches(h)))
+}
+
 /// The largest pushed changes of one document accepted (requests are
 /// small; attachments never ride inside documents).
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
@@ -144,12 +155,7 @@ fn merge(
     // Automerge loads what it can of damaged bytes: unless every head the
     // device says it pushed is here now, something was lost on the way, and
     // acknowledging would make the device forget changes the server lacks.
-    if push.heads.is_empty()
-        || push
-            .heads
-            .iter()
-            .any(|h| doc.get_change_by_hash(&ChangeHash::from(*h)).is_none())
-    {
+    if push.heads.is_empty() || !holds_all(&mut doc, &push.heads) {
         return refuse(
             RefusalCode::Invalid,
             "the changes are damaged or incomplete",

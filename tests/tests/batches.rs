@@ -70,14 +70,7 @@ async fn a_big_batch_goes_in_exchanges_under_the_budget_with_progress() {
         assert!(((s.bytes_down - down) as usize) < 2 * BUDGET);
         down = s.bytes_down;
     }
-    assert_eq!(
-        officer
-            .store
-            .list(&Default::default())
-            .unwrap()
-            .len(),
-        80
-    );
+    assert_eq!(officer.store.list(&Default::default()).unwrap().len(), 80);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

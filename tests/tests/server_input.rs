@@ -252,7 +252,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
         id: [3; 16],
         since: vec![],
         changes: b"\x85\x6f\x4a\x83 not automerge".to_vec(),
-        heads: vec![protocol::Hash([8; 32])],
+        heads: vec![protocol::HeadPrefix([8; 8])],
     };
     // 2. A change to warga-2's request, by warga-1.
     let mut doc = RequestDoc::load(&server_doc(&server, &theirs), [], actor.clone()).unwrap();
@@ -489,7 +489,7 @@ fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn heads_of(doc: &mut RequestDoc) -> Vec<protocol::Hash> {
+fn heads_of(doc: &mut RequestDoc) -> Vec<protocol::HeadPrefix> {
     doc.heads().into_iter().map(Into::into).collect()
 }
 
@@ -523,7 +523,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
     let actor = ActorId::from(w.store.device_id().as_slice());
     let log_before = server.log_len();
     let mut doc = RequestDoc::load(&server_doc(&server, &id), [], actor).unwrap();
-    let base: Vec<protocol::Hash> = heads_of(&mut doc);
+    let base: Vec<protocol::Hash> = doc.heads().into_iter().map(Into::into).collect();
     let base_heads = doc.heads();
     // A long note, so that a truncated change loses something.
     doc.update(|r| {

@@ -9,7 +9,7 @@ use super::PROTOCOL_VERSION;
 
 const MAGIC: &[u8; 3] = b"SBG";
 /// zstd level: fast on a phone, and most of the gain for small messages.
-const LEVEL: i32 = 9;
+const LEVEL: i32 = 19;
 /// The largest decompressed message accepted (zip-bomb guard).
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 

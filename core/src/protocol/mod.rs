@@ -37,6 +37,30 @@ impl From<automerge::ChangeHash> for Hash {
     }
 }
 
+/// The first 8 bytes of a change hash: enough for a receiver to check that
+/// it holds the sender's heads (damage, not forgery, is what this guards
+/// against: a sender can only lie about its own changes), a quarter of the
+/// bytes of the full hash, which does not compress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(transparent)]
+pub struct HeadPrefix(#[serde(with = "serde_bytes")] pub [u8; 8]);
+
+impl HeadPrefix {
+    /// Whether `hash` starts with this prefix.
+    pub fn matches(&self, hash: &automerge::ChangeHash) -> bool {
+        hash.0[..8] == self.0
+    }
+}
+
+impl From<automerge::ChangeHash> for HeadPrefix {
+    fn from(h: automerge::ChangeHash) -> Self {
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&h.0[..8]);
+        HeadPrefix(p)
+    }
+}
+
 impl From<Hash> for automerge::ChangeHash {
     fn from(h: Hash) -> Self {
         automerge::ChangeHash(h.0)
@@ -76,10 +100,10 @@ pub struct DocPush {
     /// Automerge changes (`save_after(since)`).
     #[serde(with = "serde_bytes")]
     pub changes: Vec<u8>,
-    /// The sender's heads once these changes are applied: the receiver
-    /// refuses the push unless it then holds every one of them (damaged or
-    /// truncated changes are never acknowledged).
-    pub heads: Vec<Hash>,
+    /// The sender's heads once these changes are applied, by prefix: the
+    /// receiver refuses the push unless it then holds every one of them
+    /// (damaged or truncated changes are never acknowledged).
+    pub heads: Vec<HeadPrefix>,
 }
 
 /// One message of Automerge's Bloom-filter sync protocol for one document,

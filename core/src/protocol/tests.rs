@@ -30,7 +30,7 @@ fn example_request() -> SyncRequest {
             id: id(1),
             since: vec![hash(2)],
             changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
-            heads: vec![hash(11)],
+            heads: vec![HeadPrefix([11; 8])],
         }],
         repair: vec![DocRepair {
             id: id(3),
