@@ -34,6 +34,7 @@ fn two(s: &str, at: usize) -> u8 {
 /// Sex as recorded on civil registry documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     #[autosurgeon(rename = "male")]
@@ -69,6 +70,9 @@ macro_rules! text_newtype {
         #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
         #[serde(transparent)]
         pub struct $name(pub String);
+
+        #[cfg(feature = "ffi")]
+        uniffi::custom_newtype!($name, String);
 
         // Hand-written so that `Option<$name>` hydrates: the derive for
         // newtypes does not forward the scalar hooks that `Option` calls.

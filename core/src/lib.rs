@@ -36,3 +36,7 @@ pub mod validation;
 
 pub use error::{Error, Result};
 pub use time::{CivilDate, Date, Timestamp};
+
+// The model's records and enums for the bindings crate (`bindings/`).
+#[cfg(feature = "ffi")]
+uniffi::setup_scaffolding!("sambung_core");

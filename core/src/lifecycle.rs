@@ -29,6 +29,7 @@ use crate::time::Timestamp;
     Hydrate,
 )]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     #[autosurgeon(rename = "draft")]
@@ -116,6 +117,7 @@ impl std::fmt::Display for Status {
     Hydrate,
 )]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The applicant on their own phone.
@@ -176,6 +178,7 @@ pub fn allowed(role: Role, from: Status, to: Status) -> bool {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Reconcile, Hydrate,
 )]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct StatusEntry {
     /// How many history entries the author had seen when writing this one;
     /// an entry that saw another always sorts after it.

@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
+#[cfg(feature = "ffi")]
+uniffi::custom_newtype!(Timestamp, i64);
+
 // Hand-written so that `Option<Timestamp>` hydrates too: the derive for
 // newtypes does not forward the scalar hooks that `Option` calls.
 impl Hydrate for Timestamp {
@@ -148,6 +151,9 @@ pub fn days_in_month(year: i32, month: u8) -> u8 {
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(transparent)]
 pub struct Date(pub String);
+
+#[cfg(feature = "ffi")]
+uniffi::custom_newtype!(Date, String);
 
 impl Hydrate for Date {
     fn hydrate_string(s: &str) -> Result<Self, autosurgeon::HydrateError> {

@@ -11,6 +11,7 @@ use crate::validation::Validator;
 /// What a complaint is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ComplaintCategory {
     #[autosurgeon(rename = "infrastructure")]
@@ -35,6 +36,7 @@ pub enum ComplaintCategory {
 /// the `photo` role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Complaint {
     /// Category.

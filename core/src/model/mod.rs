@@ -35,6 +35,9 @@ pub const MAX_SHORT_TEXT: usize = 200;
 #[serde(transparent)]
 pub struct RequestId(pub String);
 
+#[cfg(feature = "ffi")]
+uniffi::custom_newtype!(RequestId, String);
+
 impl Hydrate for RequestId {
     fn hydrate_string(s: &str) -> Result<Self, autosurgeon::HydrateError> {
         Ok(RequestId(s.to_owned()))
@@ -90,6 +93,7 @@ macro_rules! kinds {
         /// The kind of a request.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
         pub enum Kind { $($variant,)* }
 
         impl Kind {
@@ -165,6 +169,7 @@ kinds! {
 /// member naming the variant (see `docs/requests.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Details {
     #[autosurgeon(rename = "business_licence")]
@@ -215,6 +220,7 @@ pub(crate) trait KindRules {
 /// with the NIK.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Person {
     /// NIK.
@@ -279,6 +285,7 @@ pub(crate) fn check_people(
 /// A postal address down to the village.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Street, house number, RT/RW.
@@ -305,6 +312,7 @@ impl Address {
 /// A WGS84 position with its accuracy radius.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Location {
     /// Latitude in degrees.
@@ -343,6 +351,7 @@ impl Location {
 /// The lawful basis for processing (UU PDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum LawfulBasis {
     /// Performance of a public service.
@@ -359,6 +368,7 @@ pub enum LawfulBasis {
 /// A record of consent given by the data subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// When it was given.
@@ -372,6 +382,7 @@ pub struct Consent {
 /// What the applicant (or an officer on their behalf) fills in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct RequestContent {
     /// The region the request is filed in (routes it to the office and the
@@ -471,6 +482,7 @@ impl RequestContent {
 /// The purpose of an attached document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentRole {
     #[autosurgeon(rename = "photo")]
@@ -565,6 +577,7 @@ impl AttachmentRole {
 /// bytes (design-notes decision 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct AttachmentRef {
     /// SHA-256 of the plaintext bytes, lowercase hex: the content address.
     #[key]
@@ -585,6 +598,7 @@ pub struct AttachmentRef {
 /// applicant, field notes from officers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct Note {
     /// Random id.
     #[key]
@@ -603,6 +617,7 @@ pub struct Note {
 /// document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct Request {
     /// Random id.
     pub id: RequestId,

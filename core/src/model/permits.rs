@@ -10,6 +10,7 @@ use crate::validation::{Code, Validator};
 /// OSS-RBA risk tier; it decides what the applicant receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskTier {
     /// NIB only.
@@ -29,6 +30,7 @@ pub enum RiskTier {
 /// Whether the business premises are owned or rented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum BuildingStatus {
     #[autosurgeon(rename = "owned")]
@@ -42,6 +44,7 @@ pub enum BuildingStatus {
 /// Business licence (NIB) through OSS-RBA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct BusinessLicence {
     /// NIK of an individual applicant (or give `company_legal_number`).
@@ -121,6 +124,7 @@ impl KindRules for BusinessLicence {
 /// The environmental document a building needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvironmentalDocument {
     /// Statement of environmental management capability (small works).
@@ -137,6 +141,7 @@ pub enum EnvironmentalDocument {
 /// Building approval (Persetujuan Bangunan Gedung).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct BuildingApproval {
     /// Land title (certificate) reference.

@@ -12,6 +12,7 @@ use crate::validation::{Code, Validator};
 /// Birth registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Birth {
     /// The child's name.
@@ -94,6 +95,7 @@ impl KindRules for Birth {
 /// Cause of death, as categorised on the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum DeathCause {
     #[autosurgeon(rename = "illness")]
@@ -113,6 +115,7 @@ pub enum DeathCause {
 /// Death registration (to be reported within 30 days).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Death {
     /// NIK of the deceased.
@@ -166,6 +169,7 @@ impl KindRules for Death {
 /// Why people move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum MoveReason {
     #[autosurgeon(rename = "work")]
@@ -187,6 +191,7 @@ pub enum MoveReason {
 /// Move of address (pindah/datang).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct MoveAddress {
     /// NIK of each person moving.
@@ -248,6 +253,7 @@ impl KindRules for MoveAddress {
 /// What changes on the family card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum FamilyCardChange {
     #[autosurgeon(rename = "add_member")]
@@ -261,6 +267,7 @@ pub enum FamilyCardChange {
 /// Family-card (KK) update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct FamilyCardUpdate {
     /// The family card.
@@ -289,6 +296,7 @@ impl KindRules for FamilyCardUpdate {
 /// Why a KTP-el is requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum KtpReason {
     #[autosurgeon(rename = "new")]
@@ -304,6 +312,7 @@ pub enum KtpReason {
 /// Electronic identity card (KTP-el).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct KtpEl {
     /// NIK of the card holder.

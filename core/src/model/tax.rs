@@ -12,6 +12,7 @@ use crate::validation::{Code, Validator};
 /// Objection to a PBB-P2 assessment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct PbbObjection {
     /// Tax object number (stored as 18 digits).
@@ -62,6 +63,7 @@ impl KindRules for PbbObjection {
 /// Why a reduction is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum ReductionReason {
     #[autosurgeon(rename = "hardship")]
@@ -75,6 +77,7 @@ pub enum ReductionReason {
 /// Request for a PBB-P2 reduction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct PbbReduction {
     /// Tax object number.
@@ -108,6 +111,7 @@ impl KindRules for PbbReduction {
 /// Which tax a payment was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum TaxType {
     /// Land and building tax (regency/city).
@@ -124,6 +128,7 @@ pub enum TaxType {
 /// Verification of a payment already made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentVerification {
     /// The tax paid.
@@ -179,6 +184,7 @@ impl KindRules for PaymentVerification {
 /// What is asked about a vehicle's tax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum VehicleTaxService {
     /// Yearly payment and STNK endorsement.
@@ -195,6 +201,7 @@ pub enum VehicleTaxService {
 /// Vehicle tax (PKB, provincial).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct VehicleTax {
     /// Registration plate.
@@ -230,6 +237,7 @@ impl KindRules for VehicleTax {
 /// How the land or building was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum TransferType {
     #[autosurgeon(rename = "sale")]
@@ -249,6 +257,7 @@ pub enum TransferType {
 /// Land and building acquisition duty (BPHTB).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Bphtb {
     /// Tax object number.

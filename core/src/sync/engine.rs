@@ -48,11 +48,14 @@ pub struct EngineStatus {
     pub last_summary: Option<SyncSummary>,
     /// Whether the platform last said the device is online.
     pub online: bool,
+    /// Whether the platform last said the connection is metered (text
+    /// syncs anyway: it is small; large attachments will wait, issue 6).
+    pub metered: bool,
 }
 
 enum Signal {
     LocalWrite,
-    Connectivity { online: bool },
+    Connectivity { online: bool, metered: bool },
     SyncNow,
 }
 
@@ -94,6 +97,18 @@ impl SyncEngine {
         sync: SyncConfig,
         config: EngineConfig,
     ) -> SyncEngine {
+        Self::start_with(store, client, sync, config, |_| {})
+    }
+
+    /// Like [`SyncEngine::start`], calling `on_sync` after every completed
+    /// sync (observers of the requests it changed listen here).
+    pub fn start_with(
+        store: Arc<Store>,
+        client: Client,
+        sync: SyncConfig,
+        config: EngineConfig,
+        on_sync: impl Fn(&SyncSummary) + Send + Sync + 'static,
+    ) -> SyncEngine {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(EngineStatus {
             online: true,
@@ -123,7 +138,7 @@ impl SyncEngine {
                             let at = Instant::now() + config.debounce;
                             due = Some(due.map_or(at, |d| d.min(at)));
                         }
-                        Some(Signal::Connectivity { online: now_online }) => {
+                        Some(Signal::Connectivity { online: now_online, metered }) => {
                             let came_back = now_online && !online;
                             online = now_online;
                             if came_back {
@@ -132,12 +147,19 @@ impl SyncEngine {
                                     due = Some(Instant::now());
                                 }
                             }
-                            st.lock().unwrap_or_else(|e| e.into_inner()).online = online;
+                            let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+                            s.online = online;
+                            s.metered = metered;
                         }
                         Some(Signal::SyncNow) => due = Some(Instant::now()),
                     },
                     _ = wake => {
                         let result = client.sync(&store, &sync, |_| {}).await;
+                        // Before taking the status lock: the hook may ask
+                        // for the status.
+                        if let Ok(summary) = &result {
+                            on_sync(summary);
+                        }
                         let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
                         match result {
                             Ok(summary) => {
@@ -174,7 +196,13 @@ impl SyncEngine {
 
     /// Tells the engine the platform's connectivity changed.
     pub fn connectivity_changed(&self, online: bool) {
-        let _ = self.tx.send(Signal::Connectivity { online });
+        self.network_changed(online, false);
+    }
+
+    /// Tells the engine the platform's network changed: online or not, and
+    /// whether the connection is metered.
+    pub fn network_changed(&self, online: bool, metered: bool) {
+        let _ = self.tx.send(Signal::Connectivity { online, metered });
     }
 
     /// Asks for a sync as soon as possible.

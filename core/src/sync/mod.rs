@@ -71,6 +71,9 @@ pub struct SyncSummary {
     pub pulled: u32,
     /// Documents the server refused, with its reason.
     pub refused: Vec<(String, String)>,
+    /// Requests changed here by what came from the server (pulls and
+    /// repairs), for observers.
+    pub changed: Vec<RequestId>,
 }
 
 /// An HTTP client for one server.
@@ -370,7 +373,12 @@ impl Client {
                 // One document that cannot be applied must not stop the
                 // others: it is marked and repaired.
                 match store.apply_pull(pull) {
-                    Ok(_) => summary.pulled += 1,
+                    Ok(id) => {
+                        summary.pulled += 1;
+                        if !summary.changed.contains(&id) {
+                            summary.changed.push(id);
+                        }
+                    }
                     Err(e @ (Error::Document(_) | Error::Corrupt(_))) => {
                         tracing::warn!(error = %e, "pulled changes could not be applied; repairing");
                         store.mark_for_repair(
@@ -470,6 +478,9 @@ impl Client {
             Ok(RepairStep::Done) => {
                 repairs.remove(&id);
                 summary.pulled += 1;
+                if !summary.changed.contains(&id) {
+                    summary.changed.push(id);
+                }
             }
             Ok(RepairStep::Send(m)) if slot.rounds < MAX_REPAIR_ROUNDS => slot.next = Some(m),
             Ok(_) => give_up(
