@@ -77,6 +77,7 @@ struct DeviceRecord {
 /// A row of [`Store::list`]: read from the projection columns, without
 /// loading the document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct Summary {
     /// Request id.
     pub id: RequestId,

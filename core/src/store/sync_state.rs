@@ -95,8 +95,9 @@ impl Store {
     }
 
     /// Records the enrollment: the device now acts as `enrollment.account`.
-    /// Requests drafted before enrollment are handed to the account in the
-    /// same transaction, so the server accepts them as the account's own.
+    /// Requests written before enrollment — drafts, submissions, notes — are
+    /// handed to the account in the same transaction, so the server accepts
+    /// them as the account's own.
     pub fn set_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), Error> {
         let identity = super::Identity {
             user: enrollment.account.clone(),
@@ -135,9 +136,17 @@ impl Store {
                 let idb = super::stored_id(&idb)?;
                 let account = enrollment.account.clone();
                 let old = old_user.clone();
+                // Nothing written before enrollment has left the device:
+                // everything the local user wrote becomes the account's.
                 self.modify_in(tx, &idb, move |r| {
                     if r.created_by == old {
-                        r.created_by = account;
+                        r.created_by = account.clone();
+                    }
+                    for e in r.history.iter_mut().filter(|e| e.by == old) {
+                        e.by = account.clone();
+                    }
+                    for n in r.notes.iter_mut().filter(|n| n.by == old) {
+                        n.by = account.clone();
                     }
                     Ok(())
                 })?;

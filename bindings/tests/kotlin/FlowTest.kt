@@ -1,0 +1,254 @@
+// The resident flow through the generated Kotlin bindings on the JVM, against
+// a real server on loopback (started by scripts/test-bindings, which passes
+// its address and one-time codes in the environment).
+package id.sambung.test
+
+import com.sun.net.httpserver.HttpServer
+import id.sambung.Client
+import id.sambung.ClientConfig
+import id.sambung.KeyProvider
+import id.sambung.KeyProviderException
+import id.sambung.ListQuery
+import id.sambung.LogLevel
+import id.sambung.LogRecord
+import id.sambung.Logger
+import id.sambung.RequestObserver
+import id.sambung.SambungException
+import id.sambung.SyncProgress
+import id.sambung.SyncReport
+import id.sambung.clearLogger
+import id.sambung.kinds
+import id.sambung.setLogger
+import id.sambung.template
+import id.sambung.model.AttachmentRole
+import id.sambung.model.Details
+import id.sambung.model.Kind
+import id.sambung.model.Role
+import id.sambung.model.Status
+import java.io.File
+import java.net.InetSocketAddress
+import java.nio.file.Files
+import java.security.SecureRandom
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.async
+import kotlinx.coroutines.runBlocking
+
+private val env: Map<String, String> = System.getenv()
+
+/** A key provider written in Kotlin (a stand-in for Android Keystore). */
+class TestKeys(private val key: ByteArray) : KeyProvider {
+    @Volatile var calls = 0
+    override fun dataKey(): ByteArray {
+        calls += 1
+        return key.copyOf()
+    }
+}
+
+class LockedKeys : KeyProvider {
+    override fun dataKey(): ByteArray = throw KeyProviderException.Failed("keystore locked")
+}
+
+class Seen : RequestObserver {
+    val ids = CopyOnWriteArrayList<String>()
+    override fun onChange(ids: List<String>) {
+        this.ids.addAll(ids)
+    }
+}
+
+class Progress : SyncProgress {
+    val reports = CopyOnWriteArrayList<SyncReport>()
+    override fun onProgress(report: SyncReport) {
+        reports.add(report)
+    }
+}
+
+class Logs : Logger {
+    val records = CopyOnWriteArrayList<LogRecord>()
+    override fun log(record: LogRecord) {
+        records.add(record)
+    }
+}
+
+fun randomKey(): ByteArray = ByteArray(32).also { SecureRandom().nextBytes(it) }
+
+fun tempDir(): String = Files.createTempDirectory("sambung-kt").toString()
+
+fun config(dir: String, caPem: String? = null) =
+    ClientConfig(
+        dataDir = dir,
+        role = Role.RESIDENT,
+        caPem = caPem,
+        pins = emptyList(),
+        budgetBytes = null,
+        autoSync = false,
+    )
+
+/** The officer's `sambung device` (the CLI, on the same server). */
+fun officer(vararg args: String): String {
+    val cmd = listOf(env.getValue("SAMBUNG_BIN"), "device", "--home", env.getValue("SAMBUNG_OFFICER_HOME")) + args
+    val pb = ProcessBuilder(cmd)
+    pb.environment()["SAMBUNG_PASSPHRASE"] = env.getValue("SAMBUNG_OFFICER_PASS")
+    val p = pb.start()
+    val out = p.inputStream.bufferedReader().readText()
+    val err = p.errorStream.bufferedReader().readText()
+    check(p.waitFor() == 0) { "officer ${args.toList()}: $err" }
+    return out
+}
+
+fun residentFlow() = runBlocking {
+    val logs = Logs()
+    setLogger(logs, LogLevel.INFO)
+    val home = tempDir()
+    val keys = TestKeys(randomKey())
+    val client = Client.open(config(home), keys)
+    assertTrue(keys.calls >= 1)
+    assertEquals(13, kinds().size)
+
+    // Invalid: every problem at once, nothing stored.
+    val bad = template(Kind.COMPLAINT).copy(region = "99")
+    val e = assertFailsWith<SambungException.Validation> { client.createDraft(bad) }
+    assertTrue(e.errors.any { it.field == "region" })
+    assertTrue(e.errors.all { it.messageEn.isNotEmpty() && it.messageId.isNotEmpty() })
+    assertEquals(0, client.list(ListQuery()).size)
+
+    val seen = Seen()
+    val subscription = client.observe(seen)
+    val id = client.createDraft(template(Kind.COMPLAINT).copy(region = "32.73.01.1001"))
+    assertTrue(id in seen.ids)
+    assertEquals(Status.SUBMITTED, client.submit(id))
+    val photo = client.attachBytes(id, byteArrayOf(1, 2, 3), "jalan.jpg", "image/jpeg", AttachmentRole.PHOTO)
+    assertEquals(3uL, photo.size)
+    val file = File.createTempFile("ktp", ".pdf").apply { writeBytes(ByteArray(1000) { 7 }) }
+    val scan = client.attachFile(id, file.path, AttachmentRole.SUPPORTING_DOCUMENT, "application/pdf")
+    assertEquals(1000uL, scan.size)
+    val request = client.get(id)
+    assertTrue(request.content.details is Details.Complaint)
+    assertEquals(2, request.attachments.size)
+    assertEquals(listOf(id), client.list(ListQuery(kind = Kind.COMPLAINT)).map { it.id })
+    assertEquals(1uL, client.pendingCount())
+
+    assertFailsWith<SambungException.NotEnrolled> { client.syncNow(null) }
+    val info = client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT"))
+    assertEquals(Role.RESIDENT, info.role)
+    val progress = Progress()
+    val report = client.syncNow(progress)
+    assertEquals(1u, report.pushed, "$report")
+    assertEquals(report.roundTrips.toInt(), progress.reports.size)
+    assertEquals(0uL, client.pendingCount())
+
+    // The officer receives it and moves it; the change arrives here.
+    officer("sync")
+    officer("status", id, "received")
+    officer("sync")
+    seen.ids.clear()
+    val pulled = client.syncNow(null)
+    assertTrue(id in pulled.changed)
+    assertTrue(id in seen.ids)
+    assertEquals(Status.RECEIVED, client.get(id).history.last().to)
+
+    subscription.cancel()
+    seen.ids.clear()
+    client.addNote(id, "terima kasih", false)
+    assertTrue(seen.ids.isEmpty())
+
+    // The log saw the work, and no personal data.
+    val text = logs.records.joinToString(" ") { it.message }
+    assertTrue("request created" in text)
+    val applicant = request.content.applicant!!
+    assertFalse(applicant.nik in text)
+    assertFalse(applicant.name in text)
+    clearLogger()
+
+    // Rekey to a new key from the provider; the old key no longer opens it.
+    client.rekey(TestKeys(randomKey()))
+    assertEquals(id, client.get(id).id)
+    assertFailsWith<SambungException.WrongKey> { Client.open(config(home), keys) }
+    // Wipe: refused while the note is unsynced, done when forced.
+    assertFailsWith<SambungException.Forbidden> { client.wipe(false) }
+    assertEquals(id, client.get(id).id)
+    client.wipe(true)
+    assertFalse(File(home, "sambung.db").exists())
+}
+
+/** A server that speaks only a newer protocol. */
+fun newerServer(): String {
+    val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+    server.createContext("/") { ex ->
+        val body = """{"code":"unsupported_version","message":"update the app"}""".toByteArray()
+        ex.responseHeaders.add("content-type", "application/json")
+        ex.sendResponseHeaders(400, body.size.toLong())
+        ex.responseBody.use { it.write(body) }
+    }
+    server.start()
+    return "http://127.0.0.1:${server.address.port}"
+}
+
+fun errorMapping() = runBlocking {
+    val keys = TestKeys(randomKey())
+    val home = tempDir()
+    val client = Client.open(config(home), keys)
+    val id = client.createDraft(template(Kind.KTP_EL))
+    assertFailsWith<SambungException.NotFound> { client.get("8b8a1d7e-3a51-4c1e-9d55-0f8f3c0e2a11") }
+    assertFailsWith<SambungException.Forbidden> { client.addNote(id, "x", true) }
+    assertFailsWith<SambungException.WrongKey> { Client.open(config(home), TestKeys(randomKey())) }
+    assertFailsWith<SambungException.KeyUnavailable> { Client.open(config(home), LockedKeys()) }
+    assertFailsWith<SambungException.KeyUnavailable> { Client.open(config(tempDir()), TestKeys(ByteArray(5))) }
+    assertFailsWith<SambungException.Forbidden> { Client.open(config(tempDir(), caPem = "not pem"), keys) }
+    val notADir = File.createTempFile("not", "dir").path
+    assertFailsWith<SambungException.Storage> { Client.open(config(notADir), keys) }
+    assertFailsWith<SambungException.NotEnrolled> { client.syncNow(null) }
+    val net = assertFailsWith<SambungException.Network> { client.enroll("http://127.0.0.1:9", "AAAA-BBBB-CCCC") }
+    assertTrue(net.retryable)
+    assertFailsWith<SambungException.UpdateRequired> { client.enroll(newerServer(), "AAAA-BBBB-CCCC") }
+    // A store from a newer app: refused, untouched.
+    val newer = tempDir()
+    Client.open(config(newer), keys).close()
+    val py = ProcessBuilder(
+        "python3", "-c",
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version = 99'); c.close()",
+        "$newer/sambung.db",
+    ).start()
+    check(py.waitFor() == 0)
+    val v = assertFailsWith<SambungException.IncompatibleVersion> { Client.open(config(newer), keys) }
+    assertEquals(99u, v.found)
+}
+
+fun cancelledSync() = runBlocking {
+    val client = Client.open(config(tempDir()), TestKeys(randomKey()))
+    client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT2"))
+    val id = client.createDraft(template(Kind.BIRTH))
+    val sync = async { client.syncNow(null) }
+    sync.cancel()
+    assertFailsWith<CancellationException> { sync.await() }
+    // Nothing lost; the next sync delivers it.
+    assertEquals(id, client.get(id).id)
+    client.syncNow(null)
+    assertEquals(0uL, client.pendingCount())
+}
+
+fun main() {
+    val tests = listOf(
+        "resident flow" to ::residentFlow,
+        "error mapping" to ::errorMapping,
+        "cancelled sync" to ::cancelledSync,
+    )
+    var failed = 0
+    for ((name, test) in tests) {
+        try {
+            test()
+            println("test $name ... ok")
+        } catch (t: Throwable) {
+            failed += 1
+            println("test $name ... FAILED")
+            t.printStackTrace(System.out)
+        }
+    }
+    val verdict = if (failed == 0) "ok" else "FAILED"
+    println("test result: $verdict. ${tests.size - failed} passed; $failed failed; (kotlin bindings)")
+    kotlin.system.exitProcess(if (failed == 0) 0 else 1)
+}

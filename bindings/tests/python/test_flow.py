@@ -1,0 +1,255 @@
+"""The resident flow through the generated Python bindings, against a real
+server on loopback (started by scripts/test-bindings, which passes its
+address and one-time codes in the environment). A second consumer of the
+same library as Kotlin: the surface is language-neutral."""
+
+import asyncio
+import http.server
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+import sambung
+from sambung import sambung_core as model
+
+ENV = os.environ
+
+
+class Keys(sambung.KeyProvider):
+    """A key provider written in Python (a test stand-in for a keystore)."""
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.calls = 0
+
+    def data_key(self):
+        self.calls += 1
+        return self.key
+
+
+class BrokenKeys(sambung.KeyProvider):
+    def data_key(self):
+        raise sambung.KeyProviderError.Failed("keystore locked")
+
+
+class Seen(sambung.RequestObserver):
+    def __init__(self):
+        self.ids = []
+        self.event = threading.Event()
+
+    def on_change(self, ids):
+        self.ids.extend(ids)
+        self.event.set()
+
+
+class Progress(sambung.SyncProgress):
+    def __init__(self):
+        self.reports = []
+
+    def on_progress(self, report):
+        self.reports.append(report)
+
+
+class Logs(sambung.Logger):
+    def __init__(self):
+        self.records = []
+
+    def log(self, record):
+        self.records.append(record)
+
+
+def config(path, **kw):
+    return sambung.ClientConfig(
+        data_dir=path,
+        role=model.Role.RESIDENT,
+        ca_pem=kw.get("ca_pem"),
+        pins=kw.get("pins", []),
+        budget_bytes=None,
+        auto_sync=False,
+    )
+
+
+def newer_server():
+    """A server that speaks only a newer protocol; its address."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.dumps({"code": "unsupported_version", "message": "update the app"})
+            self.send_response(400)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+def officer(*args):
+    """Runs the officer's `sambung device` (the CLI on the same server)."""
+    out = subprocess.run(
+        [ENV["SAMBUNG_BIN"], "device", "--home", ENV["SAMBUNG_OFFICER_HOME"], *args],
+        env={**ENV, "SAMBUNG_PASSPHRASE": ENV["SAMBUNG_OFFICER_PASS"]},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+class ResidentFlow(unittest.IsolatedAsyncioTestCase):
+    def tearDown(self):
+        sambung.clear_logger()
+
+    async def test_resident_flow(self):
+        logs = Logs()
+        sambung.set_logger(logs, sambung.LogLevel.INFO)
+        home = tempfile.mkdtemp()
+        keys = Keys(os.urandom(32))
+        client = await sambung.Client.open(config(home), keys)
+        self.assertGreaterEqual(keys.calls, 1)
+
+        # A draft that breaks rules: every problem at once, nothing stored.
+        content = sambung.template(model.Kind.COMPLAINT)
+        bad = content
+        bad.region = "99"
+        with self.assertRaises(sambung.SambungError.Validation) as caught:
+            await client.create_draft(bad)
+        fields = [e.field for e in caught.exception.errors]
+        self.assertIn("region", fields)
+        self.assertTrue(all(e.message_en and e.message_id for e in caught.exception.errors))
+        self.assertEqual(await client.list(sambung.ListQuery()), [])
+
+        content = sambung.template(model.Kind.COMPLAINT)
+        content.region = "32.73.01.1001"
+        seen = Seen()
+        subscription = client.observe(seen)
+        rid = await client.create_draft(content)
+        self.assertIn(rid, seen.ids)
+        self.assertEqual(await client.submit(rid), model.Status.SUBMITTED)
+        photo = await client.attach_bytes(
+            rid, b"\xff\xd8 a photo", "jalan.jpg", "image/jpeg", model.AttachmentRole.PHOTO
+        )
+        self.assertEqual(photo.size, 10)
+        request = await client.get(rid)
+        self.assertEqual(request.content.region, "32.73.01.1001")
+        self.assertEqual(len(request.attachments), 1)
+        self.assertTrue(isinstance(request.content.details, model.Details.COMPLAINT))
+        listed = await client.list(sambung.ListQuery(kind=model.Kind.COMPLAINT))
+        self.assertEqual([s.id for s in listed], [rid])
+        self.assertEqual(await client.pending_count(), 1)
+
+        # Not enrolled yet; then enrolled with a one-time code.
+        with self.assertRaises(sambung.SambungError.NotEnrolled):
+            await client.sync_now(None)
+        info = await client.enroll(ENV["SAMBUNG_SERVER"], ENV["SAMBUNG_CODE_PY"])
+        self.assertEqual(info.role, model.Role.RESIDENT)
+        progress = Progress()
+        report = await client.sync_now(progress)
+        self.assertEqual(report.pushed, 1, report)
+        self.assertEqual(report.round_trips, len(progress.reports))
+        self.assertEqual(await client.pending_count(), 0)
+
+        # The officer receives it and moves it; the change arrives here and
+        # the observer hears of it.
+        officer("sync")
+        officer("status", rid, "received")
+        officer("sync")
+        seen.ids.clear()
+        report = await client.sync_now(None)
+        self.assertIn(rid, report.changed)
+        self.assertIn(rid, seen.ids)
+        self.assertEqual((await client.get(rid)).history[-1].to, model.Status.RECEIVED)
+
+        # Dropped, the subscription hears nothing more.
+        subscription.cancel()
+        seen.ids.clear()
+        await client.add_note(rid, "terima kasih", False)
+        self.assertEqual(seen.ids, [])
+
+        # Error mapping.
+        with self.assertRaises(sambung.SambungError.NotFound):
+            await client.get("8b8a1d7e-3a51-4c1e-9d55-0f8f3c0e2a11")
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.add_note(rid, "x", True)  # not in needs_info
+        with self.assertRaises(sambung.SambungError.WrongKey):
+            await sambung.Client.open(config(home), Keys(os.urandom(32)))
+        with self.assertRaises(sambung.SambungError.KeyUnavailable):
+            await sambung.Client.open(config(home), BrokenKeys())
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await sambung.Client.open(config(tempfile.mkdtemp(), ca_pem="not pem"), keys)
+        with self.assertRaises(sambung.SambungError.KeyUnavailable):
+            await sambung.Client.open(config(tempfile.mkdtemp()), Keys(b"short"))
+        # A store from a newer app: refused, untouched.
+        newer = tempfile.mkdtemp()
+        c2 = await sambung.Client.open(config(newer), keys)
+        del c2
+        db = sqlite3.connect(os.path.join(newer, "sambung.db"))
+        db.execute("PRAGMA user_version = 99")
+        db.close()
+        with self.assertRaises(sambung.SambungError.IncompatibleVersion) as caught:
+            await sambung.Client.open(config(newer), keys)
+        self.assertEqual(caught.exception.found, 99)
+        # A data folder that is a file: storage.
+        not_a_dir = tempfile.mkstemp()[1]
+        with self.assertRaises(sambung.SambungError.Storage):
+            await sambung.Client.open(config(not_a_dir), keys)
+        # Nobody listening: a retryable network error.
+        fresh = await sambung.Client.open(config(tempfile.mkdtemp()), keys)
+        with self.assertRaises(sambung.SambungError.Network) as caught:
+            await fresh.enroll("http://127.0.0.1:9", "AAAA-BBBB-CCCC")
+        self.assertTrue(caught.exception.retryable)
+        # A server of a newer protocol: the app must be updated.
+        with self.assertRaises(sambung.SambungError.UpdateRequired):
+            await fresh.enroll(newer_server(), "AAAA-BBBB-CCCC")
+
+        # The log saw the sync, and no personal data.
+        messages = " ".join(r.message for r in logs.records)
+        self.assertIn("request created", messages)
+        self.assertNotIn(request.content.applicant.nik, messages)
+        self.assertNotIn(request.content.applicant.name, messages)
+
+        # Rekey, then wipe (refused while unsynced, done when forced).
+        new_keys = Keys(os.urandom(32))
+        await client.rekey(new_keys)
+        self.assertEqual((await client.get(rid)).id, rid)
+        with self.assertRaises(sambung.SambungError.WrongKey):
+            await sambung.Client.open(config(home), keys)
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.wipe(False)  # the note is not synced
+        self.assertEqual((await client.get(rid)).id, rid)
+        await client.wipe(True)
+        self.assertFalse(os.path.exists(os.path.join(home, "sambung.db")))
+
+    async def test_a_cancelled_sync_loses_nothing(self):
+        home = tempfile.mkdtemp()
+        client = await sambung.Client.open(config(home), Keys(os.urandom(32)))
+        await client.enroll(ENV["SAMBUNG_SERVER"], ENV["SAMBUNG_CODE_PY2"])
+        content = sambung.template(model.Kind.KTP_EL)
+        rid = await client.create_draft(content)
+        task = asyncio.ensure_future(client.sync_now(None))
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        self.assertEqual((await client.get(rid)).id, rid)
+        report = await client.sync_now(None)
+        self.assertEqual(await client.pending_count(), 0)
+        self.assertLessEqual(report.pushed, 1)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=2).result
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed
+    verdict = "ok" if not failed else "FAILED"
+    print(f"test result: {verdict}. {passed} passed; {failed} failed; (python bindings)")
+    sys.exit(1 if failed else 0)
