@@ -64,6 +64,15 @@ impl ServerTrust {
     /// The rustls configuration for this trust (ring provider, HTTP/1.1).
     pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // On Android the platform verifier needs a JNI initialisation from
+        // the app's process that a JNA-loaded library cannot do: the app
+        // gives its agency's CA (or pins) instead — refused clearly here
+        // rather than failing inside a handshake.
+        if cfg!(target_os = "android") && self.roots.is_empty() {
+            return Err(bad(
+                "on Android, configure the agency's CA certificate (ca_pem) for the server",
+            ));
+        }
         let chain: Arc<dyn ServerCertVerifier> = if self.roots.is_empty() {
             Arc::new(
                 rustls_platform_verifier::Verifier::new(provider.clone())
