@@ -737,3 +737,40 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_request_in_flight_and_takes_no_new_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let body = br#"{"code":"AAAA-BBBB-CCCC","device":"00","public_key":"00"}"#;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST /v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tcp.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Shut down while the request is half sent.
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!stopping.is_finished(), "it waits for the request in flight");
+    // New connections are no longer taken.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // The rest of the body arrives: the request gets its full answer.
+    tcp.write_all(&body[10..]).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("bad_request"), "{answer}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopping)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap();
+}
