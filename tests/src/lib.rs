@@ -191,6 +191,16 @@ impl Device {
         }
     }
 
+    /// The ids of the requests the device holds.
+    pub fn ids(&self) -> std::collections::BTreeSet<sambung_core::model::RequestId> {
+        self.store
+            .list(&Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    }
+
     /// One sync; errors returned (a faulty link makes them).
     pub async fn sync(&self) -> Result<sambung_core::sync::SyncSummary, sambung_core::Error> {
         self.client.sync(&self.store, &self.config, |_| {}).await

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use sambung_core::identifiers::{Nik, RegionCode};
 use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::{Kind, Request, RequestContent, RequestId};
-use sambung_core::store::ListFilter;
 use sambung_core::templates;
 use sambung_e2e::{Device, Rng, TestServer, faulty_link};
 
@@ -26,17 +25,8 @@ fn content(kind: Kind, region: &str, applicant_nik: &str) -> RequestContent {
     c
 }
 
-fn ids(d: &Device) -> BTreeSet<RequestId> {
-    d.store
-        .list(&ListFilter::default())
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect()
-}
-
 fn requests(d: &Device) -> BTreeMap<RequestId, Request> {
-    ids(d)
+    d.ids()
         .into_iter()
         .map(|id| (id.clone(), d.store.get(&id).unwrap()))
         .collect()
@@ -103,7 +93,7 @@ async fn scenario(seed: u64) {
             let _ = dev.sync().await; // may fail on the faulty link
             continue;
         }
-        let visible: Vec<RequestId> = ids(dev).into_iter().collect();
+        let visible: Vec<RequestId> = dev.ids().into_iter().collect();
         if visible.is_empty() {
             continue;
         }
@@ -136,10 +126,10 @@ async fn scenario(seed: u64) {
     // Scope: exactly what each account may see.
     let expect =
         |v: &[&RequestId]| -> BTreeSet<RequestId> { v.iter().map(|i| (*i).clone()).collect() };
-    assert_eq!(ids(r1), expect(&[&a, &b, &d]), "resident 1");
-    assert_eq!(ids(r2), expect(&[&c]), "resident 2");
-    assert_eq!(ids(o1), expect(&[&a, &b, &d]), "officer 1 (32.73)");
-    assert_eq!(ids(o2), expect(&[&a, &c]), "officer 2 (32.73.01, 33)");
+    assert_eq!(r1.ids(), expect(&[&a, &b, &d]), "resident 1");
+    assert_eq!(r2.ids(), expect(&[&c]), "resident 2");
+    assert_eq!(o1.ids(), expect(&[&a, &b, &d]), "officer 1 (32.73)");
+    assert_eq!(o2.ids(), expect(&[&a, &c]), "officer 2 (32.73.01, 33)");
 
     // Convergence: every copy of a request is the same request.
     let all: Vec<BTreeMap<RequestId, Request>> = devices.iter().map(requests).collect();

@@ -43,15 +43,6 @@ fn notes(r: &Request) -> Vec<&str> {
     n
 }
 
-fn held(d: &Device) -> Vec<RequestId> {
-    d.store
-        .list(&ListFilter::default())
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect()
-}
-
 async fn restart(server: TestServer, dir: &Path, restore_from: Option<&Path>) -> TestServer {
     server.stop().await;
     if let Some(backup) = restore_from {
@@ -181,21 +172,21 @@ async fn a_phone_restored_from_backup_gets_back_its_requests() {
     drop(r);
     copy_files(backup.path(), rdir.path());
     let r = Device::open(rdir.path(), &server.url(), key, "warga-1");
-    assert_eq!(held(&r), vec![x.clone()]);
+    assert_eq!(r.ids(), [x.clone()].into());
 
     let mut rounds = 0;
     while rounds < 3 {
         rounds += 1;
         r.sync().await.unwrap();
-        if r.store.repairs().unwrap().is_empty() && held(&r).len() == 3 {
+        if r.store.repairs().unwrap().is_empty() && r.ids().len() == 3 {
             break;
         }
     }
-    let mut ids = held(&r);
-    ids.sort();
-    let mut want = vec![x.clone(), y.clone(), z.clone()];
-    want.sort();
-    assert_eq!(ids, want, "every request is back on the phone");
+    assert_eq!(
+        r.ids(),
+        [x.clone(), y.clone(), z.clone()].into(),
+        "every request is back on the phone"
+    );
     for id in [&x, &y, &z] {
         assert_eq!(r.store.get(id).unwrap(), on_server(&server, id).unwrap());
     }

@@ -759,7 +759,10 @@ async fn shutdown_finishes_the_request_in_flight_and_takes_no_new_one() {
     // Shut down while the request is half sent.
     let stopping = tokio::spawn(server.stop());
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!stopping.is_finished(), "it waits for the request in flight");
+    assert!(
+        !stopping.is_finished(),
+        "it waits for the request in flight"
+    );
     // New connections are no longer taken.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     // The rest of the body arrives: the request gets its full answer.

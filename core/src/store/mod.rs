@@ -935,15 +935,7 @@ impl Store {
     pub fn unacked_changes(&self, id: &RequestId) -> Result<Vec<u8>, Error> {
         let idb = id_bytes(id)?;
         self.read(|conn| {
-            let acked: Option<Vec<u8>> = conn
-                .query_row(
-                    "SELECT acked_heads FROM requests WHERE id = ?1",
-                    [idb.as_slice()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or(Error::NotFound { what: "request" })?;
-            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            let acked = acked_heads(conn, &idb)?;
             let (mut doc, _) = self.load_doc(conn, &idb)?;
             Ok(doc.save_after(&acked))
         })
@@ -954,15 +946,7 @@ impl Store {
     pub fn mark_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<(), Error> {
         let idb = id_bytes(id)?;
         self.write(|tx| {
-            let old: Option<Option<Vec<u8>>> = tx
-                .query_row(
-                    "SELECT acked_heads FROM requests WHERE id = ?1",
-                    [idb.as_slice()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let old = old.ok_or(Error::NotFound { what: "request" })?;
-            let mut union = decode_heads(old.as_deref().unwrap_or_default())?;
+            let mut union = acked_heads(tx, &idb)?;
             union.extend_from_slice(heads);
             let acked = if union.len() == heads.len() {
                 heads.to_vec()
@@ -982,15 +966,7 @@ impl Store {
     pub fn is_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<bool, Error> {
         let idb = id_bytes(id)?;
         self.read(|conn| {
-            let acked: Option<Vec<u8>> = conn
-                .query_row(
-                    "SELECT acked_heads FROM requests WHERE id = ?1",
-                    [idb.as_slice()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or(Error::NotFound { what: "request" })?;
-            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            let acked = acked_heads(conn, &idb)?;
             if heads.iter().all(|h| acked.contains(h)) {
                 return Ok(true);
             }
@@ -1193,6 +1169,19 @@ fn new_key(secret: &Secret, rounds: NonZeroU32) -> Result<(DataKey, KdfParams), 
             )
         }
     })
+}
+
+/// The heads the server acknowledged for a request (empty: never synced).
+fn acked_heads(conn: &Connection, idb: &[u8; 16]) -> Result<Vec<ChangeHash>, Error> {
+    let acked: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT acked_heads FROM requests WHERE id = ?1",
+            [idb.as_slice()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(Error::NotFound { what: "request" })?;
+    decode_heads(acked.as_deref().unwrap_or_default())
 }
 
 fn pending_count(conn: &Connection) -> Result<usize, Error> {

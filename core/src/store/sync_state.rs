@@ -226,12 +226,7 @@ impl Store {
             };
             // The server holds what it acknowledged before and what it just
             // sent: the acknowledged frontier is the heads of both together.
-            let old: Option<Vec<u8>> = tx.query_row(
-                "SELECT acked_heads FROM requests WHERE id = ?1",
-                [pull.id.as_slice()],
-                |r| r.get(0),
-            )?;
-            let mut union = crate::document::decode_heads(old.as_deref().unwrap_or_default())?;
+            let mut union = super::acked_heads(tx, &pull.id)?;
             union.extend(server_heads.iter().copied());
             let acked = doc.frontier(&union).unwrap_or(server_heads.clone());
             tx.execute(
