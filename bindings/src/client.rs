@@ -377,7 +377,13 @@ impl Client {
             .await
             .map_err(SambungError::from)
         })
-        .await?;
+        .await;
+        if let Err(SambungError::Revoked { wiped: true }) = &summary {
+            let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+            st.engine = None;
+            st.store = None;
+        }
+        let summary = summary?;
         let report = SyncReport::from(&summary);
         let observers = self.observers.clone();
         let changed = report.changed.clone();

@@ -64,6 +64,13 @@ pub enum SambungError {
         /// Why.
         reason: String,
     },
+    /// The agency revoked this device; `wiped`: its store was deleted as
+    /// the agency asked (the client is unusable afterwards).
+    #[error("the agency revoked this device")]
+    Revoked {
+        /// Whether the store was deleted.
+        wiped: bool,
+    },
     /// The device is not enrolled with a server yet.
     #[error("this device is not enrolled")]
     NotEnrolled,
@@ -129,6 +136,7 @@ impl From<Error> for SambungError {
                 SambungError::Forbidden { reason: message }
             }
             Error::NotEnrolled => SambungError::NotEnrolled,
+            Error::Revoked { wiped } => SambungError::Revoked { wiped },
             Error::Server {
                 code: ErrorCode::UnsupportedVersion,
                 ..

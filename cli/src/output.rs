@@ -34,7 +34,9 @@ impl CliError {
             CliError::Core(Error::Validation(_) | Error::InvalidJson { .. }) => 3,
             CliError::Core(Error::WrongKey) => 4,
             CliError::Core(Error::NotFound { .. }) => 5,
-            CliError::Core(Error::Forbidden(_) | Error::UnsyncedChanges { .. }) => 6,
+            CliError::Core(
+                Error::Forbidden(_) | Error::UnsyncedChanges { .. } | Error::Revoked { .. },
+            ) => 6,
             CliError::Core(Error::Network { .. } | Error::Server { .. }) => 7,
             CliError::Core(_) => 1,
         }

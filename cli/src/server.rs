@@ -8,7 +8,7 @@ use clap::Subcommand;
 use sambung_core::lifecycle::Role;
 use sambung_server::accounts::Account;
 use sambung_server::http::AppState;
-use sambung_server::storage::SqliteStorage;
+use sambung_server::storage::{SqliteStorage, Storage};
 
 use crate::output::CliError;
 
@@ -97,6 +97,38 @@ pub enum AdminCommand {
         #[arg(long)]
         nik_from_stdin: bool,
     },
+    /// List enrolled devices (of one account, or all).
+    Devices {
+        /// Folder of the server's data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Only this account's devices.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device (a lost or stolen phone): the server refuses it from
+    /// now on.
+    Revoke {
+        /// Folder of the server's data.
+        #[arg(long)]
+        data: PathBuf,
+        /// The device id, 32 hex digits (see `admin devices`).
+        #[arg(long, value_parser = parse_device)]
+        device: [u8; 16],
+        /// Tell the device to delete its store at its next contact.
+        #[arg(long)]
+        wipe: bool,
+        /// With --wipe: let it push what it holds first.
+        #[arg(long, requires = "wipe")]
+        push_first: bool,
+    },
+}
+
+fn parse_device(s: &str) -> Result<[u8; 16], String> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| "a device id is 32 hex digits".to_owned())
 }
 
 pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
@@ -164,6 +196,52 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
             eprintln!(
                 "one-time code for {user} ({}), valid {ttl_hours} h",
                 role.as_str()
+            );
+            Ok(())
+        }
+        AdminCommand::Devices { data, user } => {
+            let storage = SqliteStorage::open(&data).map_err(server_err)?;
+            for d in storage.devices(user.as_deref()).map_err(server_err)? {
+                let state = match d.revoked_at {
+                    Some(t) => format!("revoked at {t}"),
+                    None => "active".into(),
+                };
+                println!(
+                    "{}  {} ({})  enrolled at {}  {state}",
+                    d.id,
+                    d.account,
+                    d.role.as_str(),
+                    d.enrolled_at
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Revoke {
+            data,
+            device,
+            wipe,
+            push_first,
+        } => {
+            let storage = SqliteStorage::open(&data).map_err(server_err)?;
+            let now = sambung_core::Timestamp::now().as_millis() / 1000;
+            let decision = sambung_server::storage::Revocation { wipe, push_first };
+            if !storage
+                .revoke_device(device, decision, now)
+                .map_err(server_err)?
+            {
+                return Err(CliError::Failed(format!(
+                    "no device {} on this server",
+                    hex::encode(device)
+                )));
+            }
+            println!(
+                "revoked {}{}",
+                hex::encode(device),
+                match (wipe, push_first) {
+                    (true, true) => "; it pushes what it holds, then deletes its store",
+                    (true, false) => "; it deletes its store at its next contact",
+                    _ => "",
+                }
             );
             Ok(())
         }

@@ -565,6 +565,31 @@ fn sync_commands_refuse_bad_input_clearly() {
     );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot listen"), "{}", r.stderr);
+    // Devices and revocation.
+    ok(sambung(&["admin", "devices", "--data", data], None));
+    for (args, code, needle) in [
+        (vec!["--device", "zz"], 2, "32 hex digits"),
+        (
+            vec!["--device", "00000000000000000000000000000000"],
+            1,
+            "no device",
+        ),
+        (
+            vec![
+                "--device",
+                "00000000000000000000000000000000",
+                "--push-first",
+            ],
+            2,
+            "--wipe",
+        ),
+    ] {
+        let mut all = vec!["admin", "revoke", "--data", data];
+        all.extend(args.iter().copied());
+        let r = sambung(&all, None);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+    }
     // A timeout out of range, or not a number: usage errors.
     for bad in ["0", "99999", "soon"] {
         let r = sambung(&["server", "--data", data, "--timeout-secs", bad], None);

@@ -100,6 +100,13 @@ pub enum Error {
     /// The device is not enrolled with a server yet.
     #[error("this device is not enrolled; enroll it with a code from the agency first")]
     NotEnrolled,
+    /// The agency revoked this device (a lost or stolen phone); `wiped`:
+    /// its store was deleted as the agency asked.
+    #[error("the agency revoked this device{}", if *wiped { "; its data on this phone was deleted as the agency asked" } else { "" })]
+    Revoked {
+        /// Whether the store was deleted.
+        wiped: bool,
+    },
     /// The server address is not acceptable.
     #[error("bad server address: {0}")]
     BadServerUrl(String),

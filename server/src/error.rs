@@ -12,9 +12,15 @@ pub enum ServerError {
     /// The body is not a valid envelope.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
-    /// The device is not enrolled, or was revoked.
+    /// The device is not enrolled.
     #[error("this device is not enrolled")]
     UnknownDevice,
+    /// The agency revoked the device; `wipe`: it must delete its store.
+    #[error("the agency revoked this device")]
+    Revoked {
+        /// Whether the device must delete its store.
+        wipe: bool,
+    },
     /// A signed request was seen before.
     #[error("this request was already received")]
     Replayed,
@@ -57,6 +63,7 @@ impl ServerError {
             }
             ServerError::Envelope(_) => (400, ErrorCode::BadEnvelope),
             ServerError::UnknownDevice => (401, ErrorCode::UnknownDevice),
+            ServerError::Revoked { .. } => (403, ErrorCode::Revoked),
             ServerError::Replayed => (401, ErrorCode::Replayed),
             ServerError::BadEnrollmentCode => (403, ErrorCode::BadEnrollmentCode),
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),

@@ -22,6 +22,9 @@ pub struct Caller {
     pub device: [u8; 16],
     /// Its account.
     pub account: Account,
+    /// Revoked with a wipe, after pushing what it holds: its pushes are
+    /// taken, nothing is sent to it, and the answer says `wipe`.
+    pub push_only: bool,
 }
 
 /// The result of one pushed document.
@@ -337,11 +340,15 @@ pub fn exchange(
         cursor_tag: request.cursor_tag,
         more: false,
         reset: false,
+        wipe: false,
     };
     // A cursor this log did not give (the server was restored from a
     // backup older than it): pull from the start rather than skip entries
     // the device never saw; merging what it already holds changes nothing.
-    if request.cursor > 0 && storage.log_tag(request.cursor)? != Some(request.cursor_tag) {
+    if !caller.push_only
+        && request.cursor > 0
+        && storage.log_tag(request.cursor)? != Some(request.cursor_tag)
+    {
         tracing::info!("a device's cursor is not in this log; it pulls from the start");
         response.cursor = 0;
         response.cursor_tag = 0;
@@ -360,6 +367,10 @@ pub fn exchange(
             }
             PushResult::UnknownHeads => response.unknown_heads.push(DocRef(push.id)),
         }
+    }
+    if caller.push_only {
+        response.wipe = true;
+        return Ok(response);
     }
     for r in &request.repair {
         match repair(storage, caller, r)? {

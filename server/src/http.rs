@@ -75,7 +75,16 @@ impl IntoResponse for ServerError {
             }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { code, message })).into_response()
+        let wipe = matches!(self, ServerError::Revoked { wipe: true });
+        (
+            status,
+            Json(ErrorBody {
+                code,
+                message,
+                wipe,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -201,17 +210,31 @@ async fn sync(
     let device = signed.device_id()?;
     let worker = state.clone();
     let response = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServerError> {
-        let (public_key, account) = worker
+        let enrolled = worker
             .storage
             .device(device)?
             .ok_or(ServerError::UnknownDevice)?;
         let now = now();
-        signed.verify(&public_key, "POST", SYNC_PATH, &body, now)?;
+        // Signed by the device's own key, revoked or not: only the phone
+        // itself gets the wipe instruction.
+        signed.verify(&enrolled.public_key, "POST", SYNC_PATH, &body, now)?;
         if !worker.storage.remember_nonce(device, &signed.nonce, now)? {
             return Err(ServerError::Replayed);
         }
+        let push_only = match enrolled.revoked {
+            None => false,
+            Some(r) if r.wipe && r.push_first => true,
+            Some(r) => {
+                tracing::info!(wipe = r.wipe, "a revoked device was refused");
+                return Err(ServerError::Revoked { wipe: r.wipe });
+            }
+        };
         let request: SyncRequest = protocol::decode(&body)?;
-        let caller = Caller { device, account };
+        let caller = Caller {
+            device,
+            account: enrolled.account,
+            push_only,
+        };
         let response =
             exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;
         tracing::info!(

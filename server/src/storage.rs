@@ -71,6 +71,41 @@ pub enum DocWrite {
     },
 }
 
+/// What the agency decided for a revoked device (a lost or stolen phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// The device must delete its store at its next contact.
+    pub wipe: bool,
+    /// Before that, it may push what it holds that the server lacks.
+    pub push_first: bool,
+}
+
+/// An enrolled device as the server knows it.
+#[derive(Debug, Clone)]
+pub struct EnrolledDevice {
+    /// Its Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Its account.
+    pub account: Account,
+    /// Set once the agency revoked it.
+    pub revoked: Option<Revocation>,
+}
+
+/// A row of the device list for administrators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// Device id, 32 hex digits.
+    pub id: String,
+    /// Account id.
+    pub account: String,
+    /// Role of the account.
+    pub role: Role,
+    /// Unix seconds of enrollment.
+    pub enrolled_at: i64,
+    /// Unix seconds of revocation.
+    pub revoked_at: Option<i64>,
+}
+
 /// One entry of the change log, with the document's current scope.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
@@ -106,8 +141,17 @@ pub trait Storage: Send + Sync + 'static {
         public_key: [u8; 32],
         now: i64,
     ) -> Result<Account, ServerError>;
-    /// A device's public key and account.
-    fn device(&self, id: [u8; 16]) -> Result<Option<([u8; 32], Account)>, ServerError>;
+    /// A device's key, account and revocation.
+    fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError>;
+    /// Revokes a device; false when there is no such device.
+    fn revoke_device(
+        &self,
+        id: [u8; 16],
+        decision: Revocation,
+        now: i64,
+    ) -> Result<bool, ServerError>;
+    /// The enrolled devices, of one account or all.
+    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
     /// Records a request nonce; false when it was seen within the window.
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
     /// Runs `f` on a document under the database's lock on it (concurrent
@@ -134,7 +178,13 @@ pub trait Storage: Send + Sync + 'static {
     fn secret(&self) -> Result<Vec<u8>, ServerError>;
 }
 
-const SCHEMA: &str = r#"
+/// The server's schema, as numbered migrations (the device store's
+/// pattern, [`sambung_core::store::apply_migrations`]): append only; a
+/// server refuses a database newer than itself.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema. IF NOT EXISTS: databases made before the schema
+    // was versioned hold exactly these tables, and adopt version 1.
+    r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS accounts (
     id       TEXT PRIMARY KEY,
@@ -178,7 +228,13 @@ CREATE TABLE IF NOT EXISTS log (
     heads  BLOB NOT NULL,
     device BLOB NOT NULL
 ) STRICT;
-"#;
+"#,
+    // 2: what the agency decided for a revoked device.
+    r#"
+ALTER TABLE devices ADD COLUMN wipe INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN push_first INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// The embedded default: one SQLite file.
 pub struct SqliteStorage {
@@ -212,11 +268,18 @@ impl SqliteStorage {
     /// Opens (creating when missing) the database `server.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
         std::fs::create_dir_all(dir).map_err(|e| ServerError::Storage(e.to_string()))?;
-        let conn = Connection::open(dir.join("server.db"))?;
+        let mut conn = Connection::open(dir.join("server.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.execute_batch(SCHEMA)?;
+        sambung_core::store::apply_migrations(&mut conn, MIGRATIONS).map_err(|e| match e {
+            sambung_core::Error::IncompatibleVersion { found, supported } => ServerError::Config(
+                format!(
+                    "the database has schema version {found}; this server knows up to {supported}: run a newer server"
+                ),
+            ),
+            other => ServerError::Storage(other.to_string()),
+        })?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
         })
@@ -297,31 +360,83 @@ impl Storage for SqliteStorage {
         to_account(row)
     }
 
-    fn device(&self, id: [u8; 16]) -> Result<Option<([u8; 32], Account)>, ServerError> {
+    fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT d.public_key, a.id, a.role, a.regions, a.nik_hash
+                "SELECT d.public_key, a.id, a.role, a.regions, a.nik_hash,
+                        d.revoked_at, d.wipe, d.push_first
                  FROM devices d JOIN accounts a ON a.id = d.account
-                 WHERE d.id = ?1 AND d.revoked_at IS NULL",
+                 WHERE d.id = ?1",
                 [id.as_slice()],
                 |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                        r.get::<_, Option<i64>>(5)?,
+                        (r.get::<_, bool>(6)?, r.get::<_, bool>(7)?),
                     ))
                 },
             )
             .optional()?;
         match row {
             None => Ok(None),
-            Some((key, account)) => {
-                let key: [u8; 32] = key
+            Some((key, account, revoked_at, (wipe, push_first))) => {
+                let public_key: [u8; 32] = key
                     .try_into()
                     .map_err(|_| ServerError::Storage("damaged device key".into()))?;
-                Ok(Some((key, to_account(account)?)))
+                Ok(Some(EnrolledDevice {
+                    public_key,
+                    account: to_account(account)?,
+                    revoked: revoked_at.map(|_| Revocation { wipe, push_first }),
+                }))
             }
         }
+    }
+
+    fn revoke_device(
+        &self,
+        id: [u8; 16],
+        decision: Revocation,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let n = self.lock().execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2), wipe = ?3, push_first = ?4
+             WHERE id = ?1",
+            params![id.as_slice(), now, decision.wipe, decision.push_first],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare(
+            "SELECT d.id, d.account, a.role, d.enrolled_at, d.revoked_at
+             FROM devices d JOIN accounts a ON a.id = d.account
+             WHERE ?1 IS NULL OR d.account = ?1 ORDER BY d.enrolled_at, d.id",
+        )?;
+        let rows = st.query_map([account], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, account, role, enrolled_at, revoked_at) = row?;
+            out.push(DeviceSummary {
+                id: hex::encode(id),
+                account,
+                role: Role::parse(&role)
+                    .ok_or_else(|| ServerError::Storage("damaged role".into()))?,
+                enrolled_at,
+                revoked_at,
+            });
+        }
+        Ok(out)
     }
 
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError> {
@@ -466,5 +581,37 @@ impl Storage for SqliteStorage {
                 r.get(0)
             })?;
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_versioned_and_a_newer_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStorage::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join("server.db")).unwrap();
+        let v: u32 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        match SqliteStorage::open(dir.path()) {
+            Err(ServerError::Config(m)) => assert!(m.contains("99"), "{m}"),
+            other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+        let c = Connection::open(dir.path().join("server.db")).unwrap();
+        let v: u32 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 99, "untouched");
+        // Back at its version, it opens again with its data.
+        c.pragma_update(None, "user_version", MIGRATIONS.len() as u32)
+            .unwrap();
+        drop(c);
+        SqliteStorage::open(dir.path()).unwrap().secret().unwrap();
     }
 }

@@ -231,11 +231,37 @@ fun cancelledSync() = runBlocking {
     assertEquals(0uL, client.pendingCount())
 }
 
+/** The server's administration (`sambung admin …`), as the agency runs it. */
+fun admin(vararg args: String): String {
+    val cmd = listOf(env.getValue("SAMBUNG_BIN"), "admin") + args
+    val p = ProcessBuilder(cmd).start()
+    val out = p.inputStream.bufferedReader().readText()
+    val err = p.errorStream.bufferedReader().readText()
+    check(p.waitFor() == 0) { "admin ${args.toList()}: $err" }
+    return out
+}
+
+fun revokedAndWiped() = runBlocking {
+    val home = tempDir()
+    val client = Client.open(config(home), TestKeys(randomKey()))
+    client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT3"))
+    client.createDraft(template(Kind.COMPLAINT))
+    val data = env.getValue("SAMBUNG_SERVER_DATA")
+    val device = admin("devices", "--data", data, "--user", "kt-3").trim().split(" ").first()
+    admin("revoke", "--data", data, "--device", device, "--wipe")
+    val e = assertFailsWith<SambungException.Revoked> { client.syncNow(null) }
+    assertTrue(e.wiped)
+    assertFalse(File(home, "sambung.db").exists())
+    // The client knows its store is gone.
+    assertFailsWith<SambungException.Storage> { client.pendingCount() }
+}
+
 fun main() {
     val tests = listOf(
         "resident flow" to ::residentFlow,
         "error mapping" to ::errorMapping,
         "cancelled sync" to ::cancelledSync,
+        "revoked and wiped" to ::revokedAndWiped,
     )
     var failed = 0
     for ((name, test) in tests) {

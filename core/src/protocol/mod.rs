@@ -148,6 +148,11 @@ pub struct SyncResponse {
     /// some it acknowledged. Absent on the wire when false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub reset: bool,
+    /// The agency revoked this device and asks it to delete its store once
+    /// it has pushed what it holds (this response carries no pull). Absent
+    /// on the wire when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wipe: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -222,6 +227,10 @@ pub struct ErrorBody {
     pub code: ErrorCode,
     /// A plain message without personal data.
     pub message: String,
+    /// With `revoked`: the device must delete its store now. Absent on the
+    /// wire when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wipe: bool,
 }
 
 /// Why the server refused a whole exchange.
@@ -243,8 +252,10 @@ pub enum ErrorCode {
     StaleRequest,
     /// This signed request was already received.
     Replayed,
-    /// The device is not enrolled (or was revoked).
+    /// The device is not enrolled.
     UnknownDevice,
+    /// The agency revoked this device (a lost or stolen phone).
+    Revoked,
     /// An enrollment code is unknown, used or expired.
     BadEnrollmentCode,
     /// A request that is not what the endpoint takes (other than a sync body).

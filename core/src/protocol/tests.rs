@@ -65,6 +65,7 @@ fn example_response() -> SyncResponse {
         cursor_tag: 0x9abc_def0,
         more: true,
         reset: true,
+        wipe: true,
     }
 }
 
@@ -81,8 +82,18 @@ fn wire_snapshots() {
     let error = ErrorBody {
         code: ErrorCode::UnsupportedVersion,
         message: "update the app".into(),
+        wipe: false,
     };
     insta::assert_snapshot!("error_body_v1", serde_json::to_string(&error).unwrap());
+    let revoked = ErrorBody {
+        code: ErrorCode::Revoked,
+        message: "the agency revoked this device".into(),
+        wipe: true,
+    };
+    insta::assert_snapshot!(
+        "error_body_revoked_v1",
+        serde_json::to_string(&revoked).unwrap()
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub use repair::RepairStep;
 pub use sync_state::Enrollment;
 
 pub use attachments::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES};
-pub use schema::VERSION as SCHEMA_VERSION;
+pub use schema::{VERSION as SCHEMA_VERSION, apply_migrations};
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};

@@ -97,26 +97,36 @@ fn user_version(conn: &Connection) -> Result<u32, Error> {
 
 /// Brings the schema to [`VERSION`], or refuses a newer file.
 pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    apply_migrations(conn, MIGRATIONS)
+}
+
+/// Applies numbered migrations — `migrations[i]` moves a database from
+/// version `i` to `i + 1`, recorded in `PRAGMA user_version` — in one
+/// IMMEDIATE transaction, or refuses a database newer than the list
+/// (`IncompatibleVersion`) without touching it. Shared by the device store
+/// and the server, so both version their schema the same way.
+pub fn apply_migrations(conn: &mut Connection, migrations: &[&str]) -> Result<(), Error> {
+    let latest = migrations.len() as u32;
     let check = |found: u32| {
-        if found > VERSION {
+        if found > latest {
             Err(Error::IncompatibleVersion {
                 found,
-                supported: VERSION,
+                supported: latest,
             })
         } else {
             Ok(found)
         }
     };
-    if check(user_version(conn)?)? == VERSION {
+    if check(user_version(conn)?)? == latest {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read again under the write lock: another process may have migrated.
     let found = check(user_version(&tx)?)?;
-    for m in &MIGRATIONS[found as usize..] {
+    for m in &migrations[found as usize..] {
         tx.execute_batch(m)?;
     }
-    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.pragma_update(None, "user_version", latest)?;
     tx.commit()?;
     Ok(())
 }

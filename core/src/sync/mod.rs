@@ -200,6 +200,8 @@ impl Client {
     async fn refusal(resp: reqwest::Response) -> Error {
         let status = resp.status().as_u16();
         match resp.json::<ErrorBody>().await {
+            // `wiped` here means "asked to wipe"; `sync` does it.
+            Ok(b) if b.code == ErrorCode::Revoked => Error::Revoked { wiped: b.wipe },
             Ok(b) => Error::Server {
                 status,
                 code: b.code,
@@ -273,6 +275,25 @@ impl Client {
     /// cancelled — loses nothing: the next sync resends what was not
     /// acknowledged.
     pub async fn sync(
+        &self,
+        store: &Store,
+        config: &SyncConfig,
+        progress: impl FnMut(&SyncSummary),
+    ) -> Result<SyncSummary, Error> {
+        match self.sync_inner(store, config, progress).await {
+            // The agency revoked this phone and asked for a wipe: done here,
+            // whoever called (the app, the engine, the CLI). The handle is
+            // unusable afterwards.
+            Err(Error::Revoked { wiped: true }) => {
+                Store::wipe(store.dir(), true)?;
+                tracing::warn!("the agency revoked this device; its store was deleted");
+                Err(Error::Revoked { wiped: true })
+            }
+            other => other,
+        }
+    }
+
+    async fn sync_inner(
         &self,
         store: &Store,
         config: &SyncConfig,
@@ -393,6 +414,16 @@ impl Client {
                 // The server was restored from a backup: anything it
                 // acknowledged may be gone from it, so check every request.
                 store.mark_all_for_repair("the server was restored; checking this request")?;
+            }
+            if response.wipe {
+                // Revoked, allowed to push first: push what is left, then
+                // wipe (also when nothing more goes through).
+                progress(&summary);
+                let left = store.pending()?.iter().any(|p| !skip.contains(&p.id));
+                if !left || !progressed {
+                    return Err(Error::Revoked { wiped: true });
+                }
+                continue;
             }
             store.set_cursor(response.cursor, response.cursor_tag)?;
             progress(&summary);

@@ -3012,6 +3012,15 @@ enum SambungError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The agency revoked this device; `wiped`: its store was deleted as
+     * the agency asked (the client is unusable afterwards).
+     */
+    case Revoked(
+        /**
+         * Whether the store was deleted.
+         */wiped: Bool
+    )
+    /**
      * The device is not enrolled with a server yet.
      */
     case NotEnrolled
@@ -3094,16 +3103,19 @@ public struct FfiConverterTypeSambungError: FfiConverterRustBuffer {
         case 7: return .Forbidden(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .NotEnrolled
-        case 9: return .Network(
+        case 8: return .Revoked(
+            wiped: try FfiConverterBool.read(from: &buf)
+            )
+        case 9: return .NotEnrolled
+        case 10: return .Network(
             retryable: try FfiConverterBool.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Storage(
+        case 11: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Cancelled
-        case 12: return .Internal(
+        case 12: return .Cancelled
+        case 13: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3152,27 +3164,32 @@ public struct FfiConverterTypeSambungError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .NotEnrolled:
+        case let .Revoked(wiped):
             writeInt(&buf, Int32(8))
+            FfiConverterBool.write(wiped, into: &buf)
+            
+        
+        case .NotEnrolled:
+            writeInt(&buf, Int32(9))
         
         
         case let .Network(retryable,reason):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterBool.write(retryable, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Storage(reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
         
         
         case let .Internal(reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         }
