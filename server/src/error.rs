@@ -36,6 +36,12 @@ pub enum ServerError {
     /// The server's own settings are unusable (e.g. a TLS certificate).
     #[error("configuration: {0}")]
     Config(String),
+    /// Too many requests from this address or device.
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// The request took longer than the server allows.
     #[error("the request took too long; try again")]
     Timeout,
@@ -69,6 +75,7 @@ impl ServerError {
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Timeout => (408, ErrorCode::Timeout),
+            ServerError::RateLimited { .. } => (429, ErrorCode::RateLimited),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
 use crate::exchange::{self, Caller};
+use crate::limits::{Limiter, Limits};
 use crate::storage::Storage;
 
 /// Largest sync body accepted (compressed).
@@ -31,6 +32,8 @@ pub struct AppState {
     storage: Arc<dyn Storage>,
     nik_key: hmac::Key,
     request_timeout: Duration,
+    by_address: Limiter<std::net::IpAddr>,
+    by_device: Limiter<[u8; 16]>,
 }
 
 impl AppState {
@@ -45,11 +48,22 @@ impl AppState {
         storage: Arc<dyn Storage>,
         request_timeout: Duration,
     ) -> Result<Arc<Self>, ServerError> {
+        Self::with_settings(storage, request_timeout, Limits::default())
+    }
+
+    /// State over a storage with its request timeout and rate limits.
+    pub fn with_settings(
+        storage: Arc<dyn Storage>,
+        request_timeout: Duration,
+        limits: Limits,
+    ) -> Result<Arc<Self>, ServerError> {
         let secret = storage.secret()?;
         Ok(Arc::new(AppState {
             nik_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             storage,
             request_timeout,
+            by_address: Limiter::new(limits.per_address),
+            by_device: Limiter::new(limits.per_device),
         }))
     }
 
@@ -76,7 +90,7 @@ impl IntoResponse for ServerError {
             other => other.to_string(),
         };
         let wipe = matches!(self, ServerError::Revoked { wipe: true });
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 code,
@@ -84,7 +98,13 @@ impl IntoResponse for ServerError {
                 wipe,
             }),
         )
-            .into_response()
+            .into_response();
+        if let ServerError::RateLimited { retry_after_secs } = self {
+            if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 }
 
@@ -109,6 +129,45 @@ async fn deadline(
     }
 }
 
+/// The client's address, for the per-address limit (over plain TCP and
+/// over TLS alike).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+/// The limit per client address, before the request is read.
+async fn per_address(
+    State(state): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(Peer(peer)): axum::extract::ConnectInfo<Peer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match state.by_address.take(&peer.ip(), std::time::Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => ServerError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into_response(),
+    }
+}
+
 /// The routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -124,6 +183,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            per_address,
         ))
         .with_state(state)
 }
@@ -221,6 +284,12 @@ async fn sync(
         if !worker.storage.remember_nonce(device, &signed.nonce, now)? {
             return Err(ServerError::Replayed);
         }
+        // Per device only once the signature proved who it is.
+        if let Err(wait) = worker.by_device.take(&device, std::time::Instant::now()) {
+            return Err(ServerError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         let push_only = match enrolled.revoked {
             None => false,
             Some(r) if r.wipe && r.push_first => true,
@@ -262,9 +331,12 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Like [`serve`], over HTTPS with `tls` (see [`crate::tls`]).
@@ -275,7 +347,10 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = crate::tls::TlsListener::new(listener, tls)?;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

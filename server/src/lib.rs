@@ -10,6 +10,7 @@ pub mod enroll;
 pub mod error;
 pub mod exchange;
 pub mod http;
+pub mod limits;
 pub mod rules;
 pub mod storage;
 pub mod tls;

@@ -777,3 +777,82 @@ async fn shutdown_finishes_the_request_in_flight_and_takes_no_new_one() {
         .expect("the server stops once the request is answered")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address() {
+    use sambung_server::limits::{Limits, Rate};
+    sambung_core::sync::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let storage =
+        std::sync::Arc::new(sambung_server::storage::SqliteStorage::open(dir.path()).unwrap());
+    let limits = Limits {
+        per_address: Rate {
+            per_minute: 60,
+            burst: 8,
+        },
+        per_device: Rate {
+            per_minute: 60,
+            burst: 2,
+        },
+    };
+    let state = sambung_server::http::AppState::with_settings(
+        storage,
+        std::time::Duration::from_secs(30),
+        limits,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sambung_server::http::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    let account = sambung_server::accounts::Account {
+        id: "warga-1".into(),
+        role: Role::Resident,
+        regions: vec![],
+        nik_hash: None,
+    };
+    let code = sambung_server::enroll::create(state.storage(), &account, now(), 3600).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let dev = Device::enroll(d.path(), &url, &code, Role::Resident, "warga-1").await; // 1 from this address
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: url.clone(),
+        device: dev.store.device_id(),
+        key: dev.store.device_key().unwrap(),
+    };
+    // The device's burst of 2, then 429 with Retry-After (address: 3 of 8).
+    for _ in 0..2 {
+        assert_eq!(
+            raw.signed(request_with(vec![])).await.status().as_u16(),
+            200
+        );
+    }
+    let limited = raw.signed(request_with(vec![])).await;
+    assert!(limited.headers().get("retry-after").is_some());
+    expect_error(limited, 429, ErrorCode::RateLimited).await;
+    // And the sync client sees a retryable error.
+    match dev.sync().await {
+        Err(e) => assert!(e.is_retryable(), "{e}"),
+        Ok(s) => panic!("expected 429, got {s:?}"),
+    }
+    // Unsigned noise from the same address runs into the address limit
+    // (5 used so far; the rest of the burst of 8, then 429).
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            raw.http
+                .post(format!("{url}{SYNC_PATH}"))
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.iter().take(3).all(|s| *s != 429), "{statuses:?}");
+    assert!(statuses.iter().skip(3).all(|s| *s == 429), "{statuses:?}");
+}

@@ -262,6 +262,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The request (its body included) took longer than the server allows.
     Timeout,
+    /// Too many requests from this address or device; see `Retry-After`.
+    RateLimited,
     /// Anything else on the server.
     Internal,
 }
