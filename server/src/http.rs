@@ -99,10 +99,10 @@ impl IntoResponse for ServerError {
             }),
         )
             .into_response();
-        if let ServerError::RateLimited { retry_after_secs } = self {
-            if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let ServerError::RateLimited { retry_after_secs } = self
+            && let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
