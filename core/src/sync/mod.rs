@@ -18,7 +18,7 @@ use crate::model::RequestId;
 use crate::protocol::{
     self, DocId, DocPush, DocRepair, ErrorBody, ErrorCode, SYNC_PATH, SyncRequest, SyncResponse,
 };
-use crate::store::{Enrollment, RepairStep, Store};
+use crate::store::{Enrollment, Pending, RepairStep, Store};
 
 /// Repair messages one document may exchange in one sync before it is
 /// left for the next (Automerge's protocol needs two or three; a bound
@@ -306,13 +306,23 @@ impl Client {
         // Refused in this sync: left alone until the next one.
         let mut skip: HashSet<RequestId> = HashSet::new();
         let mut repairs: HashMap<RequestId, Repair> = HashMap::new();
+        // What waits: read once per exchange, after its answer is applied.
+        let mut waiting = store.repairs()?;
+        let mut pending = store.pending()?;
         loop {
             let (cursor, cursor_tag) = store.cursor()?;
             let mut left_out = false;
             let mut raw = 0usize;
-            let repair = self.repair_messages(store, &mut repairs, &skip, config, &mut raw)?;
-            let (push, pushed_heads, more_pending) =
-                Self::pending_pushes(store, &skip, &repairs, config, raw)?;
+            let repair =
+                self.repair_messages(store, &waiting, &mut repairs, &skip, config, &mut raw)?;
+            let (push, pushed_heads, more_pending) = Self::pending_pushes(
+                store,
+                std::mem::take(&mut pending),
+                &skip,
+                &repairs,
+                config,
+                raw,
+            )?;
             left_out |= more_pending;
             let mut request = SyncRequest {
                 cursor,
@@ -415,11 +425,13 @@ impl Client {
                 // acknowledged may be gone from it, so check every request.
                 store.mark_all_for_repair("the server was restored; checking this request")?;
             }
+            waiting = store.repairs()?;
+            pending = store.pending()?;
             if response.wipe {
                 // Revoked, allowed to push first: push what is left, then
                 // wipe (also when nothing more goes through).
                 progress(&summary);
-                let left = store.pending()?.iter().any(|p| !skip.contains(&p.id));
+                let left = pending.iter().any(|p| !skip.contains(&p.id));
                 if !left || !progressed {
                     return Err(Error::Revoked { wiped: true });
                 }
@@ -427,12 +439,10 @@ impl Client {
             }
             store.set_cursor(response.cursor, response.cursor_tag)?;
             progress(&summary);
-            let repairs_left = store
-                .repairs()?
+            let repairs_left = waiting
                 .iter()
                 .any(|id| !skip.contains(id) && repairs.get(id).is_none_or(|r| r.next.is_some()));
-            let pending_left = store
-                .pending()?
+            let pending_left = pending
                 .iter()
                 .any(|p| !skip.contains(&p.id) && !repairs.contains_key(&p.id));
             if !(response.more || left_out || pending_left || repairs_left) {
@@ -450,22 +460,23 @@ impl Client {
     fn repair_messages(
         &self,
         store: &Store,
+        waiting: &[RequestId],
         repairs: &mut HashMap<RequestId, Repair>,
         skip: &HashSet<RequestId>,
         config: &SyncConfig,
         raw: &mut usize,
     ) -> Result<Vec<DocRepair>, Error> {
-        for id in store.repairs()? {
-            if skip.contains(&id) || repairs.contains_key(&id) {
+        for id in waiting {
+            if skip.contains(id) || repairs.contains_key(id) {
                 continue;
             }
             let mut state = automerge::sync::State::new();
-            let next = match store.repair_step(&id, &mut state, None)? {
+            let next = match store.repair_step(id, &mut state, None)? {
                 RepairStep::Send(m) => Some(m),
                 RepairStep::Done | RepairStep::Stuck => None,
             };
             repairs.insert(
-                id,
+                id.clone(),
                 Repair {
                     state,
                     next,
@@ -534,6 +545,7 @@ impl Client {
     #[allow(clippy::type_complexity)]
     fn pending_pushes(
         store: &Store,
+        pending: Vec<Pending>,
         skip: &HashSet<RequestId>,
         repairs: &HashMap<RequestId, Repair>,
         config: &SyncConfig,
@@ -548,9 +560,10 @@ impl Client {
     > {
         let mut push = Vec::new();
         let mut pushed_heads = HashMap::new();
-        let waiting: HashSet<RequestId> = store.repairs()?.into_iter().collect();
-        for p in store.pending()? {
-            if skip.contains(&p.id) || repairs.contains_key(&p.id) || waiting.contains(&p.id) {
+        // Every request waiting for a repair is in `repairs` by now (or
+        // skipped): `repair_messages` began them all.
+        for p in pending {
+            if skip.contains(&p.id) || repairs.contains_key(&p.id) {
                 continue;
             }
             if raw > config.budget_bytes.saturating_mul(16) {
