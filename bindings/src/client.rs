@@ -106,11 +106,13 @@ impl Client {
 
     /// Starts the background engine when enrolled and asked for.
     fn start_engine(&self) -> Result<(), SambungError> {
-        let store = self.store()?;
-        if !self.config.auto_sync || store.enrollment()?.is_none() {
+        if !self.config.auto_sync {
             return Ok(());
         }
-        let enrollment = store.enrollment()?.ok_or(SambungError::NotEnrolled)?;
+        let store = self.store()?;
+        let Some(enrollment) = store.enrollment()? else {
+            return Ok(());
+        };
         let mut sync = sync_config(&self.config)?;
         sync.trust = ServerTrust::from(&enrollment);
         let http = core_sync::Client::new(&enrollment.server, &sync)?;
@@ -123,25 +125,31 @@ impl Client {
         Ok(())
     }
 
-    /// Runs a store write off the caller's thread, then tells the engine
-    /// and the observers.
+    /// Runs a store write to request `id` off the caller's thread, then
+    /// tells the engine and, on the same worker, the observers.
     async fn write<T: Send + 'static>(
-        self: &Arc<Self>,
-        id: Option<RequestId>,
+        &self,
+        id: RequestId,
         f: impl FnOnce(&Store) -> Result<T, sambung_core::Error> + Send + 'static,
     ) -> Result<T, SambungError> {
+        self.write_new(move |s| f(s).map(|out| (out, id))).await
+    }
+
+    /// Like `write`, for a write that makes the id (a new draft).
+    async fn write_new<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<(T, RequestId), sambung_core::Error> + Send + 'static,
+    ) -> Result<T, SambungError> {
         let store = self.store()?;
-        let out = blocking(move || f(&store).map_err(SambungError::from)).await?;
+        let observers = self.observers.clone();
+        let out = blocking(move || {
+            let (out, id) = f(&store)?;
+            notify(&observers, vec![id]);
+            Ok(out)
+        })
+        .await?;
         if let Some(engine) = &self.state.read().unwrap_or_else(|e| e.into_inner()).engine {
             engine.local_write();
-        }
-        if let Some(id) = id {
-            let observers = self.observers.clone();
-            blocking(move || {
-                notify(&observers, vec![id]);
-                Ok(())
-            })
-            .await?;
         }
         Ok(out)
     }
@@ -252,10 +260,8 @@ impl Client {
         self: Arc<Self>,
         content: RequestContent,
     ) -> Result<RequestId, SambungError> {
-        let store = self.store()?;
-        let id = blocking(move || store.create(content).map_err(SambungError::from)).await?;
-        self.write(Some(id.clone()), |_| Ok(())).await?;
-        Ok(id)
+        self.write_new(move |s| s.create(content).map(|id| (id.clone(), id)))
+            .await
     }
 
     /// Replaces a draft's content.
@@ -265,14 +271,13 @@ impl Client {
         content: RequestContent,
     ) -> Result<(), SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| s.update_content(&i, content))
-            .await
+        self.write(id, move |s| s.update_content(&i, content)).await
     }
 
     /// Submits a draft (validated with its required attachments).
     pub async fn submit(self: Arc<Self>, id: RequestId) -> Result<Status, SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| s.submit(&i)).await
+        self.write(id, move |s| s.submit(&i)).await
     }
 
     /// Withdraws a request, with an optional reason.
@@ -282,7 +287,7 @@ impl Client {
         reason: Option<String>,
     ) -> Result<Status, SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| s.withdraw(&i, reason)).await
+        self.write(id, move |s| s.withdraw(&i, reason)).await
     }
 
     /// Adds a note; with `answer`, the note answers a `needs_info` question
@@ -294,8 +299,7 @@ impl Client {
         answer: bool,
     ) -> Result<Status, SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| s.add_note(&i, &text, answer))
-            .await
+        self.write(id, move |s| s.add_note(&i, &text, answer)).await
     }
 
     /// Attaches a file by path (read in chunks, encrypted; the same bytes
@@ -308,7 +312,7 @@ impl Client {
         mime: String,
     ) -> Result<AttachmentRef, SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| {
+        self.write(id, move |s| {
             let name = std::path::Path::new(&path)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -329,7 +333,7 @@ impl Client {
         role: AttachmentRole,
     ) -> Result<AttachmentRef, SambungError> {
         let i = id.clone();
-        self.write(Some(id), move |s| {
+        self.write(id, move |s| {
             s.attach(&i, role, &name, &mime, bytes.as_slice())
         })
         .await
