@@ -20,6 +20,16 @@ struct Raw {
 }
 
 impl Raw {
+    /// A raw client speaking as `dev`, with its own key, to `url`.
+    fn of(url: &str, dev: &Device) -> Raw {
+        Raw {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            device: dev.store.device_id(),
+            key: dev.store.device_key().unwrap(),
+        }
+    }
+
     async fn post(
         &self,
         body: Vec<u8>,
@@ -96,12 +106,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     let dev = server
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let raw = Raw {
-        http: reqwest::Client::new(),
-        url: server.url(),
-        device: dev.store.device_id(),
-        key: dev.store.device_key().unwrap(),
-    };
+    let raw = Raw::of(&server.url(), &dev);
     let stranger = DeviceKey::generate().unwrap();
     let log_before = server.log_len();
     let good = request_with(vec![]);
@@ -223,28 +228,29 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     );
 }
 
-#[tokio::test]
-async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
+/// A server with two residents, warga-1 and warga-2, enrolled (the folders
+/// must outlive the devices).
+async fn two_residents() -> (TestServer, [tempfile::TempDir; 2], Device, Device) {
     sambung_core::sync::install_crypto_provider();
     let server = TestServer::start().await;
-    let d1 = tempfile::tempdir().unwrap();
-    let d2 = tempfile::tempdir().unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let w1 = server
-        .device(d1.path(), Role::Resident, "warga-1", &[], None)
+        .device(dirs[0].path(), Role::Resident, "warga-1", &[], None)
         .await;
     let w2 = server
-        .device(d2.path(), Role::Resident, "warga-2", &[], None)
+        .device(dirs[1].path(), Role::Resident, "warga-2", &[], None)
         .await;
+    (server, dirs, w1, w2)
+}
+
+#[tokio::test]
+async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
+    let (server, _dirs, w1, w2) = two_residents().await;
     // warga-2 has a request on the server.
     let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
     w2.sync_until_ok(3).await;
     let log_before = server.log_len();
-    let raw = Raw {
-        http: reqwest::Client::new(),
-        url: server.url(),
-        device: w1.store.device_id(),
-        key: w1.store.device_key().unwrap(),
-    };
+    let raw = Raw::of(&server.url(), &w1);
     let actor = ActorId::from(w1.store.device_id().as_slice());
 
     // 1. Corrupt Automerge bytes.
@@ -514,12 +520,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
         .await;
     let id = w.store.create(templates::example(Kind::KtpEl)).unwrap();
     w.sync_until_ok(3).await;
-    let raw = Raw {
-        http: reqwest::Client::new(),
-        url: server.url(),
-        device: w.store.device_id(),
-        key: w.store.device_key().unwrap(),
-    };
+    let raw = Raw::of(&server.url(), &w);
     let actor = ActorId::from(w.store.device_id().as_slice());
     let log_before = server.log_len();
     let mut doc = RequestDoc::load(&server_doc(&server, &id), [], actor).unwrap();
@@ -585,16 +586,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
 
 #[tokio::test]
 async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
-    sambung_core::sync::install_crypto_provider();
-    let server = TestServer::start().await;
-    let d1 = tempfile::tempdir().unwrap();
-    let d2 = tempfile::tempdir().unwrap();
-    let w1 = server
-        .device(d1.path(), Role::Resident, "warga-1", &[], None)
-        .await;
-    let w2 = server
-        .device(d2.path(), Role::Resident, "warga-2", &[], None)
-        .await;
+    let (server, _dirs, w1, w2) = two_residents().await;
     let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
     w2.sync_until_ok(3).await;
     let mine = w1
@@ -604,12 +596,7 @@ async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
     w1.sync_until_ok(3).await;
     let log_before = server.log_len();
     let mine_before = server_doc(&server, &mine);
-    let raw = Raw {
-        http: reqwest::Client::new(),
-        url: server.url(),
-        device: w1.store.device_id(),
-        key: w1.store.device_key().unwrap(),
-    };
+    let raw = Raw::of(&server.url(), &w1);
     let actor = ActorId::from(w1.store.device_id().as_slice());
 
     // A repair message that carries a change (an edit of warga-1's own
@@ -817,12 +804,7 @@ async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address()
     let code = sambung_server::enroll::create(state.storage(), &account, now(), 3600).unwrap();
     let d = tempfile::tempdir().unwrap();
     let dev = Device::enroll(d.path(), &url, &code, Role::Resident, "warga-1").await; // 1 from this address
-    let raw = Raw {
-        http: reqwest::Client::new(),
-        url: url.clone(),
-        device: dev.store.device_id(),
-        key: dev.store.device_key().unwrap(),
-    };
+    let raw = Raw::of(&url, &dev);
     // The device's burst of 2, then 429 with Retry-After (address: 3 of 8).
     for _ in 0..2 {
         assert_eq!(
