@@ -179,6 +179,12 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         # Error mapping.
         with self.assertRaises(sambung.SambungError.NotFound):
             await client.get("8b8a1d7e-3a51-4c1e-9d55-0f8f3c0e2a11")
+        with self.assertRaises(sambung.SambungError.NotFound):
+            await client.get("not an id")
+        missing = os.path.join(tempfile.mkdtemp(), "KTP-Siti-Aminah.jpg")
+        with self.assertRaises(sambung.SambungError.Storage) as caught:
+            await client.attach_file(rid, missing, model.AttachmentRole.PHOTO, "image/jpeg")
+        self.assertNotIn("Siti", str(caught.exception))  # a file name can be personal
         with self.assertRaises(sambung.SambungError.Forbidden):
             await client.add_note(rid, "x", True)  # not in needs_info
         with self.assertRaises(sambung.SambungError.WrongKey):
