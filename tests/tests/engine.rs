@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
+use sambung_core::store::Store;
 use sambung_core::sync::{Client, EngineConfig, SyncEngine};
 use sambung_core::templates;
-use sambung_e2e::{Profile, TestServer};
+use sambung_e2e::{Device, Link, Profile, TestServer};
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -36,14 +37,15 @@ fn profile(offline_first_s: f64) -> Profile {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_writes_costs_one_exchange() {
-    let server = TestServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let dev = server
-        .device(dir.path(), Role::Resident, "warga-1", &[], None)
-        .await;
-    let (url, link) = sambung_linksim::start(&server.url(), profile(0.0), 1).await;
+/// The device's store with an engine syncing to `server` through the
+/// link simulator (offline for its first `offline_s` of virtual time).
+async fn engine_behind_link(
+    dev: Device,
+    server: &str,
+    offline_s: f64,
+    seed: u64,
+) -> (Arc<Store>, SyncEngine, Arc<Link>) {
+    let (url, link) = sambung_linksim::start(server, profile(offline_s), seed).await;
     let store = Arc::new(dev.store);
     let engine = SyncEngine::start(
         store.clone(),
@@ -51,6 +53,17 @@ async fn a_burst_of_writes_costs_one_exchange() {
         dev.config.clone(),
         config(),
     );
+    (store, engine, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_writes_costs_one_exchange() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let (store, engine, link) = engine_behind_link(dev, &server.url(), 0.0, 1).await;
     let id = store.create(templates::example(Kind::Complaint)).unwrap();
     engine.local_write();
     for i in 0..9 {
@@ -70,14 +83,7 @@ async fn a_failed_sync_is_retried_without_a_new_write_and_nothing_runs_offline()
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
     // The link is down for its first hour of virtual time.
-    let (url, link) = sambung_linksim::start(&server.url(), profile(3600.0), 2).await;
-    let store = Arc::new(dev.store);
-    let engine = SyncEngine::start(
-        store.clone(),
-        Client::new(&url, &dev.config).unwrap(),
-        dev.config.clone(),
-        config(),
-    );
+    let (store, engine, link) = engine_behind_link(dev, &server.url(), 3600.0, 2).await;
     store.create(templates::example(Kind::KtpEl)).unwrap();
     engine.local_write();
     wait_for("failures", || engine.status().consecutive_failures >= 2).await;
@@ -131,14 +137,7 @@ async fn what_retrying_cannot_fix_waits_for_the_next_trigger() {
     let dev = first
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let (url, link) = sambung_linksim::start(&other.url(), profile(0.0), 3).await;
-    let store = Arc::new(dev.store);
-    let engine = SyncEngine::start(
-        store.clone(),
-        Client::new(&url, &dev.config).unwrap(),
-        dev.config.clone(),
-        config(),
-    );
+    let (store, engine, link) = engine_behind_link(dev, &other.url(), 0.0, 3).await;
     store.create(templates::example(Kind::KtpEl)).unwrap();
     engine.local_write();
     wait_for("the failure", || engine.status().consecutive_failures >= 1).await;
