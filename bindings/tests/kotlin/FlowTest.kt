@@ -88,17 +88,23 @@ fun config(dir: String, caPem: String? = null) =
         autoSync = false,
     )
 
-/** The officer's `sambung device` (the CLI, on the same server). */
-fun officer(vararg args: String): String {
-    val cmd = listOf(env.getValue("SAMBUNG_BIN"), "device", "--home", env.getValue("SAMBUNG_OFFICER_HOME")) + args
-    val pb = ProcessBuilder(cmd)
-    pb.environment()["SAMBUNG_PASSPHRASE"] = env.getValue("SAMBUNG_OFFICER_PASS")
+/** Runs the `sambung` binary; its standard output. */
+fun sambung(args: List<String>, env: Map<String, String> = emptyMap()): String {
+    val pb = ProcessBuilder(listOf(System.getenv("SAMBUNG_BIN")) + args)
+    pb.environment().putAll(env)
     val p = pb.start()
     val out = p.inputStream.bufferedReader().readText()
     val err = p.errorStream.bufferedReader().readText()
-    check(p.waitFor() == 0) { "officer ${args.toList()}: $err" }
+    check(p.waitFor() == 0) { "sambung $args: $err" }
     return out
 }
+
+/** The officer's `sambung device` (the CLI, on the same server). */
+fun officer(vararg args: String): String =
+    sambung(
+        listOf("device", "--home", env.getValue("SAMBUNG_OFFICER_HOME")) + args,
+        mapOf("SAMBUNG_PASSPHRASE" to env.getValue("SAMBUNG_OFFICER_PASS")),
+    )
 
 fun residentFlow() = runBlocking {
     val logs = Logs()
@@ -232,14 +238,7 @@ fun cancelledSync() = runBlocking {
 }
 
 /** The server's administration (`sambung admin …`), as the agency runs it. */
-fun admin(vararg args: String): String {
-    val cmd = listOf(env.getValue("SAMBUNG_BIN"), "admin") + args
-    val p = ProcessBuilder(cmd).start()
-    val out = p.inputStream.bufferedReader().readText()
-    val err = p.errorStream.bufferedReader().readText()
-    check(p.waitFor() == 0) { "admin ${args.toList()}: $err" }
-    return out
-}
+fun admin(vararg args: String): String = sambung(listOf("admin") + args)
 
 fun revokedAndWiped() = runBlocking {
     val home = tempDir()
