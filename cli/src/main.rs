@@ -37,20 +37,19 @@ enum Command {
     Demo,
     /// Run the sync server.
     Server {
-        /// Folder of the server's data (created when missing).
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        db: server::Database,
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8480")]
+        #[arg(long, env = "SAMBUNG_LISTEN", default_value = "127.0.0.1:8480")]
         listen: String,
         /// Seconds one request may take, body included (408 after).
-        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        #[arg(long, env = "SAMBUNG_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout_secs: u64,
         /// PEM certificate chain: serve HTTPS (with --tls-key).
-        #[arg(long, requires = "tls_key")]
+        #[arg(long, env = "SAMBUNG_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
+        #[arg(long, env = "SAMBUNG_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
     /// Administer the server (on its machine).
@@ -74,13 +73,13 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Device { home, command } => device::run(home, command),
         Command::Server {
-            data,
+            db,
             listen,
             timeout_secs,
             tls_cert,
             tls_key,
         } => server::run_server(
-            data,
+            db,
             listen,
             std::time::Duration::from_secs(timeout_secs),
             tls_cert.zip(tls_key),

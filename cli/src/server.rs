@@ -8,7 +8,7 @@ use clap::Subcommand;
 use sambung_core::lifecycle::Role;
 use sambung_server::accounts::Account;
 use sambung_server::http::AppState;
-use sambung_server::storage::{SqliteStorage, Storage};
+use sambung_server::storage::Storage;
 
 use crate::output::CliError;
 
@@ -16,9 +16,46 @@ fn server_err(e: sambung_server::ServerError) -> CliError {
     CliError::Failed(e.to_string())
 }
 
+/// Where the server's data is: a SQLite file in a folder (the default), or
+/// a PostgreSQL database shared by several servers.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Database {
+    /// Folder of the server's data (its SQLite file; created when missing).
+    #[arg(long, env = "SAMBUNG_DATA", required_unless_present = "database")]
+    data: Option<PathBuf>,
+    /// PostgreSQL instead: `postgres://user:password@host/db` (libpq URL;
+    /// `sslmode=require` for a database on another host).
+    #[arg(
+        long,
+        env = "SAMBUNG_DATABASE",
+        conflicts_with = "data",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+}
+
+impl Database {
+    fn open(&self) -> Result<Arc<dyn Storage>, CliError> {
+        let dir = self.data.clone().unwrap_or_default();
+        sambung_server::storage::open(&dir, self.database.as_deref()).map_err(|e| match e {
+            sambung_server::ServerError::Config(m) => CliError::Usage(m),
+            other => server_err(other),
+        })
+    }
+
+    fn describe(&self) -> String {
+        match (&self.database, &self.data) {
+            // The URL may carry a password: never printed.
+            (Some(_), _) => "data in PostgreSQL".to_owned(),
+            (None, Some(d)) => format!("data in {}", d.display()),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
 pub fn run_server(
-    data: PathBuf,
+    db: Database,
     listen: String,
     timeout: std::time::Duration,
     tls: Option<(PathBuf, PathBuf)>,
@@ -37,7 +74,7 @@ pub fn run_server(
         ),
         None => None,
     };
-    let storage = Arc::new(SqliteStorage::open(&data).map_err(server_err)?);
+    let storage = db.open()?;
     let state = AppState::with_timeout(storage, timeout).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
@@ -49,9 +86,9 @@ pub fn run_server(
             .local_addr()
             .map_err(|e| CliError::Failed(e.to_string()))?;
         println!(
-            "sambung server listening on {}://{addr} (data in {})",
+            "sambung server listening on {}://{addr} ({})",
             if tls.is_some() { "https" } else { "http" },
-            data.display()
+            db.describe()
         );
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -77,9 +114,8 @@ pub fn run_server(
 pub enum AdminCommand {
     /// Create (or update) an account and print a one-time enrollment code.
     Enroll {
-        /// Folder of the server's data.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        db: Database,
         /// resident, officer or agency.
         #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("one of: resident, officer, agency"))]
         role: Role,
@@ -99,9 +135,8 @@ pub enum AdminCommand {
     },
     /// List enrolled devices (of one account, or all).
     Devices {
-        /// Folder of the server's data.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        db: Database,
         /// Only this account's devices.
         #[arg(long)]
         user: Option<String>,
@@ -109,9 +144,8 @@ pub enum AdminCommand {
     /// Revoke a device (a lost or stolen phone): the server refuses it from
     /// now on.
     Revoke {
-        /// Folder of the server's data.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        db: Database,
         /// The device id, 32 hex digits (see `admin devices`).
         #[arg(long, value_parser = parse_device)]
         device: [u8; 16],
@@ -134,7 +168,7 @@ fn parse_device(s: &str) -> Result<[u8; 16], String> {
 pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
     match command {
         AdminCommand::Enroll {
-            data,
+            db,
             role,
             user,
             regions,
@@ -162,8 +196,8 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                     "an officer needs at least one --region".into(),
                 ));
             }
-            let storage = SqliteStorage::open(&data).map_err(server_err)?;
-            let state = AppState::new(Arc::new(storage)).map_err(server_err)?;
+            let storage = db.open()?;
+            let state = AppState::new(storage).map_err(server_err)?;
             let nik_hash = if nik_from_stdin {
                 let mut nik = String::new();
                 std::io::stdin()
@@ -199,8 +233,8 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
             );
             Ok(())
         }
-        AdminCommand::Devices { data, user } => {
-            let storage = SqliteStorage::open(&data).map_err(server_err)?;
+        AdminCommand::Devices { db, user } => {
+            let storage = db.open()?;
             for d in storage.devices(user.as_deref()).map_err(server_err)? {
                 let state = match d.revoked_at {
                     Some(t) => format!("revoked at {t}"),
@@ -217,12 +251,12 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::Revoke {
-            data,
+            db,
             device,
             wipe,
             push_first,
         } => {
-            let storage = SqliteStorage::open(&data).map_err(server_err)?;
+            let storage = db.open()?;
             let now = sambung_core::Timestamp::now().as_millis() / 1000;
             let decision = sambung_server::storage::Revocation { wipe, push_first };
             if !storage

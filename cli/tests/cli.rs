@@ -709,3 +709,45 @@ fn a_device_syncs_over_https_with_the_agency_ca() {
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["pushed"], 1, "{out}");
 }
+
+#[test]
+fn server_database_settings_are_checked_and_never_echo_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, code, needle) in [
+        // Neither, both, or a database of another kind.
+        (vec!["server"], 2, "--data"),
+        (
+            vec!["server", "--data", data, "--database", "postgres://x/y"],
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec!["server", "--database", "mysql://u:s3cr3t-pw@h/db"],
+            2,
+            "postgres:// URL",
+        ),
+        // Nobody listening (port 9): a clear error, the password not in it.
+        (
+            vec![
+                "server",
+                "--database",
+                "postgres://u:s3cr3t-pw@127.0.0.1:9/db?connect_timeout=2",
+            ],
+            2,
+            "cannot connect to PostgreSQL",
+        ),
+        (
+            vec!["admin", "devices", "--database", "postgres://u:s3cr3t-pw@/"],
+            2,
+            "PostgreSQL",
+        ),
+    ] {
+        let r = sambung(&args, None);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("s3cr3t"), "{args:?}: {}", r.stderr);
+        assert!(!r.stdout.contains("s3cr3t"), "{args:?}: {}", r.stdout);
+    }
+}

@@ -13,7 +13,7 @@ use sambung_core::protocol::{
 
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
-use crate::storage::{DocWrite, Storage, StoredDoc};
+use crate::storage::{DocMeta, DocWrite, Storage, StoredDoc};
 
 /// The authenticated sender of an exchange.
 #[derive(Debug, Clone)]
@@ -259,12 +259,23 @@ fn merge(
         doc: StoredDoc {
             data: doc.save(),
             scope,
+            meta: doc_meta(&request),
         },
         heads: heads_bytes(&after),
         log_data,
         device: caller.device,
     };
     Ok((Ack(heads), write))
+}
+
+/// The listed fields of a request, as the server writes it now.
+pub fn doc_meta(request: &Request) -> DocMeta {
+    DocMeta {
+        kind: request.kind().as_str().to_owned(),
+        service: request.kind().service().as_str().to_owned(),
+        status: request.status().as_str().to_owned(),
+        updated_at: sambung_core::Timestamp::now().as_millis(),
+    }
 }
 
 /// Answers one repair message (Automerge's Bloom-filter sync protocol).

@@ -16,29 +16,260 @@ use sambung_server::accounts::Account;
 use sambung_server::http::AppState;
 use sambung_server::storage::{SqliteStorage, Storage};
 
+/// The environment variable that runs the suite on PostgreSQL: an
+/// administrator's URL of a server where each test creates (and drops) a
+/// database of its own, e.g.
+/// `postgres://sambung:sambung@127.0.0.1:5432/postgres?sslmode=disable`.
+/// Unset: SQLite files in temporary folders.
+pub const POSTGRES_ENV: &str = "SAMBUNG_TEST_POSTGRES";
+
+/// A server's database under test: a SQLite folder, or a PostgreSQL
+/// database of its own. Dropped with the test (the folder deleted, the
+/// database dropped).
+pub enum TestDb {
+    /// A folder with `server.db`.
+    Sqlite(tempfile::TempDir),
+    /// A database on the server of [`POSTGRES_ENV`].
+    Postgres {
+        /// The administrator's URL.
+        admin: String,
+        /// The database's name.
+        name: String,
+    },
+}
+
+async fn admin_client(admin: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|_| panic!("{POSTGRES_ENV} does not connect"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs SQL statements as the administrator, retrying while the database
+/// is still in use by a server's closing connections.
+async fn admin_sql(admin: &str, statements: &[String]) {
+    let client = admin_client(admin).await;
+    for sql in statements {
+        let mut tries = 0;
+        loop {
+            match client.batch_execute(sql).await {
+                Ok(()) => break,
+                Err(e) if tries < 50 => {
+                    let _ = e;
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{sql}: {e}"),
+            }
+        }
+    }
+}
+
+fn database_url(admin: &str, name: &str) -> String {
+    // The administrator's URL with another database name.
+    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+impl TestDb {
+    /// An empty database on the backend under test.
+    pub async fn fresh() -> TestDb {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(admin) if !admin.is_empty() => {
+                let name = format!("sambung_test_{}", hex_id());
+                admin_sql(&admin, &[format!("CREATE DATABASE {name}")]).await;
+                TestDb::Postgres { admin, name }
+            }
+            _ => TestDb::Sqlite(tempfile::tempdir().unwrap()),
+        }
+    }
+
+    /// The backend's name, for messages.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            TestDb::Sqlite(_) => "sqlite",
+            TestDb::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The `--database` URL (PostgreSQL) or `None` (SQLite in [`Self::dir`]).
+    pub fn url(&self) -> Option<String> {
+        match self {
+            TestDb::Sqlite(_) => None,
+            TestDb::Postgres { admin, name } => Some(database_url(admin, name)),
+        }
+    }
+
+    /// The data folder (SQLite's file; unused on PostgreSQL).
+    pub fn dir(&self) -> &Path {
+        match self {
+            TestDb::Sqlite(d) => d.path(),
+            TestDb::Postgres { .. } => Path::new("."),
+        }
+    }
+
+    /// Opens the storage (one more server process on the same data).
+    pub fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            TestDb::Sqlite(d) => Arc::new(SqliteStorage::open(d.path()).unwrap()),
+            TestDb::Postgres { .. } => {
+                sambung_server::storage::open(Path::new("."), self.url().as_deref()).unwrap()
+            }
+        }
+    }
+
+    /// The schema version recorded in the database.
+    pub async fn schema_version(&self) -> u32 {
+        match self {
+            TestDb::Sqlite(d) => rusqlite::Connection::open(d.path().join("server.db"))
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap(),
+            TestDb::Postgres { .. } => {
+                let client = admin_client(&self.url().unwrap()).await;
+                let v: i32 = client
+                    .query_one("SELECT version FROM schema_version", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                v as u32
+            }
+        }
+    }
+
+    /// Sets the schema version recorded in the database (to play a newer
+    /// server's database).
+    pub async fn set_schema_version(&self, version: u32) {
+        match self {
+            TestDb::Sqlite(d) => {
+                let path = d.path().join("server.db");
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.pragma_update(None, "user_version", version).unwrap();
+            }
+            TestDb::Postgres { .. } => {
+                let client = admin_client(&self.url().unwrap()).await;
+                client
+                    .execute(
+                        "UPDATE schema_version SET version = $1",
+                        &[&(version as i32)],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A copy of the data as it is now (servers on it must be stopped): a
+    /// backup.
+    pub async fn backup(&self) -> TestDb {
+        match self {
+            TestDb::Sqlite(d) => {
+                let copy = tempfile::tempdir().unwrap();
+                copy_files(d.path(), copy.path());
+                TestDb::Sqlite(copy)
+            }
+            TestDb::Postgres { admin, name } => {
+                let copy = format!("sambung_test_{}", hex_id());
+                admin_sql(admin, &[format!("CREATE DATABASE {copy} TEMPLATE {name}")]).await;
+                TestDb::Postgres {
+                    admin: admin.clone(),
+                    name: copy,
+                }
+            }
+        }
+    }
+
+    /// Replaces the data with a backup's (servers on it must be stopped).
+    pub async fn restore(&self, backup: &TestDb) {
+        match (self, backup) {
+            (TestDb::Sqlite(d), TestDb::Sqlite(b)) => copy_files(b.path(), d.path()),
+            (TestDb::Postgres { admin, name }, TestDb::Postgres { name: from, .. }) => {
+                admin_sql(
+                    admin,
+                    &[
+                        format!("DROP DATABASE {name} WITH (FORCE)"),
+                        format!("CREATE DATABASE {name} TEMPLATE {from}"),
+                    ],
+                )
+                .await
+            }
+            _ => panic!("a backup restores onto its own backend"),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin, name } = self {
+            let (admin, sql) = (
+                admin.clone(),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+            // Drop may run inside a runtime: a thread with its own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(async {
+                        if let Ok((c, conn)) =
+                            tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                        {
+                            tokio::spawn(conn);
+                            let _ = c.batch_execute(&sql).await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn hex_id() -> String {
+    let b = sambung_core::crypto::random_key_bytes().unwrap();
+    b[..8].iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// A server running on loopback.
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its state (storage, keys), for checks from the test.
     pub state: Arc<AppState>,
-    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDb>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
-    /// Starts a server with an empty SQLite database.
+    /// Starts a server on an empty database of the backend under test
+    /// (see [`POSTGRES_ENV`]).
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = TestServer::start_in(dir.path()).await;
-        server._dir = Some(dir);
+        let db = TestDb::fresh().await;
+        let mut server = TestServer::start_on(&db).await;
+        server._db = Some(db);
         server
     }
 
-    /// Starts a server on the database in `dir` (kept when it stops).
+    /// Starts a server on `db` (kept when it stops; several servers on one
+    /// PostgreSQL database act as one).
+    pub async fn start_on(db: &TestDb) -> TestServer {
+        TestServer::start_with(db.open()).await
+    }
+
+    /// Starts a server on the SQLite database in `dir`.
     pub async fn start_in(dir: &Path) -> TestServer {
-        let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir).unwrap());
+        TestServer::start_with(Arc::new(SqliteStorage::open(dir).unwrap())).await
+    }
+
+    async fn start_with(storage: Arc<dyn Storage>) -> TestServer {
         let state = AppState::new(storage).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -54,7 +285,7 @@ impl TestServer {
         TestServer {
             addr,
             state,
-            _dir: None,
+            _db: None,
             shutdown: Some(tx),
             task: Some(task),
         }

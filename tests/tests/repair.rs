@@ -3,15 +3,13 @@
 //! shared base with Automerge's sync protocol and converge; nothing that one
 //! of them still holds is lost.
 
-use std::path::Path;
-
 use sambung_core::identifiers::{Nik, RegionCode};
 use sambung_core::lifecycle::Role;
 use sambung_core::model::{Kind, Request, RequestContent, RequestId};
 use sambung_core::store::ListFilter;
 use sambung_core::sync::Client;
 use sambung_core::templates;
-use sambung_e2e::{Device, TestServer, copy_files};
+use sambung_e2e::{Device, TestDb, TestServer, copy_files};
 
 const NIK: &str = "3273014108900007";
 
@@ -43,12 +41,12 @@ fn notes(r: &Request) -> Vec<&str> {
     n
 }
 
-async fn restart(server: TestServer, dir: &Path, restore_from: Option<&Path>) -> TestServer {
+async fn restart(server: TestServer, db: &TestDb, restore_from: Option<&TestDb>) -> TestServer {
     server.stop().await;
     if let Some(backup) = restore_from {
-        copy_files(backup, dir);
+        db.restore(backup).await;
     }
-    TestServer::start_in(dir).await
+    TestServer::start_on(db).await
 }
 
 fn repoint(d: &mut Device, server: &TestServer) {
@@ -57,10 +55,9 @@ fn repoint(d: &mut Device, server: &TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restored_from_backup_gets_back_what_devices_hold() {
-    let sdir = tempfile::tempdir().unwrap();
-    let backup = tempfile::tempdir().unwrap();
+    let db = TestDb::fresh().await;
     let (rdir, odir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = TestServer::start_in(sdir.path()).await;
+    let server = TestServer::start_on(&db).await;
     let mut r = server
         .device(rdir.path(), Role::Resident, "warga-1", &[], Some(NIK))
         .await;
@@ -73,8 +70,9 @@ async fn a_server_restored_from_backup_gets_back_what_devices_hold() {
     o.sync().await.unwrap();
 
     // The nightly backup.
-    let server = restart(server, sdir.path(), None).await;
-    copy_files(sdir.path(), backup.path());
+    server.stop().await;
+    let backup = db.backup().await;
+    let server = TestServer::start_on(&db).await;
     repoint(&mut r, &server);
     repoint(&mut o, &server);
 
@@ -93,7 +91,7 @@ async fn a_server_restored_from_backup_gets_back_what_devices_hold() {
     assert_eq!(o.store.pending_count().unwrap(), 0);
 
     // The server is restored to the backup: it lost all of that.
-    let server = restart(server, sdir.path(), Some(backup.path())).await;
+    let server = restart(server, &db, Some(&backup)).await;
     repoint(&mut r, &server);
     repoint(&mut o, &server);
     assert!(on_server(&server, &y).is_none());

@@ -88,6 +88,31 @@ pub enum Service {
     Complaint,
 }
 
+impl Service {
+    /// Every service area.
+    pub const ALL: &'static [Service] = &[
+        Service::Permit,
+        Service::Population,
+        Service::Tax,
+        Service::Complaint,
+    ];
+
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Permit => "permit",
+            Service::Population => "population",
+            Service::Tax => "tax",
+            Service::Complaint => "complaint",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<Service> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
 macro_rules! kinds {
     ($($variant:ident => $name:literal, $service:ident, $label:literal;)*) => {
         /// The kind of a request.

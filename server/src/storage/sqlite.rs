@@ -1,6 +1,6 @@
-//! Where the server keeps accounts, devices, documents and the change log.
-//! [`Storage`] is the seam for other databases (PostgreSQL next): it speaks
-//! in rows and transactions, while the merge logic stays in `exchange.rs`.
+//! The embedded default backend: one SQLite file, one connection behind a
+//! mutex (SQLite serialises writers anyway; a server on SQLite is one
+//! process).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,173 +9,47 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
+use super::{
+    DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
+    Revocation, Storage, StoredDoc,
+};
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
 
-/// The tag a device keeps beside its cursor: the first bytes of the
-/// document heads the entry recorded. Heads are content addresses, so an
-/// entry written at the same position by a server restored from backup
-/// has another tag, and the device's cursor is seen not to belong here.
-pub fn log_tag(heads: &[u8]) -> u32 {
-    let mut b = [0u8; 4];
-    let n = heads.len().min(4);
-    b[..n].copy_from_slice(&heads[..n]);
-    u32::from_be_bytes(b)
+const DOC_COLUMNS: &str =
+    "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at";
+
+/// A document row in [`DOC_COLUMNS`] order.
+fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
+    Ok((
+        r.get(0)?,
+        StoredDoc {
+            data: r.get(1)?,
+            scope: Scope {
+                region: r.get(2)?,
+                owner: r.get(3)?,
+                applicant_nik_hash: r.get(4)?,
+                assignee: r.get(5)?,
+            },
+            meta: DocMeta {
+                kind: r.get(6)?,
+                service: r.get(7)?,
+                status: r.get(8)?,
+                updated_at: r.get(9)?,
+            },
+        },
+    ))
 }
 
 fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
     Ok(conn
         .query_row(
-            "SELECT data, region, owner, applicant_nik_hash, assignee FROM documents WHERE id = ?1",
+            &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"),
             [id.as_slice()],
-            |r| {
-                Ok(StoredDoc {
-                    data: r.get(0)?,
-                    scope: Scope {
-                        region: r.get(1)?,
-                        owner: r.get(2)?,
-                        applicant_nik_hash: r.get(3)?,
-                        assignee: r.get(4)?,
-                    },
-                })
-            },
+            doc_row,
         )
-        .optional()?)
-}
-
-/// A document as the server holds it.
-#[derive(Debug, Clone)]
-pub struct StoredDoc {
-    /// The whole Automerge document (`save()`).
-    pub data: Vec<u8>,
-    /// Who may see it.
-    pub scope: Scope,
-}
-
-/// What an update of one document writes.
-#[derive(Debug)]
-pub enum DocWrite {
-    /// Nothing changed.
-    Unchanged,
-    /// The new state, and the log entry devices pull it from.
-    Write {
-        /// The document after the merge.
-        doc: StoredDoc,
-        /// Its heads, 32 bytes each.
-        heads: Vec<u8>,
-        /// What devices pull: the new changes, or the whole document when
-        /// who may see it changed (so newly entitled devices get all of it).
-        log_data: Vec<u8>,
-        /// The device that delivered the change.
-        device: [u8; 16],
-    },
-}
-
-/// What the agency decided for a revoked device (a lost or stolen phone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revocation {
-    /// The device must delete its store at its next contact.
-    pub wipe: bool,
-    /// Before that, it may push what it holds that the server lacks.
-    pub push_first: bool,
-}
-
-/// An enrolled device as the server knows it.
-#[derive(Debug, Clone)]
-pub struct EnrolledDevice {
-    /// Its Ed25519 public key.
-    pub public_key: [u8; 32],
-    /// Its account.
-    pub account: Account,
-    /// Set once the agency revoked it.
-    pub revoked: Option<Revocation>,
-}
-
-/// A row of the device list for administrators.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceSummary {
-    /// Device id, 32 hex digits.
-    pub id: String,
-    /// Account id.
-    pub account: String,
-    /// Role of the account.
-    pub role: Role,
-    /// Unix seconds of enrollment.
-    pub enrolled_at: i64,
-    /// Unix seconds of revocation.
-    pub revoked_at: Option<i64>,
-}
-
-/// One entry of the change log, with the document's current scope.
-#[derive(Debug, Clone)]
-pub struct LogEntry {
-    /// Position in the log.
-    pub seq: u64,
-    /// Document id.
-    pub doc: DocId,
-    /// Automerge changes.
-    pub data: Vec<u8>,
-    /// The document's heads after this entry.
-    pub heads: Vec<u8>,
-    /// The device that delivered it.
-    pub device: [u8; 16],
-    /// Who may see the document now.
-    pub scope: Scope,
-}
-
-/// The server's storage.
-pub trait Storage: Send + Sync + 'static {
-    /// Creates (or updates) an account and records a one-time enrollment
-    /// code for it, by hash.
-    fn add_enrollment(
-        &self,
-        account: &Account,
-        code_hash: &[u8],
-        expires_at: i64,
-    ) -> Result<(), ServerError>;
-    /// Redeems a code once, binding a device key to its account.
-    fn redeem_enrollment(
-        &self,
-        code_hash: &[u8],
-        device: [u8; 16],
-        public_key: [u8; 32],
-        now: i64,
-    ) -> Result<Account, ServerError>;
-    /// A device's key, account and revocation.
-    fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError>;
-    /// Revokes a device; false when there is no such device.
-    fn revoke_device(
-        &self,
-        id: [u8; 16],
-        decision: Revocation,
-        now: i64,
-    ) -> Result<bool, ServerError>;
-    /// The enrolled devices, of one account or all.
-    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
-    /// Records a request nonce; false when it was seen within the window.
-    fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
-    /// Runs `f` on a document under the database's lock on it (concurrent
-    /// merges of one document are serialised here, not in process memory)
-    /// and writes what it returns.
-    fn update_document(
-        &self,
-        id: DocId,
-        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError>;
-    /// A document as it is now (no lock held after the call).
-    fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
-    /// The tag of the log entry at `seq` (see [`log_tag`]), if there is one.
-    fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError>;
-    /// The highest pull cursor this server gave a device. A device that
-    /// comes back with a lower one lost a response — or was restored from a
-    /// backup, and may lack its own changes between the two.
-    fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError>;
-    /// Raises a device's highest cursor to `cursor` (never lowers it).
-    fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError>;
-    /// Log entries after `cursor`, oldest first, at most `limit`.
-    fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
-    /// The server's secret for keyed hashes (created on first use).
-    fn secret(&self) -> Result<Vec<u8>, ServerError>;
+        .optional()?
+        .map(|(_, doc)| doc))
 }
 
 /// The server's schema, as numbered migrations (the device store's
@@ -233,6 +107,15 @@ CREATE TABLE IF NOT EXISTS log (
     r#"
 ALTER TABLE devices ADD COLUMN wipe INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN push_first INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 3: what the back office lists and filters by. Documents written
+    // before have empty values until their next write.
+    r#"
+ALTER TABLE documents ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE documents ADD COLUMN service TEXT NOT NULL DEFAULT '';
+ALTER TABLE documents ADD COLUMN status TEXT NOT NULL DEFAULT '';
+ALTER TABLE documents ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_by_update ON documents (updated_at, id);
 "#,
 ];
 
@@ -466,11 +349,25 @@ impl Storage for SqliteStorage {
                 device,
             } => {
                 tx.execute(
-                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                            kind, service, status, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
-                        assignee = ?5, data = ?6, heads = ?7",
-                    params![id.as_slice(), doc.scope.region, doc.scope.owner, doc.scope.applicant_nik_hash, doc.scope.assignee, doc.data, heads],
+                        assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
+                        updated_at = ?11",
+                    params![
+                        id.as_slice(),
+                        doc.scope.region,
+                        doc.scope.owner,
+                        doc.scope.applicant_nik_hash,
+                        doc.scope.assignee,
+                        doc.data,
+                        heads,
+                        doc.meta.kind,
+                        doc.meta.service,
+                        doc.meta.status,
+                        doc.meta.updated_at
+                    ],
                 )?;
                 tx.execute(
                     "INSERT INTO log (doc, data, heads, device) VALUES (?1, ?2, ?3, ?4)",
@@ -495,7 +392,7 @@ impl Storage for SqliteStorage {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(heads.as_deref().map(log_tag))
+        Ok(heads.as_deref().map(super::log_tag))
     }
 
     fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError> {
@@ -581,6 +478,54 @@ impl Storage for SqliteStorage {
                 r.get(0)
             })?;
         Ok(stored)
+    }
+
+    fn list_documents(
+        &self,
+        filter: &DocFilter,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<DocRow>, ServerError> {
+        let conn = self.lock();
+        let (after_at, after_id) = match &after {
+            Some((at, id)) => (*at, id.to_vec()),
+            None => (i64::MIN, Vec::new()),
+        };
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {DOC_COLUMNS} FROM documents
+             WHERE (updated_at, id) > (?1, ?2)
+               AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR service = ?4)
+               AND (?5 IS NULL OR status = ?5)
+               AND (?6 IS NULL OR region = ?6 OR substr(region, 1, length(?6) + 1) = ?6 || '.')
+               AND (?7 IS NULL OR assignee = ?7) AND (?8 IS NULL OR updated_at >= ?8)
+             ORDER BY updated_at, id LIMIT ?9"
+        ))?;
+        let rows = st.query_map(
+            params![
+                after_at,
+                after_id,
+                filter.kind,
+                filter.service,
+                filter.status,
+                filter.region,
+                filter.assignee,
+                filter.updated_since,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            doc_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, doc) = row?;
+            out.push(DocRow {
+                id: id
+                    .try_into()
+                    .map_err(|_| ServerError::Storage("damaged document id".into()))?,
+                scope: doc.scope,
+                meta: doc.meta,
+            });
+        }
+        Ok(out)
     }
 }
 

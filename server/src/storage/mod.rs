@@ -1,0 +1,240 @@
+//! Where the server keeps accounts, devices, documents and the change log.
+//! [`Storage`] speaks in rows and transactions, while the merge logic stays
+//! in `exchange.rs`. Two backends: [`SqliteStorage`] (one file, the
+//! embedded default) and [`PostgresStorage`] (several servers on one
+//! database).
+
+mod postgres;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sambung_core::lifecycle::Role;
+use sambung_core::protocol::DocId;
+
+use crate::accounts::{Account, Scope};
+use crate::error::ServerError;
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+/// Opens the storage a server runs on: PostgreSQL when `database` is a
+/// `postgres://` (or `postgresql://`) URL, else the SQLite file in
+/// `data_dir`.
+pub fn open(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>, ServerError> {
+    match database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStorage::connect(url)?))
+        }
+        Some(_) => Err(ServerError::Config(
+            "--database must be a postgres:// URL (leave it out for the SQLite file in --data)"
+                .into(),
+        )),
+        None => Ok(Arc::new(SqliteStorage::open(data_dir)?)),
+    }
+}
+
+/// The tag a device keeps beside its cursor: the first bytes of the
+/// document heads the entry recorded. Heads are content addresses, so an
+/// entry written at the same position by a server restored from backup
+/// has another tag, and the device's cursor is seen not to belong here.
+pub fn log_tag(heads: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = heads.len().min(4);
+    b[..n].copy_from_slice(&heads[..n]);
+    u32::from_be_bytes(b)
+}
+
+/// A document as the server holds it.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    /// The whole Automerge document (`save()`).
+    pub data: Vec<u8>,
+    /// Who may see it.
+    pub scope: Scope,
+    /// What the back office filters on.
+    pub meta: DocMeta,
+}
+
+/// The fields of a document the back office lists and filters by, kept in
+/// columns beside it (read from the document after every merge).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DocMeta {
+    /// Kind, snake_case (`ktp_replacement`).
+    pub kind: String,
+    /// Service area of the kind.
+    pub service: String,
+    /// Current status, snake_case.
+    pub status: String,
+    /// Unix milliseconds of the server's last write of it.
+    pub updated_at: i64,
+}
+
+/// Filters of a document listing; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocFilter {
+    /// Kind.
+    pub kind: Option<String>,
+    /// Service area.
+    pub service: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Region code prefix, whole segments (`32.73` holds `32.73.01.1001`);
+    /// digits and dots only (checked by the caller).
+    pub region: Option<String>,
+    /// Assigned officer account.
+    pub assignee: Option<String>,
+    /// Written at or after these Unix milliseconds.
+    pub updated_since: Option<i64>,
+}
+
+/// Where a listing goes on from: the `(updated_at, id)` of the last row.
+pub type ListPosition = (i64, DocId);
+
+/// One row of a document listing.
+#[derive(Debug, Clone)]
+pub struct DocRow {
+    /// Document id.
+    pub id: DocId,
+    /// Who may see it.
+    pub scope: Scope,
+    /// Its listed fields.
+    pub meta: DocMeta,
+}
+
+/// What an update of one document writes.
+#[derive(Debug)]
+// Made and consumed once per merge, never collected: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum DocWrite {
+    /// Nothing changed.
+    Unchanged,
+    /// The new state, and the log entry devices pull it from.
+    Write {
+        /// The document after the merge.
+        doc: StoredDoc,
+        /// Its heads, 32 bytes each.
+        heads: Vec<u8>,
+        /// What devices pull: the new changes, or the whole document when
+        /// who may see it changed (so newly entitled devices get all of it).
+        log_data: Vec<u8>,
+        /// The device that delivered the change.
+        device: [u8; 16],
+    },
+}
+
+/// What the agency decided for a revoked device (a lost or stolen phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// The device must delete its store at its next contact.
+    pub wipe: bool,
+    /// Before that, it may push what it holds that the server lacks.
+    pub push_first: bool,
+}
+
+/// An enrolled device as the server knows it.
+#[derive(Debug, Clone)]
+pub struct EnrolledDevice {
+    /// Its Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Its account.
+    pub account: Account,
+    /// Set once the agency revoked it.
+    pub revoked: Option<Revocation>,
+}
+
+/// A row of the device list for administrators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// Device id, 32 hex digits.
+    pub id: String,
+    /// Account id.
+    pub account: String,
+    /// Role of the account.
+    pub role: Role,
+    /// Unix seconds of enrollment.
+    pub enrolled_at: i64,
+    /// Unix seconds of revocation.
+    pub revoked_at: Option<i64>,
+}
+
+/// One entry of the change log, with the document's current scope.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Position in the log.
+    pub seq: u64,
+    /// Document id.
+    pub doc: DocId,
+    /// Automerge changes.
+    pub data: Vec<u8>,
+    /// The document's heads after this entry.
+    pub heads: Vec<u8>,
+    /// The device that delivered it.
+    pub device: [u8; 16],
+    /// Who may see the document now.
+    pub scope: Scope,
+}
+
+/// The server's storage.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates (or updates) an account and records a one-time enrollment
+    /// code for it, by hash.
+    fn add_enrollment(
+        &self,
+        account: &Account,
+        code_hash: &[u8],
+        expires_at: i64,
+    ) -> Result<(), ServerError>;
+    /// Redeems a code once, binding a device key to its account.
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: [u8; 16],
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Result<Account, ServerError>;
+    /// A device's key, account and revocation.
+    fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError>;
+    /// Revokes a device; false when there is no such device.
+    fn revoke_device(
+        &self,
+        id: [u8; 16],
+        decision: Revocation,
+        now: i64,
+    ) -> Result<bool, ServerError>;
+    /// The enrolled devices, of one account or all.
+    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
+    /// Records a request nonce; false when it was seen within the window.
+    fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
+    /// Runs `f` on a document under the database's lock on it (concurrent
+    /// merges of one document are serialised here, not in process memory)
+    /// and writes what it returns.
+    fn update_document(
+        &self,
+        id: DocId,
+        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<(), ServerError>;
+    /// A document as it is now (no lock held after the call).
+    fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
+    /// The tag of the log entry at `seq` (see [`log_tag`]), if there is one.
+    fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError>;
+    /// The highest pull cursor this server gave a device. A device that
+    /// comes back with a lower one lost a response — or was restored from a
+    /// backup, and may lack its own changes between the two.
+    fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError>;
+    /// Raises a device's highest cursor to `cursor` (never lowers it).
+    fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError>;
+    /// Log entries after `cursor`, oldest first, at most `limit`.
+    fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
+    /// The server's secret for keyed hashes (created on first use).
+    fn secret(&self) -> Result<Vec<u8>, ServerError>;
+    /// Documents matching `filter`, ordered by `(updated_at, id)`, after
+    /// `after`, at most `limit`.
+    fn list_documents(
+        &self,
+        filter: &DocFilter,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<DocRow>, ServerError>;
+}

@@ -1,0 +1,812 @@
+//! The PostgreSQL backend: several server processes on one database behave
+//! as one. Concurrent merges of one document are serialised by a
+//! transaction-scoped advisory lock on its id (it also covers a document
+//! not yet inserted, which a row lock cannot), and log entries are numbered
+//! under one more lock held to commit, so a sequence number is never
+//! visible before a lower one: a device's pull cursor never skips an entry.
+//!
+//! The [`Storage`] trait is synchronous (handlers call it from tokio's
+//! blocking pool). This backend runs tokio-postgres on a small runtime of
+//! its own and waits for each call on the calling thread, which works from
+//! any thread, async or not.
+
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use sambung_core::lifecycle::Role;
+use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
+use tokio_postgres::{Client, Row};
+
+use super::{
+    DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
+    Revocation, Storage, StoredDoc,
+};
+use crate::accounts::{Account, Scope};
+use crate::error::ServerError;
+
+/// The schema, as numbered migrations (append only, like SQLite's).
+const MIGRATIONS: &[&str] = &[
+    // 1: the schema of SQLite's versions 1 to 3 at once.
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE accounts (
+    id       TEXT PRIMARY KEY,
+    role     TEXT NOT NULL,
+    regions  TEXT NOT NULL,
+    nik_hash BYTEA
+);
+CREATE TABLE enrollments (
+    code_hash  BYTEA PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts (id),
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE TABLE devices (
+    id          BYTEA PRIMARY KEY,
+    account     TEXT NOT NULL REFERENCES accounts (id),
+    public_key  BYTEA NOT NULL,
+    enrolled_at BIGINT NOT NULL,
+    revoked_at  BIGINT,
+    high_cursor BIGINT NOT NULL DEFAULT 0,
+    wipe        BOOLEAN NOT NULL DEFAULT false,
+    push_first  BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE nonces (
+    device     BYTEA NOT NULL,
+    nonce      TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (device, nonce)
+);
+CREATE INDEX nonces_by_expiry ON nonces (expires_at);
+CREATE TABLE documents (
+    id                 BYTEA PRIMARY KEY,
+    region             TEXT NOT NULL,
+    owner              TEXT NOT NULL,
+    applicant_nik_hash BYTEA,
+    assignee           TEXT,
+    data               BYTEA NOT NULL,
+    heads              BYTEA NOT NULL,
+    kind               TEXT NOT NULL DEFAULT '',
+    service            TEXT NOT NULL DEFAULT '',
+    status             TEXT NOT NULL DEFAULT '',
+    updated_at         BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX documents_by_update ON documents (updated_at, id);
+CREATE TABLE log (
+    seq    BIGSERIAL PRIMARY KEY,
+    doc    BYTEA NOT NULL REFERENCES documents (id),
+    data   BYTEA NOT NULL,
+    heads  BYTEA NOT NULL,
+    device BYTEA NOT NULL
+);
+"#,
+];
+
+/// Advisory lock keys. The one-key and two-key lock spaces do not overlap
+/// in PostgreSQL, so a document's key (one bigint) never meets these.
+const LOCK_SPACE: i32 = 0x5342_4E47; // "SBNG"
+const LOCK_MIGRATE: i32 = 1;
+const LOCK_LOG: i32 = 2;
+
+/// Connections kept open by one server process.
+const POOL_SIZE: usize = 8;
+
+/// A server's storage on PostgreSQL.
+pub struct PostgresStorage {
+    runtime: Option<tokio::runtime::Runtime>,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    idle: Mutex<Vec<Arc<Client>>>,
+    returned: Condvar,
+}
+
+fn pg(e: tokio_postgres::Error) -> ServerError {
+    // The driver's message may quote values; keep only its kind of failure.
+    let kind = match e.code() {
+        Some(code) => format!("database error {}", code.code()),
+        None if e.is_closed() => "the database connection closed".to_owned(),
+        None => "the database failed".to_owned(),
+    };
+    ServerError::Storage(kind)
+}
+
+fn doc_key(id: &DocId) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id[..8]);
+    i64::from_be_bytes(b)
+}
+
+const DOC_COLUMNS: &str =
+    "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at";
+
+fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
+    Ok((
+        r.try_get(0)?,
+        StoredDoc {
+            data: r.try_get(1)?,
+            scope: Scope {
+                region: r.try_get(2)?,
+                owner: r.try_get(3)?,
+                applicant_nik_hash: r.try_get(4)?,
+                assignee: r.try_get(5)?,
+            },
+            meta: DocMeta {
+                kind: r.try_get(6)?,
+                service: r.try_get(7)?,
+                status: r.try_get(8)?,
+                updated_at: r.try_get(9)?,
+            },
+        },
+    ))
+}
+
+fn to_account(
+    id: String,
+    role: String,
+    regions: String,
+    nik_hash: Option<Vec<u8>>,
+) -> Result<Account, ServerError> {
+    Ok(Account {
+        id,
+        role: Role::parse(&role)
+            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
+        regions: serde_json::from_str(&regions)
+            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
+        nik_hash,
+    })
+}
+
+fn id16(v: Vec<u8>, what: &str) -> Result<[u8; 16], ServerError> {
+    v.try_into()
+        .map_err(|_| ServerError::Storage(format!("damaged {what}")))
+}
+
+async fn read_doc(c: &Client, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = $1"),
+            &[&id.as_slice()],
+        )
+        .await
+        .map_err(pg)?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some(doc_of(&r).map_err(pg)?.1)),
+    }
+}
+
+/// A pooled connection; back to the pool on drop. A connection that may be
+/// inside a transaction is rolled back first.
+struct Conn<'a> {
+    storage: &'a PostgresStorage,
+    client: Option<Arc<Client>>,
+    in_transaction: bool,
+}
+
+impl Conn<'_> {
+    fn client(&self) -> Arc<Client> {
+        self.client.clone().expect("present until drop")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if client.is_closed() {
+            return;
+        }
+        if self.in_transaction {
+            let c = client.clone();
+            if self
+                .storage
+                .block(async move { c.batch_execute("ROLLBACK").await })
+                .is_err()
+            {
+                return;
+            }
+        }
+        let mut idle = self.storage.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(client);
+        self.storage.returned.notify_one();
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (a libpq-style `postgres://` URL; `sslmode`
+    /// `require` verifies the server against the platform's roots) and
+    /// brings the schema up to date. Several servers may start at once:
+    /// migrations run under a lock.
+    pub fn connect(url: &str) -> Result<Self, ServerError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| ServerError::Config("the --database URL is not valid".into()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sambung-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| ServerError::Config(format!("no runtime for PostgreSQL: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|_| ServerError::Config("the platform's certificate store failed".into()))?;
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|_| ServerError::Config("no TLS versions".into()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        let storage = PostgresStorage {
+            runtime: Some(runtime),
+            config,
+            tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            idle: Mutex::new(Vec::new()),
+            returned: Condvar::new(),
+        };
+        // The first connection proves the URL before anything else.
+        let first = storage.open_client()?;
+        storage
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(first);
+        for _ in 1..POOL_SIZE {
+            let c = storage.open_client()?;
+            storage
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c);
+        }
+        storage.migrate()?;
+        Ok(storage)
+    }
+
+    /// Runs `fut` on this storage's runtime and waits for it.
+    fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let runtime = self.runtime.as_ref().expect("present until drop");
+        runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().expect("the task always answers")
+    }
+
+    fn open_client(&self) -> Result<Arc<Client>, ServerError> {
+        let config = self.config.clone();
+        let tls = self.tls.clone();
+        let connected = self.block(async move {
+            let (client, connection) =
+                tokio::time::timeout(Duration::from_secs(15), config.connect(tls))
+                    .await
+                    .map_err(|_| {
+                        ServerError::Config("PostgreSQL did not answer within 15 s".into())
+                    })?
+                    .map_err(|e| {
+                        ServerError::Config(format!(
+                            "cannot connect to PostgreSQL ({})",
+                            if e.as_db_error().is_some() {
+                                "refused: check the user, password and database"
+                            } else {
+                                "unreachable, or its TLS failed"
+                            }
+                        ))
+                    })?;
+            tokio::spawn(async move {
+                if connection.await.is_err() {
+                    tracing::warn!("a PostgreSQL connection ended with an error");
+                }
+            });
+            Ok::<_, ServerError>(client)
+        })?;
+        Ok(Arc::new(connected))
+    }
+
+    /// A connection from the pool, replacing a closed one.
+    fn conn(&self) -> Result<Conn<'_>, ServerError> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(c) = idle.pop() {
+                drop(idle);
+                let client = if c.is_closed() {
+                    self.open_client()?
+                } else {
+                    c
+                };
+                return Ok(Conn {
+                    storage: self,
+                    client: Some(client),
+                    in_transaction: false,
+                });
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Runs `f` with a pooled connection.
+    fn run<T, F, Fut>(&self, f: F) -> Result<T, ServerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, ServerError>> + Send + 'static,
+    {
+        let conn = self.conn()?;
+        let out = self.block(f(conn.client()));
+        drop(conn);
+        out
+    }
+
+    fn migrate(&self) -> Result<(), ServerError> {
+        let mut conn = self.conn()?;
+        conn.in_transaction = true;
+        let known = MIGRATIONS.len() as i32;
+        self.block(migrate(conn.client(), known))?;
+        conn.in_transaction = false;
+        Ok(())
+    }
+}
+
+async fn migrate(c: Arc<Client>, known: i32) -> Result<(), ServerError> {
+    c.batch_execute("BEGIN").await.map_err(pg)?;
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&LOCK_SPACE, &LOCK_MIGRATE],
+    )
+    .await
+    .map_err(pg)?;
+    c.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .await
+        .map_err(pg)?;
+    let found: Option<i32> = c
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0));
+    let found = found.unwrap_or(0);
+    if found > known {
+        c.batch_execute("ROLLBACK").await.map_err(pg)?;
+        return Err(ServerError::Config(format!(
+            "the database has schema version {found}; this server knows up to {known}: run a newer server"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        c.batch_execute(sql).await.map_err(pg)?;
+        tracing::info!(version = i + 1, "PostgreSQL schema migrated");
+    }
+    c.execute("DELETE FROM schema_version", &[])
+        .await
+        .map_err(pg)?;
+    c.execute(
+        "INSERT INTO schema_version (version) VALUES ($1)",
+        &[&known.max(found)],
+    )
+    .await
+    .map_err(pg)?;
+    c.batch_execute("COMMIT").await.map_err(pg)?;
+    Ok(())
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        // Dropping a runtime blocks; from inside another runtime that
+        // panics. Its connections are closed in the background instead.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Storage for PostgresStorage {
+    fn add_enrollment(
+        &self,
+        account: &Account,
+        code_hash: &[u8],
+        expires_at: i64,
+    ) -> Result<(), ServerError> {
+        let regions = serde_json::to_string(&account.regions)
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        let account = account.clone();
+        let code_hash = code_hash.to_vec();
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let done = async {
+                c.execute(
+                    "INSERT INTO accounts (id, role, regions, nik_hash) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET role = $2, regions = $3,
+                        nik_hash = coalesce($4, accounts.nik_hash)",
+                    &[
+                        &account.id,
+                        &account.role.as_str(),
+                        &regions,
+                        &account.nik_hash,
+                    ],
+                )
+                .await?;
+                c.execute(
+                    "INSERT INTO enrollments (code_hash, account, expires_at) VALUES ($1, $2, $3)",
+                    &[&code_hash, &account.id, &expires_at],
+                )
+                .await?;
+                c.batch_execute("COMMIT").await
+            }
+            .await;
+            if done.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            done.map_err(pg)
+        })
+    }
+
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: [u8; 16],
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Result<Account, ServerError> {
+        let code_hash = code_hash.to_vec();
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // FOR UPDATE: two servers redeeming one code at once — one wins.
+                let account: Option<String> = c
+                    .query_opt(
+                        "SELECT account FROM enrollments
+                         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 FOR UPDATE",
+                        &[&code_hash, &now],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .map(|r| r.get(0));
+                let account = account.ok_or(ServerError::BadEnrollmentCode)?;
+                c.execute(
+                    "UPDATE enrollments SET used_at = $2 WHERE code_hash = $1",
+                    &[&code_hash, &now],
+                )
+                .await
+                .map_err(pg)?;
+                let inserted = c
+                    .execute(
+                        "INSERT INTO devices (id, account, public_key, enrolled_at)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                        &[&device.as_slice(), &account, &public_key.as_slice(), &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if inserted == 0 {
+                    return Err(ServerError::BadRequest(
+                        "this device id is already enrolled".into(),
+                    ));
+                }
+                let r = c
+                    .query_one(
+                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1",
+                        &[&account],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let account = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok(account)
+            }
+            .await;
+            if outcome.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            outcome
+        })
+    }
+
+    fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT d.public_key, a.id, a.role, a.regions, a.nik_hash,
+                            d.revoked_at, d.wipe, d.push_first
+                     FROM devices d JOIN accounts a ON a.id = d.account WHERE d.id = $1",
+                    &[&id.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(r) = row else { return Ok(None) };
+            let key: Vec<u8> = r.get(0);
+            let public_key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| ServerError::Storage("damaged device key".into()))?;
+            let revoked_at: Option<i64> = r.get(5);
+            Ok(Some(EnrolledDevice {
+                public_key,
+                account: to_account(r.get(1), r.get(2), r.get(3), r.get(4))?,
+                revoked: revoked_at.map(|_| Revocation {
+                    wipe: r.get(6),
+                    push_first: r.get(7),
+                }),
+            }))
+        })
+    }
+
+    fn revoke_device(
+        &self,
+        id: [u8; 16],
+        decision: Revocation,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        self.run(move |c| async move {
+            let n = c
+                .execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, $2), wipe = $3,
+                        push_first = $4 WHERE id = $1",
+                    &[&id.as_slice(), &now, &decision.wipe, &decision.push_first],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError> {
+        let account = account.map(str::to_owned);
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT d.id, d.account, a.role, d.enrolled_at, d.revoked_at
+                     FROM devices d JOIN accounts a ON a.id = d.account
+                     WHERE $1::TEXT IS NULL OR d.account = $1 ORDER BY d.enrolled_at, d.id",
+                    &[&account],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let id: Vec<u8> = r.get(0);
+                    let role: String = r.get(2);
+                    Ok(DeviceSummary {
+                        id: hex::encode(id),
+                        account: r.get(1),
+                        role: Role::parse(&role)
+                            .ok_or_else(|| ServerError::Storage("damaged role".into()))?,
+                        enrolled_at: r.get(3),
+                        revoked_at: r.get(4),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError> {
+        let nonce = nonce.to_owned();
+        self.run(move |c| async move {
+            c.execute("DELETE FROM nonces WHERE expires_at < $1", &[&now])
+                .await
+                .map_err(pg)?;
+            let n = c
+                .execute(
+                    "INSERT INTO nonces (device, nonce, expires_at) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &device.as_slice(),
+                        &nonce,
+                        &(now + 2 * SIGNATURE_WINDOW_SECS),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn update_document(
+        &self,
+        id: DocId,
+        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<(), ServerError> {
+        let mut conn = self.conn()?;
+        let c = conn.client();
+        conn.in_transaction = true;
+        let current = self.block(async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            c.execute("SELECT pg_advisory_xact_lock($1)", &[&doc_key(&id)])
+                .await
+                .map_err(pg)?;
+            read_doc(&c, &id).await
+        })?;
+        // On an error or `Unchanged`, dropping `conn` rolls back.
+        let DocWrite::Write {
+            doc,
+            heads,
+            log_data,
+            device,
+        } = f(current)?
+        else {
+            return Ok(());
+        };
+        let c = conn.client();
+        self.block(async move {
+            c.execute(
+                "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                        kind, service, status, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
+                    assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
+                    updated_at = $11",
+                &[
+                    &id.as_slice(),
+                    &doc.scope.region,
+                    &doc.scope.owner,
+                    &doc.scope.applicant_nik_hash,
+                    &doc.scope.assignee,
+                    &doc.data,
+                    &heads,
+                    &doc.meta.kind,
+                    &doc.meta.service,
+                    &doc.meta.status,
+                    &doc.meta.updated_at,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+            // Numbered in commit order: the lock is held until COMMIT.
+            c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &LOCK_LOG])
+                .await
+                .map_err(pg)?;
+            c.execute(
+                "INSERT INTO log (doc, data, heads, device) VALUES ($1, $2, $3, $4)",
+                &[&id.as_slice(), &log_data, &heads, &device.as_slice()],
+            )
+            .await
+            .map_err(pg)?;
+            c.batch_execute("COMMIT").await.map_err(pg)
+        })?;
+        conn.in_transaction = false;
+        Ok(())
+    }
+
+    fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
+        self.run(move |c| async move { read_doc(&c, &id).await })
+    }
+
+    fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt("SELECT heads FROM log WHERE seq = $1", &[&to_i64(seq)])
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| super::log_tag(r.get::<_, &[u8]>(0))))
+        })
+    }
+
+    fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT high_cursor FROM devices WHERE id = $1",
+                    &[&device.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError> {
+        self.run(move |c| async move {
+            c.execute(
+                "UPDATE devices SET high_cursor = GREATEST(high_cursor, $2) WHERE id = $1",
+                &[&device.as_slice(), &to_i64(cursor)],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner,
+                            d.applicant_nik_hash, d.assignee
+                     FROM log l JOIN documents d ON d.id = l.doc
+                     WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
+                    &[&to_i64(cursor), &to_i64(limit as u64)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let seq: i64 = r.get(0);
+                    Ok(LogEntry {
+                        seq: seq as u64,
+                        doc: id16(r.get(1), "document id")?,
+                        data: r.get(2),
+                        heads: r.get(3),
+                        device: id16(r.get(4), "device id")?,
+                        scope: Scope {
+                            region: r.get(5),
+                            owner: r.get(6),
+                            applicant_nik_hash: r.get(7),
+                            assignee: r.get(8),
+                        },
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn secret(&self) -> Result<Vec<u8>, ServerError> {
+        let fresh: [u8; 32] = sambung_core::crypto::random_key_bytes()
+            .map_err(|_| ServerError::Storage("no randomness".into()))?;
+        self.run(move |c| async move {
+            // Several servers starting at once agree on the first one.
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT DO NOTHING",
+                &[&fresh.as_slice()],
+            )
+            .await
+            .map_err(pg)?;
+            let r = c
+                .query_one("SELECT value FROM meta WHERE key = 'secret'", &[])
+                .await
+                .map_err(pg)?;
+            Ok(r.get(0))
+        })
+    }
+
+    fn list_documents(
+        &self,
+        filter: &DocFilter,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<DocRow>, ServerError> {
+        let filter = filter.clone();
+        let (after_at, after_id) = match &after {
+            Some((at, id)) => (*at, id.to_vec()),
+            None => (i64::MIN, Vec::new()),
+        };
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {DOC_COLUMNS} FROM documents
+                         WHERE (updated_at, id) > ($1, $2)
+                           AND ($3::TEXT IS NULL OR kind = $3) AND ($4::TEXT IS NULL OR service = $4)
+                           AND ($5::TEXT IS NULL OR status = $5)
+                           AND ($6::TEXT IS NULL OR region = $6 OR left(region, length($6) + 1) = $6 || '.')
+                           AND ($7::TEXT IS NULL OR assignee = $7)
+                           AND ($8::BIGINT IS NULL OR updated_at >= $8)
+                         ORDER BY updated_at, id LIMIT $9"
+                    ),
+                    &[
+                        &after_at,
+                        &after_id,
+                        &filter.kind,
+                        &filter.service,
+                        &filter.status,
+                        &filter.region,
+                        &filter.assignee,
+                        &filter.updated_since,
+                        &to_i64(limit as u64),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let (id, doc) = doc_of(r).map_err(pg)?;
+                    Ok(DocRow {
+                        id: id16(id, "document id")?,
+                        scope: doc.scope,
+                        meta: doc.meta,
+                    })
+                })
+                .collect()
+        })
+    }
+}
