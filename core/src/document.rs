@@ -59,6 +59,13 @@ impl RequestDoc {
         Ok(RequestDoc { doc })
     }
 
+    /// The Automerge document itself, for the server's storage code
+    /// (saving after given heads, reading heads) — not for edits, which go
+    /// through [`RequestDoc::update`].
+    pub fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
     /// The request as it stands in the document.
     pub fn hydrate(&self) -> Result<Request, Error> {
         hydrate(&self.doc)

@@ -22,6 +22,7 @@
 
 pub mod crypto;
 pub mod document;
+pub mod edits;
 pub mod error;
 pub mod identifiers;
 pub mod lifecycle;

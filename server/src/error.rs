@@ -45,6 +45,23 @@ pub enum ServerError {
     /// The request took longer than the server allows.
     #[error("the request took too long; try again")]
     Timeout,
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// No such request, or not one the caller may see.
+    #[error("no such request")]
+    NotFound,
+    /// The lifecycle does not allow this change.
+    #[error("{0}")]
+    ForbiddenTransition(String),
+    /// The request changed since the caller read it.
+    #[error(
+        "the request changed since it was read (If-Match does not match its ETag); read it again"
+    )]
+    Stale,
+    /// A listing's filter or cursor is not valid.
+    #[error("bad filter: {0}")]
+    BadFilter(String),
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -76,6 +93,11 @@ impl ServerError {
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Timeout => (408, ErrorCode::Timeout),
             ServerError::RateLimited { .. } => (429, ErrorCode::RateLimited),
+            ServerError::Forbidden(_) => (403, ErrorCode::Forbidden),
+            ServerError::NotFound => (404, ErrorCode::NotFound),
+            ServerError::ForbiddenTransition(_) => (409, ErrorCode::ForbiddenTransition),
+            ServerError::Stale => (412, ErrorCode::Stale),
+            ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

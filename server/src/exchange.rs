@@ -232,7 +232,27 @@ fn merge(
     if let Err(reason) = crate::rules::check(previous.as_ref(), &request, &caller.account) {
         return refuse(RefusalCode::Forbidden, reason);
     }
-    let scope = Scope {
+    let scope = scope_of(nik_key, &request);
+    if !caller.account.may_see(&scope) {
+        return refuse(
+            RefusalCode::Forbidden,
+            "the request would be outside what this account may see",
+        );
+    }
+    let write = write_of(
+        &mut doc,
+        &before,
+        current.as_ref(),
+        scope,
+        &request,
+        caller.device,
+    );
+    Ok((Ack(ack(&after)), write))
+}
+
+/// Who may see a request, as the server reads it from the document.
+pub fn scope_of(nik_key: &hmac::Key, request: &Request) -> Scope {
+    Scope {
         region: request.content.region.0.clone(),
         owner: request.created_by.clone(),
         applicant_nik_hash: request
@@ -241,31 +261,35 @@ fn merge(
             .as_ref()
             .map(|a| nik_hash(nik_key, a.nik.as_str())),
         assignee: request.assignee.clone(),
-    };
-    if !caller.account.may_see(&scope) {
-        return refuse(
-            RefusalCode::Forbidden,
-            "the request would be outside what this account may see",
-        );
     }
+}
+
+/// What to store after `doc` changed from `before` (it holds `request`),
+/// delivered by `device` (or the server's own actor).
+pub fn write_of(
+    doc: &mut AutoCommit,
+    before: &[ChangeHash],
+    current: Option<&StoredDoc>,
+    scope: Scope,
+    request: &Request,
+    device: [u8; 16],
+) -> DocWrite {
     // When who may see the document changes, the log carries all of it, so
     // that devices entitled only now receive the whole document.
-    let log_data = match &current {
-        Some(c) if c.scope == scope => doc.save_after(&before),
+    let log_data = match current {
+        Some(c) if c.scope == scope => doc.save_after(before),
         _ => doc.save(),
     };
-    let heads = ack(&after);
-    let write = DocWrite::Write {
+    DocWrite::Write {
         doc: StoredDoc {
             data: doc.save(),
             scope,
-            meta: doc_meta(&request),
+            meta: doc_meta(request),
         },
-        heads: heads_bytes(&after),
+        heads: heads_bytes(&doc.get_heads()),
         log_data,
-        device: caller.device,
-    };
-    Ok((Ack(heads), write))
+        device,
+    }
 }
 
 /// The listed fields of a request, as the server writes it now.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ServerError;
 use crate::exchange::{self, Caller};
 use crate::limits::{Limiter, Limits};
-use crate::storage::Storage;
+use crate::storage::{EnrolledDevice, Storage};
 
 /// Largest sync body accepted (compressed).
 pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
@@ -30,6 +30,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Shared state of the handlers.
 pub struct AppState {
     storage: Arc<dyn Storage>,
+    actor: [u8; 16],
     nik_key: hmac::Key,
     request_timeout: Duration,
     by_address: Limiter<std::net::IpAddr>,
@@ -58,8 +59,12 @@ impl AppState {
         limits: Limits,
     ) -> Result<Arc<Self>, ServerError> {
         let secret = storage.secret()?;
+        let nik_key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+        let mut actor = [0u8; 16];
+        actor.copy_from_slice(&hmac::sign(&nik_key, b"sambung server actor").as_ref()[..16]);
         Ok(Arc::new(AppState {
-            nik_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            actor,
+            nik_key,
             storage,
             request_timeout,
             by_address: Limiter::new(limits.per_address),
@@ -75,6 +80,47 @@ impl AppState {
     /// The storage.
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// The shared storage handle.
+    pub fn storage_arc(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// The Automerge actor of the server's own changes (back-office
+    /// actions), the same for every server on one database.
+    pub fn actor(&self) -> [u8; 16] {
+        self.actor
+    }
+
+    /// Checks a signed request (blocking: reads the storage): the device is
+    /// enrolled, the signature over `method`, `path` and `body` is its key's
+    /// and fresh, the nonce is new, and the device is within its rate.
+    /// Revocation is the caller's to judge.
+    pub fn verify_signed(
+        &self,
+        signed: &SignedHeaders,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<EnrolledDevice, ServerError> {
+        let device = signed.device_id()?;
+        let enrolled = self
+            .storage
+            .device(device)?
+            .ok_or(ServerError::UnknownDevice)?;
+        let now = now();
+        signed.verify(&enrolled.public_key, method, path, body, now)?;
+        if !self.storage.remember_nonce(device, &signed.nonce, now)? {
+            return Err(ServerError::Replayed);
+        }
+        // Per device only once the signature proved who it is.
+        if let Err(wait) = self.by_device.take(&device, std::time::Instant::now()) {
+            return Err(ServerError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        Ok(enrolled)
     }
 }
 
@@ -108,7 +154,7 @@ impl IntoResponse for ServerError {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -180,6 +226,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             SYNC_PATH,
             post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_BODY)),
         )
+        .merge(crate::backoffice::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,
@@ -273,23 +320,9 @@ async fn sync(
     let device = signed.device_id()?;
     let worker = state.clone();
     let response = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServerError> {
-        let enrolled = worker
-            .storage
-            .device(device)?
-            .ok_or(ServerError::UnknownDevice)?;
-        let now = now();
         // Signed by the device's own key, revoked or not: only the phone
         // itself gets the wipe instruction.
-        signed.verify(&enrolled.public_key, "POST", SYNC_PATH, &body, now)?;
-        if !worker.storage.remember_nonce(device, &signed.nonce, now)? {
-            return Err(ServerError::Replayed);
-        }
-        // Per device only once the signature proved who it is.
-        if let Err(wait) = worker.by_device.take(&device, std::time::Instant::now()) {
-            return Err(ServerError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+        let enrolled = worker.verify_signed(&signed, "POST", SYNC_PATH, &body)?;
         let push_only = match enrolled.revoked {
             None => false,
             Some(r) if r.wipe && r.push_first => true,

@@ -461,3 +461,131 @@ pub async fn faulty_link(upstream: &str, seed: u64) -> (String, Arc<Link>) {
     };
     sambung_linksim::start(upstream, profile, seed).await
 }
+
+/// An agency's back-office system: an enrolled agency key that signs its
+/// calls to the back-office API, as `docs/backoffice.md` tells agencies to.
+pub struct Agency {
+    key: sambung_core::protocol::DeviceKey,
+    device: [u8; 16],
+    base: String,
+    http: reqwest::Client,
+}
+
+/// One answer of the back-office API.
+#[derive(Debug)]
+pub struct ApiAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
+    /// The JSON body (`null` when it is not JSON).
+    pub json: serde_json::Value,
+}
+
+impl ApiAnswer {
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Agency {
+    /// Enrolls a fresh agency key with `server` for account `user` in
+    /// `regions` (empty: all).
+    pub async fn enroll(server: &TestServer, user: &str, regions: &[&str]) -> Agency {
+        let code = server.code(Role::Agency, user, regions, None);
+        Agency::enroll_with(server, &code).await
+    }
+
+    /// Enrolls a fresh key with an enrollment `code` (of any role).
+    pub async fn enroll_with(server: &TestServer, code: &str) -> Agency {
+        let key = sambung_core::protocol::DeviceKey::generate().unwrap();
+        let device = sambung_core::protocol::device_id_of(&key.public_key());
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/v1/enroll", server.url()))
+            .json(&serde_json::json!({
+                "code": code,
+                "device": device.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "public_key": key.public_key().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "enrollment");
+        Agency {
+            key,
+            device,
+            base: server.url(),
+            http,
+        }
+    }
+
+    /// A signed call: `target` is the path with its query.
+    pub async fn call(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> ApiAnswer {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let signed = self
+            .key
+            .sign(self.device, method, target, &body, now())
+            .unwrap();
+        self.send(method, target, body, Some(signed), if_match)
+            .await
+    }
+
+    /// A call with given (or no) signature headers, for refusals.
+    pub async fn send(
+        &self,
+        method: &str,
+        target: &str,
+        body: Vec<u8>,
+        signed: Option<sambung_core::protocol::SignedHeaders>,
+        if_match: Option<&str>,
+    ) -> ApiAnswer {
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{target}", self.base),
+        );
+        if let Some(s) = signed {
+            for (name, value) in s.pairs() {
+                req = req.header(name, value);
+            }
+        }
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let etag = r
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = r.bytes().await.unwrap();
+        ApiAnswer {
+            status,
+            etag,
+            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Signs with this key but sends `body_sent` instead of what was signed.
+    pub fn sign(
+        &self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> sambung_core::protocol::SignedHeaders {
+        self.key
+            .sign(self.device, method, target, body, now())
+            .unwrap()
+    }
+}

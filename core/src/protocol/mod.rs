@@ -264,6 +264,17 @@ pub enum ErrorCode {
     Timeout,
     /// Too many requests from this address or device; see `Retry-After`.
     RateLimited,
+    /// The caller may not do this (e.g. a device's key on the back-office
+    /// API).
+    Forbidden,
+    /// No such request (or not one the caller may see).
+    NotFound,
+    /// The lifecycle does not allow this status change.
+    ForbiddenTransition,
+    /// The request changed since the caller read it (`If-Match`).
+    Stale,
+    /// A listing's filter or cursor is not valid.
+    BadFilter,
     /// Anything else on the server.
     Internal,
 }

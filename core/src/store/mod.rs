@@ -29,9 +29,10 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{self, DataKey, KeyProvider, Keys, PBKDF2_ROUNDS, Place, Purpose};
 use crate::document::{RequestDoc, decode_heads, encode_heads};
+use crate::edits;
 use crate::error::Error;
-use crate::lifecycle::{self, Role, Status, StatusEntry};
-use crate::model::{Kind, MAX_LONG_TEXT, Note, Request, RequestContent, RequestId};
+use crate::lifecycle::{Role, Status};
+use crate::model::{Kind, Request, RequestContent, RequestId};
 use crate::time::Timestamp;
 
 /// File name of the database inside the store's folder.
@@ -65,6 +66,16 @@ pub struct Identity {
     pub user: String,
     /// The account's role.
     pub role: Role,
+}
+
+impl Identity {
+    /// This identity as the author of an edit.
+    pub fn author(&self) -> crate::edits::Author<'_> {
+        crate::edits::Author {
+            user: &self.user,
+            role: self.role,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -727,35 +738,10 @@ impl Store {
         note: Option<String>,
     ) -> Result<Status, Error> {
         if let Some(n) = &note {
-            check_note(n)?;
+            edits::check_note(n)?;
         }
         let me = self.identity.clone();
-        self.modify(id, |r| {
-            let from = r.status();
-            if !lifecycle::allowed(me.role, from, to) {
-                return Err(Error::Forbidden(format!(
-                    "a {} cannot move a request from {from} to {to}",
-                    me.role.as_str()
-                )));
-            }
-            if to == Status::Submitted {
-                let report = r.validate_for_submit(Timestamp::now().today_in_indonesia());
-                if !report.is_ok() {
-                    return Err(Error::Validation(report));
-                }
-            }
-            r.history.push(StatusEntry {
-                seq: r.history.len() as u64,
-                at: Timestamp::now(),
-                id: uuid::Uuid::new_v4().to_string(),
-                from,
-                to,
-                by: me.user.clone(),
-                role: me.role,
-                note,
-            });
-            Ok(r.status())
-        })
+        self.modify(id, |r| edits::transition(r, me.author(), to, note))
     }
 
     /// Submits a draft: checks every field and the required attachments.
@@ -772,59 +758,17 @@ impl Store {
     /// applicant and `answer` is true, the note is the answer and the request
     /// goes back to review in the same change.
     pub fn add_note(&self, id: &RequestId, text: &str, answer: bool) -> Result<Status, Error> {
-        check_note(text)?;
+        edits::check_note(text)?;
         let me = self.identity.clone();
-        self.modify(id, |r| {
-            let now = Timestamp::now();
-            r.notes.push(Note {
-                id: uuid::Uuid::new_v4().to_string(),
-                at: now,
-                by: me.user.clone(),
-                role: me.role,
-                text: text.to_owned(),
-            });
-            if answer {
-                let from = r.status();
-                if from != Status::NeedsInfo {
-                    return Err(Error::Forbidden(format!(
-                        "only a request in status needs_info can be answered; this one is {from}"
-                    )));
-                }
-                r.history.push(StatusEntry {
-                    seq: r.history.len() as u64,
-                    at: now,
-                    id: uuid::Uuid::new_v4().to_string(),
-                    from,
-                    to: Status::InReview,
-                    by: me.user.clone(),
-                    role: me.role,
-                    note: None,
-                });
-            }
-            Ok(r.status())
-        })
+        self.modify(id, |r| edits::add_note(r, me.author(), text, answer))
     }
 
     /// Assigns a request to a field officer's account, or unassigns it
     /// (`None`). The back office's decision: only an agency account may.
     pub fn assign(&self, id: &RequestId, officer: Option<&str>) -> Result<(), Error> {
-        if self.identity.role != Role::Agency {
-            return Err(Error::Forbidden(
-                "only the agency assigns a request to an officer".into(),
-            ));
-        }
-        if let Some(o) = officer {
-            let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
-            v.text("assignee", o, 128);
-            let report = v.finish();
-            if !report.is_ok() {
-                return Err(Error::Validation(report));
-            }
-        }
-        self.modify(id, |r| {
-            r.assignee = officer.map(str::to_owned);
-            Ok(())
-        })
+        let me = self.identity.clone();
+        edits::check_assign(me.author(), officer)?;
+        self.modify(id, |r| edits::assign(r, me.author(), officer))
     }
 
     /// Lists requests, newest change first, from the projection columns
@@ -1191,15 +1135,4 @@ fn pending_count(conn: &Connection) -> Result<usize, Error> {
         |r| r.get(0),
     )?;
     Ok(n as usize)
-}
-
-fn check_note(text: &str) -> Result<(), Error> {
-    let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
-    v.text("text", text, MAX_LONG_TEXT);
-    let report = v.finish();
-    if report.is_ok() {
-        Ok(())
-    } else {
-        Err(Error::Validation(report))
-    }
 }

@@ -1,0 +1,639 @@
+//! The back-office API: JSON over HTTPS for an agency's own systems — list,
+//! read and act on requests. Described by an OpenAPI 3 document generated
+//! from this code (`GET /v1/openapi.json`).
+//!
+//! Authentication: an enrolled **agency** account's key signs every
+//! request exactly as a device signs a sync (`sambung-*` headers over the
+//! method, the path with its query, and the body; `docs/backoffice.md`). No
+//! bearer token exists to leak: a stolen log line cannot be replayed.
+//!
+//! Every action becomes an Automerge change by the server's own actor under
+//! the document's lock, built by the same edit functions devices use
+//! (`sambung_core::edits`), and reaches devices at their next sync.
+
+use std::sync::Arc;
+
+use automerge::ActorId;
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sambung_core::document::RequestDoc;
+use sambung_core::edits::{self, Author};
+use sambung_core::identifiers::RegionCode;
+use sambung_core::lifecycle::{Role, Status};
+use sambung_core::model::{Kind, Request, RequestId, Service};
+use sambung_core::protocol::{DocId, SignedHeaders};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::accounts::Account;
+use crate::error::ServerError;
+use crate::exchange;
+use crate::http::AppState;
+use crate::storage::{DocFilter, DocWrite, ListPosition};
+
+/// Largest body of an action.
+const MAX_ACTION_BODY: usize = 16 * 1024;
+/// Rows per page when the caller does not say.
+const DEFAULT_LIMIT: usize = 100;
+/// Most rows per page.
+const MAX_LIMIT: usize = 500;
+
+/// The back-office routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/agency/requests", get(list_requests))
+        .route("/v1/agency/requests/{id}", get(get_request))
+        .route("/v1/agency/requests/{id}/status", post(set_status))
+        .route("/v1/agency/requests/{id}/notes", post(add_note))
+        .route("/v1/agency/requests/{id}/assignee", post(set_assignee))
+        .layer(DefaultBodyLimit::max(MAX_ACTION_BODY))
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sambung back-office API",
+        description = "For agency systems: list, read and act on requests. Every call is signed by an enrolled agency account's Ed25519 key (headers sambung-device, sambung-timestamp, sambung-nonce, sambung-signature; see docs/backoffice.md)."
+    ),
+    paths(list_requests, get_request, set_status, add_note, set_assignee),
+    components(schemas(
+        RequestSummary,
+        RequestList,
+        RequestView,
+        StatusChange,
+        NewNote,
+        Assignment,
+        ApiError
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(_) => ServerError::Config("the OpenAPI document failed".into()).into_response(),
+    }
+}
+
+/// An error answer (every 4xx and 5xx of this API).
+#[derive(Serialize, ToSchema)]
+pub struct ApiError {
+    /// Machine-readable: `bad_filter`, `bad_request`, `not_found`,
+    /// `forbidden`, `forbidden_transition`, `stale`, `unauthenticated`,
+    /// `bad_signature`, `stale_request`, `replayed`, `unknown_device`,
+    /// `revoked`, `rate_limited`, `too_large`, `timeout`, `internal`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// Filters and paging of a listing.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Kind (`ktp_replacement`, `complaint`, …).
+    pub kind: Option<String>,
+    /// Service area: `permit`, `population`, `tax`, `complaint`.
+    pub service: Option<String>,
+    /// Status (`submitted`, `in_review`, …).
+    pub status: Option<String>,
+    /// Region code prefix, whole segments (`32.73`).
+    pub region: Option<String>,
+    /// Assigned officer's account id.
+    pub assignee: Option<String>,
+    /// Changed on the server at or after these Unix milliseconds.
+    pub updated_since: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// One row of a listing.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct RequestSummary {
+    /// Request id (UUID).
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Service area.
+    pub service: String,
+    /// Status.
+    pub status: String,
+    /// Region code.
+    pub region: String,
+    /// Assigned officer, if any.
+    pub assignee: Option<String>,
+    /// Unix milliseconds of the server's last write of it.
+    pub updated_at: i64,
+}
+
+/// A page of a listing, oldest change first.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RequestList {
+    /// The rows.
+    pub items: Vec<RequestSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One request with its whole life.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RequestView {
+    /// The request as JSON: content, status `history`, `notes`,
+    /// `attachments` (metadata: content address, role, name, type, size),
+    /// `assignee` (see docs/requests.md).
+    #[schema(value_type = Object)]
+    pub request: serde_json::Value,
+    /// Current status.
+    pub status: String,
+    /// The version: send as `If-Match` to act only on this version.
+    pub etag: String,
+}
+
+/// A status change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// The new status; only moves the lifecycle gives the agency.
+    pub to: String,
+    /// A reason, shown to the applicant (required in practice for
+    /// `rejected` and `needs_info`).
+    pub note: Option<String>,
+}
+
+/// A note.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// The text, up to 5000 characters.
+    pub text: String,
+}
+
+/// An assignment.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// The field officer's account id; `null` unassigns. Required: a
+    /// forgotten field must not unassign.
+    #[serde(deserialize_with = "present")]
+    pub officer: Option<String>,
+}
+
+/// A nullable field that must be present (serde defaults a missing
+/// `Option` to `None` unless the field has its own deserializer).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// The authenticated agency account.
+struct Agency {
+    account: Account,
+}
+
+impl Agency {
+    /// Whether the back office sees a request: in the account's regions,
+    /// and submitted — a draft is the applicant's until they submit it.
+    fn sees(&self, scope: &crate::accounts::Scope, status: &str) -> bool {
+        status != Status::Draft.as_str() && self.account.may_see(scope)
+    }
+}
+
+/// Checks the signature of a back-office call and that its key belongs to
+/// an agency account that is not revoked (blocking).
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Agency, ServerError> {
+    let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
+    // The path with its query is what was signed: filters cannot be
+    // altered in flight.
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let enrolled = state.verify_signed(&signed, method.as_str(), target, body)?;
+    if enrolled.revoked.is_some() {
+        return Err(ServerError::Revoked { wipe: false });
+    }
+    if enrolled.account.role != Role::Agency {
+        return Err(ServerError::Forbidden(
+            "the back-office API is for agency accounts".into(),
+        ));
+    }
+    Ok(Agency {
+        account: enrolled.account,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ServerError::Storage("task failed".into()))?
+}
+
+fn parse_id(id: &str) -> Result<DocId, ServerError> {
+    RequestId::parse(id)
+        .and_then(|r| r.to_bytes())
+        .ok_or_else(|| ServerError::BadRequest("a request id is a UUID".into()))
+}
+
+fn encode_cursor((at, id): &ListPosition) -> String {
+    let mut b = at.to_be_bytes().to_vec();
+    b.extend_from_slice(id);
+    hex::encode(b)
+}
+
+fn decode_cursor(s: &str) -> Result<ListPosition, ServerError> {
+    let bad = || ServerError::BadFilter("cursor is not one this server gave".into());
+    let b = hex::decode(s).map_err(|_| bad())?;
+    if b.len() != 24 {
+        return Err(bad());
+    }
+    let at = i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?);
+    let id: DocId = b[8..].try_into().map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+impl ListParams {
+    fn filter(&self) -> Result<DocFilter, ServerError> {
+        let bad = |m: &str| Err(ServerError::BadFilter(m.into()));
+        if let Some(k) = &self.kind
+            && Kind::parse(k).is_none()
+        {
+            return bad("kind is not a known kind");
+        }
+        if let Some(s) = &self.service
+            && Service::parse(s).is_none()
+        {
+            return bad("service is one of permit, population, tax, complaint");
+        }
+        if let Some(s) = &self.status
+            && Status::parse(s).is_none()
+        {
+            return bad("status is not a known status");
+        }
+        if let Some(r) = &self.region
+            && !RegionCode::from(r.as_str()).check().is_empty()
+        {
+            return bad("region is a region code such as 32.73");
+        }
+        if let Some(a) = &self.assignee
+            && (a.is_empty() || a.len() > 128)
+        {
+            return bad("assignee is an account id");
+        }
+        if matches!(self.limit, Some(l) if l == 0 || l > MAX_LIMIT) {
+            return bad("limit is 1 to 500");
+        }
+        Ok(DocFilter {
+            kind: self.kind.clone(),
+            service: self.service.clone(),
+            status: self.status.clone(),
+            region: self.region.clone(),
+            assignee: self.assignee.clone(),
+            updated_since: self.updated_since,
+        })
+    }
+}
+
+/// List requests the agency may see, oldest change first.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests",
+    params(ListParams),
+    responses(
+        (status = 200, body = RequestList),
+        (status = 400, description = "bad_filter", body = ApiError),
+        (status = 401, description = "not signed, or not by an enrolled key", body = ApiError),
+        (status = 403, description = "not an agency account", body = ApiError)
+    )
+)]
+async fn list_requests(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<RequestList>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let Query(params) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let filter = params.filter()?;
+        let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+        let mut after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+        let mut items = Vec::new();
+        let mut more = false;
+        // What the account may see is checked row by row (its scope rules
+        // live in one place, `Account::may_see`); pages are read until this
+        // one is full.
+        'pages: loop {
+            let rows = state.storage().list_documents(&filter, after, limit + 1)?;
+            let exhausted = rows.len() <= limit;
+            for row in rows {
+                after = Some((row.meta.updated_at, row.id));
+                if !agency.sees(&row.scope, &row.meta.status) {
+                    continue;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break 'pages;
+                }
+                items.push(RequestSummary {
+                    id: RequestId::from_bytes(row.id).to_string(),
+                    kind: row.meta.kind,
+                    service: row.meta.service,
+                    status: row.meta.status,
+                    region: row.scope.region,
+                    assignee: row.scope.assignee,
+                    updated_at: row.meta.updated_at,
+                });
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let next_cursor = if more {
+            items.last().and_then(|last| {
+                let id = RequestId::parse(&last.id)?.to_bytes()?;
+                Some(encode_cursor(&(last.updated_at, id)))
+            })
+        } else {
+            None
+        };
+        Ok(Json(RequestList { items, next_cursor }))
+    })
+    .await
+}
+
+fn etag_of(doc: &mut RequestDoc) -> String {
+    let heads = sambung_core::document::encode_heads(&doc.heads());
+    format!(
+        "\"{}\"",
+        hex::encode(&sambung_core::crypto::sha256(&heads)[..16])
+    )
+}
+
+fn view_of(doc: &mut RequestDoc, request: &Request) -> Result<RequestView, ServerError> {
+    Ok(RequestView {
+        request: serde_json::to_value(request)
+            .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
+        status: request.status().as_str().to_owned(),
+        etag: etag_of(doc),
+    })
+}
+
+fn with_etag(view: RequestView) -> Response {
+    let etag = HeaderValue::from_str(&view.etag).ok();
+    let mut response = Json(view).into_response();
+    if let Some(v) = etag {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Read one request with its history, notes and attachment metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}",
+    params(("id" = String, Path, description = "Request id (UUID)")),
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request: not a UUID", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError)
+    )
+)]
+async fn get_request(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
+        // Outside its regions is "not found": existence is not revealed.
+        if !agency.sees(&stored.scope, &stored.meta.status) {
+            return Err(ServerError::NotFound);
+        }
+        let mut doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        let request = doc
+            .hydrate()
+            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
+        Ok(with_etag(view_of(&mut doc, &request)?))
+    })
+    .await
+}
+
+/// Applies one agency edit to a request under its lock, as the server's
+/// actor.
+fn act(
+    state: &AppState,
+    agency: &Agency,
+    id: DocId,
+    if_match: Option<String>,
+    edit: &dyn Fn(&mut Request, Author<'_>) -> Result<(), sambung_core::Error>,
+) -> Result<RequestView, ServerError> {
+    let mut view = None;
+    let actor = state.actor();
+    state.storage().update_document(id, &mut |current| {
+        let current = current.ok_or(ServerError::NotFound)?;
+        if !agency.sees(&current.scope, &current.meta.status) {
+            return Err(ServerError::NotFound);
+        }
+        let mut doc = RequestDoc::load(&current.data, [], ActorId::from(actor))
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        if let Some(expected) = &if_match
+            && *expected != etag_of(&mut doc)
+        {
+            return Err(ServerError::Stale);
+        }
+        let before = doc.heads();
+        let author = Author {
+            user: &agency.account.id,
+            role: Role::Agency,
+        };
+        let ((), request) = doc.update(|r| edit(r, author)).map_err(|e| match e {
+            sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),
+            sambung_core::Error::Validation(report) => ServerError::BadRequest(report.to_string()),
+            _ => ServerError::Storage("the edit could not be written".into()),
+        })?;
+        view = Some(view_of(&mut doc, &request)?);
+        if doc.heads() == before {
+            return Ok(DocWrite::Unchanged);
+        }
+        let scope = exchange::scope_of(state.nik_key(), &request);
+        Ok(exchange::write_of(
+            doc.automerge(),
+            &before,
+            Some(&current),
+            scope,
+            &request,
+            actor,
+        ))
+    })?;
+    view.ok_or_else(|| ServerError::Storage("the edit was not applied".into()))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Bytes, T), ServerError> {
+    let body = body.map_err(|_| ServerError::TooLarge)?;
+    let parsed = serde_json::from_slice(&body)
+        .map_err(|e| ServerError::BadRequest(format!("the body is not the expected JSON ({e})")))?;
+    Ok((body, parsed))
+}
+
+/// Moves a request to another status.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/status",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
+    ),
+    request_body = StatusChange,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 409, description = "forbidden_transition", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+async fn set_status(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (_, change): (Bytes, StatusChange) = json_body(Ok(body))?;
+        let id = parse_id(&id)?;
+        let to = Status::parse(&change.to)
+            .ok_or_else(|| ServerError::BadRequest("to is not a known status".into()))?;
+        if let Some(n) = &change.note {
+            edits::check_note(n).map_err(|_| ServerError::BadRequest("note is too long".into()))?;
+        }
+        let note = change.note.clone();
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::transition(r, by, to, note.clone()).map(|_| ())
+        })?;
+        tracing::info!(to = to.as_str(), "back office changed a status");
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Adds a note (a question to the applicant goes with status `needs_info`).
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/notes",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the note is based on")
+    ),
+    request_body = NewNote,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+async fn add_note(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (_, note): (Bytes, NewNote) = json_body(Ok(body))?;
+        let id = parse_id(&id)?;
+        edits::check_note(&note.text)
+            .map_err(|_| ServerError::BadRequest("text must be 1 to 5000 characters".into()))?;
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::add_note(r, by, &note.text, false).map(|_| ())
+        })?;
+        tracing::info!("back office added a note");
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Assigns a request to a field officer, or unassigns it.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/assignee",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the assignment is based on")
+    ),
+    request_body = Assignment,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+async fn set_assignee(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (_, assignment): (Bytes, Assignment) = json_body(Ok(body))?;
+        let id = parse_id(&id)?;
+        let officer = assignment.officer.clone();
+        edits::check_assign(
+            Author {
+                user: &agency.account.id,
+                role: Role::Agency,
+            },
+            officer.as_deref(),
+        )
+        .map_err(|_| ServerError::BadRequest("officer is an account id".into()))?;
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::assign(r, by, officer.as_deref())
+        })?;
+        tracing::info!("back office assigned a request");
+        Ok(with_etag(view))
+    })
+    .await
+}

@@ -1,0 +1,444 @@
+//! The back-office API against a real server on loopback: an agency system
+//! signs its calls with its enrolled key, lists and filters with cursors,
+//! reads a request with its life, and acts on it; each action reaches
+//! devices at their next sync, also when a device edited the same request
+//! offline in the meantime. Every refusal is a 4xx with a code.
+
+use sambung_core::identifiers::RegionCode;
+use sambung_core::lifecycle::{Role, Status};
+use sambung_core::model::Kind;
+use sambung_core::templates;
+use sambung_e2e::{Agency, TestServer};
+use serde_json::json;
+
+fn content(kind: Kind, region: &str) -> sambung_core::model::RequestContent {
+    let mut c = templates::example(kind);
+    c.region = RegionCode::from(region);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_lists_reads_and_acts_and_devices_follow() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let officer = server
+        .device(
+            &home.path().join("o"),
+            Role::Officer,
+            "petugas-9",
+            &["91.01"],
+            None,
+        )
+        .await;
+    let agency = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    let elsewhere = Agency::enroll(&server, "dinas-lain", &["33.01"]).await;
+
+    // Five requests in the agency's regions, one outside, one a draft.
+    let mut ids = Vec::new();
+    for kind in [
+        Kind::Complaint,
+        Kind::PbbReduction,
+        Kind::Complaint,
+        Kind::KtpEl,
+        Kind::Complaint,
+    ] {
+        let id = resident
+            .store
+            .create(content(kind, "32.73.01.1001"))
+            .unwrap();
+        resident.store.submit(&id).unwrap();
+        ids.push(id);
+    }
+    let outside = resident
+        .store
+        .create(content(Kind::Complaint, "33.01.02.2001"))
+        .unwrap();
+    resident.store.submit(&outside).unwrap();
+    resident
+        .store
+        .create(content(Kind::Complaint, "32.73.01.1001"))
+        .unwrap();
+    resident.sync().await.unwrap();
+
+    // Pages of two, oldest change first, until the cursor runs out.
+    let mut seen = Vec::new();
+    let mut target = "/v1/agency/requests?limit=2".to_owned();
+    loop {
+        let page = agency.call("GET", &target, None, None).await;
+        assert_eq!(page.status, 200, "{:?}", page.json);
+        let items = page.json["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match page.json["next_cursor"].as_str() {
+            Some(c) => target = format!("/v1/agency/requests?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    expected.sort();
+    let mut got = seen.clone();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "the agency's five, no draft, nothing outside"
+    );
+
+    // Filters.
+    let count = |q: &'static str| {
+        let agency = &agency;
+        async move {
+            let a = agency
+                .call("GET", &format!("/v1/agency/requests?{q}"), None, None)
+                .await;
+            assert_eq!(a.status, 200, "{q}: {:?}", a.json);
+            a.json["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("kind=complaint").await, 3);
+    assert_eq!(count("service=tax").await, 1);
+    assert_eq!(count("status=submitted&region=32.73.01").await, 5);
+    assert_eq!(count("region=32.74").await, 0);
+    assert_eq!(count("assignee=petugas-9").await, 0);
+    assert_eq!(count("updated_since=99999999999999").await, 0);
+    let other = elsewhere
+        .call("GET", "/v1/agency/requests", None, None)
+        .await;
+    assert_eq!(other.json["items"].as_array().unwrap().len(), 1);
+
+    // Bad filters: 400 bad_filter, each.
+    for q in [
+        "kind=rocket",
+        "service=army",
+        "status=lost",
+        "region=abc",
+        "region=32.7",
+        "limit=0",
+        "limit=501",
+        "limit=many",
+        "cursor=zz",
+        "cursor=00",
+        "colour=red",
+    ] {
+        let a = agency
+            .call("GET", &format!("/v1/agency/requests?{q}"), None, None)
+            .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "bad_filter"),
+            "{q}: {:?}",
+            a.json
+        );
+    }
+
+    // Read one: its life and a version.
+    let x = &ids[0];
+    let path = format!("/v1/agency/requests/{x}");
+    let read = agency.call("GET", &path, None, None).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.json["status"], "submitted");
+    assert_eq!(read.json["request"]["history"].as_array().unwrap().len(), 1);
+    let etag = read.etag.clone().unwrap();
+    assert_eq!(read.json["etag"], etag.as_str());
+
+    // Act: received, then in review, with the version read.
+    let to = |s: &str| json!({ "to": s });
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(to("received")),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_ne!(a.etag.as_deref(), Some(etag.as_str()));
+    // The old version is stale now.
+    let stale = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(to("in_review")),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!((stale.status, stale.code()), (412, "stale"));
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(to("in_review")),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    // Forbidden by the lifecycle: 409.
+    let a = agency
+        .call("POST", &format!("{path}/status"), Some(to("draft")), None)
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (409, "forbidden_transition"),
+        "{:?}",
+        a.json
+    );
+
+    // Meanwhile the resident, offline, adds a note to the same request.
+    resident
+        .store
+        .add_note(x, "saya lampirkan foto baru", false)
+        .unwrap();
+    // The agency asks a question and assigns an officer of another region.
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(json!({"to": "needs_info", "note": "kirim foto KTP"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/notes"),
+            Some(json!({"text": "terima kasih, kami periksa"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/assignee"),
+            Some(json!({"officer": "petugas-9"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_eq!(count("assignee=petugas-9").await, 1);
+
+    // Devices follow at their next sync; the offline note is kept.
+    resident.sync_until_ok(3).await;
+    officer.sync_until_ok(3).await;
+    let on_phone = resident.store.get(x).unwrap();
+    assert_eq!(on_phone.status(), Status::NeedsInfo);
+    let texts: Vec<&str> = on_phone.notes.iter().map(|n| n.text.as_str()).collect();
+    assert!(texts.contains(&"saya lampirkan foto baru"));
+    assert!(texts.contains(&"terima kasih, kami periksa"));
+    assert_eq!(on_phone.assignee.as_deref(), Some("petugas-9"));
+    assert_eq!(
+        officer.store.get(x).unwrap(),
+        on_phone,
+        "the assigned officer has it"
+    );
+    let read = agency.call("GET", &path, None, None).await;
+    assert_eq!(read.json["request"]["notes"].as_array().unwrap().len(), 2);
+    // The resident answers; the agency sees it back in review.
+    resident
+        .store
+        .add_note(x, "foto KTP terlampir", true)
+        .unwrap();
+    resident.sync_until_ok(3).await;
+    let read = agency.call("GET", &path, None, None).await;
+    assert_eq!(read.json["status"], "in_review");
+    // Unassigned again: gone from the officer's scope.
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/assignee"),
+            Some(json!({"officer": null})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["request"]["assignee"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_clear_4xx_with_codes_and_change_nothing() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let id = resident
+        .store
+        .create(content(Kind::Complaint, "32.73.01.1001"))
+        .unwrap();
+    resident.store.submit(&id).unwrap();
+    resident.sync().await.unwrap();
+    let agency = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    let elsewhere = Agency::enroll(&server, "dinas-lain", &["33.01"]).await;
+    let path = format!("/v1/agency/requests/{id}");
+
+    // Not signed, signed over another body, replayed, by a resident's key.
+    let a = agency.send("GET", &path, vec![], None, None).await;
+    assert_eq!((a.status, a.code()), (401, "unauthenticated"));
+    let body = br#"{"to":"received"}"#.to_vec();
+    let signed = agency.sign("POST", &format!("{path}/status"), br#"{"to":"in_review"}"#);
+    let a = agency
+        .send(
+            "POST",
+            &format!("{path}/status"),
+            body.clone(),
+            Some(signed),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (401, "bad_signature"));
+    let signed = agency.sign("GET", &path, b"");
+    let a = agency
+        .send("GET", &path, vec![], Some(signed.clone()), None)
+        .await;
+    assert_eq!(a.status, 200);
+    let a = agency.send("GET", &path, vec![], Some(signed), None).await;
+    assert_eq!((a.status, a.code()), (401, "replayed"));
+    // A query altered in flight no longer matches its signature.
+    let signed = agency.sign("GET", "/v1/agency/requests?region=32.73", b"");
+    let a = agency
+        .send(
+            "GET",
+            "/v1/agency/requests?region=33",
+            vec![],
+            Some(signed),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (401, "bad_signature"));
+    let code = server.code(Role::Resident, "warga-2", &[], None);
+    let not_agency = Agency::enroll_with(&server, &code).await;
+    let a = not_agency
+        .call("GET", "/v1/agency/requests", None, None)
+        .await;
+    assert_eq!((a.status, a.code()), (403, "forbidden"));
+
+    // Unknown, malformed, or outside the agency's regions.
+    let unknown = format!(
+        "/v1/agency/requests/{}",
+        sambung_core::model::RequestId::random()
+    );
+    let a = agency.call("GET", &unknown, None, None).await;
+    assert_eq!((a.status, a.code()), (404, "not_found"));
+    let a = agency
+        .call(
+            "POST",
+            &format!("{unknown}/notes"),
+            Some(json!({"text": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (404, "not_found"));
+    let a = agency
+        .call("GET", "/v1/agency/requests/not-a-uuid", None, None)
+        .await;
+    assert_eq!((a.status, a.code()), (400, "bad_request"));
+    let a = elsewhere.call("GET", &path, None, None).await;
+    assert_eq!((a.status, a.code()), (404, "not_found"));
+    let a = elsewhere
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(json!({"to": "received"})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (404, "not_found"));
+
+    let log = server.log_len();
+    // Bad bodies.
+    for (action, body) in [
+        ("status", json!({"to": "teleported"})),
+        ("status", json!({"status": "received"})),
+        (
+            "status",
+            json!({"to": "received", "note": "x".repeat(5001)}),
+        ),
+        ("notes", json!({"text": ""})),
+        ("notes", json!({"text": 5})),
+        ("assignee", json!({"officer": ""})),
+        ("assignee", json!({})),
+    ] {
+        let a = agency
+            .call(
+                "POST",
+                &format!("{path}/{action}"),
+                Some(body.clone()),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "bad_request"),
+            "{action} {body}: {:?}",
+            a.json
+        );
+    }
+    let huge = json!({"text": "x".repeat(20_000)});
+    let a = agency
+        .call("POST", &format!("{path}/notes"), Some(huge), None)
+        .await;
+    assert_eq!((a.status, a.code()), (413, "too_large"));
+    // The lifecycle: the agency may not approve what is not in review.
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(json!({"to": "approved"})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (409, "forbidden_transition"));
+
+    assert_eq!(server.log_len(), log, "no refusal wrote anything");
+    let read = agency.call("GET", &path, None, None).await;
+    assert_eq!(read.json["status"], "submitted");
+    assert_eq!(read.json["request"]["notes"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let server = TestServer::start().await;
+    let r = reqwest::get(format!("{}/v1/openapi.json", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    for p in [
+        "/v1/agency/requests",
+        "/v1/agency/requests/{id}",
+        "/v1/agency/requests/{id}/status",
+        "/v1/agency/requests/{id}/notes",
+        "/v1/agency/requests/{id}/assignee",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    let list = &doc["paths"]["/v1/agency/requests"]["get"];
+    let params: Vec<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in [
+        "kind",
+        "service",
+        "status",
+        "region",
+        "assignee",
+        "updated_since",
+        "cursor",
+        "limit",
+    ] {
+        assert!(params.contains(&p), "{p} missing from {params:?}");
+    }
+}
