@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ring::hmac;
-use sambung_core::protocol::{self, ErrorBody, SYNC_PATH, SignedHeaders, SyncRequest};
+use sambung_core::protocol::{self, DocId, ErrorBody, SYNC_PATH, SignedHeaders, SyncRequest};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditRecord;
 use crate::error::ServerError;
 use crate::exchange::{self, Caller};
 use crate::limits::{Limiter, Limits};
@@ -339,6 +340,24 @@ async fn sync(
         };
         let response =
             exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;
+        // Recorded before the answer leaves: no read without its record.
+        let at = sambung_core::Timestamp::now().as_millis();
+        let record = |action: &str, id: DocId| AuditRecord {
+            at,
+            account: caller.account.id.clone(),
+            role: caller.account.role.as_str().to_owned(),
+            device: Some(device),
+            action: action.to_owned(),
+            request: Some(id),
+            endpoint: format!("POST {SYNC_PATH}"),
+        };
+        let records: Vec<AuditRecord> = response
+            .acks
+            .iter()
+            .map(|a| record("write", a.id))
+            .chain(response.pull.iter().map(|p| record("read", p.id)))
+            .collect();
+        worker.storage.append_audit(&records)?;
         tracing::info!(
             pushed = request.push.len(),
             acked = response.acks.len(),

@@ -6,6 +6,7 @@
 //! the embedded default is one SQLite file.
 
 pub mod accounts;
+pub mod audit;
 pub mod backoffice;
 pub mod enroll;
 pub mod error;

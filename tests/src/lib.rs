@@ -124,6 +124,27 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL on the database directly, as someone with access to the
+    /// database itself would (to play tampering); the database's error as
+    /// text when it refuses.
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), String> {
+        match self {
+            TestDb::Sqlite(d) => rusqlite::Connection::open(d.path().join("server.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .map_err(|e| e.to_string()),
+            TestDb::Postgres { .. } => admin_client(&self.url().unwrap())
+                .await
+                .batch_execute(sql)
+                .await
+                .map_err(|e| {
+                    e.as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_default()
+                }),
+        }
+    }
+
     /// The schema version recorded in the database.
     pub async fn schema_version(&self) -> u32 {
         match self {

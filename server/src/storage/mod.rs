@@ -14,6 +14,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::DocId;
 
 use crate::accounts::{Account, Scope};
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::error::ServerError;
 
 pub use postgres::PostgresStorage;
@@ -229,6 +230,17 @@ pub trait Storage: Send + Sync + 'static {
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
     /// The server's secret for keyed hashes (created on first use).
     fn secret(&self) -> Result<Vec<u8>, ServerError>;
+    /// Appends records to the audit trail, chained (see [`crate::audit`]),
+    /// in one transaction under the trail's lock.
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError>;
+    /// Audit entries matching `filter` after position `after`, oldest
+    /// first, at most `limit`.
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServerError>;
     /// Documents matching `filter`, ordered by `(updated_at, id)`, after
     /// `after`, at most `limit`.
     fn list_documents(
@@ -237,4 +249,41 @@ pub trait Storage: Send + Sync + 'static {
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<DocRow>, ServerError>;
+}
+
+/// An audit entry from its stored columns.
+#[allow(clippy::too_many_arguments)]
+fn audit_entry(
+    seq: i64,
+    at: i64,
+    account: String,
+    role: String,
+    device: Option<Vec<u8>>,
+    action: String,
+    request: Option<Vec<u8>>,
+    endpoint: String,
+    prev: Vec<u8>,
+    hash: Vec<u8>,
+) -> Result<AuditEntry, ServerError> {
+    let damaged = || ServerError::Storage("damaged audit entry".into());
+    Ok(AuditEntry {
+        seq: seq as u64,
+        record: AuditRecord {
+            at,
+            account,
+            role,
+            device: device
+                .map(|d| d.try_into())
+                .transpose()
+                .map_err(|_| damaged())?,
+            action,
+            request: request
+                .map(|d| d.try_into())
+                .transpose()
+                .map_err(|_| damaged())?,
+            endpoint,
+        },
+        prev: prev.try_into().map_err(|_| damaged())?,
+        hash: hash.try_into().map_err(|_| damaged())?,
+    })
 }

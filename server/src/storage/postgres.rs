@@ -18,6 +18,8 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 use tokio_postgres::{Client, Row};
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
+
 use super::{
     DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
     Revocation, Storage, StoredDoc,
@@ -81,6 +83,28 @@ CREATE TABLE log (
     device BYTEA NOT NULL
 );
 "#,
+    // 2: the audit trail, append only (see `crate::audit`).
+    r#"
+CREATE TABLE audit (
+    seq      BIGINT PRIMARY KEY,
+    at       BIGINT NOT NULL,
+    account  TEXT NOT NULL,
+    role     TEXT NOT NULL,
+    device   BYTEA,
+    action   TEXT NOT NULL,
+    request  BYTEA,
+    endpoint TEXT NOT NULL,
+    prev     BYTEA NOT NULL,
+    hash     BYTEA NOT NULL
+);
+CREATE INDEX audit_by_request ON audit (request, seq);
+CREATE INDEX audit_by_account ON audit (account, seq);
+CREATE INDEX audit_by_device ON audit (device, seq);
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the audit trail is append only'; END $$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -88,6 +112,7 @@ CREATE TABLE log (
 const LOCK_SPACE: i32 = 0x5342_4E47; // "SBNG"
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_LOG: i32 = 2;
+const LOCK_AUDIT: i32 = 3;
 
 /// Connections kept open by one server process.
 const POOL_SIZE: usize = 8;
@@ -756,6 +781,110 @@ impl Storage for PostgresStorage {
                 .await
                 .map_err(pg)?;
             Ok(r.get(0))
+        })
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let done = async {
+                // One writer at a time across servers: the chain has no forks.
+                c.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&LOCK_SPACE, &LOCK_AUDIT],
+                )
+                .await
+                .map_err(pg)?;
+                let last = c
+                    .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
+                    .await
+                    .map_err(pg)?;
+                let (mut seq, mut prev) = match last {
+                    Some(r) => (
+                        r.get::<_, i64>(0) as u64,
+                        <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(1))
+                            .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
+                    ),
+                    None => (0, [0u8; 32]),
+                };
+                for r in &records {
+                    seq += 1;
+                    let hash = chain_hash(&prev, seq, r);
+                    c.execute(
+                        "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        &[
+                            &(seq as i64),
+                            &r.at,
+                            &r.account,
+                            &r.role,
+                            &r.device.as_ref().map(|d| d.as_slice()),
+                            &r.action,
+                            &r.request.as_ref().map(|d| d.as_slice()),
+                            &r.endpoint,
+                            &prev.as_slice(),
+                            &hash.as_slice(),
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    prev = hash;
+                }
+                c.batch_execute("COMMIT").await.map_err(pg)
+            }
+            .await;
+            if done.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            done
+        })
+    }
+
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServerError> {
+        let filter = filter.clone();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT seq, at, account, role, device, action, request, endpoint, prev, hash
+                     FROM audit
+                     WHERE seq > $1 AND ($2::BYTEA IS NULL OR request = $2)
+                       AND ($3::TEXT IS NULL OR account = $3) AND ($4::BYTEA IS NULL OR device = $4)
+                     ORDER BY seq LIMIT $5",
+                    &[
+                        &to_i64(after),
+                        &filter.request.as_ref().map(|d| d.as_slice()),
+                        &filter.account,
+                        &filter.device.as_ref().map(|d| d.as_slice()),
+                        &to_i64(limit as u64),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    super::audit_entry(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        r.get(5),
+                        r.get(6),
+                        r.get(7),
+                        r.get(8),
+                        r.get(9),
+                    )
+                })
+                .collect()
         })
     }
 

@@ -9,6 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
+
 use super::{
     DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
     Revocation, Storage, StoredDoc,
@@ -116,6 +118,28 @@ ALTER TABLE documents ADD COLUMN service TEXT NOT NULL DEFAULT '';
 ALTER TABLE documents ADD COLUMN status TEXT NOT NULL DEFAULT '';
 ALTER TABLE documents ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX documents_by_update ON documents (updated_at, id);
+"#,
+    // 4: the audit trail, append only (see `crate::audit`).
+    r#"
+CREATE TABLE audit (
+    seq      INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    account  TEXT NOT NULL,
+    role     TEXT NOT NULL,
+    device   BLOB,
+    action   TEXT NOT NULL,
+    request  BLOB,
+    endpoint TEXT NOT NULL,
+    prev     BLOB NOT NULL,
+    hash     BLOB NOT NULL
+) STRICT;
+CREATE INDEX audit_by_request ON audit (request, seq);
+CREATE INDEX audit_by_account ON audit (account, seq);
+CREATE INDEX audit_by_device ON audit (device, seq);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append only'); END;
 "#,
 ];
 
@@ -478,6 +502,100 @@ impl Storage for SqliteStorage {
                 r.get(0)
             })?;
         Ok(stored)
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (mut seq, mut prev) = match last {
+            Some((seq, hash)) => (
+                seq as u64,
+                <[u8; 32]>::try_from(hash)
+                    .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
+            ),
+            None => (0, [0u8; 32]),
+        };
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for r in records {
+                seq += 1;
+                let hash = chain_hash(&prev, seq, r);
+                insert.execute(params![
+                    seq as i64,
+                    r.at,
+                    r.account,
+                    r.role,
+                    r.device.as_ref().map(|d| d.as_slice()),
+                    r.action,
+                    r.request.as_ref().map(|d| d.as_slice()),
+                    r.endpoint,
+                    prev.as_slice(),
+                    hash.as_slice()
+                ])?;
+                prev = hash;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT seq, at, account, role, device, action, request, endpoint, prev, hash FROM audit
+             WHERE seq > ?1 AND (?2 IS NULL OR request = ?2) AND (?3 IS NULL OR account = ?3)
+               AND (?4 IS NULL OR device = ?4)
+             ORDER BY seq LIMIT ?5",
+        )?;
+        let rows = st.query_map(
+            params![
+                i64::try_from(after).unwrap_or(i64::MAX),
+                filter.request.as_ref().map(|d| d.as_slice()),
+                filter.account,
+                filter.device.as_ref().map(|d| d.as_slice()),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<Vec<u8>>>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Vec<u8>>(8)?,
+                    r.get::<_, Vec<u8>>(9)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at, account, role, device, action, request, endpoint, prev, hash) = row?;
+            out.push(super::audit_entry(
+                seq, at, account, role, device, action, request, endpoint, prev, hash,
+            )?);
+        }
+        Ok(out)
     }
 
     fn list_documents(
