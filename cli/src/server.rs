@@ -102,11 +102,22 @@ pub fn run_server(
             #[cfg(not(unix))]
             let _ = ctrl_c.await;
         };
-        match tls {
+        // Webhook deliveries run beside the server and stop with it.
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(sambung_server::webhooks::run_worker(
+            state.clone(),
+            sambung_server::webhooks::WorkerSettings::default(),
+            async {
+                let _ = worker_stopped.await;
+            },
+        ));
+        let served = match tls {
             Some(tls) => sambung_server::http::serve_tls(listener, tls, state, shutdown).await,
             None => sambung_server::http::serve(listener, state, shutdown).await,
-        }
-        .map_err(|e| CliError::Failed(format!("server error: {e}")))
+        };
+        let _ = stop_worker.send(());
+        let _ = worker.await;
+        served.map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }
 

@@ -54,6 +54,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agency/requests/{id}/status", post(set_status))
         .route("/v1/agency/requests/{id}/notes", post(add_note))
         .route("/v1/agency/requests/{id}/assignee", post(set_assignee))
+        .route("/v1/agency/webhooks", post(add_webhook).get(list_webhooks))
+        .route(
+            "/v1/agency/webhooks/{id}",
+            axum::routing::delete(delete_webhook),
+        )
         .route("/v1/agency/audit", get(audit_trail))
         .route("/v1/agency/audit/verify", get(audit_verify))
         .route("/v1/agency/exposure", get(exposure))
@@ -75,7 +80,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         set_assignee,
         audit_trail,
         audit_verify,
-        exposure
+        exposure,
+        add_webhook,
+        list_webhooks,
+        delete_webhook
     ),
     components(schemas(
         RequestSummary,
@@ -88,6 +96,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         AuditPage,
         ChainReport,
         Exposure,
+        NewWebhook,
+        WebhookView,
         ApiError
     ))
 )]
@@ -523,6 +533,9 @@ fn act(
             return Err(ServerError::Stale);
         }
         let before = doc.heads();
+        let previous = doc
+            .hydrate()
+            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
         let author = Author {
             user: &agency.account.id,
             role: Role::Agency,
@@ -541,6 +554,7 @@ fn act(
             doc.automerge(),
             &before,
             Some(&current),
+            Some(&previous),
             scope,
             &request,
             actor,
@@ -1029,6 +1043,151 @@ async fn exposure(
             could_read,
             did_read: did_read.into_iter().collect(),
         }))
+    })
+    .await
+}
+
+/// A subscription to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Where deliveries go: HTTPS (plain HTTP only to the server's own
+    /// host).
+    pub url: String,
+    /// Any of `request.submitted`, `request.status_changed`,
+    /// `request.note_added`, `attachment.received`.
+    pub events: Vec<String>,
+}
+
+/// A subscription.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct WebhookView {
+    /// Its id.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// What it receives.
+    pub events: Vec<String>,
+    /// The signing secret (`whsec_…`, Standard Webhooks): shown once, when
+    /// the subscription is made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Subscribe a URL to events about the agency's requests.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/webhooks",
+    request_body = NewWebhook,
+    responses(
+        (status = 201, body = WebhookView),
+        (status = 400, description = "bad_request: URL or events", body = ApiError)
+    )
+)]
+async fn add_webhook(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (_, new): (Bytes, NewWebhook) = json_body(Ok(body))?;
+        crate::webhooks::check_url(&new.url)?;
+        if new.events.is_empty()
+            || new
+                .events
+                .iter()
+                .any(|e| !crate::webhooks::EVENTS.contains(&e.as_str()))
+        {
+            return Err(ServerError::BadRequest(format!(
+                "events are one or more of {}",
+                crate::webhooks::EVENTS.join(", ")
+            )));
+        }
+        let (secret_text, secret) = crate::webhooks::new_secret()?;
+        let sub = crate::webhooks::Subscription {
+            id: crate::webhooks::new_id(),
+            account: agency.account.clone(),
+            url: new.url.clone(),
+            events: new.events.clone(),
+        };
+        state
+            .storage()
+            .add_webhook(&sub, &secret, crate::http::now())?;
+        record(&state, &agency, "webhook", None, "POST /v1/agency/webhooks")?;
+        let view = WebhookView {
+            id: sub.id,
+            url: sub.url,
+            events: sub.events,
+            secret: Some(secret_text),
+        };
+        Ok((axum::http::StatusCode::CREATED, Json(view)).into_response())
+    })
+    .await
+}
+
+/// The agency account's subscriptions (without secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/agency/webhooks",
+    responses((status = 200, body = [WebhookView]))
+)]
+async fn list_webhooks(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Vec<WebhookView>>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let subs = state.storage().webhooks(Some(&agency.account.id))?;
+        Ok(Json(
+            subs.into_iter()
+                .map(|s| WebhookView {
+                    id: s.id,
+                    url: s.url,
+                    events: s.events,
+                    secret: None,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Remove a subscription and what is still queued for it.
+#[utoipa::path(
+    delete,
+    path = "/v1/agency/webhooks/{id}",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, description = "not_found", body = ApiError)
+    )
+)]
+async fn delete_webhook(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        if !state.storage().delete_webhook(&id, &agency.account.id)? {
+            return Err(ServerError::NotFound);
+        }
+        record(
+            &state,
+            &agency,
+            "webhook",
+            None,
+            "DELETE /v1/agency/webhooks/{id}",
+        )?;
+        Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     })
     .await
 }

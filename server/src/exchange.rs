@@ -243,6 +243,7 @@ fn merge(
         &mut doc,
         &before,
         current.as_ref(),
+        previous.as_ref(),
         scope,
         &request,
         caller.device,
@@ -270,6 +271,7 @@ pub fn write_of(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
     current: Option<&StoredDoc>,
+    previous: Option<&Request>,
     scope: Scope,
     request: &Request,
     device: [u8; 16],
@@ -289,6 +291,7 @@ pub fn write_of(
         heads: heads_bytes(&doc.get_heads()),
         log_data,
         device,
+        events: crate::webhooks::events_between(previous, request),
     }
 }
 

@@ -16,5 +16,6 @@ pub mod limits;
 pub mod rules;
 pub mod storage;
 pub mod tls;
+pub mod webhooks;
 
 pub use error::ServerError;

@@ -51,6 +51,33 @@ pub fn server_config(
     config_from(certs, key)
 }
 
+/// The client side of what leaves this server (PostgreSQL on another host,
+/// webhook deliveries): the platform's certificate authorities, verified.
+pub fn client_config() -> Result<rustls::ClientConfig, ServerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|_| bad("the platform's certificate store cannot be used".into()))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// An HTTP client over [`client_config`] with a per-request timeout.
+pub fn https_client(timeout: Duration) -> Result<reqwest::Client, ServerError> {
+    // reqwest asks for a process-wide provider even with a preconfigured
+    // TLS; ring is the one this server uses (an error means one is set).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config()?)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| bad("no HTTP client".into()))
+}
+
 /// The TLS configuration from DER parts.
 pub fn config_from(
     certs: Vec<CertificateDer<'static>>,

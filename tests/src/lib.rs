@@ -297,11 +297,21 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         let task = tokio::spawn(async move {
+            let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+            let worker = tokio::spawn(sambung_server::webhooks::run_worker(
+                st.clone(),
+                webhook_settings(),
+                async {
+                    let _ = worker_stopped.await;
+                },
+            ));
             sambung_server::http::serve(listener, st, async {
                 let _ = rx.await;
             })
             .await
             .unwrap();
+            let _ = stop_worker.send(());
+            let _ = worker.await;
         });
         TestServer {
             addr,
@@ -363,6 +373,17 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// The webhook worker of test servers: it polls often and its retry
+/// schedule is shrunk 500 times (5 s → 10 ms, 5 min → 0.6 s).
+pub fn webhook_settings() -> sambung_server::webhooks::WorkerSettings {
+    sambung_server::webhooks::WorkerSettings {
+        poll: std::time::Duration::from_millis(20),
+        backoff_scale: 0.002,
+        lease: std::time::Duration::from_secs(5),
+        timeout: std::time::Duration::from_secs(5),
     }
 }
 
@@ -520,6 +541,7 @@ impl Agency {
 
     /// Enrolls a fresh key with an enrollment `code` (of any role).
     pub async fn enroll_with(server: &TestServer, code: &str) -> Agency {
+        sambung_core::sync::install_crypto_provider();
         let key = sambung_core::protocol::DeviceKey::generate().unwrap();
         let device = sambung_core::protocol::device_id_of(&key.public_key());
         let http = reqwest::Client::new();

@@ -16,6 +16,7 @@ use sambung_core::protocol::DocId;
 use crate::accounts::{Account, Scope};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::error::ServerError;
+use crate::webhooks::{Delivery, Event, Outcome, Subscription};
 
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -122,6 +123,8 @@ pub enum DocWrite {
         log_data: Vec<u8>,
         /// The device that delivered the change.
         device: [u8; 16],
+        /// What webhooks announce of it (queued in the same transaction).
+        events: Vec<Event>,
     },
 }
 
@@ -241,6 +244,25 @@ pub trait Storage: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, ServerError>;
+    /// Adds a webhook subscription with its secret.
+    fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError>;
+    /// The subscriptions, of one account or all.
+    fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError>;
+    /// Removes an account's subscription and its queue; false when there
+    /// is no such subscription of that account.
+    fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError>;
+    /// Claims up to `limit` due deliveries for `lease_ms` (another server
+    /// takes them only after the lease ran out).
+    fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, ServerError>;
+    /// Records how an attempt ended.
+    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError>;
+    /// Deliveries still to make (for the metrics).
+    fn queue_depth(&self) -> Result<u64, ServerError>;
     /// Documents matching `filter`, ordered by `(updated_at, id)`, after
     /// `after`, at most `limit`.
     fn list_documents(

@@ -19,6 +19,7 @@ use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 use tokio_postgres::{Client, Row};
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
+use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
@@ -105,6 +106,31 @@ CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 "#,
+    // 3: webhook subscriptions and their durable delivery queue.
+    r#"
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts (id),
+    url        TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    secret     BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE deliveries (
+    seq          BIGSERIAL PRIMARY KEY,
+    webhook      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event        TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      BIGINT NOT NULL,
+    lease_until  BIGINT NOT NULL DEFAULT 0,
+    delivered_at BIGINT,
+    failed       BOOLEAN NOT NULL DEFAULT false,
+    last_error   TEXT,
+    created_at   BIGINT NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (next_at) WHERE delivered_at IS NULL AND NOT failed;
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -187,6 +213,33 @@ fn id16(v: Vec<u8>, what: &str) -> Result<[u8; 16], ServerError> {
         .map_err(|_| ServerError::Storage(format!("damaged {what}")))
 }
 
+async fn load_webhooks(
+    c: &Client,
+    account: Option<String>,
+) -> Result<Vec<Subscription>, ServerError> {
+    let rows = c
+        .query(
+            "SELECT w.id, w.url, w.events, a.id, a.role, a.regions, a.nik_hash
+             FROM webhooks w JOIN accounts a ON a.id = w.account
+             WHERE $1::TEXT IS NULL OR w.account = $1 ORDER BY w.created_at, w.id",
+            &[&account],
+        )
+        .await
+        .map_err(pg)?;
+    rows.iter()
+        .map(|r| {
+            let events: String = r.get(2);
+            Ok(Subscription {
+                id: r.get(0),
+                url: r.get(1),
+                events: serde_json::from_str(&events)
+                    .map_err(|_| ServerError::Storage("damaged webhook events".into()))?,
+                account: to_account(r.get(3), r.get(4), r.get(5), r.get(6))?,
+            })
+        })
+        .collect()
+}
+
 async fn read_doc(c: &Client, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
     let row = c
         .query_opt(
@@ -254,15 +307,7 @@ impl PostgresStorage {
             .enable_all()
             .build()
             .map_err(|e| ServerError::Config(format!("no runtime for PostgreSQL: {e}")))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-            .map_err(|_| ServerError::Config("the platform's certificate store failed".into()))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|_| ServerError::Config("no TLS versions".into()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let tls = crate::tls::client_config()?;
         let storage = PostgresStorage {
             runtime: Some(runtime),
             config,
@@ -648,12 +693,26 @@ impl Storage for PostgresStorage {
             heads,
             log_data,
             device,
+            events,
         } = f(current)?
         else {
             return Ok(());
         };
         let c = conn.client();
         self.block(async move {
+            if !events.is_empty() {
+                let subs = load_webhooks(&c, None).await?;
+                let now = sambung_core::Timestamp::now().as_millis();
+                for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
+                    c.execute(
+                        "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+                         VALUES ($1, $2, $3, $4, $4)",
+                        &[&d.webhook, &d.event, &d.payload, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+            }
             c.execute(
                 "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
                                         kind, service, status, updated_at)
@@ -885,6 +944,123 @@ impl Storage for PostgresStorage {
                     )
                 })
                 .collect()
+        })
+    }
+
+    fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError> {
+        let events =
+            serde_json::to_string(&sub.events).map_err(|e| ServerError::Storage(e.to_string()))?;
+        let (id, account, url, secret) = (
+            sub.id.clone(),
+            sub.account.id.clone(),
+            sub.url.clone(),
+            secret.to_vec(),
+        );
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO webhooks (id, account, url, events, secret, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&id, &account, &url, &events, &secret, &now],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError> {
+        let account = account.map(str::to_owned);
+        self.run(move |c| async move { load_webhooks(&c, account).await })
+    }
+
+    fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError> {
+        let (id, account) = (id.to_owned(), account.to_owned());
+        self.run(move |c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM webhooks WHERE id = $1 AND account = $2",
+                    &[&id, &account],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, ServerError> {
+        self.run(move |c| async move {
+            // SKIP LOCKED: servers polling at once take different rows.
+            let rows = c
+                .query(
+                    "UPDATE deliveries d SET lease_until = $1 + $2
+                     FROM webhooks w
+                     WHERE w.id = d.webhook AND d.seq IN (
+                        SELECT seq FROM deliveries
+                        WHERE delivered_at IS NULL AND NOT failed AND next_at <= $1
+                          AND lease_until <= $1
+                        ORDER BY next_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING d.seq, w.url, w.secret, d.payload, d.attempts",
+                    &[&now, &lease_ms, &to_i64(limit as u64)],
+                )
+                .await
+                .map_err(pg)?;
+            let mut out: Vec<Delivery> = rows
+                .iter()
+                .map(|r| Delivery {
+                    seq: r.get(0),
+                    url: r.get(1),
+                    secret: r.get(2),
+                    payload: r.get(3),
+                    attempts: r.get::<_, i32>(4).max(0) as u32,
+                })
+                .collect();
+            out.sort_by_key(|d| d.seq);
+            Ok(out)
+        })
+    }
+
+    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError> {
+        let outcome = outcome.clone();
+        self.run(move |c| async move {
+            match outcome {
+                Outcome::Delivered => c
+                    .execute(
+                        "UPDATE deliveries SET delivered_at = $2, attempts = attempts + 1,
+                            lease_until = 0 WHERE seq = $1",
+                        &[&seq, &sambung_core::Timestamp::now().as_millis()],
+                    )
+                    .await
+                    .map_err(pg)?,
+                Outcome::Retry { next_at, error } => c
+                    .execute(
+                        "UPDATE deliveries SET attempts = attempts + 1, lease_until = 0,
+                            last_error = $2, next_at = coalesce($3, next_at),
+                            failed = ($3::BIGINT IS NULL)
+                         WHERE seq = $1",
+                        &[&seq, &error, &next_at],
+                    )
+                    .await
+                    .map_err(pg)?,
+            };
+            Ok(())
+        })
+    }
+
+    fn queue_depth(&self) -> Result<u64, ServerError> {
+        self.run(move |c| async move {
+            let r = c
+                .query_one(
+                    "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND NOT failed",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.get::<_, i64>(0).max(0) as u64)
         })
     }
 

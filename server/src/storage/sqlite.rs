@@ -10,6 +10,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
+use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
@@ -41,6 +42,37 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
             },
         },
     ))
+}
+
+fn load_webhooks(
+    conn: &Connection,
+    account: Option<&str>,
+) -> Result<Vec<Subscription>, ServerError> {
+    let mut st = conn.prepare_cached(
+        "SELECT w.id, w.url, w.events, a.id, a.role, a.regions, a.nik_hash
+         FROM webhooks w JOIN accounts a ON a.id = w.account
+         WHERE ?1 IS NULL OR w.account = ?1 ORDER BY w.created_at, w.id",
+    )?;
+    let rows = st.query_map([account], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            (r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, url, events, account) = row?;
+        out.push(Subscription {
+            id,
+            url,
+            events: serde_json::from_str(&events)
+                .map_err(|_| ServerError::Storage("damaged webhook events".into()))?,
+            account: to_account(account)?,
+        });
+    }
+    Ok(out)
 }
 
 fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
@@ -140,6 +172,31 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append only'); END;
+"#,
+    // 5: webhook subscriptions and their durable delivery queue.
+    r#"
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts (id),
+    url        TEXT NOT NULL,
+    events     TEXT NOT NULL,        -- JSON array of event types
+    secret     BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE deliveries (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event        TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    lease_until  INTEGER NOT NULL DEFAULT 0,
+    delivered_at INTEGER,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deliveries_due ON deliveries (next_at) WHERE delivered_at IS NULL AND failed = 0;
 "#,
 ];
 
@@ -371,7 +428,19 @@ impl Storage for SqliteStorage {
                 heads,
                 log_data,
                 device,
+                events,
             } => {
+                if !events.is_empty() {
+                    let subs = load_webhooks(&tx, None)?;
+                    let now = sambung_core::Timestamp::now().as_millis();
+                    for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
+                        tx.execute(
+                            "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?4)",
+                            params![d.webhook, d.event, d.payload, now],
+                        )?;
+                    }
+                }
                 tx.execute(
                     "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
                                             kind, service, status, updated_at)
@@ -596,6 +665,96 @@ impl Storage for SqliteStorage {
             )?);
         }
         Ok(out)
+    }
+
+    fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError> {
+        let events =
+            serde_json::to_string(&sub.events).map_err(|e| ServerError::Storage(e.to_string()))?;
+        self.lock().execute(
+            "INSERT INTO webhooks (id, account, url, events, secret, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![sub.id, sub.account.id, sub.url, events, secret, now],
+        )?;
+        Ok(())
+    }
+
+    fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError> {
+        load_webhooks(&self.lock(), account)
+    }
+
+    fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError> {
+        let n = self.lock().execute(
+            "DELETE FROM webhooks WHERE id = ?1 AND account = ?2",
+            params![id, account],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed = {
+            let mut st = tx.prepare_cached(
+                "SELECT d.seq, w.url, w.secret, d.payload, d.attempts
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook
+                 WHERE d.delivered_at IS NULL AND d.failed = 0 AND d.next_at <= ?1
+                   AND d.lease_until <= ?1
+                 ORDER BY d.next_at, d.seq LIMIT ?2",
+            )?;
+            let rows = st.query_map(
+                params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(Delivery {
+                        seq: r.get(0)?,
+                        url: r.get(1)?,
+                        secret: r.get(2)?,
+                        payload: r.get(3)?,
+                        attempts: r.get::<_, i64>(4)?.max(0) as u32,
+                    })
+                },
+            )?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        for d in &claimed {
+            tx.execute(
+                "UPDATE deliveries SET lease_until = ?2 WHERE seq = ?1",
+                params![d.seq, now + lease_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError> {
+        let conn = self.lock();
+        match outcome {
+            Outcome::Delivered => conn.execute(
+                "UPDATE deliveries SET delivered_at = ?2, attempts = attempts + 1, lease_until = 0
+                 WHERE seq = ?1",
+                params![seq, sambung_core::Timestamp::now().as_millis()],
+            )?,
+            Outcome::Retry { next_at, error } => conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, lease_until = 0, last_error = ?2,
+                    next_at = coalesce(?3, next_at), failed = (?3 IS NULL)
+                 WHERE seq = ?1",
+                params![seq, error, next_at],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn queue_depth(&self) -> Result<u64, ServerError> {
+        let n: i64 = self.lock().query_row(
+            "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND failed = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
     }
 
     fn list_documents(
