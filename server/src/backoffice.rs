@@ -35,7 +35,7 @@ use crate::accounts::Account;
 use crate::audit::{self, AuditFilter, AuditRecord, ChainCheck};
 use crate::error::ServerError;
 use crate::exchange;
-use crate::http::AppState;
+use crate::http::{AppState, blocking};
 use crate::storage::{DocFilter, DocWrite, ListPosition};
 
 /// Largest body of an action.
@@ -293,14 +293,6 @@ fn require_whole_agency(agency: &Agency) -> Result<(), ServerError> {
             "the audit trail is for an agency account without region limits".into(),
         ))
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
-) -> Result<T, ServerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ServerError::Storage("task failed".into()))?
 }
 
 fn parse_id(id: &str) -> Result<DocId, ServerError> {

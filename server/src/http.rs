@@ -31,6 +31,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Shared state of the handlers.
 pub struct AppState {
     storage: Arc<dyn Storage>,
+    metrics: crate::metrics::Metrics,
     actor: [u8; 16],
     nik_key: hmac::Key,
     request_timeout: Duration,
@@ -64,6 +65,7 @@ impl AppState {
         let mut actor = [0u8; 16];
         actor.copy_from_slice(&hmac::sign(&nik_key, b"sambung server actor").as_ref()[..16]);
         Ok(Arc::new(AppState {
+            metrics: crate::metrics::Metrics::new(),
             actor,
             nik_key,
             storage,
@@ -137,6 +139,7 @@ impl IntoResponse for ServerError {
             other => other.to_string(),
         };
         let wipe = matches!(self, ServerError::Revoked { wipe: true });
+        let tag = ErrorTag(code);
         let mut response = (
             status,
             Json(ErrorBody {
@@ -146,6 +149,7 @@ impl IntoResponse for ServerError {
             }),
         )
             .into_response();
+        response.extensions_mut().insert(tag);
         if let ServerError::RateLimited { retry_after_secs } = self
             && let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string())
         {
@@ -160,6 +164,91 @@ pub(crate) fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The protocol code of an error answer, for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct ErrorTag(protocol::ErrorCode);
+
+/// Gives each request an id (the caller's `x-request-id` when it is a
+/// plain token, else a fresh one) carried by every log line of it and
+/// returned in the answer, and counts it in the metrics.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let b: [u8; 32] = sambung_core::crypto::random_key_bytes().unwrap_or([0; 32]);
+            hex::encode(&b[..8])
+        });
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    let code = response.extensions().get::<ErrorTag>().map(|t| {
+        serde_json::to_value(t.0)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    });
+    state.metrics.request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        code.as_deref(),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
+/// The request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let storage = state.storage.clone();
+    let depth = tokio::task::spawn_blocking(move || storage.queue_depth())
+        .await
+        .ok()
+        .and_then(|d| d.ok())
+        .unwrap_or(0);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(depth),
+    )
+        .into_response()
+}
+
+/// Runs blocking storage work on tokio's blocking pool, inside the
+/// caller's log span (so its lines carry the request id).
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|_| ServerError::Storage("task failed".into()))?
 }
 
 /// Answers 408 `timeout` when a request (reading its body included) takes
@@ -219,6 +308,7 @@ async fn per_address(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route(
             "/v1/enroll",
             post(enroll).layer(DefaultBodyLimit::max(4096)),
@@ -236,6 +326,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             per_address,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -283,13 +374,12 @@ async fn enroll(
         ));
     }
     let hash = crate::enroll::code_hash(&req.code);
-    let account = tokio::task::spawn_blocking(move || {
+    let account = blocking(move || {
         state
             .storage
             .redeem_enrollment(&hash, device, public_key, now())
     })
-    .await
-    .map_err(|_| ServerError::Storage("task failed".into()))??;
+    .await?;
     tracing::info!(role = account.role.as_str(), "device enrolled");
     Ok(Json(EnrollResponse {
         account: account.id,
@@ -320,7 +410,8 @@ async fn sync(
     let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
     let device = signed.device_id()?;
     let worker = state.clone();
-    let response = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServerError> {
+    let body_len = body.len();
+    let response = blocking(move || -> Result<Vec<u8>, ServerError> {
         // Signed by the device's own key, revoked or not: only the phone
         // itself gets the wipe instruction.
         let enrolled = worker.verify_signed(&signed, "POST", SYNC_PATH, &body)?;
@@ -367,8 +458,8 @@ async fn sync(
         );
         protocol::encode(&response).map_err(ServerError::from)
     })
-    .await
-    .map_err(|_| ServerError::Storage("task failed".into()))??;
+    .await?;
+    state.metrics.exchange(body_len, response.len());
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.sambung.sync")],
         response,

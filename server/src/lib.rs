@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod rules;
 pub mod storage;
 pub mod tls;

@@ -155,10 +155,53 @@ async fn no_log_line_or_error_message_carries_personal_data() {
             .unwrap_err(),
     );
 
+    // The back office reads, lists, acts and is refused; its answers
+    // (bodies aside, which are the request itself) go through the scan.
+    let agency = sambung_e2e::Agency::enroll(&server, "dinas", &["32.73"]).await;
+    let path = format!("/v1/agency/requests/{id}");
+    assert_eq!(agency.call("GET", &path, None, None).await.status, 200);
+    assert_eq!(
+        agency
+            .call("GET", "/v1/agency/requests", None, None)
+            .await
+            .status,
+        200
+    );
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(serde_json::json!({"to": "approved", "note": NOTE})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 409);
+    scan("a back-office refusal", &a.json.to_string());
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/notes"),
+            Some(serde_json::json!({"text": NOTE})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         text.contains("request created") && text.contains("exchange"),
         "the capture saw the scenario"
+    );
+    // Server lines carry the request id, also from the blocking pool.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("request{id=") && l.contains("exchange")),
+        "exchange lines carry a request id"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("request{id=") && l.contains("back office added a note")),
+        "back-office lines carry a request id"
     );
     scan("the logs", &text);
     assert_eq!(errors.len(), 5);
