@@ -59,6 +59,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/agency/webhooks/{id}",
             axum::routing::delete(delete_webhook),
         )
+        .route("/v1/agency/persons/export", post(export_person))
         .route("/v1/agency/audit", get(audit_trail))
         .route("/v1/agency/audit/verify", get(audit_verify))
         .route("/v1/agency/exposure", get(exposure))
@@ -81,6 +82,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         audit_trail,
         audit_verify,
         exposure,
+        export_person,
         add_webhook,
         list_webhooks,
         delete_webhook
@@ -98,6 +100,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         Exposure,
         NewWebhook,
         WebhookView,
+        PersonQuery,
+        PersonExport,
         ApiError
     ))
 )]
@@ -1182,4 +1186,124 @@ async fn delete_webhook(
         Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     })
     .await
+}
+
+/// Whose data: the NIK travels in the (signed, encrypted) body, never in a
+/// URL that proxies log.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonQuery {
+    /// The person's NIK (16 digits).
+    pub nik: String,
+}
+
+/// Everything the server holds about a person (UU PDP art. 7 and 8: access
+/// and a copy).
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PersonExport {
+    /// Unix milliseconds of the export.
+    pub exported_at: i64,
+    /// Account ids linked to the NIK (pseudonymous; the NIK itself is kept
+    /// only as a keyed hash).
+    pub accounts: Vec<String>,
+    /// Every request filed with the NIK or by those accounts, whole: content,
+    /// history, notes, attachment metadata.
+    #[schema(value_type = Vec<Object>)]
+    pub requests: Vec<serde_json::Value>,
+    /// Who read or changed those requests, when and through which
+    /// endpoint.
+    pub processing: Vec<AuditEntryView>,
+}
+
+/// Export everything held about a person, as one JSON document.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/persons/export",
+    request_body = PersonQuery,
+    responses(
+        (status = 200, body = PersonExport),
+        (status = 400, description = "bad_request: not a NIK", body = ApiError),
+        (status = 403, description = "forbidden: an account limited to regions", body = ApiError)
+    )
+)]
+async fn export_person(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<PersonExport>, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        require_whole_agency(&agency)?;
+        let (_, query): (Bytes, PersonQuery) = json_body(Ok(body))?;
+        let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
+        if !nik.check().is_empty() {
+            return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
+        }
+        let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
+        let accounts = state.storage().accounts_of_person(&hash)?;
+        let mut requests = Vec::new();
+        let mut processing = Vec::new();
+        let ids = state.storage().documents_of_person(&hash)?;
+        for &id in &ids {
+            let Some(stored) = state.storage().document(id)? else {
+                continue;
+            };
+            let doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
+                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+            let request = doc
+                .hydrate()
+                .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
+            requests.push(
+                serde_json::to_value(&request)
+                    .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
+            );
+            let filter = AuditFilter {
+                request: Some(id),
+                ..AuditFilter::default()
+            };
+            let mut after = 0;
+            loop {
+                let page = state.storage().audit_entries(&filter, after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                processing.extend(page.into_iter().map(audit_view));
+            }
+        }
+        // The export is itself processing: recorded, per request.
+        let endpoint = "POST /v1/agency/persons/export";
+        if ids.is_empty() {
+            record(&state, &agency, "export", None, endpoint)?;
+        }
+        for id in ids {
+            record(&state, &agency, "export", Some(id), endpoint)?;
+        }
+        Ok(Json(PersonExport {
+            exported_at: sambung_core::Timestamp::now().as_millis(),
+            accounts,
+            requests,
+            processing,
+        }))
+    })
+    .await
+}
+
+fn audit_view(e: crate::audit::AuditEntry) -> AuditEntryView {
+    AuditEntryView {
+        seq: e.seq,
+        at: e.record.at,
+        account: e.record.account,
+        role: e.record.role,
+        device: e.record.device.map(hex::encode),
+        action: e.record.action,
+        request: e
+            .record
+            .request
+            .map(|r| RequestId::from_bytes(r).to_string()),
+        endpoint: e.record.endpoint,
+        prev: hex::encode(e.prev),
+        hash: hex::encode(e.hash),
+    }
 }

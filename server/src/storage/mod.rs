@@ -244,6 +244,11 @@ pub trait Storage: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, ServerError>;
+    /// The documents about a person: filed with their NIK (by keyed hash)
+    /// or by an account linked to it.
+    fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError>;
+    /// The accounts linked to a NIK (by keyed hash).
+    fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError>;
     /// Adds a webhook subscription with its secret.
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError>;
     /// The subscriptions, of one account or all.

@@ -131,6 +131,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_at) WHERE delivered_at IS NULL AND NOT failed;
 "#,
+    // 4: finding what is held about a person (UU PDP access requests).
+    r#"
+CREATE INDEX documents_by_applicant ON documents (applicant_nik_hash);
+CREATE INDEX documents_by_owner ON documents (owner);
+CREATE INDEX accounts_by_nik ON accounts (nik_hash);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -944,6 +950,35 @@ impl Storage for PostgresStorage {
                     )
                 })
                 .collect()
+        })
+    }
+
+    fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError> {
+        let nik_hash = nik_hash.to_vec();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT id FROM documents WHERE applicant_nik_hash = $1
+                        OR owner IN (SELECT id FROM accounts WHERE nik_hash = $1) ORDER BY id",
+                    &[&nik_hash],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter().map(|r| id16(r.get(0), "document id")).collect()
+        })
+    }
+
+    fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError> {
+        let nik_hash = nik_hash.to_vec();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT id FROM accounts WHERE nik_hash = $1 ORDER BY id",
+                    &[&nik_hash],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 

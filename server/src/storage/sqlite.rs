@@ -198,6 +198,12 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_due ON deliveries (next_at) WHERE delivered_at IS NULL AND failed = 0;
 "#,
+    // 6: finding what is held about a person (UU PDP access requests).
+    r#"
+CREATE INDEX documents_by_applicant ON documents (applicant_nik_hash);
+CREATE INDEX documents_by_owner ON documents (owner);
+CREATE INDEX accounts_by_nik ON accounts (nik_hash);
+"#,
 ];
 
 /// The embedded default: one SQLite file.
@@ -665,6 +671,31 @@ impl Storage for SqliteStorage {
             )?);
         }
         Ok(out)
+    }
+
+    fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM documents WHERE applicant_nik_hash = ?1
+                OR owner IN (SELECT id FROM accounts WHERE nik_hash = ?1) ORDER BY id",
+        )?;
+        let rows = st.query_map([nik_hash], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(
+                row?.try_into()
+                    .map_err(|_| ServerError::Storage("damaged document id".into()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError> {
+        let conn = self.lock();
+        let mut st =
+            conn.prepare_cached("SELECT id FROM accounts WHERE nik_hash = ?1 ORDER BY id")?;
+        let rows = st.query_map([nik_hash], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError> {
