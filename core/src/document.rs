@@ -30,6 +30,7 @@ impl RequestDoc {
     ///     history: vec![],
     ///     notes: vec![],
     ///     assignee: None,
+    ///     erased_at: None,
     /// };
     /// let mut doc = RequestDoc::new(&request, automerge::ActorId::random()).unwrap();
     /// assert_eq!(doc.hydrate().unwrap(), request);
@@ -84,6 +85,11 @@ impl RequestDoc {
         edit: impl FnOnce(&mut Request) -> Result<R, Error>,
     ) -> Result<(R, Request), Error> {
         let before = self.hydrate()?;
+        if before.erased_at.is_some() {
+            return Err(Error::Forbidden(
+                "the personal data of this request was erased; it takes no more changes".into(),
+            ));
+        }
         let mut request = before.clone();
         let out = edit(&mut request)?;
         if request.id != before.id {
@@ -110,6 +116,7 @@ impl RequestDoc {
             history: _,
             notes: _,
             assignee: _,
+            erased_at: _,
         } = &request;
         reconcile_changed!(
             created_at,
@@ -119,7 +126,8 @@ impl RequestDoc {
             attachments,
             history,
             notes,
-            assignee
+            assignee,
+            erased_at
         );
         self.doc.commit();
         Ok((out, request))
@@ -258,6 +266,7 @@ mod tests {
             history: vec![],
             notes: vec![],
             assignee: None,
+            erased_at: None,
         }
     }
 

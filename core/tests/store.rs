@@ -931,6 +931,7 @@ fn an_older_acknowledgement_never_moves_the_frontier_back() {
         id: id.to_bytes().unwrap(),
         changes: b"\x85\x6f\x4a\x83junk".to_vec(),
         heads: vec![],
+        replace: false,
     };
     assert!(s.apply_pull(&garbage).is_err());
     assert_eq!(s.get(&id).unwrap().notes.len(), 1);

@@ -60,6 +60,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             axum::routing::delete(delete_webhook),
         )
         .route("/v1/agency/persons/export", post(export_person))
+        .route("/v1/agency/persons/erase", post(erase_person))
         .route("/v1/agency/audit", get(audit_trail))
         .route("/v1/agency/audit/verify", get(audit_verify))
         .route("/v1/agency/exposure", get(exposure))
@@ -83,6 +84,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         audit_verify,
         exposure,
         export_person,
+        erase_person,
         add_webhook,
         list_webhooks,
         delete_webhook
@@ -102,6 +104,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         WebhookView,
         PersonQuery,
         PersonExport,
+        Erasure,
         ApiError
     ))
 )]
@@ -1306,4 +1309,111 @@ fn audit_view(e: crate::audit::AuditEntry) -> AuditEntryView {
         prev: hex::encode(e.prev),
         hash: hex::encode(e.hash),
     }
+}
+
+/// The outcome of an erasure.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct Erasure {
+    /// Requests erased now (UUIDs).
+    pub erased: Vec<String>,
+    /// Requests erased before (UUIDs).
+    pub already_erased: Vec<String>,
+    /// What each keeps, and why.
+    pub kept: String,
+}
+
+/// What an erased request keeps, for the answer and the docs.
+pub const KEPT: &str = "id, kind, region, lawful basis, creation time and account, status history (who decided what, when; notes removed), assignment, attachment roles and sizes: the non-personal record of a government decision that archival and administrative law require (UU 43/2009, UU 30/2014)";
+
+/// Erase a person's data from every request about them; devices replace
+/// their copies at their next sync.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/persons/erase",
+    request_body = PersonQuery,
+    responses(
+        (status = 200, body = Erasure),
+        (status = 400, description = "bad_request: not a NIK", body = ApiError),
+        (status = 403, description = "forbidden: an account limited to regions", body = ApiError)
+    )
+)]
+async fn erase_person(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Erasure>, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        require_whole_agency(&agency)?;
+        let (_, query): (Bytes, PersonQuery) = json_body(Ok(body))?;
+        let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
+        if !nik.check().is_empty() {
+            return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
+        }
+        let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
+        let actor = state.actor();
+        let (mut erased, mut already) = (Vec::new(), Vec::new());
+        for id in state.storage().documents_of_person(&hash)? {
+            let mut was_erased = false;
+            state.storage().update_document(id, &mut |current| {
+                let Some(current) = current else {
+                    return Ok(DocWrite::Unchanged);
+                };
+                let old = RequestDoc::load(&current.data, [], ActorId::from(actor))
+                    .and_then(|d| d.hydrate())
+                    .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+                if old.erased_at.is_some() {
+                    was_erased = true;
+                    return Ok(DocWrite::Unchanged);
+                }
+                let request =
+                    sambung_core::model::erase::erased(&old, sambung_core::Timestamp::now());
+                // A new document with a new history: the old one holds
+                // the erased values.
+                let mut doc = RequestDoc::new(&request, ActorId::from(actor)).map_err(|_| {
+                    ServerError::Storage("the erased request cannot be written".into())
+                })?;
+                let mut scope = exchange::scope_of(state.nik_key(), &request);
+                // The keyed NIK hash stays so that the person's own
+                // devices still receive the replacement.
+                scope.applicant_nik_hash = current.scope.applicant_nik_hash.clone();
+                let data = doc.save();
+                Ok(DocWrite::Write {
+                    doc: crate::storage::StoredDoc {
+                        data: data.clone(),
+                        scope,
+                        meta: exchange::doc_meta(&request),
+                    },
+                    heads: sambung_core::document::encode_heads(&doc.heads()),
+                    log_data: data,
+                    device: actor,
+                    events: Vec::new(),
+                    replace: true,
+                })
+            })?;
+            let text = RequestId::from_bytes(id).to_string();
+            if was_erased {
+                already.push(text);
+            } else {
+                erased.push(text);
+            }
+            record(
+                &state,
+                &agency,
+                "erase",
+                Some(id),
+                "POST /v1/agency/persons/erase",
+            )?;
+        }
+        tracing::info!(requests = erased.len(), "a person's data was erased");
+        Ok(Json(Erasure {
+            erased,
+            already_erased: already,
+            kept: KEPT.to_owned(),
+        }))
+    })
+    .await
 }

@@ -131,6 +131,14 @@ fn merge(
         ),
         None => None,
     };
+    // Erased is final: the device's copy holds the old history, and the
+    // replacement reaches it in this exchange's pull.
+    if previous.as_ref().is_some_and(|p| p.erased_at.is_some()) {
+        return refuse(
+            RefusalCode::Forbidden,
+            "the personal data of this request was erased; it takes no more changes",
+        );
+    }
     let since: Vec<ChangeHash> = push.since.iter().map(|h| ChangeHash::from(*h)).collect();
     if since.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
         return Ok((UnknownHeads, DocWrite::Unchanged));
@@ -292,6 +300,7 @@ pub fn write_of(
         log_data,
         device,
         events: crate::webhooks::events_between(previous, request),
+        replace: false,
     }
 }
 
@@ -332,8 +341,17 @@ pub fn repair(
                     "this account may not read this request",
                 )));
             }
-            AutoCommit::load(&stored.data)
-                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?
+            let doc = AutoCommit::load(&stored.data)
+                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+            // An erased request is not repaired: its old history must not
+            // come back; the device gets the replacement by its cursor.
+            if autosurgeon::hydrate::<_, Request>(&doc).is_ok_and(|r| r.erased_at.is_some()) {
+                return Ok(Err((
+                    RefusalCode::Forbidden,
+                    "the personal data of this request was erased",
+                )));
+            }
+            doc
         }
         // Unknown here (a server restored from before it arrived): the
         // answer says the server holds nothing, and the device pushes all.
@@ -434,7 +452,8 @@ pub fn exchange(
             break;
         }
         for entry in page {
-            let visible = caller.account.may_see(&entry.scope);
+            // Entries of an erased request's old history are not sent.
+            let visible = caller.account.may_see(&entry.scope) && !entry.purged;
             let own_and_held = entry.device == caller.device && entry.seq > high;
             if visible && !own_and_held {
                 if used > 0 && used + entry.data.len() > budget {
@@ -448,6 +467,7 @@ pub fn exchange(
                     id: entry.doc,
                     changes: entry.data,
                     heads: heads.into_iter().map(Hash::from).collect(),
+                    replace: entry.replace,
                 });
             }
             response.cursor = entry.seq;

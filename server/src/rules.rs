@@ -39,6 +39,13 @@ pub fn check(
             }
         }
     }
+    // Erasure is the server's alone, and final.
+    if before.is_some_and(|b| b.erased_at.is_some()) {
+        return Err("the personal data of this request was erased; it takes no more changes");
+    }
+    if after.erased_at.is_some() {
+        return Err("only the server erases a request's personal data");
+    }
     // Assignment is the back office's decision.
     if before.and_then(|b| b.assignee.as_ref()) != after.assignee.as_ref()
         && caller.role != Role::Agency
@@ -100,6 +107,7 @@ mod tests {
             history: vec![],
             notes: vec![],
             assignee: None,
+            erased_at: None,
         }
     }
 

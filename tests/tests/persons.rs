@@ -151,3 +151,211 @@ async fn a_persons_data_is_exported_whole_and_only_theirs() {
         .await;
     assert_eq!((a.status, a.code()), (403, "forbidden"));
 }
+
+/// The request as JSON on a device, for marker checks.
+fn as_json(d: &sambung_e2e::Device, id: &sambung_core::model::RequestId) -> String {
+    serde_json::to_string(&d.store.get(id).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_reaches_every_device_and_keeps_the_record() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(
+            &home.path().join("r"),
+            Role::Resident,
+            "warga-1",
+            &[],
+            Some(NIK),
+        )
+        .await;
+    let officer = server
+        .device(
+            &home.path().join("o"),
+            Role::Officer,
+            "petugas-1",
+            &["32.73"],
+            None,
+        )
+        .await;
+    let content = |nik: &str| {
+        let mut c = templates::example(Kind::Complaint);
+        c.region = RegionCode::from("32.73.01.1001");
+        if let Some(a) = &mut c.applicant {
+            a.nik = Nik::from(nik);
+            a.birth_date = None;
+            a.sex = None;
+        }
+        c
+    };
+    let own = resident.store.create(content(NIK)).unwrap();
+    resident.store.submit(&own).unwrap();
+    resident
+        .store
+        .add_note(&own, "rumah saya di gang 3", false)
+        .unwrap();
+    let for_them = officer.store.create(content(NIK)).unwrap();
+    officer.store.submit(&for_them).unwrap();
+    let someone_else = officer.store.create(content(OTHER_NIK)).unwrap();
+    officer.store.submit(&someone_else).unwrap();
+    resident.sync().await.unwrap();
+    officer.sync().await.unwrap();
+    resident.sync().await.unwrap();
+    let agency = Agency::enroll(&server, "dinas-dpo", &[]).await;
+    let path = format!("/v1/agency/requests/{own}");
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/status"),
+            Some(json!({"to": "received"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    officer.sync().await.unwrap();
+    resident.sync().await.unwrap();
+    // The resident writes one more note offline, not yet synced.
+    resident
+        .store
+        .add_note(&own, "nomor HP saya 0812", false)
+        .unwrap();
+
+    let a = agency
+        .call(
+            "POST",
+            "/v1/agency/persons/erase",
+            Some(json!({"nik": NIK})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    let mut erased: Vec<&str> = a.json["erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    erased.sort();
+    let mut expected = vec![own.to_string(), for_them.to_string()];
+    expected.sort();
+    assert_eq!(erased, expected);
+    assert!(a.json["kept"].as_str().unwrap().contains("status history"));
+
+    // Every device's copy is replaced at its next sync; the resident's
+    // unsynced note is refused and goes with the old copy.
+    resident.sync_until_ok(3).await;
+    officer.sync_until_ok(3).await;
+    let newcomer = server
+        .device(
+            &home.path().join("n"),
+            Role::Officer,
+            "petugas-2",
+            &["32.73"],
+            None,
+        )
+        .await;
+    newcomer.sync_until_ok(3).await;
+    let markers = [
+        NIK,
+        "Siti Aminah",
+        "+62 812",
+        "gang 3",
+        "0812",
+        "Jalan berlubang",
+    ];
+    for (who, d) in [
+        ("resident", &resident),
+        ("officer", &officer),
+        ("newcomer", &newcomer),
+    ] {
+        for id in [&own, &for_them] {
+            let r = d.store.get(id).unwrap();
+            assert!(r.erased_at.is_some(), "{who}: {id} erased");
+            assert!(r.content.applicant.is_none());
+            let text = as_json(d, id);
+            for m in markers {
+                assert!(!text.contains(m), "{who}: {m} survived in {id}");
+            }
+            // The non-personal record stays.
+            assert_eq!(r.kind(), Kind::Complaint);
+            assert_eq!(r.content.region, RegionCode::from("32.73.01.1001"));
+        }
+        assert_eq!(d.store.pending_count().unwrap(), 0, "{who}");
+    }
+    let r = resident.store.get(&own).unwrap();
+    assert_eq!(
+        r.status(),
+        sambung_core::lifecycle::Status::Received,
+        "decisions kept"
+    );
+    assert_eq!(r.history.len(), 2);
+    // Someone else's request is untouched.
+    assert!(as_json(&officer, &someone_else).contains(OTHER_NIK));
+
+    // The server holds no trace in the document or the log it serves.
+    for id in [&own, &for_them] {
+        let stored = server
+            .state
+            .storage()
+            .document(id.to_bytes().unwrap())
+            .unwrap()
+            .unwrap();
+        let bytes = String::from_utf8_lossy(&stored.data).into_owned();
+        for m in markers {
+            assert!(!bytes.contains(m), "{m} in the stored document");
+        }
+    }
+    for e in server.state.storage().log_since(0, 100_000).unwrap() {
+        let bytes = String::from_utf8_lossy(&e.data).into_owned();
+        if e.doc == own.to_bytes().unwrap() || e.doc == for_them.to_bytes().unwrap() {
+            assert!(e.purged || e.replace);
+            for m in markers {
+                assert!(!bytes.contains(m), "{m} in the log");
+            }
+        }
+    }
+
+    // Erased is final: no more edits, anywhere; erasing again is a no-op.
+    assert!(resident.store.add_note(&own, "lagi", false).is_err());
+    let a = agency
+        .call(
+            "POST",
+            &format!("{path}/notes"),
+            Some(json!({"text": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (409, "forbidden_transition"));
+    let a = agency
+        .call(
+            "POST",
+            "/v1/agency/persons/erase",
+            Some(json!({"nik": NIK})),
+            None,
+        )
+        .await;
+    assert_eq!(a.json["erased"], json!([]));
+    assert_eq!(a.json["already_erased"].as_array().unwrap().len(), 2);
+    let trail = agency
+        .call(
+            "GET",
+            &format!("/v1/agency/audit?request={own}"),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        trail.json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "erase")
+    );
+    for body in [json!({"nik": "12"}), json!({"name": "x"})] {
+        let a = agency
+            .call("POST", "/v1/agency/persons/erase", Some(body), None)
+            .await;
+        assert_eq!((a.status, a.code()), (400, "bad_request"));
+    }
+}

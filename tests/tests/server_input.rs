@@ -93,6 +93,7 @@ fn new_request(user: &str, kind: Kind) -> (Request, RequestDoc) {
         history: vec![],
         notes: vec![],
         assignee: None,
+        erased_at: None,
     };
     let doc = RequestDoc::new(&r, ActorId::random()).unwrap();
     (r, doc)

@@ -664,6 +664,11 @@ pub struct Request {
     /// to (the officer then syncs it whatever its region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// When the applicant's personal data was erased (UU PDP); an erased
+    /// request keeps only its non-personal record and takes no more
+    /// changes (see [`erase::erased`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<Timestamp>,
 }
 
 impl Request {
@@ -712,6 +717,8 @@ impl Request {
         v.finish()
     }
 }
+
+pub mod erase;
 
 #[cfg(test)]
 mod tests;

@@ -172,6 +172,11 @@ pub struct DocPull {
     /// The server's heads of the document once these changes are applied:
     /// the device records them as acknowledged.
     pub heads: Vec<Hash>,
+    /// `changes` is a whole new document that replaces the device's copy
+    /// and its history (a person's data erased under UU PDP); absent when
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// A document id in a list (its own type so the list encodes as byte

@@ -60,6 +60,7 @@ fn example_response() -> SyncResponse {
             id: id(8),
             changes: vec![0x85, 0x6f, 0x4a, 0x83, 9],
             heads: vec![hash(10)],
+            replace: false,
         }],
         cursor: 43,
         cursor_tag: 0x9abc_def0,

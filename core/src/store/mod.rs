@@ -463,6 +463,7 @@ impl Store {
             history: Vec::new(),
             notes: Vec::new(),
             assignee: None,
+            erased_at: None,
         };
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();

@@ -208,6 +208,28 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
+            // An erasure replaces the document and its whole history: the
+            // old one holds the erased values. Local changes not yet pushed
+            // go with it — the law's erasure is the one exception to
+            // keeping them, and the server refuses them anyway.
+            let exists = match exists {
+                Some(rid) if pull.replace => {
+                    let pending: bool = tx.query_row(
+                        "SELECT acked_heads IS NULL OR acked_heads != heads FROM requests WHERE rid = ?1",
+                        [rid],
+                        |r| r.get(0),
+                    )?;
+                    if pending {
+                        tracing::warn!("unsynced changes to an erased request were dropped");
+                    }
+                    // Freed pages are zeroed, not left with the old rows.
+                    tx.pragma_update(None, "secure_delete", true)?;
+                    tx.execute("DELETE FROM requests WHERE rid = ?1", [rid])?;
+                    tx.execute("DELETE FROM repairs WHERE id = ?1", [pull.id.as_slice()])?;
+                    None
+                }
+                other => other,
+            };
             let mut doc = if exists.is_none() {
                 let mut doc = RequestDoc::load(&pull.changes, [], self.actor.clone())?;
                 if server_heads.is_empty() || !doc.has_all(&server_heads) {
@@ -226,7 +248,11 @@ impl Store {
             };
             // The server holds what it acknowledged before and what it just
             // sent: the acknowledged frontier is the heads of both together.
-            let mut union = super::acked_heads(tx, &pull.id)?;
+            let mut union = if pull.replace {
+                Vec::new()
+            } else {
+                super::acked_heads(tx, &pull.id)?
+            };
             union.extend(server_heads.iter().copied());
             let acked = doc.frontier(&union).unwrap_or(server_heads.clone());
             tx.execute(

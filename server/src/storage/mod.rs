@@ -125,6 +125,10 @@ pub enum DocWrite {
         device: [u8; 16],
         /// What webhooks announce of it (queued in the same transaction).
         events: Vec<Event>,
+        /// `doc` is a new document replacing the old one and its history
+        /// (an erasure): the old log entries of it are purged, and devices
+        /// replace their copy.
+        replace: bool,
     },
 }
 
@@ -178,6 +182,11 @@ pub struct LogEntry {
     pub device: [u8; 16],
     /// Who may see the document now.
     pub scope: Scope,
+    /// A whole new document replacing the old (an erasure).
+    pub replace: bool,
+    /// An entry of an erased document's old history: its data is gone and
+    /// it is not sent.
+    pub purged: bool,
 }
 
 /// The server's storage.

@@ -137,6 +137,12 @@ CREATE INDEX documents_by_applicant ON documents (applicant_nik_hash);
 CREATE INDEX documents_by_owner ON documents (owner);
 CREATE INDEX accounts_by_nik ON accounts (nik_hash);
 "#,
+    // 5: erasure (UU PDP): entries that replace a document, and old
+    // entries whose data was purged.
+    r#"
+ALTER TABLE log ADD COLUMN replaces BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE log ADD COLUMN purged BOOLEAN NOT NULL DEFAULT false;
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -700,6 +706,7 @@ impl Storage for PostgresStorage {
             log_data,
             device,
             events,
+            replace,
         } = f(current)?
         else {
             return Ok(());
@@ -742,13 +749,21 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(pg)?;
+            if replace {
+                c.execute(
+                    "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
+                    &[&id.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            }
             // Numbered in commit order: the lock is held until COMMIT.
             c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &LOCK_LOG])
                 .await
                 .map_err(pg)?;
             c.execute(
-                "INSERT INTO log (doc, data, heads, device) VALUES ($1, $2, $3, $4)",
-                &[&id.as_slice(), &log_data, &heads, &device.as_slice()],
+                "INSERT INTO log (doc, data, heads, device, replaces) VALUES ($1, $2, $3, $4, $5)",
+                &[&id.as_slice(), &log_data, &heads, &device.as_slice(), &replace],
             )
             .await
             .map_err(pg)?;
@@ -802,7 +817,7 @@ impl Storage for PostgresStorage {
             let rows = c
                 .query(
                     "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner,
-                            d.applicant_nik_hash, d.assignee
+                            d.applicant_nik_hash, d.assignee, l.replaces, l.purged
                      FROM log l JOIN documents d ON d.id = l.doc
                      WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
                     &[&to_i64(cursor), &to_i64(limit as u64)],
@@ -824,6 +839,8 @@ impl Storage for PostgresStorage {
                             applicant_nik_hash: r.get(7),
                             assignee: r.get(8),
                         },
+                        replace: r.get(9),
+                        purged: r.get(10),
                     })
                 })
                 .collect()

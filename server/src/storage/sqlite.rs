@@ -204,6 +204,12 @@ CREATE INDEX documents_by_applicant ON documents (applicant_nik_hash);
 CREATE INDEX documents_by_owner ON documents (owner);
 CREATE INDEX accounts_by_nik ON accounts (nik_hash);
 "#,
+    // 7: erasure (UU PDP): entries that replace a document, and old
+    // entries whose data was purged.
+    r#"
+ALTER TABLE log ADD COLUMN replaces INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE log ADD COLUMN purged INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The embedded default: one SQLite file.
@@ -242,6 +248,9 @@ impl SqliteStorage {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Deleted and overwritten rows (an erasure's old history) are
+        // zeroed in the file, not left in free pages.
+        conn.pragma_update(None, "secure_delete", true)?;
         sambung_core::store::apply_migrations(&mut conn, MIGRATIONS).map_err(|e| match e {
             sambung_core::Error::IncompatibleVersion { found, supported } => ServerError::Config(
                 format!(
@@ -435,7 +444,14 @@ impl Storage for SqliteStorage {
                 log_data,
                 device,
                 events,
+                replace,
             } => {
+                if replace {
+                    tx.execute(
+                        "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
+                        [id.as_slice()],
+                    )?;
+                }
                 if !events.is_empty() {
                     let subs = load_webhooks(&tx, None)?;
                     let now = sambung_core::Timestamp::now().as_millis();
@@ -469,8 +485,8 @@ impl Storage for SqliteStorage {
                     ],
                 )?;
                 tx.execute(
-                    "INSERT INTO log (doc, data, heads, device) VALUES (?1, ?2, ?3, ?4)",
-                    params![id.as_slice(), log_data, heads, device.as_slice()],
+                    "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id.as_slice(), log_data, heads, device.as_slice(), replace],
                 )?;
                 tx.commit()?;
                 Ok(())
@@ -518,7 +534,7 @@ impl Storage for SqliteStorage {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash,
-                    d.assignee
+                    d.assignee, l.replaces, l.purged
              FROM log l JOIN documents d ON d.id = l.doc
              WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
         )?;
@@ -535,11 +551,12 @@ impl Storage for SqliteStorage {
                     applicant_nik_hash: r.get(7)?,
                     assignee: r.get(8)?,
                 },
+                (r.get::<_, bool>(9)?, r.get::<_, bool>(10)?),
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, doc, data, heads, device, scope) = row?;
+            let (seq, doc, data, heads, device, scope, (replace, purged)) = row?;
             out.push(LogEntry {
                 seq: seq as u64,
                 doc: doc
@@ -551,6 +568,8 @@ impl Storage for SqliteStorage {
                     .try_into()
                     .map_err(|_| ServerError::Storage("damaged device id".into()))?,
                 scope,
+                replace,
+                purged,
             });
         }
         Ok(out)

@@ -2511,6 +2511,12 @@ public struct Request: Equatable, Hashable {
      * to (the officer then syncs it whatever its region).
      */
     public var assignee: String?
+    /**
+     * When the applicant's personal data was erased (UU PDP); an erased
+     * request keeps only its non-personal record and takes no more
+     * changes (see [`erase::erased`]).
+     */
+    public var erasedAt: Timestamp?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2542,7 +2548,12 @@ public struct Request: Equatable, Hashable {
         /**
          * The field officer's account the back office assigned the request
          * to (the officer then syncs it whatever its region).
-         */assignee: String?) {
+         */assignee: String?, 
+        /**
+         * When the applicant's personal data was erased (UU PDP); an erased
+         * request keeps only its non-personal record and takes no more
+         * changes (see [`erase::erased`]).
+         */erasedAt: Timestamp?) {
         self.id = id
         self.createdAt = createdAt
         self.createdBy = createdBy
@@ -2552,6 +2563,7 @@ public struct Request: Equatable, Hashable {
         self.history = history
         self.notes = notes
         self.assignee = assignee
+        self.erasedAt = erasedAt
     }
 
     
@@ -2578,7 +2590,8 @@ public struct FfiConverterTypeRequest: FfiConverterRustBuffer {
                 attachments: FfiConverterSequenceTypeAttachmentRef.read(from: &buf), 
                 history: FfiConverterSequenceTypeStatusEntry.read(from: &buf), 
                 notes: FfiConverterSequenceTypeNote.read(from: &buf), 
-                assignee: FfiConverterOptionString.read(from: &buf)
+                assignee: FfiConverterOptionString.read(from: &buf), 
+                erasedAt: FfiConverterOptionTypeTimestamp.read(from: &buf)
         )
     }
 
@@ -2592,6 +2605,7 @@ public struct FfiConverterTypeRequest: FfiConverterRustBuffer {
         FfiConverterSequenceTypeStatusEntry.write(value.history, into: &buf)
         FfiConverterSequenceTypeNote.write(value.notes, into: &buf)
         FfiConverterOptionString.write(value.assignee, into: &buf)
+        FfiConverterOptionTypeTimestamp.write(value.erasedAt, into: &buf)
     }
 }
 
@@ -5276,6 +5290,30 @@ fileprivate struct FfiConverterOptionTypePlate: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypePlate.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Timestamp?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTimestamp.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTimestamp.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
