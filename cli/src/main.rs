@@ -37,6 +37,11 @@ enum Command {
     Demo,
     /// Run the sync server.
     Server {
+        /// A TOML file with any of the settings below (`data`, `database`,
+        /// `listen`, `timeout_secs`, `tls_cert`, `tls_key`); the command
+        /// line and the environment take precedence over it.
+        #[arg(long, env = "SAMBUNG_CONFIG")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         db: server::Database,
         /// Address to listen on.
@@ -68,22 +73,35 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Device { home, command } => device::run(home, command),
         Command::Server {
+            config,
             db,
             listen,
             timeout_secs,
             tls_cert,
             tls_key,
-        } => server::run_server(
+        } => server::ServerSettings {
             db,
             listen,
-            std::time::Duration::from_secs(timeout_secs),
-            tls_cert.zip(tls_key),
-        ),
+            timeout_secs,
+            tls_cert,
+            tls_key,
+        }
+        .with_file(
+            config.as_deref(),
+            matches
+                .subcommand_matches("server")
+                .expect("the server subcommand matched"),
+        )
+        .and_then(server::run_server),
         Command::Admin { command } => server::run_admin(command),
     };
     match result {

@@ -21,7 +21,7 @@ fn server_err(e: sambung_server::ServerError) -> CliError {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Database {
     /// Folder of the server's data (its SQLite file; created when missing).
-    #[arg(long, env = "SAMBUNG_DATA", required_unless_present = "database")]
+    #[arg(long, env = "SAMBUNG_DATA")]
     data: Option<PathBuf>,
     /// PostgreSQL instead: `postgres://user:password@host/db` (libpq URL;
     /// `sslmode=require` for a database on another host).
@@ -36,6 +36,12 @@ pub struct Database {
 
 impl Database {
     fn open(&self) -> Result<Arc<dyn Storage>, CliError> {
+        if self.data.is_none() && self.database.is_none() {
+            return Err(CliError::Usage(
+                "give --data (a folder for the SQLite file) or --database (a postgres:// URL)"
+                    .into(),
+            ));
+        }
         let dir = self.data.clone().unwrap_or_default();
         sambung_server::storage::open(&dir, self.database.as_deref()).map_err(|e| match e {
             sambung_server::ServerError::Config(m) => CliError::Usage(m),
@@ -53,13 +59,113 @@ impl Database {
     }
 }
 
+/// The server's settings, from the command line, the environment and a
+/// configuration file, in that order of precedence.
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// Where the data is.
+    pub db: Database,
+    /// Address to listen on.
+    pub listen: String,
+    /// Seconds one request may take.
+    pub timeout_secs: u64,
+    /// PEM certificate chain.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The configuration file: the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    data: Option<PathBuf>,
+    database: Option<String>,
+    listen: Option<String>,
+    timeout_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+impl ServerSettings {
+    /// Fills what neither the command line nor the environment set from
+    /// the file at `path`.
+    pub fn with_file(
+        mut self,
+        path: Option<&std::path::Path>,
+        matches: &clap::ArgMatches,
+    ) -> Result<Self, CliError> {
+        let Some(path) = path else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read the configuration {}: {e}",
+                path.display()
+            ))
+        })?;
+        let file: ServerFile = toml::from_str(&text).map_err(|e| {
+            CliError::Usage(format!(
+                "the configuration {} is not valid: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let unset = |id: &str| {
+            !matches!(
+                matches.value_source(id),
+                Some(clap::parser::ValueSource::CommandLine)
+                    | Some(clap::parser::ValueSource::EnvVariable)
+            )
+        };
+        if unset("data") && unset("database") {
+            if let Some(d) = file.data {
+                self.db.data = Some(d);
+            }
+            if let Some(d) = file.database {
+                self.db.database = Some(d);
+            }
+        }
+        if unset("listen")
+            && let Some(l) = file.listen
+        {
+            self.listen = l;
+        }
+        if unset("timeout_secs")
+            && let Some(t) = file.timeout_secs
+        {
+            if !(1..=3600).contains(&t) {
+                return Err(CliError::Usage(
+                    "timeout_secs in the configuration must be 1 to 3600".into(),
+                ));
+            }
+            self.timeout_secs = t;
+        }
+        if unset("tls_cert") && unset("tls_key") {
+            self.tls_cert = file.tls_cert.or(self.tls_cert);
+            self.tls_key = file.tls_key.or(self.tls_key);
+        }
+        if self.db.data.is_some() && self.db.database.is_some() {
+            return Err(CliError::Usage("give data or database, not both".into()));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(CliError::Usage("tls_cert and tls_key go together".into()));
+        }
+        Ok(self)
+    }
+}
+
 /// Runs the server until Ctrl-C / SIGTERM, finishing exchanges in flight.
-pub fn run_server(
-    db: Database,
-    listen: String,
-    timeout: std::time::Duration,
-    tls: Option<(PathBuf, PathBuf)>,
-) -> Result<(), CliError> {
+pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
+    let ServerSettings {
+        db,
+        listen,
+        timeout_secs,
+        tls_cert,
+        tls_key,
+    } = settings;
+    let timeout = std::time::Duration::from_secs(timeout_secs);
+    let tls = tls_cert.zip(tls_key);
     // Structured logs on stderr; the server's events carry counts, codes and
     // roles, never request content.
     let _ = tracing_subscriber::fmt()

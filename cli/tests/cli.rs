@@ -751,3 +751,73 @@ fn server_database_settings_are_checked_and_never_echo_a_password() {
         assert!(!r.stdout.contains("s3cr3t"), "{args:?}: {}", r.stdout);
     }
 }
+
+#[test]
+fn the_server_reads_a_configuration_file_below_flags_and_environment() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    let data = dir.path().join("from-file");
+    std::fs::write(
+        &file,
+        format!(
+            "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = command()
+        .args(["server", "--config", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+    assert!(line.contains("from-file"), "{line}");
+    assert!(data.join("server.db").exists());
+
+    // Bad files: clear, exit 2. A flag wins over the file.
+    let bad = dir.path().join("bad.toml");
+    for (text, needle) in [
+        ("listen = ", "not valid"),
+        ("colour = \"red\"", "not valid"),
+        ("database = \"mysql://u:s3cr3t@h/db\"", "postgres:// URL"),
+        ("data = \"x\"\ndatabase = \"postgres://h/db\"", "not both"),
+        ("timeout_secs = 0\ndata = \"x\"", "1 to 3600"),
+        ("tls_cert = \"c.pem\"\ndata = \"x\"", "go together"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let r = sambung(&["server", "--config", bad.to_str().unwrap()], None);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{text}: {}", r.stderr);
+        assert!(!r.stderr.contains("s3cr3t"), "{}", r.stderr);
+    }
+    let r = sambung(&["server", "--config", "/nonexistent/server.toml"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot read the configuration"),
+        "{}",
+        r.stderr
+    );
+    // The flag's timeout wins over the file's bad one: the error left is
+    // the file's database.
+    std::fs::write(&bad, "timeout_secs = 0\ndatabase = \"mysql://h/db\"").unwrap();
+    let r = sambung(
+        &[
+            "server",
+            "--config",
+            bad.to_str().unwrap(),
+            "--timeout-secs",
+            "5",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("postgres:// URL"), "{}", r.stderr);
+}
