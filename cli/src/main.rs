@@ -38,7 +38,8 @@ enum Command {
     /// Run the sync server.
     Server {
         /// A TOML file with any of the settings below (`data`, `database`,
-        /// `listen`, `timeout_secs`, `tls_cert`, `tls_key`); the command
+        /// `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
+        /// `limit_per_address`, `limit_per_device`); the command
         /// line and the environment take precedence over it.
         #[arg(long, env = "SAMBUNG_CONFIG")]
         config: Option<PathBuf>,
@@ -50,6 +51,13 @@ enum Command {
         /// Seconds one request may take, body included (408 after).
         #[arg(long, env = "SAMBUNG_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout_secs: u64,
+        /// Requests a minute from one client address (bursts of a quarter
+        /// of it). Many phones share a carrier address behind CGNAT.
+        #[arg(long, env = "SAMBUNG_LIMIT_PER_ADDRESS", default_value_t = 1200, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        limit_per_address: u32,
+        /// Requests a minute from one enrolled device (bursts of half of it).
+        #[arg(long, env = "SAMBUNG_LIMIT_PER_DEVICE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        limit_per_device: u32,
         /// PEM certificate chain: serve HTTPS (with --tls-key).
         #[arg(long, env = "SAMBUNG_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -86,12 +94,16 @@ fn main() -> ExitCode {
             db,
             listen,
             timeout_secs,
+            limit_per_address,
+            limit_per_device,
             tls_cert,
             tls_key,
         } => server::ServerSettings {
             db,
             listen,
             timeout_secs,
+            limit_per_address,
+            limit_per_device,
             tls_cert,
             tls_key,
         }

@@ -69,6 +69,10 @@ pub struct ServerSettings {
     pub listen: String,
     /// Seconds one request may take.
     pub timeout_secs: u64,
+    /// Requests a minute per client address.
+    pub limit_per_address: u32,
+    /// Requests a minute per device.
+    pub limit_per_device: u32,
     /// PEM certificate chain.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
@@ -83,6 +87,8 @@ struct ServerFile {
     database: Option<String>,
     listen: Option<String>,
     timeout_secs: Option<u64>,
+    limit_per_address: Option<u32>,
+    limit_per_device: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -141,6 +147,29 @@ impl ServerSettings {
             }
             self.timeout_secs = t;
         }
+        for (id, from_file, into) in [
+            (
+                "limit_per_address",
+                file.limit_per_address,
+                &mut self.limit_per_address,
+            ),
+            (
+                "limit_per_device",
+                file.limit_per_device,
+                &mut self.limit_per_device,
+            ),
+        ] {
+            if unset(id)
+                && let Some(v) = from_file
+            {
+                if v == 0 {
+                    return Err(CliError::Usage(format!(
+                        "{id} in the configuration must be at least 1"
+                    )));
+                }
+                *into = v;
+            }
+        }
         if unset("tls_cert") && unset("tls_key") {
             self.tls_cert = file.tls_cert.or(self.tls_cert);
             self.tls_key = file.tls_key.or(self.tls_key);
@@ -161,9 +190,19 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         db,
         listen,
         timeout_secs,
+        limit_per_address,
+        limit_per_device,
         tls_cert,
         tls_key,
     } = settings;
+    let rate = |per_minute: u32, burst_share: u32| sambung_server::limits::Rate {
+        per_minute,
+        burst: (per_minute / burst_share).max(1),
+    };
+    let limits = sambung_server::limits::Limits {
+        per_address: rate(limit_per_address, 4),
+        per_device: rate(limit_per_device, 2),
+    };
     let timeout = std::time::Duration::from_secs(timeout_secs);
     let tls = tls_cert.zip(tls_key);
     // Structured logs on stderr; the server's events carry counts, codes and
@@ -181,7 +220,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         None => None,
     };
     let storage = db.open()?;
-    let state = AppState::with_timeout(storage, timeout).map_err(server_err)?;
+    let state = AppState::with_settings(storage, timeout, limits).map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {

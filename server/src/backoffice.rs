@@ -171,7 +171,8 @@ pub struct RequestSummary {
     pub updated_at: i64,
 }
 
-/// A page of a listing, oldest change first.
+/// A page of a listing, in the order the server wrote the requests' latest
+/// changes (older first).
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
 pub struct RequestList {
     /// The rows.
@@ -237,9 +238,11 @@ struct Agency {
 
 impl Agency {
     /// Whether the back office sees a request: in the account's regions,
-    /// and submitted — a draft is the applicant's until they submit it.
+    /// and submitted — a draft is the applicant's until they submit it. A
+    /// request stored before the status was kept beside it (empty) counts
+    /// as a draft until its next change.
     fn sees(&self, scope: &crate::accounts::Scope, status: &str) -> bool {
-        status != Status::Draft.as_str() && self.account.may_see(scope)
+        !status.is_empty() && status != Status::Draft.as_str() && self.account.may_see(scope)
     }
 }
 
@@ -308,8 +311,8 @@ fn parse_id(id: &str) -> Result<DocId, ServerError> {
         .ok_or_else(|| ServerError::BadRequest("a request id is a UUID".into()))
 }
 
-fn encode_cursor((at, id): &ListPosition) -> String {
-    let mut b = at.to_be_bytes().to_vec();
+fn encode_cursor((seq, id): &ListPosition) -> String {
+    let mut b = seq.to_be_bytes().to_vec();
     b.extend_from_slice(id);
     hex::encode(b)
 }
@@ -320,9 +323,9 @@ fn decode_cursor(s: &str) -> Result<ListPosition, ServerError> {
     if b.len() != 24 {
         return Err(bad());
     }
-    let at = i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?);
+    let seq = i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?);
     let id: DocId = b[8..].try_into().map_err(|_| bad())?;
-    Ok((at, id))
+    Ok((seq, id))
 }
 
 impl ListParams {
@@ -396,6 +399,7 @@ async fn list_requests(
         let mut after = params.cursor.as_deref().map(decode_cursor).transpose()?;
         let mut items = Vec::new();
         let mut more = false;
+        let mut last_position = None;
         // What the account may see is checked row by row (its scope rules
         // live in one place, `Account::may_see`); pages are read until this
         // one is full.
@@ -403,7 +407,7 @@ async fn list_requests(
             let rows = state.storage().list_documents(&filter, after, limit + 1)?;
             let exhausted = rows.len() <= limit;
             for row in rows {
-                after = Some((row.meta.updated_at, row.id));
+                after = Some((row.seq, row.id));
                 if !agency.sees(&row.scope, &row.meta.status) {
                     continue;
                 }
@@ -411,6 +415,7 @@ async fn list_requests(
                     more = true;
                     break 'pages;
                 }
+                last_position = Some((row.seq, row.id));
                 items.push(RequestSummary {
                     id: RequestId::from_bytes(row.id).to_string(),
                     kind: row.meta.kind,
@@ -426,10 +431,7 @@ async fn list_requests(
             }
         }
         let next_cursor = if more {
-            items.last().and_then(|last| {
-                let id = RequestId::parse(&last.id)?.to_bytes()?;
-                Some(encode_cursor(&(last.updated_at, id)))
-            })
+            last_position.as_ref().map(encode_cursor)
         } else {
             None
         };
@@ -573,8 +575,21 @@ fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Bytes, T), ServerError> {
     let body = body.map_err(|_| ServerError::TooLarge)?;
-    let parsed = serde_json::from_slice(&body)
-        .map_err(|e| ServerError::BadRequest(format!("the body is not the expected JSON ({e})")))?;
+    // serde's message may quote the offending value (a NIK sent as a
+    // number): only where and what kind of mistake.
+    let parsed = serde_json::from_slice(&body).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "not valid JSON"
+            }
+            _ => "not the expected fields or types (see /v1/openapi.json)",
+        };
+        ServerError::BadRequest(format!(
+            "the body is {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
     Ok((body, parsed))
 }
 
@@ -1014,7 +1029,7 @@ async fn exposure(
                 .list_documents(&DocFilter::default(), after, 1000)?;
             let done = rows.len() < 1000;
             for row in &rows {
-                after = Some((row.meta.updated_at, row.id));
+                after = Some((row.seq, row.id));
                 if subject.may_see(&row.scope) {
                     could_read.push(RequestId::from_bytes(row.id).to_string());
                 }
@@ -1318,6 +1333,9 @@ pub struct Erasure {
     pub erased: Vec<String>,
     /// Requests erased before (UUIDs).
     pub already_erased: Vec<String>,
+    /// Requests the person's account filed for someone else (UUIDs): the
+    /// other person's record, left as it is.
+    pub filed_for_others: Vec<String>,
     /// What each keeps, and why.
     pub kept: String,
 }
@@ -1355,9 +1373,9 @@ async fn erase_person(
         }
         let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
         let actor = state.actor();
-        let (mut erased, mut already) = (Vec::new(), Vec::new());
+        let (mut erased, mut already, mut others) = (Vec::new(), Vec::new(), Vec::new());
         for id in state.storage().documents_of_person(&hash)? {
-            let mut was_erased = false;
+            let (mut was_erased, mut other_applicant) = (false, false);
             state.storage().update_document(id, &mut |current| {
                 let Some(current) = current else {
                     return Ok(DocWrite::Unchanged);
@@ -1367,6 +1385,17 @@ async fn erase_person(
                     .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
                 if old.erased_at.is_some() {
                     was_erased = true;
+                    return Ok(DocWrite::Unchanged);
+                }
+                // Filed by the person's account for someone else: that
+                // someone's record, not theirs to erase.
+                if current
+                    .scope
+                    .applicant_nik_hash
+                    .as_deref()
+                    .is_some_and(|h| h != hash.as_slice())
+                {
+                    other_applicant = true;
                     return Ok(DocWrite::Unchanged);
                 }
                 let request =
@@ -1395,6 +1424,10 @@ async fn erase_person(
                 })
             })?;
             let text = RequestId::from_bytes(id).to_string();
+            if other_applicant {
+                others.push(text);
+                continue;
+            }
             if was_erased {
                 already.push(text);
             } else {
@@ -1409,9 +1442,11 @@ async fn erase_person(
             )?;
         }
         tracing::info!(requests = erased.len(), "a person's data was erased");
+        state.storage().release_freed()?;
         Ok(Json(Erasure {
             erased,
             already_erased: already,
+            filed_for_others: others,
             kept: KEPT.to_owned(),
         }))
     })

@@ -447,6 +447,8 @@ async fn sync(
             .iter()
             .map(|a| record("write", a.id))
             .chain(response.pull.iter().map(|p| record("read", p.id)))
+            // A repair answer carries the document's changes too.
+            .chain(response.repair.iter().map(|r| record("read", r.id)))
             .collect();
         worker.storage.append_audit(&records)?;
         tracing::info!(

@@ -164,6 +164,9 @@ pub struct Delivery {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// Until when this server holds it: the token that lets it record the
+    /// outcome (after that, another server may have taken it).
+    pub lease_until: i64,
 }
 
 /// How a delivery attempt ended.
@@ -251,10 +254,13 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// Multiplies the retry schedule (1.0 in production; tests shrink it).
     pub backoff_scale: f64,
-    /// How long a claimed delivery is reserved for this server.
+    /// How long a claimed delivery is reserved for this server; more than
+    /// `batch` × `timeout`, so a batch is done before its lease runs out.
     pub lease: Duration,
     /// Per attempt.
     pub timeout: Duration,
+    /// Deliveries claimed at once.
+    pub batch: usize,
 }
 
 impl Default for WorkerSettings {
@@ -264,6 +270,7 @@ impl Default for WorkerSettings {
             backoff_scale: 1.0,
             lease: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
+            batch: 4,
         }
     }
 }
@@ -289,8 +296,9 @@ pub async fn run_worker(
         }
         let storage = state.storage_arc();
         let lease_ms = settings.lease.as_millis() as i64;
+        let batch = settings.batch.max(1);
         let claimed = tokio::task::spawn_blocking(move || {
-            storage.claim_deliveries(sambung_core::Timestamp::now().as_millis(), lease_ms, 32)
+            storage.claim_deliveries(sambung_core::Timestamp::now().as_millis(), lease_ms, batch)
         })
         .await;
         let batch = match claimed {
@@ -303,9 +311,10 @@ pub async fn run_worker(
         for d in batch {
             let outcome = send(&client, &d, settings.backoff_scale).await;
             let storage = state.storage_arc();
-            let seq = d.seq;
+            let (seq, lease) = (d.seq, d.lease_until);
             let done =
-                tokio::task::spawn_blocking(move || storage.finish_delivery(seq, &outcome)).await;
+                tokio::task::spawn_blocking(move || storage.finish_delivery(seq, lease, &outcome))
+                    .await;
             if !matches!(done, Ok(Ok(()))) {
                 // The lease runs out and the delivery is sent again:
                 // at least once.

@@ -145,6 +145,27 @@ impl TestDb {
         }
     }
 
+    /// Ends every connection to the database from outside (a database
+    /// restart as the servers see it); true when there were any to end
+    /// (SQLite has none).
+    pub async fn drop_connections(&self) -> bool {
+        match self {
+            TestDb::Sqlite(_) => false,
+            TestDb::Postgres { admin, name } => {
+                let client = admin_client(admin).await;
+                let rows = client
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        &[name],
+                    )
+                    .await
+                    .unwrap();
+                !rows.is_empty()
+            }
+        }
+    }
+
     /// The schema version recorded in the database.
     pub async fn schema_version(&self) -> u32 {
         match self {
@@ -382,8 +403,9 @@ pub fn webhook_settings() -> sambung_server::webhooks::WorkerSettings {
     sambung_server::webhooks::WorkerSettings {
         poll: std::time::Duration::from_millis(20),
         backoff_scale: 0.002,
-        lease: std::time::Duration::from_secs(5),
+        lease: std::time::Duration::from_secs(30),
         timeout: std::time::Duration::from_secs(5),
+        batch: 4,
     }
 }
 

@@ -244,7 +244,7 @@ async fn an_agency_lists_reads_and_acts_and_devices_follow() {
     resident.sync_until_ok(3).await;
     let read = agency.call("GET", &path, None, None).await;
     assert_eq!(read.json["status"], "in_review");
-    // Unassigned again: gone from the officer's scope.
+    // Unassigned again.
     let a = agency
         .call(
             "POST",
@@ -419,6 +419,13 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/agency/requests/{id}/status",
         "/v1/agency/requests/{id}/notes",
         "/v1/agency/requests/{id}/assignee",
+        "/v1/agency/webhooks",
+        "/v1/agency/webhooks/{id}",
+        "/v1/agency/audit",
+        "/v1/agency/audit/verify",
+        "/v1/agency/exposure",
+        "/v1/agency/persons/export",
+        "/v1/agency/persons/erase",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }

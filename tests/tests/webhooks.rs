@@ -212,7 +212,7 @@ async fn deliveries_are_signed_retried_durable_and_scoped() {
         for (wid, ts, sig, body, _) in seen.iter() {
             assert!(verify(&secret, wid, ts, sig, body), "signature of {wid}");
             // No personal data: the example's name, NIK and phone.
-            for marker in ["Siti", "3273014108900007", "812"] {
+            for marker in ["Siti Aminah", "3273014108900007", "+62 812-3456-7890"] {
                 assert!(!body.contains(marker), "{body}");
             }
         }

@@ -139,6 +139,52 @@ impl Store {
         Ok(reference)
     }
 
+    /// Deletes the attachments with these content hashes that no request
+    /// in the store refers to any more (after an erasure replaced the one
+    /// that did), inside the caller's write transaction.
+    pub(super) fn delete_unreferenced(
+        &self,
+        tx: &Transaction<'_>,
+        sha256s: &[String],
+    ) -> Result<usize, Error> {
+        if sha256s.is_empty() {
+            return Ok(0);
+        }
+        let mut referenced = std::collections::HashSet::new();
+        let ids: Vec<Vec<u8>> = {
+            let mut st = tx.prepare("SELECT id FROM requests")?;
+            st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for id in ids {
+            let Ok(idb) = <[u8; 16]>::try_from(id) else {
+                continue;
+            };
+            let (doc, _) = self.load_doc(tx, &idb)?;
+            for a in doc.hydrate()?.attachments {
+                referenced.insert(a.sha256.to_ascii_lowercase());
+            }
+        }
+        let mut deleted = 0;
+        for sha in sha256s {
+            let sha = sha.to_ascii_lowercase();
+            if sha.is_empty() || referenced.contains(&sha) {
+                continue;
+            }
+            let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+            let id: Option<Vec<u8>> = tx
+                .query_row("SELECT id FROM attachments WHERE key = ?1", [&key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(id) = id {
+                tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [&id])?;
+                tx.execute("DELETE FROM attachments WHERE key = ?1", [&key])?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     fn attachment_row(
         &self,
         conn: &rusqlite::Connection,

@@ -521,6 +521,16 @@ impl Store {
         )
     }
 
+    /// Copies the WAL into the database and empties it, so that rows the
+    /// last writes removed leave no copy behind in the `-wal` file.
+    fn truncate_wal(&self) -> Result<(), Error> {
+        let _: (i64, i64, i64) =
+            lock(&self.writer).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        Ok(())
+    }
+
     fn load_doc(&self, conn: &Connection, idb: &[u8; 16]) -> Result<(RequestDoc, DocRow), Error> {
         let row = conn
             .prepare_cached(
@@ -1041,9 +1051,8 @@ impl Store {
         let conn = lock(&self.writer);
         conn.pragma_update(None, "secure_delete", false)?;
         conn.execute_batch("VACUUM;")?;
-        let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        drop(conn);
+        self.truncate_wal()?;
         Ok(())
     }
 

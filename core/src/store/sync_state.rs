@@ -201,6 +201,7 @@ impl Store {
         let server_heads: Vec<ChangeHash> =
             pull.heads.iter().map(|h| ChangeHash::from(*h)).collect();
         self.write(|tx| {
+            let mut replaced_attachments: Vec<String> = Vec::new();
             let exists: Option<i64> = tx
                 .query_row(
                     "SELECT rid FROM requests WHERE id = ?1",
@@ -222,10 +223,21 @@ impl Store {
                     if pending {
                         tracing::warn!("unsynced changes to an erased request were dropped");
                     }
+                    // The attachments the old copy referred to go too, unless
+                    // another request still refers to them.
+                    let old_attachments: Vec<String> = self
+                        .load_doc(tx, &pull.id)?
+                        .0
+                        .hydrate()?
+                        .attachments
+                        .into_iter()
+                        .map(|a| a.sha256)
+                        .collect();
                     // Freed pages are zeroed, not left with the old rows.
                     tx.pragma_update(None, "secure_delete", true)?;
                     tx.execute("DELETE FROM requests WHERE rid = ?1", [rid])?;
                     tx.execute("DELETE FROM repairs WHERE id = ?1", [pull.id.as_slice()])?;
+                    replaced_attachments = old_attachments;
                     None
                 }
                 other => other,
@@ -259,8 +271,14 @@ impl Store {
                 "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
                 params![pull.id.as_slice(), encode_heads(&acked)],
             )?;
+            self.delete_unreferenced(tx, &replaced_attachments)?;
             Ok(())
         })?;
+        if pull.replace {
+            // The old rows' pages are zeroed in the file; the WAL still
+            // holds copies of them until it is checkpointed and truncated.
+            self.truncate_wal()?;
+        }
         Ok(id)
     }
 }

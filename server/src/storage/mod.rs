@@ -91,7 +91,7 @@ pub struct DocFilter {
     pub updated_since: Option<i64>,
 }
 
-/// Where a listing goes on from: the `(updated_at, id)` of the last row.
+/// Where a listing goes on from: the `(seq, id)` of the last row.
 pub type ListPosition = (i64, DocId);
 
 /// One row of a document listing.
@@ -103,6 +103,10 @@ pub struct DocRow {
     pub scope: Scope,
     /// Its listed fields.
     pub meta: DocMeta,
+    /// The position of its latest log entry. Log entries are numbered in
+    /// commit order, so a listing that pages by it never skips a row that
+    /// committed late (a clock could).
+    pub seq: i64,
 }
 
 /// What an update of one document writes.
@@ -258,6 +262,11 @@ pub trait Storage: Send + Sync + 'static {
     fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError>;
     /// The accounts linked to a NIK (by keyed hash).
     fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError>;
+    /// After an erasure: makes the space of deleted and overwritten rows
+    /// unreadable where the database allows it (SQLite: its WAL truncated,
+    /// freed pages are zeroed already; PostgreSQL: `VACUUM` of the tables
+    /// concerned).
+    fn release_freed(&self) -> Result<(), ServerError>;
     /// Adds a webhook subscription with its secret.
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError>;
     /// The subscriptions, of one account or all.
@@ -273,11 +282,17 @@ pub trait Storage: Send + Sync + 'static {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>, ServerError>;
-    /// Records how an attempt ended.
-    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError>;
+    /// Records how an attempt ended — only while this server's lease
+    /// (`lease_until`, from the claim) still holds it.
+    fn finish_delivery(
+        &self,
+        seq: i64,
+        lease_until: i64,
+        outcome: &Outcome,
+    ) -> Result<(), ServerError>;
     /// Deliveries still to make (for the metrics).
     fn queue_depth(&self) -> Result<u64, ServerError>;
-    /// Documents matching `filter`, ordered by `(updated_at, id)`, after
+    /// Documents matching `filter`, ordered by `(seq, id)`, after
     /// `after`, at most `limit`.
     fn list_documents(
         &self,

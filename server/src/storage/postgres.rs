@@ -143,6 +143,13 @@ CREATE INDEX accounts_by_nik ON accounts (nik_hash);
 ALTER TABLE log ADD COLUMN replaces BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE log ADD COLUMN purged BOOLEAN NOT NULL DEFAULT false;
 "#,
+    // 6: listings page by the position of a document's latest log entry
+    // (numbered in commit order), not by a clock.
+    r#"
+ALTER TABLE documents ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE documents SET log_seq = coalesce((SELECT max(seq) FROM log WHERE log.doc = documents.id), 0);
+CREATE INDEX documents_by_log ON documents (log_seq);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -160,7 +167,7 @@ pub struct PostgresStorage {
     runtime: Option<tokio::runtime::Runtime>,
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    idle: Mutex<Vec<Arc<Client>>>,
+    pool: Mutex<Pool>,
     returned: Condvar,
 }
 
@@ -266,6 +273,19 @@ async fn read_doc(c: &Client, id: &DocId) -> Result<Option<StoredDoc>, ServerErr
     }
 }
 
+/// The connections: idle ones, and how many exist (idle or in use). A
+/// connection that closed (the database restarted, a network cut) is not
+/// returned and its slot reopens on demand, so the pool heals when the
+/// database comes back.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Arc<Client>>,
+    open: usize,
+}
+
+/// How long a call waits for a free connection before failing.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// A pooled connection; back to the pool on drop. A connection that may be
 /// inside a transaction is rolled back first.
 struct Conn<'a> {
@@ -285,21 +305,20 @@ impl Drop for Conn<'_> {
         let Some(client) = self.client.take() else {
             return;
         };
-        if client.is_closed() {
-            return;
-        }
-        if self.in_transaction {
+        let mut usable = !client.is_closed();
+        if usable && self.in_transaction {
             let c = client.clone();
-            if self
+            usable = self
                 .storage
                 .block(async move { c.batch_execute("ROLLBACK").await })
-                .is_err()
-            {
-                return;
-            }
+                .is_ok();
         }
-        let mut idle = self.storage.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push(client);
+        let mut pool = self.storage.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if usable {
+            pool.idle.push(client);
+        } else {
+            pool.open = pool.open.saturating_sub(1);
+        }
         self.storage.returned.notify_one();
     }
 }
@@ -324,24 +343,12 @@ impl PostgresStorage {
             runtime: Some(runtime),
             config,
             tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
         };
-        // The first connection proves the URL before anything else.
-        let first = storage.open_client()?;
-        storage
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(first);
-        for _ in 1..POOL_SIZE {
-            let c = storage.open_client()?;
-            storage
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(c);
-        }
+        // One connection proves the URL before anything else; the others
+        // open as they are needed.
+        drop(storage.conn()?);
         storage.migrate()?;
         Ok(storage)
     }
@@ -386,24 +393,51 @@ impl PostgresStorage {
         Ok(Arc::new(connected))
     }
 
-    /// A connection from the pool, replacing a closed one.
+    /// A connection from the pool: an idle one, a new one while fewer than
+    /// [`POOL_SIZE`] exist, or the next one returned (up to [`POOL_WAIT`]).
     fn conn(&self) -> Result<Conn<'_>, ServerError> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(c) = idle.pop() {
-                drop(idle);
-                let client = if c.is_closed() {
-                    self.open_client()?
-                } else {
-                    c
-                };
+            if let Some(c) = pool.idle.pop() {
+                if c.is_closed() {
+                    pool.open = pool.open.saturating_sub(1);
+                    continue;
+                }
                 return Ok(Conn {
                     storage: self,
-                    client: Some(client),
+                    client: Some(c),
                     in_transaction: false,
                 });
             }
-            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+            if pool.open < POOL_SIZE {
+                pool.open += 1;
+                drop(pool);
+                return match self.open_client() {
+                    Ok(c) => Ok(Conn {
+                        storage: self,
+                        client: Some(c),
+                        in_transaction: false,
+                    }),
+                    Err(e) => {
+                        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                        pool.open = pool.open.saturating_sub(1);
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(ServerError::Storage(
+                    "no database connection became free".into(),
+                ));
+            }
+            pool = self
+                .returned
+                .wait_timeout(pool, deadline - now)
+                .map(|(p, _)| p)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
 
@@ -472,7 +506,11 @@ async fn migrate(c: Arc<Client>, known: i32) -> Result<(), ServerError> {
 
 impl Drop for PostgresStorage {
     fn drop(&mut self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .idle
+            .clear();
         // Dropping a runtime blocks; from inside another runtime that
         // panics. Its connections are closed in the background instead.
         if let Some(rt) = self.runtime.take() {
@@ -761,9 +799,18 @@ impl Storage for PostgresStorage {
             c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &LOCK_LOG])
                 .await
                 .map_err(pg)?;
+            let seq: i64 = c
+                .query_one(
+                    "INSERT INTO log (doc, data, heads, device, replaces) VALUES ($1, $2, $3, $4, $5)
+                     RETURNING seq",
+                    &[&id.as_slice(), &log_data, &heads, &device.as_slice(), &replace],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
             c.execute(
-                "INSERT INTO log (doc, data, heads, device, replaces) VALUES ($1, $2, $3, $4, $5)",
-                &[&id.as_slice(), &log_data, &heads, &device.as_slice(), &replace],
+                "UPDATE documents SET log_seq = $2 WHERE id = $1",
+                &[&id.as_slice(), &seq],
             )
             .await
             .map_err(pg)?;
@@ -999,6 +1046,11 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn release_freed(&self) -> Result<(), ServerError> {
+        // Outside a transaction (VACUUM refuses to run in one).
+        self.run(move |c| async move { c.batch_execute("VACUUM documents, log").await.map_err(pg) })
+    }
+
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError> {
         let events =
             serde_json::to_string(&sub.events).map_err(|e| ServerError::Storage(e.to_string()))?;
@@ -1069,6 +1121,7 @@ impl Storage for PostgresStorage {
                     secret: r.get(2),
                     payload: r.get(3),
                     attempts: r.get::<_, i32>(4).max(0) as u32,
+                    lease_until: now + lease_ms,
                 })
                 .collect();
             out.sort_by_key(|d| d.seq);
@@ -1076,15 +1129,24 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError> {
+    fn finish_delivery(
+        &self,
+        seq: i64,
+        lease_until: i64,
+        outcome: &Outcome,
+    ) -> Result<(), ServerError> {
         let outcome = outcome.clone();
         self.run(move |c| async move {
             match outcome {
                 Outcome::Delivered => c
                     .execute(
                         "UPDATE deliveries SET delivered_at = $2, attempts = attempts + 1,
-                            lease_until = 0 WHERE seq = $1",
-                        &[&seq, &sambung_core::Timestamp::now().as_millis()],
+                            lease_until = 0 WHERE seq = $1 AND lease_until = $3",
+                        &[
+                            &seq,
+                            &sambung_core::Timestamp::now().as_millis(),
+                            &lease_until,
+                        ],
                     )
                     .await
                     .map_err(pg)?,
@@ -1093,8 +1155,8 @@ impl Storage for PostgresStorage {
                         "UPDATE deliveries SET attempts = attempts + 1, lease_until = 0,
                             last_error = $2, next_at = coalesce($3, next_at),
                             failed = ($3::BIGINT IS NULL)
-                         WHERE seq = $1",
-                        &[&seq, &error, &next_at],
+                         WHERE seq = $1 AND lease_until = $4",
+                        &[&seq, &error, &next_at, &lease_until],
                     )
                     .await
                     .map_err(pg)?,
@@ -1131,14 +1193,14 @@ impl Storage for PostgresStorage {
             let rows = c
                 .query(
                     &format!(
-                        "SELECT {DOC_COLUMNS} FROM documents
-                         WHERE (updated_at, id) > ($1, $2)
+                        "SELECT {DOC_COLUMNS}, log_seq FROM documents
+                         WHERE (log_seq, id) > ($1, $2)
                            AND ($3::TEXT IS NULL OR kind = $3) AND ($4::TEXT IS NULL OR service = $4)
                            AND ($5::TEXT IS NULL OR status = $5)
                            AND ($6::TEXT IS NULL OR region = $6 OR left(region, length($6) + 1) = $6 || '.')
                            AND ($7::TEXT IS NULL OR assignee = $7)
                            AND ($8::BIGINT IS NULL OR updated_at >= $8)
-                         ORDER BY updated_at, id LIMIT $9"
+                         ORDER BY log_seq, id LIMIT $9"
                     ),
                     &[
                         &after_at,
@@ -1161,6 +1223,7 @@ impl Storage for PostgresStorage {
                         id: id16(id, "document id")?,
                         scope: doc.scope,
                         meta: doc.meta,
+                        seq: r.try_get(10).map_err(pg)?,
                     })
                 })
                 .collect()

@@ -210,6 +210,13 @@ CREATE INDEX accounts_by_nik ON accounts (nik_hash);
 ALTER TABLE log ADD COLUMN replaces INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE log ADD COLUMN purged INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8: listings page by the position of a document's latest log entry
+    // (numbered in commit order), not by a clock.
+    r#"
+ALTER TABLE documents ADD COLUMN log_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE documents SET log_seq = coalesce((SELECT max(seq) FROM log WHERE log.doc = documents.id), 0);
+CREATE INDEX documents_by_log ON documents (log_seq);
+"#,
 ];
 
 /// The embedded default: one SQLite file.
@@ -488,6 +495,10 @@ impl Storage for SqliteStorage {
                     "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id.as_slice(), log_data, heads, device.as_slice(), replace],
                 )?;
+                tx.execute(
+                    "UPDATE documents SET log_seq = last_insert_rowid() WHERE id = ?1",
+                    [id.as_slice()],
+                )?;
                 tx.commit()?;
                 Ok(())
             }
@@ -717,6 +728,15 @@ impl Storage for SqliteStorage {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn release_freed(&self) -> Result<(), ServerError> {
+        let _: (i64, i64, i64) =
+            self.lock()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        Ok(())
+    }
+
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError> {
         let events =
             serde_json::to_string(&sub.events).map_err(|e| ServerError::Storage(e.to_string()))?;
@@ -765,6 +785,7 @@ impl Storage for SqliteStorage {
                         secret: r.get(2)?,
                         payload: r.get(3)?,
                         attempts: r.get::<_, i64>(4)?.max(0) as u32,
+                        lease_until: now + lease_ms,
                     })
                 },
             )?;
@@ -780,19 +801,24 @@ impl Storage for SqliteStorage {
         Ok(claimed)
     }
 
-    fn finish_delivery(&self, seq: i64, outcome: &Outcome) -> Result<(), ServerError> {
+    fn finish_delivery(
+        &self,
+        seq: i64,
+        lease_until: i64,
+        outcome: &Outcome,
+    ) -> Result<(), ServerError> {
         let conn = self.lock();
         match outcome {
             Outcome::Delivered => conn.execute(
                 "UPDATE deliveries SET delivered_at = ?2, attempts = attempts + 1, lease_until = 0
-                 WHERE seq = ?1",
-                params![seq, sambung_core::Timestamp::now().as_millis()],
+                 WHERE seq = ?1 AND lease_until = ?3",
+                params![seq, sambung_core::Timestamp::now().as_millis(), lease_until],
             )?,
             Outcome::Retry { next_at, error } => conn.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, lease_until = 0, last_error = ?2,
                     next_at = coalesce(?3, next_at), failed = (?3 IS NULL)
-                 WHERE seq = ?1",
-                params![seq, error, next_at],
+                 WHERE seq = ?1 AND lease_until = ?4",
+                params![seq, error, next_at, lease_until],
             )?,
         };
         Ok(())
@@ -819,13 +845,13 @@ impl Storage for SqliteStorage {
             None => (i64::MIN, Vec::new()),
         };
         let mut st = conn.prepare_cached(&format!(
-            "SELECT {DOC_COLUMNS} FROM documents
-             WHERE (updated_at, id) > (?1, ?2)
+            "SELECT {DOC_COLUMNS}, log_seq FROM documents
+             WHERE (log_seq, id) > (?1, ?2)
                AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR service = ?4)
                AND (?5 IS NULL OR status = ?5)
                AND (?6 IS NULL OR region = ?6 OR substr(region, 1, length(?6) + 1) = ?6 || '.')
                AND (?7 IS NULL OR assignee = ?7) AND (?8 IS NULL OR updated_at >= ?8)
-             ORDER BY updated_at, id LIMIT ?9"
+             ORDER BY log_seq, id LIMIT ?9"
         ))?;
         let rows = st.query_map(
             params![
@@ -839,17 +865,18 @@ impl Storage for SqliteStorage {
                 filter.updated_since,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
-            doc_row,
+            |r| Ok((doc_row(r)?, r.get::<_, i64>(10)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, doc) = row?;
+            let ((id, doc), seq) = row?;
             out.push(DocRow {
                 id: id
                     .try_into()
                     .map_err(|_| ServerError::Storage("damaged document id".into()))?,
                 scope: doc.scope,
                 meta: doc.meta,
+                seq,
             });
         }
         Ok(out)
