@@ -400,6 +400,7 @@ async fn refusals_are_clear_4xx_with_codes_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_every_route() {
+    sambung_core::sync::install_crypto_provider();
     let server = TestServer::start().await;
     let r = reqwest::get(format!("{}/v1/openapi.json", server.url()))
         .await

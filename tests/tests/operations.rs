@@ -32,6 +32,7 @@ async fn metrics_count_exchanges_bytes_errors_and_the_webhook_queue() {
     );
     assert_eq!(agency.call("GET", &missing, None, None).await.status, 404);
 
+    sambung_core::sync::install_crypto_provider();
     let text = reqwest::get(format!("{}/metrics", server.url()))
         .await
         .unwrap()
@@ -68,6 +69,7 @@ async fn metrics_count_exchanges_bytes_errors_and_the_webhook_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_carries_a_request_id() {
+    sambung_core::sync::install_crypto_provider();
     let server = TestServer::start().await;
     let http = reqwest::Client::new();
     let get = |id: Option<&'static str>| {
