@@ -54,6 +54,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agency/requests/{id}/status", post(set_status))
         .route("/v1/agency/requests/{id}/notes", post(add_note))
         .route("/v1/agency/requests/{id}/assignee", post(set_assignee))
+        .route(
+            "/v1/agency/requests/{id}/attachments/{sha256}",
+            get(download_attachment),
+        )
         .route("/v1/agency/webhooks", post(add_webhook).get(list_webhooks))
         .route(
             "/v1/agency/webhooks/{id}",
@@ -80,6 +84,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         set_status,
         add_note,
         set_assignee,
+        download_attachment,
         audit_trail,
         audit_verify,
         exposure,
@@ -1374,6 +1379,7 @@ async fn erase_person(
         let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
         let actor = state.actor();
         let (mut erased, mut already, mut others) = (Vec::new(), Vec::new(), Vec::new());
+        let mut blobs: Vec<String> = Vec::new();
         for id in state.storage().documents_of_person(&hash)? {
             let (mut was_erased, mut other_applicant) = (false, false);
             state.storage().update_document(id, &mut |current| {
@@ -1398,6 +1404,7 @@ async fn erase_person(
                     other_applicant = true;
                     return Ok(DocWrite::Unchanged);
                 }
+                blobs.extend(old.attachments.iter().map(|a| a.sha256.clone()));
                 let request =
                     sambung_core::model::erase::erased(&old, sambung_core::Timestamp::now());
                 // A new document with a new history: the old one holds
@@ -1441,6 +1448,13 @@ async fn erase_person(
                 "POST /v1/agency/persons/erase",
             )?;
         }
+        // The attachments' bytes go too — also where the same bytes were
+        // attached elsewhere: they are the same person's data.
+        for sha in &blobs {
+            if let Ok(digest) = crate::blobs::parse_sha(sha) {
+                state.storage().delete_blob(&digest)?;
+            }
+        }
         tracing::info!(requests = erased.len(), "a person's data was erased");
         state.storage().release_freed()?;
         Ok(Json(Erasure {
@@ -1451,4 +1465,131 @@ async fn erase_person(
         }))
     })
     .await
+}
+
+/// A byte range of `size` bytes from a `Range: bytes=a-b` header (one
+/// range; `bytes=a-` and `bytes=-n` too).
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+/// Download an attachment of a request (its bytes as uploaded by the
+/// device), whole or a `Range` of it.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}/attachments/{sha256}",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("sha256" = String, Path, description = "The attachment's content address"),
+        ("Range" = Option<String>, Header, description = "bytes=start-end")
+    ),
+    responses(
+        (status = 200, description = "the bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "the range asked for"),
+        (status = 404, description = "not_found: not an attachment of this request, or not uploaded yet", body = ApiError),
+        (status = 416, description = "the range is outside the attachment")
+    )
+)]
+async fn download_attachment(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((id, sha)): Path<(String, String)>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        let digest = crate::blobs::parse_sha(&sha)?;
+        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
+        if !agency.sees(&stored.scope, &stored.meta.status) {
+            return Err(ServerError::NotFound);
+        }
+        let request = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
+            .and_then(|d| d.hydrate())
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        let reference = request
+            .attachments
+            .iter()
+            .find(|a| a.sha256 == sha)
+            .ok_or(ServerError::NotFound)?;
+        let blob = state
+            .storage()
+            .blob_state(&digest)?
+            .filter(|b| b.complete)
+            .ok_or(ServerError::NotFound)?;
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| parse_range(v, blob.size));
+        let (status, start, end) = match range {
+            None => (axum::http::StatusCode::OK, 0, blob.size.saturating_sub(1)),
+            Some(Some((a, b))) => (axum::http::StatusCode::PARTIAL_CONTENT, a, b),
+            Some(None) => {
+                let mut r = axum::http::StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", blob.size)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(r);
+            }
+        };
+        let len = if blob.size == 0 { 0 } else { end - start + 1 };
+        let bytes = state.storage().blob_read(&digest, start, len)?;
+        record(
+            &state,
+            &agency,
+            "download",
+            Some(id),
+            "GET /v1/agency/requests/{id}/attachments/{sha256}",
+        )?;
+        let mut response = (status, bytes).into_response();
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&reference.mime) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if status == axum::http::StatusCode::PARTIAL_CONTENT
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", blob.size))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_read_like_http_says() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-0",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=x-",
+            "bytes=-",
+        ] {
+            assert_eq!(parse_range(bad, 100), None, "{bad}");
+        }
+    }
 }

@@ -62,6 +62,15 @@ pub enum ServerError {
     /// A listing's filter or cursor is not valid.
     #[error("bad filter: {0}")]
     BadFilter(String),
+    /// An upload chunk does not start where the held bytes end.
+    #[error("the upload continues at byte {offset}")]
+    OffsetMismatch {
+        /// Bytes the server holds.
+        offset: u64,
+    },
+    /// An uploaded blob does not hash to its name; it was discarded.
+    #[error("the uploaded bytes do not match their SHA-256; the upload was discarded")]
+    HashMismatch,
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -98,6 +107,8 @@ impl ServerError {
             ServerError::ForbiddenTransition(_) => (409, ErrorCode::ForbiddenTransition),
             ServerError::Stale => (412, ErrorCode::Stale),
             ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
+            ServerError::OffsetMismatch { .. } => (409, ErrorCode::OffsetMismatch),
+            ServerError::HashMismatch => (422, ErrorCode::HashMismatch),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

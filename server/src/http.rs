@@ -150,6 +150,13 @@ impl IntoResponse for ServerError {
         )
             .into_response();
         response.extensions_mut().insert(tag);
+        if let ServerError::OffsetMismatch { offset } = self
+            && let Ok(v) = header::HeaderValue::from_str(&offset.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(sambung_core::protocol::blobs::UPLOAD_OFFSET, v);
+        }
         if let ServerError::RateLimited { retry_after_secs } = self
             && let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string())
         {
@@ -318,6 +325,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_BODY)),
         )
         .merge(crate::backoffice::routes())
+        .merge(crate::blobs::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,

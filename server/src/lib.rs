@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backoffice;
+pub mod blobs;
 pub mod enroll;
 pub mod error;
 pub mod exchange;

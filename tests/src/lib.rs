@@ -642,6 +642,20 @@ impl Agency {
         }
     }
 
+    /// A signed GET returning the status and the raw body (downloads).
+    pub async fn raw_get(&self, target: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+        let signed = self.sign("GET", target, b"");
+        let mut req = self.http.get(format!("{}{target}", self.base));
+        for (name, value) in signed.pairs() {
+            req = req.header(name, value);
+        }
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    }
+
     /// Signs with this key but sends `body_sent` instead of what was signed.
     pub fn sign(
         &self,

@@ -324,7 +324,16 @@ async fn an_erasure_reaches_every_device_and_keeps_the_record() {
     // Someone else's requests are untouched, also the one the person filed.
     assert!(as_json(&officer, &someone_else).contains(OTHER_NIK));
     assert!(as_json(&resident, &neighbour).contains(OTHER_NIK));
-    // The photo is gone from the phone.
+    // The photo is gone from the server and from the phone.
+    let digest: [u8; 32] = hex::decode(&photo.sha256).unwrap().try_into().unwrap();
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&digest)
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
         resident.store.attachment_info(&photo.sha256),
         Err(sambung_core::Error::NotFound { .. })

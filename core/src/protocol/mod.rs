@@ -10,6 +10,7 @@
 //! so any exchange may be lost or repeated.
 
 mod auth;
+pub mod blobs;
 mod envelope;
 
 pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders, device_id_of};
@@ -280,6 +281,12 @@ pub enum ErrorCode {
     Stale,
     /// A listing's filter or cursor is not valid.
     BadFilter,
+    /// An upload chunk does not start where the server's copy ends; the
+    /// answer's `upload-offset` says where.
+    OffsetMismatch,
+    /// An uploaded blob's bytes do not hash to its name; the server
+    /// discarded it.
+    HashMismatch,
     /// Anything else on the server.
     Internal,
 }

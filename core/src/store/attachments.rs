@@ -139,6 +139,44 @@ impl Store {
         Ok(reference)
     }
 
+    /// The attachments the server is not known to hold, smallest first
+    /// (small ones go before large).
+    pub fn pending_uploads(&self) -> Result<Vec<AttachmentInfo>, Error> {
+        self.read(|conn| {
+            let mut st = conn.prepare("SELECT key, meta FROM attachments WHERE uploaded = 0")?;
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::new();
+            for (key, meta) in rows {
+                let plain = self
+                    .keys
+                    .open(
+                        Purpose::Attachments,
+                        &place("attachments", "meta", &key, 0),
+                        &meta,
+                    )
+                    .map_err(|_| Error::Corrupt("an attachment record failed authentication"))?;
+                let info: AttachmentInfo = serde_json::from_slice(&plain)
+                    .map_err(|_| Error::Corrupt("an attachment record is damaged"))?;
+                out.push(info);
+            }
+            out.sort_by_key(|i| i.size);
+            Ok(out)
+        })
+    }
+
+    /// Records that the server holds this attachment whole.
+    pub fn mark_uploaded(&self, sha256: &str) -> Result<(), Error> {
+        let key = self
+            .keys
+            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        self.write(|tx| {
+            tx.execute("UPDATE attachments SET uploaded = 1 WHERE key = ?1", [&key])?;
+            Ok(())
+        })
+    }
+
     /// Deletes the attachments with these content hashes that no request
     /// in the store refers to any more (after an erasure replaced the one
     /// that did), inside the caller's write transaction.

@@ -81,6 +81,10 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL                -- why (no personal data)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 3: which attachments the server holds (protocol::blobs).
+    r#"
+    ALTER TABLE attachments ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

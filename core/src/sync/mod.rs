@@ -74,6 +74,13 @@ pub struct SyncSummary {
     /// Requests changed here by what came from the server (pulls and
     /// repairs), for observers.
     pub changed: Vec<RequestId>,
+    /// Attachments now held whole by the server (sent or found there).
+    pub attachments_uploaded: u32,
+    /// Attachment bytes sent.
+    pub attachment_bytes_up: u64,
+    /// Attachments still to upload after this sync (a cut, a refusal):
+    /// tried again at the next one. Text never waits for them.
+    pub attachments_waiting: u32,
 }
 
 /// An HTTP client for one server.
@@ -247,25 +254,158 @@ impl Client {
         Ok(enrollment)
     }
 
-    async fn exchange(&self, store: &Store, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+    /// A request signed by the device's key over its method, path and body.
+    fn signed(
+        &self,
+        store: &Store,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::RequestBuilder, Error> {
         let key = store.device_key()?;
         let now = crate::time::Timestamp::now().as_millis() / 1000;
         let signed = key
-            .sign(store.device_id(), "POST", SYNC_PATH, &body, now)
+            .sign(store.device_id(), method.as_str(), path, &body, now)
             .map_err(|_| Error::Crypto("signing failed"))?;
         let mut req = self
             .http
-            .post(format!("{}{SYNC_PATH}", self.base))
-            .header("content-type", "application/vnd.sambung.sync")
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
             .body(body);
         for (name, value) in signed.pairs() {
             req = req.header(name, value);
         }
+        Ok(req)
+    }
+
+    async fn exchange(&self, store: &Store, body: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let req = self.signed(
+            store,
+            reqwest::Method::POST,
+            SYNC_PATH,
+            "application/vnd.sambung.sync",
+            body,
+        )?;
         let resp = req.send().await.map_err(network)?;
         if !resp.status().is_success() {
             return Err(Self::refusal(resp).await);
         }
         Ok(resp.bytes().await.map_err(network)?.to_vec())
+    }
+
+    /// Uploads the attachments the server lacks (protocol::blobs): one
+    /// question for all, then each missing one in chunks from the offset
+    /// the server holds, smallest first. Records each one the server holds
+    /// whole, so it is never sent again.
+    pub async fn upload_attachments(
+        &self,
+        store: &Store,
+        summary: &mut SyncSummary,
+    ) -> Result<(), Error> {
+        use crate::protocol::blobs::*;
+        let pending = store.pending_uploads()?;
+        summary.attachments_waiting = pending.len() as u32;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ask = MissingRequest {
+            blobs: pending
+                .iter()
+                .take(MAX_MISSING_ASKED)
+                .map(|a| BlobClaim {
+                    sha256: a.sha256.clone(),
+                    size: a.size,
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&ask).map_err(|_| Error::Crypto("encoding failed"))?;
+        let resp = self
+            .signed(
+                store,
+                reqwest::Method::POST,
+                MISSING_PATH,
+                "application/json",
+                body,
+            )?
+            .send()
+            .await
+            .map_err(network)?;
+        summary.round_trips += 1;
+        if !resp.status().is_success() {
+            return Err(Self::refusal(resp).await);
+        }
+        let answer: MissingResponse = resp.json().await.map_err(network)?;
+        for r in &answer.refused {
+            tracing::warn!("the server refuses an attachment");
+            summary.refused.push((r.sha256.clone(), r.reason.clone()));
+        }
+        let missing: HashMap<&str, u64> = answer
+            .missing
+            .iter()
+            .map(|m| (m.sha256.as_str(), m.offset))
+            .collect();
+        let refused: HashSet<&str> = answer.refused.iter().map(|r| r.sha256.as_str()).collect();
+        for a in ask.blobs.iter() {
+            if refused.contains(a.sha256.as_str()) {
+                continue;
+            }
+            if let Some(&offset) = missing.get(a.sha256.as_str()) {
+                self.upload_one(store, a, offset, summary).await?;
+            }
+            // Held by the server now: sent, or there already.
+            store.mark_uploaded(&a.sha256)?;
+            summary.attachments_uploaded += 1;
+            summary.attachments_waiting = summary.attachments_waiting.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn upload_one(
+        &self,
+        store: &Store,
+        blob: &crate::protocol::blobs::BlobClaim,
+        mut offset: u64,
+        summary: &mut SyncSummary,
+    ) -> Result<(), Error> {
+        use crate::protocol::blobs::*;
+        // 256 KiB: a few seconds on EDGE, so a cut loses little.
+        const CHUNK: usize = 256 * 1024;
+        let path = format!("{BLOB_PATH}{}", blob.sha256);
+        let mut mismatches = 0;
+        while offset < blob.size {
+            let chunk = store.read_attachment(&blob.sha256, offset, CHUNK)?;
+            let len = chunk.len() as u64;
+            let req = self
+                .signed(
+                    store,
+                    reqwest::Method::PATCH,
+                    &path,
+                    "application/offset+octet-stream",
+                    chunk,
+                )?
+                .header(UPLOAD_OFFSET, offset.to_string())
+                .header(UPLOAD_LENGTH, blob.size.to_string());
+            let resp = req.send().await.map_err(network)?;
+            summary.round_trips += 1;
+            summary.attachment_bytes_up += len;
+            let held = resp
+                .headers()
+                .get(UPLOAD_OFFSET)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            match resp.status().as_u16() {
+                200..=299 => offset = held.unwrap_or(offset + len),
+                // The server holds another length (a chunk of ours arrived
+                // though its answer did not): go on from there.
+                409 if mismatches < 3 => {
+                    mismatches += 1;
+                    offset = held.unwrap_or(0);
+                }
+                _ => return Err(Self::refusal(resp).await),
+            }
+        }
+        Ok(())
     }
 
     /// Exchanges with the server until nothing is pending and nothing more
@@ -278,9 +418,20 @@ impl Client {
         &self,
         store: &Store,
         config: &SyncConfig,
-        progress: impl FnMut(&SyncSummary),
+        mut progress: impl FnMut(&SyncSummary),
     ) -> Result<SyncSummary, Error> {
-        match self.sync_inner(store, config, progress).await {
+        let result = match self.sync_inner(store, config, &mut progress).await {
+            // Text first: attachments go after every document did.
+            Ok(mut summary) => {
+                if let Err(e) = self.upload_attachments(store, &mut summary).await {
+                    tracing::warn!(error = %e, "attachments wait for the next sync");
+                }
+                progress(&summary);
+                Ok(summary)
+            }
+            other => other,
+        };
+        match result {
             // The agency revoked this phone and asked for a wipe: done here,
             // whoever called (the app, the engine, the CLI). The handle is
             // unusable afterwards.

@@ -262,6 +262,25 @@ pub trait Storage: Send + Sync + 'static {
     fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError>;
     /// The accounts linked to a NIK (by keyed hash).
     fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError>;
+    /// What the server holds of a blob.
+    fn blob_state(&self, sha256: &[u8; 32]) -> Result<Option<BlobState>, ServerError>;
+    /// Appends `data` at `offset` to the blob (starting it when unknown,
+    /// with its declared `size`). Refuses a chunk that does not start where
+    /// the held bytes end ([`ServerError::OffsetMismatch`]); when the last
+    /// byte is in, checks the SHA-256 and discards the blob on a mismatch
+    /// ([`ServerError::HashMismatch`]).
+    fn blob_append(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        offset: u64,
+        data: &[u8],
+        now: i64,
+    ) -> Result<BlobState, ServerError>;
+    /// Deletes a blob (an erasure); false when there was none.
+    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError>;
+    /// Up to `len` bytes of a complete blob from `offset`.
+    fn blob_read(&self, sha256: &[u8; 32], offset: u64, len: u64) -> Result<Vec<u8>, ServerError>;
     /// After an erasure: makes the space of deleted and overwritten rows
     /// unreadable where the database allows it (SQLite: its WAL truncated,
     /// freed pages are zeroed already; PostgreSQL: `VACUUM` of the tables
@@ -300,6 +319,26 @@ pub trait Storage: Send + Sync + 'static {
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<DocRow>, ServerError>;
+}
+
+/// What the server holds of a blob (an attachment's bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobState {
+    /// Its declared size.
+    pub size: u64,
+    /// Bytes held.
+    pub received: u64,
+    /// All bytes in and their hash checked.
+    pub complete: bool,
+}
+
+/// Checks the blob's chunks, in order, against its name.
+fn hash_matches<'a>(sha256: &[u8; 32], chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    for c in chunks {
+        h.update(c);
+    }
+    h.finish().as_ref() == sha256
 }
 
 /// An audit entry from its stored columns.

@@ -22,8 +22,8 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
 use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
-    DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
-    Revocation, Storage, StoredDoc,
+    BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
+    LogEntry, Revocation, Storage, StoredDoc,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -150,6 +150,22 @@ ALTER TABLE documents ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0;
 UPDATE documents SET log_seq = coalesce((SELECT max(seq) FROM log WHERE log.doc = documents.id), 0);
 CREATE INDEX documents_by_log ON documents (log_seq);
 "#,
+    // 7: attachment bytes by content address (protocol::blobs).
+    r#"
+CREATE TABLE blobs (
+    sha256     BYTEA PRIMARY KEY,
+    size       BIGINT NOT NULL,
+    received   BIGINT NOT NULL,
+    complete   BOOLEAN NOT NULL DEFAULT false,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE blob_chunks (
+    sha256 BYTEA NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+    pos BIGINT NOT NULL,
+    data   BYTEA NOT NULL,
+    PRIMARY KEY (sha256, pos)
+);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -158,6 +174,8 @@ const LOCK_SPACE: i32 = 0x5342_4E47; // "SBNG"
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_LOG: i32 = 2;
 const LOCK_AUDIT: i32 = 3;
+/// Blob uploads lock in a space of their own, keyed by their hash.
+const LOCK_BLOBS: i32 = 0x5342_4E48; // "SBNH"
 
 /// Connections kept open by one server process.
 const POOL_SIZE: usize = 8;
@@ -1043,6 +1061,169 @@ impl Storage for PostgresStorage {
                 .await
                 .map_err(pg)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn blob_state(&self, sha256: &[u8; 32]) -> Result<Option<BlobState>, ServerError> {
+        let sha = sha256.to_vec();
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT size, received, complete FROM blobs WHERE sha256 = $1",
+                    &[&sha],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| BlobState {
+                size: r.get::<_, i64>(0) as u64,
+                received: r.get::<_, i64>(1) as u64,
+                complete: r.get(2),
+            }))
+        })
+    }
+
+    fn blob_append(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        offset: u64,
+        data: &[u8],
+        now: i64,
+    ) -> Result<BlobState, ServerError> {
+        let (sha, key, data) = (sha256.to_vec(), *sha256, data.to_vec());
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // One upload of a blob at a time, across servers.
+                let mut k = [0u8; 8];
+                k.copy_from_slice(&key[..8]);
+                c.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&LOCK_BLOBS, &(i64::from_be_bytes(k) as i32)],
+                )
+                .await
+                .map_err(pg)?;
+                let held = c
+                    .query_opt(
+                        "SELECT size, received, complete FROM blobs WHERE sha256 = $1",
+                        &[&sha],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let (declared, received) = match held {
+                    Some(r) if r.get::<_, bool>(2) => {
+                        return Err(ServerError::OffsetMismatch {
+                            offset: r.get::<_, i64>(1) as u64,
+                        });
+                    }
+                    Some(r) => (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
+                    None => {
+                        c.execute(
+                            "INSERT INTO blobs (sha256, size, received, created_at) VALUES ($1, $2, 0, $3)",
+                            &[&sha, &(size as i64), &now],
+                        )
+                        .await
+                        .map_err(pg)?;
+                        (size, 0)
+                    }
+                };
+                if declared != size {
+                    return Err(ServerError::BadRequest(
+                        "upload-length differs from the upload's first chunk".into(),
+                    ));
+                }
+                if offset != received {
+                    return Err(ServerError::OffsetMismatch { offset: received });
+                }
+                let end = received + data.len() as u64;
+                if end > size {
+                    return Err(ServerError::BadRequest(
+                        "the chunk goes past upload-length".into(),
+                    ));
+                }
+                c.execute(
+                    "INSERT INTO blob_chunks (sha256, pos, data) VALUES ($1, $2, $3)",
+                    &[&sha, &(offset as i64), &data],
+                )
+                .await
+                .map_err(pg)?;
+                let mut complete = false;
+                if end == size {
+                    let rows = c
+                        .query(
+                            "SELECT data FROM blob_chunks WHERE sha256 = $1 ORDER BY pos",
+                            &[&sha],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    let chunks: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+                    if !super::hash_matches(&key, chunks.iter().map(|c| c.as_slice())) {
+                        c.execute("DELETE FROM blobs WHERE sha256 = $1", &[&sha])
+                            .await
+                            .map_err(pg)?;
+                        c.batch_execute("COMMIT").await.map_err(pg)?;
+                        return Err(ServerError::HashMismatch);
+                    }
+                    complete = true;
+                }
+                c.execute(
+                    "UPDATE blobs SET received = $2, complete = $3 WHERE sha256 = $1",
+                    &[&sha, &(end as i64), &complete],
+                )
+                .await
+                .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok(BlobState {
+                    size,
+                    received: end,
+                    complete,
+                })
+            }
+            .await;
+            if outcome.is_err() {
+                // After the COMMIT of a discarded blob this only warns.
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            outcome
+        })
+    }
+
+    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+        let sha = sha256.to_vec();
+        self.run(move |c| async move {
+            let n = c
+                .execute("DELETE FROM blobs WHERE sha256 = $1", &[&sha])
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn blob_read(&self, sha256: &[u8; 32], offset: u64, len: u64) -> Result<Vec<u8>, ServerError> {
+        let sha = sha256.to_vec();
+        let end = offset.saturating_add(len).min(i64::MAX as u64);
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT c.pos, c.data FROM blob_chunks c JOIN blobs b ON b.sha256 = c.sha256
+                     WHERE c.sha256 = $1 AND b.complete AND c.pos < $3
+                       AND c.pos + length(c.data) > $2
+                     ORDER BY c.pos",
+                    &[&sha, &(offset as i64), &(end as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let at = r.get::<_, i64>(0) as u64;
+                let data: Vec<u8> = r.get(1);
+                let from = offset.saturating_sub(at) as usize;
+                let to = (end.saturating_sub(at) as usize).min(data.len());
+                if from < to {
+                    out.extend_from_slice(&data[from..to]);
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -13,8 +13,8 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
 use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
-    DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition, LogEntry,
-    Revocation, Storage, StoredDoc,
+    BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
+    LogEntry, Revocation, Storage, StoredDoc,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -216,6 +216,22 @@ ALTER TABLE log ADD COLUMN purged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE documents ADD COLUMN log_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE documents SET log_seq = coalesce((SELECT max(seq) FROM log WHERE log.doc = documents.id), 0);
 CREATE INDEX documents_by_log ON documents (log_seq);
+"#,
+    // 9: attachment bytes by content address (protocol::blobs).
+    r#"
+CREATE TABLE blobs (
+    sha256     BLOB PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    received   INTEGER NOT NULL,
+    complete   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE blob_chunks (
+    sha256 BLOB NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+    pos    INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (sha256, pos)
+) STRICT, WITHOUT ROWID;
 "#,
 ];
 
@@ -726,6 +742,137 @@ impl Storage for SqliteStorage {
             conn.prepare_cached("SELECT id FROM accounts WHERE nik_hash = ?1 ORDER BY id")?;
         let rows = st.query_map([nik_hash], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn blob_state(&self, sha256: &[u8; 32]) -> Result<Option<BlobState>, ServerError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT size, received, complete FROM blobs WHERE sha256 = ?1",
+                [sha256.as_slice()],
+                |r| {
+                    Ok(BlobState {
+                        size: r.get::<_, i64>(0)? as u64,
+                        received: r.get::<_, i64>(1)? as u64,
+                        complete: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn blob_append(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        offset: u64,
+        data: &[u8],
+        now: i64,
+    ) -> Result<BlobState, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held: Option<(i64, i64, bool)> = tx
+            .query_row(
+                "SELECT size, received, complete FROM blobs WHERE sha256 = ?1",
+                [sha256.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (declared, received) = match held {
+            Some((_, received, true)) => {
+                // Whole already: nothing more is taken.
+                return Err(ServerError::OffsetMismatch {
+                    offset: received as u64,
+                });
+            }
+            Some((declared, received, false)) => (declared as u64, received as u64),
+            None => {
+                tx.execute(
+                    "INSERT INTO blobs (sha256, size, received, created_at) VALUES (?1, ?2, 0, ?3)",
+                    params![sha256.as_slice(), size as i64, now],
+                )?;
+                (size, 0)
+            }
+        };
+        if declared != size {
+            return Err(ServerError::BadRequest(
+                "upload-length differs from the upload's first chunk".into(),
+            ));
+        }
+        if offset != received {
+            return Err(ServerError::OffsetMismatch { offset: received });
+        }
+        let end = received + data.len() as u64;
+        if end > size {
+            return Err(ServerError::BadRequest(
+                "the chunk goes past upload-length".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO blob_chunks (sha256, pos, data) VALUES (?1, ?2, ?3)",
+            params![sha256.as_slice(), offset as i64, data],
+        )?;
+        let mut complete = false;
+        if end == size {
+            let chunks: Vec<Vec<u8>> = {
+                let mut st =
+                    tx.prepare("SELECT data FROM blob_chunks WHERE sha256 = ?1 ORDER BY pos")?;
+                st.query_map([sha256.as_slice()], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            if !super::hash_matches(sha256, chunks.iter().map(|c| c.as_slice())) {
+                tx.execute("DELETE FROM blobs WHERE sha256 = ?1", [sha256.as_slice()])?;
+                tx.commit()?;
+                return Err(ServerError::HashMismatch);
+            }
+            complete = true;
+        }
+        tx.execute(
+            "UPDATE blobs SET received = ?2, complete = ?3 WHERE sha256 = ?1",
+            params![sha256.as_slice(), end as i64, complete],
+        )?;
+        tx.commit()?;
+        Ok(BlobState {
+            size,
+            received: end,
+            complete,
+        })
+    }
+
+    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+        let n = self
+            .lock()
+            .execute("DELETE FROM blobs WHERE sha256 = ?1", [sha256.as_slice()])?;
+        Ok(n == 1)
+    }
+
+    fn blob_read(&self, sha256: &[u8; 32], offset: u64, len: u64) -> Result<Vec<u8>, ServerError> {
+        let conn = self.lock();
+        let end = offset.saturating_add(len);
+        let mut st = conn.prepare_cached(
+            "SELECT c.pos, c.data FROM blob_chunks c JOIN blobs b ON b.sha256 = c.sha256
+             WHERE c.sha256 = ?1 AND b.complete = 1 AND c.pos < ?3
+               AND c.pos + length(c.data) > ?2
+             ORDER BY c.pos",
+        )?;
+        let rows = st.query_map(
+            params![
+                sha256.as_slice(),
+                offset as i64,
+                end.min(i64::MAX as u64) as i64
+            ],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, data) = row?;
+            let from = offset.saturating_sub(at) as usize;
+            let to = (end.saturating_sub(at) as usize).min(data.len());
+            if from < to {
+                out.extend_from_slice(&data[from..to]);
+            }
+        }
+        Ok(out)
     }
 
     fn release_freed(&self) -> Result<(), ServerError> {

@@ -1,0 +1,288 @@
+//! Attachment bytes: uploaded by content address after the text, in
+//! resumable chunks checked against their SHA-256, never twice, and
+//! downloadable by the agency whole or by range.
+
+use sambung_core::identifiers::RegionCode;
+use sambung_core::lifecycle::Role;
+use sambung_core::model::{AttachmentRole, Kind};
+use sambung_core::protocol::blobs::{BLOB_PATH, UPLOAD_LENGTH, UPLOAD_OFFSET};
+use sambung_core::templates;
+use sambung_e2e::{Agency, Device, TestServer, now};
+
+/// Deterministic bytes that do not compress.
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    let mut x = seed as u32 | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
+}
+
+/// A signed PATCH of one chunk, as the device.
+async fn patch(
+    url: &str,
+    d: &Device,
+    name: &str,
+    offset: u64,
+    length: u64,
+    chunk: &[u8],
+) -> reqwest::Response {
+    let path = format!("{BLOB_PATH}{name}");
+    let signed = d
+        .store
+        .device_key()
+        .unwrap()
+        .sign(d.store.device_id(), "PATCH", &path, chunk, now())
+        .unwrap();
+    let mut req = reqwest::Client::new()
+        .patch(format!("{url}{path}"))
+        .header(UPLOAD_OFFSET, offset.to_string())
+        .header(UPLOAD_LENGTH, length.to_string())
+        .body(chunk.to_vec());
+    for (k, v) in signed.pairs() {
+        req = req.header(k, v);
+    }
+    req.send().await.unwrap()
+}
+
+fn complaint() -> sambung_core::model::RequestContent {
+    let mut c = templates::example(Kind::Complaint);
+    c.region = RegionCode::from("32.73.01.1001");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_upload_once_resume_and_download_by_range() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let officer = server
+        .device(
+            &home.path().join("o"),
+            Role::Officer,
+            "petugas-1",
+            &["32.73"],
+            None,
+        )
+        .await;
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+
+    // A photo of 600 KB (three chunks) and a small document.
+    let photo = bytes(600 * 1024, 7);
+    let letter = bytes(3000, 9);
+    let id = resident.store.create(complaint()).unwrap();
+    let p = resident
+        .store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "foto.jpg",
+            "image/jpeg",
+            &photo[..],
+        )
+        .unwrap();
+    let l = resident
+        .store
+        .attach(
+            &id,
+            AttachmentRole::SupportingDocument,
+            "surat.pdf",
+            "application/pdf",
+            &letter[..],
+        )
+        .unwrap();
+    resident.store.submit(&id).unwrap();
+    let s = resident.sync().await.unwrap();
+    assert_eq!(s.attachments_uploaded, 2);
+    assert_eq!(s.attachment_bytes_up, (photo.len() + letter.len()) as u64);
+    assert_eq!(s.attachments_waiting, 0);
+    // Nothing is sent again.
+    let again = resident.sync().await.unwrap();
+    assert_eq!(
+        (again.attachments_uploaded, again.attachment_bytes_up),
+        (0, 0)
+    );
+
+    // The agency downloads them, whole and by range.
+    let path = format!("/v1/agency/requests/{id}/attachments");
+    let whole = agency.raw_get(&format!("{path}/{}", p.sha256), None).await;
+    assert_eq!(whole.0, 200);
+    assert_eq!(whole.1, photo);
+    let part = agency
+        .raw_get(&format!("{path}/{}", p.sha256), Some("bytes=1000-1999"))
+        .await;
+    assert_eq!(part.0, 206);
+    assert_eq!(part.1, &photo[1000..2000]);
+    let tail = agency
+        .raw_get(&format!("{path}/{}", l.sha256), Some("bytes=-100"))
+        .await;
+    assert_eq!(
+        (tail.0, tail.1.as_slice()),
+        (206, &letter[letter.len() - 100..])
+    );
+    let bad = agency
+        .raw_get(&format!("{path}/{}", l.sha256), Some("bytes=5000-6000"))
+        .await;
+    assert_eq!(bad.0, 416);
+    // Not an attachment of this request, not a hash, not a request.
+    let other = sha(b"something else");
+    assert_eq!(
+        agency
+            .call("GET", &format!("{path}/{other}"), None, None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        agency
+            .call("GET", &format!("{path}/XYZ"), None, None)
+            .await
+            .status,
+        400
+    );
+
+    // The officer attaches the same photo to another request: not sent.
+    let id2 = officer.store.create(complaint()).unwrap();
+    officer
+        .store
+        .attach(
+            &id2,
+            AttachmentRole::Photo,
+            "foto-lagi.jpg",
+            "image/jpeg",
+            &photo[..],
+        )
+        .unwrap();
+    let s = officer.sync().await.unwrap();
+    assert_eq!(
+        (s.attachments_uploaded, s.attachment_bytes_up),
+        (1, 0),
+        "deduplicated"
+    );
+
+    // A cut upload resumes from the server's offset, never from zero.
+    let big = bytes(500 * 1024, 11);
+    let id3 = resident.store.create(complaint()).unwrap();
+    let b = resident
+        .store
+        .attach(
+            &id3,
+            AttachmentRole::Photo,
+            "besar.jpg",
+            "image/jpeg",
+            &big[..],
+        )
+        .unwrap();
+    resident.store.submit(&id3).unwrap();
+    let first = patch(
+        &server.url(),
+        &resident,
+        &b.sha256,
+        0,
+        big.len() as u64,
+        &big[..100_000],
+    )
+    .await;
+    assert_eq!(first.status(), 204);
+    assert_eq!(first.headers()[UPLOAD_OFFSET], "100000");
+    let s = resident.sync().await.unwrap();
+    assert_eq!(s.attachments_uploaded, 1);
+    assert_eq!(
+        s.attachment_bytes_up,
+        (big.len() - 100_000) as u64,
+        "only the rest"
+    );
+    let got = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id3}/attachments/{}", b.sha256),
+            None,
+        )
+        .await;
+    assert_eq!(got.1, big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_clearly_and_keep_nothing_wrong() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let d = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let url = server.url();
+    let data = bytes(4096, 3);
+    let name = sha(&data);
+    let code = |r: &serde_json::Value| r["code"].as_str().unwrap_or("").to_owned();
+
+    // A chunk that does not start where the server is: 409 and where.
+    let r = patch(&url, &d, &name, 100, 4096, &data[100..200]).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()[UPLOAD_OFFSET], "0");
+    // Bytes that do not hash to the name: 422, and the blob is gone.
+    let mut corrupt = data.clone();
+    corrupt[2000] ^= 0xff;
+    assert_eq!(
+        patch(&url, &d, &name, 0, 4096, &corrupt[..2048])
+            .await
+            .status(),
+        204
+    );
+    let r = patch(&url, &d, &name, 2048, 4096, &corrupt[2048..]).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(code(&r.json().await.unwrap()), "hash_mismatch");
+    let digest: [u8; 32] = hex::decode(&name).unwrap().try_into().unwrap();
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&digest)
+            .unwrap()
+            .is_none()
+    );
+    // The right bytes then go in from zero.
+    assert_eq!(patch(&url, &d, &name, 0, 4096, &data).await.status(), 204);
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&digest)
+            .unwrap()
+            .unwrap()
+            .complete
+    );
+    // Whole: nothing more is taken.
+    assert_eq!(patch(&url, &d, &name, 4096, 4096, b"x").await.status(), 409);
+
+    // Bad names, lengths and sizes.
+    for (n, off, len, body, status) in [
+        ("NOT-A-HASH".to_owned(), 0u64, 10u64, vec![0u8; 10], 400u16),
+        (name.to_uppercase(), 0, 10, vec![0; 10], 400),
+        (sha(b"a"), 0, 5, vec![0; 10], 400), // past upload-length
+        (sha(b"b"), 0, 30 * 1024 * 1024, vec![0; 10], 413), // over 25 MiB
+        (sha(b"c"), 0, 2 * 1024 * 1024, vec![0; 1024 * 1024 + 1], 413), // chunk over 1 MiB
+    ] {
+        let r = patch(&url, &d, &n, off, len, &body).await;
+        assert_eq!(r.status().as_u16(), status, "{n} {len}");
+    }
+    // Unsigned: 401.
+    let r = reqwest::Client::new()
+        .patch(format!("{url}{BLOB_PATH}{name}"))
+        .header(UPLOAD_OFFSET, "0")
+        .header(UPLOAD_LENGTH, "1")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
