@@ -102,9 +102,19 @@ async fn attachments_upload_once_resume_and_download_by_range() {
             &letter[..],
         )
         .unwrap();
+    let empty = resident
+        .store
+        .attach(
+            &id,
+            AttachmentRole::SupportingDocument,
+            "kosong.txt",
+            "text/plain",
+            &b""[..],
+        )
+        .unwrap();
     resident.store.submit(&id).unwrap();
     let s = resident.sync().await.unwrap();
-    assert_eq!(s.attachments_uploaded, 2);
+    assert_eq!(s.attachments_uploaded, 3);
     assert_eq!(s.attachment_bytes_up, (photo.len() + letter.len()) as u64);
     assert_eq!(s.attachments_waiting, 0);
     // Nothing is sent again.
@@ -135,6 +145,10 @@ async fn attachments_upload_once_resume_and_download_by_range() {
         .raw_get(&format!("{path}/{}", l.sha256), Some("bytes=5000-6000"))
         .await;
     assert_eq!(bad.0, 416);
+    let nothing = agency
+        .raw_get(&format!("{path}/{}", empty.sha256), None)
+        .await;
+    assert_eq!((nothing.0, nothing.1.len()), (200, 0));
     // Not an attachment of this request, not a hash, not a request.
     let other = sha(b"something else");
     assert_eq!(

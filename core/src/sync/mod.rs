@@ -81,6 +81,8 @@ pub struct SyncSummary {
     /// Attachments still to upload after this sync (a cut, a refusal):
     /// tried again at the next one. Text never waits for them.
     pub attachments_waiting: u32,
+    /// Attachments the server will not take (content address, reason).
+    pub attachments_refused: Vec<(String, String)>,
 }
 
 /// An HTTP client for one server.
@@ -338,7 +340,9 @@ impl Client {
         let answer: MissingResponse = resp.json().await.map_err(network)?;
         for r in &answer.refused {
             tracing::warn!("the server refuses an attachment");
-            summary.refused.push((r.sha256.clone(), r.reason.clone()));
+            summary
+                .attachments_refused
+                .push((r.sha256.clone(), r.reason.clone()));
         }
         let missing: HashMap<&str, u64> = answer
             .missing
@@ -373,7 +377,10 @@ impl Client {
         const CHUNK: usize = 256 * 1024;
         let path = format!("{BLOB_PATH}{}", blob.sha256);
         let mut mismatches = 0;
-        while offset < blob.size {
+        // An empty attachment still takes one (empty) chunk to exist.
+        let mut sent = false;
+        while offset < blob.size || (blob.size == 0 && !sent) {
+            sent = true;
             let chunk = store.read_attachment(&blob.sha256, offset, CHUNK)?;
             let len = chunk.len() as u64;
             let req = self
