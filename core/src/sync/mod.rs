@@ -430,10 +430,14 @@ impl Client {
         let result = match self.sync_inner(store, config, &mut progress).await {
             // Text first: attachments go after every document did.
             Ok(mut summary) => {
+                let trips = summary.round_trips;
                 if let Err(e) = self.upload_attachments(store, &mut summary).await {
                     tracing::warn!(error = %e, "attachments wait for the next sync");
                 }
-                progress(&summary);
+                // Progress after every exchange: uploads were some.
+                if summary.round_trips != trips {
+                    progress(&summary);
+                }
                 Ok(summary)
             }
             other => other,

@@ -269,21 +269,38 @@ impl SqliteStorage {
         std::fs::create_dir_all(dir).map_err(|e| ServerError::Storage(e.to_string()))?;
         let mut conn = Connection::open(dir.join("server.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Switching a new file to WAL and migrating it need locks that
+        // SQLite does not always wait for (its busy handler is skipped to
+        // avoid deadlocks), so processes opening one file at once — a
+        // server and an `admin` command — retry for a while.
+        let mut tries = 0;
+        loop {
+            match Self::prepare(&mut conn) {
+                Err(ServerError::Storage(m)) if m.contains("locked") && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        }
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn prepare(conn: &mut Connection) -> Result<(), ServerError> {
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "foreign_keys", true)?;
         // Deleted and overwritten rows (an erasure's old history) are
         // zeroed in the file, not left in free pages.
         conn.pragma_update(None, "secure_delete", true)?;
-        sambung_core::store::apply_migrations(&mut conn, MIGRATIONS).map_err(|e| match e {
+        sambung_core::store::apply_migrations(conn, MIGRATIONS).map_err(|e| match e {
             sambung_core::Error::IncompatibleVersion { found, supported } => ServerError::Config(
                 format!(
                     "the database has schema version {found}; this server knows up to {supported}: run a newer server"
                 ),
             ),
             other => ServerError::Storage(other.to_string()),
-        })?;
-        Ok(SqliteStorage {
-            conn: Mutex::new(conn),
         })
     }
 
