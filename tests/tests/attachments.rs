@@ -113,8 +113,17 @@ async fn attachments_upload_once_resume_and_download_by_range() {
         )
         .unwrap();
     resident.store.submit(&id).unwrap();
-    let s = resident.sync().await.unwrap();
+    let mut seen = 0u32;
+    let s = resident
+        .client
+        .sync(&resident.store, &resident.config, |_| seen += 1)
+        .await
+        .unwrap();
     assert_eq!(s.attachments_uploaded, 3);
+    assert_eq!(
+        seen, s.round_trips,
+        "progress after every exchange, uploads too"
+    );
     assert_eq!(s.attachment_bytes_up, (photo.len() + letter.len()) as u64);
     assert_eq!(s.attachments_waiting, 0);
     // Nothing is sent again.

@@ -300,10 +300,13 @@ impl Client {
     /// question for all, then each missing one in chunks from the offset
     /// the server holds, smallest first. Records each one the server holds
     /// whole, so it is never sent again.
+    ///
+    /// `progress` sees the summary after every HTTP exchange, as in a sync.
     pub async fn upload_attachments(
         &self,
         store: &Store,
         summary: &mut SyncSummary,
+        progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
         use crate::protocol::blobs::*;
         let pending = store.pending_uploads()?;
@@ -334,6 +337,7 @@ impl Client {
             .await
             .map_err(network)?;
         summary.round_trips += 1;
+        progress(summary);
         if !resp.status().is_success() {
             return Err(Self::refusal(resp).await);
         }
@@ -355,7 +359,7 @@ impl Client {
                 continue;
             }
             if let Some(&offset) = missing.get(a.sha256.as_str()) {
-                self.upload_one(store, a, offset, summary).await?;
+                self.upload_one(store, a, offset, summary, progress).await?;
             }
             // Held by the server now: sent, or there already.
             store.mark_uploaded(&a.sha256)?;
@@ -371,6 +375,7 @@ impl Client {
         blob: &crate::protocol::blobs::BlobClaim,
         mut offset: u64,
         summary: &mut SyncSummary,
+        progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
         use crate::protocol::blobs::*;
         // 256 KiB: a few seconds on EDGE, so a cut loses little.
@@ -396,6 +401,7 @@ impl Client {
             let resp = req.send().await.map_err(network)?;
             summary.round_trips += 1;
             summary.attachment_bytes_up += len;
+            progress(summary);
             let held = resp
                 .headers()
                 .get(UPLOAD_OFFSET)
@@ -430,13 +436,11 @@ impl Client {
         let result = match self.sync_inner(store, config, &mut progress).await {
             // Text first: attachments go after every document did.
             Ok(mut summary) => {
-                let trips = summary.round_trips;
-                if let Err(e) = self.upload_attachments(store, &mut summary).await {
+                if let Err(e) = self
+                    .upload_attachments(store, &mut summary, &mut progress)
+                    .await
+                {
                     tracing::warn!(error = %e, "attachments wait for the next sync");
-                }
-                // Progress after every exchange: uploads were some.
-                if summary.round_trips != trips {
-                    progress(&summary);
                 }
                 Ok(summary)
             }
