@@ -258,4 +258,10 @@ if __name__ == "__main__":
     passed = result.testsRun - failed
     verdict = "ok" if not failed else "FAILED"
     print(f"test result: {verdict}. {passed} passed; {failed} failed; (python bindings)")
-    sys.exit(1 if failed else 0)
+    sys.stdout.flush()
+    # Exit without interpreter finalization: a cancelled call's Rust task
+    # may still wake its (dropped) Python future from a library thread,
+    # and CPython kills such threads during finalization by unwinding them,
+    # which aborts the process ("exception not rethrown") after every test
+    # passed. Known gap of the Python layer (closing note of issue 4).
+    os._exit(1 if failed else 0)
