@@ -576,10 +576,17 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(
+/// A signed call with a JSON body: who signed it (checked first, so a bad
+/// body is told only to a real caller), and the body parsed.
+fn signed_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Bytes, T), ServerError> {
+) -> Result<(Agency, T), ServerError> {
     let body = body.map_err(|_| ServerError::TooLarge)?;
+    let agency = authenticate(state, method, uri, headers, &body)?;
     // serde's message may quote the offending value (a NIK sent as a
     // number): only where and what kind of mistake.
     let parsed = serde_json::from_slice(&body).map_err(|e| {
@@ -595,7 +602,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
             e.column()
         ))
     })?;
-    Ok((body, parsed))
+    Ok((agency, parsed))
 }
 
 /// Moves a request to another status.
@@ -624,9 +631,8 @@ async fn set_status(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
-        let (_, change): (Bytes, StatusChange) = json_body(Ok(body))?;
+        let (agency, change): (Agency, StatusChange) =
+            signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         let to = Status::parse(&change.to)
             .ok_or_else(|| ServerError::BadRequest("to is not a known status".into()))?;
@@ -675,9 +681,7 @@ async fn add_note(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
-        let (_, note): (Bytes, NewNote) = json_body(Ok(body))?;
+        let (agency, note): (Agency, NewNote) = signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         edits::check_note(&note.text)
             .map_err(|_| ServerError::BadRequest("text must be 1 to 5000 characters".into()))?;
@@ -722,9 +726,8 @@ async fn set_assignee(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
-        let (_, assignment): (Bytes, Assignment) = json_body(Ok(body))?;
+        let (agency, assignment): (Agency, Assignment) =
+            signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         let officer = assignment.officer.clone();
         edits::check_assign(
@@ -1111,9 +1114,8 @@ async fn add_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
-        let (_, new): (Bytes, NewWebhook) = json_body(Ok(body))?;
+        let (agency, new): (Agency, NewWebhook) =
+            signed_json(&state, &method, &uri, &headers, body)?;
         crate::webhooks::check_url(&new.url)?;
         if new.events.is_empty()
             || new
@@ -1257,10 +1259,9 @@ async fn export_person(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PersonExport>, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (agency, query): (Agency, PersonQuery) =
+            signed_json(&state, &method, &uri, &headers, body)?;
         require_whole_agency(&agency)?;
-        let (_, query): (Bytes, PersonQuery) = json_body(Ok(body))?;
         let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
         if !nik.check().is_empty() {
             return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
@@ -1368,10 +1369,9 @@ async fn erase_person(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Erasure>, ServerError> {
     blocking(move || {
-        let body = body.map_err(|_| ServerError::TooLarge)?;
-        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (agency, query): (Agency, PersonQuery) =
+            signed_json(&state, &method, &uri, &headers, body)?;
         require_whole_agency(&agency)?;
-        let (_, query): (Bytes, PersonQuery) = json_body(Ok(body))?;
         let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
         if !nik.check().is_empty() {
             return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
