@@ -377,3 +377,20 @@ fn audit_entry(
         hash: hash.try_into().map_err(|_| damaged())?,
     })
 }
+
+/// An account from its stored columns (both backends).
+pub(super) fn to_account(
+    id: String,
+    role: String,
+    regions: String,
+    nik_hash: Option<Vec<u8>>,
+) -> Result<Account, ServerError> {
+    Ok(Account {
+        id,
+        role: Role::parse(&role)
+            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
+        regions: serde_json::from_str(&regions)
+            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
+        nik_hash,
+    })
+}

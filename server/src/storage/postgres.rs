@@ -23,7 +23,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Revocation, Storage, StoredDoc,
+    LogEntry, Revocation, Storage, StoredDoc, to_account,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -227,22 +227,6 @@ fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
             },
         },
     ))
-}
-
-fn to_account(
-    id: String,
-    role: String,
-    regions: String,
-    nik_hash: Option<Vec<u8>>,
-) -> Result<Account, ServerError> {
-    Ok(Account {
-        id,
-        role: Role::parse(&role)
-            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
-        regions: serde_json::from_str(&regions)
-            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
-        nik_hash,
-    })
 }
 
 fn id16(v: Vec<u8>, what: &str) -> Result<[u8; 16], ServerError> {

@@ -14,7 +14,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Revocation, Storage, StoredDoc,
+    LogEntry, Revocation, Storage, StoredDoc, to_account,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -69,7 +69,7 @@ fn load_webhooks(
             url,
             events: serde_json::from_str(&events)
                 .map_err(|_| ServerError::Storage("damaged webhook events".into()))?,
-            account: to_account(account)?,
+            account: account_of(account)?,
         });
     }
     Ok(out)
@@ -250,17 +250,11 @@ fn account_row(
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn to_account(
+/// An account from its row in [`account_row`] order.
+fn account_of(
     (id, role, regions, nik_hash): (String, String, String, Option<Vec<u8>>),
 ) -> Result<Account, ServerError> {
-    Ok(Account {
-        id,
-        role: Role::parse(&role)
-            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
-        regions: serde_json::from_str(&regions)
-            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
-        nik_hash,
-    })
+    to_account(id, role, regions, nik_hash)
 }
 
 impl SqliteStorage {
@@ -376,7 +370,7 @@ impl Storage for SqliteStorage {
             account_row,
         )?;
         tx.commit()?;
-        to_account(row)
+        account_of(row)
     }
 
     fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
@@ -406,7 +400,7 @@ impl Storage for SqliteStorage {
                     .map_err(|_| ServerError::Storage("damaged device key".into()))?;
                 Ok(Some(EnrolledDevice {
                     public_key,
-                    account: to_account(account)?,
+                    account: account_of(account)?,
                     revoked: revoked_at.map(|_| Revocation { wipe, push_first }),
                 }))
             }
