@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use sambung_core::lifecycle::Status;
 use sambung_core::model::{AttachmentRef, AttachmentRole, Request, RequestContent, RequestId};
-use sambung_core::store::{Identity, ListFilter, Secret, Store, Summary};
+use sambung_core::photo::PhotoSettings;
+use sambung_core::store::{AttachmentUpload, Identity, ListFilter, Secret, Store, Summary};
 use sambung_core::sync::{self as core_sync, EngineConfig, ServerTrust, SyncConfig, SyncEngine};
 
 use crate::error::SambungError;
@@ -37,6 +38,9 @@ pub struct Client {
     state: RwLock<State>,
     observers: Arc<Observers>,
     next_observer: AtomicU64,
+    /// What the platform last said of the link (for `sync_now`; the
+    /// engine keeps its own).
+    metered: AtomicBool,
 }
 
 /// An observation of request changes; it stops when dropped (or closed).
@@ -80,6 +84,7 @@ fn sync_config(config: &ClientConfig) -> Result<SyncConfig, SambungError> {
     }
     let mut sync = SyncConfig {
         trust,
+        large_on_metered: config.large_uploads_on_metered,
         ..SyncConfig::default()
     };
     if let Some(b) = config.budget_bytes {
@@ -115,6 +120,7 @@ impl Client {
         };
         let mut sync = sync_config(&self.config)?;
         sync.trust = ServerTrust::from(&enrollment);
+        sync.metered = self.metered.load(Ordering::Relaxed);
         let http = core_sync::Client::new(&enrollment.server, &sync)?;
         let observers = self.observers.clone();
         let _rt = runtime().enter();
@@ -206,6 +212,7 @@ impl Client {
             }),
             observers: Arc::new(Mutex::new(HashMap::new())),
             next_observer: AtomicU64::new(1),
+            metered: AtomicBool::new(false),
         });
         client.start_engine()?;
         Ok(client)
@@ -339,6 +346,39 @@ impl Client {
         .await
     }
 
+    /// Attaches a photo prepared for the link: turned upright, downscaled
+    /// (`settings`, or 1600 px and JPEG quality 75), re-encoded as JPEG
+    /// without EXIF or any other metadata (GPS positions stay on the
+    /// phone). The original stays on the phone until the request is decided
+    /// and the retention days have passed.
+    pub async fn attach_photo(
+        self: Arc<Self>,
+        id: RequestId,
+        bytes: Vec<u8>,
+        name: String,
+        role: AttachmentRole,
+        settings: Option<PhotoSettings>,
+    ) -> Result<AttachmentRef, SambungError> {
+        let i = id.clone();
+        self.write(id, move |s| {
+            s.attach_photo(&i, role, &name, &bytes, &settings.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// The attachments of a request and where each one's upload stands
+    /// (queued, waiting for an unmetered link, n of m bytes sent, done,
+    /// refused with the server's reason).
+    pub async fn uploads(&self, id: RequestId) -> Result<Vec<AttachmentUpload>, SambungError> {
+        self.read(move |s| s.uploads(&id)).await
+    }
+
+    /// How many days original photos stay on the phone after their request
+    /// is decided (default 30; 0: at the next sync after the decision).
+    pub async fn set_original_retention_days(&self, days: u32) -> Result<(), SambungError> {
+        self.read(move |s| s.set_original_retention_days(days)).await
+    }
+
     /// One request, whole.
     pub async fn get(&self, id: RequestId) -> Result<Request, SambungError> {
         self.read(move |s| s.get(&id)).await
@@ -371,6 +411,7 @@ impl Client {
         let enrollment = store.enrollment()?.ok_or(SambungError::NotEnrolled)?;
         let mut sync = sync_config(&self.config)?;
         sync.trust = ServerTrust::from(&enrollment);
+        sync.metered = self.metered.load(Ordering::Relaxed);
         let http = core_sync::Client::new(&enrollment.server, &sync)?;
         let summary = spawn(async move {
             http.sync(&store, &sync, |s| {
@@ -402,6 +443,7 @@ impl Client {
     /// Tells the library the platform's network changed: online or not,
     /// metered or not. Coming back online syncs at once (auto sync).
     pub fn network_changed(&self, online: bool, metered: bool) {
+        self.metered.store(metered, Ordering::Relaxed);
         if let Some(engine) = &self.state.read().unwrap_or_else(|e| e.into_inner()).engine {
             engine.network_changed(online, metered);
         }

@@ -132,7 +132,7 @@ impl From<Error> for SambungError {
                 what: what.to_owned(),
             },
             Error::Forbidden(reason) => SambungError::Forbidden { reason },
-            Error::UnsyncedChanges { .. } | Error::AttachmentTooLarge { .. } => {
+            Error::UnsyncedChanges { .. } | Error::AttachmentTooLarge { .. } | Error::Photo(_) => {
                 SambungError::Forbidden { reason: message }
             }
             Error::NotEnrolled => SambungError::NotEnrolled,

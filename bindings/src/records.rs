@@ -24,6 +24,10 @@ pub struct ClientConfig {
     /// Sync in the background: after local writes (debounced), when the
     /// network comes back, with retries. Off, only `sync_now` syncs.
     pub auto_sync: bool,
+    /// The user's leave to upload large attachments (over 1 MiB) on a
+    /// metered link; without it they wait for Wi-Fi.
+    #[uniffi(default)]
+    pub large_uploads_on_metered: bool,
 }
 
 /// Which requests to list.

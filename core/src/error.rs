@@ -64,6 +64,11 @@ pub enum Error {
         max: u64,
     },
     /// The key provider failed.
+    /// A photo that cannot be prepared for upload (not JPEG/PNG, damaged,
+    /// too large to decode); the reason names no content.
+    #[error("the photo cannot be used: {0}")]
+    Photo(String),
+
     #[error("the key provider failed: {0}")]
     KeyProvider(String),
     /// A document could not be read or written.

@@ -27,6 +27,8 @@ pub mod error;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod model;
+#[cfg(feature = "photos")]
+pub mod photo;
 pub mod protocol;
 pub mod store;
 #[cfg(feature = "client")]

@@ -46,6 +46,11 @@ pub fn check(
     if after.erased_at.is_some() {
         return Err("only the server erases a request's personal data");
     }
+    // Limits on attachments, checked when the list changes (a request that
+    // met older limits keeps syncing).
+    if before.is_none_or(|b| b.attachments != after.attachments) {
+        sambung_core::protocol::blobs::check_request_attachments(&after.attachments)?;
+    }
     // Assignment is the back office's decision.
     if before.and_then(|b| b.assignee.as_ref()) != after.assignee.as_ref()
         && caller.role != Role::Agency

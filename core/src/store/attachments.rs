@@ -31,6 +31,49 @@ pub struct AttachmentInfo {
     pub mime: String,
 }
 
+/// Where an attachment's upload stands, for the app to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
+pub enum UploadState {
+    /// Waiting for the next sync.
+    Queued,
+    /// Large, and the link was metered without the user's leave to spend
+    /// it on large attachments: waits for an unmetered one.
+    WaitingForUnmetered,
+    /// Partly on the server: `sent` of `size` bytes.
+    Uploading {
+        /// Bytes the server holds.
+        sent: u64,
+        /// The attachment's size.
+        size: u64,
+    },
+    /// The server holds it whole.
+    Done,
+    /// The server will not take it; the reason is for the user.
+    Refused {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// One attachment of a request and its upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
+pub struct AttachmentUpload {
+    /// SHA-256 of the content.
+    pub sha256: String,
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where its upload stands.
+    pub state: UploadState,
+}
+
+/// Days an original photo is kept after its request is decided, unless
+/// set otherwise ([`Store::set_original_retention_days`]).
+pub const DEFAULT_ORIGINAL_RETENTION_DAYS: u32 = 30;
+
 fn chunk_place(id: &[u8], idx: u64) -> Place<'_> {
     place("attachment_chunks", "data", id, idx)
 }
@@ -60,82 +103,148 @@ impl Store {
         mut content: impl Read,
         max: u64,
     ) -> Result<AttachmentRef, Error> {
-        let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
-        v.text("name", name, 255);
-        v.text("mime", mime, 100);
-        let report = v.finish();
-        if !report.is_ok() {
-            return Err(Error::Validation(report));
-        }
+        check_names(name, mime)?;
         // Fail fast before reading the content; checked again below, inside
         // the transaction, against the state the reference is written to.
         refuse_when_final(self.get(id)?.status())?;
         let idb = super::id_bytes(id)?;
-        let chunk_id: [u8; 16] = crypto::random_bytes()?;
         // One transaction: the chunks, the record and the reference in the
         // document land together or not at all.
         let reference = self.write(|tx| {
-            // Stream the content into sealed chunks while hashing it.
-            let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut buf = vec![0u8; CHUNK_SIZE];
-            let mut size: u64 = 0;
-            let mut idx: u64 = 0;
-            loop {
-                let n = read_full(&mut content, &mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                size += n as u64;
-                if size > max {
-                    return Err(Error::AttachmentTooLarge { size, max });
-                }
-                hasher.update(&buf[..n]);
-                let sealed = self.keys.seal(Purpose::Attachments, &chunk_place(&chunk_id, idx), &buf[..n])?;
-                tx.execute(
-                    "INSERT INTO attachment_chunks (attachment, idx, data) VALUES (?1, ?2, ?3)",
-                    params![chunk_id.as_slice(), idx as i64, sealed],
-                )?;
-                idx += 1;
-                if n < CHUNK_SIZE {
-                    break;
-                }
-            }
-            let sha = hex::encode(hasher.finish().as_ref());
-            let key = self.keys.lookup_hash("attachment", sha.as_bytes());
-            let exists: Option<i64> = tx
-                .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
-                .optional()?;
-            if exists.is_some() {
-                // Already stored: drop the copy just written.
-                tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [chunk_id.as_slice()])?;
-            } else {
-                let info = AttachmentInfo { sha256: sha.clone(), size, mime: mime.to_owned() };
-                let meta = serde_json::to_vec(&info).map_err(|_| Error::Crypto("attachment record"))?;
-                let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
-                tx.execute(
-                    "INSERT INTO attachments (key, id, meta, chunk_count, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![key, chunk_id.as_slice(), sealed, idx as i64, Timestamp::now().0],
-                )?;
-            }
-            let reference = AttachmentRef {
-                sha256: sha,
-                role,
-                name: name.to_owned(),
-                mime: mime.to_owned(),
-                size,
-                added_at: Timestamp::now(),
-            };
-            let r = reference.clone();
-            self.modify_in(tx, &idb, move |req| {
-                refuse_when_final(req.status())?;
-                if !req.attachments.iter().any(|a| a.sha256 == r.sha256 && a.role == r.role) {
-                    req.attachments.push(r);
-                }
-                Ok(())
-            })?;
-            Ok(reference)
+            let blob = self.put_blob(tx, &mut content, max, mime, false)?;
+            self.reference_in(tx, &idb, blob, role, name, mime)
         })?;
         tracing::info!(size = reference.size, "attachment stored");
+        Ok(reference)
+    }
+
+    /// Attaches a photo prepared for the link (`crate::photo::prepare`:
+    /// upright, downscaled, re-encoded as JPEG without EXIF or any other
+    /// metadata). The prepared copy is what the request refers to and what
+    /// is uploaded; the original stays on this phone only, until the
+    /// request is decided and [`Store::original_retention_days`] have
+    /// passed ([`Store::purge_originals`]).
+    #[cfg(feature = "photos")]
+    pub fn attach_photo(
+        &self,
+        id: &RequestId,
+        role: AttachmentRole,
+        name: &str,
+        content: &[u8],
+        settings: &crate::photo::PhotoSettings,
+    ) -> Result<AttachmentRef, Error> {
+        if content.len() as u64 > MAX_ATTACHMENT_BYTES {
+            return Err(Error::AttachmentTooLarge {
+                size: content.len() as u64,
+                max: MAX_ATTACHMENT_BYTES,
+            });
+        }
+        let name = jpeg_name(name);
+        check_names(&name, "image/jpeg")?;
+        refuse_when_final(self.get(id)?.status())?;
+        let prepared = crate::photo::prepare(content, settings)?;
+        let idb = super::id_bytes(id)?;
+        let reference = self.write(|tx| {
+            let original = self.put_blob(tx, &mut &content[..], MAX_ATTACHMENT_BYTES, "application/octet-stream", true)?;
+            let blob = self.put_blob(tx, &mut &prepared.bytes[..], MAX_ATTACHMENT_BYTES, prepared.mime, false)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO originals (prepared, original) VALUES (?1, ?2)",
+                params![blob.key, original.key],
+            )?;
+            self.reference_in(tx, &idb, blob, role, &name, prepared.mime)
+        })?;
+        tracing::info!(size = reference.size, "photo prepared and stored");
+        Ok(reference)
+    }
+
+    /// Streams `content` into sealed chunks while hashing it, and records
+    /// it — or, if these bytes are stored already, drops the copy just
+    /// written. `local_only` marks bytes never to upload (a photo's
+    /// original); the same bytes attached for upload clear the mark.
+    fn put_blob(
+        &self,
+        tx: &Transaction<'_>,
+        content: &mut impl Read,
+        max: u64,
+        mime: &str,
+        local_only: bool,
+    ) -> Result<StoredBlob, Error> {
+        let chunk_id: [u8; 16] = crypto::random_bytes()?;
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let mut size: u64 = 0;
+        let mut idx: u64 = 0;
+        loop {
+            let n = read_full(content, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > max {
+                return Err(Error::AttachmentTooLarge { size, max });
+            }
+            hasher.update(&buf[..n]);
+            let sealed = self.keys.seal(Purpose::Attachments, &chunk_place(&chunk_id, idx), &buf[..n])?;
+            tx.execute(
+                "INSERT INTO attachment_chunks (attachment, idx, data) VALUES (?1, ?2, ?3)",
+                params![chunk_id.as_slice(), idx as i64, sealed],
+            )?;
+            idx += 1;
+            if n < CHUNK_SIZE {
+                break;
+            }
+        }
+        let sha = hex::encode(hasher.finish().as_ref());
+        let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+        let exists: Option<i64> = tx
+            .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            // Already stored: drop the copy just written.
+            tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [chunk_id.as_slice()])?;
+            if !local_only {
+                tx.execute("UPDATE attachments SET local_only = 0 WHERE key = ?1", [&key])?;
+            }
+        } else {
+            let info = AttachmentInfo { sha256: sha.clone(), size, mime: mime.to_owned() };
+            let meta = serde_json::to_vec(&info).map_err(|_| Error::Crypto("attachment record"))?;
+            let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
+            tx.execute(
+                "INSERT INTO attachments (key, id, meta, chunk_count, created_at, local_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key, chunk_id.as_slice(), sealed, idx as i64, Timestamp::now().0, local_only],
+            )?;
+        }
+        Ok(StoredBlob { key, sha256: sha, size })
+    }
+
+    /// Adds the reference to the request, within the per-request limits.
+    fn reference_in(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        blob: StoredBlob,
+        role: AttachmentRole,
+        name: &str,
+        mime: &str,
+    ) -> Result<AttachmentRef, Error> {
+        let reference = AttachmentRef {
+            sha256: blob.sha256,
+            role,
+            name: name.to_owned(),
+            mime: mime.to_owned(),
+            size: blob.size,
+            added_at: Timestamp::now(),
+        };
+        let r = reference.clone();
+        self.modify_in(tx, idb, move |req| {
+            refuse_when_final(req.status())?;
+            if !req.attachments.iter().any(|a| a.sha256 == r.sha256 && a.role == r.role) {
+                req.attachments.push(r);
+                crate::protocol::blobs::check_request_attachments(&req.attachments)
+                    .map_err(|r| Error::Forbidden(r.to_owned()))?;
+            }
+            Ok(())
+        })?;
         Ok(reference)
     }
 
@@ -143,7 +252,7 @@ impl Store {
     /// (small ones go before large).
     pub fn pending_uploads(&self) -> Result<Vec<AttachmentInfo>, Error> {
         self.read(|conn| {
-            let mut st = conn.prepare("SELECT key, meta FROM attachments WHERE uploaded = 0")?;
+            let mut st = conn.prepare("SELECT key, meta FROM attachments WHERE uploaded = 0 AND local_only = 0")?;
             let rows: Vec<(Vec<u8>, Vec<u8>)> = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
@@ -168,13 +277,200 @@ impl Store {
 
     /// Records that the server holds this attachment whole.
     pub fn mark_uploaded(&self, sha256: &str) -> Result<(), Error> {
+        self.set_upload(
+            sha256,
+            "UPDATE attachments SET uploaded = 1, sent = ?2, held = 0, refused = NULL WHERE key = ?1",
+            0,
+        )
+    }
+
+    /// Records how many bytes of this attachment the server holds.
+    pub fn mark_sent(&self, sha256: &str, sent: u64) -> Result<(), Error> {
+        self.set_upload(
+            sha256,
+            "UPDATE attachments SET sent = ?2, held = 0 WHERE key = ?1",
+            sent as i64,
+        )
+    }
+
+    /// Records that the server refuses this attachment, and why (no
+    /// personal data: the server's words). Asked again at the next sync,
+    /// in case the server's limits changed.
+    pub fn mark_refused(&self, sha256: &str, reason: &str) -> Result<(), Error> {
+        self.set_upload(
+            sha256,
+            "UPDATE attachments SET refused = ?2, held = 0 WHERE key = ?1",
+            reason,
+        )
+    }
+
+    /// Records whether this (large) attachment waits for an unmetered link.
+    pub fn mark_held(&self, sha256: &str, held: bool) -> Result<(), Error> {
+        self.set_upload(sha256, "UPDATE attachments SET held = ?2 WHERE key = ?1", held)
+    }
+
+    /// Runs `sql` on the attachment's row: `?1` its key, `?2` `value`.
+    fn set_upload(
+        &self,
+        sha256: &str,
+        sql: &str,
+        value: impl rusqlite::ToSql,
+    ) -> Result<(), Error> {
         let key = self
             .keys
             .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
         self.write(|tx| {
-            tx.execute("UPDATE attachments SET uploaded = 1 WHERE key = ?1", [&key])?;
+            tx.execute(sql, params![key, value])?;
             Ok(())
         })
+    }
+
+    /// The attachments of a request and where each one's upload stands.
+    pub fn uploads(&self, id: &RequestId) -> Result<Vec<AttachmentUpload>, Error> {
+        let request = self.get(id)?;
+        self.read(|conn| {
+            let mut out = Vec::new();
+            for a in &request.attachments {
+                let key = self
+                    .keys
+                    .lookup_hash("attachment", a.sha256.to_ascii_lowercase().as_bytes());
+                let row: Option<(bool, i64, Option<String>, bool)> = conn
+                    .query_row(
+                        "SELECT uploaded, sent, refused, held FROM attachments WHERE key = ?1",
+                        [&key],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let state = match row {
+                    // Not on this phone (another device attached it): the
+                    // server has it, or that device will send it.
+                    None => UploadState::Done,
+                    Some((true, ..)) => UploadState::Done,
+                    Some((_, _, Some(reason), _)) => UploadState::Refused { reason },
+                    Some((_, _, None, true)) => UploadState::WaitingForUnmetered,
+                    Some((_, sent, None, false)) if sent > 0 => UploadState::Uploading {
+                        sent: sent as u64,
+                        size: a.size,
+                    },
+                    Some(_) => UploadState::Queued,
+                };
+                out.push(AttachmentUpload {
+                    sha256: a.sha256.clone(),
+                    name: a.name.clone(),
+                    size: a.size,
+                    state,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Days an original photo stays after its request is decided.
+    pub fn original_retention_days(&self) -> Result<u32, Error> {
+        self.read(|conn| {
+            Ok(super::sync_state::meta_get(conn, "original_retention_days")?
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(DEFAULT_ORIGINAL_RETENTION_DAYS))
+        })
+    }
+
+    /// Sets how many days original photos stay after their request is
+    /// decided (0: deleted at the next purge after the decision).
+    pub fn set_original_retention_days(&self, days: u32) -> Result<(), Error> {
+        self.write(|tx| {
+            super::sync_state::meta_put(tx, "original_retention_days", &days.to_le_bytes())
+        })
+    }
+
+    /// The original of a prepared photo, if this phone still keeps it.
+    pub fn original_of(&self, sha256: &str) -> Result<Option<AttachmentInfo>, Error> {
+        let key = self
+            .keys
+            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        let original: Option<Vec<u8>> = self.read(|conn| {
+            Ok(conn
+                .query_row("SELECT original FROM originals WHERE prepared = ?1", [&key], |r| r.get(0))
+                .optional()?)
+        })?;
+        match original {
+            None => Ok(None),
+            Some(k) => self.read(|conn| Ok(Some(self.row_by_key(conn, &k)?.2))),
+        }
+    }
+
+    /// Deletes the originals of photos whose requests are all decided for
+    /// longer than the retention setting, once their prepared copy is on
+    /// the server; an original whose request is gone (erased) goes too.
+    /// Returns how many were deleted. Called after every sync.
+    pub fn purge_originals(&self, now: Timestamp) -> Result<usize, Error> {
+        let days = self.original_retention_days()?;
+        let keep_ms = i64::from(days) * 86_400_000;
+        self.write(|tx| {
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = {
+                let mut st = tx.prepare("SELECT prepared, original FROM originals")?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            if pairs.is_empty() {
+                return Ok(0);
+            }
+            // For each content hash: whether some request referring to it
+            // is undecided or decided too recently.
+            let mut referenced = std::collections::HashMap::<String, bool>::new();
+            let ids: Vec<Vec<u8>> = {
+                let mut st = tx.prepare("SELECT id FROM requests")?;
+                st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for id in ids {
+                let Ok(idb) = <[u8; 16]>::try_from(id) else { continue };
+                let request = self.load_doc(tx, &idb)?.0.hydrate()?;
+                let decided_at = request
+                    .status()
+                    .is_final()
+                    .then(|| request.history.last().map(|e| e.at))
+                    .flatten();
+                let keep = decided_at.is_none_or(|at| now.0 - at.0 < keep_ms);
+                for a in &request.attachments {
+                    *referenced.entry(a.sha256.to_ascii_lowercase()).or_default() |= keep;
+                }
+            }
+            let mut deleted = 0;
+            for (prepared, original) in pairs {
+                let row = self.row_by_key(tx, &prepared).ok();
+                let (uploaded, sha) = match &row {
+                    Some((_, _, info, _)) => {
+                        let uploaded: bool = tx.query_row(
+                            "SELECT uploaded FROM attachments WHERE key = ?1",
+                            [&prepared],
+                            |r| r.get(0),
+                        )?;
+                        (uploaded, Some(info.sha256.clone()))
+                    }
+                    None => (true, None),
+                };
+                let keep = sha.and_then(|s| referenced.get(&s).copied());
+                // Never before the prepared copy reached the server.
+                if keep == Some(true) || (keep.is_some() && !uploaded) {
+                    continue;
+                }
+                self.delete_row(tx, &original)?;
+                tx.execute("DELETE FROM originals WHERE prepared = ?1", [&prepared])?;
+                deleted += 1;
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn delete_row(&self, tx: &Transaction<'_>, key: &[u8]) -> Result<(), Error> {
+        let id: Option<Vec<u8>> = tx
+            .query_row("SELECT id FROM attachments WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [&id])?;
+            tx.execute("DELETE FROM attachments WHERE key = ?1", [key])?;
+        }
+        Ok(())
     }
 
     /// Deletes the attachments with these content hashes that no request
@@ -209,14 +505,19 @@ impl Store {
                 continue;
             }
             let key = self.keys.lookup_hash("attachment", sha.as_bytes());
-            let id: Option<Vec<u8>> = tx
-                .query_row("SELECT id FROM attachments WHERE key = ?1", [&key], |r| {
-                    r.get(0)
-                })
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
                 .optional()?;
-            if let Some(id) = id {
-                tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [&id])?;
-                tx.execute("DELETE FROM attachments WHERE key = ?1", [&key])?;
+            if exists.is_some() {
+                // A photo's original goes with it.
+                let original: Option<Vec<u8>> = tx
+                    .query_row("SELECT original FROM originals WHERE prepared = ?1", [&key], |r| r.get(0))
+                    .optional()?;
+                if let Some(original) = original {
+                    self.delete_row(tx, &original)?;
+                    tx.execute("DELETE FROM originals WHERE prepared = ?1", [&key])?;
+                }
+                self.delete_row(tx, &key)?;
                 deleted += 1;
             }
         }
@@ -231,6 +532,15 @@ impl Store {
         let key = self
             .keys
             .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        self.row_by_key(conn, &key)
+    }
+
+    fn row_by_key(
+        &self,
+        conn: &rusqlite::Connection,
+        key: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>, AttachmentInfo, u64), Error> {
+        let key = key.to_vec();
         let (id, meta, count): (Vec<u8>, Vec<u8>, i64) = conn
             .query_row(
                 "SELECT id, meta, chunk_count FROM attachments WHERE key = ?1",
@@ -305,6 +615,32 @@ impl Store {
         }
         Ok(bytes)
     }
+}
+
+/// A blob just stored: its row key, content hash and size.
+struct StoredBlob {
+    key: Vec<u8>,
+    sha256: String,
+    size: u64,
+}
+
+fn check_names(name: &str, mime: &str) -> Result<(), Error> {
+    let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
+    v.text("name", name, 255);
+    v.text("mime", mime, 100);
+    let report = v.finish();
+    if report.is_ok() { Ok(()) } else { Err(Error::Validation(report)) }
+}
+
+/// `name` with a `.jpg` extension in place of its own (the photo is
+/// re-encoded as JPEG).
+#[cfg(feature = "photos")]
+fn jpeg_name(name: &str) -> String {
+    let stem = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 5 => stem,
+        _ => name,
+    };
+    format!("{stem}.jpg")
 }
 
 fn refuse_when_final(status: crate::lifecycle::Status) -> Result<(), Error> {
@@ -383,4 +719,140 @@ pub(super) fn rekey(tx: &Transaction<'_>, old: &Keys, new: &Keys) -> Result<(), 
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::DataKey;
+    use crate::lifecycle::Role;
+    use crate::model::Kind;
+    use crate::store::{Identity, Secret};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let who = Identity {
+            user: "resident-1".into(),
+            role: Role::Resident,
+        };
+        Store::init(dir, &Secret::Key(DataKey::from_bytes([1; 32])), who).unwrap()
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[cfg(feature = "photos")]
+    #[test]
+    fn photos_are_prepared_and_their_originals_follow_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let input = crate::photo::fixtures::jpeg_with_gps(2400, 1200, 1, "MARK-GPS-4410");
+        let settings = crate::photo::PhotoSettings::default();
+        let r = s
+            .attach_photo(&id, AttachmentRole::Photo, "IMG_0001.png", &input, &settings)
+            .unwrap();
+        assert_eq!((r.name.as_str(), r.mime.as_str()), ("IMG_0001.jpg", "image/jpeg"));
+        let sent = s.attachment_bytes(&r.sha256).unwrap();
+        assert!(!contains(&sent, b"MARK-GPS-4410") && !contains(&sent, b"Exif"));
+        let img = image::load_from_memory(&sent).unwrap();
+        assert_eq!((img.width(), img.height()), (1600, 800));
+        // Only the prepared copy is for the server; the original stays.
+        let pending = s.pending_uploads().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].sha256, r.sha256);
+        let original = s.original_of(&r.sha256).unwrap().expect("original kept");
+        assert_eq!(original.size, input.len() as u64);
+        assert_eq!(s.attachment_bytes(&original.sha256).unwrap(), input);
+
+        let day = 86_400_000;
+        let now = Timestamp::now();
+        // Undecided: kept, whatever the time.
+        assert_eq!(s.purge_originals(Timestamp(now.0 + 400 * day)).unwrap(), 0);
+        s.withdraw(&id, None).unwrap();
+        assert_eq!(s.original_retention_days().unwrap(), DEFAULT_ORIGINAL_RETENTION_DAYS);
+        assert_eq!(s.purge_originals(Timestamp(now.0 + day)).unwrap(), 0);
+        // Decided long ago, but the prepared copy never reached the server.
+        assert_eq!(s.purge_originals(Timestamp(now.0 + 31 * day)).unwrap(), 0);
+        s.mark_uploaded(&r.sha256).unwrap();
+        assert_eq!(s.purge_originals(Timestamp(now.0 + 29 * day)).unwrap(), 0);
+        assert_eq!(s.purge_originals(Timestamp(now.0 + 31 * day)).unwrap(), 1);
+        assert_eq!(s.original_of(&r.sha256).unwrap(), None);
+        assert!(matches!(
+            s.attachment_info(&original.sha256),
+            Err(Error::NotFound { .. })
+        ));
+        assert_eq!(s.attachment_bytes(&r.sha256).unwrap(), sent);
+    }
+
+    #[cfg(feature = "photos")]
+    #[test]
+    fn retention_zero_purges_at_the_decision_and_bad_photos_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let settings = crate::photo::PhotoSettings::default();
+        assert!(matches!(
+            s.attach_photo(&id, AttachmentRole::Photo, "x.gif", b"GIF89a", &settings),
+            Err(Error::Photo(_))
+        ));
+        assert!(s.get(&id).unwrap().attachments.is_empty());
+        let photo = crate::photo::fixtures::jpeg_with_gps(50, 40, 1, "m");
+        let r = s
+            .attach_photo(&id, AttachmentRole::Photo, "p", &photo, &settings)
+            .unwrap();
+        assert_eq!(r.name, "p.jpg");
+        s.set_original_retention_days(0).unwrap();
+        s.mark_uploaded(&r.sha256).unwrap();
+        s.withdraw(&id, None).unwrap();
+        assert_eq!(s.purge_originals(Timestamp::now()).unwrap(), 1);
+    }
+
+    #[test]
+    fn each_attachment_shows_where_its_upload_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let r = s
+            .attach(&id, AttachmentRole::Photo, "a.jpg", "image/jpeg", &[7u8; 5000][..])
+            .unwrap();
+        let state = |s: &Store| s.uploads(&id).unwrap()[0].state.clone();
+        assert_eq!(state(&s), UploadState::Queued);
+        s.mark_held(&r.sha256, true).unwrap();
+        assert_eq!(state(&s), UploadState::WaitingForUnmetered);
+        s.mark_sent(&r.sha256, 1000).unwrap();
+        assert_eq!(state(&s), UploadState::Uploading { sent: 1000, size: 5000 });
+        s.mark_refused(&r.sha256, "larger than the server accepts").unwrap();
+        assert_eq!(
+            state(&s),
+            UploadState::Refused {
+                reason: "larger than the server accepts".into()
+            }
+        );
+        // Still asked about at the next sync (the server's limits may change).
+        assert_eq!(s.pending_uploads().unwrap().len(), 1);
+        s.mark_uploaded(&r.sha256).unwrap();
+        assert_eq!(state(&s), UploadState::Done);
+        assert!(s.pending_uploads().unwrap().is_empty());
+        let u = &s.uploads(&id).unwrap()[0];
+        assert_eq!((u.name.as_str(), u.size), ("a.jpg", 5000));
+    }
+
+    #[test]
+    fn a_request_over_its_attachment_limits_is_refused_before_storing() {
+        use crate::protocol::blobs::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        for i in 0..MAX_REQUEST_ATTACHMENTS {
+            s.attach(&id, AttachmentRole::Photo, "p.jpg", "image/jpeg", &[i as u8; 10][..])
+                .unwrap();
+        }
+        match s.attach(&id, AttachmentRole::Photo, "p.jpg", "image/jpeg", &[255u8; 10][..]) {
+            Err(Error::Forbidden(reason)) => assert_eq!(reason, REQUEST_LIMITS),
+            other => panic!("expected the limit, got {other:?}"),
+        }
+        assert_eq!(s.get(&id).unwrap().attachments.len(), MAX_REQUEST_ATTACHMENTS);
+        assert_eq!(s.pending_uploads().unwrap().len(), MAX_REQUEST_ATTACHMENTS);
+    }
 }

@@ -13,7 +13,10 @@ mod sync_state;
 pub use repair::RepairStep;
 pub use sync_state::Enrollment;
 
-pub use attachments::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES};
+pub use attachments::{
+    AttachmentInfo, AttachmentUpload, CHUNK_SIZE, DEFAULT_ORIGINAL_RETENTION_DAYS,
+    MAX_ATTACHMENT_BYTES, UploadState,
+};
 pub use schema::{VERSION as SCHEMA_VERSION, apply_migrations};
 
 use std::num::NonZeroU32;

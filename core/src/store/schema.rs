@@ -85,6 +85,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE attachments ADD COLUMN uploaded INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: per-attachment upload state, and photos' originals (kept on the
+    // phone, never uploaded) beside the prepared copy that is.
+    r#"
+    ALTER TABLE attachments ADD COLUMN local_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attachments ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;  -- bytes the server holds
+    ALTER TABLE attachments ADD COLUMN refused TEXT;                     -- the server's reason
+    ALTER TABLE attachments ADD COLUMN held INTEGER NOT NULL DEFAULT 0;  -- large, waiting for an unmetered link
+    CREATE TABLE originals (
+        prepared BLOB PRIMARY KEY,          -- attachments.key of the uploaded copy
+        original BLOB NOT NULL              -- attachments.key of the original
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -34,13 +34,13 @@ pub struct Enrollment {
     pub pins: Vec<[u8; 32]>,
 }
 
-fn meta_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>, Error> {
+pub(super) fn meta_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>, Error> {
     Ok(tx
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
-fn meta_put(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<(), Error> {
+pub(super) fn meta_put(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
         params![key, value],

@@ -49,7 +49,7 @@ pub struct EngineStatus {
     /// Whether the platform last said the device is online.
     pub online: bool,
     /// Whether the platform last said the connection is metered (text
-    /// syncs anyway: it is small; large attachments will wait, issue 6).
+    /// syncs anyway: it is small; large attachments wait, unless allowed).
     pub metered: bool,
 }
 
@@ -117,6 +117,7 @@ impl SyncEngine {
         let st = status.clone();
         let task = tokio::spawn(async move {
             let mut online = true;
+            let mut metered = false;
             let mut due: Option<Instant> = match store.pending_count() {
                 Ok(n) if n > 0 => Some(Instant::now()),
                 _ => None,
@@ -138,9 +139,15 @@ impl SyncEngine {
                             let at = Instant::now() + config.debounce;
                             due = Some(due.map_or(at, |d| d.min(at)));
                         }
-                        Some(Signal::Connectivity { online: now_online, metered }) => {
+                        Some(Signal::Connectivity { online: now_online, metered: now_metered }) => {
                             let came_back = now_online && !online;
+                            // Leaving a metered link lets held attachments go.
+                            let unmetered_now = metered && !now_metered && now_online;
                             online = now_online;
+                            metered = now_metered;
+                            if unmetered_now {
+                                due = Some(Instant::now());
+                            }
                             if came_back {
                                 failures = 0;
                                 if store.pending_count().map(|n| n > 0).unwrap_or(true) || due.is_some() {
@@ -154,7 +161,8 @@ impl SyncEngine {
                         Some(Signal::SyncNow) => due = Some(Instant::now()),
                     },
                     _ = wake => {
-                        let result = client.sync(&store, &sync, |_| {}).await;
+                        let this_link = SyncConfig { metered, ..sync.clone() };
+                        let result = client.sync(&store, &this_link, |_| {}).await;
                         // Before taking the status lock: the hook may ask
                         // for the status.
                         if let Ok(summary) = &result {

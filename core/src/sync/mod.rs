@@ -44,6 +44,13 @@ pub struct SyncConfig {
     pub timeout: Duration,
     /// Which servers to trust over HTTPS.
     pub trust: ServerTrust,
+    /// Whether the link is metered (the platform says so): attachments
+    /// above `metered_max_bytes` wait unless `large_on_metered`.
+    pub metered: bool,
+    /// The largest attachment sent over a metered link without leave.
+    pub metered_max_bytes: u64,
+    /// The user's leave to send large attachments over a metered link.
+    pub large_on_metered: bool,
 }
 
 impl Default for SyncConfig {
@@ -52,6 +59,11 @@ impl Default for SyncConfig {
             budget_bytes: 64 * 1024,
             timeout: Duration::from_secs(60),
             trust: ServerTrust::default(),
+            metered: false,
+            // A prepared photo (1600 px, JPEG 75: a few hundred KiB) passes;
+            // an original or a video waits for Wi-Fi.
+            metered_max_bytes: 1024 * 1024,
+            large_on_metered: false,
         }
     }
 }
@@ -298,24 +310,36 @@ impl Client {
 
     /// Uploads the attachments the server lacks (protocol::blobs): one
     /// question for all, then each missing one in chunks from the offset
-    /// the server holds, smallest first. Records each one the server holds
-    /// whole, so it is never sent again.
+    /// the server holds, smallest first. Records each one's state as it
+    /// goes (so the app can show it, and a cut loses nothing). On a metered
+    /// link, large attachments wait unless the user allowed them. One that
+    /// the server refuses never stops the ones behind it; a network failure
+    /// ends the round (the link is gone) and is returned.
     ///
     /// `progress` sees the summary after every HTTP exchange, as in a sync.
     pub async fn upload_attachments(
         &self,
         store: &Store,
+        config: &SyncConfig,
         summary: &mut SyncSummary,
         progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
         use crate::protocol::blobs::*;
         let pending = store.pending_uploads()?;
         summary.attachments_waiting = pending.len() as u32;
-        if pending.is_empty() {
+        let mut sendable = Vec::new();
+        for a in pending {
+            let held = config.metered && !config.large_on_metered && a.size > config.metered_max_bytes;
+            store.mark_held(&a.sha256, held)?;
+            if !held {
+                sendable.push(a);
+            }
+        }
+        if sendable.is_empty() {
             return Ok(());
         }
         let ask = MissingRequest {
-            blobs: pending
+            blobs: sendable
                 .iter()
                 .take(MAX_MISSING_ASKED)
                 .map(|a| BlobClaim {
@@ -342,24 +366,42 @@ impl Client {
             return Err(Self::refusal(resp).await);
         }
         let answer: MissingResponse = resp.json().await.map_err(network)?;
-        for r in &answer.refused {
-            tracing::warn!("the server refuses an attachment");
-            summary
-                .attachments_refused
-                .push((r.sha256.clone(), r.reason.clone()));
-        }
         let missing: HashMap<&str, u64> = answer
             .missing
             .iter()
             .map(|m| (m.sha256.as_str(), m.offset))
             .collect();
-        let refused: HashSet<&str> = answer.refused.iter().map(|r| r.sha256.as_str()).collect();
+        let refused: HashMap<&str, &str> = answer
+            .refused
+            .iter()
+            .map(|r| (r.sha256.as_str(), r.reason.as_str()))
+            .collect();
         for a in ask.blobs.iter() {
-            if refused.contains(a.sha256.as_str()) {
+            if let Some(reason) = refused.get(a.sha256.as_str()) {
+                tracing::warn!("the server refuses an attachment");
+                store.mark_refused(&a.sha256, reason)?;
+                summary
+                    .attachments_refused
+                    .push((a.sha256.clone(), (*reason).to_owned()));
                 continue;
             }
             if let Some(&offset) = missing.get(a.sha256.as_str()) {
-                self.upload_one(store, a, offset, summary, progress).await?;
+                match self.upload_one(store, a, offset, summary, progress).await {
+                    Ok(()) => {}
+                    // This one is refused (damaged here, over a limit):
+                    // the rest still go.
+                    Err(Error::Server {
+                        status: 413 | 422,
+                        message,
+                        ..
+                    }) => {
+                        tracing::warn!("the server refuses an attachment");
+                        store.mark_refused(&a.sha256, &message)?;
+                        summary.attachments_refused.push((a.sha256.clone(), message));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             // Held by the server now: sent, or there already.
             store.mark_uploaded(&a.sha256)?;
@@ -401,7 +443,6 @@ impl Client {
             let resp = req.send().await.map_err(network)?;
             summary.round_trips += 1;
             summary.attachment_bytes_up += len;
-            progress(summary);
             let held = resp
                 .headers()
                 .get(UPLOAD_OFFSET)
@@ -417,6 +458,8 @@ impl Client {
                 }
                 _ => return Err(Self::refusal(resp).await),
             }
+            store.mark_sent(&blob.sha256, offset)?;
+            progress(summary);
         }
         Ok(())
     }
@@ -437,10 +480,15 @@ impl Client {
             // Text first: attachments go after every document did.
             Ok(mut summary) => {
                 if let Err(e) = self
-                    .upload_attachments(store, &mut summary, &mut progress)
+                    .upload_attachments(store, config, &mut summary, &mut progress)
                     .await
                 {
                     tracing::warn!(error = %e, "attachments wait for the next sync");
+                }
+                // Originals of photos follow the retention setting once
+                // their requests are decided (they never leave the phone).
+                if let Err(e) = store.purge_originals(crate::time::Timestamp::now()) {
+                    tracing::warn!(error = %e, "originals were not purged");
                 }
                 Ok(summary)
             }
