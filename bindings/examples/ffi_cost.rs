@@ -75,6 +75,7 @@ fn main() {
         pins: vec![],
         budget_bytes: None,
         auto_sync: false,
+        large_uploads_on_metered: false,
     };
     let client: Arc<Client> = rt
         .block_on(Client::open(config, Arc::new(Fixed(key))))

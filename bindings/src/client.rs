@@ -376,7 +376,8 @@ impl Client {
     /// How many days original photos stay on the phone after their request
     /// is decided (default 30; 0: at the next sync after the decision).
     pub async fn set_original_retention_days(&self, days: u32) -> Result<(), SambungError> {
-        self.read(move |s| s.set_original_retention_days(days)).await
+        self.read(move |s| s.set_original_retention_days(days))
+            .await
     }
 
     /// One request, whole.

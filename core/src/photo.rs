@@ -201,7 +201,13 @@ pub mod fixtures {
         entry(&mut t, 0x0002, 5, 3, lat_at.to_le_bytes());
         entry(&mut t, 0x0003, 2, 2, *b"E\0\0\0");
         entry(&mut t, 0x0004, 5, 3, lon_at.to_le_bytes());
-        entry(&mut t, 0x0012, 2, datum.len() as u32, datum_at.to_le_bytes());
+        entry(
+            &mut t,
+            0x0012,
+            2,
+            datum.len() as u32,
+            datum_at.to_le_bytes(),
+        );
         t.extend_from_slice(&0u32.to_le_bytes());
         for (d, m) in [(6u32, 10u32), (106, 49)] {
             for (num, den) in [(d, 1u32), (m, 1), (0, 1)] {
@@ -345,7 +351,11 @@ mod tests {
         for &b in bytes {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c

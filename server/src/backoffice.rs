@@ -264,7 +264,13 @@ fn authenticate(
     // The path with its query is what was signed: filters cannot be
     // altered in flight.
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let enrolled = state.verify_signed(&signed, method.as_str(), target, body)?;
+    let enrolled = state.verify_signed(
+        &signed,
+        crate::http::CallKind::Exchange,
+        method.as_str(),
+        target,
+        body,
+    )?;
     if enrolled.revoked.is_some() {
         return Err(ServerError::Revoked { wipe: false });
     }

@@ -37,6 +37,18 @@ pub struct AppState {
     request_timeout: Duration,
     by_address: Limiter<std::net::IpAddr>,
     by_device: Limiter<[u8; 16]>,
+    /// Attachment calls apart: a 20 MB photo set is 80 chunks, which must
+    /// not eat the allowance of the device's syncs (nor the other way).
+    uploads_by_device: Limiter<[u8; 16]>,
+}
+
+/// Which allowance a signed call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Syncs and back-office calls.
+    Exchange,
+    /// Attachment questions and chunks.
+    Upload,
 }
 
 impl AppState {
@@ -72,6 +84,7 @@ impl AppState {
             request_timeout,
             by_address: Limiter::new(limits.per_address),
             by_device: Limiter::new(limits.per_device),
+            uploads_by_device: Limiter::new(limits.uploads_per_device()),
         }))
     }
 
@@ -103,6 +116,7 @@ impl AppState {
     pub fn verify_signed(
         &self,
         signed: &SignedHeaders,
+        kind: CallKind,
         method: &str,
         path: &str,
         body: &[u8],
@@ -118,7 +132,11 @@ impl AppState {
             return Err(ServerError::Replayed);
         }
         // Per device only once the signature proved who it is.
-        if let Err(wait) = self.by_device.take(&device, std::time::Instant::now()) {
+        let limiter = match kind {
+            CallKind::Exchange => &self.by_device,
+            CallKind::Upload => &self.uploads_by_device,
+        };
+        if let Err(wait) = limiter.take(&device, std::time::Instant::now()) {
             return Err(ServerError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
             });
@@ -422,7 +440,8 @@ async fn sync(
     let response = blocking(move || -> Result<Vec<u8>, ServerError> {
         // Signed by the device's own key, revoked or not: only the phone
         // itself gets the wipe instruction.
-        let enrolled = worker.verify_signed(&signed, "POST", SYNC_PATH, &body)?;
+        let enrolled =
+            worker.verify_signed(&signed, CallKind::Exchange, "POST", SYNC_PATH, &body)?;
         let push_only = match enrolled.revoked {
             None => false,
             Some(r) if r.wipe && r.push_first => true,

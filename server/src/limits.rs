@@ -45,6 +45,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The per-device allowance of attachment calls: five times the sync
+    /// allowance (chunks are many and small on a weak link; the body limit
+    /// bounds each one).
+    pub fn uploads_per_device(&self) -> Rate {
+        Rate {
+            per_minute: self.per_device.per_minute.saturating_mul(5),
+            burst: self.per_device.burst.saturating_mul(5),
+        }
+    }
+}
+
 struct Bucket {
     tokens: f64,
     at: Instant,

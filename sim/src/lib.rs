@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// A link profile.
@@ -88,6 +88,32 @@ impl Profile {
             Some((cut, every)) => ((t - self.offline_first_s) % every) >= every - cut,
             None => false,
         }
+    }
+
+    /// Whether the link is down at any moment of `[from, to]` (seconds): an
+    /// exchange that spans a whole cut is cut, even if it started and would
+    /// have ended while the link was up.
+    pub fn outage_between(&self, from: f64, to: f64) -> bool {
+        if self.in_outage(from) || self.in_outage(to) {
+            return true;
+        }
+        if from < self.offline_first_s {
+            return true;
+        }
+        let Some((cut, every)) = self.outage else {
+            return false;
+        };
+        // Cuts are [k·every + every − cut, (k+1)·every) after the offline
+        // time; the first one starting after `from` decides.
+        let t0 = from - self.offline_first_s;
+        let t1 = to - self.offline_first_s;
+        let next_cut = (t0 / every).floor() * every + every - cut;
+        let next_cut = if next_cut <= t0 {
+            next_cut + every
+        } else {
+            next_cut
+        };
+        next_cut < t1
     }
 
     /// A profile by name.
@@ -204,10 +230,6 @@ impl Link {
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
-
-    fn in_outage(&self, t: f64) -> bool {
-        self.profile.in_outage(t)
-    }
 }
 
 /// Starts a link proxy for `upstream` on an ephemeral loopback port;
@@ -250,12 +272,14 @@ enum Plan {
 
 async fn forward(
     State(link): State<Arc<Link>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     // "POST /v1/sync HTTP/1.1"
-    let up = body.len() as u64 + header_bytes(5 + uri.path().len() + 9, &headers);
+    let up = body.len() as u64
+        + header_bytes(method.as_str().len() + 1 + uri.path().len() + 9, &headers);
     link.stats.attempts.fetch_add(1, Ordering::Relaxed);
     link.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
     let p = &link.profile;
@@ -264,7 +288,7 @@ async fn forward(
         let mut g = link.inner.lock().unwrap_or_else(|e| e.into_inner());
         let start = g.clock_s;
         let up_done = start + p.rtt_s / 2.0 + up as f64 * 8.0 / p.up_bps;
-        let plan = if link.in_outage(start) || link.in_outage(up_done) {
+        let plan = if p.outage_between(start, up_done) {
             Plan::Cut
         } else if g.rng.unit() * 100.0 < p.loss_percent {
             Plan::LoseRequest
@@ -297,13 +321,20 @@ async fn forward(
         } => (lose_response, duplicate),
     };
     let send = || {
-        let mut req = link
-            .http
-            .post(format!("{}{}", link.upstream, uri.path()))
-            .body(body.clone());
+        let target = match uri.query() {
+            Some(q) => format!("{}{}?{q}", link.upstream, uri.path()),
+            None => format!("{}{}", link.upstream, uri.path()),
+        };
+        let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+            .unwrap_or(reqwest::Method::POST);
+        let mut req = link.http.request(method, target).body(body.clone());
+        // End-to-end headers pass; the connection's own are the proxy's.
         for (k, v) in headers.iter() {
-            if k.as_str().starts_with("sambung-") || k == "content-type" {
-                req = req.header(k, v);
+            if !matches!(
+                k.as_str(),
+                "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+            ) {
+                req = req.header(k.as_str(), v.as_bytes());
             }
         }
         req.send()
@@ -332,7 +363,8 @@ async fn forward(
     let bytes = resp.bytes().await.unwrap_or_default();
     let down = bytes.len() as u64 + header_bytes(15, &answer_headers);
     let duration = p.rtt_s + up as f64 * 8.0 / p.up_bps + down as f64 * 8.0 / p.down_bps;
-    if lose_response || link.in_outage(start + duration) {
+    let up_done = start + p.rtt_s / 2.0 + up as f64 * 8.0 / p.up_bps;
+    if lose_response || p.outage_between(up_done, start + duration) {
         // The server applied the request; the answer never arrives.
         if lose_response {
             link.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
@@ -344,7 +376,16 @@ async fn forward(
     link.advance(duration);
     link.stats.bytes_down.fetch_add(down, Ordering::Relaxed);
     link.stats.completed.fetch_add(1, Ordering::Relaxed);
-    (status, bytes).into_response()
+    let mut response = (status, bytes).into_response();
+    for (k, v) in answer_headers.iter() {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "date"
+        ) {
+            response.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    response
 }
 
 #[cfg(test)]
@@ -385,6 +426,26 @@ mod tests {
         assert!(offline.in_outage(47.9 * 3600.0));
         assert!(!offline.in_outage(48.0 * 3600.0 + 1.0));
         assert!(!Profile::named("congested-4g").unwrap().in_outage(1e6));
+    }
+
+    #[test]
+    fn an_exchange_spanning_a_whole_cut_is_cut() {
+        let edge = Profile::named("edge").unwrap();
+        // The cut is [280, 300).
+        assert!(!edge.outage_between(10.0, 279.0));
+        assert!(edge.outage_between(270.0, 310.0), "spans it");
+        assert!(edge.outage_between(285.0, 286.0), "inside it");
+        assert!(edge.outage_between(279.0, 281.0), "into it");
+        assert!(!edge.outage_between(300.0, 579.0), "between cuts");
+        assert!(edge.outage_between(300.0, 600.0));
+        assert!(
+            !Profile::named("congested-4g")
+                .unwrap()
+                .outage_between(0.0, 1e6)
+        );
+        let offline = Profile::named("offline-then-edge").unwrap();
+        assert!(offline.outage_between(0.0, 1.0));
+        assert!(!offline.outage_between(48.0 * 3600.0, 48.0 * 3600.0 + 100.0));
     }
 
     #[test]

@@ -309,3 +309,257 @@ async fn bad_uploads_are_refused_clearly_and_keep_nothing_wrong() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_reach_the_agency_upright_small_and_without_exif() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+    // A 3000×2000 phone photo, stored sideways, with the home's position.
+    let photo = sambung_core::photo::fixtures::jpeg_with_gps(3000, 2000, 6, "GPS-HOME-5521");
+    assert!(contains(&photo, b"GPS-HOME-5521"), "control");
+    let id = resident.store.create(complaint()).unwrap();
+    let r = resident
+        .store
+        .attach_photo(
+            &id,
+            AttachmentRole::Photo,
+            "IMG_2231.JPG",
+            &photo,
+            &Default::default(),
+        )
+        .unwrap();
+    resident.store.submit(&id).unwrap();
+    let s = resident.sync().await.unwrap();
+    assert_eq!((s.attachments_uploaded, s.attachments_waiting), (1, 0));
+    let (status, got) = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id}/attachments/{}", r.sha256),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(sha(&got), r.sha256);
+    assert!(!contains(&got, b"GPS-HOME-5521"));
+    assert!(!contains(&got, b"Exif"));
+    let img = image::load_from_memory(&got).unwrap();
+    assert_eq!((img.width(), img.height()), (1067, 1600), "turned upright");
+    // Only the prepared copy left the phone; the original is still here.
+    assert_eq!(s.attachment_bytes_up, r.size);
+    let original = resident.store.original_of(&r.sha256).unwrap().unwrap();
+    assert_eq!(original.size, photo.len() as u64);
+}
+
+/// Syncs `d` until nothing is waiting, letting virtual time pass after a
+/// failure as the engine's backoff would; returns (syncs, attachment bytes
+/// sent in all).
+async fn sync_until_uploaded(d: &Device, link: &sambung_linksim::Link) -> (u32, u64) {
+    let mut sent = 0;
+    for n in 1..=400 {
+        match d.sync().await {
+            Ok(s) => {
+                sent += s.attachment_bytes_up;
+                if s.attachments_waiting == 0 {
+                    return (n, sent);
+                }
+            }
+            Err(e) => assert!(e.is_retryable(), "{e}"),
+        }
+        link.advance(5.0);
+    }
+    panic!("the upload never finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_cut_at_random_points_resume_and_finish_whole() {
+    use sambung_core::sync::Client;
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+    let home = tempfile::tempdir().unwrap();
+    // EDGE's bandwidth and loss, with a 6 s cut every 40 s: a 1.5 MB photo
+    // (two minutes of uplink) is cut several times wherever a seed puts it.
+    let profile = sambung_linksim::Profile {
+        outage: Some((6.0, 40.0)),
+        ..sambung_linksim::Profile::named("edge").unwrap()
+    };
+    let mut cuts_seen = 0;
+    for seed in 1..=6u64 {
+        let mut d = server
+            .device(
+                &home.path().join(seed.to_string()),
+                Role::Resident,
+                &format!("warga-{seed}"),
+                &[],
+                None,
+            )
+            .await;
+        let (url, link) = sambung_linksim::start(&server.url(), profile.clone(), seed).await;
+        d.client = Client::new(&url, &d.config).unwrap();
+        link.advance(seed as f64 * 6.7);
+        let data = bytes(1_500_000, seed as u8);
+        let id = d.store.create(complaint()).unwrap();
+        let a = d
+            .store
+            .attach(
+                &id,
+                AttachmentRole::Photo,
+                "foto.jpg",
+                "image/jpeg",
+                &data[..],
+            )
+            .unwrap();
+        d.store.submit(&id).unwrap();
+        let (_, sent) = sync_until_uploaded(&d, &link).await;
+        let st = link.stats().snapshot();
+        // Cuts before the server (outage or lost request) re-send a chunk;
+        // a lost answer re-sends nothing: the device asks where to go on.
+        let cuts = st[4] + st[5] + st[7];
+        cuts_seen += cuts;
+        assert!(
+            sent <= data.len() as u64 + cuts * 256 * 1024,
+            "seed {seed}: {sent} bytes sent for {} with {cuts} cuts",
+            data.len()
+        );
+        let (status, got) = agency
+            .raw_get(
+                &format!("/v1/agency/requests/{id}/attachments/{}", a.sha256),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(sha(&got), a.sha256, "seed {seed}: the right bytes");
+        assert_eq!(
+            d.store.uploads(&id).unwrap()[0].state,
+            sambung_core::store::UploadState::Done
+        );
+    }
+    assert!(cuts_seen >= 6, "the link really cut ({cuts_seen})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_attachment_does_not_delay_text_queued_after_it() {
+    use sambung_core::sync::Client;
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut d = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let (url, link) = sambung_linksim::start(
+        &server.url(),
+        sambung_linksim::Profile::named("edge").unwrap(),
+        3,
+    )
+    .await;
+    d.client = Client::new(&url, &d.config).unwrap();
+    // 20 MB (27 minutes of EDGE uplink, with a cut every 5 minutes) first…
+    let huge = bytes(20 * 1024 * 1024, 5);
+    let first = d.store.create(complaint()).unwrap();
+    let h = d
+        .store
+        .attach(
+            &first,
+            AttachmentRole::SupportingDocument,
+            "video.mp4",
+            "video/mp4",
+            &huge[..],
+        )
+        .unwrap();
+    d.store.submit(&first).unwrap();
+    // …then a text-only complaint.
+    let second = d.store.create(complaint()).unwrap();
+    d.store.submit(&second).unwrap();
+    let s = d.sync_until_ok(10).await;
+    assert_eq!(s.pushed, 2, "both requests' text in the first sync");
+    assert!(
+        s.attachments_waiting > 0,
+        "the huge one is still on its way"
+    );
+    let got = agency
+        .call("GET", &format!("/v1/agency/requests/{second}"), None, None)
+        .await;
+    assert_eq!(got.status, 200);
+    let states = d.store.uploads(&first).unwrap();
+    assert!(
+        matches!(states[0].state, sambung_core::store::UploadState::Uploading { sent, size } if sent > 0 && sent < size),
+        "{states:?}"
+    );
+    // It finishes later, whole.
+    sync_until_uploaded(&d, &link).await;
+    let (status, bytes) = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{first}/attachments/{}", h.sha256),
+            None,
+        )
+        .await;
+    assert_eq!((status, sha(&bytes)), (200, h.sha256.clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_attachments_wait_for_an_unmetered_link_unless_allowed() {
+    use sambung_core::store::UploadState;
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut d = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let id = d.store.create(complaint()).unwrap();
+    let small = bytes(300 * 1024, 1);
+    let large = bytes(2 * 1024 * 1024, 2);
+    d.store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "kecil.jpg",
+            "image/jpeg",
+            &small[..],
+        )
+        .unwrap();
+    d.store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "besar.jpg",
+            "image/jpeg",
+            &large[..],
+        )
+        .unwrap();
+    d.store.submit(&id).unwrap();
+    let state_of = |d: &Device, name: &str| {
+        d.store
+            .uploads(&id)
+            .unwrap()
+            .into_iter()
+            .find(|u| u.name == name)
+            .unwrap()
+            .state
+    };
+    d.config.metered = true;
+    let s = d.sync().await.unwrap();
+    assert_eq!(
+        (s.pushed, s.attachments_uploaded, s.attachments_waiting),
+        (1, 1, 1)
+    );
+    assert_eq!(s.attachment_bytes_up, small.len() as u64);
+    assert_eq!(state_of(&d, "kecil.jpg"), UploadState::Done);
+    assert_eq!(state_of(&d, "besar.jpg"), UploadState::WaitingForUnmetered);
+    // Still metered: still waiting, nothing sent.
+    let s = d.sync().await.unwrap();
+    assert_eq!((s.attachment_bytes_up, s.attachments_waiting), (0, 1));
+    // The user allows it.
+    d.config.large_on_metered = true;
+    let s = d.sync().await.unwrap();
+    assert_eq!(s.attachment_bytes_up, large.len() as u64);
+    assert_eq!(state_of(&d, "besar.jpg"), UploadState::Done);
+}

@@ -25,6 +25,7 @@ import id.sambung.model.Details
 import id.sambung.model.Kind
 import id.sambung.model.Role
 import id.sambung.model.Status
+import id.sambung.model.UploadState
 import java.io.File
 import java.net.InetSocketAddress
 import java.nio.file.Files
@@ -137,6 +138,20 @@ fun residentFlow() = runBlocking {
     assertEquals(2, request.attachments.size)
     assertEquals(listOf(id), client.list(ListQuery(kind = Kind.COMPLAINT)).map { it.id })
     assertEquals(1uL, client.pendingCount())
+
+    // A photo is prepared on the phone (JPEG without metadata); each
+    // attachment shows where its upload stands.
+    val png = java.io.ByteArrayOutputStream().also {
+        javax.imageio.ImageIO.write(java.awt.image.BufferedImage(40, 20, java.awt.image.BufferedImage.TYPE_INT_RGB), "png", it)
+    }.toByteArray()
+    val shot = client.attachPhoto(id, png, "layar.png", AttachmentRole.PHOTO, null)
+    assertEquals("layar.jpg" to "image/jpeg", shot.name to shot.mime)
+    val uploads = client.uploads(id)
+    assertEquals(3, uploads.size)
+    assertTrue(uploads.all { it.state is UploadState.Queued })
+    assertFailsWith<SambungException.Forbidden> {
+        client.attachPhoto(id, "GIF89a".toByteArray(), "x.gif", AttachmentRole.PHOTO, null)
+    }
 
     assertFailsWith<SambungException.NotEnrolled> { client.syncNow(null) }
     val info = client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT"))

@@ -63,6 +63,20 @@ class Logs(sambung.Logger):
         self.records.append(record)
 
 
+def tiny_png(width, height):
+    """A gray RGB PNG, written by hand (no imaging library here)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\0" + b"\x80" * (3 * width) for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def config(path, **kw):
     return sambung.ClientConfig(
         data_dir=path,
@@ -147,6 +161,16 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         listed = await client.list(sambung.ListQuery(kind=model.Kind.COMPLAINT))
         self.assertEqual([s.id for s in listed], [rid])
         self.assertEqual(await client.pending_count(), 1)
+
+        # A photo is prepared on the phone: upright, small, JPEG without
+        # metadata; each attachment shows where its upload stands.
+        shot = await client.attach_photo(rid, tiny_png(40, 20), "layar.png", model.AttachmentRole.PHOTO, None)
+        self.assertEqual((shot.name, shot.mime), ("layar.jpg", "image/jpeg"))
+        uploads = await client.uploads(rid)
+        self.assertEqual([u.name for u in uploads], ["jalan.jpg", "layar.jpg"])
+        self.assertTrue(all(isinstance(u.state, model.UploadState.QUEUED) for u in uploads))
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.attach_photo(rid, b"GIF89a", "x.gif", model.AttachmentRole.PHOTO, None)
 
         # Not enrolled yet; then enrolled with a one-time code.
         with self.assertRaises(sambung.SambungError.NotEnrolled):

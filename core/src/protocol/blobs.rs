@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(check_request_attachments(&more), Err(REQUEST_LIMITS));
         let heavy: Vec<_> = (0..3).map(|_| a(MAX_REQUEST_BYTES / 3 + 1)).collect();
         assert_eq!(check_request_attachments(&heavy), Err(REQUEST_LIMITS));
-        assert_eq!(check_request_attachments(&[a(MAX_BLOB_BYTES + 1)]), Err(REQUEST_LIMITS));
+        assert_eq!(
+            check_request_attachments(&[a(MAX_BLOB_BYTES + 1)]),
+            Err(REQUEST_LIMITS)
+        );
         assert_eq!(check_request_attachments(&[a(MAX_BLOB_BYTES)]), Ok(()));
     }
 }

@@ -145,8 +145,20 @@ impl Store {
         let prepared = crate::photo::prepare(content, settings)?;
         let idb = super::id_bytes(id)?;
         let reference = self.write(|tx| {
-            let original = self.put_blob(tx, &mut &content[..], MAX_ATTACHMENT_BYTES, "application/octet-stream", true)?;
-            let blob = self.put_blob(tx, &mut &prepared.bytes[..], MAX_ATTACHMENT_BYTES, prepared.mime, false)?;
+            let original = self.put_blob(
+                tx,
+                &mut &content[..],
+                MAX_ATTACHMENT_BYTES,
+                "application/octet-stream",
+                true,
+            )?;
+            let blob = self.put_blob(
+                tx,
+                &mut &prepared.bytes[..],
+                MAX_ATTACHMENT_BYTES,
+                prepared.mime,
+                false,
+            )?;
             tx.execute(
                 "INSERT OR REPLACE INTO originals (prepared, original) VALUES (?1, ?2)",
                 params![blob.key, original.key],
@@ -184,7 +196,11 @@ impl Store {
                 return Err(Error::AttachmentTooLarge { size, max });
             }
             hasher.update(&buf[..n]);
-            let sealed = self.keys.seal(Purpose::Attachments, &chunk_place(&chunk_id, idx), &buf[..n])?;
+            let sealed = self.keys.seal(
+                Purpose::Attachments,
+                &chunk_place(&chunk_id, idx),
+                &buf[..n],
+            )?;
             tx.execute(
                 "INSERT INTO attachment_chunks (attachment, idx, data) VALUES (?1, ?2, ?3)",
                 params![chunk_id.as_slice(), idx as i64, sealed],
@@ -197,24 +213,44 @@ impl Store {
         let sha = hex::encode(hasher.finish().as_ref());
         let key = self.keys.lookup_hash("attachment", sha.as_bytes());
         let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
+            .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| {
+                r.get(0)
+            })
             .optional()?;
         if exists.is_some() {
             // Already stored: drop the copy just written.
-            tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [chunk_id.as_slice()])?;
+            tx.execute(
+                "DELETE FROM attachment_chunks WHERE attachment = ?1",
+                [chunk_id.as_slice()],
+            )?;
             if !local_only {
-                tx.execute("UPDATE attachments SET local_only = 0 WHERE key = ?1", [&key])?;
+                tx.execute(
+                    "UPDATE attachments SET local_only = 0 WHERE key = ?1",
+                    [&key],
+                )?;
             }
         } else {
-            let info = AttachmentInfo { sha256: sha.clone(), size, mime: mime.to_owned() };
+            let info = AttachmentInfo {
+                sha256: sha.clone(),
+                size,
+                mime: mime.to_owned(),
+            };
             let meta = serde_json::to_vec(&info).map_err(|_| Error::Crypto("attachment record"))?;
-            let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
+            let sealed = self.keys.seal(
+                Purpose::Attachments,
+                &place("attachments", "meta", &key, 0),
+                &meta,
+            )?;
             tx.execute(
                 "INSERT INTO attachments (key, id, meta, chunk_count, created_at, local_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![key, chunk_id.as_slice(), sealed, idx as i64, Timestamp::now().0, local_only],
             )?;
         }
-        Ok(StoredBlob { key, sha256: sha, size })
+        Ok(StoredBlob {
+            key,
+            sha256: sha,
+            size,
+        })
     }
 
     /// Adds the reference to the request, within the per-request limits.
@@ -238,7 +274,11 @@ impl Store {
         let r = reference.clone();
         self.modify_in(tx, idb, move |req| {
             refuse_when_final(req.status())?;
-            if !req.attachments.iter().any(|a| a.sha256 == r.sha256 && a.role == r.role) {
+            if !req
+                .attachments
+                .iter()
+                .any(|a| a.sha256 == r.sha256 && a.role == r.role)
+            {
                 req.attachments.push(r);
                 crate::protocol::blobs::check_request_attachments(&req.attachments)
                     .map_err(|r| Error::Forbidden(r.to_owned()))?;
@@ -252,7 +292,9 @@ impl Store {
     /// (small ones go before large).
     pub fn pending_uploads(&self) -> Result<Vec<AttachmentInfo>, Error> {
         self.read(|conn| {
-            let mut st = conn.prepare("SELECT key, meta FROM attachments WHERE uploaded = 0 AND local_only = 0")?;
+            let mut st = conn.prepare(
+                "SELECT key, meta FROM attachments WHERE uploaded = 0 AND local_only = 0",
+            )?;
             let rows: Vec<(Vec<u8>, Vec<u8>)> = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
@@ -306,7 +348,11 @@ impl Store {
 
     /// Records whether this (large) attachment waits for an unmetered link.
     pub fn mark_held(&self, sha256: &str, held: bool) -> Result<(), Error> {
-        self.set_upload(sha256, "UPDATE attachments SET held = ?2 WHERE key = ?1", held)
+        self.set_upload(
+            sha256,
+            "UPDATE attachments SET held = ?2 WHERE key = ?1",
+            held,
+        )
     }
 
     /// Runs `sql` on the attachment's row: `?1` its key, `?2` `value`.
@@ -368,10 +414,12 @@ impl Store {
     /// Days an original photo stays after its request is decided.
     pub fn original_retention_days(&self) -> Result<u32, Error> {
         self.read(|conn| {
-            Ok(super::sync_state::meta_get(conn, "original_retention_days")?
-                .and_then(|v| <[u8; 4]>::try_from(v).ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(DEFAULT_ORIGINAL_RETENTION_DAYS))
+            Ok(
+                super::sync_state::meta_get(conn, "original_retention_days")?
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map(u32::from_le_bytes)
+                    .unwrap_or(DEFAULT_ORIGINAL_RETENTION_DAYS),
+            )
         })
     }
 
@@ -390,7 +438,11 @@ impl Store {
             .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
         let original: Option<Vec<u8>> = self.read(|conn| {
             Ok(conn
-                .query_row("SELECT original FROM originals WHERE prepared = ?1", [&key], |r| r.get(0))
+                .query_row(
+                    "SELECT original FROM originals WHERE prepared = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
                 .optional()?)
         })?;
         match original {
@@ -423,7 +475,9 @@ impl Store {
                 st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
             };
             for id in ids {
-                let Ok(idb) = <[u8; 16]>::try_from(id) else { continue };
+                let Ok(idb) = <[u8; 16]>::try_from(id) else {
+                    continue;
+                };
                 let request = self.load_doc(tx, &idb)?.0.hydrate()?;
                 let decided_at = request
                     .status()
@@ -464,7 +518,9 @@ impl Store {
 
     fn delete_row(&self, tx: &Transaction<'_>, key: &[u8]) -> Result<(), Error> {
         let id: Option<Vec<u8>> = tx
-            .query_row("SELECT id FROM attachments WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT id FROM attachments WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()?;
         if let Some(id) = id {
             tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [&id])?;
@@ -506,12 +562,18 @@ impl Store {
             }
             let key = self.keys.lookup_hash("attachment", sha.as_bytes());
             let exists: Option<i64> = tx
-                .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
+                .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if exists.is_some() {
                 // A photo's original goes with it.
                 let original: Option<Vec<u8>> = tx
-                    .query_row("SELECT original FROM originals WHERE prepared = ?1", [&key], |r| r.get(0))
+                    .query_row(
+                        "SELECT original FROM originals WHERE prepared = ?1",
+                        [&key],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 if let Some(original) = original {
                     self.delete_row(tx, &original)?;
@@ -629,7 +691,11 @@ fn check_names(name: &str, mime: &str) -> Result<(), Error> {
     v.text("name", name, 255);
     v.text("mime", mime, 100);
     let report = v.finish();
-    if report.is_ok() { Ok(()) } else { Err(Error::Validation(report)) }
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Error::Validation(report))
+    }
 }
 
 /// `name` with a `.jpg` extension in place of its own (the photo is
@@ -746,13 +812,24 @@ mod tests {
     fn photos_are_prepared_and_their_originals_follow_the_retention() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
         let input = crate::photo::fixtures::jpeg_with_gps(2400, 1200, 1, "MARK-GPS-4410");
         let settings = crate::photo::PhotoSettings::default();
         let r = s
-            .attach_photo(&id, AttachmentRole::Photo, "IMG_0001.png", &input, &settings)
+            .attach_photo(
+                &id,
+                AttachmentRole::Photo,
+                "IMG_0001.png",
+                &input,
+                &settings,
+            )
             .unwrap();
-        assert_eq!((r.name.as_str(), r.mime.as_str()), ("IMG_0001.jpg", "image/jpeg"));
+        assert_eq!(
+            (r.name.as_str(), r.mime.as_str()),
+            ("IMG_0001.jpg", "image/jpeg")
+        );
         let sent = s.attachment_bytes(&r.sha256).unwrap();
         assert!(!contains(&sent, b"MARK-GPS-4410") && !contains(&sent, b"Exif"));
         let img = image::load_from_memory(&sent).unwrap();
@@ -770,7 +847,10 @@ mod tests {
         // Undecided: kept, whatever the time.
         assert_eq!(s.purge_originals(Timestamp(now.0 + 400 * day)).unwrap(), 0);
         s.withdraw(&id, None).unwrap();
-        assert_eq!(s.original_retention_days().unwrap(), DEFAULT_ORIGINAL_RETENTION_DAYS);
+        assert_eq!(
+            s.original_retention_days().unwrap(),
+            DEFAULT_ORIGINAL_RETENTION_DAYS
+        );
         assert_eq!(s.purge_originals(Timestamp(now.0 + day)).unwrap(), 0);
         // Decided long ago, but the prepared copy never reached the server.
         assert_eq!(s.purge_originals(Timestamp(now.0 + 31 * day)).unwrap(), 0);
@@ -790,7 +870,9 @@ mod tests {
     fn retention_zero_purges_at_the_decision_and_bad_photos_store_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
         let settings = crate::photo::PhotoSettings::default();
         assert!(matches!(
             s.attach_photo(&id, AttachmentRole::Photo, "x.gif", b"GIF89a", &settings),
@@ -812,17 +894,32 @@ mod tests {
     fn each_attachment_shows_where_its_upload_stands() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
         let r = s
-            .attach(&id, AttachmentRole::Photo, "a.jpg", "image/jpeg", &[7u8; 5000][..])
+            .attach(
+                &id,
+                AttachmentRole::Photo,
+                "a.jpg",
+                "image/jpeg",
+                &[7u8; 5000][..],
+            )
             .unwrap();
         let state = |s: &Store| s.uploads(&id).unwrap()[0].state.clone();
         assert_eq!(state(&s), UploadState::Queued);
         s.mark_held(&r.sha256, true).unwrap();
         assert_eq!(state(&s), UploadState::WaitingForUnmetered);
         s.mark_sent(&r.sha256, 1000).unwrap();
-        assert_eq!(state(&s), UploadState::Uploading { sent: 1000, size: 5000 });
-        s.mark_refused(&r.sha256, "larger than the server accepts").unwrap();
+        assert_eq!(
+            state(&s),
+            UploadState::Uploading {
+                sent: 1000,
+                size: 5000
+            }
+        );
+        s.mark_refused(&r.sha256, "larger than the server accepts")
+            .unwrap();
         assert_eq!(
             state(&s),
             UploadState::Refused {
@@ -843,16 +940,33 @@ mod tests {
         use crate::protocol::blobs::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let id = s.create(crate::templates::example(Kind::Complaint)).unwrap();
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
         for i in 0..MAX_REQUEST_ATTACHMENTS {
-            s.attach(&id, AttachmentRole::Photo, "p.jpg", "image/jpeg", &[i as u8; 10][..])
-                .unwrap();
+            s.attach(
+                &id,
+                AttachmentRole::Photo,
+                "p.jpg",
+                "image/jpeg",
+                &[i as u8; 10][..],
+            )
+            .unwrap();
         }
-        match s.attach(&id, AttachmentRole::Photo, "p.jpg", "image/jpeg", &[255u8; 10][..]) {
+        match s.attach(
+            &id,
+            AttachmentRole::Photo,
+            "p.jpg",
+            "image/jpeg",
+            &[255u8; 10][..],
+        ) {
             Err(Error::Forbidden(reason)) => assert_eq!(reason, REQUEST_LIMITS),
             other => panic!("expected the limit, got {other:?}"),
         }
-        assert_eq!(s.get(&id).unwrap().attachments.len(), MAX_REQUEST_ATTACHMENTS);
+        assert_eq!(
+            s.get(&id).unwrap().attachments.len(),
+            MAX_REQUEST_ATTACHMENTS
+        );
         assert_eq!(s.pending_uploads().unwrap().len(), MAX_REQUEST_ATTACHMENTS);
     }
 }

@@ -170,6 +170,15 @@ impl SyncEngine {
                         }
                         let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
                         match result {
+                            // Text synced, an upload was cut: go on after a
+                            // backoff, as after a failure.
+                            Ok(summary) if summary.attachments_interrupted => {
+                                failures += 1;
+                                due = Some(Instant::now() + backoff(&config, failures, jitter()));
+                                s.syncs += 1;
+                                s.last_error = Some("an attachment upload was interrupted".into());
+                                s.last_summary = Some(summary);
+                            }
                             Ok(summary) => {
                                 failures = 0;
                                 due = None;

@@ -95,6 +95,9 @@ pub struct SyncSummary {
     pub attachments_waiting: u32,
     /// Attachments the server will not take (content address, reason).
     pub attachments_refused: Vec<(String, String)>,
+    /// Whether the uploads stopped on a network failure (the text synced):
+    /// the engine tries again after a backoff, not at the next write.
+    pub attachments_interrupted: bool,
 }
 
 /// An HTTP client for one server.
@@ -329,7 +332,8 @@ impl Client {
         summary.attachments_waiting = pending.len() as u32;
         let mut sendable = Vec::new();
         for a in pending {
-            let held = config.metered && !config.large_on_metered && a.size > config.metered_max_bytes;
+            let held =
+                config.metered && !config.large_on_metered && a.size > config.metered_max_bytes;
             store.mark_held(&a.sha256, held)?;
             if !held {
                 sendable.push(a);
@@ -397,7 +401,9 @@ impl Client {
                     }) => {
                         tracing::warn!("the server refuses an attachment");
                         store.mark_refused(&a.sha256, &message)?;
-                        summary.attachments_refused.push((a.sha256.clone(), message));
+                        summary
+                            .attachments_refused
+                            .push((a.sha256.clone(), message));
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -484,6 +490,7 @@ impl Client {
                     .await
                 {
                     tracing::warn!(error = %e, "attachments wait for the next sync");
+                    summary.attachments_interrupted = true;
                 }
                 // Originals of photos follow the retention setting once
                 // their requests are decided (they never leave the phone).

@@ -337,6 +337,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_attach_bytes(uint64_t ptr, RustBuff
 uint64_t uniffi_sambung_ffi_fn_method_client_attach_file(uint64_t ptr, RustBuffer id, RustBuffer path, RustBuffer role, RustBuffer mime
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ATTACH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ATTACH_PHOTO
+uint64_t uniffi_sambung_ffi_fn_method_client_attach_photo(uint64_t ptr, RustBuffer id, RustBuffer bytes, RustBuffer name, RustBuffer role, RustBuffer settings
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_CREATE_DRAFT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_CREATE_DRAFT
 uint64_t uniffi_sambung_ffi_fn_method_client_create_draft(uint64_t ptr, RustBuffer content
@@ -382,6 +387,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_pending_count(uint64_t ptr
 uint64_t uniffi_sambung_ffi_fn_method_client_rekey(uint64_t ptr, uint64_t new_keys
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SET_ORIGINAL_RETENTION_DAYS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SET_ORIGINAL_RETENTION_DAYS
+uint64_t uniffi_sambung_ffi_fn_method_client_set_original_retention_days(uint64_t ptr, uint32_t days
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SUBMIT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SUBMIT
 uint64_t uniffi_sambung_ffi_fn_method_client_submit(uint64_t ptr, RustBuffer id
@@ -395,6 +405,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_sync_now(uint64_t ptr, RustBuffer p
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UPDATE_DRAFT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UPDATE_DRAFT
 uint64_t uniffi_sambung_ffi_fn_method_client_update_draft(uint64_t ptr, RustBuffer id, RustBuffer content
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UPLOADS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UPLOADS
+uint64_t uniffi_sambung_ffi_fn_method_client_uploads(uint64_t ptr, RustBuffer id
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_WIPE
@@ -826,6 +841,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_attach_file(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ATTACH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ATTACH_PHOTO
+uint16_t uniffi_sambung_ffi_checksum_method_client_attach_photo(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CREATE_DRAFT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CREATE_DRAFT
 uint16_t uniffi_sambung_ffi_checksum_method_client_create_draft(void
@@ -880,6 +901,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_rekey(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SET_ORIGINAL_RETENTION_DAYS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SET_ORIGINAL_RETENTION_DAYS
+uint16_t uniffi_sambung_ffi_checksum_method_client_set_original_retention_days(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SUBMIT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SUBMIT
 uint16_t uniffi_sambung_ffi_checksum_method_client_submit(void
@@ -895,6 +922,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_sync_now(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UPDATE_DRAFT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UPDATE_DRAFT
 uint16_t uniffi_sambung_ffi_checksum_method_client_update_draft(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UPLOADS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UPLOADS
+uint16_t uniffi_sambung_ffi_checksum_method_client_uploads(void
     
 );
 #endif

@@ -614,6 +614,15 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func attachFile(id: RequestId, path: String, role: AttachmentRole, mime: String) async throws  -> AttachmentRef
     
     /**
+     * Attaches a photo prepared for the link: turned upright, downscaled
+     * (`settings`, or 1600 px and JPEG quality 75), re-encoded as JPEG
+     * without EXIF or any other metadata (GPS positions stay on the
+     * phone). The original stays on the phone until the request is decided
+     * and the retention days have passed.
+     */
+    func attachPhoto(id: RequestId, bytes: Data, name: String, role: AttachmentRole, settings: PhotoSettings?) async throws  -> AttachmentRef
+    
+    /**
      * Creates a draft; invalid content is refused with every problem.
      */
     func createDraft(content: RequestContent) async throws  -> RequestId
@@ -662,6 +671,12 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func rekey(newKeys: KeyProvider) async throws 
     
     /**
+     * How many days original photos stay on the phone after their request
+     * is decided (default 30; 0: at the next sync after the decision).
+     */
+    func setOriginalRetentionDays(days: UInt32) async throws 
+    
+    /**
      * Submits a draft (validated with its required attachments).
      */
     func submit(id: RequestId) async throws  -> Status
@@ -677,6 +692,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * Replaces a draft's content.
      */
     func updateDraft(id: RequestId, content: RequestContent) async throws 
+    
+    /**
+     * The attachments of a request and where each one's upload stands
+     * (queued, waiting for an unmetered link, n of m bytes sent, done,
+     * refused with the server's reason).
+     */
+    func uploads(id: RequestId) async throws  -> [AttachmentUpload]
     
     /**
      * Deletes the store. Refused while changes have not reached the server,
@@ -815,6 +837,29 @@ open func attachFile(id: RequestId, path: String, role: AttachmentRole, mime: St
             rustFutureFunc: {
                 uniffi_sambung_ffi_fn_method_client_attach_file(
                         self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id),FfiConverterString.lower(path),FfiConverterTypeAttachmentRole_lower(role),FfiConverterString.lower(mime)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachmentRef_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * Attaches a photo prepared for the link: turned upright, downscaled
+     * (`settings`, or 1600 px and JPEG quality 75), re-encoded as JPEG
+     * without EXIF or any other metadata (GPS positions stay on the
+     * phone). The original stays on the phone until the request is decided
+     * and the retention days have passed.
+     */
+open func attachPhoto(id: RequestId, bytes: Data, name: String, role: AttachmentRole, settings: PhotoSettings?)async throws  -> AttachmentRef  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_attach_photo(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id),FfiConverterData.lower(bytes),FfiConverterString.lower(name),FfiConverterTypeAttachmentRole_lower(role),FfiConverterOptionTypePhotoSettings.lower(settings)
                 )
             },
             pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
@@ -988,6 +1033,26 @@ open func rekey(newKeys: KeyProvider)async throws   {
 }
     
     /**
+     * How many days original photos stay on the phone after their request
+     * is decided (default 30; 0: at the next sync after the decision).
+     */
+open func setOriginalRetentionDays(days: UInt32)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_set_original_retention_days(
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(days)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_void,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_void,
+            freeFunc: ffi_sambung_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
      * Submits a draft (validated with its required attachments).
      */
 open func submit(id: RequestId)async throws  -> Status  {
@@ -1042,6 +1107,27 @@ open func updateDraft(id: RequestId, content: RequestContent)async throws   {
             completeFunc: ffi_sambung_ffi_rust_future_complete_void,
             freeFunc: ffi_sambung_ffi_rust_future_free_void,
             liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * The attachments of a request and where each one's upload stands
+     * (queued, waiting for an unmetered link, n of m bytes sent, done,
+     * refused with the server's reason).
+     */
+open func uploads(id: RequestId)async throws  -> [AttachmentUpload]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_uploads(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeAttachmentUpload.lift,
             errorHandler: FfiConverterTypeSambungError_lift
         )
 }
@@ -2140,6 +2226,11 @@ public struct ClientConfig: Equatable, Hashable {
      * network comes back, with retries. Off, only `sync_now` syncs.
      */
     public var autoSync: Bool
+    /**
+     * The user's leave to upload large attachments (over 1 MiB) on a
+     * metered link; without it they wait for Wi-Fi.
+     */
+    public var largeUploadsOnMetered: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2165,13 +2256,18 @@ public struct ClientConfig: Equatable, Hashable {
         /**
          * Sync in the background: after local writes (debounced), when the
          * network comes back, with retries. Off, only `sync_now` syncs.
-         */autoSync: Bool) {
+         */autoSync: Bool, 
+        /**
+         * The user's leave to upload large attachments (over 1 MiB) on a
+         * metered link; without it they wait for Wi-Fi.
+         */largeUploadsOnMetered: Bool = false) {
         self.dataDir = dataDir
         self.role = role
         self.caPem = caPem
         self.pins = pins
         self.budgetBytes = budgetBytes
         self.autoSync = autoSync
+        self.largeUploadsOnMetered = largeUploadsOnMetered
     }
 
     
@@ -2195,7 +2291,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 caPem: FfiConverterOptionString.read(from: &buf), 
                 pins: FfiConverterSequenceString.read(from: &buf), 
                 budgetBytes: FfiConverterOptionUInt32.read(from: &buf), 
-                autoSync: FfiConverterBool.read(from: &buf)
+                autoSync: FfiConverterBool.read(from: &buf), 
+                largeUploadsOnMetered: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2206,6 +2303,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.pins, into: &buf)
         FfiConverterOptionUInt32.write(value.budgetBytes, into: &buf)
         FfiConverterBool.write(value.autoSync, into: &buf)
+        FfiConverterBool.write(value.largeUploadsOnMetered, into: &buf)
     }
 }
 
@@ -3286,6 +3384,30 @@ fileprivate struct FfiConverterOptionTypeSyncProgress: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypePhotoSettings: FfiConverterRustBuffer {
+    typealias SwiftType = PhotoSettings?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePhotoSettings.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePhotoSettings.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeEnrollmentInfo: FfiConverterRustBuffer {
     typealias SwiftType = EnrollmentInfo?
 
@@ -3375,6 +3497,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAttachmentUpload: FfiConverterRustBuffer {
+    typealias SwiftType = [AttachmentUpload]
+
+    public static func write(_ value: [AttachmentUpload], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAttachmentUpload.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AttachmentUpload] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AttachmentUpload]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAttachmentUpload.read(from: &buf))
         }
         return seq
     }
@@ -3634,6 +3781,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sambung_ffi_checksum_method_client_attach_file() != 861) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sambung_ffi_checksum_method_client_attach_photo() != 28902) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sambung_ffi_checksum_method_client_create_draft() != 997) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3661,6 +3811,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sambung_ffi_checksum_method_client_rekey() != 51210) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sambung_ffi_checksum_method_client_set_original_retention_days() != 27713) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sambung_ffi_checksum_method_client_submit() != 33850) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3668,6 +3821,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_update_draft() != 57909) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_uploads() != 2258) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_wipe() != 16204) {

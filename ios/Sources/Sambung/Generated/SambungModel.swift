@@ -803,6 +803,95 @@ public func FfiConverterTypeAttachmentRef_lower(_ value: AttachmentRef) -> RustB
 
 
 /**
+ * One attachment of a request and its upload.
+ */
+public struct AttachmentUpload: Equatable, Hashable {
+    /**
+     * SHA-256 of the content.
+     */
+    public var sha256: String
+    /**
+     * File name.
+     */
+    public var name: String
+    /**
+     * Size in bytes.
+     */
+    public var size: UInt64
+    /**
+     * Where its upload stands.
+     */
+    public var state: UploadState
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * SHA-256 of the content.
+         */sha256: String, 
+        /**
+         * File name.
+         */name: String, 
+        /**
+         * Size in bytes.
+         */size: UInt64, 
+        /**
+         * Where its upload stands.
+         */state: UploadState) {
+        self.sha256 = sha256
+        self.name = name
+        self.size = size
+        self.state = state
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AttachmentUpload: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttachmentUpload: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AttachmentUpload {
+        return
+            try AttachmentUpload(
+                sha256: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                state: FfiConverterTypeUploadState.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AttachmentUpload, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.sha256, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterTypeUploadState.write(value.state, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachmentUpload_lift(_ buf: RustBuffer) throws -> AttachmentUpload {
+    return try FfiConverterTypeAttachmentUpload.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachmentUpload_lower(_ value: AttachmentUpload) -> RustBuffer {
+    return FfiConverterTypeAttachmentUpload.lower(value)
+}
+
+
+/**
  * Birth registration.
  */
 public struct Birth: Equatable, Hashable {
@@ -2466,6 +2555,75 @@ public func FfiConverterTypePerson_lift(_ buf: RustBuffer) throws -> Person {
 #endif
 public func FfiConverterTypePerson_lower(_ value: Person) -> RustBuffer {
     return FfiConverterTypePerson.lower(value)
+}
+
+
+/**
+ * How photos are prepared for upload.
+ */
+public struct PhotoSettings: Equatable, Hashable {
+    /**
+     * The longest edge after downscaling, in pixels (never upscaled).
+     */
+    public var maxLongEdge: UInt32
+    /**
+     * JPEG quality of the re-encoded photo, 1–100.
+     */
+    public var jpegQuality: UInt8
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The longest edge after downscaling, in pixels (never upscaled).
+         */maxLongEdge: UInt32, 
+        /**
+         * JPEG quality of the re-encoded photo, 1–100.
+         */jpegQuality: UInt8) {
+        self.maxLongEdge = maxLongEdge
+        self.jpegQuality = jpegQuality
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PhotoSettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePhotoSettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PhotoSettings {
+        return
+            try PhotoSettings(
+                maxLongEdge: FfiConverterUInt32.read(from: &buf), 
+                jpegQuality: FfiConverterUInt8.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PhotoSettings, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.maxLongEdge, into: &buf)
+        FfiConverterUInt8.write(value.jpegQuality, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoSettings_lift(_ buf: RustBuffer) throws -> PhotoSettings {
+    return try FfiConverterTypePhotoSettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoSettings_lower(_ value: PhotoSettings) -> RustBuffer {
+    return FfiConverterTypePhotoSettings.lower(value)
 }
 
 
@@ -4943,6 +5101,128 @@ public func FfiConverterTypeTransferType_lift(_ buf: RustBuffer) throws -> Trans
 #endif
 public func FfiConverterTypeTransferType_lower(_ value: TransferType) -> RustBuffer {
     return FfiConverterTypeTransferType.lower(value)
+}
+
+
+
+/**
+ * Where an attachment's upload stands, for the app to show.
+ */
+
+public enum UploadState: Equatable, Hashable {
+    
+    /**
+     * Waiting for the next sync.
+     */
+    case queued
+    /**
+     * Large, and the link was metered without the user's leave to spend
+     * it on large attachments: waits for an unmetered one.
+     */
+    case waitingForUnmetered
+    /**
+     * Partly on the server: `sent` of `size` bytes.
+     */
+    case uploading(
+        /**
+         * Bytes the server holds.
+         */sent: UInt64, 
+        /**
+         * The attachment's size.
+         */size: UInt64
+    )
+    /**
+     * The server holds it whole.
+     */
+    case done
+    /**
+     * The server will not take it; the reason is for the user.
+     */
+    case refused(
+        /**
+         * Why, in words.
+         */reason: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension UploadState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUploadState: FfiConverterRustBuffer {
+    typealias SwiftType = UploadState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UploadState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .queued
+        
+        case 2: return .waitingForUnmetered
+        
+        case 3: return .uploading(sent: try FfiConverterUInt64.read(from: &buf), size: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 4: return .done
+        
+        case 5: return .refused(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UploadState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .queued:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .waitingForUnmetered:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .uploading(sent,size):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt64.write(sent, into: &buf)
+            FfiConverterUInt64.write(size, into: &buf)
+            
+        
+        case .done:
+            writeInt(&buf, Int32(4))
+        
+        
+        case let .refused(reason):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUploadState_lift(_ buf: RustBuffer) throws -> UploadState {
+    return try FfiConverterTypeUploadState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUploadState_lower(_ value: UploadState) -> RustBuffer {
+    return FfiConverterTypeUploadState.lower(value)
 }
 
 
