@@ -196,9 +196,138 @@ impl Stats {
     }
 }
 
-struct Inner {
+/// The link's behaviour on a virtual clock, without any networking: the
+/// proxy runs every exchange through it, and benchmarks run their
+/// baselines (which have no server here) through the same one, so both
+/// meet the same bandwidth, latency, losses and cuts.
+#[derive(Debug, Clone)]
+pub struct Model {
+    profile: Profile,
     clock_s: f64,
     rng: Rng,
+}
+
+/// What happens to a request sent now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plan {
+    /// An outage cuts it: the device hears so after a round trip.
+    Cut,
+    /// Lost on the way: the device times out.
+    LoseRequest,
+    /// It reaches the server.
+    Deliver {
+        /// When it was sent (virtual seconds).
+        start: f64,
+        /// The answer is lost (the device times out).
+        lose_response: bool,
+        /// It arrives twice.
+        duplicate: bool,
+    },
+}
+
+/// How a whole exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The answer arrived.
+    Completed,
+    /// An outage cut it before the server.
+    Cut,
+    /// The request was lost.
+    LostRequest,
+    /// The server got it; the answer was lost or cut.
+    LostResponse,
+}
+
+impl Model {
+    /// A link of `profile` at virtual time 0, its chance from `seed`.
+    pub fn new(profile: Profile, seed: u64) -> Model {
+        Model {
+            profile,
+            clock_s: 0.0,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// The virtual time, seconds.
+    pub fn now_s(&self) -> f64 {
+        self.clock_s
+    }
+
+    /// Lets virtual time pass.
+    pub fn advance(&mut self, seconds: f64) {
+        self.clock_s += seconds.max(0.0);
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn up_done(&self, start: f64, up: u64) -> f64 {
+        start + self.profile.rtt_s / 2.0 + up as f64 * 8.0 / self.profile.up_bps
+    }
+
+    /// Decides, at the current time, the fate of a request of `up` bytes.
+    /// A failure's time is spent here (a round trip for a cut, the timeout
+    /// for a loss).
+    pub fn plan(&mut self, up: u64) -> Plan {
+        let start = self.clock_s;
+        if self
+            .profile
+            .outage_between(start, self.up_done(start, up))
+        {
+            self.clock_s += self.profile.rtt_s;
+            Plan::Cut
+        } else if self.rng.unit() * 100.0 < self.profile.loss_percent {
+            self.clock_s += TIMEOUT_S;
+            Plan::LoseRequest
+        } else {
+            let lose_response = self.rng.unit() * 100.0 < self.profile.loss_percent;
+            let duplicate = self.rng.unit() * 100.0 < self.profile.duplicate_percent;
+            Plan::Deliver {
+                start,
+                lose_response,
+                duplicate,
+            }
+        }
+    }
+
+    /// Whether the answer (`down` bytes) to a request of `up` bytes
+    /// delivered from `start` arrives; advances the clock by the exchange,
+    /// or by the timeout if it does not.
+    pub fn answer(&mut self, start: f64, lose_response: bool, up: u64, down: u64) -> bool {
+        let p = &self.profile;
+        let duration = p.rtt_s + up as f64 * 8.0 / p.up_bps + down as f64 * 8.0 / p.down_bps;
+        let cut = p.outage_between(self.up_done(start, up), start + duration);
+        let base = self.clock_s.max(start);
+        if lose_response || cut {
+            self.clock_s = base + TIMEOUT_S;
+            false
+        } else {
+            self.clock_s = base + duration;
+            true
+        }
+    }
+
+    /// One whole exchange of `up` bytes answered by `down` (for a baseline
+    /// that has no server here).
+    pub fn exchange(&mut self, up: u64, down: u64) -> Outcome {
+        match self.plan(up) {
+            Plan::Cut => Outcome::Cut,
+            Plan::LoseRequest => Outcome::LostRequest,
+            Plan::Deliver {
+                start,
+                lose_response,
+                ..
+            } => {
+                if self.answer(start, lose_response, up, down) {
+                    Outcome::Completed
+                } else {
+                    Outcome::LostResponse
+                }
+            }
+        }
+    }
 }
 
 /// A simulated link in front of one server.
@@ -206,19 +335,23 @@ pub struct Link {
     profile: Profile,
     upstream: String,
     http: reqwest::Client,
-    inner: Mutex<Inner>,
+    model: Mutex<Model>,
     stats: Stats,
 }
 
 impl Link {
     /// The virtual time, seconds since the link was created.
     pub fn now_s(&self) -> f64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clock_s
+        self.model().now_s()
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Lets virtual time pass (a device waiting, people working offline).
     pub fn advance(&self, seconds: f64) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clock_s += seconds.max(0.0);
+        self.model().advance(seconds);
     }
 
     /// The counters.
@@ -239,13 +372,10 @@ pub async fn start(upstream: &str, profile: Profile, seed: u64) -> (String, Arc<
     // the proxy speaks plain HTTP on loopback, but the client needs one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let link = Arc::new(Link {
+        model: Mutex::new(Model::new(profile.clone(), seed)),
         profile,
         upstream: upstream.trim_end_matches('/').to_owned(),
         http: reqwest::Client::new(),
-        inner: Mutex::new(Inner {
-            clock_s: 0.0,
-            rng: Rng::new(seed),
-        }),
         stats: Stats::default(),
     });
     let app = axum::Router::new()
@@ -261,15 +391,6 @@ pub async fn start(upstream: &str, profile: Profile, seed: u64) -> (String, Arc<
     (format!("http://{addr}"), link)
 }
 
-enum Plan {
-    LoseRequest,
-    Cut,
-    Deliver {
-        lose_response: bool,
-        duplicate: bool,
-    },
-}
-
 async fn forward(
     State(link): State<Arc<Link>>,
     method: Method,
@@ -282,43 +403,22 @@ async fn forward(
         + header_bytes(method.as_str().len() + 1 + uri.path().len() + 9, &headers);
     link.stats.attempts.fetch_add(1, Ordering::Relaxed);
     link.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
-    let p = &link.profile;
     // Decide the fate of the request at its start on the virtual clock.
-    let (plan, start) = {
-        let mut g = link.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let start = g.clock_s;
-        let up_done = start + p.rtt_s / 2.0 + up as f64 * 8.0 / p.up_bps;
-        let plan = if p.outage_between(start, up_done) {
-            Plan::Cut
-        } else if g.rng.unit() * 100.0 < p.loss_percent {
-            Plan::LoseRequest
-        } else {
-            let lose_response = g.rng.unit() * 100.0 < p.loss_percent;
-            let duplicate = g.rng.unit() * 100.0 < p.duplicate_percent;
-            Plan::Deliver {
-                lose_response,
-                duplicate,
-            }
-        };
-        (plan, start)
-    };
-    let fail = |seconds: f64, status: StatusCode| {
-        link.advance(seconds);
-        status.into_response()
-    };
-    let (lose_response, duplicate) = match plan {
+    let plan = link.model().plan(up);
+    let (start, lose_response, duplicate) = match plan {
         Plan::Cut => {
             link.stats.cut.fetch_add(1, Ordering::Relaxed);
-            return fail(p.rtt_s, StatusCode::SERVICE_UNAVAILABLE);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
         Plan::LoseRequest => {
             link.stats.lost_requests.fetch_add(1, Ordering::Relaxed);
-            return fail(TIMEOUT_S, StatusCode::GATEWAY_TIMEOUT);
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
         }
         Plan::Deliver {
+            start,
             lose_response,
             duplicate,
-        } => (lose_response, duplicate),
+        } => (start, lose_response, duplicate),
     };
     let send = || {
         let target = match uri.query() {
@@ -341,7 +441,10 @@ async fn forward(
     };
     let resp = match send().await {
         Ok(r) => r,
-        Err(_) => return fail(TIMEOUT_S, StatusCode::BAD_GATEWAY),
+        Err(_) => {
+            link.advance(TIMEOUT_S);
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
     };
     if duplicate {
         // The same request arrives again after the first (a retransmission);
@@ -362,18 +465,15 @@ async fn forward(
     }
     let bytes = resp.bytes().await.unwrap_or_default();
     let down = bytes.len() as u64 + header_bytes(15, &answer_headers);
-    let duration = p.rtt_s + up as f64 * 8.0 / p.up_bps + down as f64 * 8.0 / p.down_bps;
-    let up_done = start + p.rtt_s / 2.0 + up as f64 * 8.0 / p.up_bps;
-    if lose_response || p.outage_between(up_done, start + duration) {
+    if !link.model().answer(start, lose_response, up, down) {
         // The server applied the request; the answer never arrives.
         if lose_response {
             link.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
         } else {
             link.stats.cut.fetch_add(1, Ordering::Relaxed);
         }
-        return fail(TIMEOUT_S, StatusCode::GATEWAY_TIMEOUT);
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
     }
-    link.advance(duration);
     link.stats.bytes_down.fetch_add(down, Ordering::Relaxed);
     link.stats.completed.fetch_add(1, Ordering::Relaxed);
     let mut response = (status, bytes).into_response();
@@ -446,6 +546,35 @@ mod tests {
         let offline = Profile::named("offline-then-edge").unwrap();
         assert!(offline.outage_between(0.0, 1.0));
         assert!(!offline.outage_between(48.0 * 3600.0, 48.0 * 3600.0 + 100.0));
+    }
+
+    #[test]
+    fn the_model_spends_airtime_and_fails_as_the_profile_says() {
+        let edge = Profile {
+            loss_percent: 0.0,
+            ..Profile::named("edge").unwrap()
+        };
+        let mut m = Model::new(edge.clone(), 1);
+        // 10 kB up at 100 kbit/s, 20 kB down at 200 kbit/s, 0.6 s RTT.
+        assert_eq!(m.exchange(10_000, 20_000), Outcome::Completed);
+        assert!((m.now_s() - (0.6 + 0.8 + 0.8)).abs() < 1e-9, "{}", m.now_s());
+        // Into the cut at 280 s: cut, a round trip spent.
+        m.advance(279.0 - m.now_s());
+        assert_eq!(m.exchange(100_000, 10), Outcome::Cut);
+        assert!((m.now_s() - 279.6).abs() < 1e-9);
+        // The answer would arrive during the next cut: lost, timeout spent.
+        m.advance(570.0 - m.now_s());
+        assert_eq!(m.exchange(100, 400_000), Outcome::LostResponse);
+        assert!((m.now_s() - (570.0 + TIMEOUT_S)).abs() < 1e-9);
+        // Loss is drawn from the seed: same seed, same fate.
+        let lossy = Profile::named("gprs").unwrap();
+        let run = |seed| {
+            let mut m = Model::new(lossy.clone(), seed);
+            (0..200).map(|_| m.exchange(500, 500)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        let lost = run(7).iter().filter(|o| **o != Outcome::Completed).count();
+        assert!((1..60).contains(&lost), "{lost}");
     }
 
     #[test]
