@@ -441,6 +441,30 @@ impl Client {
         Ok(report)
     }
 
+    /// An attachment's bytes: from this phone, or downloaded on demand (an
+    /// officer opening a resident's photo) in resumable ranges, checked
+    /// against its content hash. Never downloaded unless asked for here.
+    pub async fn fetch_attachment(
+        self: Arc<Self>,
+        id: RequestId,
+        sha256: String,
+    ) -> Result<Vec<u8>, SambungError> {
+        let store = self.store()?;
+        if let Ok(bytes) = store.attachment_bytes(&sha256) {
+            return Ok(bytes);
+        }
+        let enrollment = store.enrollment()?.ok_or(SambungError::NotEnrolled)?;
+        let mut sync = sync_config(&self.config)?;
+        sync.trust = ServerTrust::from(&enrollment);
+        let http = core_sync::Client::new(&enrollment.server, &sync)?;
+        spawn(async move {
+            http.fetch_attachment(&store, &id, &sha256, |_, _| {})
+                .await
+                .map_err(SambungError::from)
+        })
+        .await
+    }
+
     /// Tells the library the platform's network changed: online or not,
     /// metered or not. Coming back online syncs at once (auto sync).
     pub fn network_changed(&self, online: bool, metered: bool) {

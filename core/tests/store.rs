@@ -86,8 +86,15 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
     drop(s);
     // Back to what the first release wrote.
     let c = db(dir.path());
-    c.execute_batch("DROP TABLE repairs; ALTER TABLE attachments DROP COLUMN uploaded;")
-        .unwrap();
+    c.execute_batch(
+        "DROP TABLE repairs; DROP TABLE originals; DROP TABLE downloads;
+         ALTER TABLE attachments DROP COLUMN uploaded;
+         ALTER TABLE attachments DROP COLUMN local_only;
+         ALTER TABLE attachments DROP COLUMN sent;
+         ALTER TABLE attachments DROP COLUMN refused;
+         ALTER TABLE attachments DROP COLUMN held;",
+    )
+    .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();
     drop(c);
     let s = Store::open(dir.path(), &key(1)).unwrap();

@@ -316,7 +316,7 @@ fn require_whole_agency(agency: &Agency) -> Result<(), ServerError> {
     }
 }
 
-fn parse_id(id: &str) -> Result<DocId, ServerError> {
+pub(crate) fn parse_id(id: &str) -> Result<DocId, ServerError> {
     RequestId::parse(id)
         .and_then(|r| r.to_bytes())
         .ok_or_else(|| ServerError::BadRequest("a request id is a UUID".into()))
@@ -1473,25 +1473,6 @@ async fn erase_person(
     .await
 }
 
-/// A byte range of `size` bytes from a `Range: bytes=a-b` header (one
-/// range; `bytes=a-` and `bytes=-n` too).
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (size.checked_sub(n.min(size))?, size - 1)
-        }
-        (a, "") => (a.parse().ok()?, size - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
-    };
-    (start <= end && start < size).then_some((start, end))
-}
-
 /// Download an attachment of a request (its bytes as uploaded by the
 /// device), whole or a `Range` of it.
 #[utoipa::path(
@@ -1532,28 +1513,7 @@ async fn download_attachment(
             .iter()
             .find(|a| a.sha256 == sha)
             .ok_or(ServerError::NotFound)?;
-        let blob = state
-            .storage()
-            .blob_state(&digest)?
-            .filter(|b| b.complete)
-            .ok_or(ServerError::NotFound)?;
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| parse_range(v, blob.size));
-        let (status, start, end) = match range {
-            None => (axum::http::StatusCode::OK, 0, blob.size.saturating_sub(1)),
-            Some(Some((a, b))) => (axum::http::StatusCode::PARTIAL_CONTENT, a, b),
-            Some(None) => {
-                let mut r = axum::http::StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", blob.size)) {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                return Ok(r);
-            }
-        };
-        let len = if blob.size == 0 { 0 } else { end - start + 1 };
-        let bytes = state.storage().blob_read(&digest, start, len)?;
+        let response = crate::blobs::serve(&state, &digest, &reference.mime, &headers)?;
         record(
             &state,
             &agency,
@@ -1561,41 +1521,7 @@ async fn download_attachment(
             Some(id),
             "GET /v1/agency/requests/{id}/attachments/{sha256}",
         )?;
-        let mut response = (status, bytes).into_response();
-        let h = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&reference.mime) {
-            h.insert(header::CONTENT_TYPE, v);
-        }
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if status == axum::http::StatusCode::PARTIAL_CONTENT
-            && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", blob.size))
-        {
-            h.insert(header::CONTENT_RANGE, v);
-        }
         Ok(response)
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges_are_read_like_http_says() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        for bad in [
-            "bytes=100-",
-            "bytes=9-0",
-            "bytes=0-1,5-6",
-            "items=0-1",
-            "bytes=x-",
-            "bytes=-",
-        ] {
-            assert_eq!(parse_range(bad, 100), None, "{bad}");
-        }
-    }
 }

@@ -8,9 +8,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::{get, patch, post};
+use sambung_core::document::RequestDoc;
 use sambung_core::protocol::SignedHeaders;
 use sambung_core::protocol::blobs::*;
 
@@ -28,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/blobs/{sha256}",
             patch(append).layer(DefaultBodyLimit::max(MAX_CHUNK_BYTES)),
         )
+        .route("/v1/requests/{id}/attachments/{sha256}", get(download))
 }
 
 /// Parses a SHA-256 in lowercase hex.
@@ -50,14 +53,14 @@ fn device_call(
     method: &str,
     path: &str,
     body: &[u8],
-) -> Result<(), ServerError> {
+) -> Result<(crate::storage::EnrolledDevice, [u8; 16]), ServerError> {
     let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
     let enrolled =
         state.verify_signed(&signed, crate::http::CallKind::Upload, method, path, body)?;
     if let Some(r) = enrolled.revoked {
         return Err(ServerError::Revoked { wipe: r.wipe });
     }
-    Ok(())
+    Ok((enrolled, signed.device_id()?))
 }
 
 async fn missing(
@@ -148,4 +151,135 @@ async fn append(
         Ok(response)
     })
     .await
+}
+
+/// A device downloads an attachment of a request it may see (an officer
+/// opening a photo in the field), whole or a `Range` of it; devices ask in
+/// ranges and resume from what they hold. Never pushed to devices: they
+/// ask when someone opens it.
+async fn download(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, sha)): Path<(String, String)>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let path = format!("/v1/requests/{id}/attachments/{sha}");
+        let (enrolled, device) = device_call(&state, &headers, "GET", &path, b"")?;
+        let doc_id = crate::backoffice::parse_id(&id)?;
+        let digest = parse_sha(&sha)?;
+        let stored = state
+            .storage()
+            .document(doc_id)?
+            .ok_or(ServerError::NotFound)?;
+        if !enrolled.account.may_see(&stored.scope) {
+            return Err(ServerError::NotFound);
+        }
+        let request = RequestDoc::load(&stored.data, [], automerge::ActorId::from(state.actor()))
+            .and_then(|d| d.hydrate())
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        let reference = request
+            .attachments
+            .iter()
+            .find(|a| a.sha256 == sha)
+            .ok_or(ServerError::NotFound)?;
+        let response = serve(&state, &digest, &reference.mime, &headers)?;
+        state.storage().append_audit(&[crate::audit::AuditRecord {
+            at: sambung_core::Timestamp::now().as_millis(),
+            account: enrolled.account.id.clone(),
+            role: enrolled.account.role.as_str().to_owned(),
+            device: Some(device),
+            action: "download".into(),
+            request: Some(doc_id),
+            endpoint: "GET /v1/requests/{id}/attachments/{sha256}".into(),
+        }])?;
+        Ok(response)
+    })
+    .await
+}
+
+/// The bytes of a complete blob as an HTTP answer: whole (200) or the one
+/// `Range` asked for (206), 416 for a range outside it, 404 while it is
+/// not complete. For devices and the back office alike.
+pub fn serve(
+    state: &AppState,
+    digest: &[u8; 32],
+    mime: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ServerError> {
+    let blob = state
+        .storage()
+        .blob_state(digest)?
+        .filter(|b| b.complete)
+        .ok_or(ServerError::NotFound)?;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_range(v, blob.size));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, blob.size.saturating_sub(1)),
+        Some(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Some(None) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", blob.size)) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let len = if blob.size == 0 { 0 } else { end - start + 1 };
+    let bytes = state.storage().blob_read(digest, start, len)?;
+    let mut response = (status, bytes).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", blob.size))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+/// A byte range of `size` bytes from a `Range: bytes=a-b` header (one
+/// range; `bytes=a-` and `bytes=-n` too).
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_read_like_http_says() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        for bad in [
+            "bytes=100-",
+            "bytes=9-0",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=x-",
+            "bytes=-",
+        ] {
+            assert_eq!(parse_range(bad, 100), None, "{bad}");
+        }
+    }
 }

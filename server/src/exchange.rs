@@ -2,12 +2,13 @@
 //! (each on its own, so one refusal never blocks another), then collect what
 //! the device may pull.
 
+use automerge::ReadDoc;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use ring::hmac;
-use sambung_core::model::Request;
+use sambung_core::model::{Request, RequestId};
 use sambung_core::protocol::{
-    DocAck, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SyncRequest,
+    DocAck, DocId, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SyncRequest,
     SyncResponse,
 };
 
@@ -64,11 +65,38 @@ fn holds_all(doc: &mut AutoCommit, heads: &[sambung_core::protocol::HeadPrefix])
 /// small; attachments never ride inside documents).
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Applies one pushed document.
+/// The id of a pushed document: as named, or — for a document new to the
+/// server, sent without it — read from the document's own `id` field.
+/// `None`: it cannot be named (no answer; the device names it next time).
+pub fn pushed_id(push: &DocPush) -> Option<DocId> {
+    if let Some(id) = push.id {
+        return Some(id);
+    }
+    if !push.since.is_empty() || push.changes.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    // Hostile bytes must not take the exchange down.
+    std::panic::catch_unwind(|| {
+        let mut doc = AutoCommit::new();
+        doc.load_incremental(&push.changes).ok()?;
+        match doc.get(automerge::ROOT, "id").ok()?? {
+            (automerge::Value::Scalar(v), _) => match v.as_ref() {
+                automerge::ScalarValue::Str(s) => RequestId::parse(s)?.to_bytes(),
+                _ => None,
+            },
+            _ => None,
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// Applies one pushed document, named `id` (see [`pushed_id`]).
 pub fn apply_push(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
     caller: &Caller,
+    id: DocId,
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
     let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed");
@@ -78,11 +106,11 @@ pub fn apply_push(
             "the changes of this request are larger than the server accepts",
         ));
     }
-    storage.update_document(push.id, &mut |current: Option<StoredDoc>| {
+    storage.update_document(id, &mut |current: Option<StoredDoc>| {
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.
         let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            merge(nik_key, caller, push, current)
+            merge(nik_key, caller, id, push, current)
         }));
         let (r, w) = match merged {
             Ok(outcome) => outcome?,
@@ -106,6 +134,7 @@ pub fn apply_push(
 fn merge(
     nik_key: &hmac::Key,
     caller: &Caller,
+    id: DocId,
     push: &DocPush,
     current: Option<StoredDoc>,
 ) -> Result<(PushResult, DocWrite), ServerError> {
@@ -231,7 +260,7 @@ fn merge(
         Ok(r) => r,
         Err(_) => return refuse(RefusalCode::Invalid, "the document is not a valid request"),
     };
-    if request.id.to_bytes() != Some(push.id) {
+    if request.id.to_bytes() != Some(id) {
         return refuse(
             RefusalCode::Invalid,
             "the request id does not match the document id",
@@ -288,7 +317,9 @@ pub fn write_of(
     // that devices entitled only now receive the whole document.
     let log_data = match current {
         Some(c) if c.scope == scope => doc.save_after(before),
-        _ => doc.save(),
+        // Uncompressed: the envelope's zstd folds many documents together
+        // far better than DEFLATE inside each one.
+        _ => doc.save_nocompress(),
     };
     DocWrite::Write {
         doc: StoredDoc {
@@ -411,17 +442,21 @@ pub fn exchange(
         response.reset = true;
     }
     for push in &request.push {
-        match apply_push(storage, nik_key, caller, push)? {
-            PushResult::Ack(heads) => response.acks.push(DocAck { id: push.id, heads }),
+        let Some(id) = pushed_id(push) else {
+            tracing::info!("a new document could not be named; the device names it next time");
+            continue;
+        };
+        match apply_push(storage, nik_key, caller, id, push)? {
+            PushResult::Ack(heads) => response.acks.push(DocAck { id, heads }),
             PushResult::Refused(code, reason) => {
                 tracing::info!(code = ?code, reason, "document refused");
                 response.refused.push(Refusal {
-                    id: push.id,
+                    id,
                     code,
                     reason: reason.to_owned(),
                 })
             }
-            PushResult::UnknownHeads => response.unknown_heads.push(DocRef(push.id)),
+            PushResult::UnknownHeads => response.unknown_heads.push(DocRef(id)),
         }
     }
     if caller.push_only {

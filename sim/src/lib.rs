@@ -116,6 +116,20 @@ impl Profile {
         next_cut < t1
     }
 
+    /// The first moment at or after `t` when the link is up.
+    pub fn up_again(&self, t: f64) -> f64 {
+        if t < self.offline_first_s {
+            return self.up_again(self.offline_first_s);
+        }
+        match self.outage {
+            Some((_, every)) if self.in_outage(t) => {
+                let rel = t - self.offline_first_s;
+                self.offline_first_s + ((rel / every).floor() + 1.0) * every
+            }
+            _ => t,
+        }
+    }
+
     /// A profile by name.
     pub fn named(name: &str) -> Option<Profile> {
         Self::all().into_iter().find(|p| p.name == name)
@@ -177,11 +191,14 @@ pub struct Stats {
     pub duplicated: AtomicU64,
     /// Exchanges cut by an outage.
     pub cut: AtomicU64,
+    /// Bytes sent by devices in exchanges that did not complete (cut, lost,
+    /// or answered into the void): what cuts cost.
+    pub wasted_up: AtomicU64,
 }
 
 impl Stats {
     /// A plain copy of the counters.
-    pub fn snapshot(&self) -> [u64; 8] {
+    pub fn snapshot(&self) -> [u64; 9] {
         [
             &self.bytes_up,
             &self.bytes_down,
@@ -191,6 +208,7 @@ impl Stats {
             &self.lost_responses,
             &self.duplicated,
             &self.cut,
+            &self.wasted_up,
         ]
         .map(|a| a.load(Ordering::Relaxed))
     }
@@ -272,10 +290,7 @@ impl Model {
     /// for a loss).
     pub fn plan(&mut self, up: u64) -> Plan {
         let start = self.clock_s;
-        if self
-            .profile
-            .outage_between(start, self.up_done(start, up))
-        {
+        if self.profile.outage_between(start, self.up_done(start, up)) {
             self.clock_s += self.profile.rtt_s;
             Plan::Cut
         } else if self.rng.unit() * 100.0 < self.profile.loss_percent {
@@ -407,10 +422,12 @@ async fn forward(
     let plan = link.model().plan(up);
     let (start, lose_response, duplicate) = match plan {
         Plan::Cut => {
+            link.stats.wasted_up.fetch_add(up, Ordering::Relaxed);
             link.stats.cut.fetch_add(1, Ordering::Relaxed);
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
         Plan::LoseRequest => {
+            link.stats.wasted_up.fetch_add(up, Ordering::Relaxed);
             link.stats.lost_requests.fetch_add(1, Ordering::Relaxed);
             return StatusCode::GATEWAY_TIMEOUT.into_response();
         }
@@ -467,6 +484,7 @@ async fn forward(
     let down = bytes.len() as u64 + header_bytes(15, &answer_headers);
     if !link.model().answer(start, lose_response, up, down) {
         // The server applied the request; the answer never arrives.
+        link.stats.wasted_up.fetch_add(up, Ordering::Relaxed);
         if lose_response {
             link.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -526,6 +544,9 @@ mod tests {
         assert!(offline.in_outage(47.9 * 3600.0));
         assert!(!offline.in_outage(48.0 * 3600.0 + 1.0));
         assert!(!Profile::named("congested-4g").unwrap().in_outage(1e6));
+        assert_eq!(edge.up_again(10.0), 10.0);
+        assert_eq!(edge.up_again(285.0), 300.0);
+        assert_eq!(offline.up_again(5.0), 48.0 * 3600.0);
     }
 
     #[test]
@@ -557,7 +578,11 @@ mod tests {
         let mut m = Model::new(edge.clone(), 1);
         // 10 kB up at 100 kbit/s, 20 kB down at 200 kbit/s, 0.6 s RTT.
         assert_eq!(m.exchange(10_000, 20_000), Outcome::Completed);
-        assert!((m.now_s() - (0.6 + 0.8 + 0.8)).abs() < 1e-9, "{}", m.now_s());
+        assert!(
+            (m.now_s() - (0.6 + 0.8 + 0.8)).abs() < 1e-9,
+            "{}",
+            m.now_s()
+        );
         // Into the cut at 280 s: cut, a round trip spent.
         m.advance(279.0 - m.now_s());
         assert_eq!(m.exchange(100_000, 10), Outcome::Cut);

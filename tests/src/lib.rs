@@ -300,6 +300,30 @@ impl TestServer {
         server
     }
 
+    /// Starts a server on an empty database without rate limits: behind
+    /// the link simulator, virtual hours pass in real seconds, and a
+    /// device's retries would look like a flood.
+    pub async fn start_simulated() -> TestServer {
+        let db = TestDb::fresh().await;
+        let unlimited = sambung_server::limits::Rate {
+            per_minute: 1_000_000,
+            burst: 1_000_000,
+        };
+        let limits = sambung_server::limits::Limits {
+            per_address: unlimited,
+            per_device: unlimited,
+        };
+        let state = AppState::with_settings(
+            db.open(),
+            sambung_server::http::DEFAULT_REQUEST_TIMEOUT,
+            limits,
+        )
+        .unwrap();
+        let mut server = TestServer::start_state(state).await;
+        server._db = Some(db);
+        server
+    }
+
     /// Starts a server on `db` (kept when it stops; several servers on one
     /// PostgreSQL database act as one).
     pub async fn start_on(db: &TestDb) -> TestServer {
@@ -312,7 +336,10 @@ impl TestServer {
     }
 
     async fn start_with(storage: Arc<dyn Storage>) -> TestServer {
-        let state = AppState::new(storage).unwrap();
+        TestServer::start_state(AppState::new(storage).unwrap()).await
+    }
+
+    async fn start_state(state: Arc<AppState>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -563,3 +563,184 @@ async fn large_attachments_wait_for_an_unmetered_link_unless_allowed() {
     assert_eq!(s.attachment_bytes_up, large.len() as u64);
     assert_eq!(state_of(&d, "besar.jpg"), UploadState::Done);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_download_attachments_on_demand_resuming_after_cuts() {
+    use sambung_core::sync::Client;
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start_simulated().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let mut officer = server
+        .device(
+            &home.path().join("o"),
+            Role::Officer,
+            "petugas-1",
+            &["32.73"],
+            None,
+        )
+        .await;
+    let elsewhere = server
+        .device(
+            &home.path().join("x"),
+            Role::Officer,
+            "petugas-2",
+            &["51.71"],
+            None,
+        )
+        .await;
+    let photo = bytes(900 * 1024, 21);
+    let id = resident.store.create(complaint()).unwrap();
+    let a = resident
+        .store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "jalan.jpg",
+            "image/jpeg",
+            &photo[..],
+        )
+        .unwrap();
+    resident.store.submit(&id).unwrap();
+    resident.sync().await.unwrap();
+    // The officer's sync brings the request, never the photo's bytes.
+    let s = officer.sync().await.unwrap();
+    assert!(s.bytes_down < 10_000, "{} bytes down", s.bytes_down);
+    assert!(officer.store.attachment_bytes(&a.sha256).is_err());
+    // Opened over a link that cuts: each range is kept, the next call
+    // goes on from there.
+    let (url, link) = sambung_linksim::start(
+        &server.url(),
+        sambung_linksim::Profile {
+            outage: Some((10.0, 60.0)),
+            ..sambung_linksim::Profile::named("edge").unwrap()
+        },
+        9,
+    )
+    .await;
+    officer.client = Client::new(&url, &officer.config).unwrap();
+    // Opened just before a cut.
+    link.advance(45.0);
+    let mut got = None;
+    let mut heard = Vec::new();
+    for _ in 0..50 {
+        match officer
+            .client
+            .fetch_attachment(&officer.store, &id, &a.sha256, |n, of| heard.push((n, of)))
+            .await
+        {
+            Ok(b) => {
+                got = Some(b);
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                link.advance(10.0);
+            }
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&photo[..]));
+    assert!(link.stats().snapshot()[7] > 0, "the link really cut");
+    // Every byte came down once, bar the ranges the cuts lost.
+    let down = link.stats().snapshot()[1];
+    assert!(down < photo.len() as u64 + 8 * 1024, "{down}");
+    assert_eq!(
+        heard.last(),
+        Some(&(photo.len() as u64, photo.len() as u64))
+    );
+    // Held now: no network needed.
+    let before = link.stats().snapshot()[2];
+    officer
+        .client
+        .fetch_attachment(&officer.store, &id, &a.sha256, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(link.stats().snapshot()[2], before);
+
+    // Refusals: another region, an attachment the request does not have,
+    // names that are not names.
+    let get = |d: &Device, path: String| {
+        let signed = d
+            .store
+            .device_key()
+            .unwrap()
+            .sign(d.store.device_id(), "GET", &path, b"", now())
+            .unwrap();
+        let mut req = reqwest::Client::new().get(format!("{}{path}", server.url()));
+        for (k, v) in signed.pairs() {
+            req = req.header(k, v);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let path = |sha: &str| format!("/v1/requests/{id}/attachments/{sha}");
+    assert_eq!(get(&elsewhere, path(&a.sha256)).await, 404);
+    assert_eq!(get(&resident, path(&sha(b"other"))).await, 404);
+    assert_eq!(get(&resident, path("XYZ")).await, 400);
+    assert_eq!(
+        get(
+            &resident,
+            format!("/v1/requests/not-a-uuid/attachments/{}", a.sha256)
+        )
+        .await,
+        400
+    );
+    let unsigned = reqwest::Client::new()
+        .get(format!("{}{}", server.url(), path(&a.sha256)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(get(&resident, path(&a.sha256)).await, 200);
+}
+
+#[test]
+fn a_download_goes_on_only_from_where_it_stands() {
+    use sambung_core::store::AttachmentInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sambung_core::store::Store::init(
+        dir.path(),
+        &sambung_core::store::Secret::Key(sambung_core::crypto::DataKey::from_bytes([3; 32])),
+        sambung_core::store::Identity {
+            user: "petugas".into(),
+            role: Role::Officer,
+        },
+    )
+    .unwrap();
+    let data = bytes(200_000, 4);
+    let info = AttachmentInfo {
+        sha256: sha(&data),
+        size: data.len() as u64,
+        mime: "image/jpeg".into(),
+    };
+    let chunk = sambung_core::store::CHUNK_SIZE;
+    // Not where it stands, not whole chunks, past the end: refused, nothing kept.
+    assert!(
+        store
+            .receive_download(&info, chunk as u64, &data[chunk..2 * chunk])
+            .is_err()
+    );
+    assert!(store.receive_download(&info, 0, &data[..1000]).is_err());
+    assert_eq!(store.download_received(&info.sha256).unwrap(), 0);
+    assert_eq!(
+        store.receive_download(&info, 0, &data[..chunk]).unwrap(),
+        chunk as u64
+    );
+    assert_eq!(store.download_received(&info.sha256).unwrap(), chunk as u64);
+    // A wrong byte in the rest: the whole is discarded.
+    let mut bad = data[chunk..].to_vec();
+    bad[10] ^= 1;
+    match store.receive_download(&info, chunk as u64, &bad) {
+        Err(e) => assert!(e.is_retryable(), "{e}"),
+        Ok(n) => panic!("a corrupt download was kept ({n})"),
+    }
+    assert!(store.attachment_bytes(&info.sha256).is_err());
+    assert_eq!(store.download_received(&info.sha256).unwrap(), 0);
+    // Right, from the start.
+    store.receive_download(&info, 0, &data[..chunk]).unwrap();
+    store
+        .receive_download(&info, chunk as u64, &data[chunk..])
+        .unwrap();
+    assert_eq!(store.attachment_bytes(&info.sha256).unwrap(), data);
+}

@@ -158,7 +158,7 @@ async fn scenario(seed: u64) {
             dev.user
         );
     }
-    let [_, _, attempts, _, lost_req, lost_resp, dup, _] = sim.stats().snapshot();
+    let [_, _, attempts, _, lost_req, lost_resp, dup, _, _] = sim.stats().snapshot();
     assert!(
         lost_req + lost_resp + dup > 0,
         "the link injected no fault (seed {seed})"

@@ -205,7 +205,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     v9[3] = 9;
     expect_error(raw.signed(v9).await, 400, ErrorCode::UnsupportedVersion).await;
     let big = request_with(vec![DocPush {
-        id: [1; 16],
+        id: Some([1; 16]),
         since: vec![],
         changes: (0..5000u32).flat_map(|i| i.to_le_bytes()).collect(),
         heads: vec![],
@@ -256,7 +256,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
 
     // 1. Corrupt Automerge bytes.
     let corrupt = DocPush {
-        id: [3; 16],
+        id: Some([3; 16]),
         since: vec![],
         changes: b"\x85\x6f\x4a\x83 not automerge".to_vec(),
         heads: vec![protocol::HeadPrefix([8; 8])],
@@ -276,7 +276,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     })
     .unwrap();
     let foreign = DocPush {
-        id: theirs.to_bytes().unwrap(),
+        id: Some(theirs.to_bytes().unwrap()),
         since: before.iter().map(|h| (*h).into()).collect(),
         changes: doc.save_after(&before),
         heads: heads_of(&mut doc),
@@ -285,7 +285,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let (r, _) = new_request("warga-2", Kind::Complaint);
     let mut d = RequestDoc::new(&r, actor.clone()).unwrap();
     let impostor = DocPush {
-        id: r.id.to_bytes().unwrap(),
+        id: Some(r.id.to_bytes().unwrap()),
         since: vec![],
         changes: d.save(),
         heads: heads_of(&mut d),
@@ -293,7 +293,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     // 4. A new request written by another device's actor (authorship).
     let (r4, mut d4) = new_request("warga-1", Kind::Complaint);
     let ghost = DocPush {
-        id: r4.id.to_bytes().unwrap(),
+        id: Some(r4.id.to_bytes().unwrap()),
         since: vec![],
         changes: d4.save(),
         heads: heads_of(&mut d4),
@@ -306,14 +306,14 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     )
     .unwrap();
     let not_request = DocPush {
-        id: [5; 16],
+        id: Some([5; 16]),
         since: vec![],
         changes: other.save(),
         heads: other.get_heads().into_iter().map(Into::into).collect(),
     };
     // 6. Unknown `since` heads.
     let unknown = DocPush {
-        id: [6; 16],
+        id: Some([6; 16]),
         since: vec![protocol::Hash([7; 32])],
         changes: vec![],
         heads: vec![],
@@ -323,7 +323,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     good_req.created_by = "warga-1".into();
     let mut good_doc = RequestDoc::new(&good_req, actor.clone()).unwrap();
     let good = DocPush {
-        id: good_req.id.to_bytes().unwrap(),
+        id: Some(good_req.id.to_bytes().unwrap()),
         since: vec![],
         changes: good_doc.save(),
         heads: heads_of(&mut good_doc),
@@ -331,12 +331,33 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
 
     // 8. A document over the server's size limit.
     let huge = DocPush {
-        id: [8; 16],
+        id: Some([8; 16]),
         since: vec![],
         changes: vec![0x85; sambung_server::exchange::MAX_DOCUMENT_BYTES + 1],
         heads: vec![],
     };
 
+    // 9–11. New documents sent without their id: named from the document
+    // when it holds one; no answer when it does not (or claims a base).
+    let nameless = DocPush {
+        id: None,
+        ..not_request.clone()
+    };
+    let nameless_with_base = DocPush {
+        id: None,
+        since: vec![protocol::Hash([9; 32])],
+        ..good.clone()
+    };
+    let (mut unnamed_req, _) = new_request("warga-1", Kind::Complaint);
+    unnamed_req.created_by = "warga-1".into();
+    let mut unnamed_doc = RequestDoc::new(&unnamed_req, actor.clone()).unwrap();
+    let unnamed = DocPush {
+        id: None,
+        since: vec![],
+        changes: unnamed_doc.save(),
+        heads: heads_of(&mut unnamed_doc),
+    };
+    let refused_before = 6;
     let answer = raw
         .exchange(vec![
             huge,
@@ -347,8 +368,16 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
             not_request,
             unknown,
             good.clone(),
+            nameless,
+            nameless_with_base,
+            unnamed,
         ])
         .await;
+    assert_eq!(
+        answer.refused.len(),
+        refused_before,
+        "no answer for the nameless"
+    );
     let code_of = |id: [u8; 16]| answer.refused.iter().find(|r| r.id == id).map(|r| r.code);
     assert_eq!(code_of([8; 16]), Some(RefusalCode::TooLarge));
     assert_eq!(code_of([3; 16]), Some(RefusalCode::Invalid));
@@ -366,11 +395,12 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     );
     assert_eq!(code_of([5; 16]), Some(RefusalCode::Invalid));
     assert_eq!(answer.unknown_heads, vec![protocol::DocRef([6; 16])]);
-    assert_eq!(answer.acks.len(), 1);
-    assert_eq!(answer.acks[0].id, good.id);
+    assert_eq!(answer.acks.len(), 2);
+    assert_eq!(Some(answer.acks[0].id), good.id);
+    assert_eq!(Some(answer.acks[1].id), unnamed_req.id.to_bytes());
     assert!(answer.refused.iter().all(|r| !r.reason.is_empty()));
-    // Only the good document reached the log.
-    assert_eq!(server.log_len(), log_before + 1);
+    // Only the good documents reached the log.
+    assert_eq!(server.log_len(), log_before + 2);
     // warga-2's request is untouched, and warga-1 never sees it.
     w2.sync_until_ok(3).await;
     assert!(w2.store.get(&theirs).unwrap().notes.is_empty());
@@ -541,7 +571,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
     .unwrap();
     let changes = doc.save_after(&base_heads);
     let truncated = DocPush {
-        id: id.to_bytes().unwrap(),
+        id: Some(id.to_bytes().unwrap()),
         since: base.clone(),
         changes: changes[..changes.len() - 40].to_vec(),
         heads: heads_of(&mut doc),
@@ -574,7 +604,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
         })
         .unwrap();
     let push = DocPush {
-        id: id.to_bytes().unwrap(),
+        id: Some(id.to_bytes().unwrap()),
         since: base,
         changes: forged.save_after(&before),
         heads: heads_of(&mut forged),

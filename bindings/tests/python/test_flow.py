@@ -171,6 +171,8 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         self.assertTrue(all(isinstance(u.state, model.UploadState.QUEUED) for u in uploads))
         with self.assertRaises(sambung.SambungError.Forbidden):
             await client.attach_photo(rid, b"GIF89a", "x.gif", model.AttachmentRole.PHOTO, None)
+        # Held on the phone: read back without the network.
+        self.assertEqual(await client.fetch_attachment(rid, photo.sha256), b"\xff\xd8 a photo")
 
         # Not enrolled yet; then enrolled with a one-time code.
         with self.assertRaises(sambung.SambungError.NotEnrolled):

@@ -92,9 +92,12 @@ pub struct SyncRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct DocPush {
-    /// Document id.
-    #[serde(with = "serde_bytes")]
-    pub id: DocId,
+    /// Document id; left out for a document new to the server (empty
+    /// `since`), which reads it from the document itself — 16 random,
+    /// incompressible bytes saved per new request. A push the server cannot
+    /// name gets no answer, and the device names it the next time.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub id: Option<DocId>,
     /// Heads the sender believes the receiver holds; `changes` are the
     /// changes made after them (empty: the whole document).
     pub since: Vec<Hash>,

@@ -27,7 +27,7 @@ fn example_request() -> SyncRequest {
         cursor: 42,
         cursor_tag: 0x1234_5678,
         push: vec![DocPush {
-            id: id(1),
+            id: Some(id(1)),
             since: vec![hash(2)],
             changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
             heads: vec![HeadPrefix([11; 8])],
@@ -294,4 +294,21 @@ proptest! {
         framed.extend(zstd::bulk::compress(&bytes, 1).unwrap());
         let _ = decode::<SyncRequest>(&framed);
     }
+}
+
+#[test]
+fn a_new_document_is_pushed_without_its_id() {
+    let mut named = example_request();
+    named.push[0].since.clear();
+    let mut nameless = named.clone();
+    nameless.push[0].id = None;
+    let a = cbor(&named).unwrap();
+    let b = cbor(&nameless).unwrap();
+    // The id and its key are gone: 16 bytes, a CBOR byte-string header
+    // and the two-letter key.
+    assert_eq!(a.len() - b.len(), 16 + 1 + 3);
+    let back: SyncRequest = decode(&encode(&nameless).unwrap()).unwrap();
+    assert_eq!(back.push[0].id, None);
+    let back: SyncRequest = decode(&encode(&named).unwrap()).unwrap();
+    assert_eq!(back.push[0].id, Some(id(1)));
 }

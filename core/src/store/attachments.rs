@@ -529,6 +529,108 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes received so far of an attachment being downloaded (0: none).
+    pub fn download_received(&self, sha256: &str) -> Result<u64, Error> {
+        let key = self
+            .keys
+            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        self.read(|conn| {
+            let n: Option<i64> = conn
+                .query_row(
+                    "SELECT received FROM downloads WHERE key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(n.unwrap_or(0) as u64)
+        })
+    }
+
+    /// Stores `bytes` of a downloaded attachment at `offset`, which must be
+    /// where the download stands (a multiple of [`CHUNK_SIZE`] until the
+    /// end). When the last byte is in, the whole is checked against its
+    /// content hash and becomes an attachment like any other (known to be
+    /// on the server); a mismatch discards the download. Returns the bytes
+    /// held.
+    pub fn receive_download(
+        &self,
+        info: &AttachmentInfo,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<u64, Error> {
+        let sha = info.sha256.to_ascii_lowercase();
+        if !crate::protocol::blobs::is_sha256_hex(&sha) || info.size > MAX_ATTACHMENT_BYTES {
+            return Err(Error::Forbidden(
+                "not an attachment this phone takes".into(),
+            ));
+        }
+        let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+        let held = self.download_received(&sha)?;
+        let end = offset.saturating_add(bytes.len() as u64);
+        if offset != held || !offset.is_multiple_of(CHUNK_SIZE as u64) || end > info.size {
+            return Err(Error::Forbidden(format!(
+                "a download goes on from byte {held}, in whole chunks"
+            )));
+        }
+        if end < info.size && !bytes.len().is_multiple_of(CHUNK_SIZE) {
+            return Err(Error::Forbidden(
+                "a download arrives in whole chunks".into(),
+            ));
+        }
+        let done = self.write(|tx| {
+            let row: Option<Vec<u8>> = tx
+                .query_row("SELECT id FROM downloads WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()?;
+            let id = match row {
+                Some(id) => id,
+                None => {
+                    let id: [u8; 16] = crypto::random_bytes()?;
+                    let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
+                    let sealed = self.keys.seal(Purpose::Attachments, &place("downloads", "meta", &key, 0), &meta)?;
+                    tx.execute(
+                        "INSERT INTO downloads (key, id, meta, received) VALUES (?1, ?2, ?3, 0)",
+                        params![key, id.as_slice(), sealed],
+                    )?;
+                    id.to_vec()
+                }
+            };
+            for (i, part) in bytes.chunks(CHUNK_SIZE).enumerate() {
+                let idx = offset / CHUNK_SIZE as u64 + i as u64;
+                let sealed = self.keys.seal(Purpose::Attachments, &chunk_place(&id, idx), part)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO attachment_chunks (attachment, idx, data) VALUES (?1, ?2, ?3)",
+                    params![id, idx as i64, sealed],
+                )?;
+            }
+            tx.execute("UPDATE downloads SET received = ?2 WHERE key = ?1", params![key, end as i64])?;
+            if end < info.size {
+                return Ok(false);
+            }
+            let chunks = info.size.div_ceil(CHUNK_SIZE as u64).max(1);
+            let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
+            let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
+            tx.execute("DELETE FROM downloads WHERE key = ?1", [&key])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO attachments (key, id, meta, chunk_count, created_at, uploaded) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                params![key, id, sealed, chunks as i64, Timestamp::now().0],
+            )?;
+            Ok(true)
+        })?;
+        if done {
+            // Checked as a whole: a wrong byte anywhere discards it all.
+            if self.attachment_bytes(&sha).is_err() {
+                self.write(|tx| self.delete_row(tx, &key))?;
+                return Err(Error::Network {
+                    retryable: true,
+                    message:
+                        "a downloaded attachment did not match its content hash; it was discarded"
+                            .into(),
+                });
+            }
+        }
+        Ok(end)
+    }
+
     /// Deletes the attachments with these content hashes that no request
     /// in the store refers to any more (after an erasure replaced the one
     /// that did), inside the caller's write transaction.
@@ -681,6 +783,7 @@ impl Store {
 
 /// A blob just stored: its row key, content hash and size.
 struct StoredBlob {
+    #[cfg_attr(not(feature = "photos"), allow(dead_code))]
     key: Vec<u8>,
     sha256: String,
     size: u64,

@@ -888,6 +888,13 @@ impl Store {
         pending_count(&conn)
     }
 
+    /// A request's whole document as Automerge bytes (`save`): its full
+    /// history, for export and comparison.
+    pub fn document_bytes(&self, id: &RequestId) -> Result<Vec<u8>, Error> {
+        let idb = id_bytes(id)?;
+        self.read(|conn| Ok(self.load_doc(conn, &idb)?.0.save()))
+    }
+
     /// The changes of a request that the server has not acknowledged, as
     /// Automerge bytes (`save_after` the acknowledged heads).
     pub fn unacked_changes(&self, id: &RequestId) -> Result<Vec<u8>, Error> {

@@ -97,6 +97,16 @@ const MIGRATIONS: &[&str] = &[
         original BLOB NOT NULL              -- attachments.key of the original
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 5: attachments being downloaded (an officer opening a photo another
+    // device attached), resumable: chunks land as they arrive.
+    r#"
+    CREATE TABLE downloads (
+        key      BLOB PRIMARY KEY,          -- HMAC-SHA256 of the content hash
+        id       BLOB NOT NULL UNIQUE,      -- binds the chunks
+        meta     BLOB NOT NULL,             -- envelope: sha256, size, mime
+        received INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this code writes.

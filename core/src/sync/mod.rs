@@ -470,6 +470,65 @@ impl Client {
         Ok(())
     }
 
+    /// An attachment of a request, from this phone's store or downloaded on
+    /// demand (an officer opening a resident's photo): in ranges of 256
+    /// KiB, each stored as it arrives, so a cut resumes where it stopped;
+    /// checked against its content hash at the end. Attachments are never
+    /// downloaded unasked (a metered link pays only for what is opened).
+    /// `progress` hears (bytes held, size) after every range.
+    pub async fn fetch_attachment(
+        &self,
+        store: &Store,
+        request: &RequestId,
+        sha256: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Vec<u8>, Error> {
+        if let Ok(bytes) = store.attachment_bytes(sha256) {
+            return Ok(bytes);
+        }
+        let reference = store
+            .get(request)?
+            .attachments
+            .into_iter()
+            .find(|a| a.sha256 == sha256)
+            .ok_or(Error::NotFound { what: "attachment" })?;
+        let info = crate::store::AttachmentInfo {
+            sha256: reference.sha256.clone(),
+            size: reference.size,
+            mime: reference.mime.clone(),
+        };
+        const RANGE: u64 = 256 * 1024;
+        let path = format!("/v1/requests/{request}/attachments/{sha256}");
+        loop {
+            let held = store.download_received(sha256)?;
+            if held >= info.size && info.size > 0 {
+                break;
+            }
+            let last = (held + RANGE).min(info.size).saturating_sub(1);
+            let mut req = self.signed(
+                store,
+                reqwest::Method::GET,
+                &path,
+                "application/octet-stream",
+                Vec::new(),
+            )?;
+            if info.size > 0 {
+                req = req.header(reqwest::header::RANGE, format!("bytes={held}-{last}"));
+            }
+            let resp = req.send().await.map_err(network)?;
+            if !resp.status().is_success() {
+                return Err(Self::refusal(resp).await);
+            }
+            let bytes = resp.bytes().await.map_err(network)?;
+            let now = store.receive_download(&info, held, &bytes)?;
+            progress(now, info.size);
+            if now >= info.size {
+                break;
+            }
+        }
+        store.attachment_bytes(sha256)
+    }
+
     /// Exchanges with the server until nothing is pending and nothing more
     /// is to be pulled; `progress` sees the summary after every exchange.
     /// Every step is recorded in the store as it happens, so a cut at any
@@ -530,17 +589,21 @@ impl Client {
         // What waits: read once per exchange, after its answer is applied.
         let mut waiting = store.repairs()?;
         let mut pending = store.pending()?;
+        // New documents pushed without their id that the server could not
+        // name: named from now on, so the answer is about them.
+        let mut named: HashSet<RequestId> = HashSet::new();
         loop {
             let (cursor, cursor_tag) = store.cursor()?;
             let mut left_out = false;
             let mut raw = 0usize;
             let repair =
                 self.repair_messages(store, &waiting, &mut repairs, &skip, config, &mut raw)?;
-            let (push, pushed_heads, more_pending) = Self::pending_pushes(
+            let (push, order, pushed_heads, more_pending) = Self::pending_pushes(
                 store,
                 std::mem::take(&mut pending),
                 &skip,
                 &repairs,
+                &named,
                 config,
                 raw,
             )?;
@@ -571,6 +634,18 @@ impl Client {
                 retryable: false,
                 message: e.to_string(),
             })?;
+            let answered: HashSet<DocId> = response
+                .acks
+                .iter()
+                .map(|a| a.id)
+                .chain(response.refused.iter().map(|r| r.id))
+                .chain(response.unknown_heads.iter().map(|u| u.0))
+                .collect();
+            for (p, id) in request.push.iter().zip(&order) {
+                if p.id.is_none() && !answered.contains(id) {
+                    named.insert(RequestId::from_bytes(*id));
+                }
+            }
             let progressed = !response.acks.is_empty()
                 || !response.pull.is_empty()
                 || !response.repair.is_empty()
@@ -769,17 +844,20 @@ impl Client {
         pending: Vec<Pending>,
         skip: &HashSet<RequestId>,
         repairs: &HashMap<RequestId, Repair>,
+        named: &HashSet<RequestId>,
         config: &SyncConfig,
         mut raw: usize,
     ) -> Result<
         (
             Vec<DocPush>,
+            Vec<DocId>,
             HashMap<DocId, Vec<automerge::ChangeHash>>,
             bool,
         ),
         Error,
     > {
         let mut push = Vec::new();
+        let mut order = Vec::new();
         let mut pushed_heads = HashMap::new();
         // Every request waiting for a repair is in `repairs` by now (or
         // skipped): `repair_messages` began them all.
@@ -788,19 +866,23 @@ impl Client {
                 continue;
             }
             if raw > config.budget_bytes.saturating_mul(16) {
-                return Ok((push, pushed_heads, true));
+                return Ok((push, order, pushed_heads, true));
             }
             let changes = store.unacked_changes(&p.id)?;
             raw += changes.len();
             let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
+            // A document the server never acknowledged is new to it: it
+            // reads the id from the document.
+            let new = p.acked_heads.is_empty() && !named.contains(&p.id);
             push.push(DocPush {
-                id,
+                id: (!new).then_some(id),
                 since: p.acked_heads.into_iter().map(Into::into).collect(),
                 changes,
                 heads: p.heads.iter().copied().map(Into::into).collect(),
             });
             pushed_heads.insert(id, p.heads);
+            order.push(id);
         }
-        Ok((push, pushed_heads, false))
+        Ok((push, order, pushed_heads, false))
     }
 }

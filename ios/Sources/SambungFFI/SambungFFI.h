@@ -357,6 +357,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_enroll(uint64_t ptr, RustBuffer ser
 uint64_t uniffi_sambung_ffi_fn_method_client_enrollment(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FETCH_ATTACHMENT
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FETCH_ATTACHMENT
+uint64_t uniffi_sambung_ffi_fn_method_client_fetch_attachment(uint64_t ptr, RustBuffer id, RustBuffer sha256
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_GET
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_GET
 uint64_t uniffi_sambung_ffi_fn_method_client_get(uint64_t ptr, RustBuffer id
@@ -862,6 +867,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_enroll(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ENROLLMENT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ENROLLMENT
 uint16_t uniffi_sambung_ffi_checksum_method_client_enrollment(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FETCH_ATTACHMENT
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FETCH_ATTACHMENT
+uint16_t uniffi_sambung_ffi_checksum_method_client_fetch_attachment(void
     
 );
 #endif

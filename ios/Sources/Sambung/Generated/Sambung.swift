@@ -639,6 +639,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func enrollment() async throws  -> EnrollmentInfo?
     
     /**
+     * An attachment's bytes: from this phone, or downloaded on demand (an
+     * officer opening a resident's photo) in resumable ranges, checked
+     * against its content hash. Never downloaded unless asked for here.
+     */
+    func fetchAttachment(id: RequestId, sha256: String) async throws  -> Data
+    
+    /**
      * One request, whole.
      */
     func get(id: RequestId) async throws  -> Request
@@ -924,6 +931,27 @@ open func enrollment()async throws  -> EnrollmentInfo?  {
             completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionTypeEnrollmentInfo.lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * An attachment's bytes: from this phone, or downloaded on demand (an
+     * officer opening a resident's photo) in resumable ranges, checked
+     * against its content hash. Never downloaded unless asked for here.
+     */
+open func fetchAttachment(id: RequestId, sha256: String)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_fetch_attachment(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id),FfiConverterString.lower(sha256)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
             errorHandler: FfiConverterTypeSambungError_lift
         )
 }
@@ -3791,6 +3819,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_enrollment() != 39024) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_fetch_attachment() != 34198) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_get() != 18941) {
