@@ -3,7 +3,7 @@
 //! from this code (`GET /v1/openapi.json`).
 //!
 //! Authentication: an enrolled **agency** account's key signs every
-//! request exactly as a device signs a sync (`sambung-*` headers over the
+//! request exactly as a device signs a sync (the `sambung-auth` header over the
 //! method, the path with its query, and the body; `docs/backoffice.md`). No
 //! bearer token exists to leak: a stolen log line cannot be replayed.
 //!
@@ -76,7 +76,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[openapi(
     info(
         title = "Sambung back-office API",
-        description = "For agency systems: list, read and act on requests. Every call is signed by an enrolled agency account's Ed25519 key (headers sambung-device, sambung-timestamp, sambung-nonce, sambung-signature; see docs/backoffice.md)."
+        description = "For agency systems: list, read and act on requests. Every call is signed by an enrolled agency account's Ed25519 key (one header, sambung-auth; see docs/backoffice.md)."
     ),
     paths(
         list_requests,

@@ -14,7 +14,8 @@ use sambung_e2e::{Device, Link, Profile, TestServer};
 
 fn config() -> EngineConfig {
     EngineConfig {
-        debounce: Duration::from_millis(150),
+        // Long enough that a burst of ten writes fits even on a loaded CI machine.
+        debounce: Duration::from_millis(800),
         min_backoff: Duration::from_millis(40),
         max_backoff: Duration::from_millis(200),
     }

@@ -129,7 +129,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
                 .unwrap()
                 .pairs()
                 .to_vec();
-            p.retain(|(n, _)| *n != "sambung-nonce");
+            p[0].1.truncate(100);
             p
         })
         .await;
@@ -216,7 +216,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
         ErrorCode::BadEnvelope,
     )
     .await;
-    let mut junk = b"SBG\x01".to_vec();
+    let mut junk = b"SBG\x02".to_vec();
     junk.extend(b"\x28\xb5\x2f\xfd\x00\x58\x00\x00\x10\x00\x00\x01");
     expect_error(raw.signed(junk).await, 400, ErrorCode::BadEnvelope).await;
     // Oversized body.
@@ -736,7 +736,7 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         format!(
-            "POST {SYNC_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nSBG\x01zzzzzz"
+            "POST {SYNC_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nSBG\x02zzzzzz"
         )
         .as_bytes(),
     )

@@ -4,6 +4,8 @@
 //! the body. The server checks the signature and the time window here, and
 //! keeps the nonces of the window to refuse replays.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
@@ -114,7 +116,8 @@ impl DeviceKey {
     }
 }
 
-/// The signature headers of one request.
+/// The signature of one request (carried by the [`SignedHeaders::AUTH`]
+/// header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
     /// The device id (its Automerge actor id), 32 hex digits.
@@ -128,45 +131,40 @@ pub struct SignedHeaders {
 }
 
 impl SignedHeaders {
-    /// Header carrying the device id.
-    pub const DEVICE: &'static str = "sambung-device";
-    /// Header carrying the time.
-    pub const TIMESTAMP: &'static str = "sambung-timestamp";
-    /// Header carrying the nonce.
-    pub const NONCE: &'static str = "sambung-nonce";
-    /// Header carrying the signature.
-    pub const SIGNATURE: &'static str = "sambung-signature";
+    /// The one header that carries it all, compact for a 2G link: the
+    /// base64url text (no padding) of the device id (16 bytes), the
+    /// timestamp (8, big-endian), the nonce (16) and the Ed25519 signature
+    /// (64) — 155 bytes on the wire where four hex headers took 279.
+    pub const AUTH: &'static str = "sambung-auth";
 
-    /// The headers as (name, value) pairs.
-    pub fn pairs(&self) -> [(&'static str, String); 4] {
-        [
-            (Self::DEVICE, self.device.clone()),
-            (Self::TIMESTAMP, self.timestamp.to_string()),
-            (Self::NONCE, self.nonce.clone()),
-            (Self::SIGNATURE, self.signature.clone()),
-        ]
+    const LEN: usize = 16 + 8 + 16 + 64;
+
+    /// The header as a (name, value) pair.
+    pub fn pairs(&self) -> [(&'static str, String); 1] {
+        let mut raw = Vec::with_capacity(Self::LEN);
+        raw.extend_from_slice(&hex::decode(&self.device).unwrap_or_default());
+        raw.extend_from_slice(&self.timestamp.to_be_bytes());
+        raw.extend_from_slice(&hex::decode(&self.nonce).unwrap_or_default());
+        raw.extend_from_slice(&hex::decode(&self.signature).unwrap_or_default());
+        [(Self::AUTH, URL_SAFE_NO_PAD.encode(raw))]
     }
 
-    /// Reads the headers through `get` (a header lookup), checking their
+    /// Reads the header through `get` (a header lookup), checking its
     /// shape.
     pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AuthError> {
-        let field = |name: &'static str, hex_len: usize| -> Result<String, AuthError> {
-            let v = get(name).ok_or(AuthError::Missing(name))?;
-            if v.len() == hex_len && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                Ok(v.to_ascii_lowercase())
-            } else {
-                Err(AuthError::Malformed(name))
-            }
-        };
-        let timestamp = get(Self::TIMESTAMP)
-            .ok_or(AuthError::Missing(Self::TIMESTAMP))?
-            .parse::<i64>()
-            .map_err(|_| AuthError::Malformed(Self::TIMESTAMP))?;
+        let value = get(Self::AUTH).ok_or(AuthError::Missing(Self::AUTH))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(value.trim())
+            .ok()
+            .filter(|r| r.len() == Self::LEN)
+            .ok_or(AuthError::Malformed(Self::AUTH))?;
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&raw[16..24]);
         Ok(SignedHeaders {
-            device: field(Self::DEVICE, 32)?,
-            timestamp,
-            nonce: field(Self::NONCE, 32)?,
-            signature: field(Self::SIGNATURE, 128)?,
+            device: hex::encode(&raw[..16]),
+            timestamp: i64::from_be_bytes(ts),
+            nonce: hex::encode(&raw[24..40]),
+            signature: hex::encode(&raw[40..]),
         })
     }
 
@@ -175,7 +173,7 @@ impl SignedHeaders {
         hex::decode(&self.device)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or(AuthError::Malformed(Self::DEVICE))
+            .ok_or(AuthError::Malformed(Self::AUTH))
     }
 
     fn canonical(&self, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
@@ -205,8 +203,7 @@ impl SignedHeaders {
         if skew.abs() > SIGNATURE_WINDOW_SECS {
             return Err(AuthError::Stale { skew_secs: skew });
         }
-        let sig =
-            hex::decode(&self.signature).map_err(|_| AuthError::Malformed(Self::SIGNATURE))?;
+        let sig = hex::decode(&self.signature).map_err(|_| AuthError::Malformed(Self::AUTH))?;
         signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
             .verify(&self.canonical(method, path, body), &sig)
             .map_err(|_| AuthError::BadSignature)

@@ -19,7 +19,7 @@ pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, versi
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this code speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// The path of the exchange endpoint.
 pub const SYNC_PATH: &str = "/v1/sync";
 

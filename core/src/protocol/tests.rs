@@ -100,8 +100,8 @@ fn wire_snapshots() {
 #[test]
 fn envelope_header_and_round_trip() {
     let bytes = encode(&example_request()).unwrap();
-    assert_eq!(&bytes[..4], b"SBG\x01");
-    assert_eq!(version(&bytes), Ok(1));
+    assert_eq!(&bytes[..4], b"SBG\x02");
+    assert_eq!(version(&bytes), Ok(PROTOCOL_VERSION));
     assert_eq!(decode::<SyncRequest>(&bytes).unwrap(), example_request());
 }
 
@@ -113,27 +113,30 @@ fn bad_envelopes_are_typed_errors() {
         decode::<SyncRequest>(b"GET / HTTP/1.1"),
         Err(EnvelopeError::BadMagic)
     );
-    let mut v2 = good.clone();
-    v2[3] = 2;
-    assert_eq!(
-        decode::<SyncRequest>(&v2),
-        Err(EnvelopeError::UnsupportedVersion {
-            found: 2,
-            supported: 1
-        })
-    );
+    // Version 1 (no dictionary, before any release) and a future one.
+    for other in [1, PROTOCOL_VERSION + 1] {
+        let mut v = good.clone();
+        v[3] = other;
+        assert_eq!(
+            decode::<SyncRequest>(&v),
+            Err(EnvelopeError::UnsupportedVersion {
+                found: other,
+                supported: PROTOCOL_VERSION
+            })
+        );
+    }
     assert_eq!(
         decode::<SyncRequest>(&good[..good.len() - 3]),
         Err(EnvelopeError::Decompress)
     );
     // Valid zstd, not CBOR of the message.
-    let mut junk = b"SBG\x01".to_vec();
+    let mut junk = b"SBG\x02".to_vec();
     junk.extend(zstd::bulk::compress(b"\xff\xff\xff not cbor", 3).unwrap());
     assert_eq!(decode::<SyncRequest>(&junk), Err(EnvelopeError::Malformed));
     // A request decoded as a response.
     assert_eq!(decode::<SyncResponse>(&good), Err(EnvelopeError::Malformed));
     // A zip bomb: a tiny body that would decompress past the limit.
-    let mut bomb = b"SBG\x01".to_vec();
+    let mut bomb = b"SBG\x02".to_vec();
     bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1], 3).unwrap());
     assert!(bomb.len() < 100_000);
     assert_eq!(decode::<SyncRequest>(&bomb), Err(EnvelopeError::Decompress));
@@ -246,30 +249,51 @@ fn signature_headers_are_parsed_strictly() {
     let parse =
         |m: &HashMap<&str, String>| SignedHeaders::parse(|name| m.get(name).map(|v| v.as_str()));
     assert_eq!(parse(&good).unwrap(), h);
-    let names = [
-        SignedHeaders::DEVICE,
-        SignedHeaders::TIMESTAMP,
-        SignedHeaders::NONCE,
-        SignedHeaders::SIGNATURE,
-    ];
-    for name in names {
-        let mut m = good.clone();
-        m.remove(name);
-        assert_eq!(parse(&m), Err(AuthError::Missing(name)));
-    }
-    for (name, value) in [
-        (SignedHeaders::DEVICE, "zz"),
-        (SignedHeaders::TIMESTAMP, "soon"),
-        (SignedHeaders::NONCE, "0123"),
-        (SignedHeaders::SIGNATURE, "ü"),
+    // Missing, not base64url, padded, too short, too long.
+    assert_eq!(
+        parse(&HashMap::new()),
+        Err(AuthError::Missing(SignedHeaders::AUTH))
+    );
+    let value = &good[SignedHeaders::AUTH];
+    assert_eq!(value.len(), 139, "104 bytes in base64url");
+    for bad in [
+        "ü".to_owned(),
+        format!("{value}="),
+        value[..138].to_owned(),
+        format!("{value}AAAA"),
+        value.replace('A', "+"),
     ] {
-        let mut m = good.clone();
-        m.insert(name, value.to_owned());
-        assert_eq!(parse(&m), Err(AuthError::Malformed(name)));
+        let m = HashMap::from([(SignedHeaders::AUTH, bad.clone())]);
+        if bad == *value {
+            continue;
+        }
+        assert_eq!(
+            parse(&m),
+            Err(AuthError::Malformed(SignedHeaders::AUTH)),
+            "{bad}"
+        );
     }
 }
 
 proptest! {
+    #[test]
+    fn the_signature_header_round_trips(
+        device in any::<[u8; 16]>(),
+        timestamp in any::<i64>(),
+        nonce in any::<[u8; 16]>(),
+        sig in proptest::collection::vec(any::<u8>(), 64),
+    ) {
+        let h = SignedHeaders {
+            device: hex::encode(device),
+            timestamp,
+            nonce: hex::encode(nonce),
+            signature: hex::encode(sig),
+        };
+        let [(name, value)] = h.pairs();
+        let back = SignedHeaders::parse(|n| (n == name).then_some(value.as_str())).unwrap();
+        prop_assert_eq!(back, h);
+    }
+
     #[test]
     fn requests_round_trip(m in any::<SyncRequest>()) {
         prop_assert_eq!(decode::<SyncRequest>(&encode(&m).unwrap()).unwrap(), m);
@@ -283,14 +307,14 @@ proptest! {
     #[test]
     fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode::<SyncRequest>(&bytes);
-        let mut framed = b"SBG\x01".to_vec();
+        let mut framed = b"SBG\x02".to_vec();
         framed.extend(&bytes);
         let _ = decode::<SyncResponse>(&framed);
     }
 
     #[test]
     fn any_cbor_under_a_valid_frame_is_handled(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let mut framed = b"SBG\x01".to_vec();
+        let mut framed = b"SBG\x02".to_vec();
         framed.extend(zstd::bulk::compress(&bytes, 1).unwrap());
         let _ = decode::<SyncRequest>(&framed);
     }
@@ -311,4 +335,25 @@ fn a_new_document_is_pushed_without_its_id() {
     assert_eq!(back.push[0].id, None);
     let back: SyncRequest = decode(&encode(&named).unwrap()).unwrap();
     assert_eq!(back.push[0].id, Some(id(1)));
+}
+
+#[test]
+fn the_dictionary_is_in_use_and_pays_for_small_messages() {
+    // A pull-only request: almost nothing but field names.
+    let m = SyncRequest {
+        cursor: 1234,
+        cursor_tag: 99,
+        push: vec![],
+        repair: vec![],
+        max_response_bytes: 65_536,
+    };
+    let plain = zstd::bulk::compress(&cbor(&m).unwrap(), 19).unwrap().len() + 4;
+    let ours = encode(&m).unwrap().len();
+    assert!(
+        ours < plain,
+        "{ours} bytes with the dictionary, {plain} without"
+    );
+    // Without the dictionary the frame does not decode.
+    let bytes = encode(&m).unwrap();
+    assert!(zstd::bulk::decompress(&bytes[4..], 1 << 20).is_err());
 }
