@@ -14,8 +14,10 @@ use sambung_e2e::{Device, Link, Profile, TestServer};
 
 fn config() -> EngineConfig {
     EngineConfig {
-        // Long enough that a burst of ten writes fits even on a loaded CI machine.
+        // Pauses of 200 ms between writes stay well under it, even on a
+        // loaded CI machine.
         debounce: Duration::from_millis(800),
+        max_delay: Duration::from_secs(20),
         min_backoff: Duration::from_millis(40),
         max_backoff: Duration::from_millis(200),
     }
@@ -45,6 +47,7 @@ async fn engine_behind_link(
     server: &str,
     offline_s: f64,
     seed: u64,
+    timing: EngineConfig,
 ) -> (Arc<Store>, SyncEngine, Arc<Link>) {
     let (url, link) = sambung_linksim::start(server, profile(offline_s), seed).await;
     let store = Arc::new(dev.store);
@@ -52,7 +55,7 @@ async fn engine_behind_link(
         store.clone(),
         Client::new(&url, &dev.config).unwrap(),
         dev.config.clone(),
-        config(),
+        timing,
     );
     (store, engine, link)
 }
@@ -64,16 +67,44 @@ async fn a_burst_of_writes_costs_one_exchange() {
     let dev = server
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let (store, engine, link) = engine_behind_link(dev, &server.url(), 0.0, 1).await;
+    let (store, engine, link) = engine_behind_link(dev, &server.url(), 0.0, 1, config()).await;
     let id = store.create(templates::example(Kind::Complaint)).unwrap();
     engine.local_write();
+    // Ten edits over two seconds, each within the debounce of the last:
+    // the sync waits for the pause after them (a debounce from the first
+    // write alone would have synced two or three times).
     for i in 0..9 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         store.add_note(&id, &format!("catatan {i}"), false).unwrap();
         engine.local_write();
     }
     wait_for("the sync", || engine.status().syncs >= 1).await;
     assert_eq!(store.pending_count().unwrap(), 0);
     assert_eq!(link.stats().snapshot()[2], 1, "ten writes, one exchange");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_never_pause_still_sync_within_the_max_delay() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let timing = EngineConfig {
+        max_delay: Duration::from_millis(1200),
+        ..config()
+    };
+    let (store, engine, _link) = engine_behind_link(dev, &server.url(), 0.0, 1, timing).await;
+    let id = store.create(templates::example(Kind::Complaint)).unwrap();
+    engine.local_write();
+    for i in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        store.add_note(&id, &format!("catatan {i}"), false).unwrap();
+        engine.local_write();
+    }
+    // Three seconds of writes, never 800 ms apart: the max delay synced.
+    assert!(engine.status().syncs >= 1, "{:?}", engine.status());
+    wait_for("the last writes", || store.pending_count().unwrap() == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +115,7 @@ async fn a_failed_sync_is_retried_without_a_new_write_and_nothing_runs_offline()
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
     // The link is down for its first hour of virtual time.
-    let (store, engine, link) = engine_behind_link(dev, &server.url(), 3600.0, 2).await;
+    let (store, engine, link) = engine_behind_link(dev, &server.url(), 3600.0, 2, config()).await;
     store.create(templates::example(Kind::KtpEl)).unwrap();
     engine.local_write();
     wait_for("failures", || engine.status().consecutive_failures >= 2).await;
@@ -138,7 +169,7 @@ async fn what_retrying_cannot_fix_waits_for_the_next_trigger() {
     let dev = first
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let (store, engine, link) = engine_behind_link(dev, &other.url(), 0.0, 3).await;
+    let (store, engine, link) = engine_behind_link(dev, &other.url(), 0.0, 3, config()).await;
     store.create(templates::example(Kind::KtpEl)).unwrap();
     engine.local_write();
     wait_for("the failure", || engine.status().consecutive_failures >= 1).await;

@@ -1,5 +1,7 @@
 //! The sync engine: when to sync, without the app having to think about it.
-//! Local writes are debounced (ten edits in a minute cost one exchange), a
+//! Local writes are debounced until the user pauses — a sync waits for
+//! `debounce` without writes, but never longer than `max_delay` after the
+//! first (ten edits in a minute cost one exchange) — a
 //! connectivity change to online syncs at once, a failed sync is retried
 //! with exponential backoff and jitter without waiting for the next write,
 //! and nothing is tried while the platform says the device is offline.
@@ -17,8 +19,10 @@ use crate::store::Store;
 /// Timing of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// How long after a local write the engine waits for more before syncing.
+    /// How long the engine waits for a pause in local writes before syncing.
     pub debounce: Duration,
+    /// The longest a local write waits, however many follow it.
+    pub max_delay: Duration,
     /// First wait after a failure; doubles per failure.
     pub min_backoff: Duration,
     /// Longest wait between retries.
@@ -29,6 +33,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             debounce: Duration::from_secs(5),
+            max_delay: Duration::from_secs(60),
             min_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
         }
@@ -123,6 +128,10 @@ impl SyncEngine {
                 _ => None,
             };
             let mut failures = 0u32;
+            // The first write since the last sync, and whether `due` is
+            // only the writes' debounce (which a later write may move).
+            let mut first_write: Option<Instant> = None;
+            let mut due_for_writes = false;
             loop {
                 let wake = async {
                     match (online, due) {
@@ -134,10 +143,17 @@ impl SyncEngine {
                     signal = rx.recv() => match signal {
                         None => return,
                         Some(Signal::LocalWrite) => {
-                            // The first write of a burst sets the time; later
-                            // ones ride along.
-                            let at = Instant::now() + config.debounce;
-                            due = Some(due.map_or(at, |d| d.min(at)));
+                            // Each write moves the sync to a pause after it,
+                            // within `max_delay` of the first of the burst;
+                            // a sync due sooner for another reason stays.
+                            let now = Instant::now();
+                            let first = *first_write.get_or_insert(now);
+                            let at = (now + config.debounce).min(first + config.max_delay);
+                            due = Some(match due {
+                                Some(d) if !due_for_writes => d.min(at),
+                                _ => at,
+                            });
+                            due_for_writes = true;
                         }
                         Some(Signal::Connectivity { online: now_online, metered: now_metered }) => {
                             let came_back = now_online && !online;
@@ -147,20 +163,27 @@ impl SyncEngine {
                             metered = now_metered;
                             if unmetered_now {
                                 due = Some(Instant::now());
+                                due_for_writes = false;
                             }
                             if came_back {
                                 failures = 0;
                                 if store.pending_count().map(|n| n > 0).unwrap_or(true) || due.is_some() {
                                     due = Some(Instant::now());
+                                    due_for_writes = false;
                                 }
                             }
                             let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
                             s.online = online;
                             s.metered = metered;
                         }
-                        Some(Signal::SyncNow) => due = Some(Instant::now()),
+                        Some(Signal::SyncNow) => {
+                            due = Some(Instant::now());
+                            due_for_writes = false;
+                        }
                     },
                     _ = wake => {
+                        first_write = None;
+                        due_for_writes = false;
                         let this_link = SyncConfig { metered, ..sync.clone() };
                         let result = client.sync(&store, &this_link, |_| {}).await;
                         // Before taking the status lock: the hook may ask
@@ -244,6 +267,7 @@ mod tests {
     fn backoff_doubles_caps_and_jitters() {
         let c = EngineConfig {
             debounce: Duration::ZERO,
+            max_delay: Duration::ZERO,
             min_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(60),
         };
