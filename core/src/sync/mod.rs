@@ -277,7 +277,7 @@ impl Client {
         store: &Store,
         method: reqwest::Method,
         path: &str,
-        content_type: &str,
+        content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<reqwest::RequestBuilder, Error> {
         let key = store.device_key()?;
@@ -288,8 +288,13 @@ impl Client {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .header("content-type", content_type)
             .body(body);
+        // Only where it says something the body does not: a sync body
+        // names itself (`SBG`), a GET has none — 44 bytes a 2G exchange
+        // need not carry.
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
         for (name, value) in signed.pairs() {
             req = req.header(name, value);
         }
@@ -297,13 +302,7 @@ impl Client {
     }
 
     async fn exchange(&self, store: &Store, body: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let req = self.signed(
-            store,
-            reqwest::Method::POST,
-            SYNC_PATH,
-            "application/vnd.sambung.sync",
-            body,
-        )?;
+        let req = self.signed(store, reqwest::Method::POST, SYNC_PATH, None, body)?;
         let resp = req.send().await.map_err(network)?;
         if !resp.status().is_success() {
             return Err(Self::refusal(resp).await);
@@ -358,7 +357,7 @@ impl Client {
                 store,
                 reqwest::Method::POST,
                 MISSING_PATH,
-                "application/json",
+                Some("application/json"),
                 body,
             )?
             .send()
@@ -441,7 +440,7 @@ impl Client {
                     store,
                     reqwest::Method::PATCH,
                     &path,
-                    "application/offset+octet-stream",
+                    Some("application/offset+octet-stream"),
                     chunk,
                 )?
                 .header(UPLOAD_OFFSET, offset.to_string())
@@ -505,13 +504,7 @@ impl Client {
                 break;
             }
             let last = (held + RANGE).min(info.size).saturating_sub(1);
-            let mut req = self.signed(
-                store,
-                reqwest::Method::GET,
-                &path,
-                "application/octet-stream",
-                Vec::new(),
-            )?;
+            let mut req = self.signed(store, reqwest::Method::GET, &path, None, Vec::new())?;
             if info.size > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={held}-{last}"));
             }
