@@ -119,6 +119,11 @@ pub enum DeviceCommand {
         /// MIME type (default: from the file extension).
         #[arg(long)]
         mime: Option<String>,
+        /// Store a JPEG or PNG photo exactly as it is. By default it is
+        /// prepared for the link: turned upright, downscaled to 1600 px,
+        /// re-encoded without EXIF (no GPS position leaves the phone).
+        #[arg(long)]
+        as_is: bool,
     },
     /// Withdraw a request before a decision.
     Withdraw {
@@ -320,6 +325,7 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             file,
             role,
             mime,
+            as_is,
         } => {
             let home = home(home_arg)?;
             let f = std::fs::File::open(&file)
@@ -334,7 +340,18 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let r = open(&home)?.attach(&id, role, &name, &mime, std::io::BufReader::new(f))?;
+            let store = open(&home)?;
+            let photo = sambung_core::photo::PHOTO_MIMES.contains(&mime.as_str()) && !as_is;
+            let r = if photo {
+                let mut bytes = Vec::new();
+                std::io::Read::by_ref(&mut std::io::BufReader::new(f))
+                    .take(sambung_core::store::MAX_ATTACHMENT_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+                store.attach_photo(&id, role, &name, &bytes, &Default::default())?
+            } else {
+                store.attach(&id, role, &name, &mime, std::io::BufReader::new(f))?
+            };
             println!(
                 "attached {} ({} bytes, sha256 {})",
                 r.name, r.size, r.sha256

@@ -23,7 +23,7 @@ impl From<Error> for CliError {
 }
 
 impl CliError {
-    /// Exit codes: 2 usage, 3 invalid request, 4 wrong key, 5 not found,
+    /// Exit codes: 2 usage, 3 invalid request or attachment, 4 wrong key, 5 not found,
     /// 6 not allowed, 7 network or server refusal, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -31,7 +31,12 @@ impl CliError {
                 2
             }
             CliError::Failed(_) => 1,
-            CliError::Core(Error::Validation(_) | Error::InvalidJson { .. }) => 3,
+            CliError::Core(
+                Error::Validation(_)
+                | Error::InvalidJson { .. }
+                | Error::Photo(_)
+                | Error::AttachmentTooLarge { .. },
+            ) => 3,
             CliError::Core(Error::WrongKey) => 4,
             CliError::Core(Error::NotFound { .. }) => 5,
             CliError::Core(

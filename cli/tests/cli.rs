@@ -245,6 +245,17 @@ fn bad_input_fails_clearly_and_changes_nothing() {
     let r = run(&home, &["attach", &id, "/nonexistent/foto.jpg"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot read"));
+    // A "photo" that is not one: refused (a photo is prepared before it is
+    // stored), unless kept as it is on purpose.
+    let fake = home.join("foto.jpg");
+    std::fs::write(&fake, b"not really a jpeg").unwrap();
+    let r = run(&home, &["attach", &id, fake.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the photo cannot be used"),
+        "{}",
+        r.stderr
+    );
     let r = run(
         &home,
         &["new", "--kind", "ktp_el", "--json", "/nonexistent.json"],
@@ -280,6 +291,12 @@ fn bad_input_fails_clearly_and_changes_nothing() {
         serde_json::from_str(&ok(run(&home, &["show", &id, "--json"]))).unwrap();
     assert_eq!(shown["history"].as_array().unwrap().len(), 0);
     assert_eq!(shown["attachments"].as_array().unwrap().len(), 0);
+    // Kept exactly as it is, on purpose.
+    let out = ok(run(
+        &home,
+        &["attach", &id, fake.to_str().unwrap(), "--as-is"],
+    ));
+    assert!(out.contains("attached foto.jpg (17 bytes"), "{out}");
 }
 
 #[test]

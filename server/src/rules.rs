@@ -130,6 +130,39 @@ mod tests {
     }
 
     #[test]
+    fn attachments_over_the_limits_are_refused_when_the_list_changes() {
+        use sambung_core::model::{AttachmentRef, AttachmentRole};
+        use sambung_core::protocol::blobs::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
+        let warga = account("warga-1", Role::Resident);
+        let photo = |i: usize| AttachmentRef {
+            sha256: format!("{i:064x}"),
+            role: AttachmentRole::Photo,
+            name: "p.jpg".into(),
+            mime: "image/jpeg".into(),
+            size: 1000,
+            added_at: Timestamp(2),
+        };
+        let mut full = request("warga-1");
+        full.attachments = (0..MAX_REQUEST_ATTACHMENTS).map(photo).collect();
+        assert_eq!(check(None, &full, &warga), Ok(()));
+        // A tampered client adds one more than the device would allow.
+        let mut over = full.clone();
+        over.attachments.push(photo(99));
+        assert_eq!(check(Some(&full), &over, &warga), Err(REQUEST_LIMITS));
+        assert_eq!(check(None, &over, &warga), Err(REQUEST_LIMITS));
+        // A request that met older limits keeps taking other changes.
+        let mut note = over.clone();
+        note.notes.push(Note {
+            id: "n".into(),
+            at: Timestamp(3),
+            by: "warga-1".into(),
+            role: Role::Resident,
+            text: "x".into(),
+        });
+        assert_eq!(check(Some(&over), &note, &warga), Ok(()));
+    }
+
+    #[test]
     fn authorship_cannot_be_forged_and_history_is_append_only() {
         let warga = account("warga-1", Role::Resident);
         let b = request("warga-1");
