@@ -196,6 +196,9 @@ async fn converge(d: &Device, link: &Link) -> Cost {
                     break;
                 }
             }
+            // As the engine does: bytes went through before the cut, so
+            // the backoff starts over.
+            Ok(s) if s.attachment_bytes_up > 0 || s.pushed > 0 || s.pulled > 0 => failures = 0,
             Ok(_) => {}
             Err(e) => assert!(e.is_retryable(), "{e}"),
         }

@@ -744,3 +744,50 @@ fn a_download_goes_on_only_from_where_it_stands() {
         .unwrap();
     assert_eq!(store.attachment_bytes(&info.sha256).unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_shrink_their_chunks_to_fit_between_outages() {
+    use sambung_core::sync::Client;
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start_simulated().await;
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut d = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    // GPRS: 20 kbit/s up, a 30 s cut every 2 minutes. A 256 KiB chunk
+    // takes 105 s and never fits in the 90 s between cuts.
+    let gprs = sambung_linksim::Profile {
+        loss_percent: 0.0,
+        ..sambung_linksim::Profile::named("gprs").unwrap()
+    };
+    let (url, link) = sambung_linksim::start(&server.url(), gprs, 4).await;
+    d.client = Client::new(&url, &d.config).unwrap();
+    let data = bytes(600 * 1024, 8);
+    let id = d.store.create(complaint()).unwrap();
+    let a = d
+        .store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "foto.jpg",
+            "image/jpeg",
+            &data[..],
+        )
+        .unwrap();
+    d.store.submit(&id).unwrap();
+    let (_, sent) = sync_until_uploaded(&d, &link).await;
+    let cuts = link.stats().snapshot()[7];
+    assert!(cuts > 0, "the link cut");
+    assert!(
+        sent <= data.len() as u64 + cuts * 256 * 1024,
+        "{sent} sent with {cuts} cuts"
+    );
+    let (status, got) = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id}/attachments/{}", a.sha256),
+            None,
+        )
+        .await;
+    assert_eq!((status, sha(&got)), (200, a.sha256.clone()));
+}

@@ -87,6 +87,11 @@ pub fn backoff(config: &EngineConfig, failures: u32, jitter_unit: f64) -> Durati
     Duration::from_secs_f64(capped * (0.5 + jitter_unit.clamp(0.0, 1.0)))
 }
 
+/// Whether a sync moved anything (text or attachment bytes).
+fn progressed(s: &SyncSummary) -> bool {
+    s.attachment_bytes_up > 0 || s.pushed > 0 || s.pulled > 0
+}
+
 fn jitter() -> f64 {
     crate::crypto::random_key_bytes()
         .map(|b| f64::from(b[0]) / 256.0)
@@ -196,7 +201,10 @@ impl SyncEngine {
                             // Text synced, an upload was cut: go on after a
                             // backoff, as after a failure.
                             Ok(summary) if summary.attachments_interrupted => {
-                                failures += 1;
+                                // Bytes went through before the cut: the
+                                // link works, so go on soon; none did: back
+                                // off further.
+                                failures = if progressed(&summary) { 1 } else { failures + 1 };
                                 due = Some(Instant::now() + backoff(&config, failures, jitter()));
                                 s.syncs += 1;
                                 s.last_error = Some("an attachment upload was interrupted".into());

@@ -105,7 +105,18 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     trust: ServerTrust,
+    /// Upload chunk size, learnt from the link: halved after a chunk is
+    /// cut, doubled after a few in a row go through (between
+    /// [`MIN_CHUNK`] and [`MAX_CHUNK`]).
+    chunk: std::sync::atomic::AtomicUsize,
+    chunk_streak: std::sync::atomic::AtomicU32,
 }
+
+/// The first and largest upload chunk: a few seconds on EDGE.
+pub const MAX_CHUNK: usize = 256 * 1024;
+/// The smallest: 13 s on GPRS's 20 kbit/s uplink, inside its shortest
+/// window between outages.
+pub const MIN_CHUNK: usize = 32 * 1024;
 
 #[derive(Serialize)]
 struct EnrollBody<'a> {
@@ -218,6 +229,8 @@ impl Client {
             http,
             base,
             trust: config.trust.clone(),
+            chunk: std::sync::atomic::AtomicUsize::new(MAX_CHUNK),
+            chunk_streak: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -425,15 +438,15 @@ impl Client {
         progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
         use crate::protocol::blobs::*;
-        // 256 KiB: a few seconds on EDGE, so a cut loses little.
-        const CHUNK: usize = 256 * 1024;
+        use std::sync::atomic::Ordering::Relaxed;
         let path = format!("{BLOB_PATH}{}", blob.sha256);
         let mut mismatches = 0;
         // An empty attachment still takes one (empty) chunk to exist.
         let mut sent = false;
         while offset < blob.size || (blob.size == 0 && !sent) {
             sent = true;
-            let chunk = store.read_attachment(&blob.sha256, offset, CHUNK)?;
+            let size = self.chunk.load(Relaxed).clamp(MIN_CHUNK, MAX_CHUNK);
+            let chunk = store.read_attachment(&blob.sha256, offset, size)?;
             let len = chunk.len() as u64;
             let req = self
                 .signed(
@@ -445,7 +458,19 @@ impl Client {
                 )?
                 .header(UPLOAD_OFFSET, offset.to_string())
                 .header(UPLOAD_LENGTH, blob.size.to_string());
-            let resp = req.send().await.map_err(network)?;
+            let resp = match req.send().await {
+                Ok(r) if !r.status().is_server_error() => r,
+                other => {
+                    // Cut (or the server failed): a smaller chunk fits
+                    // between this link's outages more often.
+                    self.chunk.store((size / 2).max(MIN_CHUNK), Relaxed);
+                    self.chunk_streak.store(0, Relaxed);
+                    match other {
+                        Ok(r) => return Err(Self::refusal(r).await),
+                        Err(e) => return Err(network(e)),
+                    }
+                }
+            };
             summary.round_trips += 1;
             summary.attachment_bytes_up += len;
             let held = resp
@@ -454,7 +479,14 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             match resp.status().as_u16() {
-                200..=299 => offset = held.unwrap_or(offset + len),
+                200..=299 => {
+                    offset = held.unwrap_or(offset + len);
+                    // Three in a row went through: try a larger one.
+                    if self.chunk_streak.fetch_add(1, Relaxed) + 1 >= 3 {
+                        self.chunk.store((size * 2).min(MAX_CHUNK), Relaxed);
+                        self.chunk_streak.store(0, Relaxed);
+                    }
+                }
                 // The server holds another length (a chunk of ours arrived
                 // though its answer did not): go on from there.
                 409 if mismatches < 3 => {
