@@ -80,6 +80,7 @@ fn response(acks: Vec<DocAck>, pull: Vec<DocPull>, cursor: u64, cursor_tag: u32)
         more: false,
         reset: false,
         wipe: false,
+        acked_all: false,
     }
 }
 
@@ -179,7 +180,12 @@ fn samples(seed: u64, rounds: usize) -> Vec<Vec<u8>> {
                 heads: vec![],
             })
             .collect();
-        let answer = response(acks, vec![], request.cursor + n as u64, request.cursor_tag);
+        let mut answer = response(acks, vec![], request.cursor + n as u64, request.cursor_tag);
+        // Usually every push is taken as pushed: no list at all.
+        if rng.below(4) > 0 {
+            answer.acks.clear();
+            answer.acked_all = true;
+        }
         samples.push(protocol::cbor(&answer).unwrap());
         // The agency or an officer moves them on, with a note now and then;
         // the device pulls the changes.

@@ -245,6 +245,37 @@ async fn two_residents() -> (TestServer, [tempfile::TempDir; 2], Device, Device)
 }
 
 #[tokio::test]
+async fn pushes_all_taken_as_pushed_are_acknowledged_in_one_bit() {
+    let (server, _dirs, w1, _w2) = two_residents().await;
+    let raw = Raw::of(&server.url(), &w1);
+    let actor = ActorId::from(w1.store.device_id().as_slice());
+    let push = |kind| {
+        let (mut r, _) = new_request("warga-1", kind);
+        r.created_by = "warga-1".into();
+        let mut doc = RequestDoc::new(&r, actor.clone()).unwrap();
+        DocPush {
+            id: None,
+            since: vec![],
+            changes: doc.save(),
+            heads: heads_of(&mut doc),
+        }
+    };
+    let answer = raw
+        .exchange(vec![push(Kind::Complaint), push(Kind::KtpEl)])
+        .await;
+    assert!(answer.acked_all);
+    assert!(answer.acks.is_empty() && answer.refused.is_empty());
+    assert_eq!(server.log_len(), 2);
+    // One refused among them: every answer named.
+    let mut bad = push(Kind::Complaint);
+    bad.heads = vec![protocol::HeadPrefix([1; 8])];
+    let good = push(Kind::Complaint);
+    let answer = raw.exchange(vec![good, bad]).await;
+    assert!(!answer.acked_all);
+    assert_eq!((answer.acks.len(), answer.refused.len()), (1, 1));
+}
+
+#[tokio::test]
 async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let (server, _dirs, w1, w2) = two_residents().await;
     // warga-2 has a request on the server.

@@ -157,6 +157,12 @@ pub struct SyncResponse {
     /// on the wire when false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub wipe: bool,
+    /// Every push of the request was accepted with exactly the heads it
+    /// named: `acks` is then empty, and the device acknowledges each push
+    /// in its order (16 bytes saved per document, the common case).
+    /// Absent on the wire when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub acked_all: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -42,6 +42,7 @@ fn example_request() -> SyncRequest {
 
 fn example_response() -> SyncResponse {
     SyncResponse {
+        acked_all: false,
         acks: vec![DocAck {
             id: id(1),
             heads: vec![hash(4), hash(5)],

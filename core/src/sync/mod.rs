@@ -659,8 +659,20 @@ impl Client {
                 retryable: false,
                 message: e.to_string(),
             })?;
-            let answered: HashSet<DocId> = response
-                .acks
+            // Every push taken as pushed: the acks are the pushes, in order.
+            let acks: Vec<protocol::DocAck> = if response.acked_all {
+                order
+                    .iter()
+                    .take(request.push.len())
+                    .map(|id| protocol::DocAck {
+                        id: *id,
+                        heads: Vec::new(),
+                    })
+                    .collect()
+            } else {
+                response.acks.clone()
+            };
+            let answered: HashSet<DocId> = acks
                 .iter()
                 .map(|a| a.id)
                 .chain(response.refused.iter().map(|r| r.id))
@@ -671,11 +683,11 @@ impl Client {
                     named.insert(RequestId::from_bytes(*id));
                 }
             }
-            let progressed = !response.acks.is_empty()
+            let progressed = !acks.is_empty()
                 || !response.pull.is_empty()
                 || !response.repair.is_empty()
                 || response.cursor != cursor;
-            for ack in &response.acks {
+            for ack in &acks {
                 let id = RequestId::from_bytes(ack.id);
                 // No heads: exactly the heads this device pushed.
                 let heads: Vec<automerge::ChangeHash> = if ack.heads.is_empty() {
