@@ -410,13 +410,23 @@ pub fn repair(
 /// Log entries read per storage call while filling a response.
 const PAGE: usize = 256;
 
+/// One exchange's answer, and the documents it wrote (for the audit
+/// trail: with `acked_all` the answer no longer names them).
+pub struct Exchanged {
+    /// The answer.
+    pub response: SyncResponse,
+    /// The documents whose pushed changes the server accepted.
+    pub written: Vec<DocId>,
+}
+
 /// Runs one exchange.
 pub fn exchange(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
     caller: &Caller,
     request: &SyncRequest,
-) -> Result<SyncResponse, ServerError> {
+) -> Result<Exchanged, ServerError> {
+    let mut written = Vec::new();
     let mut response = SyncResponse {
         acks: Vec::new(),
         refused: Vec::new(),
@@ -448,7 +458,10 @@ pub fn exchange(
             continue;
         };
         match apply_push(storage, nik_key, caller, id, push)? {
-            PushResult::Ack(heads) => response.acks.push(DocAck { id, heads }),
+            PushResult::Ack(heads) => {
+                written.push(id);
+                response.acks.push(DocAck { id, heads })
+            }
             PushResult::Refused(code, reason) => {
                 tracing::info!(code = ?code, reason, "document refused");
                 response.refused.push(Refusal {
@@ -470,7 +483,7 @@ pub fn exchange(
     }
     if caller.push_only {
         response.wipe = true;
-        return Ok(response);
+        return Ok(Exchanged { response, written });
     }
     for r in &request.repair {
         match repair(storage, caller, r)? {
@@ -523,5 +536,5 @@ pub fn exchange(
         }
     }
     storage.raise_high_cursor(caller.device, response.cursor)?;
-    Ok(response)
+    Ok(Exchanged { response, written })
 }

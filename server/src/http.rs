@@ -456,7 +456,7 @@ async fn sync(
             account: enrolled.account,
             push_only,
         };
-        let response =
+        let exchange::Exchanged { response, written } =
             exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;
         // Recorded before the answer leaves: no read without its record.
         let at = sambung_core::Timestamp::now().as_millis();
@@ -469,10 +469,9 @@ async fn sync(
             request: Some(id),
             endpoint: format!("POST {SYNC_PATH}"),
         };
-        let records: Vec<AuditRecord> = response
-            .acks
+        let records: Vec<AuditRecord> = written
             .iter()
-            .map(|a| record("write", a.id))
+            .map(|id| record("write", *id))
             .chain(response.pull.iter().map(|p| record("read", p.id)))
             // A repair answer carries the document's changes too.
             .chain(response.repair.iter().map(|r| record("read", r.id)))
@@ -480,7 +479,7 @@ async fn sync(
         worker.storage.append_audit(&records)?;
         tracing::info!(
             pushed = request.push.len(),
-            acked = response.acks.len(),
+            acked = written.len(),
             refused = response.refused.len(),
             pulled = response.pull.len(),
             "exchange"
