@@ -119,9 +119,10 @@ pub enum DeviceCommand {
         /// MIME type (default: from the file extension).
         #[arg(long)]
         mime: Option<String>,
-        /// Store a JPEG or PNG photo exactly as it is. By default it is
-        /// prepared for the link: turned upright, downscaled to 1600 px,
-        /// re-encoded without EXIF (no GPS position leaves the phone).
+        /// Keep a JPEG or PNG photo's pixels and size as they are (its
+        /// metadata still goes). By default it is prepared for the link:
+        /// turned upright, downscaled to 1600 px, re-encoded without EXIF
+        /// (no GPS position leaves the phone).
         #[arg(long)]
         as_is: bool,
     },

@@ -26,6 +26,7 @@ pub mod edits;
 pub mod error;
 pub mod identifiers;
 pub mod lifecycle;
+pub mod metadata;
 pub mod model;
 #[cfg(feature = "photos")]
 pub mod photo;

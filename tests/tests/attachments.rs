@@ -356,6 +356,46 @@ async fn photos_reach_the_agency_upright_small_and_without_exif() {
     assert_eq!(s.attachment_bytes_up, r.size);
     let original = resident.store.original_of(&r.sha256).unwrap().unwrap();
     assert_eq!(original.size, photo.len() as u64);
+    // Attached as a plain file, it keeps its pixels and loses its metadata
+    // all the same.
+    let plain = sambung_core::photo::fixtures::jpeg_with_gps(300, 200, 1, "GPS-PLAIN-7710");
+    let id2 = resident.store.create(complaint()).unwrap();
+    let p = resident
+        .store
+        .attach(
+            &id2,
+            AttachmentRole::Photo,
+            "scan.jpg",
+            "image/jpeg",
+            &plain[..],
+        )
+        .unwrap();
+    resident.store.submit(&id2).unwrap();
+    resident.sync().await.unwrap();
+    let (status, got) = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id2}/attachments/{}", p.sha256),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!contains(&got, b"GPS-PLAIN-7710") && !contains(&got, b"Exif"));
+    assert_eq!(
+        image::load_from_memory(&got).unwrap().to_rgb8(),
+        image::load_from_memory(&plain).unwrap().to_rgb8()
+    );
+    // HEIC, whose metadata cannot be removed here: refused, nothing stored.
+    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    assert!(matches!(
+        resident.store.attach(
+            &id2,
+            AttachmentRole::Photo,
+            "x.heic",
+            "image/heic",
+            &heic[..]
+        ),
+        Err(sambung_core::Error::Photo(_))
+    ));
 }
 
 /// Syncs `d` until nothing is waiting, letting virtual time pass after a

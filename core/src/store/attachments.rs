@@ -81,7 +81,10 @@ fn chunk_place(id: &[u8], idx: u64) -> Place<'_> {
 impl Store {
     /// Stores the bytes read from `content` and references them from the
     /// request with `role`, `name` and `mime`. The same bytes attached
-    /// again, to this or another request, are stored once.
+    /// again, to this or another request, are stored once. A JPEG or PNG
+    /// is stored without its metadata, losslessly (`crate::metadata`);
+    /// HEIC, TIFF and WebP are refused (their metadata cannot be removed
+    /// here). [`Store::attach_photo`] also downscales.
     pub fn attach(
         &self,
         id: &RequestId,
@@ -108,10 +111,37 @@ impl Store {
         // the transaction, against the state the reference is written to.
         refuse_when_final(self.get(id)?.status())?;
         let idb = super::id_bytes(id)?;
+        // An image goes in without its metadata (EXIF, GPS, comments):
+        // read whole (bounded) to take it out; anything else streams.
+        let mut head = [0u8; 12];
+        let n = read_full(&mut content, &mut head)?;
+        let head = &head[..n];
+        let image = match crate::metadata::sniff(head) {
+            None => None,
+            Some(_) => {
+                let mut all = head.to_vec();
+                (&mut content)
+                    .take(max.saturating_sub(all.len() as u64).saturating_add(1))
+                    .read_to_end(&mut all)?;
+                if all.len() as u64 > max {
+                    return Err(Error::AttachmentTooLarge {
+                        size: all.len() as u64,
+                        max,
+                    });
+                }
+                Some(crate::metadata::strip(&all)?)
+            }
+        };
         // One transaction: the chunks, the record and the reference in the
         // document land together or not at all.
         let reference = self.write(|tx| {
-            let blob = self.put_blob(tx, &mut content, max, mime, false)?;
+            let blob = match &image {
+                Some(bytes) => self.put_blob(tx, &mut &bytes[..], max, mime, false)?,
+                None => {
+                    let mut rest = std::io::Cursor::new(head).chain(&mut content);
+                    self.put_blob(tx, &mut rest, max, mime, false)?
+                }
+            };
             self.reference_in(tx, &idb, blob, role, name, mime)
         })?;
         tracing::info!(size = reference.size, "attachment stored");
