@@ -678,12 +678,17 @@ impl Client {
                 .chain(response.refused.iter().map(|r| r.id))
                 .chain(response.unknown_heads.iter().map(|u| u.0))
                 .collect();
+            // A nameless push without an answer goes again at once, named,
+            // so that its answer (a refusal, say) is about it: that counts
+            // as progress, or the next sync would start nameless again.
+            let mut named_now = false;
             for (p, id) in request.push.iter().zip(&order) {
                 if p.id.is_none() && !answered.contains(id) {
-                    named.insert(RequestId::from_bytes(*id));
+                    named_now |= named.insert(RequestId::from_bytes(*id));
                 }
             }
-            let progressed = !acks.is_empty()
+            let progressed = named_now
+                || !acks.is_empty()
                 || !response.pull.is_empty()
                 || !response.repair.is_empty()
                 || response.cursor != cursor;
