@@ -78,11 +78,34 @@ fn strip_jpeg(b: &[u8]) -> Result<Vec<u8>, Error> {
         match marker {
             // Fill bytes before a marker.
             0xFF => i += 1,
-            // Start of scan: entropy-coded data follows; copy the rest.
+            // Start of scan: its header, then entropy-coded data up to the
+            // next marker (progressive files have several scans, with
+            // segments between them).
             0xDA => {
-                out.extend_from_slice(&b[i..]);
-                return Ok(out);
+                if i + 4 > b.len() {
+                    return Err(damaged("JPEG"));
+                }
+                let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+                let mut j = i + 2 + len;
+                if len < 2 || j > b.len() {
+                    return Err(damaged("JPEG"));
+                }
+                while j + 1 < b.len()
+                    && !(b[j] == 0xFF && b[j + 1] != 0x00 && !(0xD0..=0xD7).contains(&b[j + 1]))
+                {
+                    j += 1;
+                }
+                if j + 1 >= b.len() {
+                    // No end-of-image marker: a truncated file, kept as is.
+                    out.extend_from_slice(&b[i..]);
+                    return Ok(out);
+                }
+                out.extend_from_slice(&b[i..j]);
+                i = j;
             }
+            // End of image: whatever a camera appended after it (a second
+            // JPEG with its own EXIF, a gain map, a motion-photo video with
+            // a location) stays behind.
             0xD9 => {
                 out.extend_from_slice(&b[i..i + 2]);
                 return Ok(out);
@@ -165,6 +188,42 @@ mod tests {
         commented.extend_from_slice(&out[2..]);
         let again = strip(&commented).unwrap();
         assert_eq!(again, out);
+        // What a camera appends after the end of the image (here a second
+        // JPEG with its own EXIF) stays behind.
+        let mut appended = input.clone();
+        appended.extend_from_slice(&crate::photo::fixtures::jpeg_with_gps(
+            8,
+            8,
+            1,
+            "GPS-TRAILER-3",
+        ));
+        let stripped = strip(&appended).unwrap();
+        assert!(!contains(&stripped, b"GPS-TRAILER-3"));
+        assert_eq!(stripped, out);
+    }
+
+    #[test]
+    fn progressive_jpegs_lose_metadata_between_scans() {
+        // Two scans with an APP1 segment between them (as some writers do).
+        let scan = |data: &[u8]| {
+            let mut v = vec![0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0];
+            v.extend_from_slice(data);
+            v
+        };
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, b'J', b'F'];
+        jpeg.extend(scan(&[1, 2, 0xFF, 0x00, 3, 0xFF, 0xD0, 4]));
+        let mut app1 = vec![0xFF, 0xE1, 0, 15];
+        app1.extend_from_slice(b"Exif\0\0GPS-MID");
+        jpeg.extend_from_slice(&app1);
+        jpeg.extend(scan(&[5, 6]));
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        let out = strip(&jpeg).unwrap();
+        assert!(!contains(&out, b"GPS-MID"));
+        let mut expected = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, b'J', b'F'];
+        expected.extend(scan(&[1, 2, 0xFF, 0x00, 3, 0xFF, 0xD0, 4]));
+        expected.extend(scan(&[5, 6]));
+        expected.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -58,17 +58,6 @@ pub const PHOTO_MIMES: &[&str] = &["image/jpeg", "image/png"];
 const MAX_SIDE: u32 = 12_000;
 const MAX_ALLOC: u64 = 256 * 1024 * 1024;
 
-/// Whether `bytes` look like HEIC/HEIF (an ISO-BMFF `ftyp` box with a HEIF
-/// brand).
-fn is_heif(bytes: &[u8]) -> bool {
-    bytes.len() >= 12
-        && &bytes[4..8] == b"ftyp"
-        && matches!(
-            &bytes[8..12],
-            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1"
-        )
-}
-
 fn unusable(reason: &str) -> Error {
     Error::Photo(reason.to_owned())
 }
@@ -82,9 +71,9 @@ pub fn prepare(bytes: &[u8], settings: &PhotoSettings) -> Result<Prepared, Error
             "photo settings need a long edge above 0 and a quality of 1 to 100",
         ));
     }
-    if is_heif(bytes) {
+    if crate::metadata::sniff(bytes) == Some(crate::metadata::ImageKind::Unstrippable) {
         return Err(unusable(
-            "HEIC photos cannot be decoded here; convert them to JPEG on the phone first",
+            "HEIC, TIFF and WebP photos cannot be decoded here; convert them to JPEG on the phone first",
         ));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))

@@ -46,9 +46,12 @@ pub fn check(
     if after.erased_at.is_some() {
         return Err("only the server erases a request's personal data");
     }
-    // Limits on attachments, checked when the list changes (a request that
-    // met older limits keeps syncing).
-    if before.is_none_or(|b| b.attachments != after.attachments) {
+    // Limits on attachments, checked when the list grows (a request over
+    // newer limits may still shed attachments, and keeps syncing).
+    let total = |r: &Request| r.attachments.iter().map(|a| a.size).sum::<u64>();
+    if before
+        .is_none_or(|b| after.attachments.len() > b.attachments.len() || total(after) > total(b))
+    {
         sambung_core::protocol::blobs::check_request_attachments(&after.attachments)?;
     }
     // Assignment is the back office's decision.
@@ -148,6 +151,7 @@ mod tests {
         // A tampered client adds one more than the device would allow.
         let mut over = full.clone();
         over.attachments.push(photo(99));
+        over.attachments.push(photo(98));
         assert_eq!(check(Some(&full), &over, &warga), Err(REQUEST_LIMITS));
         assert_eq!(check(None, &over, &warga), Err(REQUEST_LIMITS));
         // A request that met older limits keeps taking other changes.
@@ -160,6 +164,10 @@ mod tests {
             text: "x".into(),
         });
         assert_eq!(check(Some(&over), &note, &warga), Ok(()));
+        // And may shed attachments, even while still over.
+        let mut fewer = over.clone();
+        fewer.attachments.pop();
+        assert_eq!(check(Some(&over), &fewer, &warga), Ok(()));
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl Store {
                 false,
             )?;
             tx.execute(
-                "INSERT OR REPLACE INTO originals (prepared, original) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO originals (prepared, original) VALUES (?1, ?2)",
                 params![blob.key, original.key],
             )?;
             self.reference_in(tx, &idb, blob, role, &name, prepared.mime)
@@ -469,7 +469,7 @@ impl Store {
         let original: Option<Vec<u8>> = self.read(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT original FROM originals WHERE prepared = ?1",
+                    "SELECT original FROM originals WHERE prepared = ?1 LIMIT 1",
                     [&key],
                     |r| r.get(0),
                 )
@@ -538,12 +538,42 @@ impl Store {
                 if keep == Some(true) || (keep.is_some() && !uploaded) {
                     continue;
                 }
-                self.delete_row(tx, &original)?;
-                tx.execute("DELETE FROM originals WHERE prepared = ?1", [&prepared])?;
+                self.delete_original(tx, &original, &referenced)?;
+                tx.execute(
+                    "DELETE FROM originals WHERE prepared = ?1 AND original = ?2",
+                    params![prepared, original],
+                )?;
                 deleted += 1;
             }
             Ok(deleted)
         })
+    }
+
+    /// Deletes a photo's original — unless the same bytes are an
+    /// attachment in their own right now (attached as they are, to this
+    /// or another request): then only the link to them goes.
+    fn delete_original(
+        &self,
+        tx: &Transaction<'_>,
+        key: &[u8],
+        referenced: &std::collections::HashMap<String, bool>,
+    ) -> Result<(), Error> {
+        let local_only: Option<bool> = tx
+            .query_row(
+                "SELECT local_only FROM attachments WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if local_only != Some(true) {
+            return Ok(());
+        }
+        if let Ok((_, _, info, _)) = self.row_by_key(tx, key)
+            && referenced.contains_key(&info.sha256)
+        {
+            return Ok(());
+        }
+        self.delete_row(tx, key)
     }
 
     fn delete_row(&self, tx: &Transaction<'_>, key: &[u8]) -> Result<(), Error> {
@@ -700,17 +730,18 @@ impl Store {
                 .optional()?;
             if exists.is_some() {
                 // A photo's original goes with it.
-                let original: Option<Vec<u8>> = tx
-                    .query_row(
-                        "SELECT original FROM originals WHERE prepared = ?1",
-                        [&key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(original) = original {
-                    self.delete_row(tx, &original)?;
-                    tx.execute("DELETE FROM originals WHERE prepared = ?1", [&key])?;
+                let originals: Vec<Vec<u8>> = {
+                    let mut st =
+                        tx.prepare("SELECT original FROM originals WHERE prepared = ?1")?;
+                    st.query_map([&key], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?
+                };
+                let refs: std::collections::HashMap<String, bool> =
+                    referenced.iter().map(|r| (r.clone(), true)).collect();
+                for original in originals {
+                    self.delete_original(tx, &original, &refs)?;
                 }
+                tx.execute("DELETE FROM originals WHERE prepared = ?1", [&key])?;
                 self.delete_row(tx, &key)?;
                 deleted += 1;
             }
@@ -895,6 +926,42 @@ pub(super) fn rekey(tx: &Transaction<'_>, old: &Keys, new: &Keys) -> Result<(), 
             "UPDATE attachments SET key = ?2, meta = ?3 WHERE key = ?1",
             params![key, new_key, sealed],
         )?;
+        // Photos' originals are linked by these keys.
+        tx.execute(
+            "UPDATE originals SET prepared = ?2 WHERE prepared = ?1",
+            params![key, new_key],
+        )?;
+        tx.execute(
+            "UPDATE originals SET original = ?2 WHERE original = ?1",
+            params![key, new_key],
+        )?;
+    }
+    // Downloads in progress: their key and sealed record move too.
+    let downloads: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut st = tx.prepare("SELECT key, meta FROM downloads")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (key, meta) in downloads {
+        let plain = old
+            .open(
+                Purpose::Attachments,
+                &place("downloads", "meta", &key, 0),
+                &meta,
+            )
+            .map_err(|_| Error::Corrupt("a download record failed authentication during rekey"))?;
+        let info: AttachmentInfo = serde_json::from_slice(&plain)
+            .map_err(|_| Error::Corrupt("a download record is damaged"))?;
+        let new_key = new.lookup_hash("attachment", info.sha256.as_bytes());
+        let sealed = new.seal(
+            Purpose::Attachments,
+            &place("downloads", "meta", &new_key, 0),
+            &plain,
+        )?;
+        tx.execute(
+            "UPDATE downloads SET key = ?2, meta = ?3 WHERE key = ?1",
+            params![key, new_key, sealed],
+        )?;
     }
     let chunks: Vec<(Vec<u8>, i64)> = {
         let mut s = tx.prepare("SELECT attachment, idx FROM attachment_chunks")?;
@@ -1021,6 +1088,93 @@ mod tests {
         s.mark_uploaded(&r.sha256).unwrap();
         s.withdraw(&id, None).unwrap();
         assert_eq!(s.purge_originals(Timestamp::now()).unwrap(), 1);
+    }
+
+    #[cfg(feature = "photos")]
+    #[test]
+    fn a_rekey_keeps_originals_and_downloads_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
+        let photo = crate::photo::fixtures::jpeg_with_gps(40, 30, 1, "m");
+        let r = s
+            .attach_photo(
+                &id,
+                AttachmentRole::Photo,
+                "p.jpg",
+                &photo,
+                &Default::default(),
+            )
+            .unwrap();
+        let data = vec![5u8; CHUNK_SIZE + 10];
+        let info = AttachmentInfo {
+            sha256: hex::encode(crypto::sha256(&data)),
+            size: data.len() as u64,
+            mime: "image/jpeg".into(),
+        };
+        s.receive_download(&info, 0, &data[..CHUNK_SIZE]).unwrap();
+        s.rekey(&Secret::Key(DataKey::from_bytes([2; 32]))).unwrap();
+        let original = s.original_of(&r.sha256).unwrap().expect("still linked");
+        assert_eq!(s.attachment_bytes(&original.sha256).unwrap(), photo);
+        assert_eq!(
+            s.download_received(&info.sha256).unwrap(),
+            CHUNK_SIZE as u64
+        );
+        s.receive_download(&info, CHUNK_SIZE as u64, &data[CHUNK_SIZE..])
+            .unwrap();
+        assert_eq!(s.attachment_bytes(&info.sha256).unwrap(), data);
+        // Purging after the decision still finds and deletes the original.
+        s.set_original_retention_days(0).unwrap();
+        s.mark_uploaded(&r.sha256).unwrap();
+        s.withdraw(&id, None).unwrap();
+        assert_eq!(s.purge_originals(Timestamp::now()).unwrap(), 1);
+        assert!(s.attachment_info(&original.sha256).is_err());
+    }
+
+    #[cfg(feature = "photos")]
+    #[test]
+    fn an_original_that_is_also_an_attachment_is_never_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let [a, b, c] = [(); 3].map(|_| {
+            s.create(crate::templates::example(Kind::Complaint))
+                .unwrap()
+        });
+        let photo = crate::photo::fixtures::jpeg_with_gps(40, 30, 1, "m");
+        // The same pixels without metadata: both prepare to the same bytes.
+        let plain = crate::metadata::strip(&photo).unwrap();
+        let settings = Default::default();
+        let pa = s
+            .attach_photo(&a, AttachmentRole::Photo, "a.jpg", &plain, &settings)
+            .unwrap();
+        let pb = s
+            .attach_photo(&b, AttachmentRole::Photo, "b.jpg", &photo, &settings)
+            .unwrap();
+        assert_eq!(pa.sha256, pb.sha256);
+        // The plain file is also attached as it is to a third request.
+        let as_is = s
+            .attach(
+                &c,
+                AttachmentRole::SupportingDocument,
+                "c.jpg",
+                "image/jpeg",
+                &plain[..],
+            )
+            .unwrap();
+        let exif_original = hex::encode(crypto::sha256(&photo));
+        assert!(s.attachment_info(&exif_original).is_ok());
+        s.set_original_retention_days(0).unwrap();
+        s.mark_uploaded(&pa.sha256).unwrap();
+        s.withdraw(&a, None).unwrap();
+        s.withdraw(&b, None).unwrap();
+        assert_eq!(s.purge_originals(Timestamp::now()).unwrap(), 2);
+        // Both originals' links went; the one with EXIF is deleted, the one
+        // that is request c's attachment stays.
+        assert!(s.attachment_info(&exif_original).is_err());
+        assert_eq!(s.attachment_bytes(&as_is.sha256).unwrap(), plain);
+        assert_eq!(s.original_of(&pa.sha256).unwrap(), None);
     }
 
     #[test]

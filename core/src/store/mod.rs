@@ -1079,7 +1079,14 @@ impl Store {
             // Unforced, a store that cannot be read is not wiped either.
             let conn = Self::open_file(dir, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            let pending = pending_count(&conn)?;
+            // Attachments the server does not hold count too (large ones
+            // wait for Wi-Fi for days while the text has synced).
+            let attachments: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM attachments WHERE uploaded = 0 AND local_only = 0",
+                [],
+                |r| r.get(0),
+            )?;
+            let pending = pending_count(&conn)? + attachments as usize;
             if pending > 0 {
                 return Err(Error::UnsyncedChanges { pending });
             }

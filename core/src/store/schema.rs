@@ -93,8 +93,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attachments ADD COLUMN refused TEXT;                     -- the server's reason
     ALTER TABLE attachments ADD COLUMN held INTEGER NOT NULL DEFAULT 0;  -- large, waiting for an unmetered link
     CREATE TABLE originals (
-        prepared BLOB PRIMARY KEY,          -- attachments.key of the uploaded copy
-        original BLOB NOT NULL              -- attachments.key of the original
+        prepared BLOB NOT NULL,             -- attachments.key of the uploaded copy
+        original BLOB NOT NULL,             -- attachments.key of the original
+        PRIMARY KEY (prepared, original)    -- two originals can prepare alike
     ) STRICT, WITHOUT ROWID;
     "#,
     // 5: attachments being downloaded (an officer opening a photo another

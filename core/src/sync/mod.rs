@@ -406,12 +406,15 @@ impl Client {
                     Ok(()) => {}
                     // This one is refused (damaged here, over a limit):
                     // the rest still go.
-                    Err(Error::Server {
-                        status: 413 | 422,
-                        message,
-                        ..
-                    }) => {
-                        tracing::warn!("the server refuses an attachment");
+                    // Anything retrying cannot fix (a refusal, a local
+                    // read error): this one is refused, the rest still go.
+                    // Only what the network may fix ends the round.
+                    Err(e) if !e.is_retryable() => {
+                        let message = match e {
+                            Error::Server { message, .. } => message,
+                            other => other.to_string(),
+                        };
+                        tracing::warn!("an attachment cannot be uploaded");
                         store.mark_refused(&a.sha256, &message)?;
                         summary
                             .attachments_refused
