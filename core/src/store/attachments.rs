@@ -625,24 +625,33 @@ impl Store {
             ));
         }
         let key = self.keys.lookup_hash("attachment", sha.as_bytes());
-        let held = self.download_received(&sha)?;
         let end = offset.saturating_add(bytes.len() as u64);
-        if offset != held || !offset.is_multiple_of(CHUNK_SIZE as u64) || end > info.size {
-            return Err(Error::Forbidden(format!(
-                "a download goes on from byte {held}, in whole chunks"
-            )));
-        }
         if end < info.size && !bytes.len().is_multiple_of(CHUNK_SIZE) {
             return Err(Error::Forbidden(
                 "a download arrives in whole chunks".into(),
             ));
         }
-        let done = self.write(|tx| {
-            let row: Option<Vec<u8>> = tx
-                .query_row("SELECT id FROM downloads WHERE key = ?1", [&key], |r| r.get(0))
+        enum Outcome {
+            Partial,
+            Done,
+            Mismatch,
+        }
+        // One transaction: where the download stands is read under the same
+        // lock that writes the next part.
+        let outcome = self.write(|tx| {
+            let row: Option<(Vec<u8>, i64)> = tx
+                .query_row("SELECT id, received FROM downloads WHERE key = ?1", [&key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
+            let held = row.as_ref().map_or(0, |r| r.1 as u64);
+            if offset != held || !offset.is_multiple_of(CHUNK_SIZE as u64) || end > info.size {
+                return Err(Error::Forbidden(format!(
+                    "a download goes on from byte {held}, in whole chunks"
+                )));
+            }
             let id = match row {
-                Some(id) => id,
+                Some((id, _)) => id,
                 None => {
                     let id: [u8; 16] = crypto::random_bytes()?;
                     let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
@@ -664,22 +673,47 @@ impl Store {
             }
             tx.execute("UPDATE downloads SET received = ?2 WHERE key = ?1", params![key, end as i64])?;
             if end < info.size {
-                return Ok(false);
+                return Ok(Outcome::Partial);
+            }
+            // Whole: checked against its content hash before it counts.
+            let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+            {
+                let mut st = tx.prepare(
+                    "SELECT idx, data FROM attachment_chunks WHERE attachment = ?1 ORDER BY idx",
+                )?;
+                let mut rows = st.query([&id])?;
+                while let Some(r) = rows.next()? {
+                    let idx: i64 = r.get(0)?;
+                    let data: Vec<u8> = r.get(1)?;
+                    let plain = self
+                        .keys
+                        .open(Purpose::Attachments, &chunk_place(&id, idx as u64), &data)
+                        .map_err(|_| Error::Corrupt("a downloaded chunk failed authentication"))?;
+                    hasher.update(&plain);
+                }
+            }
+            tx.execute("DELETE FROM downloads WHERE key = ?1", [&key])?;
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()?;
+            if hex::encode(hasher.finish().as_ref()) != sha || exists.is_some() {
+                // Wrong bytes are discarded whole; right ones already held
+                // (attached meanwhile) are not kept twice.
+                tx.execute("DELETE FROM attachment_chunks WHERE attachment = ?1", [&id])?;
+                return Ok(if exists.is_some() { Outcome::Done } else { Outcome::Mismatch });
             }
             let chunks = info.size.div_ceil(CHUNK_SIZE as u64).max(1);
             let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
             let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
-            tx.execute("DELETE FROM downloads WHERE key = ?1", [&key])?;
             tx.execute(
-                "INSERT OR IGNORE INTO attachments (key, id, meta, chunk_count, created_at, uploaded) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                "INSERT INTO attachments (key, id, meta, chunk_count, created_at, uploaded) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
                 params![key, id, sealed, chunks as i64, Timestamp::now().0],
             )?;
-            Ok(true)
+            Ok(Outcome::Done)
         })?;
-        if done {
-            // Checked as a whole: a wrong byte anywhere discards it all.
-            if self.attachment_bytes(&sha).is_err() {
-                self.write(|tx| self.delete_row(tx, &key))?;
+        match outcome {
+            Outcome::Partial | Outcome::Done => {}
+            Outcome::Mismatch => {
                 return Err(Error::Network {
                     retryable: true,
                     message:

@@ -547,6 +547,26 @@ impl Client {
             if !resp.status().is_success() {
                 return Err(Self::refusal(resp).await);
             }
+            // The answer must be the range asked for (a whole answer only
+            // when nothing is held yet).
+            let starts_at = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            let right = match resp.status().as_u16() {
+                206 => starts_at == Some(held),
+                200 => held == 0,
+                _ => false,
+            };
+            if !right {
+                return Err(Error::Network {
+                    retryable: true,
+                    message: "the server answered another range than asked".into(),
+                });
+            }
             let bytes = resp.bytes().await.map_err(network)?;
             let now = store.receive_download(&info, held, &bytes)?;
             progress(now, info.size);
