@@ -241,7 +241,7 @@ impl Store {
             }
         }
         let sha = hex::encode(hasher.finish().as_ref());
-        let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+        let key = self.attachment_key(&sha);
         let exists: Option<i64> = tx
             .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| {
                 r.get(0)
@@ -392,9 +392,7 @@ impl Store {
         sql: &str,
         value: impl rusqlite::ToSql,
     ) -> Result<(), Error> {
-        let key = self
-            .keys
-            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        let key = self.attachment_key(sha256);
         self.write(|tx| {
             tx.execute(sql, params![key, value])?;
             Ok(())
@@ -407,9 +405,7 @@ impl Store {
         self.read(|conn| {
             let mut out = Vec::new();
             for a in &request.attachments {
-                let key = self
-                    .keys
-                    .lookup_hash("attachment", a.sha256.to_ascii_lowercase().as_bytes());
+                let key = self.attachment_key(&a.sha256);
                 let row: Option<(bool, i64, Option<String>, bool)> = conn
                     .query_row(
                         "SELECT uploaded, sent, refused, held FROM attachments WHERE key = ?1",
@@ -463,9 +459,7 @@ impl Store {
 
     /// The original of a prepared photo, if this phone still keeps it.
     pub fn original_of(&self, sha256: &str) -> Result<Option<AttachmentInfo>, Error> {
-        let key = self
-            .keys
-            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        let key = self.attachment_key(sha256);
         let original: Option<Vec<u8>> = self.read(|conn| {
             Ok(conn
                 .query_row(
@@ -591,9 +585,7 @@ impl Store {
 
     /// Bytes received so far of an attachment being downloaded (0: none).
     pub fn download_received(&self, sha256: &str) -> Result<u64, Error> {
-        let key = self
-            .keys
-            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        let key = self.attachment_key(sha256);
         self.read(|conn| {
             let n: Option<i64> = conn
                 .query_row(
@@ -624,7 +616,7 @@ impl Store {
                 "not an attachment this phone takes".into(),
             ));
         }
-        let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+        let key = self.attachment_key(&sha);
         let end = offset.saturating_add(bytes.len() as u64);
         if end < info.size && !bytes.len().is_multiple_of(CHUNK_SIZE) {
             return Err(Error::Forbidden(
@@ -756,7 +748,7 @@ impl Store {
             if sha.is_empty() || referenced.contains(&sha) {
                 continue;
             }
-            let key = self.keys.lookup_hash("attachment", sha.as_bytes());
+            let key = self.attachment_key(&sha);
             let exists: Option<i64> = tx
                 .query_row("SELECT 1 FROM attachments WHERE key = ?1", [&key], |r| {
                     r.get(0)
@@ -783,14 +775,18 @@ impl Store {
         Ok(deleted)
     }
 
+    /// The row key of an attachment: a keyed hash of its content hash (in
+    /// lowercase), so the file cannot confirm a known photo.
+    fn attachment_key(&self, sha256: &str) -> Vec<u8> {
+        attachment_key(&self.keys, sha256)
+    }
+
     fn attachment_row(
         &self,
         conn: &rusqlite::Connection,
         sha256: &str,
     ) -> Result<(Vec<u8>, Vec<u8>, AttachmentInfo, u64), Error> {
-        let key = self
-            .keys
-            .lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes());
+        let key = self.attachment_key(sha256);
         self.row_by_key(conn, &key)
     }
 
@@ -930,36 +926,55 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, Error> {
     Ok(n)
 }
 
-/// Re-seals every attachment record and chunk under `new` (inside the
-/// caller's rekey transaction); the row keys are keyed hashes and move too.
-pub(super) fn rekey(tx: &Transaction<'_>, old: &Keys, new: &Keys) -> Result<(), Error> {
+/// A row's keyed hash before and after a rekey.
+type KeyMove = (Vec<u8>, Vec<u8>);
+
+/// Re-seals the `meta` records of `table` (`attachments` or `downloads`)
+/// under `new`, moving each row to its new keyed hash; returns the (old,
+/// new) keys.
+fn rekey_records(
+    tx: &Transaction<'_>,
+    old: &Keys,
+    new: &Keys,
+    table: &'static str,
+) -> Result<Vec<KeyMove>, Error> {
     let rows: Vec<(Vec<u8>, Vec<u8>)> = {
-        let mut s = tx.prepare("SELECT key, meta FROM attachments")?;
+        let mut s = tx.prepare(&format!("SELECT key, meta FROM {table}"))?;
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?
     };
+    let mut moved = Vec::with_capacity(rows.len());
     for (key, meta) in rows {
         let plain = old
-            .open(
-                Purpose::Attachments,
-                &place("attachments", "meta", &key, 0),
-                &meta,
-            )
+            .open(Purpose::Attachments, &place(table, "meta", &key, 0), &meta)
             .map_err(|_| {
                 Error::Corrupt("an attachment record failed authentication during rekey")
             })?;
         let info: AttachmentInfo = serde_json::from_slice(&plain)
             .map_err(|_| Error::Corrupt("an attachment record is damaged"))?;
-        let new_key = new.lookup_hash("attachment", info.sha256.as_bytes());
+        let new_key = attachment_key(new, &info.sha256);
         let sealed = new.seal(
             Purpose::Attachments,
-            &place("attachments", "meta", &new_key, 0),
+            &place(table, "meta", &new_key, 0),
             &plain,
         )?;
         tx.execute(
-            "UPDATE attachments SET key = ?2, meta = ?3 WHERE key = ?1",
+            &format!("UPDATE {table} SET key = ?2, meta = ?3 WHERE key = ?1"),
             params![key, new_key, sealed],
         )?;
+        moved.push((key, new_key));
+    }
+    Ok(moved)
+}
+
+fn attachment_key(keys: &Keys, sha256: &str) -> Vec<u8> {
+    keys.lookup_hash("attachment", sha256.to_ascii_lowercase().as_bytes())
+}
+
+/// Re-seals every attachment record and chunk under `new` (inside the
+/// caller's rekey transaction); the row keys are keyed hashes and move too.
+pub(super) fn rekey(tx: &Transaction<'_>, old: &Keys, new: &Keys) -> Result<(), Error> {
+    for (key, new_key) in rekey_records(tx, old, new, "attachments")? {
         // Photos' originals are linked by these keys.
         tx.execute(
             "UPDATE originals SET prepared = ?2 WHERE prepared = ?1",
@@ -971,32 +986,7 @@ pub(super) fn rekey(tx: &Transaction<'_>, old: &Keys, new: &Keys) -> Result<(), 
         )?;
     }
     // Downloads in progress: their key and sealed record move too.
-    let downloads: Vec<(Vec<u8>, Vec<u8>)> = {
-        let mut st = tx.prepare("SELECT key, meta FROM downloads")?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
-    for (key, meta) in downloads {
-        let plain = old
-            .open(
-                Purpose::Attachments,
-                &place("downloads", "meta", &key, 0),
-                &meta,
-            )
-            .map_err(|_| Error::Corrupt("a download record failed authentication during rekey"))?;
-        let info: AttachmentInfo = serde_json::from_slice(&plain)
-            .map_err(|_| Error::Corrupt("a download record is damaged"))?;
-        let new_key = new.lookup_hash("attachment", info.sha256.as_bytes());
-        let sealed = new.seal(
-            Purpose::Attachments,
-            &place("downloads", "meta", &new_key, 0),
-            &plain,
-        )?;
-        tx.execute(
-            "UPDATE downloads SET key = ?2, meta = ?3 WHERE key = ?1",
-            params![key, new_key, sealed],
-        )?;
-    }
+    rekey_records(tx, old, new, "downloads")?;
     let chunks: Vec<(Vec<u8>, i64)> = {
         let mut s = tx.prepare("SELECT attachment, idx FROM attachment_chunks")?;
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
