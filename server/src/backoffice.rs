@@ -1505,15 +1505,7 @@ async fn download_attachment(
         if !agency.sees(&stored.scope, &stored.meta.status) {
             return Err(ServerError::NotFound);
         }
-        let request = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
-            .and_then(|d| d.hydrate())
-            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-        let reference = request
-            .attachments
-            .iter()
-            .find(|a| a.sha256 == sha)
-            .ok_or(ServerError::NotFound)?;
-        let response = crate::blobs::serve(&state, &digest, &reference.mime, &headers)?;
+        let response = crate::blobs::serve(&state, &stored, &digest, &headers)?;
         record(
             &state,
             &agency,

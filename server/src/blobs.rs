@@ -174,15 +174,7 @@ async fn download(
         if !enrolled.account.may_see(&stored.scope) {
             return Err(ServerError::NotFound);
         }
-        let request = RequestDoc::load(&stored.data, [], automerge::ActorId::from(state.actor()))
-            .and_then(|d| d.hydrate())
-            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-        let reference = request
-            .attachments
-            .iter()
-            .find(|a| a.sha256 == sha)
-            .ok_or(ServerError::NotFound)?;
-        let response = serve(&state, &digest, &reference.mime, &headers)?;
+        let response = serve(&state, &stored, &digest, &headers)?;
         state.storage().append_audit(&[crate::audit::AuditRecord {
             at: sambung_core::Timestamp::now().as_millis(),
             account: enrolled.account.id.clone(),
@@ -197,15 +189,27 @@ async fn download(
     .await
 }
 
-/// The bytes of a complete blob as an HTTP answer: whole (200) or the one
-/// `Range` asked for (206), 416 for a range outside it, 404 while it is
-/// not complete. For devices and the back office alike.
+/// The bytes of an attachment of the request `stored` as an HTTP answer:
+/// whole (200) or the one `Range` asked for (206), 416 for a range outside
+/// it, 404 when the request has no such attachment or its bytes are not
+/// complete. For devices and the back office alike (each checks first who
+/// may see the request).
 pub fn serve(
     state: &AppState,
+    stored: &crate::storage::StoredDoc,
     digest: &[u8; 32],
-    mime: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ServerError> {
+    let request = RequestDoc::load(&stored.data, [], automerge::ActorId::from(state.actor()))
+        .and_then(|d| d.hydrate())
+        .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+    let sha = hex::encode(digest);
+    let mime = request
+        .attachments
+        .iter()
+        .find(|a| a.sha256 == sha)
+        .map(|a| a.mime.clone())
+        .ok_or(ServerError::NotFound)?;
     let blob = state
         .storage()
         .blob_state(digest)?
@@ -230,7 +234,7 @@ pub fn serve(
     let bytes = state.storage().blob_read(digest, start, len)?;
     let mut response = (status, bytes).into_response();
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(mime) {
+    if let Ok(v) = HeaderValue::from_str(&mime) {
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
