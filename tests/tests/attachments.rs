@@ -53,6 +53,20 @@ async fn patch(
     req.send().await.unwrap()
 }
 
+/// The agency downloads an attachment of a request, whole.
+async fn download(
+    agency: &Agency,
+    id: &sambung_core::model::RequestId,
+    sha256: &str,
+) -> (u16, Vec<u8>) {
+    agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id}/attachments/{sha256}"),
+            None,
+        )
+        .await
+}
+
 fn complaint() -> sambung_core::model::RequestContent {
     let mut c = templates::example(Kind::Complaint);
     c.region = RegionCode::from("32.73.01.1001");
@@ -226,12 +240,7 @@ async fn attachments_upload_once_resume_and_download_by_range() {
         (big.len() - 100_000) as u64,
         "only the rest"
     );
-    let got = agency
-        .raw_get(
-            &format!("/v1/agency/requests/{id3}/attachments/{}", b.sha256),
-            None,
-        )
-        .await;
+    let got = download(&agency, &id3, &b.sha256).await;
     assert_eq!(got.1, big);
 }
 
@@ -340,12 +349,7 @@ async fn photos_reach_the_agency_upright_small_and_without_exif() {
     resident.store.submit(&id).unwrap();
     let s = resident.sync().await.unwrap();
     assert_eq!((s.attachments_uploaded, s.attachments_waiting), (1, 0));
-    let (status, got) = agency
-        .raw_get(
-            &format!("/v1/agency/requests/{id}/attachments/{}", r.sha256),
-            None,
-        )
-        .await;
+    let (status, got) = download(&agency, &id, &r.sha256).await;
     assert_eq!(status, 200);
     assert_eq!(sha(&got), r.sha256);
     assert!(!contains(&got, b"GPS-HOME-5521"));
@@ -372,12 +376,7 @@ async fn photos_reach_the_agency_upright_small_and_without_exif() {
         .unwrap();
     resident.store.submit(&id2).unwrap();
     resident.sync().await.unwrap();
-    let (status, got) = agency
-        .raw_get(
-            &format!("/v1/agency/requests/{id2}/attachments/{}", p.sha256),
-            None,
-        )
-        .await;
+    let (status, got) = download(&agency, &id2, &p.sha256).await;
     assert_eq!(status, 200);
     assert!(!contains(&got, b"GPS-PLAIN-7710") && !contains(&got, b"Exif"));
     assert_eq!(
@@ -469,12 +468,7 @@ async fn uploads_cut_at_random_points_resume_and_finish_whole() {
             "seed {seed}: {sent} bytes sent for {} with {cuts} cuts",
             data.len()
         );
-        let (status, got) = agency
-            .raw_get(
-                &format!("/v1/agency/requests/{id}/attachments/{}", a.sha256),
-                None,
-            )
-            .await;
+        let (status, got) = download(&agency, &id, &a.sha256).await;
         assert_eq!(status, 200);
         assert_eq!(sha(&got), a.sha256, "seed {seed}: the right bytes");
         assert_eq!(
@@ -536,12 +530,7 @@ async fn a_huge_attachment_does_not_delay_text_queued_after_it() {
     );
     // It finishes later, whole.
     sync_until_uploaded(&d, &link).await;
-    let (status, bytes) = agency
-        .raw_get(
-            &format!("/v1/agency/requests/{first}/attachments/{}", h.sha256),
-            None,
-        )
-        .await;
+    let (status, bytes) = download(&agency, &first, &h.sha256).await;
     assert_eq!((status, sha(&bytes)), (200, h.sha256.clone()));
 }
 
@@ -823,11 +812,6 @@ async fn uploads_shrink_their_chunks_to_fit_between_outages() {
         sent <= data.len() as u64 + cuts * 256 * 1024,
         "{sent} sent with {cuts} cuts"
     );
-    let (status, got) = agency
-        .raw_get(
-            &format!("/v1/agency/requests/{id}/attachments/{}", a.sha256),
-            None,
-        )
-        .await;
+    let (status, got) = download(&agency, &id, &a.sha256).await;
     assert_eq!((status, sha(&got)), (200, a.sha256.clone()));
 }

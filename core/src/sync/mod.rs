@@ -531,7 +531,8 @@ impl Client {
             size: reference.size,
             mime: reference.mime.clone(),
         };
-        const RANGE: u64 = 256 * 1024;
+        // Ranges as large as the largest upload chunk: a few seconds on EDGE.
+        const RANGE: u64 = MAX_CHUNK as u64;
         let path = format!("/v1/requests/{request}/attachments/{sha256}");
         loop {
             let held = store.download_received(sha256)?;
