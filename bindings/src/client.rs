@@ -297,6 +297,16 @@ impl Client {
         self.write(id, move |s| s.withdraw(&i, reason)).await
     }
 
+    /// The way out for a request the server refused (its summary carries
+    /// the reason): discards this phone's changes to it that the server
+    /// has not taken, keeping all the server holds; returns the request as
+    /// it stood with them, to show or copy from. Refused for a request the
+    /// server did not refuse.
+    pub async fn discard_refused(self: Arc<Self>, id: RequestId) -> Result<Request, SambungError> {
+        let i = id.clone();
+        self.write(id, move |s| s.discard_refused(&i)).await
+    }
+
     /// Adds a note; with `answer`, the note answers a `needs_info` question
     /// and the request goes back to review.
     pub async fn add_note(

@@ -215,6 +215,35 @@ impl RequestDoc {
             .map_err(|_| Error::Document("the documents could not be merged"))
     }
 
+    /// This document without its own actor's changes that are not
+    /// ancestors of `kept` (what the server acknowledged): every other
+    /// change stays.
+    pub fn without_own_after(&mut self, kept: &[ChangeHash]) -> Result<RequestDoc, Error> {
+        let me = self.doc.get_actor().clone();
+        let dropped: std::collections::HashSet<ChangeHash> = self
+            .doc
+            .get_changes(kept)
+            .iter()
+            .filter(|c| c.actor_id() == &me)
+            .map(|c| c.hash())
+            .collect();
+        let rest: Vec<automerge::Change> = self
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| !dropped.contains(&c.hash()))
+            .collect();
+        let mut doc = AutoCommit::new().with_actor(me);
+        doc.apply_changes(rest)
+            .map_err(|_| Error::Document("the kept changes could not be loaded"))?;
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return Err(Error::Document(
+                "changes from elsewhere build on the ones to discard",
+            ));
+        }
+        Ok(RequestDoc { doc })
+    }
+
     /// A copy that `actor` edits independently (another device).
     pub fn fork(&mut self, actor: ActorId) -> RequestDoc {
         RequestDoc {

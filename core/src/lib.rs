@@ -31,6 +31,7 @@ pub mod model;
 #[cfg(feature = "photos")]
 pub mod photo;
 pub mod protocol;
+pub mod rules;
 pub mod store;
 #[cfg(feature = "client")]
 pub mod sync;

@@ -51,6 +51,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/agency/requests", get(list_requests))
         .route("/v1/agency/requests/{id}", get(get_request))
+        .route("/v1/agency/requests/{id}/receipts", get(get_receipts))
         .route("/v1/agency/requests/{id}/status", post(set_status))
         .route("/v1/agency/requests/{id}/notes", post(add_note))
         .route("/v1/agency/requests/{id}/assignee", post(set_assignee))
@@ -81,6 +82,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     paths(
         list_requests,
         get_request,
+        get_receipts,
         set_status,
         add_note,
         set_assignee,
@@ -98,6 +100,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         RequestSummary,
         RequestList,
         RequestView,
+        ReceiptView,
+        Receipts,
         StatusChange,
         NewNote,
         Assignment,
@@ -239,9 +243,22 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 struct Agency {
     account: Account,
     device: [u8; 16],
+    /// The nonce of the signed call.
+    call: [u8; 16],
 }
 
 impl Agency {
+    /// Who delivers the changes this call writes: the account, with the
+    /// key and the signed call.
+    fn delivered(&self) -> crate::storage::Delivered {
+        crate::storage::Delivered {
+            account: self.account.id.clone(),
+            device: Some(self.device),
+            exchange: Some(self.call),
+            at: sambung_core::Timestamp::now().as_millis(),
+        }
+    }
+
     /// Whether the back office sees a request: in the account's regions,
     /// and submitted — a draft is the applicant's until they submit it. A
     /// request stored before the status was kept beside it (empty) counts
@@ -282,6 +299,7 @@ fn authenticate(
     Ok(Agency {
         account: enrolled.account,
         device: signed.device_id()?,
+        call: signed.nonce_bytes()?,
     })
 }
 
@@ -521,6 +539,80 @@ async fn get_request(
     .await
 }
 
+/// Who delivered one change of a request.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct ReceiptView {
+    /// The Automerge change hash (64 hex digits).
+    pub change: String,
+    /// The account that wrote it.
+    pub account: String,
+    /// The enrolled key (device) that signed the exchange or call that
+    /// delivered it (32 hex digits).
+    pub device: Option<String>,
+    /// The nonce of that signed exchange or call (32 hex digits).
+    pub exchange: Option<String>,
+    /// When the server took it, Unix milliseconds.
+    pub at: i64,
+}
+
+/// Who delivered each change of a request, oldest first.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct Receipts {
+    /// One per change the server accepted.
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// Who delivered each change of a request: the account, the enrolled device
+/// and the signed exchange — the authorship of every decision and field
+/// note, as the server took it.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}/receipts",
+    params(("id" = String, Path, description = "Request id (UUID)")),
+    responses(
+        (status = 200, body = Receipts),
+        (status = 400, description = "bad_request: not a UUID", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError)
+    )
+)]
+async fn get_receipts(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Receipts>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
+        if !agency.sees(&stored.scope, &stored.meta.status) {
+            return Err(ServerError::NotFound);
+        }
+        let receipts = state
+            .storage()
+            .receipts(id)?
+            .into_iter()
+            .map(|r| ReceiptView {
+                change: hex::encode(r.change),
+                account: r.delivery.account,
+                device: r.delivery.device.map(hex::encode),
+                exchange: r.delivery.exchange.map(hex::encode),
+                at: r.delivery.at,
+            })
+            .collect();
+        record(
+            &state,
+            &agency,
+            "receipts",
+            Some(id),
+            "GET /v1/agency/requests/{id}/receipts",
+        )?;
+        Ok(Json(Receipts { receipts }))
+    })
+    .await
+}
+
 /// Applies one agency edit to a request under its lock, as the server's
 /// actor.
 fn act(
@@ -552,11 +644,20 @@ fn act(
             user: &agency.account.id,
             role: Role::Agency,
         };
-        let ((), request) = doc.update(|r| edit(r, author)).map_err(|e| match e {
-            sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),
-            sambung_core::Error::Validation(report) => ServerError::BadRequest(report.to_string()),
-            _ => ServerError::Storage("the edit could not be written".into()),
-        })?;
+        let ((), request) = doc
+            .update(|r| {
+                edit(r, author)?;
+                // The table the devices and the exchange follow.
+                sambung_core::rules::check(Some(&previous), r, author)
+                    .map_err(|d| sambung_core::Error::Forbidden(d.to_string()))
+            })
+            .map_err(|e| match e {
+                sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),
+                sambung_core::Error::Validation(report) => {
+                    ServerError::BadRequest(report.to_string())
+                }
+                _ => ServerError::Storage("the edit could not be written".into()),
+            })?;
         view = Some(view_of(&mut doc, &request)?);
         if doc.heads() == before {
             return Ok(DocWrite::Unchanged);
@@ -570,6 +671,7 @@ fn act(
             scope,
             &request,
             actor,
+            agency.delivered(),
         ))
     })?;
     view.ok_or_else(|| ServerError::Storage("the edit was not applied".into()))
@@ -1432,6 +1534,13 @@ async fn erase_person(
                     heads: sambung_core::document::encode_heads(&doc.heads()),
                     log_data: data,
                     device: actor,
+                    changes: doc
+                        .automerge()
+                        .get_changes(&[])
+                        .iter()
+                        .map(|c| c.hash().0)
+                        .collect(),
+                    delivery: agency.delivered(),
                     events: Vec::new(),
                     replace: true,
                 })

@@ -2,6 +2,8 @@
 //! (each on its own, so one refusal never blocks another), then collect what
 //! the device may pull.
 
+use std::borrow::Cow;
+
 use automerge::ReadDoc;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
@@ -14,7 +16,7 @@ use sambung_core::protocol::{
 
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
-use crate::storage::{DocMeta, DocWrite, Storage, StoredDoc};
+use crate::storage::{Delivered, DocMeta, DocWrite, Storage, StoredDoc};
 
 /// The authenticated sender of an exchange.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Caller {
     pub device: [u8; 16],
     /// Its account.
     pub account: Account,
+    /// The nonce of the signed exchange (what receipts name it by).
+    pub exchange: [u8; 16],
     /// Revoked with a wipe, after pushing what it holds: its pushes are
     /// taken, nothing is sent to it, and the answer says `wipe`.
     pub push_only: bool,
@@ -35,7 +39,7 @@ pub enum PushResult {
     /// heads the device pushed).
     Ack(Vec<Hash>),
     /// Refused, with a reason for the device.
-    Refused(RefusalCode, &'static str),
+    Refused(RefusalCode, Cow<'static, str>),
     /// The `since` heads are unknown here: the device must repair.
     UnknownHeads,
 }
@@ -99,11 +103,11 @@ pub fn apply_push(
     id: DocId,
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
-    let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed");
+    let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed".into());
     if push.changes.len() > MAX_DOCUMENT_BYTES {
         return Ok(PushResult::Refused(
             RefusalCode::TooLarge,
-            "the changes of this request are larger than the server accepts",
+            "the changes of this request are larger than the server accepts".into(),
         ));
     }
     storage.update_document(id, &mut |current: Option<StoredDoc>| {
@@ -119,7 +123,7 @@ pub fn apply_push(
                 (
                     PushResult::Refused(
                         RefusalCode::Invalid,
-                        "the document could not be processed",
+                        "the document could not be processed".into(),
                     ),
                     DocWrite::Unchanged,
                 )
@@ -139,7 +143,15 @@ fn merge(
     current: Option<StoredDoc>,
 ) -> Result<(PushResult, DocWrite), ServerError> {
     use PushResult::*;
-    let refuse = |code, reason| Ok((Refused(code, reason), DocWrite::Unchanged));
+    fn refuse(
+        code: RefusalCode,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Result<(PushResult, DocWrite), ServerError> {
+        Ok((
+            PushResult::Refused(code, reason.into()),
+            DocWrite::Unchanged,
+        ))
+    }
     let mut doc = match &current {
         Some(c) => {
             if !caller.account.may_see(&c.scope) {
@@ -266,8 +278,25 @@ fn merge(
             "the request id does not match the document id",
         );
     }
-    if let Err(reason) = crate::rules::check(previous.as_ref(), &request, &caller.account) {
-        return refuse(RefusalCode::Forbidden, reason);
+    // Who may write what: the caller's changes are judged by the rules
+    // table against the state its author saw when writing them (their
+    // dependencies), not against changes made meanwhile by others.
+    let (seen, written) = match authors_view(&mut doc, &before) {
+        Ok(view) => view,
+        Err(reason) => return refuse(RefusalCode::Invalid, reason),
+    };
+    if seen.is_none() && current.is_some() {
+        return refuse(
+            RefusalCode::Forbidden,
+            "this request exists already; it cannot be created again",
+        );
+    }
+    let author = sambung_core::edits::Author {
+        user: &caller.account.id,
+        role: caller.account.role,
+    };
+    if let Err(denied) = sambung_core::rules::check(seen.as_ref(), &written, author) {
+        return refuse(RefusalCode::Forbidden, denied.0);
     }
     let scope = scope_of(nik_key, &request);
     if !caller.account.may_see(&scope) {
@@ -284,8 +313,55 @@ fn merge(
         scope,
         &request,
         caller.device,
+        Delivered {
+            account: caller.account.id.clone(),
+            device: Some(caller.device),
+            exchange: Some(caller.exchange),
+            at: sambung_core::Timestamp::now().as_millis(),
+        },
     );
     Ok((Ack(ack(&after)), write))
+}
+
+/// The request as the author of the changes new since `before` saw it
+/// (absent for a new request) and as those changes left it, without what
+/// others wrote meanwhile.
+fn authors_view(
+    doc: &mut AutoCommit,
+    before: &[ChangeHash],
+) -> Result<(Option<Request>, Request), &'static str> {
+    const UNREADABLE: &str = "the document is not a valid request";
+    let new: Vec<(ChangeHash, Vec<ChangeHash>)> = doc
+        .get_changes(before)
+        .into_iter()
+        .map(|c| (c.hash(), c.deps().to_vec()))
+        .collect();
+    let hashes: std::collections::HashSet<ChangeHash> = new.iter().map(|c| c.0).collect();
+    let mut seen: Vec<ChangeHash> = new
+        .iter()
+        .flat_map(|c| c.1.iter().copied())
+        .filter(|d| !hashes.contains(d))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    let depended: std::collections::HashSet<ChangeHash> =
+        new.iter().flat_map(|c| c.1.iter().copied()).collect();
+    let mut tips: Vec<ChangeHash> = new
+        .iter()
+        .map(|c| c.0)
+        .filter(|h| !depended.contains(h))
+        .collect();
+    tips.extend(seen.iter().copied());
+    let mut view = |heads: &[ChangeHash]| -> Result<Request, &'static str> {
+        let fork = doc.fork_at(heads).map_err(|_| UNREADABLE)?;
+        autosurgeon::hydrate(&fork).map_err(|_| UNREADABLE)
+    };
+    let before = if seen.is_empty() {
+        None
+    } else {
+        Some(view(&seen)?)
+    };
+    Ok((before, view(&tips)?))
 }
 
 /// Who may see a request, as the server reads it from the document.
@@ -303,7 +379,8 @@ pub fn scope_of(nik_key: &hmac::Key, request: &Request) -> Scope {
 }
 
 /// What to store after `doc` changed from `before` (it holds `request`),
-/// delivered by `device` (or the server's own actor).
+/// delivered by `device` (or the server's own actor) as `delivery` says.
+#[allow(clippy::too_many_arguments)]
 pub fn write_of(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
@@ -312,7 +389,9 @@ pub fn write_of(
     scope: Scope,
     request: &Request,
     device: [u8; 16],
+    delivery: Delivered,
 ) -> DocWrite {
+    let changes = doc.get_changes(before).iter().map(|c| c.hash().0).collect();
     // When who may see the document changes, the log carries all of it, so
     // that devices entitled only now receive the whole document.
     let log_data = match current {
@@ -330,6 +409,8 @@ pub fn write_of(
         heads: heads_bytes(&doc.get_heads()),
         log_data,
         device,
+        changes,
+        delivery,
         events: crate::webhooks::events_between(previous, request),
         replace: false,
     }
@@ -463,11 +544,11 @@ pub fn exchange(
                 response.acks.push(DocAck { id, heads })
             }
             PushResult::Refused(code, reason) => {
-                tracing::info!(code = ?code, reason, "document refused");
+                tracing::info!(code = ?code, reason = %reason, "document refused");
                 response.refused.push(Refusal {
                     id,
                     code,
-                    reason: reason.to_owned(),
+                    reason: reason.into_owned(),
                 })
             }
             PushResult::UnknownHeads => response.unknown_heads.push(DocRef(id)),

@@ -453,6 +453,7 @@ async fn sync(
         let request: SyncRequest = protocol::decode(&body)?;
         let caller = Caller {
             device,
+            exchange: signed.nonce_bytes()?,
             account: enrolled.account,
             push_only,
         };

@@ -15,7 +15,6 @@ pub mod exchange;
 pub mod http;
 pub mod limits;
 pub mod metrics;
-pub mod rules;
 pub mod storage;
 pub mod tls;
 pub mod webhooks;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use sambung_core::crypto::DataKey;
 use sambung_core::lifecycle::Role;
+use sambung_core::protocol::{self, DeviceKey, DocPush, SYNC_PATH, SyncRequest, SyncResponse};
 use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, SyncConfig};
 pub use sambung_linksim::{Link, Profile, Rng};
@@ -557,7 +558,8 @@ pub async fn faulty_link(upstream: &str, seed: u64) -> (String, Arc<Link>) {
 /// calls to the back-office API, as `docs/backoffice.md` tells agencies to.
 pub struct Agency {
     key: sambung_core::protocol::DeviceKey,
-    device: [u8; 16],
+    /// The id of its signing key (an enrolled device).
+    pub device: [u8; 16],
     base: String,
     http: reqwest::Client,
 }
@@ -694,4 +696,74 @@ impl Agency {
             .sign(self.device, method, target, body, now())
             .unwrap()
     }
+}
+
+/// A device speaking the sync protocol by hand: for tampered clients and
+/// bad input, signed with a real device's key.
+pub struct RawDevice {
+    /// Its HTTP client.
+    pub http: reqwest::Client,
+    /// The server's base URL.
+    pub url: String,
+    /// The device id.
+    pub device: [u8; 16],
+    /// The device's signing key.
+    pub key: DeviceKey,
+}
+
+impl RawDevice {
+    /// A raw client speaking as `dev`, with its own key, to `url`.
+    pub fn of(url: &str, dev: &Device) -> RawDevice {
+        RawDevice {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            device: dev.store.device_id(),
+            key: dev.store.device_key().unwrap(),
+        }
+    }
+
+    pub async fn post(
+        &self,
+        body: Vec<u8>,
+        sign: impl FnOnce(&DeviceKey, &[u8]) -> Vec<(&'static str, String)>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{SYNC_PATH}", self.url))
+            .body(body.clone());
+        for (k, v) in sign(&self.key, &body) {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A signed exchange that must succeed; its decoded answer.
+    pub async fn exchange(&self, push: Vec<DocPush>) -> SyncResponse {
+        let resp = self.signed(sync_body(push)).await;
+        assert_eq!(resp.status().as_u16(), 200);
+        protocol::decode(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    pub async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
+        let device = self.device;
+        self.post(body, |k, b| {
+            k.sign(device, "POST", SYNC_PATH, b, now())
+                .unwrap()
+                .pairs()
+                .to_vec()
+        })
+        .await
+    }
+}
+
+/// A sync request body pushing `push` from the start of the log.
+pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
+    protocol::encode(&SyncRequest {
+        cursor: 0,
+        cursor_tag: 0,
+        push,
+        repair: vec![],
+        max_response_bytes: 65536,
+    })
+    .unwrap()
 }

@@ -385,15 +385,28 @@ async fn photos_reach_the_agency_upright_small_and_without_exif() {
     );
     // HEIC, whose metadata cannot be removed here: refused, nothing stored.
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    let draft = resident.store.create(complaint()).unwrap();
     assert!(matches!(
         resident.store.attach(
-            &id2,
+            &draft,
             AttachmentRole::Photo,
             "x.heic",
             "image/heic",
             &heic[..]
         ),
         Err(sambung_core::Error::Photo(_))
+    ));
+    assert!(resident.store.get(&draft).unwrap().attachments.is_empty());
+    // And nothing is added once a request is submitted (the rules table).
+    assert!(matches!(
+        resident.store.attach(
+            &id2,
+            AttachmentRole::Photo,
+            "late.jpg",
+            "image/jpeg",
+            &plain[..]
+        ),
+        Err(sambung_core::Error::Forbidden(_))
     ));
 }
 

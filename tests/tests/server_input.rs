@@ -10,76 +10,13 @@ use sambung_core::protocol::{
     SyncResponse,
 };
 use sambung_core::templates;
-use sambung_e2e::{Device, TestServer, now};
-
-struct Raw {
-    http: reqwest::Client,
-    url: String,
-    device: [u8; 16],
-    key: DeviceKey,
-}
-
-impl Raw {
-    /// A raw client speaking as `dev`, with its own key, to `url`.
-    fn of(url: &str, dev: &Device) -> Raw {
-        Raw {
-            http: reqwest::Client::new(),
-            url: url.to_owned(),
-            device: dev.store.device_id(),
-            key: dev.store.device_key().unwrap(),
-        }
-    }
-
-    async fn post(
-        &self,
-        body: Vec<u8>,
-        sign: impl FnOnce(&DeviceKey, &[u8]) -> Vec<(&'static str, String)>,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{}{SYNC_PATH}", self.url))
-            .body(body.clone());
-        for (k, v) in sign(&self.key, &body) {
-            req = req.header(k, v);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// A signed exchange that must succeed; its decoded answer.
-    async fn exchange(&self, push: Vec<DocPush>) -> SyncResponse {
-        let resp = self.signed(request_with(push)).await;
-        assert_eq!(resp.status().as_u16(), 200);
-        protocol::decode(&resp.bytes().await.unwrap()).unwrap()
-    }
-
-    async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
-        let device = self.device;
-        self.post(body, |k, b| {
-            k.sign(device, "POST", SYNC_PATH, b, now())
-                .unwrap()
-                .pairs()
-                .to_vec()
-        })
-        .await
-    }
-}
+use sambung_e2e::{Device, RawDevice, TestServer, now, sync_body};
 
 async fn expect_error(resp: reqwest::Response, status: u16, code: ErrorCode) {
     assert_eq!(resp.status().as_u16(), status);
     let body: ErrorBody = resp.json().await.unwrap();
     assert_eq!(body.code, code, "{}", body.message);
     assert!(!body.message.is_empty());
-}
-
-fn request_with(push: Vec<DocPush>) -> Vec<u8> {
-    protocol::encode(&SyncRequest {
-        cursor: 0,
-        cursor_tag: 0,
-        push,
-        repair: vec![],
-        max_response_bytes: 65536,
-    })
-    .unwrap()
 }
 
 fn new_request(user: &str, kind: Kind) -> (Request, RequestDoc) {
@@ -107,10 +44,10 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     let dev = server
         .device(dir.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let raw = Raw::of(&server.url(), &dev);
+    let raw = RawDevice::of(&server.url(), &dev);
     let stranger = DeviceKey::generate().unwrap();
     let log_before = server.log_len();
-    let good = request_with(vec![]);
+    let good = sync_body(vec![]);
 
     // Unsigned; missing one header; malformed header.
     let resp = raw
@@ -204,7 +141,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     let mut v9 = good.clone();
     v9[3] = 9;
     expect_error(raw.signed(v9).await, 400, ErrorCode::UnsupportedVersion).await;
-    let big = request_with(vec![DocPush {
+    let big = sync_body(vec![DocPush {
         id: Some([1; 16]),
         since: vec![],
         changes: (0..5000u32).flat_map(|i| i.to_le_bytes()).collect(),
@@ -247,7 +184,7 @@ async fn two_residents() -> (TestServer, [tempfile::TempDir; 2], Device, Device)
 #[tokio::test]
 async fn pushes_all_taken_as_pushed_are_acknowledged_in_one_bit() {
     let (server, _dirs, w1, _w2) = two_residents().await;
-    let raw = Raw::of(&server.url(), &w1);
+    let raw = RawDevice::of(&server.url(), &w1);
     let actor = ActorId::from(w1.store.device_id().as_slice());
     let push = |kind| {
         let (mut r, _) = new_request("warga-1", kind);
@@ -282,7 +219,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let theirs = w2.store.create(templates::example(Kind::KtpEl)).unwrap();
     w2.sync_until_ok(3).await;
     let log_before = server.log_len();
-    let raw = Raw::of(&server.url(), &w1);
+    let raw = RawDevice::of(&server.url(), &w1);
     let actor = ActorId::from(w1.store.device_id().as_slice());
 
     // 1. Corrupt Automerge bytes.
@@ -582,7 +519,7 @@ async fn damaged_changes_and_forged_authorship_are_refused_on_existing_documents
         .await;
     let id = w.store.create(templates::example(Kind::KtpEl)).unwrap();
     w.sync_until_ok(3).await;
-    let raw = Raw::of(&server.url(), &w);
+    let raw = RawDevice::of(&server.url(), &w);
     let actor = ActorId::from(w.store.device_id().as_slice());
     let log_before = server.log_len();
     let mut doc = RequestDoc::load(&server_doc(&server, &id), [], actor).unwrap();
@@ -658,7 +595,7 @@ async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
     w1.sync_until_ok(3).await;
     let log_before = server.log_len();
     let mine_before = server_doc(&server, &mine);
-    let raw = Raw::of(&server.url(), &w1);
+    let raw = RawDevice::of(&server.url(), &w1);
     let actor = ActorId::from(w1.store.device_id().as_slice());
 
     // A repair message that carries a change (an edit of warga-1's own
@@ -866,15 +803,12 @@ async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address()
     let code = sambung_server::enroll::create(state.storage(), &account, now(), 3600).unwrap();
     let d = tempfile::tempdir().unwrap();
     let dev = Device::enroll(d.path(), &url, &code, Role::Resident, "warga-1").await; // 1 from this address
-    let raw = Raw::of(&url, &dev);
+    let raw = RawDevice::of(&url, &dev);
     // The device's burst of 2, then 429 with Retry-After (address: 3 of 8).
     for _ in 0..2 {
-        assert_eq!(
-            raw.signed(request_with(vec![])).await.status().as_u16(),
-            200
-        );
+        assert_eq!(raw.signed(sync_body(vec![])).await.status().as_u16(), 200);
     }
-    let limited = raw.signed(request_with(vec![])).await;
+    let limited = raw.signed(sync_body(vec![])).await;
     assert!(limited.headers().get("retry-after").is_some());
     expect_error(limited, 429, ErrorCode::RateLimited).await;
     // And the sync client sees a retryable error.

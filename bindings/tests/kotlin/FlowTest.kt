@@ -127,7 +127,6 @@ fun residentFlow() = runBlocking {
     val subscription = client.observe(seen)
     val id = client.createDraft(template(Kind.COMPLAINT).copy(region = "32.73.01.1001"))
     assertTrue(id in seen.ids)
-    assertEquals(Status.SUBMITTED, client.submit(id))
     val photo = client.attachBytes(id, byteArrayOf(1, 2, 3), "jalan.jpg", "image/jpeg", AttachmentRole.PHOTO)
     assertEquals(3uL, photo.size)
     val file = File.createTempFile("ktp", ".pdf").apply { writeBytes(ByteArray(1000) { 7 }) }
@@ -152,6 +151,14 @@ fun residentFlow() = runBlocking {
     assertFailsWith<SambungException.Forbidden> {
         client.attachPhoto(id, "GIF89a".toByteArray(), "x.gif", AttachmentRole.PHOTO, null)
     }
+    assertEquals(Status.SUBMITTED, client.submit(id))
+    // Submitted: the resident adds nothing more unless the office asks.
+    assertFailsWith<SambungException.Forbidden> {
+        client.attachBytes(id, byteArrayOf(4), "late.jpg", "image/jpeg", AttachmentRole.PHOTO)
+    }
+    // Only what the server refused can be discarded: unsynced work stays.
+    assertFailsWith<SambungException.Forbidden> { client.discardRefused(id) }
+    assertEquals(3, client.uploads(id).size)
 
     assertFailsWith<SambungException.NotEnrolled> { client.syncNow(null) }
     val info = client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT"))

@@ -149,7 +149,6 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         subscription = client.observe(seen)
         rid = await client.create_draft(content)
         self.assertIn(rid, seen.ids)
-        self.assertEqual(await client.submit(rid), model.Status.SUBMITTED)
         photo = await client.attach_bytes(
             rid, b"\xff\xd8 a photo", "jalan.jpg", "image/jpeg", model.AttachmentRole.PHOTO
         )
@@ -171,6 +170,13 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         self.assertTrue(all(isinstance(u.state, model.UploadState.QUEUED) for u in uploads))
         with self.assertRaises(sambung.SambungError.Forbidden):
             await client.attach_photo(rid, b"GIF89a", "x.gif", model.AttachmentRole.PHOTO, None)
+        self.assertEqual(await client.submit(rid), model.Status.SUBMITTED)
+        # Submitted: the resident adds nothing more unless the office asks.
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.attach_bytes(rid, b"late", "late.jpg", "image/jpeg", model.AttachmentRole.PHOTO)
+        # Only what the server refused can be discarded: unsynced work stays.
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.discard_refused(rid)
         # Held on the phone: read back without the network.
         self.assertEqual(await client.fetch_attachment(rid, photo.sha256), b"\xff\xd8 a photo")
 

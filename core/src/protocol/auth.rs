@@ -176,6 +176,14 @@ impl SignedHeaders {
             .ok_or(AuthError::Malformed(Self::AUTH))
     }
 
+    /// The nonce as bytes: what names this signed call (receipts keep it).
+    pub fn nonce_bytes(&self) -> Result<[u8; 16], AuthError> {
+        hex::decode(&self.nonce)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(AuthError::Malformed(Self::AUTH))
+    }
+
     fn canonical(&self, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
         format!(
             "sambung-v1\n{method}\n{path}\n{}\n{}\n{}\n{}",

@@ -109,7 +109,7 @@ impl Store {
         check_names(name, mime)?;
         // Fail fast before reading the content; checked again below, inside
         // the transaction, against the state the reference is written to.
-        refuse_when_final(self.get(id)?.status())?;
+        self.may_attach(&self.get(id)?)?;
         let idb = super::id_bytes(id)?;
         // An image goes in without its metadata (EXIF, GPS, comments):
         // read whole (bounded) to take it out; anything else streams.
@@ -171,7 +171,7 @@ impl Store {
         }
         let name = jpeg_name(name);
         check_names(&name, "image/jpeg")?;
-        refuse_when_final(self.get(id)?.status())?;
+        self.may_attach(&self.get(id)?)?;
         let prepared = crate::photo::prepare(content, settings)?;
         let idb = super::id_bytes(id)?;
         let reference = self.write(|tx| {
@@ -302,8 +302,7 @@ impl Store {
             added_at: Timestamp::now(),
         };
         let r = reference.clone();
-        self.modify_in(tx, idb, move |req| {
-            refuse_when_final(req.status())?;
+        self.edit_in(tx, idb, move |req| {
             if !req
                 .attachments
                 .iter()
@@ -894,6 +893,15 @@ fn check_names(name: &str, mime: &str) -> Result<(), Error> {
 
 /// `name` with a `.jpg` extension in place of its own (the photo is
 /// re-encoded as JPEG).
+impl Store {
+    /// Whether this device's role may add attachments to `r` now (checked
+    /// before any bytes are stored; the rules table decides).
+    fn may_attach(&self, r: &crate::model::Request) -> Result<(), Error> {
+        crate::rules::may_change(self.identity.role, crate::rules::Part::Attachments, r)
+            .map_err(|d| Error::Forbidden(d.to_string()))
+    }
+}
+
 #[cfg(feature = "photos")]
 fn jpeg_name(name: &str) -> String {
     let stem = match name.rsplit_once('.') {
@@ -901,16 +909,6 @@ fn jpeg_name(name: &str) -> String {
         _ => name,
     };
     format!("{stem}.jpg")
-}
-
-fn refuse_when_final(status: crate::lifecycle::Status) -> Result<(), Error> {
-    if status.is_final() {
-        Err(Error::Forbidden(format!(
-            "a request in status {status} takes no new attachments"
-        )))
-    } else {
-        Ok(())
-    }
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, Error> {

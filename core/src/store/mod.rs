@@ -468,6 +468,8 @@ impl Store {
             assignee: None,
             erased_at: None,
         };
+        crate::rules::check(None, &request, self.identity.author())
+            .map_err(|d| Error::Forbidden(d.to_string()))?;
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
         self.write(|tx| self.insert_doc(tx, &request, &mut doc))?;
@@ -593,15 +595,33 @@ impl Store {
         Ok((doc, meta))
     }
 
-    /// Loads a request, applies `edit` as one change, and stores the change
-    /// with the updated projection, all in one transaction.
-    fn modify<R>(
+    /// An edit by this device's user: loads a request, applies `edit` as one
+    /// change unless the rules table refuses it (the check the server makes
+    /// too), and stores it with the updated projection, in one transaction.
+    fn edit<R>(
         &self,
         id: &RequestId,
         edit: impl FnOnce(&mut Request) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let idb = id_bytes(id)?;
-        self.write(|tx| self.modify_in(tx, &idb, edit))
+        self.write(|tx| self.edit_in(tx, &idb, edit))
+    }
+
+    /// `edit` inside the caller's write transaction.
+    fn edit_in<R>(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        edit: impl FnOnce(&mut Request) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let me = self.identity.clone();
+        self.modify_in(tx, idb, |r| {
+            let before = r.clone();
+            let out = edit(r)?;
+            crate::rules::check(Some(&before), r, me.author())
+                .map_err(|d| Error::Forbidden(d.to_string()))?;
+            Ok(out)
+        })
     }
 
     /// `modify` inside the caller's write transaction.
@@ -711,8 +731,9 @@ impl Store {
         })
     }
 
-    /// Replaces the content of a draft (or of a request waiting for more
-    /// information), after validating it.
+    /// Replaces the content of a request, after validating it, where the
+    /// rules table lets this device's role (a resident: a draft or a
+    /// request waiting for information; an officer: a draft).
     pub fn update_content(&self, id: &RequestId, mut content: RequestContent) -> Result<(), Error> {
         content.normalise();
         let report = content.validate(Timestamp::now().today_in_indonesia());
@@ -720,24 +741,11 @@ impl Store {
             return Err(Error::Validation(report));
         }
         let role = self.identity.role;
-        self.modify(id, |r| {
-            let status = r.status();
-            let editable = match role {
-                Role::Resident => matches!(status, Status::Draft | Status::NeedsInfo),
-                Role::Officer => status == Status::Draft,
-                Role::Agency => false,
-            };
-            if !editable {
-                return Err(Error::Forbidden(format!(
-                    "a {} cannot change the content of a request in status {status}",
-                    role.as_str()
-                )));
-            }
-            if content.kind() != r.kind() {
-                return Err(Error::Forbidden(
-                    "the kind of a request cannot change".into(),
-                ));
-            }
+        self.edit(id, |r| {
+            // Refused where the table freezes the details, also when the
+            // new content happens to equal the old.
+            crate::rules::may_change(role, crate::rules::Part::Details, r)
+                .map_err(|d| Error::Forbidden(d.to_string()))?;
             r.content = content;
             Ok(())
         })
@@ -755,7 +763,7 @@ impl Store {
             edits::check_note(n)?;
         }
         let me = self.identity.clone();
-        self.modify(id, |r| edits::transition(r, me.author(), to, note))
+        self.edit(id, |r| edits::transition(r, me.author(), to, note))
     }
 
     /// Submits a draft: checks every field and the required attachments.
@@ -774,7 +782,7 @@ impl Store {
     pub fn add_note(&self, id: &RequestId, text: &str, answer: bool) -> Result<Status, Error> {
         edits::check_note(text)?;
         let me = self.identity.clone();
-        self.modify(id, |r| edits::add_note(r, me.author(), text, answer))
+        self.edit(id, |r| edits::add_note(r, me.author(), text, answer))
     }
 
     /// Assigns a request to a field officer's account, or unassigns it
@@ -782,7 +790,7 @@ impl Store {
     pub fn assign(&self, id: &RequestId, officer: Option<&str>) -> Result<(), Error> {
         let me = self.identity.clone();
         edits::check_assign(me.author(), officer)?;
-        self.modify(id, |r| edits::assign(r, me.author(), officer))
+        self.edit(id, |r| edits::assign(r, me.author(), officer))
     }
 
     /// Lists requests, newest change first, from the projection columns

@@ -193,6 +193,63 @@ impl Store {
         })
     }
 
+    /// The way out for a request the server refused: discards this
+    /// device's changes to it that the server has not acknowledged and
+    /// keeps everything the server holds (and all pulled from it); a
+    /// request the server never took is removed. Returns the request as it
+    /// stood with those changes, for the app to show or copy from. Only a
+    /// refused request: other unsynced changes are never discarded.
+    pub fn discard_refused(&self, id: &RequestId) -> Result<crate::model::Request, Error> {
+        let idb = super::id_bytes(id)?;
+        let discarded = self.write(|tx| {
+            let refusal: Option<String> = tx
+                .query_row(
+                    "SELECT refusal FROM requests WHERE id = ?1",
+                    [idb.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(Error::NotFound { what: "request" })?;
+            if refusal.is_none() {
+                return Err(Error::Forbidden(
+                    "only the local changes of a request the server refused can be discarded"
+                        .into(),
+                ));
+            }
+            let (mut doc, _) = self.load_doc(tx, &idb)?;
+            let discarded = doc.hydrate()?;
+            let acked = super::acked_heads(tx, &idb)?;
+            let kept = if acked.is_empty() {
+                None
+            } else {
+                let kept = doc.without_own_after(&acked)?;
+                let request = kept.hydrate()?;
+                Some((kept, request))
+            };
+            // Freed pages are zeroed, not left with the discarded rows.
+            tx.pragma_update(None, "secure_delete", true)?;
+            tx.execute("DELETE FROM requests WHERE id = ?1", [idb.as_slice()])?;
+            tx.execute("DELETE FROM repairs WHERE id = ?1", [idb.as_slice()])?;
+            if let Some((mut doc, request)) = kept {
+                self.insert_doc(tx, &request, &mut doc)?;
+                tx.execute(
+                    "UPDATE requests SET acked_heads = ?2 WHERE id = ?1",
+                    params![idb.as_slice(), encode_heads(&acked)],
+                )?;
+            }
+            let shas: Vec<String> = discarded
+                .attachments
+                .iter()
+                .map(|a| a.sha256.clone())
+                .collect();
+            self.delete_unreferenced(tx, &shas)?;
+            Ok(discarded)
+        })?;
+        self.truncate_wal()?;
+        tracing::info!("the refused local changes of a request were discarded");
+        Ok(discarded)
+    }
+
     /// Applies changes pulled from the server: merges them into the local
     /// document (creating it when new here) and records the server's heads as
     /// acknowledged. Local changes not yet pushed stay pending.

@@ -347,6 +347,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_attach_photo(uint64_t ptr, RustBuff
 uint64_t uniffi_sambung_ffi_fn_method_client_create_draft(uint64_t ptr, RustBuffer content
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_DISCARD_REFUSED
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_DISCARD_REFUSED
+uint64_t uniffi_sambung_ffi_fn_method_client_discard_refused(uint64_t ptr, RustBuffer id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ENROLL
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ENROLL
 uint64_t uniffi_sambung_ffi_fn_method_client_enroll(uint64_t ptr, RustBuffer server_url, RustBuffer code
@@ -855,6 +860,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_attach_photo(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CREATE_DRAFT
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CREATE_DRAFT
 uint16_t uniffi_sambung_ffi_checksum_method_client_create_draft(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_DISCARD_REFUSED
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_DISCARD_REFUSED
+uint16_t uniffi_sambung_ffi_checksum_method_client_discard_refused(void
     
 );
 #endif

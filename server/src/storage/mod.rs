@@ -127,6 +127,12 @@ pub enum DocWrite {
         log_data: Vec<u8>,
         /// The device that delivered the change.
         device: [u8; 16],
+        /// The changes new in this write, and who delivered them: kept
+        /// for each change, so who wrote every decision and field note can
+        /// be shown later.
+        changes: Vec<[u8; 32]>,
+        /// Who delivered `changes`.
+        delivery: Delivered,
         /// What webhooks announce of it (queued in the same transaction).
         events: Vec<Event>,
         /// `doc` is a new document replacing the old one and its history
@@ -134,6 +140,29 @@ pub enum DocWrite {
         /// replace their copy.
         replace: bool,
     },
+}
+
+/// Who delivered changes to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The account that wrote them.
+    pub account: String,
+    /// The enrolled key that signed the exchange or back-office call that
+    /// delivered them (none: written by the server itself).
+    pub device: Option<[u8; 16]>,
+    /// The nonce of that signed exchange or call.
+    pub exchange: Option<[u8; 16]>,
+    /// When the server took them, Unix milliseconds.
+    pub at: i64,
+}
+
+/// One accepted change of a request and who delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The Automerge change hash.
+    pub change: [u8; 32],
+    /// Who delivered it.
+    pub delivery: Delivered,
 }
 
 /// What the agency decided for a revoked device (a lost or stolen phone).
@@ -234,6 +263,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), ServerError>;
     /// A document as it is now (no lock held after the call).
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
+    /// Who delivered each change of a request, oldest first.
+    fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError>;
     /// The tag of the log entry at `seq` (see [`log_tag`]), if there is one.
     fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError>;
     /// The highest pull cursor this server gave a device. A device that
@@ -333,6 +364,30 @@ pub struct BlobState {
 }
 
 /// Checks the blob's chunks, in order, against its name.
+/// A receipt from its stored columns.
+fn receipt(
+    change: Vec<u8>,
+    account: String,
+    device: Option<Vec<u8>>,
+    exchange: Option<Vec<u8>>,
+    at: i64,
+) -> Result<Receipt, ServerError> {
+    let damaged = || ServerError::Storage("a damaged receipt".into());
+    Ok(Receipt {
+        change: change.try_into().map_err(|_| damaged())?,
+        delivery: Delivered {
+            account,
+            device: device
+                .map(|d| d.try_into().map_err(|_| damaged()))
+                .transpose()?,
+            exchange: exchange
+                .map(|d| d.try_into().map_err(|_| damaged()))
+                .transpose()?,
+            at,
+        },
+    })
+}
+
 fn hash_matches<'a>(sha256: &[u8; 32], chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
     let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     for c in chunks {

@@ -23,7 +23,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Revocation, Storage, StoredDoc, to_account,
+    LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -165,6 +165,17 @@ CREATE TABLE blob_chunks (
     data   BYTEA NOT NULL,
     PRIMARY KEY (sha256, pos)
 );
+"#, // 8: who delivered each accepted change (device and signed exchange).
+    r#"
+CREATE TABLE receipts (
+    change   BYTEA PRIMARY KEY,
+    doc      BYTEA NOT NULL,
+    account  TEXT NOT NULL,
+    device   BYTEA,
+    exchange BYTEA,
+    at       BIGINT NOT NULL
+);
+CREATE INDEX receipts_by_doc ON receipts (doc, at);
 "#,
 ];
 
@@ -745,6 +756,8 @@ impl Storage for PostgresStorage {
             heads,
             log_data,
             device,
+            changes,
+            delivery,
             events,
             replace,
         } = f(current)?
@@ -753,6 +766,22 @@ impl Storage for PostgresStorage {
         };
         let c = conn.client();
         self.block(async move {
+            for change in &changes {
+                c.execute(
+                    "INSERT INTO receipts (change, doc, account, device, exchange, at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (change) DO NOTHING",
+                    &[
+                        &change.as_slice(),
+                        &id.as_slice(),
+                        &delivery.account,
+                        &delivery.device.as_ref().map(|d| d.as_slice()),
+                        &delivery.exchange.as_ref().map(|d| d.as_slice()),
+                        &delivery.at,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            }
             if !events.is_empty() {
                 let subs = load_webhooks(&c, None).await?;
                 let now = sambung_core::Timestamp::now().as_millis();
@@ -824,6 +853,22 @@ impl Storage for PostgresStorage {
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
         self.run(move |c| async move { read_doc(&c, &id).await })
+    }
+
+    fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT change, account, device, exchange, at FROM receipts
+                     WHERE doc = $1 ORDER BY at, change",
+                    &[&id.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            rows.into_iter()
+                .map(|r| super::receipt(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect()
+        })
     }
 
     fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError> {

@@ -14,7 +14,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Revocation, Storage, StoredDoc, to_account,
+    LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
 };
 use crate::accounts::{Account, Scope};
 use crate::error::ServerError;
@@ -232,6 +232,18 @@ CREATE TABLE blob_chunks (
     data   BLOB NOT NULL,
     PRIMARY KEY (sha256, pos)
 ) STRICT, WITHOUT ROWID;
+"#,
+    // 9: who delivered each accepted change (device and signed exchange).
+    r#"
+CREATE TABLE receipts (
+    change   BLOB PRIMARY KEY,
+    doc      BLOB NOT NULL,
+    account  TEXT NOT NULL,
+    device   BLOB,
+    exchange BLOB,
+    at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX receipts_by_doc ON receipts (doc, at);
 "#,
 ];
 
@@ -477,9 +489,25 @@ impl Storage for SqliteStorage {
                 heads,
                 log_data,
                 device,
+                changes,
+                delivery,
                 events,
                 replace,
             } => {
+                for change in &changes {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            change.as_slice(),
+                            id.as_slice(),
+                            delivery.account,
+                            delivery.device.as_ref().map(|d| d.as_slice()),
+                            delivery.exchange.as_ref().map(|d| d.as_slice()),
+                            delivery.at
+                        ],
+                    )?;
+                }
                 if replace {
                     tx.execute(
                         "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
@@ -534,6 +562,23 @@ impl Storage for SqliteStorage {
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
         read_doc(&self.lock(), &id)
+    }
+
+    fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT change, account, device, exchange, at FROM receipts
+             WHERE doc = ?1 ORDER BY at, rowid",
+        )?;
+        let rows = st.query_map([id.as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (change, account, device, exchange, at) = row?;
+            out.push(super::receipt(change, account, device, exchange, at)?);
+        }
+        Ok(out)
     }
 
     fn log_tag(&self, seq: u64) -> Result<Option<u32>, ServerError> {

@@ -628,6 +628,15 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func createDraft(content: RequestContent) async throws  -> RequestId
     
     /**
+     * The way out for a request the server refused (its summary carries
+     * the reason): discards this phone's changes to it that the server
+     * has not taken, keeping all the server holds; returns the request as
+     * it stood with them, to show or copy from. Refused for a request the
+     * server did not refuse.
+     */
+    func discardRefused(id: RequestId) async throws  -> Request
+    
+    /**
      * Enrolls this device with the server at `server_url` using a one-time
      * code from the agency.
      */
@@ -892,6 +901,29 @@ open func createDraft(content: RequestContent)async throws  -> RequestId  {
             completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeRequestId_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * The way out for a request the server refused (its summary carries
+     * the reason): discards this phone's changes to it that the server
+     * has not taken, keeping all the server holds; returns the request as
+     * it stood with them, to show or copy from. Refused for a request the
+     * server did not refuse.
+     */
+open func discardRefused(id: RequestId)async throws  -> Request  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_discard_refused(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeRequest_lift,
             errorHandler: FfiConverterTypeSambungError_lift
         )
 }
@@ -3813,6 +3845,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_create_draft() != 997) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_discard_refused() != 1030) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_enroll() != 57725) {

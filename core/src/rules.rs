@@ -1,0 +1,349 @@
+//! Who may write what: the one table of write permissions — which role may
+//! change which part of which kind of request in which status — and the
+//! invariants no role may break (authorship, append-only history, erasure).
+//!
+//! The device checks every edit against it before writing, and the server
+//! checks every pushed change against it (judged by the state the author
+//! saw), so an honest device is never refused and a tampered one cannot
+//! write what its role may not. Status changes themselves follow
+//! [`lifecycle::allowed`], the lifecycle's own table.
+//!
+//! ```
+//! use sambung_core::lifecycle::{Role, Status};
+//! use sambung_core::model::Kind;
+//! use sambung_core::rules::{Part, may_write};
+//!
+//! // A resident answers a question by correcting the details…
+//! assert!(may_write(Role::Resident, Part::Details, Kind::KtpEl, Status::NeedsInfo));
+//! // …but never changes who the applicant is after filing.
+//! assert!(!may_write(Role::Resident, Part::Filing, Kind::KtpEl, Status::NeedsInfo));
+//! // Officers add site photos to the kinds the office checks on site.
+//! assert!(may_write(Role::Officer, Part::Attachments, Kind::Complaint, Status::InReview));
+//! assert!(!may_write(Role::Officer, Part::Attachments, Kind::KtpEl, Status::InReview));
+//! ```
+
+use std::borrow::Cow;
+
+use crate::edits::Author;
+use crate::lifecycle::{self, Role, Status};
+use crate::model::{Kind, Request};
+
+/// A part of a request that edits change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Who files and where: the applicant (identity, NIK), the region, the
+    /// lawful basis and consent.
+    Filing,
+    /// The kind-specific details and the contact phone.
+    Details,
+    /// Attachment references (adding or removing).
+    Attachments,
+    /// New notes: questions, answers, field notes, verification results.
+    Notes,
+    /// The officer a request is assigned to.
+    Assignment,
+}
+
+impl Part {
+    /// The name used in refusals.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Filing => "applicant, region and lawful basis",
+            Part::Details => "details",
+            Part::Attachments => "attachments",
+            Part::Notes => "notes",
+            Part::Assignment => "assignee",
+        }
+    }
+}
+
+/// Which kinds a rule covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Kinds {
+    /// Every kind.
+    Any,
+    /// These kinds only.
+    Only(&'static [Kind]),
+}
+
+impl Kinds {
+    fn covers(self, kind: Kind) -> bool {
+        match self {
+            Kinds::Any => true,
+            Kinds::Only(ks) => ks.contains(&kind),
+        }
+    }
+}
+
+/// One permission: `role` may change `part` of requests of `kinds` while
+/// they are in one of `statuses`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Who.
+    pub role: Role,
+    /// What.
+    pub part: Part,
+    /// Of which kinds.
+    pub kinds: Kinds,
+    /// In which statuses (the status the author saw).
+    pub statuses: &'static [Status],
+}
+
+/// The kinds the office verifies on site (domain.md: building approvals,
+/// objections and reductions of land tax, complaints with a field check):
+/// officers add photos and documents to them during review.
+pub const FIELD_CHECKED: &[Kind] = &[
+    Kind::BuildingApproval,
+    Kind::PbbObjection,
+    Kind::PbbReduction,
+    Kind::Complaint,
+];
+
+use Status::*;
+
+const OPEN: &[Status] = &[Draft, Submitted, Received, InReview, NeedsInfo];
+const EVERY: &[Status] = &Status::ALL;
+
+/// The table. Anything not granted here is refused.
+pub const RULES: &[Rule] = &[
+    // Residents fill in their draft, and correct details and add documents
+    // when the office asks (needs_info); who files never changes after.
+    rule(Role::Resident, Part::Filing, Kinds::Any, &[Draft]),
+    rule(
+        Role::Resident,
+        Part::Details,
+        Kinds::Any,
+        &[Draft, NeedsInfo],
+    ),
+    rule(
+        Role::Resident,
+        Part::Attachments,
+        Kinds::Any,
+        &[Draft, NeedsInfo],
+    ),
+    rule(Role::Resident, Part::Notes, Kinds::Any, EVERY),
+    // Officers file on a resident's behalf during a visit, then verify on
+    // site: field notes always, photos while the office reviews.
+    rule(Role::Officer, Part::Filing, Kinds::Any, &[Draft]),
+    rule(Role::Officer, Part::Details, Kinds::Any, &[Draft]),
+    rule(Role::Officer, Part::Attachments, Kinds::Any, &[Draft]),
+    rule(
+        Role::Officer,
+        Part::Attachments,
+        Kinds::Only(FIELD_CHECKED),
+        &[Submitted, Received, InReview],
+    ),
+    rule(Role::Officer, Part::Notes, Kinds::Any, EVERY),
+    // The back office asks, assigns and decides (decisions: the lifecycle).
+    rule(Role::Agency, Part::Assignment, Kinds::Any, OPEN),
+    rule(Role::Agency, Part::Notes, Kinds::Any, EVERY),
+];
+
+const fn rule(role: Role, part: Part, kinds: Kinds, statuses: &'static [Status]) -> Rule {
+    Rule {
+        role,
+        part,
+        kinds,
+        statuses,
+    }
+}
+
+/// Whether `role` may change `part` of a request of `kind` in `status`.
+pub fn may_write(role: Role, part: Part, kind: Kind, status: Status) -> bool {
+    RULES.iter().any(|r| {
+        r.role == role && r.part == part && r.kinds.covers(kind) && r.statuses.contains(&status)
+    })
+}
+
+/// [`may_write`] for `role` changing `part` of `r` as it stands, with the
+/// reason when not.
+pub fn may_change(role: Role, part: Part, r: &Request) -> Result<(), Denied> {
+    let (kind, status) = (r.kind(), r.status());
+    if may_write(role, part, kind, status) {
+        Ok(())
+    } else {
+        Err(Denied(Cow::Owned(format!(
+            "{} may not change the {} of a {} request in status {status}",
+            who(role),
+            part.as_str(),
+            kind.as_str()
+        ))))
+    }
+}
+
+/// Why a change was refused: a sentence for the person on the device (it
+/// names roles, parts and statuses, never a value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub Cow<'static, str>);
+
+/// "a resident", "an officer", "the agency": the subject of a refusal.
+fn who(role: Role) -> &'static str {
+    match role {
+        Role::Resident => "a resident",
+        Role::Officer => "an officer",
+        Role::Agency => "the agency",
+    }
+}
+
+fn deny<T>(reason: &'static str) -> Result<T, Denied> {
+    Err(Denied(Cow::Borrowed(reason)))
+}
+
+/// The parts `after` changes relative to `before` (history, creator and
+/// erasure are checked apart).
+pub fn changed_parts(before: &Request, after: &Request) -> Vec<Part> {
+    let (b, a) = (&before.content, &after.content);
+    let mut parts = Vec::new();
+    if b.applicant != a.applicant
+        || b.region != a.region
+        || b.lawful_basis != a.lawful_basis
+        || b.consent != a.consent
+    {
+        parts.push(Part::Filing);
+    }
+    if b.details != a.details || b.contact_phone != a.contact_phone {
+        parts.push(Part::Details);
+    }
+    if before.attachments != after.attachments {
+        parts.push(Part::Attachments);
+    }
+    if before.notes != after.notes {
+        parts.push(Part::Notes);
+    }
+    if before.assignee != after.assignee {
+        parts.push(Part::Assignment);
+    }
+    parts
+}
+
+/// Checks the change from `before` (absent for a new request) to `after`
+/// written by `author`, who saw `before`.
+///
+/// ```
+/// use sambung_core::edits::Author;
+/// use sambung_core::lifecycle::Role;
+/// use sambung_core::model::{Kind, Request, RequestId};
+/// use sambung_core::{Timestamp, rules, templates};
+///
+/// let draft = Request {
+///     id: RequestId::random(),
+///     created_at: Timestamp(1),
+///     created_by: "warga-1".into(),
+///     created_role: Role::Resident,
+///     content: templates::example(Kind::KtpEl),
+///     attachments: vec![],
+///     history: vec![],
+///     notes: vec![],
+///     assignee: None,
+///     erased_at: None,
+/// };
+/// let warga = Author { user: "warga-1", role: Role::Resident };
+/// assert!(rules::check(None, &draft, warga).is_ok());
+/// let mut assigned = draft.clone();
+/// assigned.assignee = Some("petugas-1".into());
+/// assert!(rules::check(Some(&draft), &assigned, warga).is_err());
+/// ```
+pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> Result<(), Denied> {
+    let mine = |by: &str, role: Role| by == author.user && role == author.role;
+    // Erasure is the server's alone, and final.
+    if before.is_some_and(|b| b.erased_at.is_some()) {
+        return deny("the personal data of this request was erased; it takes no more changes");
+    }
+    if after.erased_at.is_some() {
+        return deny("only the server erases a request's personal data");
+    }
+    let empty;
+    let before = match before {
+        Some(b) => {
+            if (b.created_by.as_str(), b.created_role, b.created_at)
+                != (
+                    after.created_by.as_str(),
+                    after.created_role,
+                    after.created_at,
+                )
+            {
+                return deny("the creator of a request cannot change");
+            }
+            if b.id != after.id {
+                return deny("the id of a request cannot change");
+            }
+            b
+        }
+        None => {
+            if !mine(&after.created_by, after.created_role) {
+                return deny("a new request must be created by the account that sends it");
+            }
+            if !may_write(author.role, Part::Filing, after.kind(), Status::Draft) {
+                return Err(Denied(Cow::Owned(format!(
+                    "{} may not file requests",
+                    who(author.role)
+                ))));
+            }
+            // A new request is judged as its filing in a draft, then every
+            // other part written to it.
+            empty = Request {
+                attachments: Vec::new(),
+                history: Vec::new(),
+                notes: Vec::new(),
+                assignee: None,
+                ..after.clone()
+            };
+            &empty
+        }
+    };
+    if before.kind() != after.kind() {
+        return deny("the kind of a request cannot change");
+    }
+    for part in changed_parts(before, after) {
+        may_change(author.role, part, before)?;
+    }
+    // Limits on attachments, checked when the list grows (a request over
+    // newer limits may still shed attachments, and keeps syncing).
+    let total = |r: &Request| r.attachments.iter().map(|a| a.size).sum::<u64>();
+    if after.attachments.len() > before.attachments.len() || total(after) > total(before) {
+        crate::protocol::blobs::check_request_attachments(&after.attachments)
+            .or_else(deny)?;
+    }
+    // Append-only: everything that was there stays as it was.
+    if before.history.iter().any(|e| !after.history.contains(e))
+        || before.notes.iter().any(|n| !after.notes.contains(n))
+    {
+        return deny("the history and notes of a request are append-only");
+    }
+    if after
+        .notes
+        .iter()
+        .filter(|n| !before.notes.contains(n))
+        .any(|n| !mine(&n.by, n.role))
+    {
+        return deny("a note must carry its author's own account and role");
+    }
+    // Status changes: the author's own, each one the lifecycle allows from
+    // the status before it.
+    let mut new: Vec<_> = after
+        .history
+        .iter()
+        .filter(|e| !before.history.contains(e))
+        .collect();
+    new.sort();
+    let mut from = before.status();
+    for e in new {
+        if !mine(&e.by, e.role) {
+            return deny("a status change must carry its author's own account and role");
+        }
+        if e.from != from || !lifecycle::allowed(author.role, e.from, e.to) {
+            return Err(Denied(Cow::Owned(format!(
+                "{} may not move a request from {} to {}",
+                who(author.role),
+                e.from,
+                e.to
+            ))));
+        }
+        from = e.to;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
