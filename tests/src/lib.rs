@@ -767,3 +767,13 @@ pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
     })
     .unwrap()
 }
+
+/// SplitMix64: a seeded sequence for fault schedules (the same in the
+/// test and in the processes it kills).
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
