@@ -302,8 +302,7 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
     // newer limits may still shed attachments, and keeps syncing).
     let total = |r: &Request| r.attachments.iter().map(|a| a.size).sum::<u64>();
     if after.attachments.len() > before.attachments.len() || total(after) > total(before) {
-        crate::protocol::blobs::check_request_attachments(&after.attachments)
-            .or_else(deny)?;
+        crate::protocol::blobs::check_request_attachments(&after.attachments).or_else(deny)?;
     }
     // Append-only: everything that was there stays as it was.
     if before.history.iter().any(|e| !after.history.contains(e))

@@ -366,9 +366,14 @@ async fn a_device_out_of_space_refuses_writes_clearly_and_recovers_when_space_re
     };
     // Full: writes are refused with an error, over and over, and the
     // process goes on.
-    wait(&mut said, &|s| s.iter().filter(|l| l.starts_with("error")).count() >= 5);
+    wait(&mut said, &|s| {
+        s.iter().filter(|l| l.starts_with("error")).count() >= 5
+    });
     let first_error = said.iter().position(|l| l.starts_with("error")).unwrap();
-    assert!(first_error > 0, "some writes went in before the disk filled");
+    assert!(
+        first_error > 0,
+        "some writes went in before the disk filled"
+    );
     let error = &said[first_error];
     assert!(error.contains("disk") || error.contains("full"), "{error}");
     // Space returns: the same process writes again.
@@ -421,10 +426,17 @@ async fn a_server_out_of_space_answers_clearly_and_recovers_when_space_returns()
     let refused = refused.expect("the server's disk never filled");
     // A server error the device retries later, not a refusal of its data.
     assert!(refused.is_retryable(), "{refused:?}");
-    assert!(dev.store.pending_count().unwrap() > 0, "nothing was dropped");
+    assert!(
+        dev.store.pending_count().unwrap() > 0,
+        "nothing was dropped"
+    );
     server_intact(data.path());
     let status = Command::new("prlimit")
-        .args(["--pid", &server.pid().to_string(), "--fsize=unlimited:unlimited"])
+        .args([
+            "--pid",
+            &server.pid().to_string(),
+            "--fsize=unlimited:unlimited",
+        ])
         .status()
         .unwrap();
     assert!(status.success());

@@ -47,7 +47,8 @@ fn device(dir: &Path, key: &str, url: &str, seed: &str) -> Result<(), String> {
         .ok_or("KEY must be 64 hex digits")?;
     let seed: u64 = seed.parse().map_err(|_| "SEED must be a number")?;
     sambung_core::sync::install_crypto_provider();
-    let store = Store::open(dir, &Secret::Key(DataKey::from_bytes(key))).map_err(|e| e.to_string())?;
+    let store =
+        Store::open(dir, &Secret::Key(DataKey::from_bytes(key))).map_err(|e| e.to_string())?;
     let config = SyncConfig::default();
     let client = Client::new(url, &config).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -104,8 +105,10 @@ fn server(dir: &Path, addr: &str) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let storage = sambung_server::storage::SqliteStorage::open(dir).map_err(|e| e.to_string())?;
-        let state = sambung_server::http::AppState::new(Arc::new(storage)).map_err(|e| e.to_string())?;
+        let storage =
+            sambung_server::storage::SqliteStorage::open(dir).map_err(|e| e.to_string())?;
+        let state =
+            sambung_server::http::AppState::new(Arc::new(storage)).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| e.to_string())?;
