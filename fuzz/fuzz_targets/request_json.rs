@@ -9,8 +9,12 @@ use sambung_core::CivilDate;
 use sambung_core::model::RequestContent;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(content) = serde_json::from_str::<RequestContent>(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(content) = serde_json::from_str::<RequestContent>(text) else {
+        return;
+    };
     let today = CivilDate::new(2026, 11, 28).expect("a date");
     let report = content.validate(today);
     for issue in report.errors.iter().chain(report.warnings.iter()) {

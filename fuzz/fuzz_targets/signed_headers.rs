@@ -12,6 +12,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(signed) = SignedHeaders::parse(get) {
         let _ = signed.device_id();
         let _ = signed.pairs();
-        let _ = signed.verify(&[7u8; 32], "POST", "/v1/sync", body.as_bytes(), 1_800_000_000);
+        let _ = signed.verify(
+            &[7u8; 32],
+            "POST",
+            "/v1/sync",
+            body.as_bytes(),
+            1_800_000_000,
+        );
     }
 });

@@ -138,6 +138,11 @@ async fn append(
         if size > MAX_BLOB_BYTES {
             return Err(ServerError::TooLarge);
         }
+        if body.is_empty() && size > 0 {
+            return Err(ServerError::BadRequest(
+                "a chunk carries at least one byte".into(),
+            ));
+        }
         let held = state
             .storage()
             .blob_append(&sha, size, offset, &body, now())?;

@@ -26,6 +26,13 @@ fn sha(b: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
 }
 
+fn sha_bytes(b: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .try_into()
+        .unwrap()
+}
+
 /// A signed PATCH of one chunk, as the device.
 async fn patch(
     url: &str,
@@ -307,6 +314,21 @@ async fn bad_uploads_are_refused_clearly_and_keep_nothing_wrong() {
         let r = patch(&url, &d, &n, off, len, &body).await;
         assert_eq!(r.status().as_u16(), status, "{n} {len}");
     }
+    // An empty chunk of a blob that is not empty, twice (found by the
+    // `upload` fuzz target: the second was a 500).
+    for _ in 0..2 {
+        let r = patch(&url, &d, &sha(b""), 0, 16_776_501, b"").await;
+        assert_eq!(r.status().as_u16(), 400);
+    }
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&sha_bytes(b""))
+            .unwrap()
+            .is_none(),
+        "nothing kept"
+    );
     // Unsigned: 401.
     let r = reqwest::Client::new()
         .patch(format!("{url}{BLOB_PATH}{name}"))

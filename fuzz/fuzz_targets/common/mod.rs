@@ -1,0 +1,114 @@
+//! A real server in-process for the server targets: an SQLite database in a
+//! temporary directory, an enrolled resident device whose key signs every
+//! fuzzed call (so the input reaches the handler, not just the signature
+//! check), no rate limits, and the router called without a socket.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::Request;
+use sambung_core::lifecycle::Role;
+use sambung_core::protocol::{DeviceKey, device_id_of};
+use sambung_server::accounts::Account;
+use sambung_server::http::{AppState, Peer};
+use sambung_server::storage::{SqliteStorage, Storage};
+use tower::ServiceExt;
+
+pub struct World {
+    pub rt: tokio::runtime::Runtime,
+    pub router: axum::Router,
+    pub key: DeviceKey,
+    pub device: [u8; 16],
+    _dir: tempfile::TempDir,
+}
+
+pub fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        // The server catches a panic inside one document's merge and
+        // refuses that document, as in production: libFuzzer's hook would
+        // abort on it. Panics nobody catches still end the run (libFuzzer
+        // checks each input's result), and anything else shows as a 5xx.
+        std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = Arc::new(SqliteStorage::open(dir.path()).expect("a database"));
+        let now = sambung_core::Timestamp::now().as_millis() / 1000;
+        let account = Account {
+            id: "warga-1".into(),
+            role: Role::Resident,
+            regions: vec![],
+            nik_hash: None,
+        };
+        let code =
+            sambung_server::enroll::create(storage.as_ref(), &account, now, 3600).expect("a code");
+        // Fixed, so that the seed corpus's changes are this device's own
+        // (`tests/examples/fuzz_seeds.rs` wrote both).
+        let key = DeviceKey::from_pkcs8(include_bytes!("device.pk8")).expect("a key");
+        let device = device_id_of(&key.public_key());
+        storage
+            .redeem_enrollment(
+                &sambung_server::enroll::code_hash(&code),
+                device,
+                key.public_key(),
+                now,
+            )
+            .expect("enrolled");
+        let unlimited = sambung_server::limits::Rate {
+            per_minute: 1_000_000,
+            burst: 1_000_000,
+        };
+        let state = AppState::with_settings(
+            storage,
+            sambung_server::http::DEFAULT_REQUEST_TIMEOUT,
+            sambung_server::limits::Limits {
+                per_address: unlimited,
+                per_device: unlimited,
+            },
+        )
+        .expect("a server");
+        World {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+            router: sambung_server::http::router(state),
+            key,
+            device,
+            _dir: dir,
+        }
+    })
+}
+
+impl World {
+    /// Sends `body` to `path`, signed by the enrolled device, with `headers`;
+    /// the status. A 5xx is a bug: the server must answer any input with a
+    /// typed 4xx (or take it).
+    pub fn call(&self, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
+        let now = sambung_core::Timestamp::now().as_millis() / 1000;
+        let signed = self
+            .key
+            .sign(self.device, method, path, &body, now)
+            .expect("signs");
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in signed.pairs().iter() {
+            req = req.header(*k, v.as_str());
+        }
+        for (k, v) in headers {
+            if let Ok(v) = axum::http::HeaderValue::from_str(v) {
+                req = req.header(*k, v);
+            }
+        }
+        let mut req = req.body(Body::from(body)).expect("a request");
+        req.extensions_mut().insert(axum::extract::ConnectInfo(Peer(
+            "127.0.0.1:9".parse().expect("an address"),
+        )));
+        let status = self
+            .rt
+            .block_on(self.router.clone().oneshot(req))
+            .expect("infallible")
+            .status()
+            .as_u16();
+        assert!(status < 500, "{method} {path} answered {status}");
+        status
+    }
+}
