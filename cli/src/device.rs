@@ -126,6 +126,13 @@ pub enum DeviceCommand {
         #[arg(long)]
         as_is: bool,
     },
+    /// The way out for a request the server refused: discard this device's
+    /// changes to it that the server has not taken (everything the server
+    /// holds stays) and print, as JSON, the request as it was with them.
+    DiscardRefused {
+        #[arg(value_parser = parse_id)]
+        id: RequestId,
+    },
     /// Withdraw a request before a decision.
     Withdraw {
         #[arg(value_parser = parse_id)]
@@ -306,6 +313,11 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
                 output::print_request(&r);
                 Ok(())
             }
+        }
+        DeviceCommand::DiscardRefused { id } => {
+            let discarded = open(&home(home_arg)?)?.discard_refused(&id)?;
+            eprintln!("the refused changes to {id} were discarded; as it was with them:");
+            print_json(&discarded)
         }
         DeviceCommand::Note { id, text, answer } => {
             let text = if text == "-" {

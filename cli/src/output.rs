@@ -93,6 +93,12 @@ pub fn print_list(rows: &[Summary]) {
             r.title,
             if r.pending { "  (not synced)" } else { "" }
         );
+        if let Some(reason) = &r.refusal {
+            println!(
+                "{:<36}  refused by the server: {reason} (`sambung device discard-refused {}` drops the refused changes)",
+                "", r.id
+            );
+        }
     }
 }
 

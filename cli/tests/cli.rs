@@ -285,6 +285,15 @@ fn bad_input_fails_clearly_and_changes_nothing() {
     let r = run(&home, &["init"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("already exists"));
+    // Nothing the server did not refuse can be discarded; a bad id is usage.
+    let r = run(&home, &["discard-refused", &id]);
+    assert_eq!(r.code, 6);
+    assert!(
+        r.stderr.contains("refused can be discarded"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(run(&home, &["discard-refused", "not-an-id"]).code, 2);
 
     assert_eq!(count(&home), db_before);
     let shown: serde_json::Value =

@@ -310,6 +310,10 @@ async fn a_refused_request_shows_its_reason_and_only_its_refused_changes_can_be_
         visiting.store.discard_refused(&other),
         Err(sambung_core::Error::Forbidden(_))
     ));
+    assert!(matches!(
+        visiting.store.discard_refused(&RequestId::random()),
+        Err(sambung_core::Error::NotFound { .. })
+    ));
     let discarded = visiting.store.discard_refused(&id).unwrap();
     assert_eq!(
         discarded.notes.len(),
