@@ -182,7 +182,7 @@ async fn a_device_killed_at_random_points_keeps_every_acknowledged_write_and_syn
         let lines = lines_of(&mut child);
         let mut said = Vec::new();
         let r = splitmix(&mut rng);
-        if r % 2 == 0 {
+        if r.is_multiple_of(2) {
             // At any time: while the process starts, opens the store,
             // writes or syncs.
             std::thread::sleep(Duration::from_millis(r % 160));
