@@ -252,6 +252,55 @@ impl RequestDoc {
     }
 }
 
+/// The places in `doc` that the request model does not have (say,
+/// `details.complaint.hidden`), given `request` hydrated from it: hydration
+/// ignores them, so only this finds what a tampered app wrote beside the
+/// model. Paths name keys and list positions, never values.
+pub fn unknown_fields(doc: &AutoCommit, request: &Request) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(held: &Value, model: &Value, path: &str, out: &mut Vec<String>) {
+        let at = |k: &str| {
+            if path.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match (held, model) {
+            (Value::Object(h), Value::Object(m)) => {
+                for (k, v) in h {
+                    match m.get(k) {
+                        Some(mv) => walk(v, mv, &at(k), out),
+                        None => out.push(at(k)),
+                    }
+                }
+            }
+            (Value::Array(h), Value::Array(m)) => {
+                for (i, v) in h.iter().enumerate() {
+                    match m.get(i) {
+                        Some(mv) => walk(v, mv, &at(&i.to_string()), out),
+                        None => out.push(at(&i.to_string())),
+                    }
+                }
+            }
+            // A map or a list where the model has a value.
+            (Value::Object(_) | Value::Array(_), _) => out.push(path.to_owned()),
+            _ => {}
+        }
+    }
+    let mut model = AutoCommit::new();
+    if reconcile(&mut model, request).is_err() {
+        return vec![String::new()];
+    }
+    let as_json = |d: &AutoCommit| serde_json::to_value(automerge::AutoSerde::from(d));
+    let (Ok(held), Ok(model)) = (as_json(doc), as_json(&model)) else {
+        return vec![String::new()];
+    };
+    let mut out = Vec::new();
+    walk(&held, &model, "", &mut out);
+    out
+}
+
 /// Encodes heads for storage: 32 bytes each, sorted.
 pub fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
@@ -297,6 +346,27 @@ mod tests {
             assignee: None,
             erased_at: None,
         }
+    }
+
+    #[test]
+    fn fields_beside_the_model_are_found_and_named_by_place() {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let request = base(Kind::Complaint);
+        let mut doc = RequestDoc::new(&request, ActorId::random()).unwrap();
+        assert!(unknown_fields(&doc.doc, &request).is_empty());
+        let content = match doc.doc.get(ROOT, "content").unwrap() {
+            Some((_, id)) => id,
+            None => panic!("no content"),
+        };
+        doc.doc.put(ROOT, "hidden", "x").unwrap();
+        doc.doc.put(&content, "extra", 1).unwrap();
+        doc.doc.commit();
+        let found = doc.hydrate().unwrap();
+        assert_eq!(found, request, "hydration does not see them");
+        let mut places = unknown_fields(&doc.doc, &found);
+        places.sort();
+        assert_eq!(places, ["content.extra", "hidden"]);
     }
 
     /// An edit one device makes while offline.

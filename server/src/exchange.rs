@@ -283,7 +283,7 @@ fn merge(
     // dependencies), not against changes made meanwhile by others.
     let (seen, written) = match authors_view(&mut doc, &before) {
         Ok(view) => view,
-        Err(reason) => return refuse(RefusalCode::Invalid, reason),
+        Err((code, reason)) => return refuse(code, reason),
     };
     if seen.is_none() && current.is_some() {
         return refuse(
@@ -329,8 +329,9 @@ fn merge(
 fn authors_view(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
-) -> Result<(Option<Request>, Request), &'static str> {
-    const UNREADABLE: &str = "the document is not a valid request";
+) -> Result<(Option<Request>, Request), (RefusalCode, &'static str)> {
+    const UNREADABLE: (RefusalCode, &str) =
+        (RefusalCode::Invalid, "the document is not a valid request");
     let new: Vec<(ChangeHash, Vec<ChangeHash>)> = doc
         .get_changes(before)
         .into_iter()
@@ -352,16 +353,31 @@ fn authors_view(
         .filter(|h| !depended.contains(h))
         .collect();
     tips.extend(seen.iter().copied());
-    let mut view = |heads: &[ChangeHash]| -> Result<Request, &'static str> {
-        let fork = doc.fork_at(heads).map_err(|_| UNREADABLE)?;
-        autosurgeon::hydrate(&fork).map_err(|_| UNREADABLE)
-    };
+    // Each view with the places the model does not have (hydration
+    // ignores them).
+    let mut view =
+        |heads: &[ChangeHash]| -> Result<(Request, Vec<String>), (RefusalCode, &'static str)> {
+            let fork = doc.fork_at(heads).map_err(|_| UNREADABLE)?;
+            let request: Request = autosurgeon::hydrate(&fork).map_err(|_| UNREADABLE)?;
+            let unknown = sambung_core::document::unknown_fields(&fork, &request);
+            Ok((request, unknown))
+        };
     let before = if seen.is_empty() {
         None
     } else {
         Some(view(&seen)?)
     };
-    Ok((before, view(&tips)?))
+    let (after, unknown) = view(&tips)?;
+    // Only what these changes added: a document an older app wrote keeps
+    // syncing.
+    let known_before = before.as_ref().map(|b| b.1.as_slice()).unwrap_or_default();
+    if unknown.iter().any(|p| !known_before.contains(p)) {
+        return Err((
+            RefusalCode::Forbidden,
+            "the changes write fields a request does not have",
+        ));
+    }
+    Ok((before.map(|b| b.0), after))
 }
 
 /// Who may see a request, as the server reads it from the document.

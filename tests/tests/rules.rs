@@ -3,6 +3,7 @@
 //! the server keeps who delivered every change; an honest device refused
 //! for a request has a way out.
 
+use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit};
 use sambung_core::document::RequestDoc;
 use sambung_core::identifiers::RegionCode;
@@ -133,6 +134,28 @@ async fn a_tampered_client_is_refused_what_its_role_may_not_write_and_the_rest_s
                 .any(|a| a.id == submitted.to_bytes().unwrap())
         );
     }
+    // Fields beside the model (hydration would ignore them): refused too.
+    let actor = ActorId::from(w.store.device_id().as_slice());
+    let mut doc = AutoCommit::load(&server_copy(&server, &submitted))
+        .unwrap()
+        .with_actor(actor);
+    let base = doc.get_heads();
+    doc.put(automerge::ROOT, "hidden", "x".repeat(1000))
+        .unwrap();
+    doc.commit();
+    let stuffed = DocPush {
+        id: Some(submitted.to_bytes().unwrap()),
+        since: base.iter().copied().map(Hash::from).collect(),
+        changes: doc.save_after(&base),
+        heads: doc.get_heads().into_iter().map(Into::into).collect(),
+    };
+    let answer = raw.exchange(vec![stuffed]).await;
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(answer.refused[0].code, RefusalCode::Forbidden);
+    assert_eq!(
+        answer.refused[0].reason,
+        "the changes write fields a request does not have"
+    );
     // Only the draft's edits were written; the submitted request is as it
     // was, and the honest device still syncs both.
     assert!(server.log_len() > log_before);
