@@ -281,7 +281,7 @@ fn merge(
     // Who may write what: the caller's changes are judged by the rules
     // table against the state its author saw when writing them (their
     // dependencies), not against changes made meanwhile by others.
-    let (seen, written) = match authors_view(&mut doc, &before) {
+    let (seen, written) = match authors_view(&mut doc, &before, previous.as_ref(), &request) {
         Ok(view) => view,
         Err((code, reason)) => return refuse(code, reason),
     };
@@ -325,26 +325,35 @@ fn merge(
 
 /// The request as the author of the changes new since `before` saw it
 /// (absent for a new request) and as those changes left it, without what
-/// others wrote meanwhile.
+/// others wrote meanwhile. In the common case — the author had everything
+/// the server held, and nobody wrote meanwhile — these are `previous` and
+/// `merged` as they are; otherwise the document is forked at those points.
 fn authors_view(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
+    previous: Option<&Request>,
+    merged: &Request,
 ) -> Result<(Option<Request>, Request), (RefusalCode, &'static str)> {
+    use sambung_core::document::unknown_fields;
     const UNREADABLE: (RefusalCode, &str) =
         (RefusalCode::Invalid, "the document is not a valid request");
+    let sorted = |mut v: Vec<ChangeHash>| {
+        v.sort();
+        v.dedup();
+        v
+    };
     let new: Vec<(ChangeHash, Vec<ChangeHash>)> = doc
         .get_changes(before)
         .into_iter()
         .map(|c| (c.hash(), c.deps().to_vec()))
         .collect();
     let hashes: std::collections::HashSet<ChangeHash> = new.iter().map(|c| c.0).collect();
-    let mut seen: Vec<ChangeHash> = new
-        .iter()
-        .flat_map(|c| c.1.iter().copied())
-        .filter(|d| !hashes.contains(d))
-        .collect();
-    seen.sort();
-    seen.dedup();
+    let seen = sorted(
+        new.iter()
+            .flat_map(|c| c.1.iter().copied())
+            .filter(|d| !hashes.contains(d))
+            .collect(),
+    );
     let depended: std::collections::HashSet<ChangeHash> =
         new.iter().flat_map(|c| c.1.iter().copied()).collect();
     let mut tips: Vec<ChangeHash> = new
@@ -353,31 +362,43 @@ fn authors_view(
         .filter(|h| !depended.contains(h))
         .collect();
     tips.extend(seen.iter().copied());
-    // Each view with the places the model does not have (hydration
-    // ignores them).
-    let mut view =
-        |heads: &[ChangeHash]| -> Result<(Request, Vec<String>), (RefusalCode, &'static str)> {
-            let fork = doc.fork_at(heads).map_err(|_| UNREADABLE)?;
-            let request: Request = autosurgeon::hydrate(&fork).map_err(|_| UNREADABLE)?;
-            let unknown = sambung_core::document::unknown_fields(&fork, &request);
-            Ok((request, unknown))
-        };
-    let before = if seen.is_empty() {
-        None
-    } else {
-        Some(view(&seen)?)
+    let tips = sorted(tips);
+    let fork = |doc: &mut AutoCommit,
+                heads: &[ChangeHash]|
+     -> Result<(AutoCommit, Request), (RefusalCode, &'static str)> {
+        let fork = doc.fork_at(heads).map_err(|_| UNREADABLE)?;
+        let request = autosurgeon::hydrate(&fork).map_err(|_| UNREADABLE)?;
+        Ok((fork, request))
     };
-    let (after, unknown) = view(&tips)?;
-    // Only what these changes added: a document an older app wrote keeps
-    // syncing.
-    let known_before = before.as_ref().map(|b| b.1.as_slice()).unwrap_or_default();
-    if unknown.iter().any(|p| !known_before.contains(p)) {
-        return Err((
-            RefusalCode::Forbidden,
-            "the changes write fields a request does not have",
-        ));
+    let (after, unknown) = if tips == sorted(doc.get_heads()) {
+        (merged.clone(), unknown_fields(doc, merged))
+    } else {
+        let (f, r) = fork(doc, &tips)?;
+        let unknown = unknown_fields(&f, &r);
+        (r, unknown)
+    };
+    let seen_view = match previous {
+        _ if seen.is_empty() => None,
+        Some(p) if seen == sorted(before.to_vec()) => Some(p.clone()),
+        _ => Some(fork(doc, &seen)?.1),
+    };
+    // Fields beside the model, only those these changes added: a document
+    // an older app wrote keeps syncing.
+    if !unknown.is_empty() {
+        let known = if seen.is_empty() {
+            Vec::new()
+        } else {
+            let (f, r) = fork(doc, &seen)?;
+            unknown_fields(&f, &r)
+        };
+        if unknown.iter().any(|p| !known.contains(p)) {
+            return Err((
+                RefusalCode::Forbidden,
+                "the changes write fields a request does not have",
+            ));
+        }
     }
-    Ok((before.map(|b| b.0), after))
+    Ok((seen_view, after))
 }
 
 /// Who may see a request, as the server reads it from the document.

@@ -351,3 +351,53 @@ async fn a_refused_request_shows_its_reason_and_only_its_refused_changes_can_be_
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert!(visiting.store.integrity_check().is_ok());
 }
+
+#[tokio::test]
+async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhile() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(&server, "dinas", &[]).await;
+    let id = w.store.create(complaint()).unwrap();
+    w.store.submit(&id).unwrap();
+    w.sync_until_ok(3).await;
+    let target = format!("/v1/agency/requests/{id}/status");
+    let mut move_to = async |to: &str| {
+        let r = agency
+            .call(
+                "POST",
+                &target,
+                Some(serde_json::json!({"to": to, "note": "lengkapi"})),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{to}: {:?}", r.json);
+    };
+    for to in ["received", "in_review", "needs_info"] {
+        move_to(to).await;
+    }
+    w.sync_until_ok(3).await;
+    assert_eq!(w.store.get(&id).unwrap().status(), Status::NeedsInfo);
+    // Offline, the resident corrects the details, as asked; meanwhile the
+    // office takes the request back into review.
+    let mut content = w.store.get(&id).unwrap().content;
+    content.contact_phone = Some("081277778888".into());
+    w.store.update_content(&id, content).unwrap();
+    move_to("in_review").await;
+    let summary = w.sync_until_ok(3).await;
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let on_server: Request =
+        autosurgeon::hydrate(&AutoCommit::load(&server_copy(&server, &id)).unwrap()).unwrap();
+    assert_eq!(on_server.content.contact_phone, Some("081277778888".into()));
+    assert_eq!(on_server.status(), Status::InReview);
+    // Now that the device has seen the review, the same edit is refused
+    // on the device itself, before anything is written.
+    let mut again = w.store.get(&id).unwrap().content;
+    again.contact_phone = Some("081299990000".into());
+    assert!(matches!(
+        w.store.update_content(&id, again),
+        Err(sambung_core::Error::Forbidden(_))
+    ));
+}
