@@ -257,47 +257,50 @@ impl RequestDoc {
 /// ignores them, so only this finds what a tampered app wrote beside the
 /// model. Paths name keys and list positions, never values.
 pub fn unknown_fields(doc: &AutoCommit, request: &Request) -> Vec<String> {
-    use serde_json::Value;
-    fn walk(held: &Value, model: &Value, path: &str, out: &mut Vec<String>) {
-        let at = |k: &str| {
-            if path.is_empty() {
-                k.to_owned()
-            } else {
-                format!("{path}.{k}")
-            }
+    use automerge::{ObjId, ObjType, Prop, ReadDoc, Value};
+    // Both documents walked side by side (no JSON in between: this runs
+    // for every pushed document).
+    fn walk(
+        held: &AutoCommit,
+        h: &ObjId,
+        model: &AutoCommit,
+        m: &ObjId,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
+        let props: Vec<Prop> = match held.object_type(h) {
+            Ok(ObjType::Map | ObjType::Table) => held.keys(h).map(Prop::Map).collect(),
+            Ok(ObjType::List) => (0..held.length(h)).map(Prop::Seq).collect(),
+            // Text is a value of the model's.
+            _ => return,
         };
-        match (held, model) {
-            (Value::Object(h), Value::Object(m)) => {
-                for (k, v) in h {
-                    match m.get(k) {
-                        Some(mv) => walk(v, mv, &at(k), out),
-                        None => out.push(at(k)),
-                    }
+        for prop in props {
+            let Ok(Some((value, hid))) = held.get(h, prop.clone()) else {
+                continue;
+            };
+            path.push(match &prop {
+                Prop::Map(k) => k.clone(),
+                Prop::Seq(i) => i.to_string(),
+            });
+            match (value, model.get(m, prop)) {
+                (Value::Object(ObjType::Text), Ok(Some(_))) => {}
+                (Value::Object(_), Ok(Some((Value::Object(_), mid)))) => {
+                    walk(held, &hid, model, &mid, path, out)
                 }
+                (Value::Scalar(_), Ok(Some(_))) => {}
+                // Absent from the model, or a map or list where it has a value.
+                _ => out.push(path.join(".")),
             }
-            (Value::Array(h), Value::Array(m)) => {
-                for (i, v) in h.iter().enumerate() {
-                    match m.get(i) {
-                        Some(mv) => walk(v, mv, &at(&i.to_string()), out),
-                        None => out.push(at(&i.to_string())),
-                    }
-                }
-            }
-            // A map or a list where the model has a value.
-            (Value::Object(_) | Value::Array(_), _) => out.push(path.to_owned()),
-            _ => {}
+            path.pop();
         }
     }
     let mut model = AutoCommit::new();
     if reconcile(&mut model, request).is_err() {
         return vec![String::new()];
     }
-    let as_json = |d: &AutoCommit| serde_json::to_value(automerge::AutoSerde::from(d));
-    let (Ok(held), Ok(model)) = (as_json(doc), as_json(&model)) else {
-        return vec![String::new()];
-    };
+    model.commit();
     let mut out = Vec::new();
-    walk(&held, &model, "", &mut out);
+    walk(doc, &ROOT, &model, &ROOT, &mut Vec::new(), &mut out);
     out
 }
 

@@ -364,7 +364,7 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
     w.store.submit(&id).unwrap();
     w.sync_until_ok(3).await;
     let target = format!("/v1/agency/requests/{id}/status");
-    let mut move_to = async |to: &str| {
+    let move_to = async |to: &str| {
         let r = agency
             .call(
                 "POST",
