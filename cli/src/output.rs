@@ -95,7 +95,7 @@ pub fn print_list(rows: &[Summary]) {
         );
         if let Some(reason) = &r.refusal {
             println!(
-                "{:<36}  refused by the server: {reason} (`sambung device discard-refused {}` drops the refused changes)",
+                "{:<36}  {reason} (if the server refused it, `sambung device discard-refused {}` drops the refused changes)",
                 "", r.id
             );
         }

@@ -3,9 +3,10 @@
 //! invariants no role may break (authorship, append-only history, erasure).
 //!
 //! The device checks every edit against it before writing, and the server
-//! checks every pushed change against it (judged by the state the author
-//! saw), so an honest device is never refused and a tampered one cannot
-//! write what its role may not. Status changes themselves follow
+//! checks every pushed change against it, judged by the state its author
+//! saw (and no older than what the server had given that device): a
+//! tampered app cannot write what its role may not, and an honest device
+//! is not refused for an edit it made while up to date. Status changes themselves follow
 //! [`lifecycle::allowed`], the lifecycle's own table.
 //!
 //! ```
@@ -186,6 +187,12 @@ fn who(role: Role) -> &'static str {
     }
 }
 
+impl From<Denied> for crate::Error {
+    fn from(d: Denied) -> Self {
+        crate::Error::Forbidden(d.0.into_owned())
+    }
+}
+
 fn deny<T>(reason: &'static str) -> Result<T, Denied> {
     Err(Denied(Cow::Borrowed(reason)))
 }
@@ -298,10 +305,14 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
     for part in changed_parts(before, after) {
         may_change(author.role, part, before)?;
     }
-    // Limits on attachments, checked when the list grows (a request over
-    // newer limits may still shed attachments, and keeps syncing).
-    let total = |r: &Request| r.attachments.iter().map(|a| a.size).sum::<u64>();
-    if after.attachments.len() > before.attachments.len() || total(after) > total(before) {
+    // Limits on attachments, checked when a reference is added or changed
+    // (a request over newer limits may still shed attachments, and keeps
+    // syncing).
+    if after
+        .attachments
+        .iter()
+        .any(|a| !before.attachments.contains(a))
+    {
         crate::protocol::blobs::check_request_attachments(&after.attachments).or_else(deny)?;
     }
     // Append-only: everything that was there stays as it was.

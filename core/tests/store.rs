@@ -92,7 +92,8 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
          ALTER TABLE attachments DROP COLUMN local_only;
          ALTER TABLE attachments DROP COLUMN sent;
          ALTER TABLE attachments DROP COLUMN refused;
-         ALTER TABLE attachments DROP COLUMN held;",
+         ALTER TABLE attachments DROP COLUMN held;
+         ALTER TABLE requests DROP COLUMN refused;",
     )
     .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();
@@ -101,7 +102,10 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
     assert_eq!(s.get(&id).unwrap().id, id);
     assert!(s.repairs().unwrap().is_empty());
     s.mark_for_repair(&id, "checking").unwrap();
-    assert_eq!(s.repairs().unwrap(), vec![id]);
+    assert_eq!(s.repairs().unwrap(), vec![id.clone()]);
+    // A repair shows like a refusal but is not one: nothing is discarded.
+    assert!(matches!(s.discard_refused(&id), Err(Error::Forbidden(_))));
+    assert_eq!(s.get(&id).unwrap().id, id);
     let v: u32 = db(dir.path())
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();

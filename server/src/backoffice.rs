@@ -649,7 +649,7 @@ fn act(
                 edit(r, author)?;
                 // The table the devices and the exchange follow.
                 sambung_core::rules::check(Some(&previous), r, author)
-                    .map_err(|d| sambung_core::Error::Forbidden(d.to_string()))
+                    .map_err(sambung_core::Error::from)
             })
             .map_err(|e| match e {
                 sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),

@@ -100,10 +100,18 @@ pub fn apply_push(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
     caller: &Caller,
+    given: u64,
     id: DocId,
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
     let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed".into());
+    // What the server had given this device of the document: its changes
+    // are judged against no less.
+    let floor: Vec<ChangeHash> = match storage.heads_at(id, given)? {
+        Some(h) => sambung_core::document::decode_heads(&h)
+            .map_err(|_| ServerError::Storage("damaged heads".into()))?,
+        None => Vec::new(),
+    };
     if push.changes.len() > MAX_DOCUMENT_BYTES {
         return Ok(PushResult::Refused(
             RefusalCode::TooLarge,
@@ -114,7 +122,7 @@ pub fn apply_push(
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.
         let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            merge(nik_key, caller, id, push, current)
+            merge(nik_key, caller, id, push, &floor, current)
         }));
         let (r, w) = match merged {
             Ok(outcome) => outcome?,
@@ -140,6 +148,7 @@ fn merge(
     caller: &Caller,
     id: DocId,
     push: &DocPush,
+    floor: &[ChangeHash],
     current: Option<StoredDoc>,
 ) -> Result<(PushResult, DocWrite), ServerError> {
     use PushResult::*;
@@ -280,8 +289,10 @@ fn merge(
     }
     // Who may write what: the caller's changes are judged by the rules
     // table against the state its author saw when writing them (their
-    // dependencies), not against changes made meanwhile by others.
-    let (seen, written) = match authors_view(&mut doc, &before, previous.as_ref(), &request) {
+    // dependencies, and no less than the server had given it), not
+    // against changes made meanwhile by others.
+    let (seen, written) = match authors_view(&mut doc, &before, floor, previous.as_ref(), &request)
+    {
         Ok(view) => view,
         Err((code, reason)) => return refuse(code, reason),
     };
@@ -325,12 +336,16 @@ fn merge(
 
 /// The request as the author of the changes new since `before` saw it
 /// (absent for a new request) and as those changes left it, without what
-/// others wrote meanwhile. In the common case — the author had everything
-/// the server held, and nobody wrote meanwhile — these are `previous` and
-/// `merged` as they are; otherwise the document is forked at those points.
+/// others wrote meanwhile. What it saw is the changes' dependencies, and
+/// never less than `floor` (what the server had given this device): a
+/// client cannot have its changes judged by an older state of its choosing.
+/// In the common case — the author had everything the server held, and
+/// nobody wrote meanwhile — these are `previous` and `merged` as they are;
+/// otherwise the document is forked at those points.
 fn authors_view(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
+    floor: &[ChangeHash],
     previous: Option<&Request>,
     merged: &Request,
 ) -> Result<(Option<Request>, Request), (RefusalCode, &'static str)> {
@@ -356,13 +371,22 @@ fn authors_view(
     );
     let depended: std::collections::HashSet<ChangeHash> =
         new.iter().flat_map(|c| c.1.iter().copied()).collect();
-    let mut tips: Vec<ChangeHash> = new
+    let tips = sorted(
+        new.iter()
+            .map(|c| c.0)
+            .filter(|h| !depended.contains(h))
+            .collect(),
+    );
+    let floor: Vec<ChangeHash> = floor
         .iter()
-        .map(|c| c.0)
-        .filter(|h| !depended.contains(h))
+        .filter(|h| doc.get_change_by_hash(h).is_some())
+        .copied()
         .collect();
-    tips.extend(seen.iter().copied());
-    let tips = sorted(tips);
+    let seen = if seen.is_empty() || covers(doc, &seen, &floor) {
+        seen
+    } else {
+        sorted(seen.iter().chain(&floor).copied().collect())
+    };
     let fork = |doc: &mut AutoCommit,
                 heads: &[ChangeHash]|
      -> Result<(AutoCommit, Request), (RefusalCode, &'static str)> {
@@ -399,6 +423,26 @@ fn authors_view(
         }
     }
     Ok((seen_view, after))
+}
+
+/// Whether every change in `these` is `heads` or an ancestor of them.
+fn covers(doc: &AutoCommit, heads: &[ChangeHash], these: &[ChangeHash]) -> bool {
+    let mut left: std::collections::HashSet<ChangeHash> = these.iter().copied().collect();
+    let mut stack: Vec<ChangeHash> = heads.to_vec();
+    let mut visited = std::collections::HashSet::new();
+    while let Some(h) = stack.pop() {
+        if left.is_empty() {
+            break;
+        }
+        if !visited.insert(h) {
+            continue;
+        }
+        left.remove(&h);
+        if let Some(c) = doc.get_change_by_hash(&h) {
+            stack.extend(c.deps().iter().copied());
+        }
+    }
+    left.is_empty()
 }
 
 /// Who may see a request, as the server reads it from the document.
@@ -570,12 +614,15 @@ pub fn exchange(
         response.cursor_tag = 0;
         response.reset = true;
     }
+    // The highest log position this device was given (its pushes are
+    // judged against no less; its pull resends up to it).
+    let high = storage.high_cursor(caller.device)?;
     for push in &request.push {
         let Some(id) = pushed_id(push) else {
             tracing::info!("a new document could not be named; the device names it next time");
             continue;
         };
-        match apply_push(storage, nik_key, caller, id, push)? {
+        match apply_push(storage, nik_key, caller, high, id, push)? {
             PushResult::Ack(heads) => {
                 written.push(id);
                 response.acks.push(DocAck { id, heads })
@@ -617,7 +664,6 @@ pub fn exchange(
     // up to the highest cursor it was given: a device coming back with a
     // lower one lost a response, or was restored from a backup and may
     // lack them (resending costs bytes; skipping would lose requests).
-    let high = storage.high_cursor(caller.device)?;
     // Pull: what this device may see, since its cursor, within its budget.
     // The budget is for the compressed body; documents shrink four to
     // seven times in the envelope (the dictionary, and zstd across them),

@@ -13,23 +13,12 @@ use automerge::ActorId;
 use sambung_core::document::RequestDoc;
 use sambung_core::lifecycle::{Role, Status, StatusEntry};
 use sambung_core::model::{Kind, Note, Request, RequestId};
-use sambung_core::protocol::{self, DeviceKey, DocPush, Hash, SyncRequest, device_id_of};
+use sambung_core::protocol::{DeviceKey, DocPush, Hash, device_id_of};
 use sambung_core::{Timestamp, templates};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
-}
-
-fn body(push: Vec<DocPush>) -> Vec<u8> {
-    protocol::encode(&SyncRequest {
-        cursor: 0,
-        cursor_tag: 0,
-        push,
-        repair: vec![],
-        max_response_bytes: 65536,
-    })
-    .unwrap()
 }
 
 fn main() {
@@ -80,7 +69,11 @@ fn main() {
         changes: doc.save(),
         heads: doc.heads().into_iter().map(Into::into).collect(),
     };
-    write(&corpus, "new-request", &body(vec![new.clone()]));
+    write(
+        &corpus,
+        "new-request",
+        &sambung_e2e::sync_body(vec![new.clone()]),
+    );
     // On top of it: a note and a submission, then a forbidden approval.
     let base = doc.heads();
     doc.update(|r| {
@@ -110,7 +103,11 @@ fn main() {
         changes: doc.save_after(&base),
         heads: doc.heads().into_iter().map(Into::into).collect(),
     };
-    write(&corpus, "new-then-edit", &body(vec![new, edit.clone()]));
+    write(
+        &corpus,
+        "new-then-edit",
+        &sambung_e2e::sync_body(vec![new, edit.clone()]),
+    );
     let submitted = doc.heads();
     doc.update(|r| {
         r.history.push(StatusEntry {
@@ -133,8 +130,12 @@ fn main() {
         changes: doc.save_after(&submitted),
         heads: doc.heads().into_iter().map(Into::into).collect(),
     };
-    write(&corpus, "edit-and-forbidden", &body(vec![edit, forbidden]));
-    write(&corpus, "empty", &body(vec![]));
+    write(
+        &corpus,
+        "edit-and-forbidden",
+        &sambung_e2e::sync_body(vec![edit, forbidden]),
+    );
+    write(&corpus, "empty", &sambung_e2e::sync_body(vec![]));
 
     // Uploads: mode, offset (2), length (3), chunk.
     let corpus = root.join("corpus/upload");

@@ -115,13 +115,14 @@ async fn drain(dev: &Device) {
     assert_eq!(dev.store.pending_count().unwrap(), 0, "still pending");
 }
 
-fn device_child(dir: &Path, key: [u8; 32], url: &str, seed: u64, limit: Option<u64>) -> Child {
-    let mut cmd = match limit {
+/// The child process, under a file-size limit when given one: the soft
+/// limit (the hard one stays unlimited, so it can be raised again) makes
+/// writes past it fail as on a full disk. SIGXFSZ is ignored so the write
+/// fails instead of the process dying; an ignored signal stays ignored
+/// across exec.
+fn child_command(limit: Option<u64>) -> Command {
+    match limit {
         None => Command::new(CHILD),
-        // The file-size limit (soft; the hard one stays unlimited, so it
-        // can be raised again) makes writes past it fail as on a full
-        // disk. SIGXFSZ is ignored so the write fails instead of the
-        // process dying; an ignored signal stays ignored across exec.
         Some(bytes) => {
             let mut c = Command::new("sh");
             c.args([
@@ -132,18 +133,22 @@ fn device_child(dir: &Path, key: [u8; 32], url: &str, seed: u64, limit: Option<u
             ]);
             c
         }
-    };
-    cmd.args([
-        "device",
-        dir.to_str().unwrap(),
-        &hex::encode(key),
-        url,
-        &seed.to_string(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
+    }
+}
+
+fn device_child(dir: &Path, key: [u8; 32], url: &str, seed: u64, limit: Option<u64>) -> Child {
+    child_command(limit)
+        .args([
+            "device",
+            dir.to_str().unwrap(),
+            &hex::encode(key),
+            url,
+            &seed.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Kills `child` (SIGKILL) and returns what it printed that was not taken
@@ -227,20 +232,7 @@ struct ServerChild(Child);
 
 impl ServerChild {
     fn start(dir: &Path, addr: &str, limit: Option<u64>) -> ServerChild {
-        let mut cmd = match limit {
-            None => Command::new(CHILD),
-            Some(bytes) => {
-                let mut c = Command::new("sh");
-                c.args([
-                    "-c",
-                    r#"trap "" XFSZ; exec prlimit --fsize="$0":unlimited -- "$@""#,
-                    &bytes.to_string(),
-                    CHILD,
-                ]);
-                c
-            }
-        };
-        let mut child = cmd
+        let mut child = child_command(limit)
             .args(["server", dir.to_str().unwrap(), addr])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -110,11 +110,11 @@ async fn a_tampered_client_is_refused_what_its_role_may_not_write_and_the_rest_s
             }),
         ),
     ];
-    for (what, edit) in forbidden {
+    for (round, (what, edit)) in forbidden.into_iter().enumerate() {
         let bad = tampered(&server, &w, &submitted, edit);
         // The draft, in the same exchange, is the resident's to edit.
         let good = tampered(&server, &w, &draft, |r| {
-            r.content.contact_phone = Some("081211112222".into());
+            r.content.contact_phone = Some(format!("08121111222{round}").as_str().into());
         });
         let answer = raw.exchange(vec![bad, good]).await;
         assert_eq!(answer.refused.len(), 1, "{what}: {answer:?}");
@@ -126,6 +126,7 @@ async fn a_tampered_client_is_refused_what_its_role_may_not_write_and_the_rest_s
             "{what}: {}",
             refusal.reason
         );
+        // The draft's edit (a new phone each round) was taken.
         assert!(answer.acked_all || answer.acks.len() == 1, "{answer:?}");
         assert!(
             !answer
@@ -167,7 +168,7 @@ async fn a_tampered_client_is_refused_what_its_role_may_not_write_and_the_rest_s
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(
         w.store.get(&draft).unwrap().content.contact_phone,
-        Some("081211112222".into())
+        Some("081211112224".into())
     );
 }
 
@@ -400,4 +401,68 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
         w.store.update_content(&id, again),
         Err(sambung_core::Error::Forbidden(_))
     ));
+}
+
+#[tokio::test]
+async fn a_client_cannot_have_its_edit_judged_by_an_old_state_of_its_choosing() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(&server, "dinas", &[]).await;
+    let id = w.store.create(complaint()).unwrap();
+    w.store.submit(&id).unwrap();
+    w.sync_until_ok(3).await;
+    let target = format!("/v1/agency/requests/{id}/status");
+    for to in ["received", "in_review", "needs_info"] {
+        let r = agency
+            .call(
+                "POST",
+                &target,
+                Some(serde_json::json!({"to": to, "note": "lengkapi"})),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{to}: {:?}", r.json);
+    }
+    let asked = server_copy(&server, &id);
+    w.sync_until_ok(3).await;
+    let r = agency
+        .call(
+            "POST",
+            &target,
+            Some(serde_json::json!({"to": "in_review"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // The device has been given the review; it pushes a change of the
+    // details built on the request as it stood while the office asked
+    // (when a resident may change them) — claiming it never saw the rest.
+    w.sync_until_ok(3).await;
+    assert_eq!(w.store.get(&id).unwrap().status(), Status::InReview);
+    let actor = ActorId::from(w.store.device_id().as_slice());
+    let mut old = RequestDoc::load(&asked, [], actor).unwrap();
+    let base = old.heads();
+    old.update(|r| {
+        r.content.contact_phone = Some("081299990000".into());
+        Ok(())
+    })
+    .unwrap();
+    let push = DocPush {
+        id: Some(id.to_bytes().unwrap()),
+        since: base.iter().copied().map(Hash::from).collect(),
+        changes: old.save_after(&base),
+        heads: old.heads().into_iter().map(Into::into).collect(),
+    };
+    let log_before = server.log_len();
+    let answer = RawDevice::of(&server.url(), &w).exchange(vec![push]).await;
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(answer.refused[0].code, RefusalCode::Forbidden);
+    assert_eq!(
+        answer.refused[0].reason,
+        "a resident may not change the details of a complaint request in status in_review"
+    );
+    assert_eq!(server.log_len(), log_before, "nothing written");
 }

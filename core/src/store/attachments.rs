@@ -891,17 +891,17 @@ fn check_names(name: &str, mime: &str) -> Result<(), Error> {
     }
 }
 
-/// `name` with a `.jpg` extension in place of its own (the photo is
-/// re-encoded as JPEG).
 impl Store {
     /// Whether this device's role may add attachments to `r` now (checked
     /// before any bytes are stored; the rules table decides).
     fn may_attach(&self, r: &crate::model::Request) -> Result<(), Error> {
         crate::rules::may_change(self.identity.role, crate::rules::Part::Attachments, r)
-            .map_err(|d| Error::Forbidden(d.to_string()))
+            .map_err(Error::from)
     }
 }
 
+/// `name` with a `.jpg` extension in place of its own (the photo is
+/// re-encoded as JPEG).
 #[cfg(feature = "photos")]
 fn jpeg_name(name: &str) -> String {
     let stem = match name.rsplit_once('.') {

@@ -468,8 +468,7 @@ impl Store {
             assignee: None,
             erased_at: None,
         };
-        crate::rules::check(None, &request, self.identity.author())
-            .map_err(|d| Error::Forbidden(d.to_string()))?;
+        crate::rules::check(None, &request, self.identity.author()).map_err(Error::from)?;
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
         self.write(|tx| self.insert_doc(tx, &request, &mut doc))?;
@@ -618,8 +617,7 @@ impl Store {
         self.modify_in(tx, idb, |r| {
             let before = r.clone();
             let out = edit(r)?;
-            crate::rules::check(Some(&before), r, me.author())
-                .map_err(|d| Error::Forbidden(d.to_string()))?;
+            crate::rules::check(Some(&before), r, me.author()).map_err(Error::from)?;
             Ok(out)
         })
     }
@@ -744,8 +742,7 @@ impl Store {
         self.edit(id, |r| {
             // Refused where the table freezes the details, also when the
             // new content happens to equal the old.
-            crate::rules::may_change(role, crate::rules::Part::Details, r)
-                .map_err(|d| Error::Forbidden(d.to_string()))?;
+            crate::rules::may_change(role, crate::rules::Part::Details, r).map_err(Error::from)?;
             r.content = content;
             Ok(())
         })

@@ -37,7 +37,7 @@ impl Store {
                 params![idb.as_slice(), reason],
             )?;
             tx.execute(
-                "UPDATE requests SET refusal = ?2 WHERE id = ?1",
+                "UPDATE requests SET refusal = ?2, refused = 0 WHERE id = ?1",
                 params![idb.as_slice(), reason],
             )?;
             Ok(())
@@ -114,7 +114,7 @@ impl Store {
                         // document is pushed.
                         let acked = (!theirs.is_empty()).then(|| encode_heads(&theirs));
                         tx.execute(
-                            "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
+                            "UPDATE requests SET acked_heads = ?2, refusal = NULL, refused = 0 WHERE id = ?1",
                             params![idb.as_slice(), acked],
                         )?;
                     }

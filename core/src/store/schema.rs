@@ -108,6 +108,12 @@ const MIGRATIONS: &[&str] = &[
         received INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 6: whether `refusal` is the server's refusal (1) or a note of the
+    // device's own (a repair, changes waiting for another device): only
+    // refused changes may be discarded.
+    r#"
+    ALTER TABLE requests ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

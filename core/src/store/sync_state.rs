@@ -183,11 +183,22 @@ impl Store {
     /// Records (or clears, with `None`) why the server refused a request's
     /// changes. The changes stay, and stay pending.
     pub fn set_refusal(&self, id: &RequestId, refusal: Option<&str>) -> Result<(), Error> {
+        self.set_note(id, refusal, refusal.is_some())
+    }
+
+    /// Records why a request's changes wait (some build on another
+    /// device's changes): shown like a refusal, but not one — nothing of
+    /// it may be discarded.
+    pub fn set_waiting(&self, id: &RequestId, why: &str) -> Result<(), Error> {
+        self.set_note(id, Some(why), false)
+    }
+
+    fn set_note(&self, id: &RequestId, note: Option<&str>, refused: bool) -> Result<(), Error> {
         let idb = super::id_bytes(id)?;
         self.write(|tx| {
             tx.execute(
-                "UPDATE requests SET refusal = ?2 WHERE id = ?1",
-                params![idb.as_slice(), refusal],
+                "UPDATE requests SET refusal = ?2, refused = ?3 WHERE id = ?1",
+                params![idb.as_slice(), note, refused],
             )?;
             Ok(())
         })
@@ -202,15 +213,16 @@ impl Store {
     pub fn discard_refused(&self, id: &RequestId) -> Result<crate::model::Request, Error> {
         let idb = super::id_bytes(id)?;
         let discarded = self.write(|tx| {
-            let refusal: Option<String> = tx
+            let refused: bool = tx
                 .query_row(
-                    "SELECT refusal FROM requests WHERE id = ?1",
+                    "SELECT refused AND NOT EXISTS (SELECT 1 FROM repairs WHERE repairs.id = requests.id)
+                     FROM requests WHERE id = ?1",
                     [idb.as_slice()],
                     |r| r.get(0),
                 )
                 .optional()?
                 .ok_or(Error::NotFound { what: "request" })?;
-            if refusal.is_none() {
+            if !refused {
                 return Err(Error::Forbidden(
                     "only the local changes of a request the server refused can be discarded"
                         .into(),
@@ -325,7 +337,7 @@ impl Store {
             union.extend(server_heads.iter().copied());
             let acked = doc.frontier(&union).unwrap_or(server_heads.clone());
             tx.execute(
-                "UPDATE requests SET acked_heads = ?2, refusal = NULL WHERE id = ?1",
+                "UPDATE requests SET acked_heads = ?2, refusal = NULL, refused = 0 WHERE id = ?1",
                 params![pull.id.as_slice(), encode_heads(&acked)],
             )?;
             self.delete_unreferenced(tx, &replaced_attachments)?;

@@ -735,10 +735,7 @@ impl Client {
                     // The server took only part: the rest builds on changes
                     // of another device that it must deliver itself (after
                     // a restore from backup). Pending, not retried now.
-                    store.set_refusal(
-                        &id,
-                        Some("some changes wait for another device to sync first"),
-                    )?;
+                    store.set_waiting(&id, "some changes wait for another device to sync first")?;
                     skip.insert(id);
                 }
             }

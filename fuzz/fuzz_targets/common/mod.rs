@@ -26,10 +26,18 @@ pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         // The server catches a panic inside one document's merge and
-        // refuses that document, as in production: libFuzzer's hook would
-        // abort on it. Panics nobody catches still end the run (libFuzzer
-        // checks each input's result), and anything else shows as a 5xx.
-        std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
+        // refuses that document, as in production; libFuzzer's hook would
+        // abort on it. Only Automerge's own panics (on hostile bytes) are
+        // let through that way: any other panic — in our code — aborts.
+        std::panic::set_hook(Box::new(|info| {
+            let in_automerge = info
+                .location()
+                .is_some_and(|l| l.file().contains("/automerge-"));
+            eprintln!("panic: {info}");
+            if !in_automerge {
+                std::process::abort();
+            }
+        }));
         let dir = tempfile::tempdir().expect("a temporary directory");
         let storage = Arc::new(SqliteStorage::open(dir.path()).expect("a database"));
         let now = sambung_core::Timestamp::now().as_millis() / 1000;

@@ -263,6 +263,10 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), ServerError>;
     /// A document as it is now (no lock held after the call).
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
+    /// A document's heads as of log position `seq` (its latest entry at or
+    /// before it, 32 bytes a head): what a device given the log up to
+    /// `seq` holds of it.
+    fn heads_at(&self, id: DocId, seq: u64) -> Result<Option<Vec<u8>>, ServerError>;
     /// Who delivered each change of a request, oldest first.
     fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError>;
     /// The tag of the log entry at `seq` (see [`log_tag`]), if there is one.
@@ -363,7 +367,6 @@ pub struct BlobState {
     pub complete: bool,
 }
 
-/// Checks the blob's chunks, in order, against its name.
 /// A receipt from its stored columns.
 fn receipt(
     change: Vec<u8>,
@@ -388,6 +391,7 @@ fn receipt(
     })
 }
 
+/// Checks the blob's chunks, in order, against its name.
 fn hash_matches<'a>(sha256: &[u8; 32], chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
     let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     for c in chunks {

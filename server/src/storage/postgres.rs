@@ -176,6 +176,9 @@ CREATE TABLE receipts (
     at       BIGINT NOT NULL
 );
 CREATE INDEX receipts_by_doc ON receipts (doc, at);
+-- What a device was given of a document (the rules judge its changes
+-- against no less).
+CREATE INDEX log_by_doc ON log (doc, seq);
 "#,
 ];
 
@@ -766,6 +769,13 @@ impl Storage for PostgresStorage {
         };
         let c = conn.client();
         self.block(async move {
+            if replace {
+                // The old history is gone, and its receipts with it (they
+                // would keep the times of erased notes).
+                c.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])
+                    .await
+                    .map_err(pg)?;
+            }
             for change in &changes {
                 c.execute(
                     "INSERT INTO receipts (change, doc, account, device, exchange, at)
@@ -853,6 +863,19 @@ impl Storage for PostgresStorage {
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
         self.run(move |c| async move { read_doc(&c, &id).await })
+    }
+
+    fn heads_at(&self, id: DocId, seq: u64) -> Result<Option<Vec<u8>>, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT heads FROM log WHERE doc = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
+                    &[&id.as_slice(), &i64::try_from(seq).unwrap_or(i64::MAX)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError> {

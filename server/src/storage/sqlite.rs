@@ -244,6 +244,9 @@ CREATE TABLE receipts (
     at       INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX receipts_by_doc ON receipts (doc, at);
+-- What a device was given of a document (the rules judge its changes
+-- against no less).
+CREATE INDEX log_by_doc ON log (doc, seq);
 "#,
 ];
 
@@ -494,6 +497,11 @@ impl Storage for SqliteStorage {
                 events,
                 replace,
             } => {
+                if replace {
+                    // The old history is gone, and its receipts with it
+                    // (they would keep the times of erased notes).
+                    tx.execute("DELETE FROM receipts WHERE doc = ?1", [id.as_slice()])?;
+                }
                 for change in &changes {
                     tx.execute(
                         "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
@@ -562,6 +570,17 @@ impl Storage for SqliteStorage {
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
         read_doc(&self.lock(), &id)
+    }
+
+    fn heads_at(&self, id: DocId, seq: u64) -> Result<Option<Vec<u8>>, ServerError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT heads FROM log WHERE doc = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+                params![id.as_slice(), i64::try_from(seq).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn receipts(&self, id: DocId) -> Result<Vec<Receipt>, ServerError> {
