@@ -328,6 +328,7 @@ async fn a_server_killed_mid_exchange_loses_nothing_and_doubles_nothing() {
         server = ServerChild::start(data.path(), &addr, None);
         drain(&dev).await;
     }
+    println!("30 server kills, {cut} of them cut a sync");
     assert!(cut >= 3, "only {cut} kills landed during an exchange");
     server.kill();
     server_intact(data.path());
