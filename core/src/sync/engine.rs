@@ -125,13 +125,14 @@ impl SyncEngine {
             ..Default::default()
         }));
         let st = status.clone();
+        // What is unsynced at start is read here, not in the task: a write
+        // made right after `start` returns is then always a write (debounced
+        // with the others), never taken for one found at start.
+        let pending_at_start = matches!(store.pending_count(), Ok(n) if n > 0);
         let task = tokio::spawn(async move {
             let mut online = true;
             let mut metered = false;
-            let mut due: Option<Instant> = match store.pending_count() {
-                Ok(n) if n > 0 => Some(Instant::now()),
-                _ => None,
-            };
+            let mut due: Option<Instant> = pending_at_start.then(Instant::now);
             let mut failures = 0u32;
             // The first write since the last sync, and whether `due` is
             // only the writes' debounce (which a later write may move).
