@@ -136,6 +136,15 @@ fn child_command(limit: Option<u64>) -> Command {
     }
 }
 
+/// Space returns: the file-size limit of a running process is lifted.
+fn lift_limit(pid: u32) {
+    let status = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--fsize=unlimited:unlimited"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn device_child(dir: &Path, key: [u8; 32], url: &str, seed: u64, limit: Option<u64>) -> Child {
     child_command(limit)
         .args([
@@ -396,15 +405,7 @@ async fn a_device_out_of_space_refuses_writes_clearly_and_recovers_when_space_re
     let error = &said[first_error];
     assert!(error.contains("disk") || error.contains("full"), "{error}");
     // Space returns: the same process writes again.
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &child.id().to_string(),
-            "--fsize=unlimited:unlimited",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    lift_limit(child.id());
     let errors_then = said.len();
     wait(&mut said, &|s| {
         s[errors_then..]
@@ -450,15 +451,7 @@ async fn a_server_out_of_space_answers_clearly_and_recovers_when_space_returns()
         "nothing was dropped"
     );
     server_intact(data.path());
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &server.pid().to_string(),
-            "--fsize=unlimited:unlimited",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    lift_limit(server.pid());
     drain(&dev).await;
     server.kill();
     server_intact(data.path());

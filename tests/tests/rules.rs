@@ -30,6 +30,35 @@ fn server_copy(server: &TestServer, id: &RequestId) -> Vec<u8> {
         .data
 }
 
+/// The back office moves `id` to `to` (with a note, as a question needs).
+async fn move_to(agency: &Agency, id: &RequestId, to: &str) {
+    let r = agency
+        .call(
+            "POST",
+            &format!("/v1/agency/requests/{id}/status"),
+            Some(serde_json::json!({"to": to, "note": "lengkapi"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{to}: {:?}", r.json);
+}
+
+/// A resident's submitted complaint on `server`, synced, and the back
+/// office that handles it.
+async fn submitted_complaint(
+    server: &TestServer,
+    dir: &std::path::Path,
+) -> (Device, Agency, RequestId) {
+    let w = server
+        .device(dir, Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(server, "dinas", &[]).await;
+    let id = w.store.create(complaint()).unwrap();
+    w.store.submit(&id).unwrap();
+    w.sync_until_ok(3).await;
+    (w, agency, id)
+}
+
 /// A push of `edit` made by `dev`'s actor on top of the server's copy, as a
 /// tampered app would send it (nothing on the device checks it).
 fn tampered(
@@ -192,16 +221,7 @@ async fn the_server_keeps_which_device_delivered_each_change_in_which_exchange()
         .add_note(&id, "sudah dicek di lokasi", false)
         .unwrap();
     officer.sync_until_ok(3).await;
-    let target = format!("/v1/agency/requests/{id}/status");
-    let moved = agency
-        .call(
-            "POST",
-            &target,
-            Some(serde_json::json!({"to": "received"})),
-            None,
-        )
-        .await;
-    assert_eq!(moved.status, 200, "{:?}", moved.json);
+    move_to(&agency, &id, "received").await;
 
     let answer = agency
         .call(
@@ -357,27 +377,9 @@ async fn a_refused_request_shows_its_reason_and_only_its_refused_changes_can_be_
 async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhile() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let w = server
-        .device(dir.path(), Role::Resident, "warga-1", &[], None)
-        .await;
-    let agency = Agency::enroll(&server, "dinas", &[]).await;
-    let id = w.store.create(complaint()).unwrap();
-    w.store.submit(&id).unwrap();
-    w.sync_until_ok(3).await;
-    let target = format!("/v1/agency/requests/{id}/status");
-    let move_to = async |to: &str| {
-        let r = agency
-            .call(
-                "POST",
-                &target,
-                Some(serde_json::json!({"to": to, "note": "lengkapi"})),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{to}: {:?}", r.json);
-    };
+    let (w, agency, id) = submitted_complaint(&server, dir.path()).await;
     for to in ["received", "in_review", "needs_info"] {
-        move_to(to).await;
+        move_to(&agency, &id, to).await;
     }
     w.sync_until_ok(3).await;
     assert_eq!(w.store.get(&id).unwrap().status(), Status::NeedsInfo);
@@ -386,7 +388,7 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
     let mut content = w.store.get(&id).unwrap().content;
     content.contact_phone = Some("081277778888".into());
     w.store.update_content(&id, content).unwrap();
-    move_to("in_review").await;
+    move_to(&agency, &id, "in_review").await;
     let summary = w.sync_until_ok(3).await;
     assert!(summary.refused.is_empty(), "{summary:?}");
     let on_server: Request =
@@ -407,36 +409,13 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
 async fn a_client_cannot_have_its_edit_judged_by_an_old_state_of_its_choosing() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let w = server
-        .device(dir.path(), Role::Resident, "warga-1", &[], None)
-        .await;
-    let agency = Agency::enroll(&server, "dinas", &[]).await;
-    let id = w.store.create(complaint()).unwrap();
-    w.store.submit(&id).unwrap();
-    w.sync_until_ok(3).await;
-    let target = format!("/v1/agency/requests/{id}/status");
+    let (w, agency, id) = submitted_complaint(&server, dir.path()).await;
     for to in ["received", "in_review", "needs_info"] {
-        let r = agency
-            .call(
-                "POST",
-                &target,
-                Some(serde_json::json!({"to": to, "note": "lengkapi"})),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{to}: {:?}", r.json);
+        move_to(&agency, &id, to).await;
     }
     let asked = server_copy(&server, &id);
     w.sync_until_ok(3).await;
-    let r = agency
-        .call(
-            "POST",
-            &target,
-            Some(serde_json::json!({"to": "in_review"})),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    move_to(&agency, &id, "in_review").await;
     // The device has been given the review; it pushes a change of the
     // details built on the request as it stood while the office asked
     // (when a resident may change them) — claiming it never saw the rest.
