@@ -401,20 +401,22 @@ fn authors_view(
         let unknown = unknown_fields(&f, &r);
         (r, unknown)
     };
-    let seen_view = match previous {
-        _ if seen.is_empty() => None,
-        Some(p) if seen == sorted(before.to_vec()) => Some(p.clone()),
-        _ => Some(fork(doc, &seen)?.1),
+    // The seen state, forked only when it is not the stored one or its
+    // unknown fields are needed.
+    let stored_seen = !seen.is_empty() && seen == sorted(before.to_vec());
+    let seen_fork = if seen.is_empty() || (stored_seen && previous.is_some() && unknown.is_empty())
+    {
+        None
+    } else {
+        Some(fork(doc, &seen)?)
     };
     // Fields beside the model, only those these changes added: a document
     // an older app wrote keeps syncing.
     if !unknown.is_empty() {
-        let known = if seen.is_empty() {
-            Vec::new()
-        } else {
-            let (f, r) = fork(doc, &seen)?;
-            unknown_fields(&f, &r)
-        };
+        let known = seen_fork
+            .as_ref()
+            .map(|(f, r)| unknown_fields(f, r))
+            .unwrap_or_default();
         if unknown.iter().any(|p| !known.contains(p)) {
             return Err((
                 RefusalCode::Forbidden,
@@ -422,6 +424,11 @@ fn authors_view(
             ));
         }
     }
+    let seen_view = match (seen_fork, previous) {
+        (Some((_, r)), _) => Some(r),
+        (None, Some(p)) if stored_seen => Some(p.clone()),
+        _ => None,
+    };
     Ok((seen_view, after))
 }
 
