@@ -331,24 +331,18 @@ mod tests {
     use super::*;
     use crate::identifiers::Phone;
     use crate::lifecycle::{Role, Status, StatusEntry};
-    use crate::model::{AttachmentRef, Kind, Note, RequestId};
+    use crate::model::{AttachmentRef, Kind, Note};
     use crate::templates;
     use crate::time::Timestamp;
     use proptest::prelude::*;
 
     fn base(kind: Kind) -> Request {
-        Request {
-            id: RequestId::random(),
-            created_at: Timestamp(1_700_000_000_000),
-            created_by: "resident-1".into(),
-            created_role: Role::Resident,
-            content: templates::example(kind),
-            attachments: vec![],
-            history: vec![],
-            notes: vec![],
-            assignee: None,
-            erased_at: None,
-        }
+        Request::draft(
+            templates::example(kind),
+            "resident-1",
+            Role::Resident,
+            Timestamp(1_700_000_000_000),
+        )
     }
 
     #[test]

@@ -230,21 +230,10 @@ pub fn changed_parts(before: &Request, after: &Request) -> Vec<Part> {
 /// ```
 /// use sambung_core::edits::Author;
 /// use sambung_core::lifecycle::Role;
-/// use sambung_core::model::{Kind, Request, RequestId};
+/// use sambung_core::model::{Kind, Request};
 /// use sambung_core::{Timestamp, rules, templates};
 ///
-/// let draft = Request {
-///     id: RequestId::random(),
-///     created_at: Timestamp(1),
-///     created_by: "warga-1".into(),
-///     created_role: Role::Resident,
-///     content: templates::example(Kind::KtpEl),
-///     attachments: vec![],
-///     history: vec![],
-///     notes: vec![],
-///     assignee: None,
-///     erased_at: None,
-/// };
+/// let draft = Request::draft(templates::example(Kind::KtpEl), "warga-1", Role::Resident, Timestamp(1));
 /// let warga = Author { user: "warga-1", role: Role::Resident };
 /// assert!(rules::check(None, &draft, warga).is_ok());
 /// let mut assigned = draft.clone();

@@ -12,7 +12,7 @@ use std::path::Path;
 use automerge::ActorId;
 use sambung_core::document::RequestDoc;
 use sambung_core::lifecycle::{Role, Status, StatusEntry};
-use sambung_core::model::{Kind, Note, Request, RequestId};
+use sambung_core::model::{Kind, Note, Request};
 use sambung_core::protocol::{DeviceKey, DocPush, Hash, device_id_of};
 use sambung_core::{Timestamp, templates};
 
@@ -30,18 +30,7 @@ fn main() {
 
     let mut content = templates::example(Kind::Complaint);
     content.region = "32.73.01.1001".into();
-    let request = Request {
-        id: RequestId::random(),
-        created_at: Timestamp::now(),
-        created_by: "warga-1".into(),
-        created_role: Role::Resident,
-        content,
-        attachments: vec![],
-        history: vec![],
-        notes: vec![],
-        assignee: None,
-        erased_at: None,
-    };
+    let request = Request::draft(content, "warga-1", Role::Resident, Timestamp::now());
     // Validators: identifiers (a role byte, then text) and a pair of
     // requests for the rules table.
     let validators = root.join("corpus/validators");

@@ -20,18 +20,12 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: ErrorCode) {
 }
 
 fn new_request(user: &str, kind: Kind) -> (Request, RequestDoc) {
-    let r = Request {
-        id: RequestId::random(),
-        created_at: sambung_core::Timestamp::now(),
-        created_by: user.into(),
-        created_role: Role::Resident,
-        content: templates::example(kind),
-        attachments: vec![],
-        history: vec![],
-        notes: vec![],
-        assignee: None,
-        erased_at: None,
-    };
+    let r = Request::draft(
+        templates::example(kind),
+        user,
+        Role::Resident,
+        sambung_core::Timestamp::now(),
+    );
     let doc = RequestDoc::new(&r, ActorId::random()).unwrap();
     (r, doc)
 }

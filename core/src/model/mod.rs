@@ -672,6 +672,31 @@ pub struct Request {
 }
 
 impl Request {
+    /// A new draft of `content`, created by account `by` in `role` at
+    /// `at`: a fresh random id, nothing attached, no history, no notes.
+    ///
+    /// ```
+    /// use sambung_core::lifecycle::{Role, Status};
+    /// use sambung_core::model::{Kind, Request};
+    /// use sambung_core::{Timestamp, templates};
+    /// let r = Request::draft(templates::example(Kind::KtpEl), "warga-1", Role::Resident, Timestamp(1));
+    /// assert_eq!(r.status(), Status::Draft);
+    /// ```
+    pub fn draft(content: RequestContent, by: &str, role: Role, at: Timestamp) -> Request {
+        Request {
+            id: RequestId::random(),
+            created_at: at,
+            created_by: by.to_owned(),
+            created_role: role,
+            content,
+            attachments: Vec::new(),
+            history: Vec::new(),
+            notes: Vec::new(),
+            assignee: None,
+            erased_at: None,
+        }
+    }
+
     /// The kind.
     pub fn kind(&self) -> Kind {
         self.content.kind()

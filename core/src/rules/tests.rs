@@ -1,7 +1,7 @@
 use super::*;
 use crate::Timestamp;
 use crate::lifecycle::StatusEntry;
-use crate::model::{AttachmentRef, AttachmentRole, Note, RequestId};
+use crate::model::{AttachmentRef, AttachmentRole, Note};
 use crate::templates;
 
 fn author(user: &str, role: Role) -> Author<'_> {
@@ -9,18 +9,7 @@ fn author(user: &str, role: Role) -> Author<'_> {
 }
 
 fn request(by: &str, kind: Kind) -> Request {
-    Request {
-        id: RequestId::random(),
-        created_at: Timestamp(1),
-        created_by: by.into(),
-        created_role: Role::Resident,
-        content: templates::example(kind),
-        attachments: vec![],
-        history: vec![],
-        notes: vec![],
-        assignee: None,
-        erased_at: None,
-    }
+    Request::draft(templates::example(kind), by, Role::Resident, Timestamp(1))
 }
 
 fn entry(by: &str, role: Role, seq: u64, from: Status, to: Status) -> StatusEntry {

@@ -456,18 +456,7 @@ impl Store {
         if !report.is_ok() {
             return Err(Error::Validation(report));
         }
-        let request = Request {
-            id: RequestId::random(),
-            created_at: now,
-            created_by: self.identity.user.clone(),
-            created_role: self.identity.role,
-            content,
-            attachments: Vec::new(),
-            history: Vec::new(),
-            notes: Vec::new(),
-            assignee: None,
-            erased_at: None,
-        };
+        let request = Request::draft(content, &self.identity.user, self.identity.role, now);
         crate::rules::check(None, &request, self.identity.author()).map_err(Error::from)?;
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
