@@ -248,6 +248,20 @@ struct Agency {
 }
 
 impl Agency {
+    /// A stored request this account sees; outside its regions is "not
+    /// found": existence is not revealed.
+    fn stored(
+        &self,
+        state: &AppState,
+        id: DocId,
+    ) -> Result<crate::storage::StoredDoc, ServerError> {
+        state
+            .storage()
+            .document(id)?
+            .filter(|d| self.sees(&d.scope, &d.meta.status))
+            .ok_or(ServerError::NotFound)
+    }
+
     /// Who delivers the changes this call writes: the account, with the
     /// key and the signed call.
     fn delivered(&self) -> crate::storage::Delivered {
@@ -516,11 +530,7 @@ async fn get_request(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
-        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
-        // Outside its regions is "not found": existence is not revealed.
-        if !agency.sees(&stored.scope, &stored.meta.status) {
-            return Err(ServerError::NotFound);
-        }
+        let stored = agency.stored(&state, id)?;
         let mut doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
             .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
         let request = doc
@@ -585,10 +595,7 @@ async fn get_receipts(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
-        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
-        if !agency.sees(&stored.scope, &stored.meta.status) {
-            return Err(ServerError::NotFound);
-        }
+        agency.stored(&state, id)?;
         let receipts = state
             .storage()
             .receipts(id)?
@@ -1610,10 +1617,7 @@ async fn download_attachment(
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
         let digest = crate::blobs::parse_sha(&sha)?;
-        let stored = state.storage().document(id)?.ok_or(ServerError::NotFound)?;
-        if !agency.sees(&stored.scope, &stored.meta.status) {
-            return Err(ServerError::NotFound);
-        }
+        let stored = agency.stored(&state, id)?;
         let response = crate::blobs::serve(&state, &stored, &digest, &headers)?;
         record(
             &state,
