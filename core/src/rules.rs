@@ -291,8 +291,26 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
     if before.kind() != after.kind() {
         return deny("the kind of a request cannot change");
     }
-    for part in changed_parts(before, after) {
+    let parts = changed_parts(before, after);
+    // A draft is its creator's to fill in and submit (an officer's filing
+    // on a resident's behalf included): nobody else writes it but notes.
+    let submits = after
+        .history
+        .iter()
+        .any(|e| e.from == Status::Draft && !before.history.contains(e));
+    if before.status() == Status::Draft
+        && before.created_by != author.user
+        && (submits || parts.iter().any(|p| *p != Part::Notes))
+    {
+        return deny("only the account that created a draft may change or submit it");
+    }
+    for part in parts {
         may_change(author.role, part, before)?;
+    }
+    // Bounded: notes, their length and the history (`protocol::limits`),
+    // checked when they grow (an older, larger request keeps syncing).
+    if after.notes.len() > before.notes.len() || after.history.len() > before.history.len() {
+        crate::protocol::limits::check_request(after).or_else(deny)?;
     }
     // Limits on attachments, checked when a reference is added or changed
     // (a request over newer limits may still shed attachments, and keeps

@@ -12,6 +12,7 @@
 mod auth;
 pub mod blobs;
 mod envelope;
+pub mod limits;
 
 pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders, device_id_of};
 pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, version};
@@ -231,6 +232,36 @@ pub struct Refusal {
     pub code: RefusalCode,
     /// A plain reason without personal data, for the device to show.
     pub reason: String,
+    /// With `invalid` content: every field in error (paths and codes,
+    /// never values). Absent on the wire when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One field the server found in error, as the device's validation names
+/// it (`crate::validation::FieldIssue`), without the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct FieldError {
+    /// Path of the field in the JSON form (`applicant.nik`).
+    pub field: String,
+    /// Machine-readable code (`nik_format`).
+    pub code: String,
+    /// Plain English message.
+    pub message_en: String,
+    /// Plain Indonesian message.
+    pub message_id: String,
+}
+
+impl From<&crate::validation::FieldIssue> for FieldError {
+    fn from(i: &crate::validation::FieldIssue) -> Self {
+        FieldError {
+            field: i.field.clone(),
+            code: i.code.as_str().to_owned(),
+            message_en: i.message_en.to_owned(),
+            message_id: i.message_id.to_owned(),
+        }
+    }
 }
 
 /// The JSON body of every error response (JSON so that any app version can

@@ -51,6 +51,7 @@ fn example_response() -> SyncResponse {
             id: id(6),
             code: RefusalCode::Forbidden,
             reason: "a resident cannot approve".into(),
+            errors: vec![],
         }],
         unknown_heads: vec![DocRef(id(7))],
         repair: vec![DocRepair {

@@ -360,3 +360,61 @@ fn only_the_agency_assigns() {
     assert_eq!(check(Some(&b), &assigned, agency), Ok(()));
     assert_eq!(check(Some(&assigned), &b, agency), Ok(()));
 }
+
+#[test]
+fn a_draft_is_written_and_submitted_by_its_creator_only() {
+    let mut filed = Request::draft(
+        templates::example(Kind::KtpEl),
+        "petugas-1",
+        Role::Officer,
+        Timestamp(1),
+    );
+    filed.content.contact_phone = Some("081211112222".into());
+    let mut edited = filed.clone();
+    edited.content.contact_phone = Some("081233334444".into());
+    // The officer who filed it may; another officer of the region may not,
+    // nor may the resident it was filed for.
+    assert!(check(Some(&filed), &edited, author("petugas-1", Role::Officer)).is_ok());
+    for (user, role) in [("petugas-2", Role::Officer), ("warga-1", Role::Resident)] {
+        assert_eq!(
+            check(Some(&filed), &edited, author(user, role)),
+            Err(Denied(
+                "only the account that created a draft may change or submit it".into()
+            )),
+            "{user}"
+        );
+    }
+    // Nor submit it.
+    let mut submitted = filed.clone();
+    submitted.history.push(entry(
+        "petugas-2",
+        Role::Officer,
+        0,
+        Status::Draft,
+        Status::Submitted,
+    ));
+    assert!(check(Some(&filed), &submitted, author("petugas-2", Role::Officer)).is_err());
+    // A note is anyone's who may see it.
+    let mut noted = filed.clone();
+    noted.notes.push(note("petugas-2", Role::Officer));
+    assert!(check(Some(&filed), &noted, author("petugas-2", Role::Officer)).is_ok());
+}
+
+#[test]
+fn notes_and_history_stay_within_the_limits_on_device_and_server() {
+    use crate::protocol::limits::{DOCUMENT_LIMITS, MAX_NOTE_CHARS};
+    let r = at(request("warga-1", Kind::Complaint), &[Status::Submitted]);
+    let w = author("warga-1", Role::Resident);
+    let mut long = r.clone();
+    let mut n = note("warga-1", Role::Resident);
+    n.text = "a".repeat(MAX_NOTE_CHARS + 1);
+    long.notes.push(n.clone());
+    assert_eq!(
+        check(Some(&r), &long, w),
+        Err(Denied(DOCUMENT_LIMITS.into()))
+    );
+    n.text.pop();
+    let mut fits = r.clone();
+    fits.notes.push(n);
+    assert!(check(Some(&r), &fits, w).is_ok());
+}

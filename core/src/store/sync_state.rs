@@ -266,6 +266,15 @@ impl Store {
     /// document (creating it when new here) and records the server's heads as
     /// acknowledged. Local changes not yet pushed stay pending.
     pub fn apply_pull(&self, pull: &DocPull) -> Result<RequestId, Error> {
+        // Bounded before Automerge inflates or expands anything, as the
+        // server bounds what devices push (`protocol::limits`).
+        crate::protocol::limits::check_chunks(
+            &pull.changes,
+            crate::protocol::limits::Sender::Server,
+        )
+        .map_err(|_| {
+            Error::Document("received changes are over the limits or in an encoding not taken")
+        })?;
         let id = RequestId::from_bytes(pull.id);
         let server_heads: Vec<ChangeHash> =
             pull.heads.iter().map(|h| ChangeHash::from(*h)).collect();
