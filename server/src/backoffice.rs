@@ -1534,12 +1534,14 @@ async fn erase_person(
                 let data = doc.save();
                 Ok(DocWrite::Write {
                     doc: crate::storage::StoredDoc {
-                        data: data.clone(),
+                        data,
                         scope,
                         meta: exchange::doc_meta(&request),
                     },
                     heads: sambung_core::document::encode_heads(&doc.heads()),
-                    log_data: data,
+                    // Uncompressed, as devices take whole documents
+                    // (`protocol::limits`).
+                    log_data: doc.automerge().save_nocompress(),
                     device: actor,
                     changes: doc
                         .automerge()

@@ -8,13 +8,16 @@ use automerge::ReadDoc;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 use ring::hmac;
+use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::{Request, RequestId};
+use sambung_core::protocol::limits::{ChunkError, MAX_STORED_DOCUMENT_BYTES, Sender, check_chunks};
 use sambung_core::protocol::{
     DocAck, DocId, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SyncRequest,
     SyncResponse,
 };
 
-use crate::accounts::{Account, Scope};
+use crate::accounts::{Account, Draft, Scope};
+use crate::authority::Refused;
 use crate::error::ServerError;
 use crate::storage::{Delivered, DocMeta, DocWrite, Storage, StoredDoc};
 
@@ -39,7 +42,7 @@ pub enum PushResult {
     /// heads the device pushed).
     Ack(Vec<Hash>),
     /// Refused, with a reason for the device.
-    Refused(RefusalCode, Cow<'static, str>),
+    Refused(Refused),
     /// The `since` heads are unknown here: the device must repair.
     UnknownHeads,
 }
@@ -76,7 +79,10 @@ pub fn pushed_id(push: &DocPush) -> Option<DocId> {
     if let Some(id) = push.id {
         return Some(id);
     }
-    if !push.since.is_empty() || push.changes.len() > MAX_DOCUMENT_BYTES {
+    if !push.since.is_empty()
+        || push.changes.len() > MAX_DOCUMENT_BYTES
+        || check_chunks(&push.changes, Sender::Device).is_err()
+    {
         return None;
     }
     // Hostile bytes must not take the exchange down.
@@ -104,19 +110,29 @@ pub fn apply_push(
     id: DocId,
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
-    let mut result = PushResult::Refused(RefusalCode::Invalid, "not processed".into());
-    // What the server had given this device of the document: its changes
-    // are judged against no less.
+    // Bounded before anything is inflated or expanded (`limits`).
+    if let Err(e) = check_chunks(&push.changes, Sender::Device) {
+        let code = match e {
+            ChunkError::TooManyOps => RefusalCode::TooLarge,
+            ChunkError::Malformed | ChunkError::Encoding => RefusalCode::Invalid,
+        };
+        return Ok(PushResult::Refused(Refused::new(code, e.to_string())));
+    }
+    let mut result = PushResult::Refused(Refused::new(RefusalCode::Invalid, "not processed"));
+    // What the server had given this device of the document — by its
+    // pulls, or by a repair of this document — its changes are judged
+    // against no less.
+    let given = given.max(storage.given(caller.device, id)?);
     let floor: Vec<ChangeHash> = match storage.heads_at(id, given)? {
         Some(h) => sambung_core::document::decode_heads(&h)
             .map_err(|_| ServerError::Storage("damaged heads".into()))?,
         None => Vec::new(),
     };
     if push.changes.len() > MAX_DOCUMENT_BYTES {
-        return Ok(PushResult::Refused(
+        return Ok(PushResult::Refused(Refused::new(
             RefusalCode::TooLarge,
-            "the changes of this request are larger than the server accepts".into(),
-        ));
+            "the changes of this request are larger than the server accepts",
+        )));
     }
     storage.update_document(id, &mut |current: Option<StoredDoc>| {
         // Hostile bytes must not take the exchange down with them: a panic
@@ -129,10 +145,10 @@ pub fn apply_push(
             Err(_) => {
                 tracing::warn!("a pushed document made the merge panic; refused");
                 (
-                    PushResult::Refused(
+                    PushResult::Refused(Refused::new(
                         RefusalCode::Invalid,
-                        "the document could not be processed".into(),
-                    ),
+                        "the document could not be processed",
+                    )),
                     DocWrite::Unchanged,
                 )
             }
@@ -157,7 +173,7 @@ fn merge(
         reason: impl Into<Cow<'static, str>>,
     ) -> Result<(PushResult, DocWrite), ServerError> {
         Ok((
-            PushResult::Refused(code, reason.into()),
+            PushResult::Refused(crate::authority::Refused::new(code, reason)),
             DocWrite::Unchanged,
         ))
     }
@@ -309,6 +325,11 @@ fn merge(
     if let Err(denied) = sambung_core::rules::check(seen.as_ref(), &written, author) {
         return refuse(RefusalCode::Forbidden, denied.0);
     }
+    // What only the server knows: its copy now (decisions final, history
+    // appended at the end, content valid, filed where the account works).
+    if let Err(refused) = crate::authority::judge(previous.as_ref(), &request, &caller.account) {
+        return Ok((PushResult::Refused(refused), DocWrite::Unchanged));
+    }
     let scope = scope_of(nik_key, &request);
     if !caller.account.may_see(&scope) {
         return refuse(
@@ -331,6 +352,14 @@ fn merge(
             at: sambung_core::Timestamp::now().as_millis(),
         },
     );
+    if let DocWrite::Write { doc: stored, .. } = &write
+        && stored.data.len() > MAX_STORED_DOCUMENT_BYTES
+    {
+        return refuse(
+            RefusalCode::TooLarge,
+            "the request would grow larger than the server keeps",
+        );
+    }
     Ok((Ack(ack(&after)), write))
 }
 
@@ -382,10 +411,16 @@ fn authors_view(
         .filter(|h| doc.get_change_by_hash(h).is_some())
         .copied()
         .collect();
-    let seen = if seen.is_empty() || covers(doc, &seen, &floor) {
-        seen
+    // Claimed dependencies older than the floor: the changes are judged as
+    // if written on top of it — what the author saw is at least the floor,
+    // and what it wrote is its changes applied to the floor.
+    let (seen, tips) = if seen.is_empty() || covers(doc, &seen, &floor) {
+        (seen, tips)
     } else {
-        sorted(seen.iter().chain(&floor).copied().collect())
+        (
+            sorted(seen.iter().chain(&floor).copied().collect()),
+            sorted(tips.iter().chain(&floor).copied().collect()),
+        )
     };
     let fork = |doc: &mut AutoCommit,
                 heads: &[ChangeHash]|
@@ -463,6 +498,11 @@ pub fn scope_of(nik_key: &hmac::Key, request: &Request) -> Scope {
             .as_ref()
             .map(|a| nik_hash(nik_key, a.nik.as_str())),
         assignee: request.assignee.clone(),
+        draft: match (request.status(), request.created_role) {
+            (Status::Draft, Role::Officer) => Draft::OnBehalf,
+            (Status::Draft, _) => Draft::Own,
+            _ => Draft::No,
+        },
     }
 }
 
@@ -578,6 +618,10 @@ pub fn repair(
 
 /// Log entries read per storage call while filling a response.
 const PAGE: usize = 256;
+/// The most log entries one exchange reads, visible to the caller or not:
+/// past them the answer says `more` (what one exchange may cost the server
+/// does not grow with the log).
+pub const MAX_LOG_READ: usize = 4 * PAGE;
 
 /// One exchange's answer, and the documents it wrote (for the audit
 /// trail: with `acked_all` the answer no longer names them).
@@ -634,12 +678,13 @@ pub fn exchange(
                 written.push(id);
                 response.acks.push(DocAck { id, heads })
             }
-            PushResult::Refused(code, reason) => {
-                tracing::info!(code = ?code, reason = %reason, "document refused");
+            PushResult::Refused(r) => {
+                tracing::info!(code = ?r.code, reason = %r.reason, "document refused");
                 response.refused.push(Refusal {
                     id,
-                    code,
-                    reason: reason.into_owned(),
+                    code: r.code,
+                    reason: r.reason.into_owned(),
+                    errors: r.errors,
                 })
             }
             PushResult::UnknownHeads => response.unknown_heads.push(DocRef(id)),
@@ -659,11 +704,17 @@ pub fn exchange(
     }
     for r in &request.repair {
         match repair(storage, caller, r)? {
-            Ok(message) => response.repair.push(DocRepair { id: r.id, message }),
+            Ok(message) => {
+                // The device now holds the document as it stands: its later
+                // pushes are judged against no less.
+                storage.raise_given(caller.device, r.id)?;
+                response.repair.push(DocRepair { id: r.id, message })
+            }
             Err((code, reason)) => response.refused.push(Refusal {
                 id: r.id,
                 code,
                 reason: reason.to_owned(),
+                errors: Vec::new(),
             }),
         }
     }
@@ -678,11 +729,16 @@ pub fn exchange(
     // sync of 500 requests takes 2 exchanges, not 6.
     let budget = (request.max_response_bytes.max(1024) as usize).saturating_mul(4);
     let mut used = 0usize;
+    let mut read = 0usize;
     'pages: loop {
-        let page = storage.log_since(response.cursor, PAGE)?;
-        if page.is_empty() {
+        if read >= MAX_LOG_READ {
+            response.more = true;
             break;
         }
+        let limit = PAGE.min(MAX_LOG_READ - read);
+        let page = storage.log_since(response.cursor, limit)?;
+        let last_page = page.len() < limit;
+        read += page.len();
         for entry in page {
             // Entries of an erased request's old history are not sent.
             let visible = caller.account.may_see(&entry.scope) && !entry.purged;
@@ -704,6 +760,9 @@ pub fn exchange(
             }
             response.cursor = entry.seq;
             response.cursor_tag = crate::storage::log_tag(&entry.heads);
+        }
+        if last_page {
+            break;
         }
     }
     storage.raise_high_cursor(caller.device, response.cursor)?;

@@ -401,9 +401,14 @@ async fn enroll(
     }
     let hash = crate::enroll::code_hash(&req.code);
     let account = blocking(move || {
-        state
+        let account = state
             .storage
-            .redeem_enrollment(&hash, device, public_key, now())
+            .redeem_enrollment(&hash, device, public_key, now())?;
+        // A new device starts at the current state: its pushes are judged
+        // against no less than what the server holds now.
+        let head = state.storage.log_head()?;
+        state.storage.raise_high_cursor(device, head)?;
+        Ok(account)
     })
     .await?;
     tracing::info!(role = account.role.as_str(), "device enrolled");

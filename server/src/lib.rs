@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authority;
 pub mod backoffice;
 pub mod blobs;
 pub mod enroll;

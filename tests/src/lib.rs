@@ -744,6 +744,14 @@ impl RawDevice {
         protocol::decode(&resp.bytes().await.unwrap()).unwrap()
     }
 
+    /// A signed exchange of `request` as written (cursor, budget, repairs
+    /// of the tester's choosing) that must succeed; its decoded answer.
+    pub async fn send(&self, request: &SyncRequest) -> SyncResponse {
+        let resp = self.signed(protocol::encode(request).unwrap()).await;
+        assert_eq!(resp.status().as_u16(), 200);
+        protocol::decode(&resp.bytes().await.unwrap()).unwrap()
+    }
+
     pub async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
         let device = self.device;
         self.post(body, |k, b| {

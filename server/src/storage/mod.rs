@@ -277,6 +277,14 @@ pub trait Storage: Send + Sync + 'static {
     fn high_cursor(&self, device: [u8; 16]) -> Result<u64, ServerError>;
     /// Raises a device's highest cursor to `cursor` (never lowers it).
     fn raise_high_cursor(&self, device: [u8; 16], cursor: u64) -> Result<(), ServerError>;
+    /// The log position up to which a repair gave `device` the document
+    /// `id` (0: none did).
+    fn given(&self, device: [u8; 16], id: DocId) -> Result<u64, ServerError>;
+    /// Records that `device` was just given the document `id` as it stands
+    /// (a repair): its later pushes are judged against no less.
+    fn raise_given(&self, device: [u8; 16], id: DocId) -> Result<(), ServerError>;
+    /// The position of the log's latest entry (0: empty).
+    fn log_head(&self) -> Result<u64, ServerError>;
     /// Log entries after `cursor`, oldest first, at most `limit`.
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
     /// The server's secret for keyed hashes (created on first use).

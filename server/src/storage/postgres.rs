@@ -25,7 +25,7 @@ use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
     LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
 };
-use crate::accounts::{Account, Scope};
+use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
 
 /// The schema, as numbered migrations (append only, like SQLite's).
@@ -180,6 +180,19 @@ CREATE INDEX receipts_by_doc ON receipts (doc, at);
 -- against no less).
 CREATE INDEX log_by_doc ON log (doc, seq);
 "#,
+    // 11: drafts are private to their creator (documents written before
+    // by the status they were listed with); what a repair gave a device of
+    // a document (its pushes are judged against no less).
+    r#"
+ALTER TABLE documents ADD COLUMN draft SMALLINT NOT NULL DEFAULT 0;
+UPDATE documents SET draft = 1 WHERE status = 'draft';
+CREATE TABLE given (
+    device BYTEA NOT NULL,
+    doc    BYTEA NOT NULL,
+    seq    BIGINT NOT NULL,
+    PRIMARY KEY (device, doc)
+);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -219,8 +232,7 @@ fn doc_key(id: &DocId) -> i64 {
     i64::from_be_bytes(b)
 }
 
-const DOC_COLUMNS: &str =
-    "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at";
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
 
 fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
     Ok((
@@ -232,6 +244,7 @@ fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
                 owner: r.try_get(3)?,
                 applicant_nik_hash: r.try_get(4)?,
                 assignee: r.try_get(5)?,
+                draft: Draft::from_i64(r.try_get::<_, i16>(10)?.into()),
             },
             meta: DocMeta {
                 kind: r.try_get(6)?,
@@ -807,11 +820,11 @@ impl Storage for PostgresStorage {
             }
             c.execute(
                 "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                        kind, service, status, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                        kind, service, status, updated_at, draft)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
                     assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
-                    updated_at = $11",
+                    updated_at = $11, draft = $12",
                 &[
                     &id.as_slice(),
                     &doc.scope.region,
@@ -824,6 +837,7 @@ impl Storage for PostgresStorage {
                     &doc.meta.service,
                     &doc.meta.status,
                     &doc.meta.updated_at,
+                    &(doc.scope.draft.as_i64() as i16),
                 ],
             )
             .await
@@ -929,12 +943,49 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn given(&self, device: [u8; 16], id: DocId) -> Result<u64, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT seq FROM given WHERE device = $1 AND doc = $2",
+                    &[&device.as_slice(), &id.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn raise_given(&self, device: [u8; 16], id: DocId) -> Result<(), ServerError> {
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO given (device, doc, seq)
+                 SELECT $1, $2, max(seq) FROM log WHERE doc = $2 HAVING max(seq) IS NOT NULL
+                 ON CONFLICT (device, doc) DO UPDATE SET seq = GREATEST(given.seq, excluded.seq)",
+                &[&device.as_slice(), &id.as_slice()],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn log_head(&self) -> Result<u64, ServerError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_one("SELECT coalesce(max(seq), 0) FROM log", &[])
+                .await
+                .map_err(pg)?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
         self.run(move |c| async move {
             let rows = c
                 .query(
                     "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner,
-                            d.applicant_nik_hash, d.assignee, l.replaces, l.purged
+                            d.applicant_nik_hash, d.assignee, l.replaces, l.purged, d.draft
                      FROM log l JOIN documents d ON d.id = l.doc
                      WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
                     &[&to_i64(cursor), &to_i64(limit as u64)],
@@ -955,6 +1006,7 @@ impl Storage for PostgresStorage {
                             owner: r.get(6),
                             applicant_nik_hash: r.get(7),
                             assignee: r.get(8),
+                            draft: Draft::from_i64(r.get::<_, i16>(11).into()),
                         },
                         replace: r.get(9),
                         purged: r.get(10),
@@ -1456,7 +1508,7 @@ impl Storage for PostgresStorage {
                         id: id16(id, "document id")?,
                         scope: doc.scope,
                         meta: doc.meta,
-                        seq: r.try_get(10).map_err(pg)?,
+                        seq: r.try_get(11).map_err(pg)?,
                     })
                 })
                 .collect()

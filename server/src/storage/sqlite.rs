@@ -16,11 +16,10 @@ use super::{
     BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
     LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
 };
-use crate::accounts::{Account, Scope};
+use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
 
-const DOC_COLUMNS: &str =
-    "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at";
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
 
 /// A document row in [`DOC_COLUMNS`] order.
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
@@ -33,6 +32,7 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
                 owner: r.get(3)?,
                 applicant_nik_hash: r.get(4)?,
                 assignee: r.get(5)?,
+                draft: Draft::from_i64(r.get(10)?),
             },
             meta: DocMeta {
                 kind: r.get(6)?,
@@ -247,6 +247,19 @@ CREATE INDEX receipts_by_doc ON receipts (doc, at);
 -- What a device was given of a document (the rules judge its changes
 -- against no less).
 CREATE INDEX log_by_doc ON log (doc, seq);
+"#,
+    // 11: drafts are private to their creator (documents written before
+    // by the status they were listed with); what a repair gave a device of
+    // a document (its pushes are judged against no less).
+    r#"
+ALTER TABLE documents ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;
+UPDATE documents SET draft = 1 WHERE status = 'draft';
+CREATE TABLE given (
+    device BLOB NOT NULL,
+    doc    BLOB NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (device, doc)
+) STRICT, WITHOUT ROWID;
 "#,
 ];
 
@@ -535,11 +548,11 @@ impl Storage for SqliteStorage {
                 }
                 tx.execute(
                     "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                            kind, service, status, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                            kind, service, status, updated_at, draft)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                      ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
                         assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
-                        updated_at = ?11",
+                        updated_at = ?11, draft = ?12",
                     params![
                         id.as_slice(),
                         doc.scope.region,
@@ -551,7 +564,8 @@ impl Storage for SqliteStorage {
                         doc.meta.kind,
                         doc.meta.service,
                         doc.meta.status,
-                        doc.meta.updated_at
+                        doc.meta.updated_at,
+                        doc.scope.draft.as_i64()
                     ],
                 )?;
                 tx.execute(
@@ -632,11 +646,40 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn given(&self, device: [u8; 16], id: DocId) -> Result<u64, ServerError> {
+        let seq: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT seq FROM given WHERE device = ?1 AND doc = ?2",
+                params![device.as_slice(), id.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    fn raise_given(&self, device: [u8; 16], id: DocId) -> Result<(), ServerError> {
+        self.lock().execute(
+            "INSERT INTO given (device, doc, seq)
+             SELECT ?1, ?2, max(seq) FROM log WHERE doc = ?2 GROUP BY doc
+             ON CONFLICT (device, doc) DO UPDATE SET seq = max(seq, excluded.seq)",
+            params![device.as_slice(), id.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn log_head(&self) -> Result<u64, ServerError> {
+        let seq: i64 = self
+            .lock()
+            .query_row("SELECT coalesce(max(seq), 0) FROM log", [], |r| r.get(0))?;
+        Ok(seq.max(0) as u64)
+    }
+
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash,
-                    d.assignee, l.replaces, l.purged
+                    d.assignee, l.replaces, l.purged, d.draft
              FROM log l JOIN documents d ON d.id = l.doc
              WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
         )?;
@@ -652,6 +695,7 @@ impl Storage for SqliteStorage {
                     owner: r.get(6)?,
                     applicant_nik_hash: r.get(7)?,
                     assignee: r.get(8)?,
+                    draft: Draft::from_i64(r.get(11)?),
                 },
                 (r.get::<_, bool>(9)?, r.get::<_, bool>(10)?),
             ))
@@ -1087,7 +1131,7 @@ impl Storage for SqliteStorage {
                 filter.updated_since,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
-            |r| Ok((doc_row(r)?, r.get::<_, i64>(10)?)),
+            |r| Ok((doc_row(r)?, r.get::<_, i64>(11)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {

@@ -1,0 +1,171 @@
+//! What the server decides beyond the rules table, because only the server
+//! knows it: the state it holds now. A device's changes are judged by the
+//! rules table against what their author saw (`exchange::authors_view`);
+//! here they are judged against the server's current copy, so that
+//! - a decided, withdrawn or erased request takes notes only (and the
+//!   agency's own further steps the lifecycle allows);
+//! - a device cannot reorder the status history: what it appends sorts
+//!   after everything the server holds, whatever `seq`/`at` it claims;
+//! - content is valid by the device's own validators when it leaves draft
+//!   and whenever what was filed changes afterwards;
+//! - an officer files only in the regions it works in.
+
+use std::borrow::Cow;
+
+use sambung_core::lifecycle::{self, Role, Status, StatusEntry};
+use sambung_core::model::Request;
+use sambung_core::protocol::{FieldError, RefusalCode};
+use sambung_core::rules::{Part, changed_parts};
+
+use crate::accounts::Account;
+
+/// Why the server refused a document, with the fields in error when the
+/// content is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Machine-readable code.
+    pub code: RefusalCode,
+    /// A reason without personal data.
+    pub reason: Cow<'static, str>,
+    /// Every field in error (invalid content only).
+    pub errors: Vec<FieldError>,
+}
+
+impl Refused {
+    /// A refusal with a reason and no field errors.
+    pub fn new(code: RefusalCode, reason: impl Into<Cow<'static, str>>) -> Refused {
+        Refused {
+            code,
+            reason: reason.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn forbidden(reason: impl Into<Cow<'static, str>>) -> Refused {
+    Refused::new(RefusalCode::Forbidden, reason)
+}
+
+/// Judges the change from `current` (the server's copy; absent for a new
+/// request) to `after` (that copy with the caller's changes merged), made
+/// by `account`.
+pub fn judge(current: Option<&Request>, after: &Request, account: &Account) -> Result<(), Refused> {
+    if let Some(current) = current {
+        decisions_are_final(current, after, account.role)?;
+        history_appends_only_at_the_end(current, after)?;
+    }
+    filed_where_the_account_works(current, after, account)?;
+    content_is_valid(current, after)
+}
+
+/// Once decided, withdrawn or erased: notes only, plus the agency's own
+/// further steps the lifecycle allows (approved → completed).
+fn decisions_are_final(current: &Request, after: &Request, role: Role) -> Result<(), Refused> {
+    let status = current.status();
+    if !status.is_final() && current.erased_at.is_none() {
+        return Ok(());
+    }
+    let closed = || {
+        forbidden(format!(
+            "this request is {status}: it takes notes only, no other change"
+        ))
+    };
+    if changed_parts(current, after)
+        .iter()
+        .any(|p| *p != Part::Notes)
+    {
+        return Err(closed());
+    }
+    let mut reached = status;
+    for e in appended(current, after) {
+        if role != Role::Agency || e.from != reached || !lifecycle::allowed(role, e.from, e.to) {
+            return Err(closed());
+        }
+        reached = e.to;
+    }
+    if after.status() != reached {
+        return Err(closed());
+    }
+    Ok(())
+}
+
+/// Entries of `after`'s history that `current` lacks, in history order.
+fn appended<'a>(current: &Request, after: &'a Request) -> Vec<&'a StatusEntry> {
+    let mut new: Vec<&StatusEntry> = after
+        .history
+        .iter()
+        .filter(|e| !current.history.contains(e))
+        .collect();
+    new.sort();
+    new
+}
+
+/// A device's status changes come after every one the server holds: an
+/// entry sorting earlier would replay the history differently (an early
+/// withdrawal undoing a decision, say).
+fn history_appends_only_at_the_end(current: &Request, after: &Request) -> Result<(), Refused> {
+    let Some(last) = current.history.iter().max() else {
+        return Ok(());
+    };
+    if appended(current, after).iter().any(|e| *e <= last) {
+        return Err(forbidden(
+            "a status change must come after every status change the server holds; sync, then try again",
+        ));
+    }
+    Ok(())
+}
+
+/// An officer files (or moves the filing) only inside its regions; an
+/// agency account bound to regions likewise.
+fn filed_where_the_account_works(
+    current: Option<&Request>,
+    after: &Request,
+    account: &Account,
+) -> Result<(), Refused> {
+    let moved = current.is_none_or(|c| c.content.region != after.content.region);
+    if !moved || account.role == Role::Resident || account.regions.is_empty() {
+        return Ok(());
+    }
+    if account.works_in(&after.content.region.0) {
+        Ok(())
+    } else {
+        Err(forbidden(
+            "the request's region is outside the regions this account works in",
+        ))
+    }
+}
+
+/// Leaving draft: every field and the required attachments. After that,
+/// any change to what was filed or its details: every field.
+fn content_is_valid(current: Option<&Request>, after: &Request) -> Result<(), Refused> {
+    if after.status() == Status::Draft {
+        return Ok(());
+    }
+    let today = sambung_core::Timestamp::now().today_in_indonesia();
+    let report = match current {
+        Some(c) if c.status() != Status::Draft => {
+            let parts = changed_parts(c, after);
+            if !parts.contains(&Part::Filing) && !parts.contains(&Part::Details) {
+                return Ok(());
+            }
+            after.content.validate(today)
+        }
+        _ => after.validate_for_submit(today),
+    };
+    if report.is_ok() {
+        return Ok(());
+    }
+    let errors: Vec<FieldError> = report.errors.iter().map(FieldError::from).collect();
+    let fields: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{} ({})", e.field, e.code))
+        .collect();
+    Err(Refused {
+        code: RefusalCode::Invalid,
+        reason: format!("the request is not valid: {}", fields.join(", ")).into(),
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests;

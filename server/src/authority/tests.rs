@@ -1,0 +1,240 @@
+use super::*;
+use sambung_core::edits::{self, Author};
+use sambung_core::identifiers::{Nik, RegionCode};
+use sambung_core::model::{Kind, Request};
+use sambung_core::{Timestamp, templates};
+
+const WARGA: Author<'static> = Author {
+    user: "warga-1",
+    role: Role::Resident,
+};
+const DINAS: Author<'static> = Author {
+    user: "dinas",
+    role: Role::Agency,
+};
+
+fn account(id: &str, role: Role, regions: &[&str]) -> Account {
+    Account {
+        id: id.into(),
+        role,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        nik_hash: None,
+    }
+}
+
+fn complaint() -> Request {
+    let mut content = templates::example(Kind::Complaint);
+    content.region = RegionCode::from("32.73.01.1001");
+    Request::draft(content, "warga-1", Role::Resident, Timestamp(1))
+}
+
+/// A KTP-el request moved through `steps` by whoever may take each.
+fn moved(steps: &[Status]) -> Request {
+    let mut r = Request::draft(
+        templates::example(Kind::KtpEl),
+        "warga-1",
+        Role::Resident,
+        Timestamp(1),
+    );
+    for &to in steps {
+        let by = if matches!(to, Status::Submitted | Status::Withdrawn) {
+            WARGA
+        } else {
+            DINAS
+        };
+        edits::transition(&mut r, by, to, None).unwrap();
+    }
+    r
+}
+
+const DECIDED: &[Status] = &[
+    Status::Submitted,
+    Status::Received,
+    Status::InReview,
+    Status::Approved,
+];
+
+#[test]
+fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
+    let approved = moved(DECIDED);
+    let warga = account("warga-1", Role::Resident, &[]);
+    let dinas = account("dinas", Role::Agency, &[]);
+    // A new phone number, whoever writes it.
+    let mut phone = approved.clone();
+    phone.content.contact_phone = Some("081299990000".into());
+    for who in [&warga, &dinas] {
+        let err = judge(Some(&approved), &phone, who).unwrap_err();
+        assert_eq!(err.code, RefusalCode::Forbidden);
+        assert_eq!(
+            err.reason,
+            "this request is approved: it takes notes only, no other change"
+        );
+    }
+    // A note is taken.
+    let mut noted = approved.clone();
+    edits::add_note(&mut noted, WARGA, "Terima kasih", false).unwrap();
+    assert_eq!(judge(Some(&approved), &noted, &warga), Ok(()));
+    // The agency completes it; nobody else moves it.
+    let mut completed = approved.clone();
+    edits::transition(&mut completed, DINAS, Status::Completed, None).unwrap();
+    assert_eq!(judge(Some(&approved), &completed, &dinas), Ok(()));
+    assert!(judge(Some(&approved), &completed, &warga).is_err());
+    // A withdrawal appended after the decision (forged by the device: the
+    // lifecycle refuses it, and it would not take effect): refused.
+    let mut withdrawn = approved.clone();
+    let mut entry = approved.history.last().unwrap().clone();
+    entry.seq += 1;
+    entry.id = "w".into();
+    entry.from = Status::InReview;
+    entry.to = Status::Withdrawn;
+    entry.by = "warga-1".into();
+    entry.role = Role::Resident;
+    withdrawn.history.push(entry);
+    assert!(judge(Some(&approved), &withdrawn, &warga).is_err());
+}
+
+#[test]
+fn withdrawn_and_erased_requests_are_closed_too() {
+    let withdrawn = moved(&[Status::Submitted, Status::Withdrawn]);
+    let mut edited = withdrawn.clone();
+    edited.content.contact_phone = Some("081299990000".into());
+    let warga = account("warga-1", Role::Resident, &[]);
+    assert!(judge(Some(&withdrawn), &edited, &warga).is_err());
+    let mut erased = moved(&[Status::Submitted]);
+    erased.erased_at = Some(Timestamp(5));
+    let mut edited = erased.clone();
+    edited.content.contact_phone = Some("081299990000".into());
+    assert!(judge(Some(&erased), &edited, &warga).is_err());
+}
+
+#[test]
+fn status_changes_sort_after_everything_the_server_holds() {
+    let in_review = moved(&[Status::Submitted, Status::Received, Status::InReview]);
+    let warga = account("warga-1", Role::Resident, &[]);
+    // A withdrawal claiming an early place in the history.
+    let mut early = in_review.clone();
+    let mut entry = in_review.history[0].clone();
+    entry.id = "zz".into();
+    entry.from = Status::Submitted;
+    entry.to = Status::Withdrawn;
+    entry.at = Timestamp(0);
+    early.history.push(entry.clone());
+    let err = judge(Some(&in_review), &early, &warga).unwrap_err();
+    assert_eq!(err.code, RefusalCode::Forbidden);
+    // The same, written as an honest device writes it: after the rest.
+    let mut honest = in_review.clone();
+    edits::transition(&mut honest, WARGA, Status::Withdrawn, None).unwrap();
+    assert_eq!(judge(Some(&in_review), &honest, &warga), Ok(()));
+}
+
+#[test]
+fn content_is_validated_on_leaving_draft_and_on_later_changes_to_it() {
+    let warga = account("warga-1", Role::Resident, &[]);
+    let draft = complaint();
+    let mut bad = draft.clone();
+    bad.content.applicant.as_mut().unwrap().nik = Nik::from("9999999999999999");
+    // A draft may hold anything its author is still fixing.
+    assert_eq!(judge(Some(&draft), &bad, &warga), Ok(()));
+    // Submitted like that: refused with the field, never its value.
+    let mut submitted = bad.clone();
+    submitted
+        .history
+        .push(sambung_core::lifecycle::StatusEntry {
+            seq: 0,
+            at: Timestamp(2),
+            id: "s".into(),
+            from: Status::Draft,
+            to: Status::Submitted,
+            by: "warga-1".into(),
+            role: Role::Resident,
+            note: None,
+        });
+    let err = judge(Some(&draft), &submitted, &warga).unwrap_err();
+    assert_eq!(err.code, RefusalCode::Invalid);
+    assert!(
+        err.errors.iter().any(|e| e.field == "applicant.nik"),
+        "{err:?}"
+    );
+    assert!(!err.reason.contains("9999"), "{}", err.reason);
+    assert!(
+        !format!("{:?}", err.errors).contains("9999999999999999"),
+        "no values"
+    );
+    // A new request arriving already submitted, the same.
+    assert_eq!(
+        judge(None, &submitted, &warga).unwrap_err().code,
+        RefusalCode::Invalid
+    );
+    // After submission, changing the details to something invalid.
+    let ok = moved(&[Status::Submitted]);
+    let mut worse = ok.clone();
+    worse.content.applicant.as_mut().unwrap().nik = Nik::from("12");
+    assert_eq!(
+        judge(Some(&ok), &worse, &warga).unwrap_err().code,
+        RefusalCode::Invalid
+    );
+    // A note on a request with old content is not a reason to refuse it.
+    let mut noted = ok.clone();
+    edits::add_note(&mut noted, WARGA, "Tambahan", false).unwrap();
+    assert_eq!(judge(Some(&ok), &noted, &warga), Ok(()));
+}
+
+#[test]
+fn a_missing_required_attachment_is_refused_on_submission() {
+    let warga = account("warga-1", Role::Resident, &[]);
+    // A KTP-el replacement for a lost card needs the police report.
+    let mut draft = Request::draft(
+        templates::example(Kind::KtpEl),
+        "warga-1",
+        Role::Resident,
+        Timestamp(1),
+    );
+    if let sambung_core::model::Details::KtpEl(d) = &mut draft.content.details {
+        d.reason = sambung_core::model::KtpReason::Lost;
+    }
+    assert!(!draft.content.details.required_attachments().is_empty());
+    draft.attachments.clear();
+    let mut submitted = draft.clone();
+    submitted
+        .history
+        .push(sambung_core::lifecycle::StatusEntry {
+            seq: 0,
+            at: Timestamp(2),
+            id: "s".into(),
+            from: Status::Draft,
+            to: Status::Submitted,
+            by: "warga-1".into(),
+            role: Role::Resident,
+            note: None,
+        });
+    let err = judge(Some(&draft), &submitted, &warga).unwrap_err();
+    assert_eq!(err.code, RefusalCode::Invalid);
+    assert!(
+        err.errors
+            .iter()
+            .any(|e| e.field.starts_with("attachments") && e.code == "attachment_missing"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn officers_file_only_in_their_regions() {
+    let officer = account("petugas-1", Role::Officer, &["32.73"]);
+    let mut inside = complaint();
+    inside.created_by = "petugas-1".into();
+    inside.created_role = Role::Officer;
+    assert_eq!(judge(None, &inside, &officer), Ok(()));
+    let mut outside = inside.clone();
+    outside.content.region = RegionCode::from("33.01.01.1001");
+    assert_eq!(
+        judge(None, &outside, &officer).unwrap_err().reason,
+        "the request's region is outside the regions this account works in"
+    );
+    // Moving a draft out of them, the same.
+    assert!(judge(Some(&inside), &outside, &officer).is_err());
+    // Residents file wherever they live.
+    let warga = account("warga-1", Role::Resident, &[]);
+    let mut theirs = complaint();
+    theirs.content.region = RegionCode::from("33.01.01.1001");
+    assert_eq!(judge(None, &theirs, &warga), Ok(()));
+}
