@@ -1,4 +1,6 @@
-//! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`.
+//! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`
+//! on the public listener; `/metrics` on the operations listener
+//! ([`serve_metrics`]) or, with a configured token, on the public one.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,7 +33,7 @@ pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a deployment sets beyond its storage and secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// Each request, body included, must complete within this or gets 408
     /// with the error `timeout`.
@@ -48,6 +50,19 @@ pub struct Settings {
     /// present it as a bearer token; when not, `/metrics` is only on the
     /// separate listener of [`serve_metrics`].
     pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("Settings")
+            .field("request_timeout", &self.request_timeout)
+            .field("limits", &self.limits)
+            .field("webhook_allow", &self.webhook_allow)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl Default for Settings {
