@@ -73,8 +73,14 @@ pub fn run() -> Result<(), CliError> {
 async fn scenario() -> Result<(), CliError> {
     let tmp = tempfile::tempdir().map_err(fail)?;
     // The server, on an ephemeral loopback port.
-    let storage = Arc::new(SqliteStorage::open(&tmp.path().join("server")).map_err(fail)?);
-    let state = AppState::new(storage).map_err(fail)?;
+    let server_dir = tmp.path().join("server");
+    let storage = Arc::new(SqliteStorage::open(&server_dir).map_err(fail)?);
+    let secrets = sambung_server::secrets::Secrets::open(
+        &server_dir.join(sambung_server::secrets::DEFAULT_FILE),
+        storage.as_ref(),
+    )
+    .map_err(fail)?;
+    let state = AppState::new(storage, secrets).map_err(fail)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(fail)?;

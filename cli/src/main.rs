@@ -38,8 +38,9 @@ enum Command {
     /// Run the sync server.
     Server {
         /// A TOML file with any of the settings below (`data`, `database`,
-        /// `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
-        /// `limit_per_address`, `limit_per_device`); the command
+        /// `secrets`, `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
+        /// `limit_per_address`, `limit_per_device`, `metrics_listen`,
+        /// `metrics_token`, `webhook_allow`, `trusted_proxies`); the command
         /// line and the environment take precedence over it.
         #[arg(long, env = "SAMBUNG_CONFIG")]
         config: Option<PathBuf>,
@@ -64,6 +65,34 @@ enum Command {
         /// PEM private key of --tls-cert.
         #[arg(long, env = "SAMBUNG_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Serve `/metrics` (and `/health`) on this separate address, e.g.
+        /// 127.0.0.1:9464; the public listener does not serve `/metrics`
+        /// without --metrics-token.
+        #[arg(long, env = "SAMBUNG_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
+        /// A bearer token (16 characters or more) that opens `/metrics` on
+        /// the public listener. Prefer the environment or the file: a flag
+        /// is visible to other users of the machine.
+        #[arg(long, env = "SAMBUNG_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// An internal address or CIDR webhooks may be delivered to
+        /// (repeatable; none by default: loopback, private, link-local and
+        /// other internal addresses are refused).
+        #[arg(
+            long = "webhook-allow",
+            env = "SAMBUNG_WEBHOOK_ALLOW",
+            value_delimiter = ','
+        )]
+        webhook_allow: Vec<String>,
+        /// A balancer's address or CIDR whose X-Forwarded-For names the
+        /// client for the per-address limit (repeatable; none by default:
+        /// the header is ignored).
+        #[arg(
+            long = "trusted-proxy",
+            env = "SAMBUNG_TRUSTED_PROXIES",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<String>,
     },
     /// Administer the server (on its machine).
     Admin {
@@ -98,6 +127,10 @@ fn main() -> ExitCode {
             limit_per_device,
             tls_cert,
             tls_key,
+            metrics_listen,
+            metrics_token,
+            webhook_allow,
+            trusted_proxies,
         } => server::ServerSettings {
             db,
             listen,
@@ -106,6 +139,10 @@ fn main() -> ExitCode {
             limit_per_device,
             tls_cert,
             tls_key,
+            metrics_listen,
+            metrics_token,
+            webhook_allow,
+            trusted_proxies,
         }
         .with_file(
             config.as_deref(),

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use sambung_core::lifecycle::Role;
 use sambung_server::accounts::Account;
 use sambung_server::http::AppState;
+use sambung_server::secrets::Secrets;
 use sambung_server::storage::Storage;
 
 use crate::output::CliError;
@@ -32,6 +33,12 @@ pub struct Database {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// The server's secrets file (the NIK-hash key and the master key of
+    /// webhook secrets), kept apart from the database; created with mode
+    /// 0600 when missing. Default: `secrets` in --data; required with
+    /// --database.
+    #[arg(long, env = "SAMBUNG_SECRETS_FILE")]
+    secrets: Option<PathBuf>,
 }
 
 impl Database {
@@ -47,6 +54,30 @@ impl Database {
             sambung_server::ServerError::Config(m) => CliError::Usage(m),
             other => server_err(other),
         })
+    }
+
+    /// The storage and the server's secrets (the database brought in
+    /// line with them: see `Secrets::open`).
+    fn open_with_secrets(&self) -> Result<(Arc<dyn Storage>, Secrets), CliError> {
+        let storage = self.open()?;
+        let path = match (&self.secrets, &self.data) {
+            (Some(p), _) => p.clone(),
+            (None, Some(d)) if self.database.is_none() => {
+                d.join(sambung_server::secrets::DEFAULT_FILE)
+            }
+            _ => {
+                return Err(CliError::Usage(
+                    "with --database, give --secrets FILE (or SAMBUNG_SECRETS_FILE): the same \
+                     file for every server on the database, kept apart from it"
+                        .into(),
+                ));
+            }
+        };
+        let secrets = Secrets::open(&path, storage.as_ref()).map_err(|e| match e {
+            sambung_server::ServerError::Config(m) => CliError::Usage(m),
+            other => server_err(other),
+        })?;
+        Ok((storage, secrets))
     }
 
     fn describe(&self) -> String {
@@ -77,6 +108,14 @@ pub struct ServerSettings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// A separate address serving `/metrics` (and `/health`).
+    pub metrics_listen: Option<String>,
+    /// A bearer token that opens `/metrics` on the public listener.
+    pub metrics_token: Option<String>,
+    /// Internal addresses webhooks may be delivered to (CIDRs).
+    pub webhook_allow: Vec<String>,
+    /// Balancers whose `X-Forwarded-For` is believed (CIDRs).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The configuration file: the same settings as the flags.
@@ -91,6 +130,23 @@ struct ServerFile {
     limit_per_device: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    secrets: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    metrics_token: Option<String>,
+    webhook_allow: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
+}
+
+fn cidrs(what: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, CliError> {
+    list.iter()
+        .map(|c| {
+            let c = c.trim();
+            // A bare address is the network of that address alone.
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| CliError::Usage(format!("{what}: {c} is not an address or CIDR")))
+        })
+        .collect()
 }
 
 impl ServerSettings {
@@ -170,6 +226,31 @@ impl ServerSettings {
                 *into = v;
             }
         }
+        if unset("secrets")
+            && let Some(p) = file.secrets
+        {
+            self.db.secrets = Some(p);
+        }
+        if unset("metrics_listen")
+            && let Some(m) = file.metrics_listen
+        {
+            self.metrics_listen = Some(m);
+        }
+        if unset("metrics_token")
+            && let Some(t) = file.metrics_token
+        {
+            self.metrics_token = Some(t);
+        }
+        if unset("webhook_allow")
+            && let Some(w) = file.webhook_allow
+        {
+            self.webhook_allow = w;
+        }
+        if unset("trusted_proxies")
+            && let Some(t) = file.trusted_proxies
+        {
+            self.trusted_proxies = t;
+        }
         if unset("tls_cert") && unset("tls_key") {
             self.tls_cert = file.tls_cert.or(self.tls_cert);
             self.tls_key = file.tls_key.or(self.tls_key);
@@ -194,7 +275,21 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         limit_per_device,
         tls_cert,
         tls_key,
+        metrics_listen,
+        metrics_token,
+        webhook_allow,
+        trusted_proxies,
     } = settings;
+    if metrics_token
+        .as_deref()
+        .is_some_and(|t| t.trim().len() < 16)
+    {
+        return Err(CliError::Usage(
+            "metrics_token must be at least 16 characters".into(),
+        ));
+    }
+    let webhook_allow = cidrs("webhook_allow", &webhook_allow)?;
+    let trusted_proxies = cidrs("trusted_proxies", &trusted_proxies)?;
     let rate = |per_minute: u32, burst_share: u32| sambung_server::limits::Rate {
         per_minute,
         burst: (per_minute / burst_share).max(1),
@@ -219,8 +314,19 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         ),
         None => None,
     };
-    let storage = db.open()?;
-    let state = AppState::with_settings(storage, timeout, limits).map_err(server_err)?;
+    let (storage, secrets) = db.open_with_secrets()?;
+    let state = AppState::with_settings(
+        storage,
+        secrets,
+        sambung_server::http::Settings {
+            request_timeout: timeout,
+            limits,
+            webhook_allow,
+            trusted_proxies,
+            metrics_token,
+        },
+    )
+    .map_err(server_err)?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
@@ -247,6 +353,27 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
             #[cfg(not(unix))]
             let _ = ctrl_c.await;
         };
+        // Metrics on their own listener, stopped with the server.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = match metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| CliError::Failed(format!("cannot listen on {addr}: {e}")))?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|e| CliError::Failed(e.to_string()))?;
+                println!("metrics on http://{bound}/metrics");
+                Some(tokio::spawn(sambung_server::http::serve_metrics(
+                    l,
+                    state.clone(),
+                    async {
+                        let _ = metrics_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
         // Webhook deliveries run beside the server and stop with it.
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(sambung_server::webhooks::run_worker(
@@ -262,6 +389,10 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         };
         let _ = stop_worker.send(());
         let _ = worker.await;
+        let _ = stop_metrics.send(());
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         served.map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }
@@ -352,8 +483,8 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                     "an officer needs at least one --region".into(),
                 ));
             }
-            let storage = db.open()?;
-            let state = AppState::new(storage).map_err(server_err)?;
+            let (storage, secrets) = db.open_with_secrets()?;
+            let state = AppState::new(storage, secrets).map_err(server_err)?;
             let nik_hash = if nik_from_stdin {
                 let mut nik = String::new();
                 std::io::stdin()

@@ -769,6 +769,22 @@ fn server_database_settings_are_checked_and_never_echo_a_password() {
             2,
             "PostgreSQL",
         ),
+        (
+            vec![
+                "admin",
+                "enroll",
+                "--database",
+                "postgres://u:s3cr3t-pw@127.0.0.1:9/db?connect_timeout=2",
+                "--secrets",
+                data,
+                "--role",
+                "agency",
+                "--user",
+                "dinas",
+            ],
+            2,
+            "cannot connect to PostgreSQL",
+        ),
     ] {
         let r = sambung(&args, None);
         assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
@@ -787,7 +803,9 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
     std::fs::write(
         &file,
         format!(
-            "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\n",
+            "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\n\
+             metrics_listen = \"127.0.0.1:0\"\nwebhook_allow = [\"127.0.0.1/32\", \"::1\"]\n\
+             trusted_proxies = [\"10.0.0.0/8\"]\n",
             data.to_str().unwrap()
         ),
     )
@@ -807,6 +825,14 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
     assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
     assert!(line.contains("from-file"), "{line}");
     assert!(data.join("server.db").exists());
+    // The secrets file was made beside the data, for its owner only.
+    let secrets = std::fs::metadata(data.join("secrets")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(secrets.permissions().mode() & 0o777, 0o600);
+    }
+    assert!(secrets.len() > 100);
 
     // Bad files: clear, exit 2. A flag wins over the file.
     let bad = dir.path().join("bad.toml");
@@ -817,6 +843,15 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
         ("data = \"x\"\ndatabase = \"postgres://h/db\"", "not both"),
         ("timeout_secs = 0\ndata = \"x\"", "1 to 3600"),
         ("tls_cert = \"c.pem\"\ndata = \"x\"", "go together"),
+        (
+            "webhook_allow = [\"10.0.0.0/33\"]\ndata = \"x\"",
+            "not an address or CIDR",
+        ),
+        (
+            "trusted_proxies = [\"balancer\"]\ndata = \"x\"",
+            "not an address or CIDR",
+        ),
+        ("metrics_token = \"short\"\ndata = \"x\"", "at least 16"),
     ] {
         std::fs::write(&bad, text).unwrap();
         let r = sambung(&["server", "--config", bad.to_str().unwrap()], None);

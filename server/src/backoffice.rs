@@ -1231,7 +1231,7 @@ async fn add_webhook(
     blocking(move || {
         let (agency, new): (Agency, NewWebhook) =
             signed_json(&state, &method, &uri, &headers, body)?;
-        crate::webhooks::check_url(&new.url)?;
+        crate::webhooks::check_url(&new.url, state.webhook_policy())?;
         if new.events.is_empty()
             || new
                 .events
@@ -1250,9 +1250,11 @@ async fn add_webhook(
             url: new.url.clone(),
             events: new.events.clone(),
         };
+        // Kept only sealed under the secrets file's master key.
+        let sealed = state.secrets().seal_webhook_secret(&sub.id, &secret)?;
         state
             .storage()
-            .add_webhook(&sub, &secret, crate::http::now())?;
+            .add_webhook(&sub, &sealed, crate::http::now())?;
         record(&state, &agency, "webhook", None, "POST /v1/agency/webhooks")?;
         let view = WebhookView {
             id: sub.id,

@@ -1,4 +1,6 @@
-//! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`.
+//! The HTTP face of the server (axum): `/health`, `/v1/enroll`, `/v1/sync`
+//! on the public listener; `/metrics` on the operations listener
+//! ([`serve_metrics`]) or, with a configured token, on the public one.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +20,9 @@ use crate::audit::AuditRecord;
 use crate::error::ServerError;
 use crate::exchange::{self, Caller};
 use crate::limits::{Limiter, Limits};
+use crate::secrets::Secrets;
 use crate::storage::{EnrolledDevice, Storage};
+use crate::webhooks::AddressPolicy;
 
 /// Largest sync body accepted (compressed).
 pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
@@ -28,18 +32,68 @@ pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
 /// (or stops halfway) must not hold a connection and a worker forever.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What a deployment sets beyond its storage and secrets.
+#[derive(Clone)]
+pub struct Settings {
+    /// Each request, body included, must complete within this or gets 408
+    /// with the error `timeout`.
+    pub request_timeout: Duration,
+    /// Rate limits.
+    pub limits: Limits,
+    /// Internal addresses webhook deliveries may go to (CIDRs; none by
+    /// default: see [`crate::webhooks::AddressPolicy`]).
+    pub webhook_allow: Vec<ipnet::IpNet>,
+    /// Peers whose `X-Forwarded-For` names the client (the deployment's
+    /// balancers); from any other peer the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// When set, the public listener serves `/metrics` to callers that
+    /// present it as a bearer token; when not, `/metrics` is only on the
+    /// separate listener of [`serve_metrics`].
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never printed.
+        f.debug_struct("Settings")
+            .field("request_timeout", &self.request_timeout)
+            .field("limits", &self.limits)
+            .field("webhook_allow", &self.webhook_allow)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: Limits::default(),
+            webhook_allow: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+        }
+    }
+}
+
 /// Shared state of the handlers.
 pub struct AppState {
     storage: Arc<dyn Storage>,
     metrics: crate::metrics::Metrics,
     actor: [u8; 16],
     nik_key: hmac::Key,
+    secrets: Secrets,
     request_timeout: Duration,
     by_address: Limiter<std::net::IpAddr>,
     by_device: Limiter<[u8; 16]>,
     /// Attachment calls apart: a 20 MB photo set is 80 chunks, which must
     /// not eat the allowance of the device's syncs (nor the other way).
     uploads_by_device: Limiter<[u8; 16]>,
+    webhook_policy: AddressPolicy,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// SHA-256 of the metrics token (compared as digests).
+    metrics_token: Option<[u8; 32]>,
 }
 
 /// Which allowance a signed call draws on.
@@ -52,40 +106,48 @@ pub enum CallKind {
 }
 
 impl AppState {
-    /// State over a storage, with the default request timeout.
-    pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>, ServerError> {
-        Self::with_timeout(storage, DEFAULT_REQUEST_TIMEOUT)
+    /// State over a storage and the server's secrets (see
+    /// [`crate::secrets::Secrets::open`]), with the default settings.
+    pub fn new(storage: Arc<dyn Storage>, secrets: Secrets) -> Result<Arc<Self>, ServerError> {
+        Self::with_settings(storage, secrets, Settings::default())
     }
 
-    /// State over a storage; each request, body included, must complete
-    /// within `request_timeout` or gets 408 with the error `timeout`.
-    pub fn with_timeout(
-        storage: Arc<dyn Storage>,
-        request_timeout: Duration,
-    ) -> Result<Arc<Self>, ServerError> {
-        Self::with_settings(storage, request_timeout, Limits::default())
-    }
-
-    /// State over a storage with its request timeout and rate limits.
+    /// State over a storage and the server's secrets with `settings`.
     pub fn with_settings(
         storage: Arc<dyn Storage>,
-        request_timeout: Duration,
-        limits: Limits,
+        secrets: Secrets,
+        settings: Settings,
     ) -> Result<Arc<Self>, ServerError> {
-        let secret = storage.secret()?;
-        let nik_key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+        let nik_key = hmac::Key::new(hmac::HMAC_SHA256, secrets.nik_key());
         let mut actor = [0u8; 16];
         actor.copy_from_slice(&hmac::sign(&nik_key, b"sambung server actor").as_ref()[..16]);
+        let limits = settings.limits;
         Ok(Arc::new(AppState {
             metrics: crate::metrics::Metrics::new(),
             actor,
             nik_key,
+            secrets,
             storage,
-            request_timeout,
+            request_timeout: settings.request_timeout,
             by_address: Limiter::new(limits.per_address),
             by_device: Limiter::new(limits.per_device),
             uploads_by_device: Limiter::new(limits.uploads_per_device()),
+            webhook_policy: AddressPolicy::new(settings.webhook_allow),
+            trusted_proxies: settings.trusted_proxies,
+            metrics_token: settings
+                .metrics_token
+                .map(|t| sambung_core::crypto::sha256(t.as_bytes())),
         }))
+    }
+
+    /// The server's secrets (webhook secrets are sealed with them).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// Where webhook deliveries may go.
+    pub fn webhook_policy(&self) -> &AddressPolicy {
+        &self.webhook_policy
     }
 
     /// The key of the server's NIK hashes.
@@ -313,6 +375,44 @@ impl
     }
 }
 
+/// The client's address: the socket's peer, unless that peer is one of
+/// `trusted` proxies — then the nearest address of `X-Forwarded-For` (read
+/// from the right, over every header line) that is not itself a trusted
+/// proxy. From an untrusted peer the header is ignored: anyone can write
+/// it.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // A hop that is not an address: the last trusted one is the
+            // best that is known.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// The limit per client address, before the request is read.
 async fn per_address(
     State(state): State<Arc<AppState>>,
@@ -320,7 +420,8 @@ async fn per_address(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match state.by_address.take(&peer.ip(), std::time::Instant::now()) {
+    let client = client_address(peer.ip(), request.headers(), &state.trusted_proxies);
+    match state.by_address.take(&client, std::time::Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => ServerError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
@@ -329,11 +430,52 @@ async fn per_address(
     }
 }
 
+/// `/metrics` on the public listener: only with the configured bearer
+/// token (401 without it or with another); 404 when none is configured.
+async fn metrics_with_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(expected) = state.metrics_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| sambung_core::crypto::sha256(t.trim().as_bytes()));
+    if given != Some(expected) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response();
+    }
+    metrics(State(state)).await
+}
+
+/// The operations listener's routes: `/metrics` and `/health`, no
+/// token (bind it to a monitoring network or loopback).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// The routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_with_token))
         .route(
             "/v1/enroll",
             post(enroll).layer(DefaultBodyLimit::max(4096)),
@@ -530,4 +672,45 @@ pub async fn serve_tls(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let peer: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+        let proxies: Vec<ipnet::IpNet> = vec!["192.0.2.0/28".parse().unwrap()];
+        let spoof = forwarded(&["198.51.100.7"]);
+        // No trusted proxies, or a peer that is not one: the header is
+        // ignored.
+        assert_eq!(client_address(peer, &spoof, &[]), peer);
+        let outsider: std::net::IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(client_address(outsider, &spoof, &proxies), outsider);
+        // From a trusted proxy: the nearest hop that is not a proxy.
+        assert_eq!(
+            client_address(peer, &spoof, &proxies),
+            "198.51.100.7".parse::<std::net::IpAddr>().unwrap()
+        );
+        let chain = forwarded(&["10.0.0.1, 198.51.100.7", "192.0.2.3"]);
+        assert_eq!(
+            client_address(peer, &chain, &proxies),
+            "198.51.100.7".parse::<std::net::IpAddr>().unwrap()
+        );
+        // No header, or garbage: the proxy itself (the last known hop).
+        assert_eq!(client_address(peer, &HeaderMap::new(), &proxies), peer);
+        assert_eq!(
+            client_address(peer, &forwarded(&["nonsense"]), &proxies),
+            peer
+        );
+    }
 }

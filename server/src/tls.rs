@@ -65,19 +65,6 @@ pub fn client_config() -> Result<rustls::ClientConfig, ServerError> {
         .with_no_client_auth())
 }
 
-/// An HTTP client over [`client_config`] with a per-request timeout.
-pub fn https_client(timeout: Duration) -> Result<reqwest::Client, ServerError> {
-    // reqwest asks for a process-wide provider even with a preconfigured
-    // TLS; ring is the one this server uses (an error means one is set).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(client_config()?)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|_| bad("no HTTP client".into()))
-}
-
 /// The TLS configuration from DER parts.
 pub fn config_from(
     certs: Vec<CertificateDer<'static>>,

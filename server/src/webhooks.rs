@@ -10,7 +10,17 @@
 //!
 //! Payloads carry ids, kind, region and status — no personal data; the
 //! receiver reads the request through the back-office API.
+//!
+//! Deliveries never reach the inside of the deployment's network: an
+//! address that is loopback, private, link-local, unique-local, CGNAT,
+//! multicast, reserved or unspecified (IPv4-mapped ones too) is refused
+//! unless the deployment lists it ([`AddressPolicy`]). The check is made on
+//! the addresses a host name resolves to at delivery time, by the HTTP
+//! client's own resolver, so the connection goes only to a checked address
+//! (a name that resolves elsewhere later cannot rebind it); redirects are
+//! not followed and no proxy is used.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,9 +166,12 @@ pub fn deliveries_for(subs: &[Subscription], scope: &Scope, events: &[Event]) ->
 pub struct Delivery {
     /// Its position in the queue; `webhook-id` is `msg_<seq>`.
     pub seq: i64,
+    /// The subscription's id.
+    pub webhook: String,
     /// The URL.
     pub url: String,
-    /// The subscription's secret.
+    /// The subscription's secret as stored: sealed (see
+    /// [`crate::secrets::Secrets::seal_webhook_secret`]).
     pub secret: Vec<u8>,
     /// The body.
     pub payload: String,
@@ -211,8 +224,10 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String 
 }
 
 /// Checks a subscription URL: HTTPS, or plain HTTP to this host only
-/// (deliveries leave the host encrypted).
-pub fn check_url(url: &str) -> Result<(), ServerError> {
+/// (deliveries leave the host encrypted); an address written in the URL
+/// must be one `policy` permits (a host name is checked at each delivery,
+/// on what it resolves to then).
+pub fn check_url(url: &str, policy: &AddressPolicy) -> Result<(), ServerError> {
     let bad = |m: &str| Err(ServerError::BadRequest(m.into()));
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return bad("url is not a URL");
@@ -220,17 +235,156 @@ pub fn check_url(url: &str) -> Result<(), ServerError> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return bad("url must not carry credentials");
     }
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+    let literal = match parsed.host() {
+        Some(url::Host::Domain(_)) => None,
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         None => return bad("url needs a host"),
     };
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        _ => literal.is_some_and(|ip| ip.is_loopback()),
+    };
     match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => bad("url must be https (plain http only to this host)"),
+        "https" => {}
+        "http" if loopback => {}
+        _ => return bad("url must be https (plain http only to this host)"),
     }
+    if let Some(ip) = literal
+        && !policy.permits(ip)
+    {
+        return bad(
+            "url points at an internal address (loopback, private, link-local or reserved); \
+             the deployment's webhook_allow lists those it permits",
+        );
+    }
+    Ok(())
+}
+
+/// Ranges a delivery never goes to unless the deployment allows them.
+const INTERNAL: &[&str] = &[
+    "0.0.0.0/8",       // "this" network, unspecified
+    "10.0.0.0/8",      // private (RFC 1918)
+    "100.64.0.0/10",   // carrier-grade NAT
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local (cloud metadata services)
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.88.99.0/24",  // 6to4 relay anycast
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, broadcast
+    "::/128",          // unspecified
+    "::1/128",         // loopback
+    "::/96",           // IPv4-compatible (deprecated)
+    "100::/64",        // discard
+    "2001::/32",       // Teredo
+    "2001:db8::/32",   // documentation
+    "fc00::/7",        // unique local
+    "fe80::/10",       // link-local
+    "fec0::/10",       // site-local (deprecated)
+    "ff00::/8",        // multicast
+];
+
+/// Which addresses webhook deliveries may go to: any public address, and
+/// the internal ones the deployment lists (`webhook_allow`, CIDRs).
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    allow: Vec<ipnet::IpNet>,
+}
+
+impl AddressPolicy {
+    /// Public addresses only, plus `allow`.
+    pub fn new(allow: Vec<ipnet::IpNet>) -> Self {
+        AddressPolicy { allow }
+    }
+
+    /// Whether a delivery may connect to `ip`. An IPv6 address carrying
+    /// an IPv4 one (mapped, NAT64, 6to4) is judged by that IPv4 address.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = embedded_v4(ip);
+        !is_internal(ip) || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// The IPv4 address an IPv6 one stands for, if any.
+fn embedded_v4(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let o = v6.octets();
+    // NAT64 (64:ff9b::/96): the last 32 bits.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return IpAddr::V4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    // 6to4 (2002::/16): bits 16–48.
+    if s[0] == 0x2002 {
+        return IpAddr::V4(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    ip
+}
+
+/// The [`INTERNAL`] ranges, parsed once. The table is constant: an entry
+/// that did not parse would be a bug (a unit test parses each); it is
+/// left out rather than panicking.
+static INTERNAL_NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> =
+    std::sync::LazyLock::new(|| INTERNAL.iter().filter_map(|r| r.parse().ok()).collect());
+
+/// Whether `ip` is in one of the [`INTERNAL`] ranges.
+pub fn is_internal(ip: IpAddr) -> bool {
+    INTERNAL_NETS.iter().any(|n| n.contains(&ip))
+}
+
+/// The resolver of the delivery client: resolves a host name and keeps
+/// only the addresses the policy permits, so the client connects to a
+/// checked address or not at all.
+struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+}
+
+/// A host name resolved only to addresses the deployment does not permit.
+#[derive(Debug, thiserror::Error)]
+#[error("the host resolves only to internal addresses")]
+struct Blocked;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let permitted: Vec<SocketAddr> = found.filter(|a| policy.permits(a.ip())).collect();
+            if permitted.is_empty() {
+                return Err(Box::new(Blocked) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client of deliveries: the platform's roots, `timeout` per
+/// attempt, no redirects, no proxy, and only addresses `policy` permits.
+pub fn delivery_client(
+    timeout: Duration,
+    policy: Arc<AddressPolicy>,
+) -> Result<reqwest::Client, ServerError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(crate::tls::client_config()?)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .build()
+        .map_err(|_| ServerError::Config("no HTTP client".into()))
 }
 
 /// When to try again after `attempts` failed ones: the Standard Webhooks
@@ -281,7 +435,8 @@ pub async fn run_worker(
     settings: WorkerSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let client = match crate::tls::https_client(settings.timeout) {
+    let policy = Arc::new(state.webhook_policy().clone());
+    let client = match delivery_client(settings.timeout, policy.clone()) {
         Ok(c) => c,
         Err(_) => {
             tracing::error!("the webhook worker has no HTTPS client; deliveries wait");
@@ -309,7 +464,17 @@ pub async fn run_worker(
             }
         };
         for d in batch {
-            let outcome = send(&client, &d, settings.backoff_scale).await;
+            let outcome = match state.secrets().open_webhook_secret(&d.webhook, &d.secret) {
+                Ok(secret) => send(&client, &policy, &d, &secret, settings.backoff_scale).await,
+                Err(_) => Outcome::Retry {
+                    next_at: next_attempt(
+                        sambung_core::Timestamp::now().as_millis(),
+                        d.attempts + 1,
+                        settings.backoff_scale,
+                    ),
+                    error: "secret cannot be opened (another master key?)".into(),
+                },
+            };
             let storage = state.storage_arc();
             let (seq, lease) = (d.seq, d.lease_until);
             let done =
@@ -324,8 +489,29 @@ pub async fn run_worker(
     }
 }
 
-async fn send(client: &reqwest::Client, d: &Delivery, scale: f64) -> Outcome {
+async fn send(
+    client: &reqwest::Client,
+    policy: &AddressPolicy,
+    d: &Delivery,
+    secret: &[u8],
+    scale: f64,
+) -> Outcome {
     let now = sambung_core::Timestamp::now().as_millis();
+    let attempts = d.attempts + 1;
+    // An address written in the URL is never resolved: checked here.
+    let literal = reqwest::Url::parse(&d.url)
+        .ok()
+        .and_then(|u| match u.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        });
+    if literal.is_some_and(|ip| !policy.permits(ip)) {
+        return Outcome::Retry {
+            next_at: next_attempt(now, attempts, scale),
+            error: "blocked: internal address".into(),
+        };
+    }
     let id = format!("msg_{}", d.seq);
     let ts = now / 1000;
     let result = client
@@ -333,14 +519,10 @@ async fn send(client: &reqwest::Client, d: &Delivery, scale: f64) -> Outcome {
         .header("content-type", "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", ts.to_string())
-        .header(
-            "webhook-signature",
-            signature(&d.secret, &id, ts, &d.payload),
-        )
+        .header("webhook-signature", signature(secret, &id, ts, &d.payload))
         .body(d.payload.clone())
         .send()
         .await;
-    let attempts = d.attempts + 1;
     match result {
         Ok(r) if r.status().is_success() => Outcome::Delivered,
         Ok(r) => Outcome::Retry {
@@ -349,7 +531,9 @@ async fn send(client: &reqwest::Client, d: &Delivery, scale: f64) -> Outcome {
         },
         Err(e) => Outcome::Retry {
             next_at: next_attempt(now, attempts, scale),
-            error: if e.is_timeout() {
+            error: if blocked(&e) {
+                "blocked: internal address".into()
+            } else if e.is_timeout() {
                 "timeout".into()
             } else if e.is_connect() {
                 "connection failed".into()
@@ -360,6 +544,18 @@ async fn send(client: &reqwest::Client, d: &Delivery, scale: f64) -> Outcome {
     }
 }
 
+/// Whether a failed request was refused by [`GuardedResolver`].
+fn blocked(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<Blocked>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// A new subscription's id.
 pub fn new_id() -> String {
     format!("wh_{}", RequestId::random().to_string().replace('-', ""))
@@ -368,6 +564,7 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     #[test]
     fn signatures_follow_the_standard_webhooks_example() {
@@ -386,13 +583,13 @@ mod tests {
 
     #[test]
     fn urls_must_be_https_or_this_host() {
+        let loopback = AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]);
         for ok in [
             "https://agency.go.id/hook",
             "http://127.0.0.1:9000/h",
             "http://localhost/h",
-            "http://[::1]:1/h",
         ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
+            assert!(check_url(ok, &loopback).is_ok(), "{ok}");
         }
         for bad in [
             "http://agency.go.id/hook",
@@ -400,9 +597,109 @@ mod tests {
             "nonsense",
             "https://u:p@x/y",
             "http://10.0.0.1/h",
+            // Loopback, but not the allowed address.
+            "http://[::1]:1/h",
+            "http://127.0.0.2/h",
         ] {
-            assert!(check_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad, &loopback).is_err(), "{bad}");
         }
+        // Without an allow list, no literal internal address.
+        let public = AddressPolicy::default();
+        for bad in [
+            "http://127.0.0.1:9000/h",
+            "https://10.1.2.3/h",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::ffff:192.168.1.1]/h",
+            "https://[fd00::1]/h",
+            "https://100.64.0.1/h",
+        ] {
+            let e = check_url(bad, &public).unwrap_err();
+            assert!(e.to_string().contains("internal address"), "{bad}: {e}");
+        }
+        assert!(check_url("https://93.184.216.34/h", &public).is_ok());
+        // A name is judged at delivery time, on what it resolves to.
+        assert!(check_url("http://localhost:1/h", &public).is_ok());
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_allowed() {
+        let public = AddressPolicy::default();
+        for bad in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:c0a8:0101::1",
+            "::127.0.0.1",
+        ] {
+            let ip: IpAddr = bad.parse().unwrap();
+            assert!(!public.permits(ip), "{bad}");
+        }
+        for ok in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            let ip: IpAddr = ok.parse().unwrap();
+            assert!(public.permits(ip), "{ok}");
+        }
+        let allowed = AddressPolicy::new(vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.20.0.0/16".parse().unwrap(),
+        ]);
+        for ok in ["127.0.0.1", "::ffff:127.0.0.1", "10.20.3.4"] {
+            assert!(allowed.permits(ok.parse().unwrap()), "{ok}");
+        }
+        for bad in ["127.0.0.2", "10.21.0.1", "::1"] {
+            assert!(!allowed.permits(bad.parse().unwrap()), "{bad}");
+        }
+        // Every entry of the table parses (a bad one would be left out).
+        for r in INTERNAL {
+            assert!(r.parse::<ipnet::IpNet>().is_ok(), "{r}");
+        }
+        assert_eq!(INTERNAL_NETS.len(), INTERNAL.len());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_keeps_only_permitted_addresses() {
+        use reqwest::dns::Resolve;
+        let name = |s: &str| reqwest::dns::Name::from_str(s).unwrap();
+        let blocked = GuardedResolver {
+            policy: Arc::new(AddressPolicy::default()),
+        };
+        let e = blocked.resolve(name("localhost")).await.err().unwrap();
+        assert!(e.is::<Blocked>());
+        let allowed = GuardedResolver {
+            policy: Arc::new(AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()])),
+        };
+        let got: Vec<SocketAddr> = allowed.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!got.is_empty());
+        assert!(
+            got.iter().all(|a| a.ip() == IpAddr::from([127, 0, 0, 1])),
+            "{got:?}"
+        );
     }
 
     #[test]

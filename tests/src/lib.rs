@@ -14,7 +14,8 @@ use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, SyncConfig};
 pub use sambung_linksim::{Link, Profile, Rng};
 use sambung_server::accounts::Account;
-use sambung_server::http::AppState;
+use sambung_server::http::{AppState, Settings};
+use sambung_server::secrets::Secrets;
 use sambung_server::storage::{SqliteStorage, Storage};
 
 /// The environment variable that runs the suite on PostgreSQL: an
@@ -121,6 +122,93 @@ impl TestDb {
             TestDb::Sqlite(d) => Arc::new(SqliteStorage::open(d.path()).unwrap()),
             TestDb::Postgres { .. } => {
                 sambung_server::storage::open(Path::new("."), self.url().as_deref()).unwrap()
+            }
+        }
+    }
+
+    /// The secrets of a server on `storage` of this database: on SQLite the
+    /// default file in the data folder (created at the first start), on
+    /// PostgreSQL one file given to every server of this test process (as
+    /// a deployment gives one file to all its servers).
+    pub fn secrets(&self, storage: &dyn Storage) -> Secrets {
+        let path = match self {
+            TestDb::Sqlite(d) => d.path().join(sambung_server::secrets::DEFAULT_FILE),
+            TestDb::Postgres { .. } => {
+                static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+                let dir = SHARED.get_or_init(|| {
+                    let dir = tempfile::tempdir().unwrap();
+                    Secrets::generate()
+                        .unwrap()
+                        .write_new(&dir.path().join("secrets"))
+                        .unwrap();
+                    dir
+                });
+                dir.path().join("secrets")
+            }
+        };
+        Secrets::open(&path, storage).unwrap()
+    }
+
+    /// The first column of every row `sql` returns, as text (SQLite's
+    /// own text of the value; PostgreSQL's `::text`, so cast in the SQL).
+    pub async fn query_text(&self, sql: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite(d) => {
+                let c = rusqlite::Connection::open(d.path().join("server.db")).unwrap();
+                let mut st = c.prepare(sql).unwrap();
+                st.query_map([], |r| {
+                    Ok(match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                        rusqlite::types::ValueRef::Blob(b) => hex::encode(b),
+                    })
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            TestDb::Postgres { .. } => admin_client(&self.url().unwrap())
+                .await
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                .collect(),
+        }
+    }
+
+    /// Everything the database holds, as someone with a dump of it would
+    /// have it: SQLite's files byte for byte (database, WAL), or every row
+    /// of every PostgreSQL table as text (`bytea` as `\x` and hex).
+    pub async fn dump(&self) -> Vec<u8> {
+        match self {
+            TestDb::Sqlite(d) => {
+                let mut out = Vec::new();
+                for f in std::fs::read_dir(d.path()).unwrap() {
+                    let f = f.unwrap();
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("server.db") {
+                        out.extend(std::fs::read(f.path()).unwrap());
+                    }
+                }
+                out
+            }
+            TestDb::Postgres { .. } => {
+                let tables = self
+                    .query_text("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                    .await;
+                assert!(tables.len() > 5, "{tables:?}");
+                let mut out = Vec::new();
+                for t in tables {
+                    for row in self.query_text(&format!("SELECT t::text FROM {t} t")).await {
+                        out.extend(row.into_bytes());
+                        out.push(b'\n');
+                    }
+                }
+                out
             }
         }
     }
@@ -284,6 +372,8 @@ fn hex_id() -> String {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its operations listener serves `/metrics`.
+    pub metrics_addr: SocketAddr,
     /// Its state (storage, keys), for checks from the test.
     pub state: Arc<AppState>,
     _db: Option<TestDb>,
@@ -295,8 +385,14 @@ impl TestServer {
     /// Starts a server on an empty database of the backend under test
     /// (see [`POSTGRES_ENV`]).
     pub async fn start() -> TestServer {
+        TestServer::start_configured(Settings::default()).await
+    }
+
+    /// Starts a server with `settings` on an empty database of the
+    /// backend under test.
+    pub async fn start_configured(settings: Settings) -> TestServer {
         let db = TestDb::fresh().await;
-        let mut server = TestServer::start_on(&db).await;
+        let mut server = TestServer::start_on_with(&db, settings).await;
         server._db = Some(db);
         server
     }
@@ -305,44 +401,46 @@ impl TestServer {
     /// the link simulator, virtual hours pass in real seconds, and a
     /// device's retries would look like a flood.
     pub async fn start_simulated() -> TestServer {
-        let db = TestDb::fresh().await;
         let unlimited = sambung_server::limits::Rate {
             per_minute: 1_000_000,
             burst: 1_000_000,
         };
-        let limits = sambung_server::limits::Limits {
-            per_address: unlimited,
-            per_device: unlimited,
-        };
-        let state = AppState::with_settings(
-            db.open(),
-            sambung_server::http::DEFAULT_REQUEST_TIMEOUT,
-            limits,
-        )
-        .unwrap();
-        let mut server = TestServer::start_state(state).await;
-        server._db = Some(db);
-        server
+        TestServer::start_configured(Settings {
+            limits: sambung_server::limits::Limits {
+                per_address: unlimited,
+                per_device: unlimited,
+            },
+            ..Settings::default()
+        })
+        .await
     }
 
     /// Starts a server on `db` (kept when it stops; several servers on one
     /// PostgreSQL database act as one).
     pub async fn start_on(db: &TestDb) -> TestServer {
-        TestServer::start_with(db.open()).await
+        TestServer::start_on_with(db, Settings::default()).await
+    }
+
+    /// Starts a server with `settings` on `db`.
+    pub async fn start_on_with(db: &TestDb, settings: Settings) -> TestServer {
+        let storage = db.open();
+        let secrets = db.secrets(storage.as_ref());
+        TestServer::start_state(AppState::with_settings(storage, secrets, settings).unwrap()).await
     }
 
     /// Starts a server on the SQLite database in `dir`.
     pub async fn start_in(dir: &Path) -> TestServer {
-        TestServer::start_with(Arc::new(SqliteStorage::open(dir).unwrap())).await
-    }
-
-    async fn start_with(storage: Arc<dyn Storage>) -> TestServer {
-        TestServer::start_state(AppState::new(storage).unwrap()).await
+        let storage = SqliteStorage::open(dir).unwrap();
+        let secrets =
+            Secrets::open(&dir.join(sambung_server::secrets::DEFAULT_FILE), &storage).unwrap();
+        TestServer::start_state(AppState::new(Arc::new(storage), secrets).unwrap()).await
     }
 
     async fn start_state(state: Arc<AppState>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics_listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -354,6 +452,14 @@ impl TestServer {
                     let _ = worker_stopped.await;
                 },
             ));
+            let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+            let metrics = tokio::spawn(sambung_server::http::serve_metrics(
+                metrics_listener,
+                st.clone(),
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            ));
             sambung_server::http::serve(listener, st, async {
                 let _ = rx.await;
             })
@@ -361,9 +467,12 @@ impl TestServer {
             .unwrap();
             let _ = stop_worker.send(());
             let _ = worker.await;
+            let _ = stop_metrics.send(());
+            let _ = metrics.await;
         });
         TestServer {
             addr,
+            metrics_addr,
             state,
             _db: None,
             shutdown: Some(tx),

@@ -1,9 +1,14 @@
-//! Operations: Prometheus metrics at `/metrics` and request ids.
+//! Operations: Prometheus metrics at `/metrics` — on their own listener,
+//! or on the public one only with a bearer token — request ids, and the
+//! per-address rate limit keyed by the socket's peer unless it is a
+//! trusted proxy.
 
 use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::templates;
 use sambung_e2e::{Agency, TestServer};
+use sambung_server::http::Settings;
+use sambung_server::limits::{Limits, Rate};
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
@@ -33,7 +38,12 @@ async fn metrics_count_exchanges_bytes_errors_and_the_webhook_queue() {
     assert_eq!(agency.call("GET", &missing, None, None).await.status, 404);
 
     sambung_core::sync::install_crypto_provider();
-    let text = reqwest::get(format!("{}/metrics", server.url()))
+    // Not on the public listener by default.
+    let public = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let text = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
         .await
         .unwrap()
         .text()
@@ -93,4 +103,99 @@ async fn every_answer_carries_a_request_id() {
         assert_eq!(id.len(), 16, "{bad:?}");
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_the_public_listener_need_the_token() {
+    sambung_core::sync::install_crypto_provider();
+    let token = "metrics-0123456789abcdef";
+    let server = TestServer::start_configured(Settings {
+        metrics_token: Some(token.into()),
+        ..Settings::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/metrics", server.url());
+    let get = |auth: Option<String>| {
+        let mut r = http.get(&url);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 401);
+    for wrong in [
+        "Bearer wrong".to_owned(),
+        format!("Bearer {token}x"),
+        format!("Basic {token}"),
+        token.to_owned(),
+    ] {
+        assert_eq!(
+            get(Some(wrong.clone())).await.unwrap().status(),
+            401,
+            "{wrong}"
+        );
+    }
+    let ok = get(Some(format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let text = ok.text().await.unwrap();
+    assert!(text.contains("sambung_http_requests_total"), "{text}");
+    // The separate listener serves it without a token.
+    let direct = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+}
+
+/// Settings whose per-address limit allows bursts of 2.
+fn two_per_address(trusted_proxies: Vec<ipnet::IpNet>) -> Settings {
+    Settings {
+        limits: Limits {
+            per_address: Rate {
+                per_minute: 1,
+                burst: 2,
+            },
+            ..Limits::default()
+        },
+        trusted_proxies,
+        ..Settings::default()
+    }
+}
+
+async fn health(http: &reqwest::Client, server: &TestServer, forwarded: &str) -> u16 {
+    http.get(format!("{}/health", server.url()))
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_forwarded_for_does_not_choose_the_bucket() {
+    sambung_core::sync::install_crypto_provider();
+    let http = reqwest::Client::new();
+    // The peer (127.0.0.1) is no trusted proxy: the header is ignored, so
+    // three "different clients" share the peer's bucket of 2.
+    let server = TestServer::start_configured(two_per_address(vec![])).await;
+    assert_eq!(health(&http, &server, "203.0.113.1").await, 200);
+    assert_eq!(health(&http, &server, "203.0.113.2").await, 200);
+    assert_eq!(health(&http, &server, "203.0.113.3").await, 429);
+    assert_eq!(
+        health(&http, &server, "198.51.100.9, 203.0.113.4").await,
+        429
+    );
+
+    // The same from a trusted proxy: each forwarded client has its own
+    // bucket, and the nearest untrusted hop is the one that counts.
+    let server =
+        TestServer::start_configured(two_per_address(vec!["127.0.0.1/32".parse().unwrap()])).await;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        assert_eq!(health(&http, &server, client).await, 200, "{client}");
+    }
+    // A client that writes its own header behind the proxy: the proxy
+    // appends the address it saw, and that one is limited.
+    assert_eq!(health(&http, &server, "10.9.9.9, 203.0.113.1").await, 200);
+    assert_eq!(health(&http, &server, "10.9.9.8, 203.0.113.1").await, 429);
 }

@@ -682,9 +682,13 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let storage =
         std::sync::Arc::new(sambung_server::storage::SqliteStorage::open(dir.path()).unwrap());
-    let state = sambung_server::http::AppState::with_timeout(
+    let state = sambung_server::http::AppState::with_settings(
         storage,
-        std::time::Duration::from_millis(300),
+        sambung_server::secrets::Secrets::generate().unwrap(),
+        sambung_server::http::Settings {
+            request_timeout: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -777,8 +781,12 @@ async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address()
     };
     let state = sambung_server::http::AppState::with_settings(
         storage,
-        std::time::Duration::from_secs(30),
-        limits,
+        sambung_server::secrets::Secrets::generate().unwrap(),
+        sambung_server::http::Settings {
+            request_timeout: std::time::Duration::from_secs(30),
+            limits,
+            ..Default::default()
+        },
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

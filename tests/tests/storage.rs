@@ -6,28 +6,30 @@ use sambung_e2e::TestDb;
 use sambung_server::ServerError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_starting_at_once_migrate_once_and_agree_on_the_secret() {
+async fn servers_starting_at_once_migrate_once_and_agree_on_one_key() {
+    // Three servers start at once, each with a secrets file of its own
+    // (an operator's mistake): the database takes the first key's check
+    // value, and only that server may run on it.
     let db = std::sync::Arc::new(TestDb::fresh().await);
-    let secrets: Vec<Vec<u8>> = (0..3)
-        .map(|_| {
+    let accepted: Vec<bool> = (0..3u8)
+        .map(|i| {
             let db = db.clone();
-            std::thread::spawn(move || db.open().secret().unwrap())
+            std::thread::spawn(move || db.open().bind_key_check(&[i; 16]).unwrap())
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|t| t.join().unwrap())
         .collect();
-    assert_eq!(secrets[0].len(), 32);
-    assert!(
-        secrets.iter().all(|s| *s == secrets[0]),
-        "one secret for all"
-    );
+    assert_eq!(accepted.iter().filter(|a| **a).count(), 1, "{accepted:?}");
+    let winner = accepted.iter().position(|a| *a).unwrap() as u8;
+    assert!(db.open().bind_key_check(&[winner; 16]).unwrap());
+    assert!(!db.open().bind_key_check(&[9; 16]).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_newer_than_the_server_is_refused_untouched() {
     let db = TestDb::fresh().await;
-    let secret = db.open().secret().unwrap();
+    assert!(db.open().bind_key_check(&[1; 16]).unwrap());
     let current = db.schema_version().await;
     assert!(current >= 1);
     db.set_schema_version(99).await;
@@ -41,21 +43,21 @@ async fn a_database_newer_than_the_server_is_refused_untouched() {
     }
     // Back at a version it knows, the same data opens again.
     db.set_schema_version(current).await;
-    assert_eq!(db.open().secret().unwrap(), secret);
+    assert!(db.open().bind_key_check(&[1; 16]).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storage_recovers_when_its_connections_are_cut() {
     let db = TestDb::fresh().await;
     let storage = db.open();
-    let secret = storage.secret().unwrap();
+    assert!(storage.bind_key_check(&[1; 16]).unwrap());
     let cut = db.drop_connections().await;
     assert_eq!(cut, db.backend() == "postgres");
     // Calls in flight at the cut may fail, clearly; the pool then opens
     // new connections instead of waiting for the dead ones.
     let mut healed = false;
     for _ in 0..40 {
-        if storage.secret().is_ok() {
+        if storage.bind_key_check(&[1; 16]).is_ok() {
             healed = true;
             break;
         }
@@ -64,6 +66,6 @@ async fn the_storage_recovers_when_its_connections_are_cut() {
     assert!(healed, "the storage did not recover on {}", db.backend());
     // No connection slot was lost: many calls in a row all work.
     for _ in 0..50 {
-        assert_eq!(storage.secret().unwrap(), secret);
+        assert!(storage.bind_key_check(&[1; 16]).unwrap());
     }
 }

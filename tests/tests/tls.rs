@@ -49,7 +49,11 @@ struct TlsServer {
 
 async fn tls_server(pki: &Pki) -> TlsServer {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::new(Arc::new(SqliteStorage::open(dir.path()).unwrap())).unwrap();
+    let state = AppState::new(
+        Arc::new(SqliteStorage::open(dir.path()).unwrap()),
+        sambung_server::secrets::Secrets::generate().unwrap(),
+    )
+    .unwrap();
     let tls = sambung_server::tls::config_from(
         vec![CertificateDer::from(pki.server_der.clone())],
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key.clone())),

@@ -2,6 +2,9 @@
 //! deliveries are signed by the Standard Webhooks conventions, retried
 //! with the same id until accepted, kept across a server restart, scoped
 //! to what the subscribing account may see, and free of personal data.
+//! The receiver is on loopback, an internal address: servers deliver to it
+//! only where their settings allow 127.0.0.1 explicitly; without that,
+//! the subscription or the delivery is refused and nothing reaches it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +16,16 @@ use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::templates;
 use sambung_e2e::{Agency, TestDb, TestServer};
+use sambung_server::http::Settings;
 use serde_json::{Value, json};
+
+/// Settings that let deliveries reach the loopback receiver.
+fn loopback_allowed() -> Settings {
+    Settings {
+        webhook_allow: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Settings::default()
+    }
+}
 
 /// What the receiver saw: (webhook-id, timestamp, signature, body, answered).
 type Seen = Arc<Mutex<Vec<(String, String, String, String, u16)>>>;
@@ -112,7 +124,7 @@ fn verify(secret: &str, id: &str, ts: &str, sig: &str, body: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_signed_retried_durable_and_scoped() {
     let db = TestDb::fresh().await;
-    let server = TestServer::start_on(&db).await;
+    let server = TestServer::start_on_with(&db, loopback_allowed()).await;
     let home = tempfile::tempdir().unwrap();
     let resident = server
         .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
@@ -227,7 +239,7 @@ async fn deliveries_are_signed_retried_durable_and_scoped() {
     resident.sync().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.stop().await;
-    let server = TestServer::start_on(&db).await;
+    let server = TestServer::start_on_with(&db, loopback_allowed()).await;
     assert!(server.state.storage().queue_depth().unwrap() >= 1);
     *hooks.failures_left.lock().unwrap() = 0;
     let got = hooks.wait_for(4).await;
@@ -281,6 +293,10 @@ async fn bad_subscriptions_are_refused_and_removal_works() {
         json!({"url": "https://agency.example.go.id/hook", "events": []}),
         json!({"url": "https://agency.example.go.id/hook", "events": ["request.exploded"]}),
         json!({"url": "https://agency.example.go.id/hook"}),
+        // Internal addresses, unless the deployment allows them.
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["request.submitted"]}),
+        json!({"url": "https://169.254.169.254/latest", "events": ["request.submitted"]}),
+        json!({"url": "https://[::ffff:10.0.0.1]/hook", "events": ["request.submitted"]}),
     ] {
         let a = agency
             .call("POST", "/v1/agency/webhooks", Some(body.clone()), None)
@@ -310,4 +326,105 @@ async fn bad_subscriptions_are_refused_and_removal_works() {
             .json,
         json!([])
     );
+}
+
+/// Submits a complaint in region 32.73 from a new resident of `server`.
+async fn submit_one(server: &TestServer, home: &std::path::Path) {
+    let resident = server
+        .device(home, Role::Resident, "warga-1", &[], None)
+        .await;
+    let mut c = templates::example(Kind::Complaint);
+    c.region = RegionCode::from("32.73.01.1001");
+    let id = resident.store.create(c).unwrap();
+    resident.store.submit(&id).unwrap();
+    resident.sync().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_addresses_are_refused_unless_the_deployment_allows_them() {
+    let hooks = receiver(0).await;
+    // "http://127.0.0.1:PORT/hook" by its name instead.
+    let by_name = hooks.url.replace("127.0.0.1", "localhost");
+    let events = json!(["request.submitted"]);
+
+    // Without an allow list: a literal loopback address is refused when
+    // subscribing, with a clear message.
+    let db = TestDb::fresh().await;
+    let server = TestServer::start_on(&db).await;
+    let agency = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    let a = agency
+        .call(
+            "POST",
+            "/v1/agency/webhooks",
+            Some(json!({"url": hooks.url, "events": events})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (400, "bad_request"));
+    assert!(
+        a.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("internal address"),
+        "{:?}",
+        a.json
+    );
+    // A name is accepted, and judged when delivering: `localhost`
+    // resolves to loopback, so the delivery is blocked before it connects.
+    let a = agency
+        .call(
+            "POST",
+            "/v1/agency/webhooks",
+            Some(json!({"url": by_name, "events": events})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.json);
+    let home = tempfile::tempdir().unwrap();
+    submit_one(&server, home.path()).await;
+    let mut errors = Vec::new();
+    for _ in 0..400 {
+        errors = db
+            .query_text("SELECT last_error FROM deliveries WHERE attempts > 0")
+            .await;
+        if !errors.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!errors.is_empty(), "no attempt was made");
+    assert!(
+        errors.iter().all(|e| e.contains("blocked")),
+        "{errors:?} on {}",
+        db.backend()
+    );
+    // Retries (the test schedule is fast) are blocked as well.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        hooks.seen.lock().unwrap().is_empty(),
+        "the receiver was reached"
+    );
+    assert!(server.state.storage().queue_depth().unwrap() >= 1);
+    server.stop().await;
+
+    // With 127.0.0.1 allowed: the name and the address both deliver.
+    let db = TestDb::fresh().await;
+    let server = TestServer::start_on_with(&db, loopback_allowed()).await;
+    let agency = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    for url in [&by_name, &hooks.url] {
+        let a = agency
+            .call(
+                "POST",
+                "/v1/agency/webhooks",
+                Some(json!({"url": url, "events": events})),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 201, "{url}: {:?}", a.json);
+    }
+    let home = tempfile::tempdir().unwrap();
+    submit_one(&server, home.path()).await;
+    let got = hooks.wait_for(2).await;
+    assert!(got.iter().all(|e| e["type"] == "request.submitted"));
+    server.stop().await;
 }

@@ -67,10 +67,13 @@ pub fn world() -> &'static World {
         };
         let state = AppState::with_settings(
             storage,
-            sambung_server::http::DEFAULT_REQUEST_TIMEOUT,
-            sambung_server::limits::Limits {
-                per_address: unlimited,
-                per_device: unlimited,
+            sambung_server::secrets::Secrets::generate().expect("secrets"),
+            sambung_server::http::Settings {
+                limits: sambung_server::limits::Limits {
+                    per_address: unlimited,
+                    per_device: unlimited,
+                },
+                ..Default::default()
             },
         )
         .expect("a server");

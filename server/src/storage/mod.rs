@@ -287,8 +287,19 @@ pub trait Storage: Send + Sync + 'static {
     fn log_head(&self) -> Result<u64, ServerError>;
     /// Log entries after `cursor`, oldest first, at most `limit`.
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
-    /// The server's secret for keyed hashes (created on first use).
-    fn secret(&self) -> Result<Vec<u8>, ServerError>;
+    /// The NIK-hash key as databases from before the secrets file kept it
+    /// (see [`crate::secrets`]), if this one still does.
+    fn legacy_secret(&self) -> Result<Option<Vec<u8>>, ServerError>;
+    /// Deletes that key from the database, and the space it took.
+    fn forget_legacy_secret(&self) -> Result<(), ServerError>;
+    /// Stores `check` (the secrets' check value) when the database has
+    /// none yet; whether the stored one is `check`.
+    fn bind_key_check(&self, check: &[u8]) -> Result<bool, ServerError>;
+    /// Every subscription's stored secret (sealed, or in clear from before
+    /// secrets were sealed), by subscription id.
+    fn webhook_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, ServerError>;
+    /// Replaces a subscription's stored secret.
+    fn set_webhook_secret(&self, id: &str, secret: &[u8]) -> Result<(), ServerError>;
     /// Appends records to the audit trail, chained (see [`crate::audit`]),
     /// in one transaction under the trail's lock.
     fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError>;
@@ -329,7 +340,8 @@ pub trait Storage: Send + Sync + 'static {
     /// freed pages are zeroed already; PostgreSQL: `VACUUM` of the tables
     /// concerned).
     fn release_freed(&self) -> Result<(), ServerError>;
-    /// Adds a webhook subscription with its secret.
+    /// Adds a webhook subscription with its secret (sealed, see
+    /// [`crate::secrets::Secrets::seal_webhook_secret`]).
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError>;
     /// The subscriptions, of one account or all.
     fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError>;

@@ -1016,22 +1016,70 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn secret(&self) -> Result<Vec<u8>, ServerError> {
-        let fresh: [u8; 32] = sambung_core::crypto::random_key_bytes()
-            .map_err(|_| ServerError::Storage("no randomness".into()))?;
+    fn legacy_secret(&self) -> Result<Option<Vec<u8>>, ServerError> {
+        self.run(move |c| async move {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = 'secret'", &[])
+                    .await
+                    .map_err(pg)?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn forget_legacy_secret(&self) -> Result<(), ServerError> {
+        self.run(move |c| async move {
+            c.execute("DELETE FROM meta WHERE key = 'secret'", &[])
+                .await
+                .map_err(pg)?;
+            // The dead row version held the key: VACUUM FULL rewrites the
+            // (tiny) table without it.
+            c.batch_execute("VACUUM FULL meta").await.map_err(pg)
+        })
+    }
+
+    fn bind_key_check(&self, check: &[u8]) -> Result<bool, ServerError> {
+        let check = check.to_vec();
         self.run(move |c| async move {
             // Several servers starting at once agree on the first one.
             c.execute(
-                "INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT DO NOTHING",
-                &[&fresh.as_slice()],
+                "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT DO NOTHING",
+                &[&check],
             )
             .await
             .map_err(pg)?;
-            let r = c
-                .query_one("SELECT value FROM meta WHERE key = 'secret'", &[])
+            let stored: Vec<u8> = c
+                .query_one("SELECT value FROM meta WHERE key = 'key_check'", &[])
                 .await
-                .map_err(pg)?;
-            Ok(r.get(0))
+                .map_err(pg)?
+                .get(0);
+            Ok(stored == check)
+        })
+    }
+
+    fn webhook_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+        self.run(move |c| async move {
+            Ok(c.query("SELECT id, secret FROM webhooks ORDER BY id", &[])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
+    }
+
+    fn set_webhook_secret(&self, id: &str, secret: &[u8]) -> Result<(), ServerError> {
+        let (id, secret) = (id.to_owned(), secret.to_vec());
+        self.run(move |c| async move {
+            c.execute(
+                "UPDATE webhooks SET secret = $2 WHERE id = $1",
+                &[&id, &secret],
+            )
+            .await
+            .map_err(pg)?;
+            // Only when a secret stored in clear is sealed (once): the
+            // old row version must not stay readable in the table.
+            c.batch_execute("VACUUM FULL webhooks").await.map_err(pg)
         })
     }
 
@@ -1393,7 +1441,7 @@ impl Storage for PostgresStorage {
                         WHERE delivered_at IS NULL AND NOT failed AND next_at <= $1
                           AND lease_until <= $1
                         ORDER BY next_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-                     RETURNING d.seq, w.url, w.secret, d.payload, d.attempts",
+                     RETURNING d.seq, w.url, w.secret, d.payload, d.attempts, w.id",
                     &[&now, &lease_ms, &to_i64(limit as u64)],
                 )
                 .await
@@ -1407,6 +1455,7 @@ impl Storage for PostgresStorage {
                     payload: r.get(3),
                     attempts: r.get::<_, i32>(4).max(0) as u32,
                     lease_until: now + lease_ms,
+                    webhook: r.get(5),
                 })
                 .collect();
             out.sort_by_key(|d| d.seq);

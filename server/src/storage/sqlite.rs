@@ -233,7 +233,7 @@ CREATE TABLE blob_chunks (
     PRIMARY KEY (sha256, pos)
 ) STRICT, WITHOUT ROWID;
 "#,
-    // 9: who delivered each accepted change (device and signed exchange).
+    // 10: who delivered each accepted change (device and signed exchange).
     r#"
 CREATE TABLE receipts (
     change   BLOB PRIMARY KEY,
@@ -248,7 +248,12 @@ CREATE INDEX receipts_by_doc ON receipts (doc, at);
 -- against no less).
 CREATE INDEX log_by_doc ON log (doc, seq);
 "#,
-    // 11: drafts are private to their creator (documents written before
+    // 11: the nonce purge (every signed call) finds expired nonces by
+    // index instead of scanning the table. Self-contained: an index only.
+    r#"
+CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires_at);
+"#,
+    // 12: drafts are private to their creator (documents written before
     // by the status they were listed with); what a repair gave a device of
     // a document (its pushes are judged against no less).
     r#"
@@ -721,27 +726,49 @@ impl Storage for SqliteStorage {
         Ok(out)
     }
 
-    fn secret(&self) -> Result<Vec<u8>, ServerError> {
-        let conn = self.lock();
-        let existing: Option<Vec<u8>> = conn
+    fn legacy_secret(&self) -> Result<Option<Vec<u8>>, ServerError> {
+        Ok(self
+            .lock()
             .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
                 r.get(0)
             })
-            .optional()?;
-        if let Some(s) = existing {
-            return Ok(s);
-        }
-        let s: [u8; 32] = sambung_core::crypto::random_key_bytes()
-            .map_err(|_| ServerError::Storage("no randomness".into()))?;
+            .optional()?)
+    }
+
+    fn forget_legacy_secret(&self) -> Result<(), ServerError> {
+        // secure_delete zeroes the row's old bytes in the file; the
+        // checkpoint empties the WAL that still held them.
+        self.lock()
+            .execute("DELETE FROM meta WHERE key = 'secret'", [])?;
+        self.release_freed()
+    }
+
+    fn bind_key_check(&self, check: &[u8]) -> Result<bool, ServerError> {
+        let conn = self.lock();
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)",
-            [s.as_slice()],
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?1)",
+            [check],
         )?;
         let stored: Vec<u8> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+            conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
                 r.get(0)
             })?;
-        Ok(stored)
+        Ok(stored == check)
+    }
+
+    fn webhook_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare("SELECT id, secret FROM webhooks ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn set_webhook_secret(&self, id: &str, secret: &[u8]) -> Result<(), ServerError> {
+        self.lock().execute(
+            "UPDATE webhooks SET secret = ?2 WHERE id = ?1",
+            params![id, secret],
+        )?;
+        Ok(())
     }
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
@@ -1036,7 +1063,7 @@ impl Storage for SqliteStorage {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let claimed = {
             let mut st = tx.prepare_cached(
-                "SELECT d.seq, w.url, w.secret, d.payload, d.attempts
+                "SELECT d.seq, w.url, w.secret, d.payload, d.attempts, w.id
                  FROM deliveries d JOIN webhooks w ON w.id = d.webhook
                  WHERE d.delivered_at IS NULL AND d.failed = 0 AND d.next_at <= ?1
                    AND d.lease_until <= ?1
@@ -1052,6 +1079,7 @@ impl Storage for SqliteStorage {
                         payload: r.get(3)?,
                         attempts: r.get::<_, i64>(4)?.max(0) as u32,
                         lease_until: now + lease_ms,
+                        webhook: r.get(5)?,
                     })
                 },
             )?;
@@ -1177,6 +1205,63 @@ mod tests {
         c.pragma_update(None, "user_version", MIGRATIONS.len() as u32)
             .unwrap();
         drop(c);
-        SqliteStorage::open(dir.path()).unwrap().secret().unwrap();
+        SqliteStorage::open(dir.path())
+            .unwrap()
+            .bind_key_check(b"check")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_nonce_purge_finds_expired_nonces_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        assert!(storage.remember_nonce([1; 16], "n1", 1000).unwrap());
+        assert!(!storage.remember_nonce([1; 16], "n1", 1001).unwrap());
+        let plan: Vec<String> = {
+            let conn = storage.lock();
+            let mut st = conn
+                .prepare("EXPLAIN QUERY PLAN DELETE FROM nonces WHERE expires_at < 5")
+                .unwrap();
+            st.query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert!(
+            plan.iter().any(|p| p.contains("nonces_by_expiry")),
+            "{plan:?}"
+        );
+        // Expired nonces are gone: the same nonce is new again later.
+        assert!(storage.remember_nonce([1; 16], "n1", 1_000_000).unwrap());
+    }
+
+    #[test]
+    fn an_old_key_moves_out_of_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path()).unwrap();
+        let old = [0x5au8; 32];
+        storage
+            .lock()
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('secret', ?1)",
+                [old.as_slice()],
+            )
+            .unwrap();
+        let path = dir.path().join(crate::secrets::DEFAULT_FILE);
+        let secrets = crate::secrets::Secrets::open(&path, &storage).unwrap();
+        assert_eq!(secrets.nik_key(), &old);
+        drop(storage);
+        let mut bytes = Vec::new();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().starts_with("server.db") {
+                bytes.extend(std::fs::read(f.path()).unwrap());
+            }
+        }
+        assert!(bytes.len() > 4096);
+        assert!(
+            !bytes.windows(32).any(|w| w == old),
+            "the key's bytes are still in the file"
+        );
     }
 }

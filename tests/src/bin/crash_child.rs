@@ -107,8 +107,13 @@ fn server(dir: &Path, addr: &str) -> Result<(), String> {
     rt.block_on(async {
         let storage =
             sambung_server::storage::SqliteStorage::open(dir).map_err(|e| e.to_string())?;
-        let state =
-            sambung_server::http::AppState::new(Arc::new(storage)).map_err(|e| e.to_string())?;
+        let secrets = sambung_server::secrets::Secrets::open(
+            &dir.join(sambung_server::secrets::DEFAULT_FILE),
+            &storage,
+        )
+        .map_err(|e| e.to_string())?;
+        let state = sambung_server::http::AppState::new(Arc::new(storage), secrets)
+            .map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| e.to_string())?;
