@@ -1550,6 +1550,7 @@ async fn erase_person(
                     delivery: agency.delivered(),
                     events: Vec::new(),
                     replace: true,
+                    attachments: crate::blobs::hashes(&request),
                 })
             })?;
             let text = RequestId::from_bytes(id).to_string();
@@ -1570,11 +1571,13 @@ async fn erase_person(
                 "POST /v1/agency/persons/erase",
             )?;
         }
-        // The attachments' bytes go too — also where the same bytes were
-        // attached elsewhere: they are the same person's data.
+        // The attachments' bytes go too, with every unfinished upload of
+        // them — unless another request still references the same bytes
+        // (then they are that request's too, and go when it no longer
+        // references them: erased, or collected after the grace period).
         for sha in &blobs {
             if let Ok(digest) = crate::blobs::parse_sha(sha) {
-                state.storage().delete_blob(&digest)?;
+                state.storage().erase_blob(&digest)?;
             }
         }
         tracing::info!(requests = erased.len(), "a person's data was erased");
@@ -1618,7 +1621,7 @@ async fn download_attachment(
         let id = parse_id(&id)?;
         let digest = crate::blobs::parse_sha(&sha)?;
         let stored = agency.stored(&state, id)?;
-        let response = crate::blobs::serve(&state, &stored, &digest, &headers)?;
+        let response = crate::blobs::serve(&state, id, &stored, &digest, &headers)?;
         record(
             &state,
             &agency,

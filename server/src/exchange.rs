@@ -118,7 +118,7 @@ pub fn apply_push(
             "the changes of this request are larger than the server accepts".into(),
         ));
     }
-    storage.update_document(id, &mut |current: Option<StoredDoc>| {
+    let written = storage.update_document(id, &mut |current: Option<StoredDoc>| {
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.
         let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -139,7 +139,11 @@ pub fn apply_push(
         };
         result = r;
         Ok(w)
-    })?;
+    });
+    if let Some(refused) = crate::blobs::refused_reference(&written) {
+        return Ok(refused);
+    }
+    written?;
     Ok(result)
 }
 
@@ -501,6 +505,7 @@ pub fn write_of(
         delivery,
         events: crate::webhooks::events_between(previous, request),
         replace: false,
+        attachments: crate::blobs::hashes(request),
     }
 }
 
