@@ -73,6 +73,10 @@ pub struct ServerSettings {
     pub limit_per_address: u32,
     /// Requests a minute per device.
     pub limit_per_device: u32,
+    /// Days an unfinished upload is kept after its last chunk.
+    pub upload_max_age_days: u32,
+    /// Days unreferenced attachment bytes are kept.
+    pub unreferenced_blob_days: u32,
     /// PEM certificate chain.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
@@ -89,6 +93,8 @@ struct ServerFile {
     timeout_secs: Option<u64>,
     limit_per_address: Option<u32>,
     limit_per_device: Option<u32>,
+    upload_max_age_days: Option<u32>,
+    unreferenced_blob_days: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -158,6 +164,16 @@ impl ServerSettings {
                 file.limit_per_device,
                 &mut self.limit_per_device,
             ),
+            (
+                "upload_max_age_days",
+                file.upload_max_age_days,
+                &mut self.upload_max_age_days,
+            ),
+            (
+                "unreferenced_blob_days",
+                file.unreferenced_blob_days,
+                &mut self.unreferenced_blob_days,
+            ),
         ] {
             if unset(id)
                 && let Some(v) = from_file
@@ -192,9 +208,16 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         timeout_secs,
         limit_per_address,
         limit_per_device,
+        upload_max_age_days,
+        unreferenced_blob_days,
         tls_cert,
         tls_key,
     } = settings;
+    const DAY: i64 = 24 * 3600;
+    let retention = sambung_server::storage::BlobRetention {
+        upload_max_age: i64::from(upload_max_age_days) * DAY,
+        unreferenced_grace: i64::from(unreferenced_blob_days) * DAY,
+    };
     let rate = |per_minute: u32, burst_share: u32| sambung_server::limits::Rate {
         per_minute,
         burst: (per_minute / burst_share).max(1),
@@ -256,12 +279,20 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
                 let _ = worker_stopped.await;
             },
         ));
+        // Expired uploads and unreferenced attachments are swept hourly
+        // (and at start), beside the server.
+        let sweeper = tokio::spawn(sambung_server::blobs::sweeper(
+            state.storage_arc(),
+            retention,
+            std::time::Duration::from_secs(3600),
+        ));
         let served = match tls {
             Some(tls) => sambung_server::http::serve_tls(listener, tls, state, shutdown).await,
             None => sambung_server::http::serve(listener, state, shutdown).await,
         };
         let _ = stop_worker.send(());
         let _ = worker.await;
+        sweeper.abort();
         served.map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }

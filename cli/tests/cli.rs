@@ -787,7 +787,7 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
     std::fs::write(
         &file,
         format!(
-            "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\n",
+            "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\nupload_max_age_days = 7\nunreferenced_blob_days = 30\n",
             data.to_str().unwrap()
         ),
     )
@@ -816,6 +816,7 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
         ("database = \"mysql://u:s3cr3t@h/db\"", "postgres:// URL"),
         ("data = \"x\"\ndatabase = \"postgres://h/db\"", "not both"),
         ("timeout_secs = 0\ndata = \"x\"", "1 to 3600"),
+        ("upload_max_age_days = 0\ndata = \"x\"", "at least 1"),
         ("tls_cert = \"c.pem\"\ndata = \"x\"", "go together"),
     ] {
         std::fs::write(&bad, text).unwrap();

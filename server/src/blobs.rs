@@ -361,6 +361,52 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 mod tests {
     use super::parse_range;
 
+    /// The sweeper task sweeps by itself: an unfinished upload older than
+    /// its policy disappears without anyone calling the sweep.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweeper_removes_expired_uploads_on_its_own() {
+        use crate::storage::{BlobRetention, SqliteStorage, Storage, Uploader};
+        let dir = tempfile::tempdir().unwrap();
+        let storage: std::sync::Arc<dyn Storage> =
+            std::sync::Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let data = [7u8; 100];
+        let sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &data)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let uploader = Uploader {
+            account: "warga-1".into(),
+            device: [1; 16],
+        };
+        let held = storage
+            .blob_append(&sha, &uploader, 100, 0, &data[..40], super::now() - 10)
+            .unwrap();
+        assert_eq!((held.received, held.complete), (40, false));
+        assert_eq!(
+            storage.blob_missing(&sha, 100, &uploader).unwrap(),
+            Some(40)
+        );
+        let policy = BlobRetention {
+            upload_max_age: 5,
+            unreferenced_grace: 5,
+        };
+        let task = tokio::spawn(super::sweeper(
+            storage.clone(),
+            policy,
+            std::time::Duration::from_millis(20),
+        ));
+        let mut left = Some(40);
+        for _ in 0..100 {
+            left = storage.blob_missing(&sha, 100, &uploader).unwrap();
+            if left == Some(0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(left, Some(0), "the expired upload was swept");
+    }
+
     #[test]
     fn ranges_are_read_like_http_says() {
         assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));

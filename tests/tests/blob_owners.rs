@@ -656,3 +656,95 @@ async fn an_erasure_keeps_bytes_another_request_still_references() {
     assert!(storage.blob_state(&digest(&photo)).unwrap().is_none());
     assert_eq!(agency.raw_get(&path(&other), None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_stored_before_owners_existed_still_grant_their_bytes() {
+    sambung_core::sync::install_crypto_provider();
+    let db = sambung_e2e::TestDb::fresh().await;
+    let home = tempfile::tempdir().unwrap();
+    let photo = bytes(8_000, 10);
+    let (resident, id) = {
+        let server = TestServer::start_on(&db).await;
+        let resident = server
+            .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+            .await;
+        let id = resident
+            .store
+            .create(complaint("3273014108900007"))
+            .unwrap();
+        resident
+            .store
+            .attach(
+                &id,
+                AttachmentRole::Photo,
+                "f.jpg",
+                "image/jpeg",
+                &photo[..],
+            )
+            .unwrap();
+        resident.store.submit(&id).unwrap();
+        assert_eq!(resident.sync().await.unwrap().attachments_uploaded, 1);
+        server.stop().await;
+        (resident, id)
+    };
+    // As a database from before this migration holds it: the bytes and
+    // the documents, no owners, no recorded references.
+    db.execute_raw(
+        "DELETE FROM blob_refs; DELETE FROM blob_owners; \
+         UPDATE documents SET blob_refs_known = (1 = 0)",
+    )
+    .await
+    .unwrap();
+
+    // Opening the storage records the references of every stored
+    // document: they grant the bytes as every reference did before.
+    let server = TestServer::start_on(&db).await;
+    let url = server.url();
+    assert_eq!(
+        device_download(&url, &resident, &id, &photo).await,
+        (200, photo.clone())
+    );
+    let agency = Agency::enroll(&server, "dinas", &["32.73"]).await;
+    let (status, got) = agency
+        .raw_get(
+            &format!("/v1/agency/requests/{id}/attachments/{}", sha(&photo)),
+            None,
+        )
+        .await;
+    assert_eq!((status, got == photo), (200, true));
+    // Nobody owns them yet: someone who sees no request with them still
+    // may not reference them.
+    let other = server
+        .device(&home.path().join("o"), Role::Resident, "warga-2", &[], None)
+        .await;
+    let draft = other.store.create(complaint("3273016607990042")).unwrap();
+    other.sync_until_ok(3).await;
+    let planted = tampered(&server, &other, &draft, |r| {
+        r.attachments.push(reference(&photo))
+    });
+    assert!(push_one(&server, &other, planted).await.is_err());
+    // An officer who sees the request may (it sees the bytes already).
+    let officer = server
+        .device(
+            &home.path().join("p"),
+            Role::Officer,
+            "petugas-1",
+            &["32.73"],
+            None,
+        )
+        .await;
+    officer.sync().await.unwrap();
+    let own = officer.store.create(complaint("3273014108900007")).unwrap();
+    officer
+        .store
+        .attach(
+            &own,
+            AttachmentRole::Photo,
+            "f.jpg",
+            "image/jpeg",
+            &photo[..],
+        )
+        .unwrap();
+    let s = officer.sync().await.unwrap();
+    assert_eq!((s.refused.len(), s.attachment_bytes_up), (0, 0));
+}
