@@ -218,6 +218,7 @@ CREATE TABLE blob_refs (
 CREATE INDEX blob_refs_by_blob ON blob_refs (sha256);
 ALTER TABLE blobs ADD COLUMN released_at BIGINT;
 ALTER TABLE documents ADD COLUMN blob_refs_known BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX documents_without_blob_refs ON documents (id) WHERE NOT blob_refs_known;
 DELETE FROM blobs WHERE NOT complete;
 "#,
 ];
@@ -633,14 +634,16 @@ async fn write_refs(
             .await
             .map_err(pg)?
             .get(0);
-        let blob_held: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = $1 AND complete)",
+        // Shared lock on the blob's row: a sweep or an erasure deleting it
+        // waits for this write, and then sees the new reference.
+        let blob_held = c
+            .query_opt(
+                "SELECT 1 FROM blobs WHERE sha256 = $1 AND complete FOR SHARE",
                 &[&h.as_slice()],
             )
             .await
             .map_err(pg)?
-            .get(0);
+            .is_some();
         let mut scopes = Vec::new();
         if !owns && blob_held {
             if account.is_none() {
@@ -1579,19 +1582,33 @@ impl Storage for PostgresStorage {
     fn erase_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
         let sha = sha256.to_vec();
         self.run(move |c| async move {
-            // One statement: the check and the deletions see one snapshot.
-            let n = c
-                .execute(
-                    "WITH gone AS (
-                        DELETE FROM blob_uploads WHERE sha256 = $1
-                          AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1))
-                     DELETE FROM blobs WHERE sha256 = $1
-                       AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
-                    &[&sha],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(n == 1)
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // The row locked first (a write adding a reference holds it
+                // shared), then whether a request references it, read by a
+                // statement of its own that sees every committed reference.
+                c.query("SELECT 1 FROM blobs WHERE sha256 = $1 FOR UPDATE", &[&sha])
+                    .await
+                    .map_err(pg)?;
+                let n = c
+                    .execute(
+                        "WITH gone AS (
+                            DELETE FROM blob_uploads WHERE sha256 = $1
+                              AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1))
+                         DELETE FROM blobs WHERE sha256 = $1
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
+                        &[&sha],
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok::<_, ServerError>(n == 1)
+            }
+            .await;
+            if outcome.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            outcome
         })
     }
 
@@ -1608,15 +1625,41 @@ impl Storage for PostgresStorage {
                 )
                 .await
                 .map_err(pg)?;
-            let blobs = c
-                .execute(
-                    "DELETE FROM blobs WHERE coalesce(released_at, created_at) < $1
-                       AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)",
-                    &[&blobs_before],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(BlobSweep { uploads, blobs })
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // As in `erase_blob`: candidates locked, then checked again
+                // by a statement that sees references committed meanwhile.
+                let candidates: Vec<Vec<u8>> = c
+                    .query(
+                        "SELECT sha256 FROM blobs WHERE coalesce(released_at, created_at) < $1
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)
+                         FOR UPDATE",
+                        &[&blobs_before],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let blobs = c
+                    .execute(
+                        "DELETE FROM blobs WHERE sha256 = ANY($1)
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)",
+                        &[&candidates],
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok::<_, ServerError>(blobs)
+            }
+            .await;
+            if outcome.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            Ok(BlobSweep {
+                uploads,
+                blobs: outcome?,
+            })
         })
     }
 

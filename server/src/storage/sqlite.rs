@@ -295,6 +295,7 @@ CREATE TABLE blob_refs (
 CREATE INDEX blob_refs_by_blob ON blob_refs (sha256);
 ALTER TABLE blobs ADD COLUMN released_at INTEGER;
 ALTER TABLE documents ADD COLUMN blob_refs_known INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_without_blob_refs ON documents (id) WHERE blob_refs_known = 0;
 DELETE FROM blobs WHERE complete = 0;
 "#,
 ];
