@@ -1605,7 +1605,7 @@ async fn erase_person(
     responses(
         (status = 200, description = "the bytes", content_type = "application/octet-stream"),
         (status = 206, description = "the range asked for"),
-        (status = 404, description = "not_found: not an attachment of this request, or not uploaded yet", body = ApiError),
+        (status = 404, description = "not_found: not an attachment of this request, not uploaded yet, or its reference does not grant the bytes (the account that added it never uploaded them)", body = ApiError),
         (status = 416, description = "the range is outside the attachment")
     )
 )]
