@@ -141,9 +141,11 @@ pub enum DocWrite {
         replace: bool,
         /// The content addresses of its attachments now (see
         /// [`crate::blobs::hashes`]). A reference new to the document is
-        /// written only if `delivery.account` owns the blob, may see a
-        /// request referencing it, or the blob is not on the server (its
-        /// bytes follow the document); otherwise the write fails with
+        /// written only if `delivery.account` owns the blob, may see
+        /// another request whose reference grants it, or the blob is not
+        /// on the server (its bytes follow the document; such a reference
+        /// grants them once its account uploaded them); otherwise the
+        /// write fails with
         /// [`ServerError::ForeignBlob`] and nothing is written.
         attachments: Vec<[u8; 32]>,
     },
