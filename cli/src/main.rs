@@ -40,7 +40,8 @@ enum Command {
         /// A TOML file with any of the settings below (`data`, `database`,
         /// `secrets`, `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
         /// `limit_per_address`, `limit_per_device`, `metrics_listen`,
-        /// `metrics_token`, `webhook_allow`, `trusted_proxies`); the command
+        /// `metrics_token`, `webhook_allow`, `trusted_proxies`,
+        /// `upload_max_age_days`, `unreferenced_blob_days`); the command
         /// line and the environment take precedence over it.
         #[arg(long, env = "SAMBUNG_CONFIG")]
         config: Option<PathBuf>,
@@ -59,6 +60,14 @@ enum Command {
         /// Requests a minute from one enrolled device (bursts of half of it).
         #[arg(long, env = "SAMBUNG_LIMIT_PER_DEVICE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
         limit_per_device: u32,
+        /// Days an unfinished attachment upload is kept after its last
+        /// chunk (its device then starts it again from zero).
+        #[arg(long, env = "SAMBUNG_UPLOAD_MAX_AGE_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        upload_max_age_days: u32,
+        /// Days attachment bytes no request references are kept (after
+        /// their upload, or after their last reference went away).
+        #[arg(long, env = "SAMBUNG_UNREFERENCED_BLOB_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        unreferenced_blob_days: u32,
         /// PEM certificate chain: serve HTTPS (with --tls-key).
         #[arg(long, env = "SAMBUNG_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -125,6 +134,8 @@ fn main() -> ExitCode {
             timeout_secs,
             limit_per_address,
             limit_per_device,
+            upload_max_age_days,
+            unreferenced_blob_days,
             tls_cert,
             tls_key,
             metrics_listen,
@@ -137,6 +148,8 @@ fn main() -> ExitCode {
             timeout_secs,
             limit_per_address,
             limit_per_device,
+            upload_max_age_days,
+            unreferenced_blob_days,
             tls_cert,
             tls_key,
             metrics_listen,

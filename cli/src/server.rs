@@ -104,6 +104,10 @@ pub struct ServerSettings {
     pub limit_per_address: u32,
     /// Requests a minute per device.
     pub limit_per_device: u32,
+    /// Days an unfinished upload is kept after its last chunk.
+    pub upload_max_age_days: u32,
+    /// Days unreferenced attachment bytes are kept.
+    pub unreferenced_blob_days: u32,
     /// PEM certificate chain.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key.
@@ -128,6 +132,8 @@ struct ServerFile {
     timeout_secs: Option<u64>,
     limit_per_address: Option<u32>,
     limit_per_device: Option<u32>,
+    upload_max_age_days: Option<u32>,
+    unreferenced_blob_days: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     secrets: Option<PathBuf>,
@@ -214,6 +220,16 @@ impl ServerSettings {
                 file.limit_per_device,
                 &mut self.limit_per_device,
             ),
+            (
+                "upload_max_age_days",
+                file.upload_max_age_days,
+                &mut self.upload_max_age_days,
+            ),
+            (
+                "unreferenced_blob_days",
+                file.unreferenced_blob_days,
+                &mut self.unreferenced_blob_days,
+            ),
         ] {
             if unset(id)
                 && let Some(v) = from_file
@@ -273,6 +289,8 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         timeout_secs,
         limit_per_address,
         limit_per_device,
+        upload_max_age_days,
+        unreferenced_blob_days,
         tls_cert,
         tls_key,
         metrics_listen,
@@ -290,6 +308,11 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
     }
     let webhook_allow = cidrs("webhook_allow", &webhook_allow)?;
     let trusted_proxies = cidrs("trusted_proxies", &trusted_proxies)?;
+    const DAY: i64 = 24 * 3600;
+    let retention = sambung_server::storage::BlobRetention {
+        upload_max_age: i64::from(upload_max_age_days) * DAY,
+        unreferenced_grace: i64::from(unreferenced_blob_days) * DAY,
+    };
     let rate = |per_minute: u32, burst_share: u32| sambung_server::limits::Rate {
         per_minute,
         burst: (per_minute / burst_share).max(1),
@@ -383,6 +406,13 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
                 let _ = worker_stopped.await;
             },
         ));
+        // Expired uploads and unreferenced attachments are swept hourly
+        // (and at start), beside the server.
+        let sweeper = tokio::spawn(sambung_server::blobs::sweeper(
+            state.storage_arc(),
+            retention,
+            std::time::Duration::from_secs(3600),
+        ));
         let served = match tls {
             Some(tls) => sambung_server::http::serve_tls(listener, tls, state, shutdown).await,
             None => sambung_server::http::serve(listener, state, shutdown).await,
@@ -393,6 +423,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         if let Some(m) = metrics {
             let _ = m.await;
         }
+        sweeper.abort();
         served.map_err(|e| CliError::Failed(format!("server error: {e}")))
     })
 }

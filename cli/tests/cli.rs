@@ -805,7 +805,7 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
         format!(
             "data = {:?}\nlisten = \"127.0.0.1:0\"\ntimeout_secs = 30\n\
              metrics_listen = \"127.0.0.1:0\"\nwebhook_allow = [\"127.0.0.1/32\", \"::1\"]\n\
-             trusted_proxies = [\"10.0.0.0/8\"]\n",
+             trusted_proxies = [\"10.0.0.0/8\"]\nupload_max_age_days = 7\nunreferenced_blob_days = 30\n",
             data.to_str().unwrap()
         ),
     )
@@ -842,6 +842,7 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
         ("database = \"mysql://u:s3cr3t@h/db\"", "postgres:// URL"),
         ("data = \"x\"\ndatabase = \"postgres://h/db\"", "not both"),
         ("timeout_secs = 0\ndata = \"x\"", "1 to 3600"),
+        ("upload_max_age_days = 0\ndata = \"x\"", "at least 1"),
         ("tls_cert = \"c.pem\"\ndata = \"x\"", "go together"),
         (
             "webhook_allow = [\"10.0.0.0/33\"]\ndata = \"x\"",

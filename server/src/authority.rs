@@ -5,7 +5,9 @@
 //! - a decided, withdrawn or erased request takes notes only (and the
 //!   agency's own further steps the lifecycle allows);
 //! - a device cannot reorder the status history: what it appends sorts
-//!   after everything the server holds, whatever `seq`/`at` it claims;
+//!   after every entry its author saw by the server's own record (the
+//!   floor), whatever `seq`/`at` it claims — entries it never received are
+//!   concurrent, ordered as every device orders them;
 //! - content is valid by the device's own validators when it leaves draft
 //!   and whenever what was filed changes afterwards;
 //! - an officer files only in the regions it works in.
@@ -48,11 +50,19 @@ fn forbidden(reason: impl Into<Cow<'static, str>>) -> Refused {
 
 /// Judges the change from `current` (the server's copy; absent for a new
 /// request) to `after` (that copy with the caller's changes merged), made
-/// by `account`.
-pub fn judge(current: Option<&Request>, after: &Request, account: &Account) -> Result<(), Refused> {
+/// by `account`, whose author saw `seen` (its changes' dependencies, and
+/// no less than the server had given it).
+pub fn judge(
+    current: Option<&Request>,
+    seen: Option<&Request>,
+    after: &Request,
+    account: &Account,
+) -> Result<(), Refused> {
     if let Some(current) = current {
         decisions_are_final(current, after, account.role)?;
-        history_appends_only_at_the_end(current, after)?;
+        if let Some(seen) = seen {
+            history_appends_after_what_was_seen(current, seen, after)?;
+        }
     }
     filed_where_the_account_works(current, after, account)?;
     content_is_valid(current, after)
@@ -100,16 +110,22 @@ fn appended<'a>(current: &Request, after: &'a Request) -> Vec<&'a StatusEntry> {
     new
 }
 
-/// A device's status changes come after every one the server holds: an
+/// A device's status changes come after every one its author saw: an
 /// entry sorting earlier would replay the history differently (an early
-/// withdrawal undoing a decision, say).
-fn history_appends_only_at_the_end(current: &Request, after: &Request) -> Result<(), Refused> {
-    let Some(last) = current.history.iter().max() else {
+/// withdrawal making an office's step void, say). Entries its author never
+/// received are concurrent: they sort by `(seq, at, id)` on every device
+/// alike, and a decided request is kept by [`decisions_are_final`].
+fn history_appends_after_what_was_seen(
+    current: &Request,
+    seen: &Request,
+    after: &Request,
+) -> Result<(), Refused> {
+    let Some(last) = seen.history.iter().max() else {
         return Ok(());
     };
-    if appended(current, after).iter().any(|e| *e <= last) {
+    if appended(current, after).iter().any(|e| e <= &last) {
         return Err(forbidden(
-            "a status change must come after every status change the server holds; sync, then try again",
+            "a status change must come after every status change its author saw",
         ));
     }
     Ok(())

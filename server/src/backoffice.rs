@@ -1554,6 +1554,7 @@ async fn erase_person(
                     delivery: agency.delivered(),
                     events: Vec::new(),
                     replace: true,
+                    attachments: crate::blobs::hashes(&request),
                 })
             })?;
             let text = RequestId::from_bytes(id).to_string();
@@ -1574,11 +1575,13 @@ async fn erase_person(
                 "POST /v1/agency/persons/erase",
             )?;
         }
-        // The attachments' bytes go too — also where the same bytes were
-        // attached elsewhere: they are the same person's data.
+        // The attachments' bytes go too, with every unfinished upload of
+        // them — unless another request still references the same bytes
+        // (then they are that request's too, and go when it no longer
+        // references them: erased, or collected after the grace period).
         for sha in &blobs {
             if let Ok(digest) = crate::blobs::parse_sha(sha) {
-                state.storage().delete_blob(&digest)?;
+                state.storage().erase_blob(&digest)?;
             }
         }
         tracing::info!(requests = erased.len(), "a person's data was erased");
@@ -1606,7 +1609,7 @@ async fn erase_person(
     responses(
         (status = 200, description = "the bytes", content_type = "application/octet-stream"),
         (status = 206, description = "the range asked for"),
-        (status = 404, description = "not_found: not an attachment of this request, or not uploaded yet", body = ApiError),
+        (status = 404, description = "not_found: not an attachment of this request, not uploaded yet, or its reference does not grant the bytes (the account that added it never uploaded them)", body = ApiError),
         (status = 416, description = "the range is outside the attachment")
     )
 )]
@@ -1622,7 +1625,7 @@ async fn download_attachment(
         let id = parse_id(&id)?;
         let digest = crate::blobs::parse_sha(&sha)?;
         let stored = agency.stored(&state, id)?;
-        let response = crate::blobs::serve(&state, &stored, &digest, &headers)?;
+        let response = crate::blobs::serve(&state, id, &stored, &digest, &headers)?;
         record(
             &state,
             &agency,

@@ -1,6 +1,17 @@
 //! Attachment bytes from devices, by content address
 //! (`sambung_core::protocol::blobs`): which blobs the server lacks, and
 //! resumable chunked uploads checked against their SHA-256 at the end.
+//!
+//! Blobs have owners: the accounts that uploaded them (or were given them
+//! through a request they could see). An upload is its device's own until
+//! its hash is verified; `blobs/missing` answers about the caller's own
+//! uploads only; a request may add a reference to bytes the server holds
+//! only for an owner or an account that sees another request referencing
+//! them (checked where the document is written, see
+//! [`crate::storage::DocWrite`]); bytes are served through a request whose
+//! reference grants them ([`crate::storage::Storage::blob_granted`]).
+//! Unfinished uploads expire and unreferenced blobs are removed after a
+//! grace period ([`sweeper`]).
 
 use std::sync::Arc;
 
@@ -18,6 +29,71 @@ use sambung_core::protocol::blobs::*;
 
 use crate::error::ServerError;
 use crate::http::{AppState, blocking, now};
+use crate::storage::{BlobRetention, Storage, Uploader};
+
+/// The content addresses a request's attachments name, each once; a name
+/// that is not a SHA-256 (an erased one is empty) names no blob.
+pub fn hashes(request: &sambung_core::model::Request) -> Vec<[u8; 32]> {
+    let mut out: Vec<[u8; 32]> = request
+        .attachments
+        .iter()
+        .filter_map(|a| parse_sha(&a.sha256).ok())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The content addresses a stored document's attachments name (for
+/// documents stored before references were recorded); `None` when it does
+/// not load.
+pub fn hashes_of_stored(data: &[u8]) -> Option<Vec<[u8; 32]>> {
+    RequestDoc::load(data, [], automerge::ActorId::random())
+        .and_then(|d| d.hydrate())
+        .ok()
+        .map(|r| hashes(&r))
+}
+
+/// What an exchange does when the write of a pushed document failed:
+/// a new reference to bytes the device's account may not reference
+/// ([`ServerError::ForeignBlob`]) refuses that document only (its reason
+/// for the device); any other error stays an error.
+pub fn refused_reference(written: &Result<(), ServerError>) -> Option<crate::exchange::PushResult> {
+    matches!(written, Err(ServerError::ForeignBlob)).then(|| {
+        crate::exchange::PushResult::Refused(crate::authority::Refused::new(
+            sambung_core::protocol::RefusalCode::Forbidden,
+            ServerError::ForeignBlob.to_string(),
+        ))
+    })
+}
+
+/// Sweeps unfinished uploads and unreferenced blobs every `every`, as
+/// `policy` says, until the server stops (a task of its own; a failed
+/// sweep is logged and tried again at the next tick).
+pub async fn sweeper(
+    storage: std::sync::Arc<dyn Storage>,
+    policy: BlobRetention,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let storage = storage.clone();
+        let swept = tokio::task::spawn_blocking(move || storage.sweep_blobs(now(), &policy)).await;
+        match swept {
+            Ok(Ok(s)) if s.uploads + s.blobs > 0 => {
+                tracing::info!(
+                    uploads = s.uploads,
+                    blobs = s.blobs,
+                    "expired uploads and unreferenced attachments removed"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the attachment sweep failed"),
+            Err(_) => tracing::warn!("the attachment sweep stopped unexpectedly"),
+        }
+    }
+}
 
 /// The upload routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -70,7 +146,11 @@ async fn missing(
 ) -> Result<axum::Json<MissingResponse>, ServerError> {
     blocking(move || {
         let body = body.map_err(|_| ServerError::TooLarge)?;
-        device_call(&state, &headers, "POST", MISSING_PATH, &body)?;
+        let (enrolled, device) = device_call(&state, &headers, "POST", MISSING_PATH, &body)?;
+        let uploader = Uploader {
+            account: enrolled.account.id,
+            device,
+        };
         let ask: MissingRequest = serde_json::from_slice(&body).map_err(|_| {
             ServerError::BadRequest("expected {\"blobs\": [{\"sha256\", \"size\"}]}".into())
         })?;
@@ -92,16 +172,14 @@ async fn missing(
                 });
                 continue;
             }
-            match state.storage().blob_state(&sha)? {
-                Some(s) if s.complete => {}
-                Some(s) => answer.missing.push(BlobOffset {
+            // Only the caller's own uploads count: bytes someone else
+            // uploaded are missing for it (it uploads them, and owns them
+            // too), so the answer reveals nothing of others' blobs.
+            if let Some(offset) = state.storage().blob_missing(&sha, b.size, &uploader)? {
+                answer.missing.push(BlobOffset {
                     sha256: b.sha256,
-                    offset: s.received,
-                }),
-                None => answer.missing.push(BlobOffset {
-                    sha256: b.sha256,
-                    offset: 0,
-                }),
+                    offset,
+                });
             }
         }
         Ok(axum::Json(answer))
@@ -126,13 +204,17 @@ async fn append(
     blocking(move || {
         let body = body.map_err(|_| ServerError::TooLarge)?;
         let sha = parse_sha(&name)?;
-        device_call(
+        let (enrolled, device) = device_call(
             &state,
             &headers,
             "PATCH",
             &format!("{BLOB_PATH}{name}"),
             &body,
         )?;
+        let uploader = Uploader {
+            account: enrolled.account.id,
+            device,
+        };
         let offset = number_header(&headers, UPLOAD_OFFSET)?;
         let size = number_header(&headers, UPLOAD_LENGTH)?;
         if size > MAX_BLOB_BYTES {
@@ -145,7 +227,7 @@ async fn append(
         }
         let held = state
             .storage()
-            .blob_append(&sha, size, offset, &body, now())?;
+            .blob_append(&sha, &uploader, size, offset, &body, now())?;
         if held.complete {
             tracing::info!(size = held.size, "an attachment arrived whole");
         }
@@ -179,7 +261,7 @@ async fn download(
         if !enrolled.account.may_see(&stored.scope) {
             return Err(ServerError::NotFound);
         }
-        let response = serve(&state, &stored, &digest, &headers)?;
+        let response = serve(&state, doc_id, &stored, &digest, &headers)?;
         state.storage().append_audit(&[crate::audit::AuditRecord {
             at: sambung_core::Timestamp::now().as_millis(),
             account: enrolled.account.id.clone(),
@@ -196,11 +278,13 @@ async fn download(
 
 /// The bytes of an attachment of the request `stored` as an HTTP answer:
 /// whole (200) or the one `Range` asked for (206), 416 for a range outside
-/// it, 404 when the request has no such attachment or its bytes are not
-/// complete. For devices and the back office alike (each checks first who
-/// may see the request).
+/// it, 404 when the request has no such attachment, its bytes are not
+/// complete, or its reference does not grant them (it names bytes that
+/// the account which added it never uploaded). For devices and the back
+/// office alike (each checks first who may see the request `id`).
 pub fn serve(
     state: &AppState,
+    id: sambung_core::protocol::DocId,
     stored: &crate::storage::StoredDoc,
     digest: &[u8; 32],
     headers: &HeaderMap,
@@ -215,6 +299,9 @@ pub fn serve(
         .find(|a| a.sha256 == sha)
         .map(|a| a.mime.clone())
         .ok_or(ServerError::NotFound)?;
+    if !state.storage().blob_granted(id, digest)? {
+        return Err(ServerError::NotFound);
+    }
     let blob = state
         .storage()
         .blob_state(digest)?
@@ -273,6 +360,52 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::parse_range;
+
+    /// The sweeper task sweeps by itself: an unfinished upload older than
+    /// its policy disappears without anyone calling the sweep.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweeper_removes_expired_uploads_on_its_own() {
+        use crate::storage::{BlobRetention, SqliteStorage, Storage, Uploader};
+        let dir = tempfile::tempdir().unwrap();
+        let storage: std::sync::Arc<dyn Storage> =
+            std::sync::Arc::new(SqliteStorage::open(dir.path()).unwrap());
+        let data = [7u8; 100];
+        let sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &data)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let uploader = Uploader {
+            account: "warga-1".into(),
+            device: [1; 16],
+        };
+        let held = storage
+            .blob_append(&sha, &uploader, 100, 0, &data[..40], super::now() - 10)
+            .unwrap();
+        assert_eq!((held.received, held.complete), (40, false));
+        assert_eq!(
+            storage.blob_missing(&sha, 100, &uploader).unwrap(),
+            Some(40)
+        );
+        let policy = BlobRetention {
+            upload_max_age: 5,
+            unreferenced_grace: 5,
+        };
+        let task = tokio::spawn(super::sweeper(
+            storage.clone(),
+            policy,
+            std::time::Duration::from_millis(20),
+        ));
+        let mut left = Some(40);
+        for _ in 0..100 {
+            left = storage.blob_missing(&sha, 100, &uploader).unwrap();
+            if left == Some(0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(left, Some(0), "the expired upload was swept");
+    }
 
     #[test]
     fn ranges_are_read_like_http_says() {

@@ -71,6 +71,12 @@ pub enum ServerError {
     /// An uploaded blob does not hash to its name; it was discarded.
     #[error("the uploaded bytes do not match their SHA-256; the upload was discarded")]
     HashMismatch,
+    /// A new attachment reference names bytes the server holds that the
+    /// caller's account neither uploaded nor may see in another request.
+    #[error(
+        "forbidden: an attachment names bytes this account did not upload and sees in no other request; the request is taken once this device uploaded them"
+    )]
+    ForeignBlob,
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -102,7 +108,7 @@ impl ServerError {
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Timeout => (408, ErrorCode::Timeout),
             ServerError::RateLimited { .. } => (429, ErrorCode::RateLimited),
-            ServerError::Forbidden(_) => (403, ErrorCode::Forbidden),
+            ServerError::Forbidden(_) | ServerError::ForeignBlob => (403, ErrorCode::Forbidden),
             ServerError::NotFound => (404, ErrorCode::NotFound),
             ServerError::ForbiddenTransition(_) => (409, ErrorCode::ForbiddenTransition),
             ServerError::Stale => (412, ErrorCode::Stale),

@@ -110,6 +110,12 @@ pub fn apply_push(
     id: DocId,
     push: &DocPush,
 ) -> Result<PushResult, ServerError> {
+    if push.changes.len() > MAX_DOCUMENT_BYTES {
+        return Ok(PushResult::Refused(Refused::new(
+            RefusalCode::TooLarge,
+            "the changes of this request are larger than the server accepts",
+        )));
+    }
     // Bounded before anything is inflated or expanded (`limits`).
     if let Err(e) = check_chunks(&push.changes, Sender::Device) {
         let code = match e {
@@ -128,13 +134,7 @@ pub fn apply_push(
             .map_err(|_| ServerError::Storage("damaged heads".into()))?,
         None => Vec::new(),
     };
-    if push.changes.len() > MAX_DOCUMENT_BYTES {
-        return Ok(PushResult::Refused(Refused::new(
-            RefusalCode::TooLarge,
-            "the changes of this request are larger than the server accepts",
-        )));
-    }
-    storage.update_document(id, &mut |current: Option<StoredDoc>| {
+    let written = storage.update_document(id, &mut |current: Option<StoredDoc>| {
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.
         let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -155,7 +155,11 @@ pub fn apply_push(
         };
         result = r;
         Ok(w)
-    })?;
+    });
+    if let Some(refused) = crate::blobs::refused_reference(&written) {
+        return Ok(refused);
+    }
+    written?;
     Ok(result)
 }
 
@@ -327,7 +331,9 @@ fn merge(
     }
     // What only the server knows: its copy now (decisions final, history
     // appended at the end, content valid, filed where the account works).
-    if let Err(refused) = crate::authority::judge(previous.as_ref(), &request, &caller.account) {
+    if let Err(refused) =
+        crate::authority::judge(previous.as_ref(), seen.as_ref(), &request, &caller.account)
+    {
         return Ok((PushResult::Refused(refused), DocWrite::Unchanged));
     }
     let scope = scope_of(nik_key, &request);
@@ -541,6 +547,7 @@ pub fn write_of(
         delivery,
         events: crate::webhooks::events_between(previous, request),
         replace: false,
+        attachments: crate::blobs::hashes(request),
     }
 }
 

@@ -55,7 +55,7 @@ fn main() {
     let new = DocPush {
         id: None,
         since: vec![],
-        changes: doc.save(),
+        changes: doc.save_after(&[]),
         heads: doc.heads().into_iter().map(Into::into).collect(),
     };
     write(

@@ -493,6 +493,21 @@ async fn uploads_cut_at_random_points_resume_and_finish_whole() {
             .unwrap();
         d.store.submit(&id).unwrap();
         let (_, sent) = sync_until_uploaded(&d, &link).await;
+        // Seeds 2 and 3 make the same bytes: the second account's request
+        // was refused until its own upload of them made it an owner, and
+        // its next sync delivers it.
+        let held = |server: &TestServer| {
+            let doc = server.state.storage().document(id.to_bytes().unwrap());
+            doc.unwrap().is_some()
+        };
+        for _ in 0..50 {
+            if held(&server) {
+                break;
+            }
+            let _ = d.sync().await;
+            link.advance(5.0);
+        }
+        assert!(held(&server), "seed {seed}: the request reached the server");
         let st = link.stats().snapshot();
         // Cuts before the server (outage or lost request) re-send a chunk;
         // a lost answer re-sends nothing: the device asks where to go on.

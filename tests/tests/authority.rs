@@ -304,7 +304,7 @@ async fn status_changes_cannot_be_slipped_in_before_the_server_s() {
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(
         answer.refused[0].reason,
-        "a status change must come after every status change the server holds; sync, then try again"
+        "a status change must come after every status change its author saw"
     );
     assert_eq!(server.log_len(), log_before);
     // The honest withdrawal, written by the store: taken.

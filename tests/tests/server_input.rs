@@ -187,7 +187,7 @@ async fn pushes_all_taken_as_pushed_are_acknowledged_in_one_bit() {
         DocPush {
             id: None,
             since: vec![],
-            changes: doc.save(),
+            changes: doc.save_after(&[]),
             heads: heads_of(&mut doc),
         }
     };
@@ -249,7 +249,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let impostor = DocPush {
         id: Some(r.id.to_bytes().unwrap()),
         since: vec![],
-        changes: d.save(),
+        changes: d.save_after(&[]),
         heads: heads_of(&mut d),
     };
     // 4. A new request written by another device's actor (authorship).
@@ -257,7 +257,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let ghost = DocPush {
         id: Some(r4.id.to_bytes().unwrap()),
         since: vec![],
-        changes: d4.save(),
+        changes: d4.save_after(&[]),
         heads: heads_of(&mut d4),
     };
     // 5. A document whose content is not a request.
@@ -270,7 +270,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let not_request = DocPush {
         id: Some([5; 16]),
         since: vec![],
-        changes: other.save(),
+        changes: other.save_after(&[]),
         heads: other.get_heads().into_iter().map(Into::into).collect(),
     };
     // 6. Unknown `since` heads.
@@ -287,7 +287,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let good = DocPush {
         id: Some(good_req.id.to_bytes().unwrap()),
         since: vec![],
-        changes: good_doc.save(),
+        changes: good_doc.save_after(&[]),
         heads: heads_of(&mut good_doc),
     };
 
@@ -316,7 +316,7 @@ async fn bad_documents_are_refused_one_by_one_and_change_nothing() {
     let unnamed = DocPush {
         id: None,
         since: vec![],
-        changes: unnamed_doc.save(),
+        changes: unnamed_doc.save_after(&[]),
         heads: heads_of(&mut unnamed_doc),
     };
     let refused_before = 6;

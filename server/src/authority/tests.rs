@@ -63,7 +63,7 @@ fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
     let mut phone = approved.clone();
     phone.content.contact_phone = Some("081299990000".into());
     for who in [&warga, &dinas] {
-        let err = judge(Some(&approved), &phone, who).unwrap_err();
+        let err = judge(Some(&approved), Some(&approved), &phone, who).unwrap_err();
         assert_eq!(err.code, RefusalCode::Forbidden);
         assert_eq!(
             err.reason,
@@ -73,12 +73,18 @@ fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
     // A note is taken.
     let mut noted = approved.clone();
     edits::add_note(&mut noted, WARGA, "Terima kasih", false).unwrap();
-    assert_eq!(judge(Some(&approved), &noted, &warga), Ok(()));
+    assert_eq!(
+        judge(Some(&approved), Some(&approved), &noted, &warga),
+        Ok(())
+    );
     // The agency completes it; nobody else moves it.
     let mut completed = approved.clone();
     edits::transition(&mut completed, DINAS, Status::Completed, None).unwrap();
-    assert_eq!(judge(Some(&approved), &completed, &dinas), Ok(()));
-    assert!(judge(Some(&approved), &completed, &warga).is_err());
+    assert_eq!(
+        judge(Some(&approved), Some(&approved), &completed, &dinas),
+        Ok(())
+    );
+    assert!(judge(Some(&approved), Some(&approved), &completed, &warga).is_err());
     // A withdrawal appended after the decision (forged by the device: the
     // lifecycle refuses it, and it would not take effect): refused.
     let mut withdrawn = approved.clone();
@@ -90,7 +96,7 @@ fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
     entry.by = "warga-1".into();
     entry.role = Role::Resident;
     withdrawn.history.push(entry);
-    assert!(judge(Some(&approved), &withdrawn, &warga).is_err());
+    assert!(judge(Some(&approved), Some(&approved), &withdrawn, &warga).is_err());
 }
 
 #[test]
@@ -99,16 +105,16 @@ fn withdrawn_and_erased_requests_are_closed_too() {
     let mut edited = withdrawn.clone();
     edited.content.contact_phone = Some("081299990000".into());
     let warga = account("warga-1", Role::Resident, &[]);
-    assert!(judge(Some(&withdrawn), &edited, &warga).is_err());
+    assert!(judge(Some(&withdrawn), Some(&withdrawn), &edited, &warga).is_err());
     let mut erased = moved(&[Status::Submitted]);
     erased.erased_at = Some(Timestamp(5));
     let mut edited = erased.clone();
     edited.content.contact_phone = Some("081299990000".into());
-    assert!(judge(Some(&erased), &edited, &warga).is_err());
+    assert!(judge(Some(&erased), Some(&erased), &edited, &warga).is_err());
 }
 
 #[test]
-fn status_changes_sort_after_everything_the_server_holds() {
+fn status_changes_sort_after_everything_their_author_saw() {
     let in_review = moved(&[Status::Submitted, Status::Received, Status::InReview]);
     let warga = account("warga-1", Role::Resident, &[]);
     // A withdrawal claiming an early place in the history.
@@ -119,12 +125,27 @@ fn status_changes_sort_after_everything_the_server_holds() {
     entry.to = Status::Withdrawn;
     entry.at = Timestamp(0);
     early.history.push(entry.clone());
-    let err = judge(Some(&in_review), &early, &warga).unwrap_err();
+    let err = judge(Some(&in_review), Some(&in_review), &early, &warga).unwrap_err();
     assert_eq!(err.code, RefusalCode::Forbidden);
     // The same, written as an honest device writes it: after the rest.
     let mut honest = in_review.clone();
     edits::transition(&mut honest, WARGA, Status::Withdrawn, None).unwrap();
-    assert_eq!(judge(Some(&in_review), &honest, &warga), Ok(()));
+    assert_eq!(
+        judge(Some(&in_review), Some(&in_review), &honest, &warga),
+        Ok(())
+    );
+    // Made offline while the office moved on (it saw `received` only): a
+    // concurrent entry, taken, and ordered as every device orders it.
+    let received = moved(&[Status::Submitted, Status::Received]);
+    let mut offline = received.clone();
+    edits::transition(&mut offline, WARGA, Status::Withdrawn, None).unwrap();
+    let mut merged = in_review.clone();
+    merged.history.push(offline.history.last().unwrap().clone());
+    assert_eq!(
+        judge(Some(&in_review), Some(&received), &merged, &warga),
+        Ok(())
+    );
+    assert_eq!(merged.status(), Status::Withdrawn);
 }
 
 #[test]
@@ -134,7 +155,7 @@ fn content_is_validated_on_leaving_draft_and_on_later_changes_to_it() {
     let mut bad = draft.clone();
     bad.content.applicant.as_mut().unwrap().nik = Nik::from("9999999999999999");
     // A draft may hold anything its author is still fixing.
-    assert_eq!(judge(Some(&draft), &bad, &warga), Ok(()));
+    assert_eq!(judge(Some(&draft), Some(&draft), &bad, &warga), Ok(()));
     // Submitted like that: refused with the field, never its value.
     let mut submitted = bad.clone();
     submitted
@@ -149,7 +170,7 @@ fn content_is_validated_on_leaving_draft_and_on_later_changes_to_it() {
             role: Role::Resident,
             note: None,
         });
-    let err = judge(Some(&draft), &submitted, &warga).unwrap_err();
+    let err = judge(Some(&draft), Some(&draft), &submitted, &warga).unwrap_err();
     assert_eq!(err.code, RefusalCode::Invalid);
     assert!(
         err.errors.iter().any(|e| e.field == "applicant.nik"),
@@ -162,7 +183,7 @@ fn content_is_validated_on_leaving_draft_and_on_later_changes_to_it() {
     );
     // A new request arriving already submitted, the same.
     assert_eq!(
-        judge(None, &submitted, &warga).unwrap_err().code,
+        judge(None, None, &submitted, &warga).unwrap_err().code,
         RefusalCode::Invalid
     );
     // After submission, changing the details to something invalid.
@@ -170,13 +191,15 @@ fn content_is_validated_on_leaving_draft_and_on_later_changes_to_it() {
     let mut worse = ok.clone();
     worse.content.applicant.as_mut().unwrap().nik = Nik::from("12");
     assert_eq!(
-        judge(Some(&ok), &worse, &warga).unwrap_err().code,
+        judge(Some(&ok), Some(&ok), &worse, &warga)
+            .unwrap_err()
+            .code,
         RefusalCode::Invalid
     );
     // A note on a request with old content is not a reason to refuse it.
     let mut noted = ok.clone();
     edits::add_note(&mut noted, WARGA, "Tambahan", false).unwrap();
-    assert_eq!(judge(Some(&ok), &noted, &warga), Ok(()));
+    assert_eq!(judge(Some(&ok), Some(&ok), &noted, &warga), Ok(()));
 }
 
 #[test]
@@ -207,7 +230,7 @@ fn a_missing_required_attachment_is_refused_on_submission() {
             role: Role::Resident,
             note: None,
         });
-    let err = judge(Some(&draft), &submitted, &warga).unwrap_err();
+    let err = judge(Some(&draft), Some(&draft), &submitted, &warga).unwrap_err();
     assert_eq!(err.code, RefusalCode::Invalid);
     assert!(
         err.errors
@@ -223,18 +246,18 @@ fn officers_file_only_in_their_regions() {
     let mut inside = complaint();
     inside.created_by = "petugas-1".into();
     inside.created_role = Role::Officer;
-    assert_eq!(judge(None, &inside, &officer), Ok(()));
+    assert_eq!(judge(None, None, &inside, &officer), Ok(()));
     let mut outside = inside.clone();
     outside.content.region = RegionCode::from("33.01.01.1001");
     assert_eq!(
-        judge(None, &outside, &officer).unwrap_err().reason,
+        judge(None, None, &outside, &officer).unwrap_err().reason,
         "the request's region is outside the regions this account works in"
     );
     // Moving a draft out of them, the same.
-    assert!(judge(Some(&inside), &outside, &officer).is_err());
+    assert!(judge(Some(&inside), Some(&inside), &outside, &officer).is_err());
     // Residents file wherever they live.
     let warga = account("warga-1", Role::Resident, &[]);
     let mut theirs = complaint();
     theirs.content.region = RegionCode::from("33.01.01.1001");
-    assert_eq!(judge(None, &theirs, &warga), Ok(()));
+    assert_eq!(judge(None, None, &theirs, &warga), Ok(()));
 }

@@ -139,6 +139,15 @@ pub enum DocWrite {
         /// (an erasure): the old log entries of it are purged, and devices
         /// replace their copy.
         replace: bool,
+        /// The content addresses of its attachments now (see
+        /// [`crate::blobs::hashes`]). A reference new to the document is
+        /// written only if `delivery.account` owns the blob, may see
+        /// another request whose reference grants it, or the blob is not
+        /// on the server (its bytes follow the document; such a reference
+        /// grants them once its account uploaded them); otherwise the
+        /// write fails with
+        /// [`ServerError::ForeignBlob`] and nothing is written.
+        attachments: Vec<[u8; 32]>,
     },
 }
 
@@ -316,23 +325,51 @@ pub trait Storage: Send + Sync + 'static {
     fn documents_of_person(&self, nik_hash: &[u8]) -> Result<Vec<DocId>, ServerError>;
     /// The accounts linked to a NIK (by keyed hash).
     fn accounts_of_person(&self, nik_hash: &[u8]) -> Result<Vec<String>, ServerError>;
-    /// What the server holds of a blob.
+    /// The verified blob of this hash, if the server holds one (whoever
+    /// uploaded it).
     fn blob_state(&self, sha256: &[u8; 32]) -> Result<Option<BlobState>, ServerError>;
-    /// Appends `data` at `offset` to the blob (starting it when unknown,
-    /// with its declared `size`). Refuses a chunk that does not start where
-    /// the held bytes end ([`ServerError::OffsetMismatch`]); when the last
-    /// byte is in, checks the SHA-256 and discards the blob on a mismatch
-    /// ([`ServerError::HashMismatch`]).
+    /// What `blobs/missing` tells `uploader`: `None` when its account holds
+    /// the blob (uploaded it, or was given it through a request it could
+    /// see), else the offset its device's unfinished upload stands at (0
+    /// when there is none, or it declared another `size`). Says nothing
+    /// of other accounts' uploads.
+    fn blob_missing(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        uploader: &Uploader,
+    ) -> Result<Option<u64>, ServerError>;
+    /// Appends `data` at `offset` to `uploader`'s upload of the blob
+    /// (starting it when it has none, with its declared `size`; an upload
+    /// is per device until verified, so nobody's claim fixes the size for
+    /// others). Refuses a chunk that does not start where the held bytes
+    /// end ([`ServerError::OffsetMismatch`]); when the last byte is in,
+    /// checks the SHA-256 and discards the upload on a mismatch
+    /// ([`ServerError::HashMismatch`]); on a match the bytes become the
+    /// blob (or are dropped when the server held it already) and the
+    /// uploader's account owns it.
     fn blob_append(
         &self,
         sha256: &[u8; 32],
+        uploader: &Uploader,
         size: u64,
         offset: u64,
         data: &[u8],
         now: i64,
     ) -> Result<BlobState, ServerError>;
-    /// Deletes a blob (an erasure); false when there was none.
-    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError>;
+    /// Whether document `doc` references the blob with a reference that
+    /// grants its bytes: added by an account that owns the blob, or
+    /// recorded from a document stored before blobs had owners (then every
+    /// reference granted the bytes, and these still do).
+    fn blob_granted(&self, doc: DocId, sha256: &[u8; 32]) -> Result<bool, ServerError>;
+    /// An erasure: deletes the blob, its owners and every unfinished upload
+    /// of it, unless a request still references it; true when deleted.
+    fn erase_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError>;
+    /// Removes unfinished uploads untouched since `now - upload_max_age`
+    /// and blobs no request references that were verified or last
+    /// referenced before `now - unreferenced_grace` (Unix seconds, like
+    /// every time of blobs).
+    fn sweep_blobs(&self, now: i64, policy: &BlobRetention) -> Result<BlobSweep, ServerError>;
     /// Up to `len` bytes of a complete blob from `offset`.
     fn blob_read(&self, sha256: &[u8; 32], offset: u64, len: u64) -> Result<Vec<u8>, ServerError>;
     /// After an erasure: makes the space of deleted and overwritten rows
@@ -376,7 +413,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<DocRow>, ServerError>;
 }
 
-/// What the server holds of a blob (an attachment's bytes).
+/// What the server holds of a blob (an attachment's bytes), or of one
+/// upload of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobState {
     /// Its declared size.
@@ -385,6 +423,73 @@ pub struct BlobState {
     pub received: u64,
     /// All bytes in and their hash checked.
     pub complete: bool,
+}
+
+/// Who uploads: an enrolled device of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploader {
+    /// The account (owns the blob once verified).
+    pub account: String,
+    /// The device (an unfinished upload is its own).
+    pub device: [u8; 16],
+}
+
+/// How long unfinished uploads and unreferenced blobs are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRetention {
+    /// An upload with no chunk for this long is removed (seconds).
+    pub upload_max_age: i64,
+    /// A blob no request references is removed this long after it was
+    /// verified or its last reference went away (seconds).
+    pub unreferenced_grace: i64,
+}
+
+impl Default for BlobRetention {
+    fn default() -> Self {
+        const DAY: i64 = 24 * 3600;
+        BlobRetention {
+            upload_max_age: 7 * DAY,
+            unreferenced_grace: 30 * DAY,
+        }
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobSweep {
+    /// Unfinished uploads.
+    pub uploads: u64,
+    /// Unreferenced blobs.
+    pub blobs: u64,
+}
+
+/// What to do with a reference new to a document: the facts its backend
+/// read in the write's transaction, the rule here.
+pub(super) fn judge_reference(
+    account: Option<&Account>,
+    owns: bool,
+    blob_held: bool,
+    granting_scopes: &[Scope],
+) -> Result<NewReference, ServerError> {
+    if owns || !blob_held {
+        // Owned, or its bytes are still to come: the reference grants
+        // them only once its account owns them (`blob_granted`).
+        return Ok(NewReference::Plain);
+    }
+    match account {
+        Some(a) if granting_scopes.iter().any(|s| a.may_see(s)) => Ok(NewReference::Given),
+        _ => Err(ServerError::ForeignBlob),
+    }
+}
+
+/// See [`judge_reference`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NewReference {
+    /// Recorded as it is.
+    Plain,
+    /// Recorded, and the account becomes an owner (not an uploader): it
+    /// could see the bytes already through another request.
+    Given,
 }
 
 /// A receipt from its stored columns.

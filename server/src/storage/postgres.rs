@@ -22,8 +22,9 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
 use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
-    BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
+    BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
+    DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
+    StoredDoc, Uploader, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -180,7 +181,47 @@ CREATE INDEX receipts_by_doc ON receipts (doc, at);
 -- against no less).
 CREATE INDEX log_by_doc ON log (doc, seq);
 "#,
-    // 11: drafts are private to their creator (documents written before
+    // 9: blobs have owners (SQLite's version 12; see there).
+    r#"
+CREATE TABLE blob_uploads (
+    sha256     BYTEA NOT NULL,
+    device     BYTEA NOT NULL,
+    account    TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    received   BIGINT NOT NULL,
+    touched_at BIGINT NOT NULL,
+    PRIMARY KEY (sha256, device)
+);
+CREATE INDEX blob_uploads_by_age ON blob_uploads (touched_at);
+CREATE TABLE blob_upload_chunks (
+    sha256 BYTEA NOT NULL,
+    device BYTEA NOT NULL,
+    pos    BIGINT NOT NULL,
+    data   BYTEA NOT NULL,
+    PRIMARY KEY (sha256, device, pos),
+    FOREIGN KEY (sha256, device) REFERENCES blob_uploads (sha256, device) ON DELETE CASCADE
+);
+CREATE TABLE blob_owners (
+    sha256   BYTEA NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+    account  TEXT NOT NULL,
+    device   BYTEA,
+    uploaded BOOLEAN NOT NULL,
+    at       BIGINT NOT NULL,
+    PRIMARY KEY (sha256, account)
+);
+CREATE TABLE blob_refs (
+    doc      BYTEA NOT NULL,
+    sha256   BYTEA NOT NULL,
+    added_by TEXT,
+    PRIMARY KEY (doc, sha256)
+);
+CREATE INDEX blob_refs_by_blob ON blob_refs (sha256);
+ALTER TABLE blobs ADD COLUMN released_at BIGINT;
+ALTER TABLE documents ADD COLUMN blob_refs_known BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX documents_without_blob_refs ON documents (id) WHERE NOT blob_refs_known;
+DELETE FROM blobs WHERE NOT complete;
+"#,
+    // 10: drafts are private to their creator (documents written before
     // by the status they were listed with); what a repair gave a device of
     // a document (its pushes are judged against no less).
     r#"
@@ -529,7 +570,175 @@ async fn migrate(c: Arc<Client>, known: i32) -> Result<(), ServerError> {
     )
     .await
     .map_err(pg)?;
+    backfill_blob_refs(&c).await?;
     c.batch_execute("COMMIT").await.map_err(pg)?;
+    Ok(())
+}
+
+/// Records the attachment references of documents stored before they were
+/// recorded (in the migration's transaction, under its lock): added by
+/// nobody, so they grant the bytes as every reference did then.
+async fn backfill_blob_refs(c: &Client) -> Result<(), ServerError> {
+    loop {
+        let rows = c
+            .query(
+                "SELECT id, data FROM documents WHERE NOT blob_refs_known LIMIT 100",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in rows {
+            let (id, data): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+            let hashes = crate::blobs::hashes_of_stored(&data).unwrap_or_else(|| {
+                tracing::warn!("a stored document does not load; its attachments are not recorded");
+                Vec::new()
+            });
+            for h in hashes {
+                c.execute(
+                    "INSERT INTO blob_refs (doc, sha256, added_by) VALUES ($1, $2, NULL)
+                     ON CONFLICT DO NOTHING",
+                    &[&id, &h.as_slice()],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            c.execute(
+                "UPDATE documents SET blob_refs_known = true WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
+}
+
+/// Replaces document `id`'s attachment references with `now_refs` in the
+/// write's transaction (SQLite's `write_refs`, the same rules).
+async fn write_refs(
+    c: &Client,
+    id: &DocId,
+    now_refs: &[[u8; 32]],
+    delivery: &Delivered,
+    now: i64,
+) -> Result<(), ServerError> {
+    let held: Vec<Vec<u8>> = c
+        .query(
+            "SELECT sha256 FROM blob_refs WHERE doc = $1",
+            &[&id.as_slice()],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut account: Option<Option<Account>> = None;
+    for h in now_refs {
+        if held.iter().any(|x| x.as_slice() == h.as_slice()) {
+            continue;
+        }
+        let owns: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = $1 AND account = $2)",
+                &[&h.as_slice(), &delivery.account],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        // Shared lock on the blob's row: a sweep or an erasure deleting it
+        // waits for this write, and then sees the new reference.
+        let blob_held = c
+            .query_opt(
+                "SELECT 1 FROM blobs WHERE sha256 = $1 AND complete FOR SHARE",
+                &[&h.as_slice()],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        let mut scopes = Vec::new();
+        if !owns && blob_held {
+            if account.is_none() {
+                let row = c
+                    .query_opt(
+                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1",
+                        &[&delivery.account],
+                    )
+                    .await
+                    .map_err(pg)?;
+                account = Some(
+                    row.map(|r| to_account(r.get(0), r.get(1), r.get(2), r.get(3)))
+                        .transpose()?,
+                );
+            }
+            scopes = c
+                .query(
+                    "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
+                     FROM blob_refs r JOIN documents d ON d.id = r.doc
+                     WHERE r.sha256 = $1 AND r.doc <> $2
+                       AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                            WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
+                    &[&h.as_slice(), &id.as_slice()],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| Scope {
+                    region: r.get(0),
+                    owner: r.get(1),
+                    applicant_nik_hash: r.get(2),
+                    assignee: r.get(3),
+                    draft: Draft::from_i64(r.get::<_, i16>(4).into()),
+                })
+                .collect();
+        }
+        let who = account.as_ref().and_then(|a| a.as_ref());
+        if judge_reference(who, owns, blob_held, &scopes)? == NewReference::Given {
+            c.execute(
+                "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+                 VALUES ($1, $2, $3, false, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &h.as_slice(),
+                    &delivery.account,
+                    &delivery.device.as_ref().map(|d| d.as_slice()),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        c.execute(
+            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES ($1, $2, $3)",
+            &[&id.as_slice(), &h.as_slice(), &delivery.account],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    for h in &held {
+        if now_refs.iter().any(|x| x.as_slice() == h.as_slice()) {
+            continue;
+        }
+        c.execute(
+            "DELETE FROM blob_refs WHERE doc = $1 AND sha256 = $2",
+            &[&id.as_slice(), h],
+        )
+        .await
+        .map_err(pg)?;
+        c.execute(
+            "UPDATE blobs SET released_at = $2 WHERE sha256 = $1
+               AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
+            &[h, &now],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    c.execute(
+        "UPDATE documents SET blob_refs_known = true WHERE id = $1",
+        &[&id.as_slice()],
+    )
+    .await
+    .map_err(pg)?;
     Ok(())
 }
 
@@ -776,6 +985,7 @@ impl Storage for PostgresStorage {
             delivery,
             events,
             replace,
+            attachments,
         } = f(current)?
         else {
             return Ok(());
@@ -869,6 +1079,14 @@ impl Storage for PostgresStorage {
             )
             .await
             .map_err(pg)?;
+            write_refs(
+                &c,
+                &id,
+                &attachments,
+                &delivery,
+                delivery.at.div_euclid(1000),
+            )
+            .await?;
             c.batch_execute("COMMIT").await.map_err(pg)
         })?;
         conn.in_transaction = false;
@@ -1234,19 +1452,58 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn blob_missing(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        uploader: &Uploader,
+    ) -> Result<Option<u64>, ServerError> {
+        let (sha, account, device) = (
+            sha256.to_vec(),
+            uploader.account.clone(),
+            uploader.device.to_vec(),
+        );
+        self.run(move |c| async move {
+            let owns: bool = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = $1 AND account = $2)",
+                    &[&sha, &account],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if owns {
+                return Ok(None);
+            }
+            let upload = c
+                .query_opt(
+                    "SELECT size, received FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+                    &[&sha, &device],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(Some(match upload {
+                Some(r) if r.get::<_, i64>(0) as u64 == size => r.get::<_, i64>(1) as u64,
+                _ => 0,
+            }))
+        })
+    }
+
     fn blob_append(
         &self,
         sha256: &[u8; 32],
+        uploader: &Uploader,
         size: u64,
         offset: u64,
         data: &[u8],
         now: i64,
     ) -> Result<BlobState, ServerError> {
         let (sha, key, data) = (sha256.to_vec(), *sha256, data.to_vec());
+        let (account, device) = (uploader.account.clone(), uploader.device.to_vec());
         self.run(move |c| async move {
             c.batch_execute("BEGIN").await.map_err(pg)?;
             let outcome = async {
-                // One upload of a blob at a time, across servers.
+                // One chunk of a blob at a time, across servers.
                 let mut k = [0u8; 8];
                 k.copy_from_slice(&key[..8]);
                 c.execute(
@@ -1255,35 +1512,54 @@ impl Storage for PostgresStorage {
                 )
                 .await
                 .map_err(pg)?;
-                let held = c
+                let owned = c
                     .query_opt(
-                        "SELECT size, received, complete FROM blobs WHERE sha256 = $1",
-                        &[&sha],
+                        "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
+                         WHERE o.sha256 = $1 AND o.account = $2",
+                        &[&sha, &account],
                     )
                     .await
                     .map_err(pg)?;
-                let (declared, received) = match held {
-                    Some(r) if r.get::<_, bool>(2) => {
-                        return Err(ServerError::OffsetMismatch {
-                            offset: r.get::<_, i64>(1) as u64,
-                        });
+                if let Some(r) = owned {
+                    // This account holds it whole: nothing more is taken.
+                    return Err(ServerError::OffsetMismatch {
+                        offset: r.get::<_, i64>(0) as u64,
+                    });
+                }
+                let held = c
+                    .query_opt(
+                        "SELECT size, received FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+                        &[&sha, &device],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64));
+                let received = match held {
+                    Some((declared, received)) if declared == size => received,
+                    Some(_) if offset != 0 => {
+                        return Err(ServerError::BadRequest(
+                            "upload-length differs from the upload's first chunk (start again from offset 0 to change it)".into(),
+                        ));
                     }
-                    Some(r) => (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
-                    None => {
+                    // A first chunk, or this device starting its upload
+                    // again with another length: its own earlier claim goes.
+                    _ => {
                         c.execute(
-                            "INSERT INTO blobs (sha256, size, received, created_at) VALUES ($1, $2, 0, $3)",
-                            &[&sha, &(size as i64), &now],
+                            "DELETE FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+                            &[&sha, &device],
                         )
                         .await
                         .map_err(pg)?;
-                        (size, 0)
+                        c.execute(
+                            "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
+                             VALUES ($1, $2, $3, $4, 0, $5)",
+                            &[&sha, &device, &account, &(size as i64), &now],
+                        )
+                        .await
+                        .map_err(pg)?;
+                        0
                     }
                 };
-                if declared != size {
-                    return Err(ServerError::BadRequest(
-                        "upload-length differs from the upload's first chunk".into(),
-                    ));
-                }
                 if offset != received {
                     return Err(ServerError::OffsetMismatch { offset: received });
                 }
@@ -1294,60 +1570,197 @@ impl Storage for PostgresStorage {
                     ));
                 }
                 c.execute(
-                    "INSERT INTO blob_chunks (sha256, pos, data) VALUES ($1, $2, $3)",
-                    &[&sha, &(offset as i64), &data],
+                    "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES ($1, $2, $3, $4)",
+                    &[&sha, &device, &(offset as i64), &data],
                 )
                 .await
                 .map_err(pg)?;
-                let mut complete = false;
-                if end == size {
-                    let rows = c
-                        .query(
-                            "SELECT data FROM blob_chunks WHERE sha256 = $1 ORDER BY pos",
-                            &[&sha],
+                if end < size {
+                    c.execute(
+                        "UPDATE blob_uploads SET received = $3, touched_at = $4
+                         WHERE sha256 = $1 AND device = $2",
+                        &[&sha, &device, &(end as i64), &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    c.batch_execute("COMMIT").await.map_err(pg)?;
+                    return Ok(BlobState {
+                        size,
+                        received: end,
+                        complete: false,
+                    });
+                }
+                let rows = c
+                    .query(
+                        "SELECT data FROM blob_upload_chunks WHERE sha256 = $1 AND device = $2 ORDER BY pos",
+                        &[&sha, &device],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let chunks: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+                drop(rows);
+                let matches = super::hash_matches(&key, chunks.iter().map(|c| c.as_slice()));
+                drop(chunks);
+                if matches {
+                    let new = c
+                        .execute(
+                            "INSERT INTO blobs (sha256, size, received, complete, created_at)
+                             VALUES ($1, $2, $2, true, $3) ON CONFLICT DO NOTHING",
+                            &[&sha, &(size as i64), &now],
+                        )
+                        .await
+                        .map_err(pg)?
+                        == 1;
+                    if new {
+                        c.execute(
+                            "INSERT INTO blob_chunks (sha256, pos, data)
+                             SELECT sha256, pos, data FROM blob_upload_chunks
+                             WHERE sha256 = $1 AND device = $2",
+                            &[&sha, &device],
                         )
                         .await
                         .map_err(pg)?;
-                    let chunks: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
-                    if !super::hash_matches(&key, chunks.iter().map(|c| c.as_slice())) {
-                        c.execute("DELETE FROM blobs WHERE sha256 = $1", &[&sha])
-                            .await
-                            .map_err(pg)?;
-                        c.batch_execute("COMMIT").await.map_err(pg)?;
-                        return Err(ServerError::HashMismatch);
+                    } else {
+                        // The same bytes were held already: the server keeps
+                        // its copy, and the grace period starts anew.
+                        c.execute(
+                            "UPDATE blobs SET released_at = $2 WHERE sha256 = $1",
+                            &[&sha, &now],
+                        )
+                        .await
+                        .map_err(pg)?;
                     }
-                    complete = true;
+                    c.execute(
+                        "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+                         VALUES ($1, $2, $3, true, $4)
+                         ON CONFLICT (sha256, account) DO UPDATE
+                         SET device = excluded.device, uploaded = true, at = excluded.at",
+                        &[&sha, &account, &device, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
                 }
                 c.execute(
-                    "UPDATE blobs SET received = $2, complete = $3 WHERE sha256 = $1",
-                    &[&sha, &(end as i64), &complete],
+                    "DELETE FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+                    &[&sha, &device],
                 )
                 .await
                 .map_err(pg)?;
                 c.batch_execute("COMMIT").await.map_err(pg)?;
+                if !matches {
+                    return Err(ServerError::HashMismatch);
+                }
                 Ok(BlobState {
                     size,
                     received: end,
-                    complete,
+                    complete: true,
                 })
             }
             .await;
             if outcome.is_err() {
-                // After the COMMIT of a discarded blob this only warns.
+                // After the COMMIT of a discarded upload this only warns.
                 let _ = c.batch_execute("ROLLBACK").await;
             }
             outcome
         })
     }
 
-    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+    fn blob_granted(&self, doc: DocId, sha256: &[u8; 32]) -> Result<bool, ServerError> {
         let sha = sha256.to_vec();
         self.run(move |c| async move {
-            let n = c
-                .execute("DELETE FROM blobs WHERE sha256 = $1", &[&sha])
+            Ok(c.query_one(
+                "SELECT EXISTS (SELECT 1 FROM blob_refs r WHERE r.doc = $1 AND r.sha256 = $2
+                   AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                        WHERE o.sha256 = r.sha256 AND o.account = r.added_by)))",
+                &[&doc.as_slice(), &sha],
+            )
+            .await
+            .map_err(pg)?
+            .get(0))
+        })
+    }
+
+    fn erase_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+        let sha = sha256.to_vec();
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // The row locked first (a write adding a reference holds it
+                // shared), then whether a request references it, read by a
+                // statement of its own that sees every committed reference.
+                c.query("SELECT 1 FROM blobs WHERE sha256 = $1 FOR UPDATE", &[&sha])
+                    .await
+                    .map_err(pg)?;
+                let n = c
+                    .execute(
+                        "WITH gone AS (
+                            DELETE FROM blob_uploads WHERE sha256 = $1
+                              AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1))
+                         DELETE FROM blobs WHERE sha256 = $1
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
+                        &[&sha],
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok::<_, ServerError>(n == 1)
+            }
+            .await;
+            if outcome.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            outcome
+        })
+    }
+
+    fn sweep_blobs(&self, now: i64, policy: &BlobRetention) -> Result<BlobSweep, ServerError> {
+        let (uploads_before, blobs_before) = (
+            now.saturating_sub(policy.upload_max_age),
+            now.saturating_sub(policy.unreferenced_grace),
+        );
+        self.run(move |c| async move {
+            let uploads = c
+                .execute(
+                    "DELETE FROM blob_uploads WHERE touched_at < $1",
+                    &[&uploads_before],
+                )
                 .await
                 .map_err(pg)?;
-            Ok(n == 1)
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let outcome = async {
+                // As in `erase_blob`: candidates locked, then checked again
+                // by a statement that sees references committed meanwhile.
+                let candidates: Vec<Vec<u8>> = c
+                    .query(
+                        "SELECT sha256 FROM blobs WHERE coalesce(released_at, created_at) < $1
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)
+                         FOR UPDATE",
+                        &[&blobs_before],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let blobs = c
+                    .execute(
+                        "DELETE FROM blobs WHERE sha256 = ANY($1)
+                           AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)",
+                        &[&candidates],
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok::<_, ServerError>(blobs)
+            }
+            .await;
+            if outcome.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            Ok(BlobSweep {
+                uploads,
+                blobs: outcome?,
+            })
         })
     }
 

@@ -13,8 +13,9 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
 use crate::webhooks::{Delivery, Outcome, Subscription};
 
 use super::{
-    BlobState, DeviceSummary, DocFilter, DocMeta, DocRow, DocWrite, EnrolledDevice, ListPosition,
-    LogEntry, Receipt, Revocation, Storage, StoredDoc, to_account,
+    BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
+    DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
+    StoredDoc, Uploader, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -253,7 +254,56 @@ CREATE INDEX log_by_doc ON log (doc, seq);
     r#"
 CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires_at);
 "#,
-    // 12: drafts are private to their creator (documents written before
+    // 12: blobs have owners. An upload is its device's own until its hash
+    // is verified (`blob_uploads`); a verified blob's owners are the
+    // accounts that uploaded it or were given it through a request they
+    // could see (`uploaded` = 0); `blob_refs` holds which documents
+    // reference which blobs, and who added each reference (NULL: recorded
+    // from a document stored before this migration, which grants the
+    // bytes as every reference did then; filled by `backfill_blob_refs`
+    // for documents whose `blob_refs_known` is 0). Unfinished blobs of
+    // before had no recorded uploader: they are dropped, and their devices
+    // upload them again from zero (the devices still hold the bytes).
+    r#"
+CREATE TABLE blob_uploads (
+    sha256     BLOB NOT NULL,
+    device     BLOB NOT NULL,
+    account    TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    received   INTEGER NOT NULL,
+    touched_at INTEGER NOT NULL,
+    PRIMARY KEY (sha256, device)
+) STRICT;
+CREATE INDEX blob_uploads_by_age ON blob_uploads (touched_at);
+CREATE TABLE blob_upload_chunks (
+    sha256 BLOB NOT NULL,
+    device BLOB NOT NULL,
+    pos    INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (sha256, device, pos),
+    FOREIGN KEY (sha256, device) REFERENCES blob_uploads (sha256, device) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE TABLE blob_owners (
+    sha256   BLOB NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+    account  TEXT NOT NULL,
+    device   BLOB,
+    uploaded INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (sha256, account)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE blob_refs (
+    doc      BLOB NOT NULL,
+    sha256   BLOB NOT NULL,
+    added_by TEXT,
+    PRIMARY KEY (doc, sha256)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX blob_refs_by_blob ON blob_refs (sha256);
+ALTER TABLE blobs ADD COLUMN released_at INTEGER;
+ALTER TABLE documents ADD COLUMN blob_refs_known INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_without_blob_refs ON documents (id) WHERE blob_refs_known = 0;
+DELETE FROM blobs WHERE complete = 0;
+"#,
+    // 13: drafts are private to their creator (documents written before
     // by the status they were listed with); what a repair gave a device of
     // a document (its pushes are judged against no less).
     r#"
@@ -267,6 +317,144 @@ CREATE TABLE given (
 ) STRICT, WITHOUT ROWID;
 "#,
 ];
+
+/// Records the attachment references of documents stored before they were
+/// recorded (`blob_refs_known` = 0), in batches: added by nobody, so they
+/// grant the bytes as every reference did then.
+fn backfill_blob_refs(conn: &mut Connection) -> Result<(), ServerError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+            let mut st =
+                tx.prepare("SELECT id, data FROM documents WHERE blob_refs_known = 0 LIMIT 100")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for (id, data) in rows {
+            let hashes = crate::blobs::hashes_of_stored(&data).unwrap_or_else(|| {
+                tracing::warn!("a stored document does not load; its attachments are not recorded");
+                Vec::new()
+            });
+            for h in hashes {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, NULL)",
+                    params![id, h.as_slice()],
+                )?;
+            }
+            tx.execute(
+                "UPDATE documents SET blob_refs_known = 1 WHERE id = ?1",
+                [&id],
+            )?;
+        }
+        tx.commit()?;
+    }
+}
+
+/// Replaces document `id`'s attachment references with `now_refs` in the
+/// write's transaction: a new one is judged ([`judge_reference`]) and
+/// recorded with the account that added it; a blob whose last reference
+/// went away is marked released at `now` (its grace period starts).
+fn write_refs(
+    tx: &Connection,
+    id: &DocId,
+    now_refs: &[[u8; 32]],
+    delivery: &Delivered,
+    now: i64,
+) -> Result<(), ServerError> {
+    let held: Vec<Vec<u8>> = {
+        let mut st = tx.prepare_cached("SELECT sha256 FROM blob_refs WHERE doc = ?1")?;
+        st.query_map([id.as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut account: Option<Option<Account>> = None;
+    for h in now_refs {
+        if held.iter().any(|x| x.as_slice() == h.as_slice()) {
+            continue;
+        }
+        let owns: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
+            params![h.as_slice(), delivery.account],
+            |r| r.get(0),
+        )?;
+        let blob_held: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1 AND complete = 1)",
+            [h.as_slice()],
+            |r| r.get(0),
+        )?;
+        let mut scopes = Vec::new();
+        if !owns && blob_held {
+            if account.is_none() {
+                account = Some(
+                    tx.query_row(
+                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
+                        [&delivery.account],
+                        account_row,
+                    )
+                    .optional()?
+                    .map(account_of)
+                    .transpose()?,
+                );
+            }
+            let mut st = tx.prepare_cached(
+                "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
+                 FROM blob_refs r JOIN documents d ON d.id = r.doc
+                 WHERE r.sha256 = ?1 AND r.doc <> ?2
+                   AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                        WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
+            )?;
+            scopes = st
+                .query_map(params![h.as_slice(), id.as_slice()], |r| {
+                    Ok(Scope {
+                        region: r.get(0)?,
+                        owner: r.get(1)?,
+                        applicant_nik_hash: r.get(2)?,
+                        assignee: r.get(3)?,
+                        draft: Draft::from_i64(r.get(4)?),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        let who = account.as_ref().and_then(|a| a.as_ref());
+        if judge_reference(who, owns, blob_held, &scopes)? == NewReference::Given {
+            tx.execute(
+                "INSERT OR IGNORE INTO blob_owners (sha256, account, device, uploaded, at)
+                 VALUES (?1, ?2, ?3, 0, ?4)",
+                params![
+                    h.as_slice(),
+                    delivery.account,
+                    delivery.device.as_ref().map(|d| d.as_slice()),
+                    now
+                ],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, ?3)",
+            params![id.as_slice(), h.as_slice(), delivery.account],
+        )?;
+    }
+    for h in &held {
+        if now_refs.iter().any(|x| x.as_slice() == h.as_slice()) {
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM blob_refs WHERE doc = ?1 AND sha256 = ?2",
+            params![id.as_slice(), h],
+        )?;
+        tx.execute(
+            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1
+               AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = ?1)",
+            params![h, now],
+        )?;
+    }
+    tx.execute(
+        "UPDATE documents SET blob_refs_known = 1 WHERE id = ?1",
+        [id.as_slice()],
+    )?;
+    Ok(())
+}
 
 /// The embedded default: one SQLite file.
 pub struct SqliteStorage {
@@ -310,6 +498,7 @@ impl SqliteStorage {
                 other => break other?,
             }
         }
+        backfill_blob_refs(&mut conn)?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
         })
@@ -514,6 +703,7 @@ impl Storage for SqliteStorage {
                 delivery,
                 events,
                 replace,
+                attachments,
             } => {
                 if replace {
                     // The old history is gone, and its receipts with it
@@ -580,6 +770,13 @@ impl Storage for SqliteStorage {
                 tx.execute(
                     "UPDATE documents SET log_seq = last_insert_rowid() WHERE id = ?1",
                     [id.as_slice()],
+                )?;
+                write_refs(
+                    &tx,
+                    &id,
+                    &attachments,
+                    &delivery,
+                    delivery.at.div_euclid(1000),
                 )?;
                 tx.commit()?;
                 Ok(())
@@ -907,9 +1104,38 @@ impl Storage for SqliteStorage {
             .optional()?)
     }
 
+    fn blob_missing(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        uploader: &Uploader,
+    ) -> Result<Option<u64>, ServerError> {
+        let conn = self.lock();
+        let owns: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
+            params![sha256.as_slice(), uploader.account],
+            |r| r.get(0),
+        )?;
+        if owns {
+            return Ok(None);
+        }
+        let upload: Option<(i64, i64)> = conn
+            .query_row(
+                "SELECT size, received FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+                params![sha256.as_slice(), uploader.device.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(Some(match upload {
+            Some((declared, received)) if declared as u64 == size => received as u64,
+            _ => 0,
+        }))
+    }
+
     fn blob_append(
         &self,
         sha256: &[u8; 32],
+        uploader: &Uploader,
         size: u64,
         offset: u64,
         data: &[u8],
@@ -917,34 +1143,50 @@ impl Storage for SqliteStorage {
     ) -> Result<BlobState, ServerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let held: Option<(i64, i64, bool)> = tx
+        let (sha, device) = (sha256.as_slice(), uploader.device.as_slice());
+        let owned: Option<i64> = tx
             .query_row(
-                "SELECT size, received, complete FROM blobs WHERE sha256 = ?1",
-                [sha256.as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
+                 WHERE o.sha256 = ?1 AND o.account = ?2",
+                params![sha, uploader.account],
+                |r| r.get(0),
             )
             .optional()?;
-        let (declared, received) = match held {
-            Some((_, received, true)) => {
-                // Whole already: nothing more is taken.
-                return Err(ServerError::OffsetMismatch {
-                    offset: received as u64,
-                });
+        if let Some(size) = owned {
+            // This account holds it whole: nothing more is taken.
+            return Err(ServerError::OffsetMismatch {
+                offset: size as u64,
+            });
+        }
+        let held: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT size, received FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+                params![sha, device],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let received = match held {
+            Some((declared, received)) if declared as u64 == size => received as u64,
+            Some(_) if offset != 0 => {
+                return Err(ServerError::BadRequest(
+                    "upload-length differs from the upload's first chunk (start again from offset 0 to change it)".into(),
+                ));
             }
-            Some((declared, received, false)) => (declared as u64, received as u64),
-            None => {
+            // A first chunk, or this device starting its upload again
+            // with another length: its own earlier claim goes.
+            _ => {
                 tx.execute(
-                    "INSERT INTO blobs (sha256, size, received, created_at) VALUES (?1, ?2, 0, ?3)",
-                    params![sha256.as_slice(), size as i64, now],
+                    "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+                    params![sha, device],
                 )?;
-                (size, 0)
+                tx.execute(
+                    "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                    params![sha, device, uploader.account, size as i64, now],
+                )?;
+                0
             }
         };
-        if declared != size {
-            return Err(ServerError::BadRequest(
-                "upload-length differs from the upload's first chunk".into(),
-            ));
-        }
         if offset != received {
             return Err(ServerError::OffsetMismatch { offset: received });
         }
@@ -955,41 +1197,122 @@ impl Storage for SqliteStorage {
             ));
         }
         tx.execute(
-            "INSERT INTO blob_chunks (sha256, pos, data) VALUES (?1, ?2, ?3)",
-            params![sha256.as_slice(), offset as i64, data],
+            "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES (?1, ?2, ?3, ?4)",
+            params![sha, device, offset as i64, data],
         )?;
-        let mut complete = false;
-        if end == size {
-            let chunks: Vec<Vec<u8>> = {
-                let mut st =
-                    tx.prepare("SELECT data FROM blob_chunks WHERE sha256 = ?1 ORDER BY pos")?;
-                st.query_map([sha256.as_slice()], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
-            };
-            if !super::hash_matches(sha256, chunks.iter().map(|c| c.as_slice())) {
-                tx.execute("DELETE FROM blobs WHERE sha256 = ?1", [sha256.as_slice()])?;
-                tx.commit()?;
-                return Err(ServerError::HashMismatch);
+        if end < size {
+            tx.execute(
+                "UPDATE blob_uploads SET received = ?3, touched_at = ?4
+                 WHERE sha256 = ?1 AND device = ?2",
+                params![sha, device, end as i64, now],
+            )?;
+            tx.commit()?;
+            return Ok(BlobState {
+                size,
+                received: end,
+                complete: false,
+            });
+        }
+        let chunks: Vec<Vec<u8>> = {
+            let mut st = tx.prepare(
+                "SELECT data FROM blob_upload_chunks WHERE sha256 = ?1 AND device = ?2 ORDER BY pos",
+            )?;
+            st.query_map(params![sha, device], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let matches = super::hash_matches(sha256, chunks.iter().map(|c| c.as_slice()));
+        drop(chunks);
+        if matches {
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, size, received, complete, created_at)
+                 VALUES (?1, ?2, ?2, 1, ?3)",
+                params![sha, size as i64, now],
+            )? == 1;
+            if new {
+                tx.execute(
+                    "INSERT INTO blob_chunks (sha256, pos, data)
+                     SELECT sha256, pos, data FROM blob_upload_chunks
+                     WHERE sha256 = ?1 AND device = ?2",
+                    params![sha, device],
+                )?;
+            } else {
+                // The same bytes (the hash says so) were held already: the
+                // server keeps its copy, and the grace period starts anew.
+                tx.execute(
+                    "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1",
+                    params![sha, now],
+                )?;
             }
-            complete = true;
+            tx.execute(
+                "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+                 VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (sha256, account) DO UPDATE
+                 SET device = excluded.device, uploaded = 1, at = excluded.at",
+                params![sha, uploader.account, device, now],
+            )?;
         }
         tx.execute(
-            "UPDATE blobs SET received = ?2, complete = ?3 WHERE sha256 = ?1",
-            params![sha256.as_slice(), end as i64, complete],
+            "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+            params![sha, device],
         )?;
         tx.commit()?;
+        if !matches {
+            return Err(ServerError::HashMismatch);
+        }
         Ok(BlobState {
             size,
             received: end,
-            complete,
+            complete: true,
         })
     }
 
-    fn delete_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
-        let n = self
-            .lock()
-            .execute("DELETE FROM blobs WHERE sha256 = ?1", [sha256.as_slice()])?;
+    fn blob_granted(&self, doc: DocId, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+        Ok(self.lock().query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs r WHERE r.doc = ?1 AND r.sha256 = ?2
+               AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                    WHERE o.sha256 = r.sha256 AND o.account = r.added_by)))",
+            params![doc.as_slice(), sha256.as_slice()],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn erase_blob(&self, sha256: &[u8; 32]) -> Result<bool, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let referenced: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = ?1)",
+            [sha256.as_slice()],
+            |r| r.get(0),
+        )?;
+        if referenced {
+            return Ok(false);
+        }
+        tx.execute(
+            "DELETE FROM blob_uploads WHERE sha256 = ?1",
+            [sha256.as_slice()],
+        )?;
+        let n = tx.execute("DELETE FROM blobs WHERE sha256 = ?1", [sha256.as_slice()])?;
+        tx.commit()?;
         Ok(n == 1)
+    }
+
+    fn sweep_blobs(&self, now: i64, policy: &BlobRetention) -> Result<BlobSweep, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let uploads = tx.execute(
+            "DELETE FROM blob_uploads WHERE touched_at < ?1",
+            [now.saturating_sub(policy.upload_max_age)],
+        )?;
+        let blobs = tx.execute(
+            "DELETE FROM blobs WHERE coalesce(released_at, created_at) < ?1
+               AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.sha256 = blobs.sha256)",
+            [now.saturating_sub(policy.unreferenced_grace)],
+        )?;
+        tx.commit()?;
+        Ok(BlobSweep {
+            uploads: uploads as u64,
+            blobs: blobs as u64,
+        })
     }
 
     fn blob_read(&self, sha256: &[u8; 32], offset: u64, len: u64) -> Result<Vec<u8>, ServerError> {
