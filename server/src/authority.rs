@@ -69,7 +69,11 @@ pub fn judge(
 }
 
 /// Once decided, withdrawn or erased: notes only, plus the agency's own
-/// further steps the lifecycle allows (approved → completed).
+/// further steps the lifecycle allows (approved → completed). A status
+/// change written concurrently (its author had not seen the closure) is
+/// kept without effect, as the lifecycle keeps every overtaken entry: it
+/// changes nothing, and refusing it would refuse the notes beside it. No
+/// entry the server holds may change its effect.
 fn decisions_are_final(current: &Request, after: &Request, role: Role) -> Result<(), Refused> {
     let status = current.status();
     if !status.is_final() && current.erased_at.is_none() {
@@ -86,15 +90,21 @@ fn decisions_are_final(current: &Request, after: &Request, role: Role) -> Result
     {
         return Err(closed());
     }
-    let mut reached = status;
-    for e in appended(current, after) {
-        if role != Role::Agency || e.from != reached || !lifecycle::allowed(role, e.from, e.to) {
-            return Err(closed());
+    let held = lifecycle::derive(&current.history);
+    let effect_before = |e: &StatusEntry| {
+        held.entries
+            .iter()
+            .find(|(h, _)| *h == e)
+            .map(|(_, ok)| *ok)
+    };
+    for (e, effective) in lifecycle::derive(&after.history).entries {
+        match effect_before(e) {
+            Some(was) if was != effective => return Err(closed()),
+            Some(_) => {}
+            // Appended: without effect, or the agency's next step.
+            None if effective && role != Role::Agency => return Err(closed()),
+            None => {}
         }
-        reached = e.to;
-    }
-    if after.status() != reached {
-        return Err(closed());
     }
     Ok(())
 }

@@ -85,9 +85,10 @@ fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
         Ok(())
     );
     assert!(judge(Some(&approved), Some(&approved), &completed, &warga).is_err());
-    // A withdrawal appended after the decision (forged by the device: the
-    // lifecycle refuses it, and it would not take effect): refused.
-    let mut withdrawn = approved.clone();
+    // A withdrawal written offline before the resident saw the decision:
+    // it sorts after the approval and takes no effect — kept, changing
+    // nothing (the notes beside it are not lost).
+    let mut late = approved.clone();
     let mut entry = approved.history.last().unwrap().clone();
     entry.seq += 1;
     entry.id = "w".into();
@@ -95,8 +96,22 @@ fn a_decided_request_takes_notes_and_the_agencys_next_step_only() {
     entry.to = Status::Withdrawn;
     entry.by = "warga-1".into();
     entry.role = Role::Resident;
-    withdrawn.history.push(entry);
-    assert!(judge(Some(&approved), Some(&approved), &withdrawn, &warga).is_err());
+    late.history.push(entry.clone());
+    assert_eq!(judge(Some(&approved), None, &late, &warga), Ok(()));
+    assert_eq!(late.status(), Status::Approved);
+    // The same withdrawal claiming an early place: the approval would lose
+    // its effect. Refused.
+    let mut early = approved.clone();
+    entry.seq = 1;
+    entry.at = Timestamp(0);
+    entry.from = Status::Received;
+    early.history.push(entry);
+    assert_ne!(
+        early.status(),
+        Status::Approved,
+        "the reorder would undo it"
+    );
+    assert!(judge(Some(&approved), None, &early, &warga).is_err());
 }
 
 #[test]
