@@ -55,7 +55,7 @@ fn last_change_by(server: &TestServer, dev: &Device, id: &RequestId) -> ChangeHa
         .iter()
         .filter(|c| c.actor_id().to_bytes() == me)
         .map(|c| c.hash())
-        .last()
+        .next_back()
         .expect("a change of the device")
 }
 
