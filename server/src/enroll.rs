@@ -1,6 +1,7 @@
 //! One-time enrollment codes. The agency creates an account and a code
 //! (`sambung admin enroll`); the device redeems the code once, before it
-//! expires, registering its public key. Only the code's hash is stored.
+//! expires, registering its public key and proving it holds the private
+//! half (its signature over the code). Only the code's hash is stored.
 
 use sambung_core::crypto::sha256;
 
@@ -37,12 +38,7 @@ pub fn new_code() -> Result<String, ServerError> {
 /// The stored form of a code: SHA-256 of its normalised text (case, dashes
 /// and spaces do not matter when typed).
 pub fn code_hash(code: &str) -> [u8; 32] {
-    let normal: String = code
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    sha256(normal.as_bytes())
+    sha256(sambung_core::protocol::normalise_code(code).as_bytes())
 }
 
 /// Creates the account (or updates it) and a code valid for `ttl_secs`.

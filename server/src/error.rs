@@ -89,6 +89,10 @@ impl ServerError {
         match self {
             ServerError::Auth(AuthError::BadSignature) => (401, ErrorCode::BadSignature),
             ServerError::Auth(AuthError::Stale { .. }) => (401, ErrorCode::StaleRequest),
+            ServerError::Auth(AuthError::OldScheme) => (400, ErrorCode::UnsupportedVersion),
+            ServerError::Auth(AuthError::BadProof | AuthError::BadAudience) => {
+                (400, ErrorCode::BadRequest)
+            }
             ServerError::Auth(_) => (401, ErrorCode::Unauthenticated),
             ServerError::Envelope(EnvelopeError::UnsupportedVersion { .. }) => {
                 (400, ErrorCode::UnsupportedVersion)

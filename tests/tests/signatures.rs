@@ -1,0 +1,331 @@
+//! Signatures name their server and all that matters (`docs/protocol.md`,
+//! "Signatures"): a call signed for one deployment is refused by another;
+//! the upload and download headers are signed with the call; enrollment
+//! proves possession of the key and leaves the code unused when it does
+//! not. Run on both backends
+//! (`SAMBUNG_TEST_POSTGRES`).
+
+use sambung_core::lifecycle::Role;
+use sambung_core::model::{AttachmentRole, Kind};
+use sambung_core::protocol::blobs::{BLOB_PATH, UPLOAD_LENGTH, UPLOAD_OFFSET};
+use sambung_core::protocol::{
+    Call, DeviceKey, ErrorBody, ErrorCode, SYNC_PATH, SignedHeader, device_id_of,
+};
+use sambung_core::templates;
+use sambung_e2e::{Agency, TestServer, now, sync_body};
+
+/// Posts an enrollment of `key` with `code` and `proof` (none: the field is
+/// left out); the status and the JSON answer.
+async fn enroll_raw(
+    server: &TestServer,
+    key: &DeviceKey,
+    code: &str,
+    proof: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut body = serde_json::json!({
+        "code": code,
+        "device": hex::encode(device_id_of(&key.public_key())),
+        "public_key": hex::encode(key.public_key()),
+    });
+    if let Some(p) = proof {
+        body["proof"] = serde_json::Value::String(p.to_owned());
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/enroll", server.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A request sent with the signature of `call` and the headers given.
+async fn send(
+    url: &str,
+    method: reqwest::Method,
+    key: &DeviceKey,
+    call: &Call<'_>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let device = device_id_of(&key.public_key());
+    let signed = key.sign(device, call, now()).unwrap();
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{url}{path}"))
+        .body(body);
+    for (k, v) in signed.pairs() {
+        req = req.header(k, v);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+async fn expect(resp: reqwest::Response, status: u16, code: ErrorCode) -> ErrorBody {
+    assert_eq!(resp.status().as_u16(), status);
+    let body: ErrorBody = resp.json().await.unwrap();
+    assert_eq!(body.code, code, "{}", body.message);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_signed_for_one_server_is_refused_by_another() {
+    sambung_core::sync::install_crypto_provider();
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    assert_ne!(a.audience(), b.audience(), "two deployments, two audiences");
+    // The same key enrolled with both.
+    let key = DeviceKey::generate().unwrap();
+    for server in [&a, &b] {
+        let code = server.code(Role::Resident, "warga-1", &[], None);
+        let (status, answer) =
+            enroll_raw(server, &key, &code, Some(&key.prove_enrollment(&code))).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["audience"], server.audience().as_str());
+    }
+    let body = sync_body(vec![]);
+    let aud_a = a.audience();
+    let for_a = Call::new(&aud_a, "POST", SYNC_PATH, &body);
+    // The very bytes signed for A, replayed against B: refused there.
+    let device = device_id_of(&key.public_key());
+    let signed = key.sign(device, &for_a, now()).unwrap();
+    let post = |url: String| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{url}{SYNC_PATH}"))
+            .body(body.clone());
+        for (k, v) in signed.pairs() {
+            req = req.header(k, v);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    expect(post(b.url()).await, 401, ErrorCode::BadSignature).await;
+    // A takes them: the signature was good, for A.
+    assert_eq!(post(a.url()).await.status().as_u16(), 200);
+    // A back-office call too: an agency key signing for B's audience is
+    // refused by A.
+    let agency = Agency::enroll(&a, "dinas", &[]).await;
+    assert_eq!(agency.audience, a.audience());
+    let listed = agency.call("GET", "/v1/agency/requests", None, None).await;
+    assert_eq!(listed.status, 200, "{}", listed.json);
+    let mut wrong = agency;
+    wrong.audience = b.audience();
+    let refused = wrong.call("GET", "/v1/agency/requests", None, None).await;
+    assert_eq!((refused.status, refused.code()), (401, "bad_signature"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_headers_altered_after_signing_are_refused() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let key = DeviceKey::generate().unwrap();
+    let code = server.code(Role::Resident, "warga-1", &[], None);
+    assert_eq!(
+        enroll_raw(&server, &key, &code, Some(&key.prove_enrollment(&code)))
+            .await
+            .0,
+        200
+    );
+    let aud = server.audience();
+    let data = b"the bytes of an attachment".to_vec();
+    let sha = hex::encode(sambung_core::crypto::sha256(&data));
+    let path = format!("{BLOB_PATH}{sha}");
+    let len = data.len().to_string();
+    let signed_call = Call::new(&aud, "PATCH", &path, &data)
+        .header(SignedHeader::UploadOffset, "0")
+        .header(SignedHeader::UploadLength, &len);
+    let url = server.url();
+    let patch = reqwest::Method::PATCH;
+    // The offset altered, the length altered, a header left out: refused,
+    // and nothing stored.
+    for headers in [
+        vec![(UPLOAD_OFFSET, "5"), (UPLOAD_LENGTH, len.as_str())],
+        vec![(UPLOAD_OFFSET, "0"), (UPLOAD_LENGTH, "999")],
+        vec![(UPLOAD_LENGTH, len.as_str())],
+    ] {
+        let r = send(
+            &url,
+            patch.clone(),
+            &key,
+            &signed_call,
+            &path,
+            &headers,
+            data.clone(),
+        )
+        .await;
+        expect(r, 401, ErrorCode::BadSignature).await;
+    }
+    let digest: [u8; 32] = sambung_core::crypto::sha256(&data);
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&digest)
+            .unwrap()
+            .is_none()
+    );
+    // As signed: taken.
+    let headers = [(UPLOAD_OFFSET, "0"), (UPLOAD_LENGTH, len.as_str())];
+    let r = send(
+        &url,
+        patch,
+        &key,
+        &signed_call,
+        &path,
+        &headers,
+        data.clone(),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(
+        server
+            .state
+            .storage()
+            .blob_state(&digest)
+            .unwrap()
+            .unwrap()
+            .complete
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_whose_range_was_altered_is_refused() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    assert_eq!(
+        resident.store.enrollment().unwrap().unwrap().audience,
+        server.audience(),
+        "the enrollment record keeps the audience"
+    );
+    let mut content = templates::example(Kind::Complaint);
+    content.region = sambung_core::identifiers::RegionCode::from("32.73.01.1001");
+    let id = resident.store.create(content).unwrap();
+    let photo: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let a = resident
+        .store
+        .attach(
+            &id,
+            AttachmentRole::Photo,
+            "foto.jpg",
+            "image/jpeg",
+            &photo[..],
+        )
+        .unwrap();
+    resident.store.submit(&id).unwrap();
+    let s = resident.sync().await.unwrap();
+    assert_eq!(s.attachments_uploaded, 1);
+
+    let key = resident.store.device_key().unwrap();
+    let aud = server.audience();
+    let path = format!("/v1/requests/{id}/attachments/{}", a.sha256);
+    let signed = Call::new(&aud, "GET", &path, b"").header(SignedHeader::Range, "bytes=0-9");
+    let url = server.url();
+    let get = reqwest::Method::GET;
+    // Another range than signed, or none: refused.
+    for headers in [vec![("range", "bytes=0-4999")], vec![]] {
+        let r = send(&url, get.clone(), &key, &signed, &path, &headers, vec![]).await;
+        expect(r, 401, ErrorCode::BadSignature).await;
+    }
+    // As signed: those ten bytes.
+    let r = send(
+        &url,
+        get,
+        &key,
+        &signed,
+        &path,
+        &[("range", "bytes=0-9")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &photo[..10]);
+    // The agency's download is held to its range the same way.
+    let agency = Agency::enroll(&server, "dinas", &[]).await;
+    let agency_path = format!("/v1/agency/requests/{id}/attachments/{}", a.sha256);
+    let (status, part) = agency.raw_get(&agency_path, Some("bytes=10-19")).await;
+    assert_eq!((status, part.as_slice()), (206, &photo[10..20]));
+    let signed_range = agency.sign("GET", &agency_path, b"");
+    let sent = agency
+        .send("GET", &agency_path, vec![], Some(signed_range), None)
+        .await;
+    assert_eq!(sent.status, 200, "no range signed, none sent: whole");
+    let mut req = reqwest::Client::new().get(format!("{}{agency_path}", server.url()));
+    for (k, v) in agency.sign("GET", &agency_path, b"").pairs() {
+        req = req.header(k, v);
+    }
+    let r = req.header("range", "bytes=0-9").send().await.unwrap();
+    expect(r, 401, ErrorCode::BadSignature).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_proves_the_key_and_a_bad_proof_leaves_the_code_unused() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let key = DeviceKey::generate().unwrap();
+    let other = DeviceKey::generate().unwrap();
+    let code = server.code(Role::Resident, "warga-1", &[], None);
+    // Signed by another key: refused, 401.
+    let (status, answer) =
+        enroll_raw(&server, &key, &code, Some(&other.prove_enrollment(&code))).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("bad_signature")),
+        "{answer}"
+    );
+    // Signed by the key, but over another code.
+    let (status, _) = enroll_raw(
+        &server,
+        &key,
+        &code,
+        Some(&key.prove_enrollment("AAAA-BBBB-CCCC")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Missing, or not a signature: 400 with a clear message.
+    let (status, answer) = enroll_raw(&server, &key, &code, None).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    assert!(
+        answer["message"].as_str().unwrap().contains("proof"),
+        "{answer}"
+    );
+    for bad in ["", "zz", &"ab".repeat(63), &"ab".repeat(65)] {
+        let (status, answer) = enroll_raw(&server, &key, &code, Some(bad)).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("proof must be 128 hex digits"),
+            "{answer}"
+        );
+    }
+    assert!(
+        server
+            .state
+            .storage()
+            .device(device_id_of(&key.public_key()))
+            .unwrap()
+            .is_none()
+    );
+    // The code was never consumed: the real proof still enrolls with it.
+    let (status, answer) =
+        enroll_raw(&server, &key, &code, Some(&key.prove_enrollment(&code))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["audience"], server.audience().as_str());
+    // Once only.
+    let (status, _) = enroll_raw(&server, &key, &code, Some(&key.prove_enrollment(&code))).await;
+    assert_eq!(status, 403);
+}
