@@ -71,6 +71,19 @@ pub enum ServerError {
     /// An uploaded blob does not hash to its name; it was discarded.
     #[error("the uploaded bytes do not match their SHA-256; the upload was discarded")]
     HashMismatch,
+    /// An enrollment named an existing account with another role or other
+    /// regions; nothing was changed.
+    #[error(
+        "account {account} exists as {role} (regions: {regions}); enrolling never changes an account — to change it, run `sambung admin account {account} --role ROLE --regions CODE,…` first"
+    )]
+    AccountConflict {
+        /// The account id (pseudonymous).
+        account: String,
+        /// Its role as it stays.
+        role: String,
+        /// Its regions as they stay, comma-separated.
+        regions: String,
+    },
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -113,6 +126,7 @@ impl ServerError {
             ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
             ServerError::OffsetMismatch { .. } => (409, ErrorCode::OffsetMismatch),
             ServerError::HashMismatch => (422, ErrorCode::HashMismatch),
+            ServerError::AccountConflict { .. } => (409, ErrorCode::Forbidden),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

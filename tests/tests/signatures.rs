@@ -2,7 +2,8 @@
 //! "Signatures"): a call signed for one deployment is refused by another;
 //! the upload and download headers are signed with the call; enrollment
 //! proves possession of the key and leaves the code unused when it does
-//! not. Run on both backends
+//! not; enrolling never changes an existing account, `admin account` does
+//! and the audit trail records it. Run on both backends
 //! (`SAMBUNG_TEST_POSTGRES`).
 
 use sambung_core::lifecycle::Role;
@@ -13,6 +14,9 @@ use sambung_core::protocol::{
 };
 use sambung_core::templates;
 use sambung_e2e::{Agency, TestServer, now, sync_body};
+use sambung_server::accounts::Account;
+use sambung_server::audit::AuditFilter;
+use sambung_server::error::ServerError;
 
 /// Posts an enrollment of `key` with `code` and `proof` (none: the field is
 /// left out); the status and the JSON answer.
@@ -328,4 +332,111 @@ async fn enrollment_proves_the_key_and_a_bad_proof_leaves_the_code_unused() {
     // Once only.
     let (status, _) = enroll_raw(&server, &key, &code, Some(&key.prove_enrollment(&code))).await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolling_never_changes_an_account_and_the_explicit_change_is_audited() {
+    sambung_core::sync::install_crypto_provider();
+    let server = TestServer::start().await;
+    let storage = server.state.storage();
+    let officer = |role: Role, regions: &[&str]| Account {
+        id: "petugas-1".into(),
+        role,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        nik_hash: None,
+    };
+    let first =
+        sambung_server::enroll::create(storage, &officer(Role::Officer, &["32.73"]), now(), 3600)
+            .unwrap();
+    let key = DeviceKey::generate().unwrap();
+    assert_eq!(
+        enroll_raw(&server, &key, &first, Some(&key.prove_enrollment(&first)))
+            .await
+            .0,
+        200
+    );
+    let held = || {
+        storage
+            .device(device_id_of(&key.public_key()))
+            .unwrap()
+            .unwrap()
+            .account
+    };
+    // Another role, other regions: refused, naming the explicit command;
+    // the account stays as it was and no code is made.
+    for wanted in [
+        officer(Role::Agency, &["32.73"]),
+        officer(Role::Officer, &["32.74"]),
+        officer(Role::Officer, &["32.73", "32.74"]),
+    ] {
+        let e = sambung_server::enroll::create(storage, &wanted, now(), 3600).unwrap_err();
+        assert!(matches!(e, ServerError::AccountConflict { .. }), "{e}");
+        let message = e.to_string();
+        assert!(
+            message.contains("sambung admin account petugas-1 --role"),
+            "{message}"
+        );
+        assert_eq!(held().role, Role::Officer);
+        assert_eq!(held().regions, vec!["32.73".to_owned()]);
+    }
+    // The same role and regions: another code for another phone.
+    let second =
+        sambung_server::enroll::create(storage, &officer(Role::Officer, &["32.73"]), now(), 3600)
+            .unwrap();
+    assert_ne!(first, second);
+    // The explicit change: done, and recorded.
+    let before = sambung_server::enroll::change_account(
+        storage,
+        "petugas-1",
+        Role::Agency,
+        &["32.73".into(), "32.74".into()],
+        sambung_core::Timestamp::now().as_millis(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(before.role, Role::Officer);
+    assert_eq!(held().role, Role::Agency);
+    assert_eq!(held().regions, vec!["32.73".to_owned(), "32.74".to_owned()]);
+    let entries = storage
+        .audit_entries(
+            &AuditFilter {
+                account: Some("petugas-1".into()),
+                ..Default::default()
+            },
+            0,
+            100,
+        )
+        .unwrap();
+    let change = entries
+        .iter()
+        .find(|e| e.record.action == "account")
+        .expect("the change is in the audit trail");
+    assert_eq!(change.record.role, "agency");
+    assert!(
+        change.record.endpoint.contains("officer -> agency")
+            && change.record.endpoint.contains("[32.73] -> [32.73,32.74]"),
+        "{}",
+        change.record.endpoint
+    );
+    assert!(matches!(
+        sambung_server::audit::verify(storage).unwrap(),
+        sambung_server::audit::ChainCheck::Intact { .. }
+    ));
+    // No such account: nothing changed, nothing recorded.
+    let count = storage
+        .audit_entries(&AuditFilter::default(), 0, 1000)
+        .unwrap()
+        .len();
+    assert!(
+        sambung_server::enroll::change_account(storage, "nobody", Role::Resident, &[], 1)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        storage
+            .audit_entries(&AuditFilter::default(), 0, 1000)
+            .unwrap()
+            .len(),
+        count
+    );
 }
