@@ -440,3 +440,72 @@ async fn enrolling_never_changes_an_account_and_the_explicit_change_is_audited()
         count
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_audience_is_refused_and_an_old_record_must_enroll_again() {
+    use sambung_core::crypto::DataKey;
+    use sambung_core::store::{Identity, Secret, Store};
+    sambung_core::sync::install_crypto_provider();
+    // A broken (or hostile) server whose enrollment answer names no valid
+    // audience: a typed error, and the device records nothing.
+    for audience in [
+        "sambung.example.go.id",
+        "",
+        &"AB".repeat(16),
+        &"ab".repeat(17),
+    ] {
+        let answer = serde_json::json!({
+            "account": "warga-1",
+            "role": "resident",
+            "regions": [],
+            "audience": audience,
+        });
+        let app = axum::Router::new().route(
+            "/v1/enroll",
+            axum::routing::post(move || async move { axum::Json(answer) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let home = tempfile::tempdir().unwrap();
+        let mut store = Store::init(
+            home.path(),
+            &Secret::Key(DataKey::generate().unwrap()),
+            Identity {
+                user: "local".into(),
+                role: Role::Resident,
+            },
+        )
+        .unwrap();
+        let client = sambung_core::sync::Client::new(&url, &Default::default()).unwrap();
+        match client.enroll(&mut store, "AAAA-BBBB-CCCC").await {
+            Err(sambung_core::Error::Server { message, .. }) => {
+                assert!(message.contains("audience"), "{message}")
+            }
+            other => panic!("{audience}: {other:?}"),
+        }
+        assert!(store.enrollment().unwrap().is_none(), "{audience}");
+    }
+
+    // An enrollment record from before audiences signs nothing: the device
+    // hears "not enrolled" (enroll again), and nothing reaches the server.
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut dev = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let mut old = dev.store.enrollment().unwrap().unwrap();
+    old.audience = String::new();
+    dev.store.set_enrollment(&old).unwrap();
+    let before = server.log_len();
+    let mut content = templates::example(Kind::Complaint);
+    content.region = sambung_core::identifiers::RegionCode::from("32.73.01.1001");
+    dev.store.create(content).unwrap();
+    assert!(matches!(
+        dev.sync().await,
+        Err(sambung_core::Error::NotEnrolled)
+    ));
+    assert_eq!(server.log_len(), before);
+}
