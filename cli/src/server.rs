@@ -430,7 +430,9 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Create (or update) an account and print a one-time enrollment code.
+    /// Create an account (or find it, unchanged) and print a one-time
+    /// enrollment code. Never changes an existing account's role or
+    /// regions: that is `admin account`'s.
     Enroll {
         #[command(flatten)]
         db: Database,
@@ -450,6 +452,21 @@ pub enum AdminCommand {
         /// link requests officers file on the resident's behalf.
         #[arg(long)]
         nik_from_stdin: bool,
+    },
+    /// Change an existing account's role and regions; the change is
+    /// written to the audit trail.
+    Account {
+        #[command(flatten)]
+        db: Database,
+        /// The account id.
+        id: String,
+        /// resident, officer or agency.
+        #[arg(long, value_parser = |s: &str| Role::parse(s).ok_or("one of: resident, officer, agency"))]
+        role: Role,
+        /// Region codes, comma-separated (`--regions` alone: none, which
+        /// for an agency means all).
+        #[arg(long, value_delimiter = ',', num_args = 0.., required = true)]
+        regions: Vec<String>,
     },
     /// List enrolled devices (of one account, or all).
     Devices {
@@ -474,6 +491,24 @@ pub enum AdminCommand {
         #[arg(long, requires = "wipe")]
         push_first: bool,
     },
+}
+
+/// Region codes must be codes; an officer needs one.
+fn check_regions(role: Role, regions: &[String], flag: &str) -> Result<(), CliError> {
+    for r in regions {
+        if !sambung_core::identifiers::RegionCode::from(r.as_str())
+            .check()
+            .is_empty()
+        {
+            return Err(CliError::Usage(format!("not a region code: {r}")));
+        }
+    }
+    if role == Role::Officer && regions.is_empty() {
+        return Err(CliError::Usage(format!(
+            "an officer needs at least one {flag}"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_device(s: &str) -> Result<[u8; 16], String> {
@@ -501,19 +536,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                     "--ttl-hours must be between 1 and 720".into(),
                 ));
             }
-            for r in &regions {
-                if !sambung_core::identifiers::RegionCode::from(r.as_str())
-                    .check()
-                    .is_empty()
-                {
-                    return Err(CliError::Usage(format!("not a region code: {r}")));
-                }
-            }
-            if role == Role::Officer && regions.is_empty() {
-                return Err(CliError::Usage(
-                    "an officer needs at least one --region".into(),
-                ));
-            }
+            check_regions(role, &regions, "--region")?;
             let (storage, secrets) = db.open_with_secrets()?;
             let state = AppState::new(storage, secrets).map_err(server_err)?;
             let nik_hash = if nik_from_stdin {
@@ -546,8 +569,41 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                     .map_err(server_err)?;
             println!("{code}");
             eprintln!(
-                "one-time code for {user} ({}), valid {ttl_hours} h",
-                role.as_str()
+                "one-time code for {user} ({}), valid {ttl_hours} h; server audience {}",
+                role.as_str(),
+                state.audience()
+            );
+            Ok(())
+        }
+        AdminCommand::Account {
+            db,
+            id,
+            role,
+            regions,
+        } => {
+            let regions: Vec<String> = regions
+                .into_iter()
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect();
+            check_regions(role, &regions, "--regions")?;
+            let storage = db.open()?;
+            let now_ms = sambung_core::Timestamp::now().as_millis();
+            let before = sambung_server::enroll::change_account(
+                storage.as_ref(),
+                &id,
+                role,
+                &regions,
+                now_ms,
+            )
+            .map_err(server_err)?
+            .ok_or_else(|| CliError::Failed(format!("no account {id} on this server")))?;
+            println!(
+                "account {id}: role {} -> {}; regions [{}] -> [{}] (recorded in the audit trail)",
+                before.role.as_str(),
+                role.as_str(),
+                before.regions.join(","),
+                regions.join(",")
             );
             Ok(())
         }

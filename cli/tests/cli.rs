@@ -883,3 +883,91 @@ fn the_server_reads_a_configuration_file_below_flags_and_environment() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("postgres:// URL"), "{}", r.stderr);
 }
+
+#[test]
+fn admin_enroll_never_changes_an_account_and_admin_account_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("srv");
+    let data = data.to_str().unwrap();
+    let enroll = |role: &str, regions: &[&str]| {
+        let mut args = vec![
+            "admin",
+            "enroll",
+            "--data",
+            data,
+            "--role",
+            role,
+            "--user",
+            "petugas-1",
+        ];
+        for r in regions {
+            args.extend(["--region", r]);
+        }
+        sambung(&args, None)
+    };
+    let r = enroll("officer", &["32.73"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("server audience "), "{}", r.stderr);
+    // Another role, other regions: refused, no code, the command named.
+    for (role, regions) in [("agency", vec!["32.73"]), ("officer", vec!["32.74"])] {
+        let r = enroll(role, &regions);
+        assert_eq!(r.code, 1, "{role} {regions:?}: {}", r.stderr);
+        assert!(r.stdout.trim().is_empty(), "no code: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains("run `sambung admin account petugas-1 --role ROLE --regions"),
+            "{}",
+            r.stderr
+        );
+    }
+    // The same account again: a code for another phone.
+    assert_eq!(enroll("officer", &["32.73"]).code, 0);
+    // The explicit change.
+    let r = sambung(
+        &[
+            "admin",
+            "account",
+            "--data",
+            data,
+            "petugas-1",
+            "--role",
+            "agency",
+            "--regions",
+            "32.73,32.74",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("officer -> agency") && r.stdout.contains("[32.73] -> [32.73,32.74]"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(enroll("agency", &["32.74", "32.73"]).code, 0, "now it is");
+    assert_eq!(enroll("officer", &["32.73"]).code, 1);
+    // Bad input: no such account, not a region, an officer without one.
+    for (args, code, needle) in [
+        (
+            vec!["nobody", "--role", "resident", "--regions"],
+            1,
+            "no account nobody",
+        ),
+        (
+            vec!["petugas-1", "--role", "agency", "--regions", "99.01"],
+            2,
+            "not a region code",
+        ),
+        (
+            vec!["petugas-1", "--role", "officer", "--regions"],
+            2,
+            "at least one --regions",
+        ),
+        (vec!["petugas-1", "--role", "agency"], 2, "--regions"),
+    ] {
+        let mut all = vec!["admin", "account", "--data", data];
+        all.extend(args.iter().copied());
+        let r = sambung(&all, None);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+    }
+}

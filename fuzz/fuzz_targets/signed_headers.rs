@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sambung_core::protocol::SignedHeaders;
+use sambung_core::protocol::{Call, SignedHeaders};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -12,12 +12,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(signed) = SignedHeaders::parse(get) {
         let _ = signed.device_id();
         let _ = signed.pairs();
-        let _ = signed.verify(
-            &[7u8; 32],
+        let call = Call::new(
+            "0123456789abcdef0123456789abcdef",
             "POST",
             "/v1/sync",
             body.as_bytes(),
-            1_800_000_000,
         );
+        let _ = signed.verify(&[7u8; 32], &call, 1_800_000_000);
     }
 });

@@ -22,12 +22,13 @@ pub struct AuditRecord {
     /// The enrolled key (device) that signed the call.
     pub device: Option<[u8; 16]>,
     /// `read`, `write`, `list`, `status`, `note`, `assign`, `export`,
-    /// `exposure`.
+    /// `exposure`, … and `account` (an administrator changed an account's
+    /// role or regions).
     pub action: String,
     /// The request concerned, if one.
     pub request: Option<DocId>,
     /// `METHOD /path` of the call (the path without its query, which may
-    /// carry filters).
+    /// carry filters); for `account`, the command and what it changed.
     pub endpoint: String,
 }
 

@@ -301,6 +301,7 @@ fn authenticate(
         method.as_str(),
         target,
         body,
+        headers,
     )?;
     if enrolled.revoked.is_some() {
         return Err(ServerError::Revoked { wipe: false });

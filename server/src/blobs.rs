@@ -131,8 +131,14 @@ fn device_call(
     body: &[u8],
 ) -> Result<(crate::storage::EnrolledDevice, [u8; 16]), ServerError> {
     let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
-    let enrolled =
-        state.verify_signed(&signed, crate::http::CallKind::Upload, method, path, body)?;
+    let enrolled = state.verify_signed(
+        &signed,
+        crate::http::CallKind::Upload,
+        method,
+        path,
+        body,
+        headers,
+    )?;
     if let Some(r) = enrolled.revoked {
         return Err(ServerError::Revoked { wipe: r.wipe });
     }

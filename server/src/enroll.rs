@@ -1,10 +1,15 @@
 //! One-time enrollment codes. The agency creates an account and a code
 //! (`sambung admin enroll`); the device redeems the code once, before it
-//! expires, registering its public key. Only the code's hash is stored.
+//! expires, registering its public key and proving it holds the private
+//! half (its signature over the code). Only the code's hash is stored.
+//! Enrolling never changes an existing account; [`change_account`] does,
+//! and writes the change to the audit trail.
 
 use sambung_core::crypto::sha256;
+use sambung_core::lifecycle::Role;
 
 use crate::accounts::Account;
+use crate::audit::AuditRecord;
 use crate::error::ServerError;
 use crate::storage::Storage;
 
@@ -37,15 +42,12 @@ pub fn new_code() -> Result<String, ServerError> {
 /// The stored form of a code: SHA-256 of its normalised text (case, dashes
 /// and spaces do not matter when typed).
 pub fn code_hash(code: &str) -> [u8; 32] {
-    let normal: String = code
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    sha256(normal.as_bytes())
+    sha256(sambung_core::protocol::normalise_code(code).as_bytes())
 }
 
-/// Creates the account (or updates it) and a code valid for `ttl_secs`.
+/// Creates the account (or finds it, with the same role and regions) and a
+/// code valid for `ttl_secs`. An existing account of another role or other
+/// regions is refused ([`ServerError::AccountConflict`]) and left as it was.
 pub fn create(
     storage: &dyn Storage,
     account: &Account,
@@ -55,6 +57,46 @@ pub fn create(
     let code = new_code()?;
     storage.add_enrollment(account, &code_hash(&code), now + ttl_secs)?;
     Ok(code)
+}
+
+/// Sets an existing account's role and regions (`sambung admin account`),
+/// recording the change — what it was, what it is — in the audit trail in
+/// the same transaction. The account as it was; `None` when there is no
+/// such account (nothing written).
+pub fn change_account(
+    storage: &dyn Storage,
+    id: &str,
+    role: Role,
+    regions: &[String],
+    now_ms: i64,
+) -> Result<Option<Account>, ServerError> {
+    storage.change_account(id, role, regions, now_ms)
+}
+
+/// The audit record of an account change: action `account`, the account
+/// and its new role, and in the endpoint field the command and what
+/// changed (roles and region codes, no personal data).
+pub fn account_change_record(
+    before: &Account,
+    role: Role,
+    regions: &[String],
+    now_ms: i64,
+) -> AuditRecord {
+    AuditRecord {
+        at: now_ms,
+        account: before.id.clone(),
+        role: role.as_str().to_owned(),
+        device: None,
+        action: "account".to_owned(),
+        request: None,
+        endpoint: format!(
+            "sambung admin account: role {} -> {}; regions [{}] -> [{}]",
+            before.role.as_str(),
+            role.as_str(),
+            before.regions.join(","),
+            regions.join(",")
+        ),
+    }
 }
 
 #[cfg(test)]

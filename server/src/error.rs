@@ -77,6 +77,19 @@ pub enum ServerError {
         "forbidden: an attachment names bytes this account did not upload and sees in no other request; the request is taken once this device uploaded them"
     )]
     ForeignBlob,
+    /// An enrollment named an existing account with another role or other
+    /// regions; nothing was changed.
+    #[error(
+        "account {account} exists as {role} (regions: {regions}); enrolling never changes an account — to change it, run `sambung admin account {account} --role ROLE --regions CODE,…` first"
+    )]
+    AccountConflict {
+        /// The account id (pseudonymous).
+        account: String,
+        /// Its role as it stays.
+        role: String,
+        /// Its regions as they stay, comma-separated.
+        regions: String,
+    },
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -95,6 +108,10 @@ impl ServerError {
         match self {
             ServerError::Auth(AuthError::BadSignature) => (401, ErrorCode::BadSignature),
             ServerError::Auth(AuthError::Stale { .. }) => (401, ErrorCode::StaleRequest),
+            ServerError::Auth(AuthError::OldScheme) => (400, ErrorCode::UnsupportedVersion),
+            ServerError::Auth(AuthError::BadProof | AuthError::BadAudience) => {
+                (400, ErrorCode::BadRequest)
+            }
             ServerError::Auth(_) => (401, ErrorCode::Unauthenticated),
             ServerError::Envelope(EnvelopeError::UnsupportedVersion { .. }) => {
                 (400, ErrorCode::UnsupportedVersion)
@@ -115,6 +132,7 @@ impl ServerError {
             ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
             ServerError::OffsetMismatch { .. } => (409, ErrorCode::OffsetMismatch),
             ServerError::HashMismatch => (422, ErrorCode::HashMismatch),
+            ServerError::AccountConflict { .. } => (409, ErrorCode::Forbidden),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

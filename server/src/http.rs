@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ring::hmac;
-use sambung_core::protocol::{self, DocId, ErrorBody, SYNC_PATH, SignedHeaders, SyncRequest};
+use sambung_core::protocol::{self, Call, DocId, ErrorBody, SYNC_PATH, SignedHeaders, SyncRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditRecord;
@@ -82,6 +82,7 @@ pub struct AppState {
     storage: Arc<dyn Storage>,
     metrics: crate::metrics::Metrics,
     actor: [u8; 16],
+    audience: String,
     nik_key: hmac::Key,
     secrets: Secrets,
     request_timeout: Duration,
@@ -122,9 +123,13 @@ impl AppState {
         let mut actor = [0u8; 16];
         actor.copy_from_slice(&hmac::sign(&nik_key, b"sambung server actor").as_ref()[..16]);
         let limits = settings.limits;
+        // The deployment's identity, signed into every call: derived from
+        // the secret every server of this deployment shares.
+        let audience = audience_of(secrets.nik_key());
         Ok(Arc::new(AppState {
             metrics: crate::metrics::Metrics::new(),
             actor,
+            audience,
             nik_key,
             secrets,
             storage,
@@ -171,8 +176,15 @@ impl AppState {
         self.actor
     }
 
+    /// The deployment's audience: what every signature names, so that a
+    /// call signed for this deployment is refused by any other.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     /// Checks a signed request (blocking: reads the storage): the device is
-    /// enrolled, the signature over `method`, `path` and `body` is its key's
+    /// enrolled, the signature over this server's audience, `method`,
+    /// `path`, `body` and the signed headers among `headers` is its key's
     /// and fresh, the nonce is new, and the device is within its rate.
     /// Revocation is the caller's to judge.
     pub fn verify_signed(
@@ -182,6 +194,7 @@ impl AppState {
         method: &str,
         path: &str,
         body: &[u8],
+        headers: &HeaderMap,
     ) -> Result<EnrolledDevice, ServerError> {
         let device = signed.device_id()?;
         let enrolled = self
@@ -189,7 +202,9 @@ impl AppState {
             .device(device)?
             .ok_or(ServerError::UnknownDevice)?;
         let now = now();
-        signed.verify(&enrolled.public_key, method, path, body, now)?;
+        let call = Call::new(&self.audience, method, path, body)
+            .headers_from(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        signed.verify(&enrolled.public_key, &call, now)?;
         if !self.storage.remember_nonce(device, &signed.nonce, now)? {
             return Err(ServerError::Replayed);
         }
@@ -244,6 +259,15 @@ impl IntoResponse for ServerError {
         }
         response
     }
+}
+
+/// The audience of a deployment: the first 16 bytes of an HMAC of a fixed
+/// text under the server's stored secret, in hex. Made once with the
+/// database (the secret is random and kept there), so every server on one
+/// database answers to the same audience and no two deployments share one.
+pub fn audience_of(secret: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hex::encode(&hmac::sign(&key, b"sambung audience").as_ref()[..16])
 }
 
 pub(crate) fn now() -> i64 {
@@ -507,6 +531,9 @@ pub struct EnrollRequest {
     pub device: String,
     /// Ed25519 public key, 64 hex digits.
     pub public_key: String,
+    /// The key's signature over the code (128 hex digits;
+    /// `protocol::enrollment_text`): the device holds the key it registers.
+    pub proof: String,
 }
 
 /// What the server answers.
@@ -518,6 +545,9 @@ pub struct EnrollResponse {
     pub role: sambung_core::lifecycle::Role,
     /// Region codes.
     pub regions: Vec<String>,
+    /// The deployment's audience (32 hex digits): every later call's
+    /// signature names it.
+    pub audience: String,
 }
 
 fn hex_array<const N: usize>(s: &str, what: &str) -> Result<[u8; N], ServerError> {
@@ -532,8 +562,9 @@ async fn enroll(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EnrollResponse>, ServerError> {
     let body = body.map_err(|_| ServerError::TooLarge)?;
-    let req: EnrollRequest = serde_json::from_slice(&body)
-        .map_err(|_| ServerError::BadRequest("expected {code, device, public_key}".into()))?;
+    let req: EnrollRequest = serde_json::from_slice(&body).map_err(|_| {
+        ServerError::BadRequest("expected {code, device, public_key, proof}".into())
+    })?;
     let device = hex_array::<16>(&req.device, "device")?;
     let public_key = hex_array::<32>(&req.public_key, "public_key")?;
     if device != sambung_core::protocol::device_id_of(&public_key) {
@@ -541,7 +572,11 @@ async fn enroll(
             "the device id must be the one derived from its public key".into(),
         ));
     }
+    // Before the code is touched: a request without the key's own
+    // signature over the code leaves the code as it was.
+    protocol::verify_enrollment(&public_key, &req.code, &req.proof)?;
     let hash = crate::enroll::code_hash(&req.code);
+    let audience = state.audience.clone();
     let account = blocking(move || {
         let account = state
             .storage
@@ -558,6 +593,7 @@ async fn enroll(
         account: account.id,
         role: account.role,
         regions: account.regions,
+        audience,
     }))
 }
 
@@ -587,8 +623,14 @@ async fn sync(
     let response = blocking(move || -> Result<Vec<u8>, ServerError> {
         // Signed by the device's own key, revoked or not: only the phone
         // itself gets the wipe instruction.
-        let enrolled =
-            worker.verify_signed(&signed, CallKind::Exchange, "POST", SYNC_PATH, &body)?;
+        let enrolled = worker.verify_signed(
+            &signed,
+            CallKind::Exchange,
+            "POST",
+            SYNC_PATH,
+            &body,
+            &headers,
+        )?;
         let push_only = match enrolled.revoked {
             None => false,
             Some(r) if r.wipe && r.push_first => true,

@@ -496,6 +496,11 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// Its audience (the deployment id signatures name).
+    pub fn audience(&self) -> String {
+        self.state.audience().to_owned()
+    }
+
     /// An enrollment code for a new account.
     pub fn code(&self, role: Role, user: &str, regions: &[&str], nik: Option<&str>) -> String {
         let account = Account {
@@ -669,6 +674,8 @@ pub struct Agency {
     key: sambung_core::protocol::DeviceKey,
     /// The id of its signing key (an enrolled device).
     pub device: [u8; 16],
+    /// The server's audience, from the enrollment answer.
+    pub audience: String,
     base: String,
     http: reqwest::Client,
 }
@@ -711,14 +718,23 @@ impl Agency {
                 "code": code,
                 "device": device.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                 "public_key": key.public_key().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "proof": key.prove_enrollment(code),
             }))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "enrollment");
+        let answer: serde_json::Value = r.json().await.unwrap();
+        let audience = answer["audience"].as_str().unwrap().to_owned();
+        assert_eq!(
+            audience,
+            server.audience(),
+            "the enrollment answer names the audience"
+        );
         Agency {
             key,
             device,
+            audience,
             base: server.url(),
             http,
         }
@@ -733,10 +749,7 @@ impl Agency {
         if_match: Option<&str>,
     ) -> ApiAnswer {
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let signed = self
-            .key
-            .sign(self.device, method, target, &body, now())
-            .unwrap();
+        let signed = self.sign(method, target, &body);
         self.send(method, target, body, Some(signed), if_match)
             .await
     }
@@ -782,7 +795,11 @@ impl Agency {
 
     /// A signed GET returning the status and the raw body (downloads).
     pub async fn raw_get(&self, target: &str, range: Option<&str>) -> (u16, Vec<u8>) {
-        let signed = self.sign("GET", target, b"");
+        let mut call = protocol::Call::new(&self.audience, "GET", target, b"");
+        if let Some(r) = range {
+            call = call.header(protocol::SignedHeader::Range, r);
+        }
+        let signed = self.key.sign(self.device, &call, now()).unwrap();
         let mut req = self.http.get(format!("{}{target}", self.base));
         for (name, value) in signed.pairs() {
             req = req.header(name, value);
@@ -794,7 +811,7 @@ impl Agency {
         (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
     }
 
-    /// Signs with this key but sends `body_sent` instead of what was signed.
+    /// Signs a call (no signed headers) for this server's audience.
     pub fn sign(
         &self,
         method: &str,
@@ -802,7 +819,11 @@ impl Agency {
         body: &[u8],
     ) -> sambung_core::protocol::SignedHeaders {
         self.key
-            .sign(self.device, method, target, body, now())
+            .sign(
+                self.device,
+                &protocol::Call::new(&self.audience, method, target, body),
+                now(),
+            )
             .unwrap()
     }
 }
@@ -818,6 +839,8 @@ pub struct RawDevice {
     pub device: [u8; 16],
     /// The device's signing key.
     pub key: DeviceKey,
+    /// The audience of the server it enrolled with.
+    pub audience: String,
 }
 
 impl RawDevice {
@@ -828,6 +851,7 @@ impl RawDevice {
             url: url.to_owned(),
             device: dev.store.device_id(),
             key: dev.store.device_key().unwrap(),
+            audience: dev.store.enrollment().unwrap().unwrap().audience,
         }
     }
 
@@ -863,11 +887,16 @@ impl RawDevice {
 
     pub async fn signed(&self, body: Vec<u8>) -> reqwest::Response {
         let device = self.device;
+        let audience = self.audience.clone();
         self.post(body, |k, b| {
-            k.sign(device, "POST", SYNC_PATH, b, now())
-                .unwrap()
-                .pairs()
-                .to_vec()
+            k.sign(
+                device,
+                &protocol::Call::new(&audience, "POST", SYNC_PATH, b),
+                now(),
+            )
+            .unwrap()
+            .pairs()
+            .to_vec()
         })
         .await
     }

@@ -6,6 +6,7 @@ use sambung_core::identifiers::RegionCode;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::{AttachmentRole, Kind};
 use sambung_core::protocol::blobs::{BLOB_PATH, UPLOAD_LENGTH, UPLOAD_OFFSET};
+use sambung_core::protocol::{Call, SignedHeader};
 use sambung_core::templates;
 use sambung_e2e::{Agency, Device, TestServer, now};
 
@@ -43,11 +44,18 @@ async fn patch(
     chunk: &[u8],
 ) -> reqwest::Response {
     let path = format!("{BLOB_PATH}{name}");
+    let audience = d.store.enrollment().unwrap().unwrap().audience;
     let signed = d
         .store
         .device_key()
         .unwrap()
-        .sign(d.store.device_id(), "PATCH", &path, chunk, now())
+        .sign(
+            d.store.device_id(),
+            &Call::new(&audience, "PATCH", &path, chunk)
+                .header(SignedHeader::UploadOffset, &offset.to_string())
+                .header(SignedHeader::UploadLength, &length.to_string()),
+            now(),
+        )
         .unwrap();
     let mut req = reqwest::Client::new()
         .patch(format!("{url}{path}"))
@@ -745,7 +753,16 @@ async fn officers_download_attachments_on_demand_resuming_after_cuts() {
             .store
             .device_key()
             .unwrap()
-            .sign(d.store.device_id(), "GET", &path, b"", now())
+            .sign(
+                d.store.device_id(),
+                &Call::new(
+                    &d.store.enrollment().unwrap().unwrap().audience,
+                    "GET",
+                    &path,
+                    b"",
+                ),
+                now(),
+            )
             .unwrap();
         let mut req = reqwest::Client::new().get(format!("{}{path}", server.url()));
         for (k, v) in signed.pairs() {

@@ -65,11 +65,21 @@ async fn signed(
     body: &[u8],
     headers: &[(&str, String)],
 ) -> reqwest::Response {
+    let audience = d.store.enrollment().unwrap().unwrap().audience;
+    let mut call = sambung_core::protocol::Call::new(&audience, method, path, body);
+    for (name, value) in headers {
+        if let Some(h) = sambung_core::protocol::SignedHeader::ALL
+            .into_iter()
+            .find(|h| h.name() == *name)
+        {
+            call = call.header(h, value);
+        }
+    }
     let signed = d
         .store
         .device_key()
         .unwrap()
-        .sign(d.store.device_id(), method, path, body, now())
+        .sign(d.store.device_id(), &call, now())
         .unwrap();
     let mut req = reqwest::Client::new()
         .request(

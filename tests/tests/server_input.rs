@@ -6,7 +6,7 @@ use sambung_core::document::RequestDoc;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::{Kind, Request, RequestId};
 use sambung_core::protocol::{
-    self, DeviceKey, DocPush, ErrorBody, ErrorCode, RefusalCode, SYNC_PATH, SyncRequest,
+    self, Call, DeviceKey, DocPush, ErrorBody, ErrorCode, RefusalCode, SYNC_PATH, SyncRequest,
     SyncResponse,
 };
 use sambung_core::templates;
@@ -53,10 +53,11 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
         .unwrap();
     expect_error(resp, 401, ErrorCode::Unauthenticated).await;
     let device = raw.device;
+    let aud = raw.audience.clone();
     let resp = raw
         .post(good.clone(), |k, b| {
             let mut p = k
-                .sign(device, "POST", SYNC_PATH, b, now())
+                .sign(device, &Call::new(&aud, "POST", SYNC_PATH, b), now())
                 .unwrap()
                 .pairs()
                 .to_vec();
@@ -69,7 +70,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     let resp = raw
         .post(good.clone(), |_, b| {
             stranger
-                .sign(device, "POST", SYNC_PATH, b, now())
+                .sign(device, &Call::new(&aud, "POST", SYNC_PATH, b), now())
                 .unwrap()
                 .pairs()
                 .to_vec()
@@ -78,7 +79,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     expect_error(resp, 401, ErrorCode::BadSignature).await;
     let resp = raw
         .post(good.clone(), |k, _| {
-            k.sign(device, "POST", SYNC_PATH, b"other", now())
+            k.sign(device, &Call::new(&aud, "POST", SYNC_PATH, b"other"), now())
                 .unwrap()
                 .pairs()
                 .to_vec()
@@ -87,7 +88,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     expect_error(resp, 401, ErrorCode::BadSignature).await;
     let resp = raw
         .post(good.clone(), |k, b| {
-            k.sign(device, "POST", SYNC_PATH, b, now() - 3600)
+            k.sign(device, &Call::new(&aud, "POST", SYNC_PATH, b), now() - 3600)
                 .unwrap()
                 .pairs()
                 .to_vec()
@@ -97,7 +98,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     let resp = raw
         .post(good.clone(), |_, b| {
             stranger
-                .sign([9; 16], "POST", SYNC_PATH, b, now())
+                .sign([9; 16], &Call::new(&aud, "POST", SYNC_PATH, b), now())
                 .unwrap()
                 .pairs()
                 .to_vec()
@@ -107,7 +108,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     // A replay of a good request.
     let headers = raw
         .key
-        .sign(device, "POST", SYNC_PATH, &good, now())
+        .sign(device, &Call::new(&aud, "POST", SYNC_PATH, &good), now())
         .unwrap()
         .pairs()
         .to_vec();
@@ -451,9 +452,10 @@ async fn enrollment_codes_are_single_use_and_expire() {
     let fresh = server.code(Role::Resident, "warga-4", &[], None);
     let key = DeviceKey::generate().unwrap();
     let body = format!(
-        "{{\"code\":\"{fresh}\",\"device\":\"{}\",\"public_key\":\"{}\"}}",
+        "{{\"code\":\"{fresh}\",\"device\":\"{}\",\"public_key\":\"{}\",\"proof\":\"{}\"}}",
         hex_string(&[7u8; 16]),
-        hex_string(&key.public_key())
+        hex_string(&key.public_key()),
+        key.prove_enrollment(&fresh)
     );
     let resp = http
         .post(format!("{}/v1/enroll", server.url()))

@@ -1,8 +1,11 @@
 //! Device keys and request signatures. Each enrolled device holds an
-//! Ed25519 key pair; every exchange carries four headers, and the signature
-//! covers the method, path, device, time, a random nonce and the SHA-256 of
-//! the body. The server checks the signature and the time window here, and
-//! keeps the nonces of the window to refuse replays.
+//! Ed25519 key pair; every call carries one header, and the signature
+//! covers the server's audience (which deployment the call is for), the
+//! method, path, device, time, a random nonce, the SHA-256 of the body and
+//! the headers that change what the call does ([`SignedHeader`]). The
+//! server checks the signature and the time window here, and keeps the
+//! nonces of the window to refuse replays. Enrollment proves possession of
+//! the key by signing the redeemed code ([`DeviceKey::prove_enrollment`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +25,104 @@ pub fn device_id_of(public_key: &[u8; 32]) -> [u8; 16] {
 
 /// Seconds a signed request stays valid either side of the server's clock.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
+
+/// What opens every signed text: the signature scheme. `sambung-v1` signed
+/// neither the audience nor the headers; a server recognises such a
+/// signature and answers "update the app" ([`AuthError::OldScheme`]).
+const SCHEME: &str = "sambung-v2";
+const OLD_SCHEME: &str = "sambung-v1";
+/// What opens the text a device signs to prove it holds its key when it
+/// enrolls.
+const ENROLL_SCHEME: &str = "sambung-enroll-v1";
+
+/// Checks an audience: the identity of one deployment (every server on one
+/// database shares it), 32 lowercase hex digits, learnt at enrollment.
+///
+/// ```
+/// use sambung_core::protocol::check_audience;
+/// assert!(check_audience("0123456789abcdef0123456789abcdef").is_ok());
+/// assert!(check_audience("sambung.example.go.id").is_err());
+/// ```
+pub fn check_audience(audience: &str) -> Result<(), AuthError> {
+    if audience.len() == 32
+        && audience
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(AuthError::BadAudience)
+    }
+}
+
+/// A request header that changes what a call does, so it is signed with
+/// the call: an upload's offset and length, a download's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedHeader {
+    /// `upload-offset`: where a chunk starts.
+    UploadOffset,
+    /// `upload-length`: the blob's whole size.
+    UploadLength,
+    /// `range`: which bytes of a download.
+    Range,
+}
+
+impl SignedHeader {
+    /// All of them, in the order of the signed text.
+    pub const ALL: [SignedHeader; 3] = [
+        SignedHeader::UploadOffset,
+        SignedHeader::UploadLength,
+        SignedHeader::Range,
+    ];
+
+    /// The header's name (lowercase).
+    pub fn name(self) -> &'static str {
+        match self {
+            SignedHeader::UploadOffset => "upload-offset",
+            SignedHeader::UploadLength => "upload-length",
+            SignedHeader::Range => "range",
+        }
+    }
+}
+
+/// What one signature covers: the call as the server will act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call<'a> {
+    audience: &'a str,
+    method: &'a str,
+    path: &'a str,
+    body: &'a [u8],
+    headers: [Option<&'a str>; 3],
+}
+
+impl<'a> Call<'a> {
+    /// A call to the deployment `audience`: `path` is the path with its
+    /// query, as sent.
+    pub fn new(audience: &'a str, method: &'a str, path: &'a str, body: &'a [u8]) -> Self {
+        Call {
+            audience,
+            method,
+            path,
+            body,
+            headers: [None; 3],
+        }
+    }
+
+    /// The same call carrying `header` with `value`.
+    pub fn header(mut self, header: SignedHeader, value: &'a str) -> Self {
+        self.headers[header as usize] = Some(value);
+        self
+    }
+
+    /// The same call carrying the signed headers that `get` (a lookup in a
+    /// received request's headers) finds.
+    pub fn headers_from(mut self, get: impl Fn(&str) -> Option<&'a str>) -> Self {
+        for h in SignedHeader::ALL {
+            self.headers[h as usize] = get(h.name());
+        }
+        self
+    }
+}
 
 /// Why a request's authentication failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +145,16 @@ pub enum AuthError {
     /// A key could not be made or read.
     #[error("the device key is unusable")]
     Key,
+    /// An audience is not a deployment id (32 lowercase hex digits).
+    #[error("the server's audience must be 32 lowercase hex digits")]
+    BadAudience,
+    /// An enrollment proof is not an Ed25519 signature (128 hex digits).
+    #[error("the enrollment proof must be 128 hex digits")]
+    BadProof,
+    /// The request is signed the way an older app signed (without the
+    /// audience and headers).
+    #[error("this app signs its requests the old way; update the app")]
+    OldScheme,
 }
 
 /// A device's Ed25519 key pair. The PKCS#8 bytes are zeroised on drop.
@@ -87,23 +198,29 @@ impl DeviceKey {
         k
     }
 
-    /// Signs a request of `device` at `now` (Unix seconds).
+    /// Signs a `call` of `device` at `now` (Unix seconds).
     ///
     /// ```
-    /// use sambung_core::protocol::{DeviceKey, SignedHeaders};
+    /// use sambung_core::protocol::{Call, DeviceKey, SignedHeader, SignedHeaders};
     /// let key = DeviceKey::generate().unwrap();
-    /// let h = key.sign([1; 16], "POST", "/v1/sync", b"body", 1_800_000_000).unwrap();
-    /// assert!(h.verify(&key.public_key(), "POST", "/v1/sync", b"body", 1_800_000_010).is_ok());
-    /// assert!(h.verify(&key.public_key(), "POST", "/v1/sync", b"other", 1_800_000_010).is_err());
+    /// let aud = "0123456789abcdef0123456789abcdef";
+    /// let call = Call::new(aud, "PATCH", "/v1/blobs/ab", b"chunk")
+    ///     .header(SignedHeader::UploadOffset, "0");
+    /// let h = key.sign([1; 16], &call, 1_800_000_000).unwrap();
+    /// assert!(h.verify(&key.public_key(), &call, 1_800_000_010).is_ok());
+    /// let moved = call.header(SignedHeader::UploadOffset, "5");
+    /// assert!(h.verify(&key.public_key(), &moved, 1_800_000_010).is_err());
+    /// let elsewhere = Call::new("ffffffffffffffffffffffffffffffff", "PATCH", "/v1/blobs/ab", b"chunk")
+    ///     .header(SignedHeader::UploadOffset, "0");
+    /// assert!(h.verify(&key.public_key(), &elsewhere, 1_800_000_010).is_err());
     /// ```
     pub fn sign(
         &self,
         device: [u8; 16],
-        method: &str,
-        path: &str,
-        body: &[u8],
+        call: &Call<'_>,
         now: i64,
     ) -> Result<SignedHeaders, AuthError> {
+        check_audience(call.audience)?;
         let nonce: [u8; 16] = crate::crypto::random_bytes().map_err(|_| AuthError::Key)?;
         let mut h = SignedHeaders {
             device: hex::encode(device),
@@ -111,9 +228,52 @@ impl DeviceKey {
             nonce: hex::encode(nonce),
             signature: String::new(),
         };
-        h.signature = hex::encode(self.pair.sign(&h.canonical(method, path, body)).as_ref());
+        h.signature = hex::encode(self.pair.sign(&h.canonical(call)).as_ref());
         Ok(h)
     }
+
+    /// The proof that the device enrolling with `code` holds this key: its
+    /// signature (128 hex digits) over [`enrollment_text`].
+    pub fn prove_enrollment(&self, code: &str) -> String {
+        let device = device_id_of(&self.public_key());
+        hex::encode(self.pair.sign(&enrollment_text(code, device)).as_ref())
+    }
+}
+
+/// An enrollment code as typed or read aloud, normalised: dashes and
+/// spaces do not matter, nor does case.
+pub fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// What a device signs to enroll: `"sambung-enroll-v1\n" code "\n"
+/// device`, the code normalised ([`normalise_code`]) and the device id in
+/// lowercase hex. A copy of the request with another key cannot be signed
+/// without that key's private half, and the signature names the code, so
+/// it is useless for any other enrollment.
+pub fn enrollment_text(code: &str, device: [u8; 16]) -> Vec<u8> {
+    format!(
+        "{ENROLL_SCHEME}\n{}\n{}",
+        normalise_code(code),
+        hex::encode(device)
+    )
+    .into_bytes()
+}
+
+/// Checks an enrollment `proof` (128 hex digits): the signature of
+/// `public_key` over the [`enrollment_text`] of `code` and the key's
+/// device id.
+pub fn verify_enrollment(public_key: &[u8; 32], code: &str, proof: &str) -> Result<(), AuthError> {
+    let sig = hex::decode(proof)
+        .ok()
+        .filter(|s| s.len() == 64)
+        .ok_or(AuthError::BadProof)?;
+    signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
+        .verify(&enrollment_text(code, device_id_of(public_key)), &sig)
+        .map_err(|_| AuthError::BadSignature)
 }
 
 /// The signature of one request (carried by the [`SignedHeaders::AUTH`]
@@ -184,13 +344,39 @@ impl SignedHeaders {
             .ok_or(AuthError::Malformed(Self::AUTH))
     }
 
-    fn canonical(&self, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
-        format!(
-            "sambung-v1\n{method}\n{path}\n{}\n{}\n{}\n{}",
+    /// The signed text of `call`: `"sambung-v2\n" audience "\n" METHOD
+    /// "\n" PATH "\n" device "\n" timestamp "\n" nonce "\n"
+    /// hex(sha256(body))`, then one line per [`SignedHeader`] in order, its
+    /// value or empty when the call does not carry it. No part holds a
+    /// newline (the audience is hex; HTTP forbids them in values).
+    pub fn canonical(&self, call: &Call<'_>) -> Vec<u8> {
+        let mut text = format!(
+            "{SCHEME}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            call.audience,
+            call.method,
+            call.path,
             self.device,
             self.timestamp,
             self.nonce,
-            hex::encode(crate::crypto::sha256(body))
+            hex::encode(crate::crypto::sha256(call.body))
+        );
+        for value in call.headers {
+            text.push('\n');
+            text.push_str(value.unwrap_or(""));
+        }
+        text.into_bytes()
+    }
+
+    /// What a version-1 app signed.
+    fn old_canonical(&self, call: &Call<'_>) -> Vec<u8> {
+        format!(
+            "{OLD_SCHEME}\n{}\n{}\n{}\n{}\n{}\n{}",
+            call.method,
+            call.path,
+            self.device,
+            self.timestamp,
+            self.nonce,
+            hex::encode(crate::crypto::sha256(call.body))
         )
         .into_bytes()
     }
@@ -199,12 +385,14 @@ impl SignedHeaders {
     /// request was signed within [`SIGNATURE_WINDOW_SECS`] of `now`.
     /// (Replays inside the window are the server's to refuse: it remembers
     /// the nonces it has seen.)
+    ///
+    /// A signature that does not verify but would have in the old scheme
+    /// (an app from before the audience) is [`AuthError::OldScheme`], so
+    /// that app hears "update the app" rather than "bad signature".
     pub fn verify(
         &self,
         public_key: &[u8; 32],
-        method: &str,
-        path: &str,
-        body: &[u8],
+        call: &Call<'_>,
         now: i64,
     ) -> Result<(), AuthError> {
         let skew = now.saturating_sub(self.timestamp);
@@ -212,8 +400,13 @@ impl SignedHeaders {
             return Err(AuthError::Stale { skew_secs: skew });
         }
         let sig = hex::decode(&self.signature).map_err(|_| AuthError::Malformed(Self::AUTH))?;
-        signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
-            .verify(&self.canonical(method, path, body), &sig)
-            .map_err(|_| AuthError::BadSignature)
+        let key = signature::UnparsedPublicKey::new(&signature::ED25519, public_key);
+        if key.verify(&self.canonical(call), &sig).is_ok() {
+            return Ok(());
+        }
+        if key.verify(&self.old_canonical(call), &sig).is_ok() {
+            return Err(AuthError::OldScheme);
+        }
+        Err(AuthError::BadSignature)
     }
 }

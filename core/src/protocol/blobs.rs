@@ -11,7 +11,8 @@
 //! it starts) and [`UPLOAD_LENGTH`] (the blob's size); answered `204` with
 //! the new offset, `409 offset_mismatch` with the server's offset, `422
 //! hash_mismatch` (the blob is discarded), `413 too_large`. Both signed as
-//! a sync is.
+//! a sync is, the two headers with the call (`SignedHeader`), like the
+//! `range` of a download: a header altered in flight breaks the signature.
 
 use serde::{Deserialize, Serialize};
 

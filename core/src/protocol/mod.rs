@@ -14,7 +14,10 @@ pub mod blobs;
 mod envelope;
 pub mod limits;
 
-pub use auth::{AuthError, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeaders, device_id_of};
+pub use auth::{
+    AuthError, Call, DeviceKey, SIGNATURE_WINDOW_SECS, SignedHeader, SignedHeaders, check_audience,
+    device_id_of, enrollment_text, normalise_code, verify_enrollment,
+};
 pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, version};
 
 use serde::{Deserialize, Serialize};

@@ -162,77 +162,117 @@ fn bad_envelopes_are_typed_errors() {
     );
 }
 
+const AUD: &str = "0123456789abcdef0123456789abcdef";
+
 #[test]
 fn signatures_cover_every_part_of_the_request() {
     let key = DeviceKey::generate().unwrap();
     let other = DeviceKey::generate().unwrap();
     let pk = key.public_key();
     let now = 1_800_000_000;
-    let h = key.sign(id(9), "POST", SYNC_PATH, b"body", now).unwrap();
+    let call = Call::new(AUD, "POST", SYNC_PATH, b"body");
+    let h = key.sign(id(9), &call, now).unwrap();
     assert_eq!(h.device_id().unwrap(), id(9));
-    assert!(h.verify(&pk, "POST", SYNC_PATH, b"body", now).is_ok());
+    assert!(h.verify(&pk, &call, now).is_ok());
     assert_eq!(
-        h.verify(&other.public_key(), "POST", SYNC_PATH, b"body", now),
+        h.verify(&other.public_key(), &call, now),
         Err(AuthError::BadSignature)
     );
+    for changed in [
+        Call::new(AUD, "POST", SYNC_PATH, b"bodY"),
+        Call::new(AUD, "PUT", SYNC_PATH, b"body"),
+        Call::new(AUD, "POST", "/v1/other", b"body"),
+        // Another deployment.
+        Call::new(
+            "0123456789abcdef0123456789abcdee",
+            "POST",
+            SYNC_PATH,
+            b"body",
+        ),
+        // A signed header added in flight.
+        call.header(SignedHeader::UploadOffset, "0"),
+        call.header(SignedHeader::UploadLength, "0"),
+        call.header(SignedHeader::Range, "bytes=0-1"),
+    ] {
+        assert_eq!(
+            h.verify(&pk, &changed, now),
+            Err(AuthError::BadSignature),
+            "{changed:?}"
+        );
+    }
+    // Each signed header, changed or dropped, breaks it.
+    let patch = Call::new(AUD, "PATCH", "/v1/blobs/x", b"chunk")
+        .header(SignedHeader::UploadOffset, "10")
+        .header(SignedHeader::UploadLength, "20")
+        .header(SignedHeader::Range, "bytes=0-9");
+    let hp = key.sign(id(9), &patch, now).unwrap();
+    assert!(hp.verify(&pk, &patch, now).is_ok());
+    for (i, h) in SignedHeader::ALL.into_iter().enumerate() {
+        assert_eq!(
+            hp.verify(&pk, &patch.header(h, "11"), now),
+            Err(AuthError::BadSignature),
+            "{h:?}"
+        );
+        let mut dropped = Call::new(AUD, "PATCH", "/v1/blobs/x", b"chunk");
+        for (j, k) in SignedHeader::ALL.into_iter().enumerate() {
+            if i != j {
+                dropped = dropped.header(k, ["10", "20", "bytes=0-9"][j]);
+            }
+        }
+        assert_eq!(hp.verify(&pk, &dropped, now), Err(AuthError::BadSignature));
+    }
+    // Headers read from a request: the same call.
+    let headers = [
+        ("upload-offset", "10"),
+        ("upload-length", "20"),
+        ("range", "bytes=0-9"),
+        ("other", "x"),
+    ];
+    let read = Call::new(AUD, "PATCH", "/v1/blobs/x", b"chunk")
+        .headers_from(|n| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v));
+    assert!(hp.verify(&pk, &read, now).is_ok());
+    // A malformed audience is refused before signing.
     assert_eq!(
-        h.verify(&pk, "POST", SYNC_PATH, b"bodY", now),
-        Err(AuthError::BadSignature)
+        key.sign(
+            id(9),
+            &Call::new("Sambung.example", "POST", SYNC_PATH, b""),
+            now
+        ),
+        Err(AuthError::BadAudience)
     );
     assert_eq!(
-        h.verify(&pk, "PUT", SYNC_PATH, b"body", now),
-        Err(AuthError::BadSignature)
-    );
-    assert_eq!(
-        h.verify(&pk, "POST", "/v1/other", b"body", now),
-        Err(AuthError::BadSignature)
+        key.sign(id(9), &Call::new("", "POST", SYNC_PATH, b""), now),
+        Err(AuthError::BadAudience)
     );
     let mut moved = h.clone();
     moved.device = hex::encode(id(8));
-    assert_eq!(
-        moved.verify(&pk, "POST", SYNC_PATH, b"body", now),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(moved.verify(&pk, &call, now), Err(AuthError::BadSignature));
     let mut renonced = h.clone();
     renonced.nonce = hex::encode([0u8; 16]);
     assert_eq!(
-        renonced.verify(&pk, "POST", SYNC_PATH, b"body", now),
+        renonced.verify(&pk, &call, now),
         Err(AuthError::BadSignature)
     );
     let mut retimed = h.clone();
     retimed.timestamp += 1;
     assert_eq!(
-        retimed.verify(&pk, "POST", SYNC_PATH, b"body", now),
+        retimed.verify(&pk, &call, now),
         Err(AuthError::BadSignature)
     );
     // The window, both ways.
-    assert!(
-        h.verify(&pk, "POST", SYNC_PATH, b"body", now + SIGNATURE_WINDOW_SECS)
-            .is_ok()
-    );
+    assert!(h.verify(&pk, &call, now + SIGNATURE_WINDOW_SECS).is_ok());
     assert_eq!(
-        h.verify(
-            &pk,
-            "POST",
-            SYNC_PATH,
-            b"body",
-            now + SIGNATURE_WINDOW_SECS + 1
-        ),
+        h.verify(&pk, &call, now + SIGNATURE_WINDOW_SECS + 1),
         Err(AuthError::Stale {
             skew_secs: SIGNATURE_WINDOW_SECS + 1
         })
     );
     assert!(matches!(
-        h.verify(&pk, "POST", SYNC_PATH, b"body", now - 1000),
+        h.verify(&pk, &call, now - 1000),
         Err(AuthError::Stale { .. })
     ));
     // Two signatures of the same request differ (fresh nonce).
-    assert_ne!(
-        key.sign(id(9), "POST", SYNC_PATH, b"body", now)
-            .unwrap()
-            .nonce,
-        h.nonce
-    );
+    assert_ne!(key.sign(id(9), &call, now).unwrap().nonce, h.nonce);
     // The key survives storage as PKCS#8.
     let again = DeviceKey::from_pkcs8(key.pkcs8()).unwrap();
     assert_eq!(again.public_key(), pk);
@@ -243,10 +283,82 @@ fn signatures_cover_every_part_of_the_request() {
 }
 
 #[test]
+fn the_signed_text_is_the_documented_one() {
+    let h = SignedHeaders {
+        device: hex::encode(id(1)),
+        timestamp: 1_800_000_000,
+        nonce: hex::encode(id(2)),
+        signature: String::new(),
+    };
+    let call = Call::new(AUD, "GET", "/v1/requests/x/attachments/y", b"")
+        .header(SignedHeader::Range, "bytes=0-9");
+    insta::assert_snapshot!(String::from_utf8(h.canonical(&call)).unwrap());
+}
+
+#[test]
+fn an_old_app_signature_is_told_to_update() {
+    // What a version-1 app signed: no audience, no headers.
+    let key = DeviceKey::generate().unwrap();
+    let now = 1_800_000_000;
+    let mut h = key
+        .sign(id(3), &Call::new(AUD, "POST", SYNC_PATH, b"b"), now)
+        .unwrap();
+    let old = format!(
+        "sambung-v1\nPOST\n{SYNC_PATH}\n{}\n{now}\n{}\n{}",
+        h.device,
+        h.nonce,
+        hex::encode(crate::crypto::sha256(b"b"))
+    );
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(key.pkcs8()).unwrap();
+    h.signature = hex::encode(pair.sign(old.as_bytes()).as_ref());
+    assert_eq!(
+        h.verify(
+            &key.public_key(),
+            &Call::new(AUD, "POST", SYNC_PATH, b"b"),
+            now
+        ),
+        Err(AuthError::OldScheme)
+    );
+}
+
+#[test]
+fn enrollment_proofs_name_the_code_and_the_key() {
+    let key = DeviceKey::generate().unwrap();
+    let other = DeviceKey::generate().unwrap();
+    let pk = key.public_key();
+    let proof = key.prove_enrollment("ABCD-EFGH-JKMN");
+    assert_eq!(proof.len(), 128);
+    assert!(verify_enrollment(&pk, "ABCD-EFGH-JKMN", &proof).is_ok());
+    // Typed as read aloud: the same code.
+    assert!(verify_enrollment(&pk, "abcd efgh jkmn", &proof).is_ok());
+    assert_eq!(
+        verify_enrollment(&pk, "ABCD-EFGH-JKMP", &proof),
+        Err(AuthError::BadSignature)
+    );
+    assert_eq!(
+        verify_enrollment(
+            &pk,
+            "ABCD-EFGH-JKMN",
+            &other.prove_enrollment("ABCD-EFGH-JKMN")
+        ),
+        Err(AuthError::BadSignature)
+    );
+    for bad in ["", "zz", &proof[..126], &format!("{proof}00")] {
+        assert_eq!(
+            verify_enrollment(&pk, "ABCD-EFGH-JKMN", bad),
+            Err(AuthError::BadProof),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn signature_headers_are_parsed_strictly() {
     use std::collections::HashMap;
     let key = DeviceKey::generate().unwrap();
-    let h = key.sign(id(1), "POST", SYNC_PATH, b"", 5).unwrap();
+    let h = key
+        .sign(id(1), &Call::new(AUD, "POST", SYNC_PATH, b""), 5)
+        .unwrap();
     let good: HashMap<&str, String> = h.pairs().into_iter().collect();
     let parse =
         |m: &HashMap<&str, String>| SignedHeaders::parse(|name| m.get(name).map(|v| v.as_str()));

@@ -24,6 +24,12 @@ pub struct Enrollment {
     pub role: Role,
     /// Its region codes (officers, agencies).
     pub regions: Vec<String>,
+    /// The server's audience (its deployment id, 32 hex digits), given in
+    /// the enrollment answer and signed into every call, so that a call
+    /// for this server is refused by any other. Empty in a record from
+    /// before audiences: such a device must enroll again.
+    #[serde(default)]
+    pub audience: String,
     /// The root certificates (DER) the device was told to trust for this
     /// server at enrollment; empty: the platform's.
     #[serde(default)]

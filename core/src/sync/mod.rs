@@ -123,6 +123,8 @@ struct EnrollBody<'a> {
     code: &'a str,
     device: String,
     public_key: String,
+    /// The device's signature over the code: it holds the key it registers.
+    proof: String,
 }
 
 #[cfg(test)]
@@ -165,6 +167,7 @@ struct EnrollAnswer {
     account: String,
     role: crate::lifecycle::Role,
     regions: Vec<String>,
+    audience: String,
 }
 
 /// Checks a server URL: `https://…`, or `http://` to loopback only. Parsed
@@ -259,6 +262,7 @@ impl Client {
             code,
             device: hex::encode(store.device_id()),
             public_key: hex::encode(key.public_key()),
+            proof: key.prove_enrollment(code),
         };
         let resp = self
             .http
@@ -270,12 +274,21 @@ impl Client {
         if !resp.status().is_success() {
             return Err(Self::refusal(resp).await);
         }
+        let status = resp.status().as_u16();
         let answer: EnrollAnswer = resp.json().await.map_err(network)?;
+        if crate::protocol::check_audience(&answer.audience).is_err() {
+            return Err(Error::Server {
+                status,
+                code: ErrorCode::Internal,
+                message: "the enrollment answer names no valid audience (32 hex digits)".into(),
+            });
+        }
         let enrollment = Enrollment {
             server: self.base.clone(),
             account: answer.account,
             role: answer.role,
             regions: answer.regions,
+            audience: answer.audience,
             // Kept with the enrollment, so later syncs trust the same way.
             ca_roots: self.trust.roots.clone(),
             pins: self.trust.pins.clone(),
@@ -284,7 +297,8 @@ impl Client {
         Ok(enrollment)
     }
 
-    /// A request signed by the device's key over its method, path and body.
+    /// A request signed by the device's key for the server's audience over
+    /// its method, path, body and `headers` (which it carries).
     fn signed(
         &self,
         store: &Store,
@@ -292,19 +306,33 @@ impl Client {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
+        headers: &[(crate::protocol::SignedHeader, String)],
     ) -> Result<reqwest::RequestBuilder, Error> {
         let key = store.device_key()?;
+        // Enrolled before servers named themselves: not enrolled with
+        // this protocol; enrolling again is the way on.
+        let audience = store
+            .enrollment()?
+            .map(|e| e.audience)
+            .filter(|a| crate::protocol::check_audience(a).is_ok())
+            .ok_or(Error::NotEnrolled)?;
         let now = crate::time::Timestamp::now().as_millis() / 1000;
+        let mut call = crate::protocol::Call::new(&audience, method.as_str(), path, &body);
+        for (h, v) in headers {
+            call = call.header(*h, v);
+        }
         let signed = key
-            .sign(store.device_id(), method.as_str(), path, &body, now)
+            .sign(store.device_id(), &call, now)
             .map_err(|_| Error::Crypto("signing failed"))?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .body(body);
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (h, v) in headers {
+            req = req.header(h.name(), v.as_str());
+        }
+        let req = req.body(body);
         // Only where it says something the body does not: a sync body
         // names itself (`SBG`), a GET has none — 44 bytes a 2G exchange
         // need not carry.
+        let mut req = req;
         if let Some(t) = content_type {
             req = req.header("content-type", t);
         }
@@ -315,7 +343,7 @@ impl Client {
     }
 
     async fn exchange(&self, store: &Store, body: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let req = self.signed(store, reqwest::Method::POST, SYNC_PATH, None, body)?;
+        let req = self.signed(store, reqwest::Method::POST, SYNC_PATH, None, body, &[])?;
         let resp = req.send().await.map_err(network)?;
         if !resp.status().is_success() {
             return Err(Self::refusal(resp).await);
@@ -372,6 +400,7 @@ impl Client {
                 MISSING_PATH,
                 Some("application/json"),
                 body,
+                &[],
             )?
             .send()
             .await
@@ -451,16 +480,18 @@ impl Client {
             let size = self.chunk.load(Relaxed).clamp(MIN_CHUNK, MAX_CHUNK);
             let chunk = store.read_attachment(&blob.sha256, offset, size)?;
             let len = chunk.len() as u64;
-            let req = self
-                .signed(
-                    store,
-                    reqwest::Method::PATCH,
-                    &path,
-                    Some("application/offset+octet-stream"),
-                    chunk,
-                )?
-                .header(UPLOAD_OFFSET, offset.to_string())
-                .header(UPLOAD_LENGTH, blob.size.to_string());
+            use crate::protocol::SignedHeader;
+            let req = self.signed(
+                store,
+                reqwest::Method::PATCH,
+                &path,
+                Some("application/offset+octet-stream"),
+                chunk,
+                &[
+                    (SignedHeader::UploadOffset, offset.to_string()),
+                    (SignedHeader::UploadLength, blob.size.to_string()),
+                ],
+            )?;
             let resp = match req.send().await {
                 Ok(r) if !r.status().is_server_error() => r,
                 other => {
@@ -540,10 +571,14 @@ impl Client {
                 break;
             }
             let last = (held + RANGE).min(info.size).saturating_sub(1);
-            let mut req = self.signed(store, reqwest::Method::GET, &path, None, Vec::new())?;
-            if info.size > 0 {
-                req = req.header(reqwest::header::RANGE, format!("bytes={held}-{last}"));
-            }
+            let range = match info.size {
+                0 => vec![],
+                _ => vec![(
+                    crate::protocol::SignedHeader::Range,
+                    format!("bytes={held}-{last}"),
+                )],
+            };
+            let req = self.signed(store, reqwest::Method::GET, &path, None, Vec::new(), &range)?;
             let resp = req.send().await.map_err(network)?;
             if !resp.status().is_success() {
                 return Err(Self::refusal(resp).await);

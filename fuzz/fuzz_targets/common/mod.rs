@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::Request;
 use sambung_core::lifecycle::Role;
-use sambung_core::protocol::{DeviceKey, device_id_of};
+use sambung_core::protocol::{Call, DeviceKey, device_id_of};
 use sambung_server::accounts::Account;
 use sambung_server::http::{AppState, Peer};
 use sambung_server::storage::{SqliteStorage, Storage};
@@ -19,6 +19,7 @@ pub struct World {
     pub router: axum::Router,
     pub key: DeviceKey,
     pub device: [u8; 16],
+    pub audience: String,
     _dir: tempfile::TempDir,
 }
 
@@ -77,6 +78,7 @@ pub fn world() -> &'static World {
             },
         )
         .expect("a server");
+        let audience = state.audience().to_owned();
         World {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -85,6 +87,7 @@ pub fn world() -> &'static World {
             router: sambung_server::http::router(state),
             key,
             device,
+            audience,
             _dir: dir,
         }
     })
@@ -96,18 +99,25 @@ impl World {
     /// typed 4xx (or take it).
     pub fn call(&self, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
         let now = sambung_core::Timestamp::now().as_millis() / 1000;
-        let signed = self
-            .key
-            .sign(self.device, method, path, &body, now)
-            .expect("signs");
+        // The headers sent (those HTTP takes) are signed with the call, so
+        // the input reaches the handler.
+        let sent: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(_, v)| axum::http::HeaderValue::from_str(v).is_ok())
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let call = Call::new(&self.audience, method, path, &body).headers_from(|n| {
+            sent.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| *v)
+        });
+        let signed = self.key.sign(self.device, &call, now).expect("signs");
         let mut req = Request::builder().method(method).uri(path);
         for (k, v) in signed.pairs().iter() {
             req = req.header(*k, v.as_str());
         }
-        for (k, v) in headers {
-            if let Ok(v) = axum::http::HeaderValue::from_str(v) {
-                req = req.header(*k, v);
-            }
+        for (k, v) in &sent {
+            req = req.header(*k, *v);
         }
         let mut req = req.body(Body::from(body)).expect("a request");
         req.extensions_mut().insert(axum::extract::ConnectInfo(Peer(

@@ -233,14 +233,28 @@ pub struct LogEntry {
 
 /// The server's storage.
 pub trait Storage: Send + Sync + 'static {
-    /// Creates (or updates) an account and records a one-time enrollment
-    /// code for it, by hash.
+    /// Creates an account (or finds it with the same role and regions,
+    /// then adding a NIK hash if given) and records a one-time enrollment
+    /// code for it, by hash. An existing account of another role or other
+    /// regions is refused ([`ServerError::AccountConflict`]), unchanged and
+    /// without a code: such a change is [`Storage::change_account`]'s.
     fn add_enrollment(
         &self,
         account: &Account,
         code_hash: &[u8],
         expires_at: i64,
     ) -> Result<(), ServerError>;
+    /// Sets an existing account's role and regions and appends the
+    /// change's record (`enroll::account_change_record`, at `now_ms`) to
+    /// the audit trail in the same transaction; the account as it was, or
+    /// `None` (and nothing written) when there is no such account.
+    fn change_account(
+        &self,
+        id: &str,
+        role: Role,
+        regions: &[String],
+        now_ms: i64,
+    ) -> Result<Option<Account>, ServerError>;
     /// Redeems a code once, binding a device key to its account.
     fn redeem_enrollment(
         &self,
@@ -576,5 +590,24 @@ pub(super) fn to_account(
         regions: serde_json::from_str(&regions)
             .map_err(|_| ServerError::Storage("damaged regions".into()))?,
         nik_hash,
+    })
+}
+
+/// Whether an enrollment for `wanted` may go on with the `existing`
+/// account: the same role and the same regions (in any order).
+pub(super) fn check_same_account(existing: &Account, wanted: &Account) -> Result<(), ServerError> {
+    let sorted = |r: &[String]| {
+        let mut r = r.to_vec();
+        r.sort();
+        r.dedup();
+        r
+    };
+    if existing.role == wanted.role && sorted(&existing.regions) == sorted(&wanted.regions) {
+        return Ok(());
+    }
+    Err(ServerError::AccountConflict {
+        account: existing.id.clone(),
+        role: existing.role.as_str().to_owned(),
+        regions: existing.regions.join(","),
     })
 }

@@ -24,7 +24,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, judge_reference, to_account,
+    StoredDoc, Uploader, check_same_account, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -255,6 +255,53 @@ pub struct PostgresStorage {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     pool: Mutex<Pool>,
     returned: Condvar,
+}
+
+/// Appends `records` to the audit chain inside the transaction open on `c`.
+async fn append_audit_in(c: &Client, records: &[AuditRecord]) -> Result<(), ServerError> {
+    // One writer at a time across servers: the chain has no forks.
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&LOCK_SPACE, &LOCK_AUDIT],
+    )
+    .await
+    .map_err(pg)?;
+    let last = c
+        .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
+        .await
+        .map_err(pg)?;
+    let (mut seq, mut prev) = match last {
+        Some(r) => (
+            r.get::<_, i64>(0) as u64,
+            <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(1))
+                .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
+        ),
+        None => (0, [0u8; 32]),
+    };
+    for r in records {
+        seq += 1;
+        let hash = chain_hash(&prev, seq, r);
+        c.execute(
+                        "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        &[
+                            &(seq as i64),
+                            &r.at,
+                            &r.account,
+                            &r.role,
+                            &r.device.as_ref().map(|d| d.as_slice()),
+                            &r.action,
+                            &r.request.as_ref().map(|d| d.as_slice()),
+                            &r.endpoint,
+                            &prev.as_slice(),
+                            &hash.as_slice(),
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+        prev = hash;
+    }
+    Ok(())
 }
 
 fn pg(e: tokio_postgres::Error) -> ServerError {
@@ -775,30 +822,97 @@ impl Storage for PostgresStorage {
         self.run(move |c| async move {
             c.batch_execute("BEGIN").await.map_err(pg)?;
             let done = async {
-                c.execute(
-                    "INSERT INTO accounts (id, role, regions, nik_hash) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (id) DO UPDATE SET role = $2, regions = $3,
-                        nik_hash = coalesce($4, accounts.nik_hash)",
-                    &[
-                        &account.id,
-                        &account.role.as_str(),
-                        &regions,
-                        &account.nik_hash,
-                    ],
-                )
-                .await?;
+                let existing = c
+                    .query_opt(
+                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1 FOR UPDATE",
+                        &[&account.id],
+                    )
+                    .await
+                    .map_err(pg)?;
+                match existing {
+                    Some(r) => {
+                        let existing = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
+                        check_same_account(&existing, &account)?;
+                        c.execute(
+                            "UPDATE accounts SET nik_hash = coalesce($2, nik_hash) WHERE id = $1",
+                            &[&account.id, &account.nik_hash],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                    None => {
+                        c.execute(
+                            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES ($1, $2, $3, $4)",
+                            &[
+                                &account.id,
+                                &account.role.as_str(),
+                                &regions,
+                                &account.nik_hash,
+                            ],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                }
                 c.execute(
                     "INSERT INTO enrollments (code_hash, account, expires_at) VALUES ($1, $2, $3)",
                     &[&code_hash, &account.id, &expires_at],
                 )
-                .await?;
-                c.batch_execute("COMMIT").await
+                .await
+                .map_err(pg)?;
+                c.batch_execute("COMMIT").await.map_err(pg)
             }
             .await;
             if done.is_err() {
                 let _ = c.batch_execute("ROLLBACK").await;
             }
-            done.map_err(pg)
+            done
+        })
+    }
+
+    fn change_account(
+        &self,
+        id: &str,
+        role: Role,
+        regions: &[String],
+        now_ms: i64,
+    ) -> Result<Option<Account>, ServerError> {
+        let regions_list = regions.to_vec();
+        let regions =
+            serde_json::to_string(regions).map_err(|e| ServerError::Storage(e.to_string()))?;
+        let id = id.to_owned();
+        self.run(move |c| async move {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            let done = async {
+                let Some(r) = c
+                    .query_opt(
+                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1 FOR UPDATE",
+                        &[&id],
+                    )
+                    .await
+                    .map_err(pg)?
+                else {
+                    c.batch_execute("ROLLBACK").await.map_err(pg)?;
+                    return Ok(None);
+                };
+                let before = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
+                let audit =
+                    crate::enroll::account_change_record(&before, role, &regions_list, now_ms);
+                c.execute(
+                    "UPDATE accounts SET role = $2, regions = $3 WHERE id = $1",
+                    &[&id, &role.as_str(), &regions],
+                )
+                .await
+                .map_err(pg)?;
+                append_audit_in(&c, std::slice::from_ref(&audit)).await?;
+                c.batch_execute("COMMIT").await.map_err(pg)?;
+                Ok(Some(before))
+            }
+            .await;
+            if done.is_err() {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+            done
         })
     }
 
@@ -1309,48 +1423,7 @@ impl Storage for PostgresStorage {
         self.run(move |c| async move {
             c.batch_execute("BEGIN").await.map_err(pg)?;
             let done = async {
-                // One writer at a time across servers: the chain has no forks.
-                c.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&LOCK_SPACE, &LOCK_AUDIT],
-                )
-                .await
-                .map_err(pg)?;
-                let last = c
-                    .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
-                    .await
-                    .map_err(pg)?;
-                let (mut seq, mut prev) = match last {
-                    Some(r) => (
-                        r.get::<_, i64>(0) as u64,
-                        <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(1))
-                            .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
-                    ),
-                    None => (0, [0u8; 32]),
-                };
-                for r in &records {
-                    seq += 1;
-                    let hash = chain_hash(&prev, seq, r);
-                    c.execute(
-                        "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        &[
-                            &(seq as i64),
-                            &r.at,
-                            &r.account,
-                            &r.role,
-                            &r.device.as_ref().map(|d| d.as_slice()),
-                            &r.action,
-                            &r.request.as_ref().map(|d| d.as_slice()),
-                            &r.endpoint,
-                            &prev.as_slice(),
-                            &hash.as_slice(),
-                        ],
-                    )
-                    .await
-                    .map_err(pg)?;
-                    prev = hash;
-                }
+                append_audit_in(&c, &records).await?;
                 c.batch_execute("COMMIT").await.map_err(pg)
             }
             .await;

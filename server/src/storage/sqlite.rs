@@ -15,7 +15,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, judge_reference, to_account,
+    StoredDoc, Uploader, check_same_account, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -478,6 +478,52 @@ fn account_of(
     to_account(id, role, regions, nik_hash)
 }
 
+/// Appends `records` to the audit chain inside `tx`.
+fn append_audit_in(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[AuditRecord],
+) -> Result<(), ServerError> {
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (mut seq, mut prev) = match last {
+        Some((seq, hash)) => (
+            seq as u64,
+            <[u8; 32]>::try_from(hash)
+                .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
+        ),
+        None => (0, [0u8; 32]),
+    };
+    {
+        let mut insert = tx.prepare_cached(
+                "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+        for r in records {
+            seq += 1;
+            let hash = chain_hash(&prev, seq, r);
+            insert.execute(params![
+                seq as i64,
+                r.at,
+                r.account,
+                r.role,
+                r.device.as_ref().map(|d| d.as_slice()),
+                r.action,
+                r.request.as_ref().map(|d| d.as_slice()),
+                r.endpoint,
+                prev.as_slice(),
+                hash.as_slice()
+            ])?;
+            prev = hash;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating when missing) the database `server.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
@@ -536,17 +582,71 @@ impl Storage for SqliteStorage {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let regions = serde_json::to_string(&account.regions)
             .map_err(|e| ServerError::Storage(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET role = ?2, regions = ?3, nik_hash = coalesce(?4, nik_hash)",
-            params![account.id, role_str(account.role), regions, account.nik_hash],
-        )?;
+        let existing = tx
+            .query_row(
+                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
+                [&account.id],
+                account_row,
+            )
+            .optional()?;
+        match existing {
+            Some(row) => {
+                check_same_account(&account_of(row)?, account)?;
+                tx.execute(
+                    "UPDATE accounts SET nik_hash = coalesce(?2, nik_hash) WHERE id = ?1",
+                    params![account.id, account.nik_hash],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        account.id,
+                        role_str(account.role),
+                        regions,
+                        account.nik_hash
+                    ],
+                )?;
+            }
+        }
         tx.execute(
             "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
             params![code_hash, account.id, expires_at],
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn change_account(
+        &self,
+        id: &str,
+        role: Role,
+        regions: &[String],
+        now_ms: i64,
+    ) -> Result<Option<Account>, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(row) = tx
+            .query_row(
+                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
+                [id],
+                account_row,
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let before = account_of(row)?;
+        let audit = crate::enroll::account_change_record(&before, role, regions, now_ms);
+        let regions =
+            serde_json::to_string(regions).map_err(|e| ServerError::Storage(e.to_string()))?;
+        tx.execute(
+            "UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1",
+            params![id, role_str(role), regions],
+        )?;
+        append_audit_in(&tx, std::slice::from_ref(&audit))?;
+        tx.commit()?;
+        Ok(Some(before))
     }
 
     fn redeem_enrollment(
@@ -974,44 +1074,7 @@ impl Storage for SqliteStorage {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (mut seq, mut prev) = match last {
-            Some((seq, hash)) => (
-                seq as u64,
-                <[u8; 32]>::try_from(hash)
-                    .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
-            ),
-            None => (0, [0u8; 32]),
-        };
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for r in records {
-                seq += 1;
-                let hash = chain_hash(&prev, seq, r);
-                insert.execute(params![
-                    seq as i64,
-                    r.at,
-                    r.account,
-                    r.role,
-                    r.device.as_ref().map(|d| d.as_slice()),
-                    r.action,
-                    r.request.as_ref().map(|d| d.as_slice()),
-                    r.endpoint,
-                    prev.as_slice(),
-                    hash.as_slice()
-                ])?;
-                prev = hash;
-            }
-        }
+        append_audit_in(&tx, records)?;
         tx.commit()?;
         Ok(())
     }
