@@ -330,7 +330,8 @@ fn merge(
         return refuse(RefusalCode::Forbidden, denied.0);
     }
     // What only the server knows: its copy now (decisions final, history
-    // appended at the end, content valid, filed where the account works).
+    // appended after what the author saw, content valid, filed where the
+    // account works).
     if let Err(refused) =
         crate::authority::judge(previous.as_ref(), seen.as_ref(), &request, &caller.account)
     {
