@@ -25,6 +25,33 @@ use sambung_server::storage::{SqliteStorage, Storage};
 /// Unset: SQLite files in temporary folders.
 pub const POSTGRES_ENV: &str = "SAMBUNG_TEST_POSTGRES";
 
+/// The secrets file of the PostgreSQL test database `name` (made on first
+/// use), or — for a backup copy — the file of the database it copies.
+fn postgres_secrets(name: &str, copy_of: Option<&str>) -> std::path::PathBuf {
+    type Files = std::sync::Mutex<(
+        std::collections::HashMap<String, std::path::PathBuf>,
+        Vec<tempfile::TempDir>,
+    )>;
+    static FILES: std::sync::OnceLock<Files> = std::sync::OnceLock::new();
+    let mut guard = FILES.get_or_init(Default::default).lock().unwrap();
+    let (paths, dirs) = &mut *guard;
+    if let Some(path) = paths.get(name) {
+        return path.clone();
+    }
+    let path = match copy_of.and_then(|o| paths.get(o)) {
+        Some(original) => original.clone(),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("secrets");
+            Secrets::generate().unwrap().write_new(&path).unwrap();
+            dirs.push(dir);
+            path
+        }
+    };
+    paths.insert(name.to_owned(), path.clone());
+    path
+}
+
 /// A server's database under test: a SQLite folder, or a PostgreSQL
 /// database of its own. Dropped with the test (the folder deleted, the
 /// database dropped).
@@ -128,23 +155,13 @@ impl TestDb {
 
     /// The secrets of a server on `storage` of this database: on SQLite the
     /// default file in the data folder (created at the first start), on
-    /// PostgreSQL one file given to every server of this test process (as
-    /// a deployment gives one file to all its servers).
+    /// PostgreSQL one file per database, given to every server on it (as a
+    /// deployment gives one file to all its servers; two databases are two
+    /// deployments, with two audiences).
     pub fn secrets(&self, storage: &dyn Storage) -> Secrets {
         let path = match self {
             TestDb::Sqlite(d) => d.path().join(sambung_server::secrets::DEFAULT_FILE),
-            TestDb::Postgres { .. } => {
-                static SHARED: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-                let dir = SHARED.get_or_init(|| {
-                    let dir = tempfile::tempdir().unwrap();
-                    Secrets::generate()
-                        .unwrap()
-                        .write_new(&dir.path().join("secrets"))
-                        .unwrap();
-                    dir
-                });
-                dir.path().join("secrets")
-            }
+            TestDb::Postgres { name, .. } => postgres_secrets(name, None),
         };
         Secrets::open(&path, storage).unwrap()
     }
@@ -308,6 +325,8 @@ impl TestDb {
             TestDb::Postgres { admin, name } => {
                 let copy = format!("sambung_test_{}", hex_id());
                 admin_sql(admin, &[format!("CREATE DATABASE {copy} TEMPLATE {name}")]).await;
+                // The same deployment: its secrets go with it.
+                postgres_secrets(&copy, Some(name));
                 TestDb::Postgres {
                     admin: admin.clone(),
                     name: copy,
