@@ -119,6 +119,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe ends the command quietly, as it ends `cat`: the Rust
+    // runtime ignores SIGPIPE, and every `println!` would panic instead.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default, before any
+    // thread starts; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,

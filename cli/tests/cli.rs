@@ -971,3 +971,38 @@ fn admin_enroll_never_changes_an_account_and_admin_account_does() {
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_command_quietly_as_cat() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    ok(run(home, &["init", "--role", "resident"]));
+    let id = ok(new_from_stdin(
+        home,
+        "complaint",
+        &template(home, "complaint"),
+    ));
+    // `sambung device show ID | head -c 0`: the reader is gone before the
+    // command writes (opening the store takes the passphrase's rounds).
+    let mut cmd = command();
+    cmd.args(["device", "--home"])
+        .arg(home)
+        .args(["show", id.trim(), "--json"])
+        .env("SAMBUNG_PASSPHRASE", PASS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}",
+        out.status
+    );
+}
