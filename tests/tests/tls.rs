@@ -149,14 +149,26 @@ async fn devices_trust_only_the_servers_they_are_told_to() {
     let other_ca = ServerTrust::default()
         .with_roots_pem(stranger.ca_pem.as_bytes())
         .unwrap();
-    for (what, trust) in [
-        ("another CA", other_ca),
-        ("a wrong pin", wrong_pin),
-        ("the platform's roots", ServerTrust::default()),
+    for (what, trust, says) in [
+        (
+            "another CA",
+            other_ca,
+            "server certificate is not issued by a trusted authority",
+        ),
+        (
+            "a wrong pin",
+            wrong_pin,
+            "server certificate does not match the pinned key",
+        ),
+        (
+            "the platform's roots",
+            ServerTrust::default(),
+            "server certificate is not issued by a trusted authority",
+        ),
     ] {
         match enroll_and_sync(&server, trust, "warga-3").await {
             Err(Error::Network { message, .. }) => {
-                assert!(!message.is_empty(), "{what}");
+                assert!(message.starts_with(says), "{what}: {message}");
             }
             other => panic!("{what}: expected a network error, got {other:?}"),
         }

@@ -203,11 +203,52 @@ pub fn check_server_url(url: &str) -> Result<String, Error> {
 
 fn network(e: reqwest::Error) -> Error {
     // reqwest's message names the failure (connect, timeout, TLS), never a
-    // body or a header value.
+    // body or a header value; a refused server certificate is said plainly
+    // (reqwest's own words are only "error sending request").
+    let message = match refused_certificate(&e) {
+        Some(why) => why.to_owned(),
+        None => e.without_url().to_string(),
+    };
     Error::Network {
         retryable: true,
-        message: e.without_url().to_string(),
+        message,
     }
+}
+
+/// Why the server's certificate was refused, when that is what failed:
+/// rustls' error, found down the chain of causes.
+fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use rustls::CertificateError as C;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(match c {
+                // Our verifier's answer when the chain is valid but the key
+                // is none of the pins (`trust::Pinned`).
+                C::ApplicationVerificationFailure => {
+                    "server certificate does not match the pinned key"
+                }
+                C::UnknownIssuer | C::BadSignature => {
+                    "server certificate is not issued by a trusted authority (check the app's CA)"
+                }
+                C::Expired | C::ExpiredContext { .. } => "server certificate has expired",
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "server certificate is not for this server's name"
+                }
+                _ => "server certificate refused",
+            });
+        }
+        // An `io::Error` wrapping another error reports that error's
+        // cause as its own source, skipping the error itself.
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// Installs ring as the process's TLS crypto provider (once; later calls
