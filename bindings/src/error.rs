@@ -64,6 +64,14 @@ pub enum SambungError {
         /// Why.
         reason: String,
     },
+    /// The app's configuration is unusable: the server address, its CA
+    /// certificates or key pins. A fault of the app's setup, not of the
+    /// user's action: nothing to retry until it changes.
+    #[error("bad configuration: {reason}")]
+    BadConfig {
+        /// What is wrong (no secret in it).
+        reason: String,
+    },
     /// The agency revoked this device; `wiped`: its store was deleted as
     /// the agency asked (the client is unusable afterwards).
     #[error("the agency revoked this device")]
@@ -145,9 +153,10 @@ impl From<Error> for SambungError {
                 retryable: e.is_retryable(),
                 reason: message,
             },
-            Error::BadServerUrl(_) | Error::ServerTrust(_) | Error::InvalidJson { .. } => {
-                SambungError::Forbidden { reason: message }
+            Error::BadServerUrl(_) | Error::ServerTrust(_) => {
+                SambungError::BadConfig { reason: message }
             }
+            Error::InvalidJson { .. } => SambungError::Forbidden { reason: message },
             Error::Storage(_)
             | Error::Io(_)
             | Error::Corrupt(_)
@@ -192,6 +201,13 @@ mod tests {
                 Error::Forbidden("no".into()),
                 |e| matches!(e, SambungError::Forbidden { reason } if reason == "no"),
             ),
+            (
+                Error::BadServerUrl("not https".into()),
+                |e| matches!(e, SambungError::BadConfig { reason } if reason.contains("not https")),
+            ),
+            (Error::ServerTrust("no certificate".into()), |e| {
+                matches!(e, SambungError::BadConfig { .. })
+            }),
             (
                 Error::Server {
                     status: 503,

@@ -226,7 +226,7 @@ fun errorMapping() = runBlocking {
     assertFailsWith<SambungException.WrongKey> { Client.open(config(home), TestKeys(randomKey())) }
     assertFailsWith<SambungException.KeyUnavailable> { Client.open(config(home), LockedKeys()) }
     assertFailsWith<SambungException.KeyUnavailable> { Client.open(config(tempDir()), TestKeys(ByteArray(5))) }
-    assertFailsWith<SambungException.Forbidden> { Client.open(config(tempDir(), caPem = "not pem"), keys) }
+    assertFailsWith<SambungException.BadConfig> { Client.open(config(tempDir(), caPem = "not pem"), keys) }
     val notADir = File.createTempFile("not", "dir").path
     assertFailsWith<SambungException.Storage> { Client.open(config(notADir), keys) }
     assertFailsWith<SambungException.NotEnrolled> { client.syncNow(null) }

@@ -223,7 +223,7 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
             await sambung.Client.open(config(home), Keys(os.urandom(32)))
         with self.assertRaises(sambung.SambungError.KeyUnavailable):
             await sambung.Client.open(config(home), BrokenKeys())
-        with self.assertRaises(sambung.SambungError.Forbidden):
+        with self.assertRaises(sambung.SambungError.BadConfig):
             await sambung.Client.open(config(tempfile.mkdtemp(), ca_pem="not pem"), keys)
         with self.assertRaises(sambung.SambungError.KeyUnavailable):
             await sambung.Client.open(config(tempfile.mkdtemp()), Keys(b"short"))
@@ -246,6 +246,10 @@ class ResidentFlow(unittest.IsolatedAsyncioTestCase):
         with self.assertRaises(sambung.SambungError.Network) as caught:
             await fresh.enroll("http://127.0.0.1:9", "AAAA-BBBB-CCCC")
         self.assertTrue(caught.exception.retryable)
+        # A server address that is not https (and not loopback): the app's
+        # configuration, not the user's doing.
+        with self.assertRaises(sambung.SambungError.BadConfig):
+            await fresh.enroll("http://layanan.example.go.id", "AAAA-BBBB-CCCC")
         # A server of a newer protocol: the app must be updated.
         with self.assertRaises(sambung.SambungError.UpdateRequired):
             await fresh.enroll(newer_server(), "AAAA-BBBB-CCCC")

@@ -3170,6 +3170,16 @@ enum SambungError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The app's configuration is unusable: the server address, its CA
+     * certificates or key pins. A fault of the app's setup, not of the
+     * user's action: nothing to retry until it changes.
+     */
+    case BadConfig(
+        /**
+         * What is wrong (no secret in it).
+         */reason: String
+    )
+    /**
      * The agency revoked this device; `wiped`: its store was deleted as
      * the agency asked (the client is unusable afterwards).
      */
@@ -3261,19 +3271,22 @@ public struct FfiConverterTypeSambungError: FfiConverterRustBuffer {
         case 7: return .Forbidden(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Revoked(
+        case 8: return .BadConfig(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 9: return .Revoked(
             wiped: try FfiConverterBool.read(from: &buf)
             )
-        case 9: return .NotEnrolled
-        case 10: return .Network(
+        case 10: return .NotEnrolled
+        case 11: return .Network(
             retryable: try FfiConverterBool.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Storage(
+        case 12: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Cancelled
-        case 13: return .Internal(
+        case 13: return .Cancelled
+        case 14: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3322,32 +3335,37 @@ public struct FfiConverterTypeSambungError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Revoked(wiped):
+        case let .BadConfig(reason):
             writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Revoked(wiped):
+            writeInt(&buf, Int32(9))
             FfiConverterBool.write(wiped, into: &buf)
             
         
         case .NotEnrolled:
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
         
         
         case let .Network(retryable,reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterBool.write(retryable, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Storage(reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(13))
         
         
         case let .Internal(reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(reason, into: &buf)
             
         }
