@@ -193,7 +193,7 @@ async fn scenario() -> Result<(), CliError> {
     }
     resident.store.submit(&objection)?;
     println!(
-        "  2 requests submitted; {} pending sync (photo bytes stay on the phone: uploads come with the attachments work)",
+        "  2 requests submitted; {} pending sync (the text goes first; the photo and the scans follow in resumable chunks, never ahead of it)",
         resident.store.pending_count()?
     );
 

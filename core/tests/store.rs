@@ -948,3 +948,74 @@ fn an_older_acknowledgement_never_moves_the_frontier_back() {
     assert!(s.apply_pull(&garbage).is_err());
     assert_eq!(s.get(&id).unwrap().notes.len(), 1);
 }
+
+/// The threat model's list of plaintext columns (docs/architecture.md,
+/// "What is in plaintext") names every column of the store that is not
+/// sealed: a column added without a decision fails here.
+#[test]
+fn the_threat_model_names_every_plaintext_column() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(store(dir.path(), resident()));
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut columns = Vec::new();
+    for t in &tables {
+        let names: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        columns.extend(names.into_iter().map(|c| format!("{t}.{c}")));
+    }
+    assert!(columns.len() > 30, "{columns:?}");
+    // Sealed (AEAD envelopes): the rest of the threat model.
+    let sealed = [
+        "requests.title",
+        "snapshots.data",
+        "request_chunks.data",
+        "attachments.meta",
+        "attachment_chunks.data",
+        "downloads.meta",
+        "meta.value",
+    ];
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md"),
+    )
+    .unwrap();
+    let start = doc.find("**What is in plaintext, and why.**").unwrap();
+    let end = start + doc[start..].find("Everything else").unwrap();
+    // First cells of the table: `table.column`, then `column`s of the same
+    // table.
+    let mut listed = std::collections::BTreeSet::new();
+    for row in doc[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let cell = row[1..].split('|').next().unwrap();
+        let mut table = String::new();
+        for name in cell.split('`').skip(1).step_by(2) {
+            match name.split_once('.') {
+                Some((t, c)) => {
+                    table = t.to_owned();
+                    listed.insert(format!("{t}.{c}"));
+                }
+                None => {
+                    listed.insert(format!("{table}.{name}"));
+                }
+            }
+        }
+    }
+    let unlisted: Vec<&String> = columns
+        .iter()
+        .filter(|c| !listed.contains(*c) && !sealed.contains(&c.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "plaintext columns missing from docs/architecture.md: {unlisted:?}"
+    );
+}
