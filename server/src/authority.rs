@@ -59,6 +59,7 @@ pub fn judge(
     account: &Account,
 ) -> Result<(), Refused> {
     if let Some(current) = current {
+        nothing_held_is_dropped(current, seen, after)?;
         decisions_are_final(current, after, account.role)?;
         if let Some(seen) = seen {
             history_appends_after_what_was_seen(current, seen, after)?;
@@ -66,6 +67,40 @@ pub fn judge(
     }
     filed_where_the_account_works(current, after, account)?;
     content_is_valid(current, after)
+}
+
+/// What the server holds stays: every status change and note (they are
+/// append-only), and every attachment the author never saw. The rules
+/// table compares the author's own view before and after, which a change
+/// replacing a whole list (rather than editing it, as every honest device
+/// does) would pass while dropping what others added meanwhile — a
+/// decision among them.
+fn nothing_held_is_dropped(
+    current: &Request,
+    seen: Option<&Request>,
+    after: &Request,
+) -> Result<(), Refused> {
+    if current.history.iter().any(|e| !after.history.contains(e))
+        || current.notes.iter().any(|n| !after.notes.contains(n))
+    {
+        return Err(forbidden(
+            "the status changes and notes the server holds cannot be removed",
+        ));
+    }
+    let unseen = |a: &&sambung_core::model::AttachmentRef| {
+        seen.is_none_or(|s| !s.attachments.iter().any(|x| x.sha256 == a.sha256))
+    };
+    if current
+        .attachments
+        .iter()
+        .filter(unseen)
+        .any(|a| !after.attachments.iter().any(|x| x.sha256 == a.sha256))
+    {
+        return Err(forbidden(
+            "an attachment added by someone else meanwhile cannot be removed",
+        ));
+    }
+    Ok(())
 }
 
 /// Once decided, withdrawn or erased: notes only, plus the agency's own
@@ -138,6 +173,19 @@ fn history_appends_after_what_was_seen(
             "a status change must come after every status change its author saw",
         ));
     }
+    // Nor far after: `seq` is how many entries its author had seen (its own
+    // earlier ones included), so a later step by anyone sorts after it. An
+    // inflated `seq` would make every later step sort first, void.
+    let base = seen.history.len() as u64;
+    if appended(current, after)
+        .iter()
+        .enumerate()
+        .any(|(i, e)| e.seq > base + i as u64)
+    {
+        return Err(forbidden(
+            "a status change claims to follow more status changes than its author saw",
+        ));
+    }
     Ok(())
 }
 
@@ -171,10 +219,25 @@ fn content_is_valid(current: Option<&Request>, after: &Request) -> Result<(), Re
     let report = match current {
         Some(c) if c.status() != Status::Draft => {
             let parts = changed_parts(c, after);
-            if !parts.contains(&Part::Filing) && !parts.contains(&Part::Details) {
+            if parts.contains(&Part::Filing) || parts.contains(&Part::Details) {
+                after.content.validate(today)
+            } else if parts.contains(&Part::Attachments) {
+                // A required document removed after submission.
+                let mut report = sambung_core::validation::ValidationReport::default();
+                for role in after.content.details.required_attachments() {
+                    if !after.attachments.iter().any(|a| a.role == role) {
+                        report
+                            .errors
+                            .push(sambung_core::validation::FieldIssue::new(
+                                format!("attachments.{}", role.as_str()),
+                                sambung_core::validation::Code::AttachmentMissing,
+                            ));
+                    }
+                }
+                report
+            } else {
                 return Ok(());
             }
-            after.content.validate(today)
         }
         _ => after.validate_for_submit(today),
     };

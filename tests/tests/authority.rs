@@ -551,3 +551,145 @@ async fn one_exchange_reads_a_bounded_part_of_the_log() {
     let s = b.sync_until_ok(3).await;
     assert!(s.refused.is_empty());
 }
+
+#[tokio::test]
+async fn a_replaced_history_cannot_drop_the_decision() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, agency, id) = asked_complaint(&server, dir.path()).await;
+    let note = last_change_by(&server, &w, &id);
+    move_to(&agency, &id, "in_review").await;
+    move_to(&agency, &id, "approved").await;
+    let approved = server_request(&server, &id);
+    // Built on its own needs_info note: a new list put in place of the
+    // history (not edited, as every honest device does), holding what the
+    // device saw — so the approval, added to the old list, would be gone.
+    let forked = server_doc(&server, &id).fork_at(&[note]).unwrap();
+    let seen: Request = autosurgeon::hydrate(&forked).unwrap();
+    let actor = ActorId::from(w.store.device_id().as_slice());
+    let mut doc = forked.with_actor(actor);
+    let before = doc.get_heads();
+    {
+        use automerge::transaction::Transactable;
+        let list = doc
+            .put_object(automerge::ROOT, "history", automerge::ObjType::List)
+            .unwrap();
+        for (i, e) in seen.history.iter().enumerate() {
+            autosurgeon::reconcile_insert(&mut doc, list.clone(), i, e).unwrap();
+        }
+    }
+    doc.commit();
+    let push = DocPush {
+        id: Some(id.to_bytes().unwrap()),
+        since: before.iter().copied().map(Hash::from).collect(),
+        changes: doc.save_after(&before),
+        heads: doc.get_heads().into_iter().map(Into::into).collect(),
+    };
+    let log_before = server.log_len();
+    let answer = RawDevice::of(&server.url(), &w).exchange(vec![push]).await;
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(
+        answer.refused[0].reason,
+        "the status changes and notes the server holds cannot be removed"
+    );
+    assert_eq!(server.log_len(), log_before);
+    assert_eq!(server_request(&server, &id), approved);
+}
+
+#[tokio::test]
+async fn a_repair_asking_billions_of_probes_is_refused_and_the_server_stays_up() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let id = w.store.create(complaint()).unwrap();
+    w.sync_until_ok(3).await;
+    // A sync message whose one Bloom filter asks 2^32 - 1 probes.
+    let mut message = vec![0x42, 0, 0, 1, 0];
+    let bloom = [1u8, 10, 0xff, 0xff, 0xff, 0xff, 0x0f, 0xff, 0x03];
+    message.push(bloom.len() as u8);
+    message.extend(bloom);
+    message.push(0);
+    let raw = RawDevice::of(&server.url(), &w);
+    let answer = raw
+        .send(&SyncRequest {
+            cursor: 0,
+            cursor_tag: 0,
+            push: vec![],
+            repair: vec![DocRepair {
+                id: id.to_bytes().unwrap(),
+                message,
+            }],
+            max_response_bytes: 65536,
+        })
+        .await;
+    assert!(answer.repair.is_empty());
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    assert_eq!(answer.refused[0].code, RefusalCode::Invalid);
+    // Still serving.
+    let s = w.sync_until_ok(3).await;
+    assert!(s.refused.is_empty());
+}
+
+#[tokio::test]
+async fn a_document_grown_by_many_small_pushes_stops_at_the_bound() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = server
+        .device(dir.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let id = w.store.create(complaint()).unwrap();
+    w.sync_until_ok(3).await;
+    let raw = RawDevice::of(&server.url(), &w);
+    let actor = ActorId::from(w.store.device_id().as_slice());
+    let per_push = sambung_core::protocol::limits::MAX_OPS_PER_CHANGE - 10; // even: ends on null
+    let mut refused = None;
+    for round in 0..20u64 {
+        let mut doc = server_doc(&server, &id).with_actor(actor.clone());
+        let before = doc.get_heads();
+        {
+            use automerge::transaction::Transactable;
+            // The same field written over and over (Automerge skips a
+            // write of the value already there, so two values alternate),
+            // left as it was.
+            for i in 0..per_push {
+                let v = if i % 2 == 0 {
+                    automerge::ScalarValue::Str("a".into())
+                } else {
+                    automerge::ScalarValue::Null
+                };
+                doc.put(automerge::ROOT, "assignee", v).unwrap();
+            }
+        }
+        doc.commit();
+        let push = DocPush {
+            id: Some(id.to_bytes().unwrap()),
+            since: before.iter().copied().map(Hash::from).collect(),
+            changes: doc.save_after(&before),
+            heads: doc.get_heads().into_iter().map(Into::into).collect(),
+        };
+        let answer = raw.exchange(vec![push]).await;
+        if let Some(r) = answer.refused.first() {
+            refused = Some((round, r.clone()));
+            break;
+        }
+    }
+    let (round, r) = refused.expect("refused before 20 pushes");
+    assert_eq!(r.code, RefusalCode::TooLarge, "{r:?}");
+    assert!(round >= 1, "a few pushes are taken first");
+    // The stored document is within what devices take whole.
+    let stored = server
+        .state
+        .storage()
+        .document(id.to_bytes().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        sambung_core::protocol::limits::check_chunks(
+            &stored.data,
+            sambung_core::protocol::limits::Sender::Server
+        )
+        .is_ok()
+    );
+}

@@ -276,3 +276,120 @@ fn officers_file_only_in_their_regions() {
     theirs.content.region = RegionCode::from("33.01.01.1001");
     assert_eq!(judge(None, None, &theirs, &warga), Ok(()));
 }
+
+#[test]
+fn nothing_the_server_holds_is_dropped_by_a_replaced_list() {
+    let warga = account("warga-1", Role::Resident, &[]);
+    let asked = moved(&[
+        Status::Submitted,
+        Status::Received,
+        Status::InReview,
+        Status::NeedsInfo,
+    ]);
+    // The office's later steps, which the device never saw.
+    let mut current = asked.clone();
+    edits::transition(&mut current, DINAS, Status::InReview, None).unwrap();
+    edits::transition(&mut current, DINAS, Status::Approved, None).unwrap();
+    edits::add_note(&mut current, DINAS, "Disetujui", false).unwrap();
+    // A merge in which the device's new list replaced the history.
+    let mut dropped = current.clone();
+    dropped.history.truncate(asked.history.len());
+    let err = judge(Some(&current), Some(&asked), &dropped, &warga).unwrap_err();
+    assert_eq!(
+        err.reason,
+        "the status changes and notes the server holds cannot be removed"
+    );
+    let mut no_note = current.clone();
+    no_note.notes.clear();
+    assert!(judge(Some(&current), Some(&asked), &no_note, &warga).is_err());
+    // An attachment another account added meanwhile stays; one the author
+    // saw may go where its role may remove it (judged by the rules table).
+    let photo = |n: u8| sambung_core::model::AttachmentRef {
+        sha256: format!("{n:064x}"),
+        role: sambung_core::model::AttachmentRole::Photo,
+        name: "p.jpg".into(),
+        mime: "image/jpeg".into(),
+        size: 10,
+        added_at: Timestamp(3),
+    };
+    let mut seen = asked.clone();
+    seen.attachments.push(photo(1));
+    let mut held = seen.clone();
+    held.attachments.push(photo(2)); // the officer's, added meanwhile
+    let mut without_theirs = held.clone();
+    without_theirs
+        .attachments
+        .retain(|a| a.sha256 != photo(2).sha256);
+    assert_eq!(
+        judge(Some(&held), Some(&seen), &without_theirs, &warga)
+            .unwrap_err()
+            .reason,
+        "an attachment added by someone else meanwhile cannot be removed"
+    );
+    let mut without_own = held.clone();
+    without_own
+        .attachments
+        .retain(|a| a.sha256 != photo(1).sha256);
+    assert_eq!(
+        judge(Some(&held), Some(&seen), &without_own, &warga),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_status_change_cannot_claim_to_follow_more_than_its_author_saw() {
+    let warga = account("warga-1", Role::Resident, &[]);
+    let asked = moved(&[
+        Status::Submitted,
+        Status::Received,
+        Status::InReview,
+        Status::NeedsInfo,
+    ]);
+    // The answer with seq u64::MAX would make every later step void.
+    let mut inflated = asked.clone();
+    edits::transition(&mut inflated, WARGA, Status::InReview, None).unwrap();
+    inflated.history.last_mut().unwrap().seq = u64::MAX;
+    assert_eq!(
+        judge(Some(&asked), Some(&asked), &inflated, &warga)
+            .unwrap_err()
+            .reason,
+        "a status change claims to follow more status changes than its author saw"
+    );
+    // Two steps written offline one after the other: seq n and n + 1.
+    let mut honest = asked.clone();
+    edits::transition(&mut honest, WARGA, Status::InReview, None).unwrap();
+    edits::transition(&mut honest, WARGA, Status::Withdrawn, None).unwrap();
+    assert_eq!(judge(Some(&asked), Some(&asked), &honest, &warga), Ok(()));
+}
+
+#[test]
+fn a_required_document_removed_after_submission_is_refused() {
+    let warga = account("warga-1", Role::Resident, &[]);
+    let mut draft = Request::draft(
+        templates::example(Kind::KtpEl),
+        "warga-1",
+        Role::Resident,
+        Timestamp(1),
+    );
+    if let sambung_core::model::Details::KtpEl(d) = &mut draft.content.details {
+        d.reason = sambung_core::model::KtpReason::Lost;
+    }
+    draft.attachments = vec![sambung_core::model::AttachmentRef {
+        sha256: "a".repeat(64),
+        role: sambung_core::model::AttachmentRole::PoliceReport,
+        name: "laporan.pdf".into(),
+        mime: "application/pdf".into(),
+        size: 10,
+        added_at: Timestamp(2),
+    }];
+    let mut asked = draft.clone();
+    edits::transition(&mut asked, WARGA, Status::Submitted, None).unwrap();
+    for to in [Status::Received, Status::InReview, Status::NeedsInfo] {
+        edits::transition(&mut asked, DINAS, to, None).unwrap();
+    }
+    let mut removed = asked.clone();
+    removed.attachments.clear();
+    let err = judge(Some(&asked), Some(&asked), &removed, &warga).unwrap_err();
+    assert_eq!(err.code, RefusalCode::Invalid);
+    assert_eq!(err.errors[0].field, "attachments.police_report");
+}
