@@ -359,8 +359,13 @@ fn merge(
             at: sambung_core::Timestamp::now().as_millis(),
         },
     );
+    // The whole document stays bounded, not only each push: its saved
+    // bytes, and — walked as devices walk it — its operations and inflated
+    // columns (many small pushes of run-length encoded writes would grow a
+    // document to millions of operations in a few compressed bytes).
     if let DocWrite::Write { doc: stored, .. } = &write
-        && stored.data.len() > MAX_STORED_DOCUMENT_BYTES
+        && (stored.data.len() > MAX_STORED_DOCUMENT_BYTES
+            || check_chunks(&stored.data, Sender::Server).is_err())
     {
         return refuse(
             RefusalCode::TooLarge,
@@ -580,6 +585,13 @@ pub fn repair(
             "the repair message is not valid",
         )));
     };
+    // Bounded before Automerge acts on what the message claims.
+    if sambung_core::protocol::limits::check_sync_message(&message).is_err() {
+        return Ok(Err((
+            RefusalCode::Invalid,
+            "the repair message asks more than the server answers",
+        )));
+    }
     message.changes = sync::ChunkList::empty();
     let mut doc = match storage.document(request.id)? {
         Some(stored) => {

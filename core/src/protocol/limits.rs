@@ -331,6 +331,54 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The most `have` entries a repair message may carry (Automerge sends
+/// one).
+pub const MAX_REPAIR_HAVES: usize = 8;
+/// The most heads, needed changes or `last_sync` heads a repair message
+/// may name.
+pub const MAX_REPAIR_HASHES: usize = 1024;
+/// The most probes and bits per entry a repair message's Bloom filter may
+/// ask for (Automerge writes 7 and 10): Automerge allocates and loops by
+/// the probes a message claims, per change of the document.
+pub const MAX_BLOOM_PARAMETER: u64 = 64;
+
+/// Checks a decoded repair (Automerge sync) message before Automerge acts
+/// on it: counts bounded, and each Bloom filter's parameters sane (a
+/// filter asking four billion probes allocates gigabytes; one with
+/// entries and no bits divides by zero).
+pub fn check_sync_message(message: &automerge::sync::Message) -> Result<(), ChunkError> {
+    if message.have.len() > MAX_REPAIR_HAVES
+        || message.heads.len() > MAX_REPAIR_HASHES
+        || message.need.len() > MAX_REPAIR_HASHES
+        || message
+            .have
+            .iter()
+            .any(|h| h.last_sync.len() > MAX_REPAIR_HASHES)
+    {
+        return Err(ChunkError::TooManyOps);
+    }
+    for have in &message.have {
+        let bytes = have.bloom.to_bytes();
+        if bytes.is_empty() {
+            continue; // an empty filter
+        }
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        let _entries = r.uleb()?;
+        let bits_per_entry = r.uleb()?;
+        let probes = r.uleb()?;
+        if !(1..=MAX_BLOOM_PARAMETER).contains(&bits_per_entry)
+            || !(1..=MAX_BLOOM_PARAMETER).contains(&probes)
+            || r.done()
+        {
+            return Err(ChunkError::Malformed);
+        }
+    }
+    Ok(())
+}
+
 /// Whether a request stays within [`DOCUMENT_LIMITS`].
 pub fn check_request(request: &Request) -> Result<(), &'static str> {
     if request.notes.len() > MAX_NOTES

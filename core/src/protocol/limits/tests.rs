@@ -271,3 +271,45 @@ proptest! {
         let _ = check_chunks(&damaged, Sender::Device);
     }
 }
+
+/// A repair message (Automerge sync, v1) with one `have` whose Bloom
+/// filter says `entries`, `bits_per_entry`, `probes`, then `bits`.
+fn repair_message(entries: u64, bits_per_entry: u64, probes: u64, bits: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x42];
+    leb(&mut m, 0); // heads
+    leb(&mut m, 0); // need
+    leb(&mut m, 1); // one have
+    leb(&mut m, 0); // no last_sync
+    let mut bloom = Vec::new();
+    leb(&mut bloom, entries);
+    leb(&mut bloom, bits_per_entry);
+    leb(&mut bloom, probes);
+    bloom.extend(bits);
+    leb(&mut m, bloom.len() as u64);
+    m.extend(bloom);
+    leb(&mut m, 0); // no changes
+    m
+}
+
+#[test]
+fn repair_messages_with_wild_bloom_filters_are_refused() {
+    use automerge::sync::Message;
+    // What Automerge itself writes passes.
+    let mut d = doc(Kind::Complaint);
+    let mut state = automerge::sync::State::new();
+    let honest = d.sync_message(&mut state).unwrap();
+    assert!(check_sync_message(&Message::decode(&honest).unwrap()).is_ok());
+    let sane = Message::decode(&repair_message(1, 10, 7, &[0xff, 0x03])).unwrap();
+    assert_eq!(check_sync_message(&sane), Ok(()));
+    // Four billion probes (16 GiB of them per change), no bits, no probes.
+    for (bpe, probes, bits) in [
+        (10, u64::from(u32::MAX), &[0xffu8, 0x03][..]),
+        (u64::from(u32::MAX), 7, &[0xff; 8][..]),
+        (0, 7, &[][..]),
+        (10, 0, &[0xff, 0x03][..]),
+    ] {
+        if let Ok(m) = Message::decode(&repair_message(1, bpe, probes, bits)) {
+            assert!(check_sync_message(&m).is_err(), "{bpe} {probes}");
+        }
+    }
+}
