@@ -90,6 +90,16 @@ pub enum ServerError {
         /// Its regions as they stay, comma-separated.
         regions: String,
     },
+    /// An enrollment named an existing account linked to another NIK;
+    /// nothing was changed (which requests an account sees follows its
+    /// NIK: a silent change would hand one person's requests to another).
+    #[error(
+        "account {account} is linked to another NIK; enrolling never changes it — enroll a new account for that person"
+    )]
+    NikConflict {
+        /// The account id (pseudonymous).
+        account: String,
+    },
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -132,7 +142,9 @@ impl ServerError {
             ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
             ServerError::OffsetMismatch { .. } => (409, ErrorCode::OffsetMismatch),
             ServerError::HashMismatch => (422, ErrorCode::HashMismatch),
-            ServerError::AccountConflict { .. } => (409, ErrorCode::Forbidden),
+            ServerError::AccountConflict { .. } | ServerError::NikConflict { .. } => {
+                (409, ErrorCode::Forbidden)
+            }
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

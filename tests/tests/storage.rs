@@ -2,7 +2,8 @@
 //! when several servers start at the same moment, and never used by a
 //! server older than it.
 
-use sambung_e2e::TestDb;
+use sambung_core::lifecycle::Role;
+use sambung_e2e::{TestDb, TestServer};
 use sambung_server::ServerError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,4 +69,37 @@ async fn the_storage_recovers_when_its_connections_are_cut() {
     for _ in 0..50 {
         assert!(storage.bind_key_check(&[1; 16]).unwrap());
     }
+}
+
+#[tokio::test]
+async fn enrolling_again_never_moves_an_account_to_another_nik() {
+    let server = TestServer::start().await;
+    let (a, b) = ("3273014108900007", "3273011503850002");
+    server.code(Role::Resident, "warga-1", &[], Some(a));
+    let again = |nik: Option<&str>| {
+        let account = sambung_server::accounts::Account {
+            id: "warga-1".into(),
+            role: Role::Resident,
+            regions: vec![],
+            nik_hash: nik.map(|n| sambung_server::exchange::nik_hash(server.state.nik_key(), n)),
+        };
+        sambung_server::enroll::create(server.state.storage(), &account, 0, 3600)
+    };
+    assert!(matches!(
+        again(Some(b)),
+        Err(ServerError::NikConflict { .. })
+    ));
+    // The same NIK, or none given: a new code for the same account.
+    assert!(again(Some(a)).is_ok());
+    assert!(again(None).is_ok());
+    // Still linked to the first: requests filed for it reach the account.
+    let linked = server
+        .state
+        .storage()
+        .accounts_of_person(&sambung_server::exchange::nik_hash(
+            server.state.nik_key(),
+            a,
+        ))
+        .unwrap();
+    assert_eq!(linked, vec!["warga-1".to_string()]);
 }

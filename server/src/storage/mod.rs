@@ -602,6 +602,14 @@ pub(super) fn check_same_account(existing: &Account, wanted: &Account) -> Result
         r.dedup();
         r
     };
+    if existing.nik_hash.is_some()
+        && wanted.nik_hash.is_some()
+        && existing.nik_hash != wanted.nik_hash
+    {
+        return Err(ServerError::NikConflict {
+            account: existing.id.clone(),
+        });
+    }
     if existing.role == wanted.role && sorted(&existing.regions) == sorted(&wanted.regions) {
         return Ok(());
     }
