@@ -62,6 +62,10 @@ pub enum ServerError {
     /// A listing's filter or cursor is not valid.
     #[error("bad filter: {0}")]
     BadFilter(String),
+    /// A device would hold more unfinished uploads than it may
+    /// (`protocol::blobs::MAX_OPEN_UPLOADS`, `MAX_OPEN_UPLOAD_BYTES`).
+    #[error("this device has too many unfinished uploads; finish them, or wait until they expire")]
+    UploadQuota,
     /// An upload chunk does not start where the held bytes end.
     #[error("the upload continues at byte {offset}")]
     OffsetMismatch {
@@ -134,7 +138,9 @@ impl ServerError {
             ServerError::BadRequest(_) => (400, ErrorCode::BadRequest),
             ServerError::TooLarge => (413, ErrorCode::TooLarge),
             ServerError::Timeout => (408, ErrorCode::Timeout),
-            ServerError::RateLimited { .. } => (429, ErrorCode::RateLimited),
+            ServerError::RateLimited { .. } | ServerError::UploadQuota => {
+                (429, ErrorCode::RateLimited)
+            }
             ServerError::Forbidden(_) | ServerError::ForeignBlob => (403, ErrorCode::Forbidden),
             ServerError::NotFound => (404, ErrorCode::NotFound),
             ServerError::ForbiddenTransition(_) => (409, ErrorCode::ForbiddenTransition),

@@ -758,3 +758,52 @@ async fn references_stored_before_owners_existed_still_grant_their_bytes() {
     let s = officer.sync().await.unwrap();
     assert_eq!((s.refused.len(), s.attachment_bytes_up), (0, 0));
 }
+
+/// A claim by `dev` of a made-up hash declaring `length` bytes, ten sent;
+/// the answer's status.
+async fn claim(url: &str, dev: &Device, seed: u32, length: u64) -> u16 {
+    let data = bytes(10, seed);
+    let name = sha(&[dev.user.as_bytes(), &data].concat());
+    signed(
+        url,
+        dev,
+        "PATCH",
+        &format!("{BLOB_PATH}{name}"),
+        &data,
+        &[
+            (UPLOAD_OFFSET, "0".into()),
+            (UPLOAD_LENGTH, length.to_string()),
+        ],
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+#[tokio::test]
+async fn one_device_cannot_hold_more_unfinished_uploads_than_its_quota() {
+    use sambung_core::protocol::blobs::{MAX_BLOB_BYTES, MAX_OPEN_UPLOAD_BYTES, MAX_OPEN_UPLOADS};
+    let server = TestServer::start().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = server
+        .device(da.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let b = server
+        .device(db.path(), Role::Resident, "warga-2", &[], None)
+        .await;
+    let url = server.url();
+    for i in 0..MAX_OPEN_UPLOADS as u32 {
+        assert_eq!(claim(&url, &a, i, 1000).await, 204, "upload {i}");
+    }
+    assert_eq!(claim(&url, &a, 999, 1000).await, 429, "one upload too many");
+    // Another device is not affected, up to its own byte quota.
+    let fit = (MAX_OPEN_UPLOAD_BYTES / MAX_BLOB_BYTES) as u32;
+    for i in 0..fit {
+        assert_eq!(claim(&url, &b, i, MAX_BLOB_BYTES).await, 204, "claim {i}");
+    }
+    assert_eq!(
+        claim(&url, &b, fit, MAX_BLOB_BYTES).await,
+        429,
+        "bytes over the quota"
+    );
+}

@@ -87,6 +87,13 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The most unfinished uploads one device may have open at once.
+pub const MAX_OPEN_UPLOADS: usize = 32;
+/// The most bytes one device's unfinished uploads may claim together
+/// (twice a request's attachments): what a device can make the server hold
+/// for it before anything is verified.
+pub const MAX_OPEN_UPLOAD_BYTES: u64 = 2 * MAX_REQUEST_BYTES;
+
 /// The per-request limits in words (a test holds them to the numbers).
 pub const REQUEST_LIMITS: &str =
     "a request carries at most 20 attachments of 60 MiB together, none above 25 MiB";

@@ -595,6 +595,18 @@ pub(super) fn to_account(
 
 /// Whether an enrollment for `wanted` may go on with the `existing`
 /// account: the same role and the same regions (in any order).
+/// Whether a device may open one more upload of `size` bytes, with
+/// `open` unfinished uploads claiming `claimed` bytes already.
+pub(super) fn check_upload_quota(open: i64, claimed: i64, size: u64) -> Result<(), ServerError> {
+    use sambung_core::protocol::blobs::{MAX_OPEN_UPLOAD_BYTES, MAX_OPEN_UPLOADS};
+    if open.max(0) as usize >= MAX_OPEN_UPLOADS
+        || (claimed.max(0) as u64).saturating_add(size) > MAX_OPEN_UPLOAD_BYTES
+    {
+        return Err(ServerError::UploadQuota);
+    }
+    Ok(())
+}
+
 pub(super) fn check_same_account(existing: &Account, wanted: &Account) -> Result<(), ServerError> {
     let sorted = |r: &[String]| {
         let mut r = r.to_vec();

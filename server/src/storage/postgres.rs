@@ -24,7 +24,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, check_same_account, judge_reference, to_account,
+    StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -233,6 +233,11 @@ CREATE TABLE given (
     seq    BIGINT NOT NULL,
     PRIMARY KEY (device, doc)
 );
+"#,
+    // 11: a device's unfinished uploads found by device (its quota is
+    // counted at every new upload).
+    r#"
+CREATE INDEX blob_uploads_by_device ON blob_uploads (device);
 "#,
 ];
 
@@ -1623,6 +1628,15 @@ impl Storage for PostgresStorage {
                         )
                         .await
                         .map_err(pg)?;
+                        let quota = c
+                            .query_one(
+                                "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM blob_uploads
+                                 WHERE device = $1",
+                                &[&device],
+                            )
+                            .await
+                            .map_err(pg)?;
+                        check_upload_quota(quota.get(0), quota.get(1), size)?;
                         c.execute(
                             "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
                              VALUES ($1, $2, $3, $4, 0, $5)",

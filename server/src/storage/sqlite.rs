@@ -15,7 +15,7 @@ use crate::webhooks::{Delivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, check_same_account, judge_reference, to_account,
+    StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -315,6 +315,11 @@ CREATE TABLE given (
     seq    INTEGER NOT NULL,
     PRIMARY KEY (device, doc)
 ) STRICT, WITHOUT ROWID;
+"#,
+    // 14: a device's unfinished uploads found by device (its quota is
+    // counted at every new upload).
+    r#"
+CREATE INDEX blob_uploads_by_device ON blob_uploads (device);
 "#,
 ];
 
@@ -1242,6 +1247,12 @@ impl Storage for SqliteStorage {
                     "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
                     params![sha, device],
                 )?;
+                let (open, claimed): (i64, i64) = tx.query_row(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM blob_uploads WHERE device = ?1",
+                    [device],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                check_upload_quota(open, claimed, size)?;
                 tx.execute(
                     "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
                      VALUES (?1, ?2, ?3, ?4, 0, ?5)",
