@@ -133,7 +133,7 @@ struct Damage {
 
 impl Damage {
     fn apply(&self, bytes: &mut Vec<u8>, one_in: u8) {
-        if self.when % one_in != 0 {
+        if !self.when.is_multiple_of(one_in) {
             return;
         }
         if !bytes.is_empty() {
