@@ -124,6 +124,13 @@ pub enum Edit {
         size: u64,
         at: i64,
     },
+    /// A status change as the app writes it: from the current status,
+    /// having seen every entry, by the enrolled resident.
+    Step {
+        to: u8,
+        at: i64,
+        id: u8,
+    },
     RemoveNote(u8),
     RemoveStatus(u8),
     RemoveAttachment(u8),
@@ -202,6 +209,19 @@ impl Edit {
                 size: *size,
                 added_at: Timestamp(*at),
             }),
+            Edit::Step { to, at, id } => {
+                let from = r.status();
+                r.history.push(StatusEntry {
+                    seq: r.history.len() as u64,
+                    at: Timestamp(*at),
+                    id: format!("t{id}"),
+                    from,
+                    to: status(*to),
+                    by: ACCOUNT.into(),
+                    role: Role::Resident,
+                    note: None,
+                });
+            }
             Edit::RemoveNote(i) => remove(&mut r.notes, *i),
             Edit::RemoveStatus(i) => remove(&mut r.history, *i),
             Edit::RemoveAttachment(i) => remove(&mut r.attachments, *i),
