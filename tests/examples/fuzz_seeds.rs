@@ -1,19 +1,17 @@
-//! Writes the seed corpora of the server fuzz targets (`fuzz/corpus/exchange`,
-//! `fuzz/corpus/upload`) and the fixed test key they sign with
-//! (`fuzz/fuzz_targets/common/device.pk8`): real sync requests whose changes
-//! are written by that key's device, so that mutations reach the merge and
-//! the rules table rather than stopping at authorship.
+//! Writes the seed corpora of the `validators` and `upload` fuzz targets and
+//! the fixed test key the server targets sign with
+//! (`fuzz/fuzz_targets/common/device.pk8`). The `exchange` target builds its
+//! sync requests itself from structured input, its changes written by that
+//! key's device, so its seeds are grown by the fuzzer (`fuzz/README.md`).
 //!
 //! `cargo run -p sambung-e2e --example fuzz_seeds` (from the repository
 //! root); the output is committed.
 
 use std::path::Path;
 
-use automerge::ActorId;
-use sambung_core::document::RequestDoc;
-use sambung_core::lifecycle::{Role, Status, StatusEntry};
-use sambung_core::model::{Kind, Note, Request};
-use sambung_core::protocol::{DeviceKey, DocPush, Hash, device_id_of};
+use sambung_core::lifecycle::Role;
+use sambung_core::model::{Kind, Request};
+use sambung_core::protocol::DeviceKey;
 use sambung_core::{Timestamp, templates};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -25,8 +23,6 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let key = DeviceKey::generate().unwrap();
     write(&root.join("fuzz_targets/common"), "device.pk8", key.pkcs8());
-    let actor = ActorId::from(device_id_of(&key.public_key()).as_slice());
-    let corpus = root.join("corpus/exchange");
 
     let mut content = templates::example(Kind::Complaint);
     content.region = "32.73.01.1001".into();
@@ -50,81 +46,6 @@ fn main() {
         "request-pair",
         &[&[2u8][..], &pair[..]].concat(),
     );
-
-    let mut doc = RequestDoc::new(&request, actor).unwrap();
-    let new = DocPush {
-        id: None,
-        since: vec![],
-        changes: doc.save_after(&[]),
-        heads: doc.heads().into_iter().map(Into::into).collect(),
-    };
-    write(
-        &corpus,
-        "new-request",
-        &sambung_e2e::sync_body(vec![new.clone()]),
-    );
-    // On top of it: a note and a submission, then a forbidden approval.
-    let base = doc.heads();
-    doc.update(|r| {
-        r.notes.push(Note {
-            id: "n1".into(),
-            at: Timestamp::now(),
-            by: "warga-1".into(),
-            role: Role::Resident,
-            text: "lubang makin besar".into(),
-        });
-        r.history.push(StatusEntry {
-            seq: 0,
-            at: Timestamp::now(),
-            id: "s1".into(),
-            from: Status::Draft,
-            to: Status::Submitted,
-            by: "warga-1".into(),
-            role: Role::Resident,
-            note: None,
-        });
-        Ok(())
-    })
-    .unwrap();
-    let edit = DocPush {
-        id: request.id.to_bytes(),
-        since: base.iter().copied().map(Hash::from).collect(),
-        changes: doc.save_after(&base),
-        heads: doc.heads().into_iter().map(Into::into).collect(),
-    };
-    write(
-        &corpus,
-        "new-then-edit",
-        &sambung_e2e::sync_body(vec![new, edit.clone()]),
-    );
-    let submitted = doc.heads();
-    doc.update(|r| {
-        r.history.push(StatusEntry {
-            seq: 1,
-            at: Timestamp::now(),
-            id: "s2".into(),
-            from: Status::Submitted,
-            to: Status::Approved,
-            by: "warga-1".into(),
-            role: Role::Resident,
-            note: None,
-        });
-        r.assignee = Some("warga-1".into());
-        Ok(())
-    })
-    .unwrap();
-    let forbidden = DocPush {
-        id: request.id.to_bytes(),
-        since: submitted.iter().copied().map(Hash::from).collect(),
-        changes: doc.save_after(&submitted),
-        heads: doc.heads().into_iter().map(Into::into).collect(),
-    };
-    write(
-        &corpus,
-        "edit-and-forbidden",
-        &sambung_e2e::sync_body(vec![edit, forbidden]),
-    );
-    write(&corpus, "empty", &sambung_e2e::sync_body(vec![]));
 
     // Uploads: mode, offset (2), length (3), chunk.
     let corpus = root.join("corpus/upload");

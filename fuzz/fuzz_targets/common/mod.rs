@@ -14,12 +14,19 @@ use sambung_server::http::{AppState, Peer};
 use sambung_server::storage::{SqliteStorage, Storage};
 use tower::ServiceExt;
 
+#[allow(dead_code)] // used by the exchange target only
+pub mod edits;
+mod panics;
+
 pub struct World {
     pub rt: tokio::runtime::Runtime,
     pub router: axum::Router,
     pub key: DeviceKey,
     pub device: [u8; 16],
     pub audience: String,
+    /// The server's storage, to read what it holds.
+    #[allow(dead_code)] // used by the exchange target only
+    pub storage: Arc<SqliteStorage>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,15 +37,7 @@ pub fn world() -> &'static World {
         // refuses that document, as in production; libFuzzer's hook would
         // abort on it. Only Automerge's own panics (on hostile bytes) are
         // let through that way: any other panic — in our code — aborts.
-        std::panic::set_hook(Box::new(|info| {
-            let in_automerge = info
-                .location()
-                .is_some_and(|l| l.file().contains("/automerge-"));
-            eprintln!("panic: {info}");
-            if !in_automerge {
-                std::process::abort();
-            }
-        }));
+        panics::abort_unless_in_automerge();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let storage = Arc::new(SqliteStorage::open(dir.path()).expect("a database"));
         let now = sambung_core::Timestamp::now().as_millis() / 1000;
@@ -50,8 +49,9 @@ pub fn world() -> &'static World {
         };
         let code =
             sambung_server::enroll::create(storage.as_ref(), &account, now, 3600).expect("a code");
-        // Fixed, so that the seed corpus's changes are this device's own
-        // (`tests/examples/fuzz_seeds.rs` wrote both).
+        // Fixed (`tests/examples/fuzz_seeds.rs` wrote it), so that a run
+        // is reproducible: the exchange target's changes are written by
+        // this device's actor.
         let key = DeviceKey::from_pkcs8(include_bytes!("device.pk8")).expect("a key");
         let device = device_id_of(&key.public_key());
         storage
@@ -67,7 +67,7 @@ pub fn world() -> &'static World {
             burst: 1_000_000,
         };
         let state = AppState::with_settings(
-            storage,
+            storage.clone(),
             sambung_server::secrets::Secrets::generate().expect("secrets"),
             sambung_server::http::Settings {
                 limits: sambung_server::limits::Limits {
@@ -88,6 +88,7 @@ pub fn world() -> &'static World {
             key,
             device,
             audience,
+            storage,
             _dir: dir,
         }
     })
@@ -97,7 +98,19 @@ impl World {
     /// Sends `body` to `path`, signed by the enrolled device, with `headers`;
     /// the status. A 5xx is a bug: the server must answer any input with a
     /// typed 4xx (or take it).
+    #[allow(dead_code)] // the exchange target reads the answer
     pub fn call(&self, method: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
+        self.call_for_body(method, path, headers, body).0
+    }
+
+    /// As [`World::call`], with the answer's body.
+    pub fn call_for_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
         let now = sambung_core::Timestamp::now().as_millis() / 1000;
         // The headers sent (those HTTP takes) are signed with the call, so
         // the input reaches the handler.
@@ -123,13 +136,16 @@ impl World {
         req.extensions_mut().insert(axum::extract::ConnectInfo(Peer(
             "127.0.0.1:9".parse().expect("an address"),
         )));
-        let status = self
-            .rt
-            .block_on(self.router.clone().oneshot(req))
-            .expect("infallible")
-            .status()
-            .as_u16();
+        let (status, body) = self.rt.block_on(async {
+            let answer = self.router.clone().oneshot(req).await.expect("infallible");
+            let status = answer.status().as_u16();
+            let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            (status, body)
+        });
         assert!(status < 500, "{method} {path} answered {status}");
-        status
+        (status, body)
     }
 }
