@@ -812,6 +812,20 @@ impl Agency {
         }
     }
 
+    /// Moves the request `id` to status `to` (with a note, as a question
+    /// needs); the move must succeed.
+    pub async fn move_to(&self, id: &sambung_core::model::RequestId, to: &str) {
+        let r = self
+            .call(
+                "POST",
+                &format!("/v1/agency/requests/{id}/status"),
+                Some(serde_json::json!({"to": to, "note": "lengkapi"})),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{to}: {:?}", r.json);
+    }
+
     /// A signed GET returning the status and the raw body (downloads).
     pub async fn raw_get(&self, target: &str, range: Option<&str>) -> (u16, Vec<u8>) {
         let mut call = protocol::Call::new(&self.audience, "GET", target, b"");

@@ -35,18 +35,6 @@ fn server_request(server: &TestServer, id: &RequestId) -> Request {
     autosurgeon::hydrate(&server_doc(server, id)).unwrap()
 }
 
-async fn move_to(agency: &Agency, id: &RequestId, to: &str) {
-    let r = agency
-        .call(
-            "POST",
-            &format!("/v1/agency/requests/{id}/status"),
-            Some(serde_json::json!({"to": to, "note": "lengkapi"})),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{to}: {:?}", r.json);
-}
-
 /// The last change `dev` wrote to the server's copy of `id`.
 fn last_change_by(server: &TestServer, dev: &Device, id: &RequestId) -> ChangeHash {
     let mut doc = server_doc(server, id);
@@ -85,6 +73,21 @@ fn built_on(
     }
 }
 
+/// An exchange from cursor 0 that only repairs `id` with `message`, asking
+/// at most `max_response_bytes` back.
+fn repair_only(id: &RequestId, message: Vec<u8>, max_response_bytes: u32) -> SyncRequest {
+    SyncRequest {
+        cursor: 0,
+        cursor_tag: 0,
+        push: vec![],
+        repair: vec![DocRepair {
+            id: id.to_bytes().unwrap(),
+            message,
+        }],
+        max_response_bytes,
+    }
+}
+
 /// The whole document read through a repair, by an exchange pinned at
 /// cursor 0 with the smallest budget (so its pulls never move the
 /// device's floor by themselves).
@@ -96,18 +99,7 @@ async fn read_by_repair(raw: &RawDevice, id: &RequestId) -> (SyncResponse, AutoC
         .generate_sync_message(&mut state)
         .unwrap()
         .encode();
-    let answer = raw
-        .send(&SyncRequest {
-            cursor: 0,
-            cursor_tag: 0,
-            push: vec![],
-            repair: vec![DocRepair {
-                id: id.to_bytes().unwrap(),
-                message,
-            }],
-            max_response_bytes: 1,
-        })
-        .await;
+    let answer = raw.send(&repair_only(id, message, 1)).await;
     assert_eq!(answer.repair.len(), 1, "{:?}", answer.refused);
     let reply = sync::Message::decode(&answer.repair[0].message).unwrap();
     doc.sync().receive_sync_message(&mut state, reply).unwrap();
@@ -137,7 +129,7 @@ async fn asked_complaint(
     w.store.submit(&id).unwrap();
     w.sync_until_ok(3).await;
     for to in ["received", "in_review", "needs_info"] {
-        move_to(&agency, &id, to).await;
+        agency.move_to(&id, to).await;
     }
     w.sync_until_ok(3).await;
     w.store
@@ -154,8 +146,8 @@ async fn a_decided_request_cannot_be_rewritten_by_a_tampered_app() {
     let dir = tempfile::tempdir().unwrap();
     let (w, agency, id) = asked_complaint(&server, dir.path()).await;
     let note = last_change_by(&server, &w, &id);
-    move_to(&agency, &id, "in_review").await;
-    move_to(&agency, &id, "approved").await;
+    agency.move_to(&id, "in_review").await;
+    agency.move_to(&id, "approved").await;
     let approved = server_request(&server, &id);
     assert_eq!(approved.status(), Status::Approved);
     let raw = RawDevice::of(&server.url(), &w);
@@ -245,7 +237,7 @@ async fn a_repair_raises_the_floor_a_device_is_judged_by() {
     let dir = tempfile::tempdir().unwrap();
     let (w, agency, id) = asked_complaint(&server, dir.path()).await;
     let note = last_change_by(&server, &w, &id);
-    move_to(&agency, &id, "in_review").await;
+    agency.move_to(&id, "in_review").await;
     let raw = RawDevice::of(&server.url(), &w);
     // Read the review through a repair (pulls pinned at cursor 0), then
     // claim the edit was built on the needs_info state.
@@ -277,8 +269,8 @@ async fn status_changes_cannot_be_slipped_in_before_the_server_s() {
     let id = w.store.create(complaint()).unwrap();
     w.store.submit(&id).unwrap();
     w.sync_until_ok(3).await;
-    move_to(&agency, &id, "received").await;
-    move_to(&agency, &id, "in_review").await;
+    agency.move_to(&id, "received").await;
+    agency.move_to(&id, "in_review").await;
     w.sync_until_ok(3).await;
     let raw = RawDevice::of(&server.url(), &w);
     // A withdrawal from the review it saw, claiming seq 0 and an old time:
@@ -461,16 +453,7 @@ async fn drafts_stay_with_whoever_wrote_them_until_submitted() {
         .unwrap()
         .encode();
     let answer = RawDevice::of(&server.url(), &officer)
-        .send(&SyncRequest {
-            cursor: 0,
-            cursor_tag: 0,
-            push: vec![],
-            repair: vec![DocRepair {
-                id: draft.to_bytes().unwrap(),
-                message,
-            }],
-            max_response_bytes: 65536,
-        })
+        .send(&repair_only(&draft, message, 65536))
         .await;
     assert!(answer.repair.is_empty());
     assert_eq!(answer.refused.len(), 1);
@@ -558,8 +541,8 @@ async fn a_replaced_history_cannot_drop_the_decision() {
     let dir = tempfile::tempdir().unwrap();
     let (w, agency, id) = asked_complaint(&server, dir.path()).await;
     let note = last_change_by(&server, &w, &id);
-    move_to(&agency, &id, "in_review").await;
-    move_to(&agency, &id, "approved").await;
+    agency.move_to(&id, "in_review").await;
+    agency.move_to(&id, "approved").await;
     let approved = server_request(&server, &id);
     // Built on its own needs_info note: a new list put in place of the
     // history (not edited, as every honest device does), holding what the
@@ -612,18 +595,7 @@ async fn a_repair_asking_billions_of_probes_is_refused_and_the_server_stays_up()
     message.extend(bloom);
     message.push(0);
     let raw = RawDevice::of(&server.url(), &w);
-    let answer = raw
-        .send(&SyncRequest {
-            cursor: 0,
-            cursor_tag: 0,
-            push: vec![],
-            repair: vec![DocRepair {
-                id: id.to_bytes().unwrap(),
-                message,
-            }],
-            max_response_bytes: 65536,
-        })
-        .await;
+    let answer = raw.send(&repair_only(&id, message, 65536)).await;
     assert!(answer.repair.is_empty());
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(answer.refused[0].code, RefusalCode::Invalid);

@@ -30,19 +30,6 @@ fn server_copy(server: &TestServer, id: &RequestId) -> Vec<u8> {
         .data
 }
 
-/// The back office moves `id` to `to` (with a note, as a question needs).
-async fn move_to(agency: &Agency, id: &RequestId, to: &str) {
-    let r = agency
-        .call(
-            "POST",
-            &format!("/v1/agency/requests/{id}/status"),
-            Some(serde_json::json!({"to": to, "note": "lengkapi"})),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{to}: {:?}", r.json);
-}
-
 /// A resident's submitted complaint on `server`, synced, and the back
 /// office that handles it.
 async fn submitted_complaint(
@@ -221,7 +208,7 @@ async fn the_server_keeps_which_device_delivered_each_change_in_which_exchange()
         .add_note(&id, "sudah dicek di lokasi", false)
         .unwrap();
     officer.sync_until_ok(3).await;
-    move_to(&agency, &id, "received").await;
+    agency.move_to(&id, "received").await;
 
     let answer = agency
         .call(
@@ -379,7 +366,7 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
     let dir = tempfile::tempdir().unwrap();
     let (w, agency, id) = submitted_complaint(&server, dir.path()).await;
     for to in ["received", "in_review", "needs_info"] {
-        move_to(&agency, &id, to).await;
+        agency.move_to(&id, to).await;
     }
     w.sync_until_ok(3).await;
     assert_eq!(w.store.get(&id).unwrap().status(), Status::NeedsInfo);
@@ -388,7 +375,7 @@ async fn an_honest_device_is_judged_by_what_it_saw_not_by_what_happened_meanwhil
     let mut content = w.store.get(&id).unwrap().content;
     content.contact_phone = Some("081277778888".into());
     w.store.update_content(&id, content).unwrap();
-    move_to(&agency, &id, "in_review").await;
+    agency.move_to(&id, "in_review").await;
     let summary = w.sync_until_ok(3).await;
     assert!(summary.refused.is_empty(), "{summary:?}");
     let on_server: Request =
@@ -411,11 +398,11 @@ async fn a_client_cannot_have_its_edit_judged_by_an_old_state_of_its_choosing() 
     let dir = tempfile::tempdir().unwrap();
     let (w, agency, id) = submitted_complaint(&server, dir.path()).await;
     for to in ["received", "in_review", "needs_info"] {
-        move_to(&agency, &id, to).await;
+        agency.move_to(&id, to).await;
     }
     let asked = server_copy(&server, &id);
     w.sync_until_ok(3).await;
-    move_to(&agency, &id, "in_review").await;
+    agency.move_to(&id, "in_review").await;
     // The device has been given the review; it pushes a change of the
     // details built on the request as it stood while the office asked
     // (when a resident may change them) — claiming it never saw the rest.
