@@ -947,6 +947,30 @@ pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
     .unwrap()
 }
 
+/// Deterministic bytes that do not compress, different for every seed
+/// (attachment payloads in tests).
+pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// The SHA-256 of `b` in lowercase hex (an attachment's name).
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha256(b))
+}
+
+/// The SHA-256 of `b`.
+pub fn sha256(b: &[u8]) -> [u8; 32] {
+    sambung_core::crypto::sha256(b)
+}
+
 /// SplitMix64: a seeded sequence for fault schedules (the same in the
 /// test and in the processes it kills).
 pub fn splitmix(state: &mut u64) -> u64 {

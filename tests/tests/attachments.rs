@@ -8,31 +8,8 @@ use sambung_core::model::{AttachmentRole, Kind};
 use sambung_core::protocol::blobs::{BLOB_PATH, UPLOAD_LENGTH, UPLOAD_OFFSET};
 use sambung_core::protocol::{Call, SignedHeader};
 use sambung_core::templates;
-use sambung_e2e::{Agency, Device, TestServer, now};
-
-/// Deterministic bytes that do not compress.
-fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    let mut x = seed as u32 | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
-}
-
-fn sha_bytes(b: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .try_into()
-        .unwrap()
-}
+use sambung_e2e::{Agency, Device, TestServer, noise as bytes, now};
+use sambung_e2e::{sha256 as sha_bytes, sha256_hex as sha};
 
 /// A signed PATCH of one chunk, as the device.
 async fn patch(
@@ -487,7 +464,7 @@ async fn uploads_cut_at_random_points_resume_and_finish_whole() {
         let (url, link) = sambung_linksim::start(&server.url(), profile.clone(), seed).await;
         d.client = Client::new(&url, &d.config).unwrap();
         link.advance(seed as f64 * 6.7);
-        let data = bytes(1_500_000, seed as u8);
+        let data = bytes(1_500_000, u32::from(seed as u8));
         let id = d.store.create(complaint()).unwrap();
         let a = d
             .store

@@ -16,34 +16,11 @@ use sambung_core::protocol::blobs::{
 };
 use sambung_core::protocol::{DocPush, Hash, RefusalCode};
 use sambung_core::{Timestamp, templates};
-use sambung_e2e::{Agency, Device, RawDevice, TestServer, now};
+use sambung_e2e::{Agency, Device, RawDevice, TestServer, noise as bytes, now};
+use sambung_e2e::{sha256 as digest, sha256_hex as sha};
 use sambung_server::storage::BlobRetention;
 
 const DAY: i64 = 24 * 3600;
-
-/// Deterministic bytes that do not compress, different for every seed.
-fn bytes(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
-}
-
-fn digest(b: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .try_into()
-        .unwrap()
-}
 
 fn complaint(nik: &str) -> sambung_core::model::RequestContent {
     let mut c = templates::example(Kind::Complaint);
