@@ -140,15 +140,26 @@ async fn asked_complaint(
     (w, agency, id)
 }
 
+/// [`asked_complaint`] then reviewed and approved by the office: the
+/// resident's device, the request, the resident's last change
+/// (its needs_info note) and the approved request as the server holds it.
+async fn approved_after_asking(
+    server: &TestServer,
+    dir: &std::path::Path,
+) -> (Device, RequestId, ChangeHash, Request) {
+    let (w, agency, id) = asked_complaint(server, dir).await;
+    let note = last_change_by(server, &w, &id);
+    agency.move_to(&id, "in_review").await;
+    agency.move_to(&id, "approved").await;
+    let approved = server_request(server, &id);
+    (w, id, note, approved)
+}
+
 #[tokio::test]
 async fn a_decided_request_cannot_be_rewritten_by_a_tampered_app() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (w, agency, id) = asked_complaint(&server, dir.path()).await;
-    let note = last_change_by(&server, &w, &id);
-    agency.move_to(&id, "in_review").await;
-    agency.move_to(&id, "approved").await;
-    let approved = server_request(&server, &id);
+    let (w, id, note, approved) = approved_after_asking(&server, dir.path()).await;
     assert_eq!(approved.status(), Status::Approved);
     let raw = RawDevice::of(&server.url(), &w);
     let log_before = server.log_len();
@@ -539,11 +550,7 @@ async fn one_exchange_reads_a_bounded_part_of_the_log() {
 async fn a_replaced_history_cannot_drop_the_decision() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (w, agency, id) = asked_complaint(&server, dir.path()).await;
-    let note = last_change_by(&server, &w, &id);
-    agency.move_to(&id, "in_review").await;
-    agency.move_to(&id, "approved").await;
-    let approved = server_request(&server, &id);
+    let (w, id, note, approved) = approved_after_asking(&server, dir.path()).await;
     // Built on its own needs_info note: a new list put in place of the
     // history (not edited, as every honest device does), holding what the
     // device saw — so the approval, added to the old list, would be gone.
