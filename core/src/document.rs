@@ -244,6 +244,25 @@ impl RequestDoc {
         Ok(RequestDoc { doc })
     }
 
+    /// This document's present state as one change by its actor, when its
+    /// history is that actor's alone and has more than one change (else
+    /// `None`: nothing to gain, or changes from elsewhere to keep). The
+    /// result hydrates to the same request; it is a new history, so only a
+    /// document nobody else has seen may be replaced by it.
+    pub fn squashed(&mut self) -> Result<Option<RequestDoc>, Error> {
+        let me = self.doc.get_actor().clone();
+        let changes = self.doc.get_changes(&[]);
+        if changes.len() < 2 || changes.iter().any(|c| c.actor_id() != &me) {
+            return Ok(None);
+        }
+        let request = self.hydrate()?;
+        let one = RequestDoc::new(&request, me)?;
+        if one.hydrate()? != request || !unknown_fields(&self.doc, &request).is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(one))
+    }
+
     /// A copy that `actor` edits independently (another device).
     pub fn fork(&mut self, actor: ActorId) -> RequestDoc {
         RequestDoc {

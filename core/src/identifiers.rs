@@ -94,6 +94,12 @@ macro_rules! text_newtype {
                 $name(s.to_owned())
             }
         }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
     };
 }
 

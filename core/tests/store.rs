@@ -83,6 +83,8 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path(), resident());
     let id = s.create(templates::example(Kind::KtpEl)).unwrap();
+    s.submit(&id).unwrap();
+    let heads = s.pending().unwrap()[0].heads.clone();
     drop(s);
     // Back to what the first release wrote.
     let c = db(dir.path());
@@ -93,13 +95,17 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
          ALTER TABLE attachments DROP COLUMN sent;
          ALTER TABLE attachments DROP COLUMN refused;
          ALTER TABLE attachments DROP COLUMN held;
-         ALTER TABLE requests DROP COLUMN refused;",
+         ALTER TABLE requests DROP COLUMN refused;
+         ALTER TABLE requests DROP COLUMN offered;",
     )
     .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();
     drop(c);
     let s = Store::open(dir.path(), &key(1)).unwrap();
     assert_eq!(s.get(&id).unwrap().id, id);
+    // A request from before the `offered` column may have been sent (its
+    // answer lost): its history is pushed as it is, never rewritten.
+    assert_eq!(s.changes_to_push(&id).unwrap().1, heads);
     assert!(s.repairs().unwrap().is_empty());
     s.mark_for_repair(&id, "checking").unwrap();
     assert_eq!(s.repairs().unwrap(), vec![id.clone()]);
@@ -516,6 +522,54 @@ fn changes_are_appended_then_compacted_and_survive_reopening() {
     let r = s.get(&id).unwrap();
     assert_eq!(r.notes.len(), 61);
     assert_eq!(r.notes[60].text, "catatan nomor 59");
+}
+
+/// A request that never left the phone is pushed as one change: its
+/// create, submit and notes squashed, stored so, and never squashed again
+/// once offered (a retry sends the same change; later edits build on it).
+#[test]
+fn a_request_never_offered_is_pushed_as_one_change() {
+    use automerge::AutoCommit;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), resident());
+    let id = s.create(templates::example(Kind::Complaint)).unwrap();
+    s.submit(&id).unwrap();
+    s.add_note(&id, "Lubangnya makin besar", false).unwrap();
+    let before = s.get(&id).unwrap();
+    let history = |bytes: &[u8]| AutoCommit::load(bytes).unwrap().get_changes(&[]).len();
+    assert_eq!(history(&s.document_bytes(&id).unwrap()), 3);
+
+    let (changes, heads) = s.changes_to_push(&id).unwrap();
+    assert_eq!(history(&changes), 1, "one change");
+    assert_eq!(heads.len(), 1);
+    // The same request, stored with that history, its new heads pending.
+    assert_eq!(s.get(&id).unwrap(), before);
+    assert_eq!(history(&s.document_bytes(&id).unwrap()), 1);
+    assert_eq!(s.pending().unwrap()[0].heads, heads);
+    let loaded =
+        sambung_core::document::RequestDoc::load(&changes, [], automerge::ActorId::random())
+            .unwrap();
+    assert_eq!(loaded.hydrate().unwrap(), before);
+
+    // Offered now: a retry sends the very same change.
+    assert_eq!(
+        s.changes_to_push(&id).unwrap(),
+        (changes.clone(), heads.clone())
+    );
+    // A later edit is one more change on top, not a new history.
+    s.add_note(&id, "Sudah ada korban", false).unwrap();
+    let (again, later) = s.changes_to_push(&id).unwrap();
+    assert_eq!(history(&again), 2);
+    assert_ne!(later, heads);
+    let both = automerge::Automerge::load(&again).unwrap();
+    assert!(
+        both.get_changes(&[]).iter().any(|c| c.hash() == heads[0]),
+        "built on the pushed change"
+    );
+    // Reopened, the store still knows it was offered.
+    drop(s);
+    let s = Store::open(dir.path(), &key(1)).unwrap();
+    assert_eq!(history(&s.changes_to_push(&id).unwrap().0), 2);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! proxy that drops requests or responses and duplicates requests at random,
 //! from a seed).
 
+pub mod corpus;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

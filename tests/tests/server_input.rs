@@ -148,7 +148,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
         ErrorCode::BadEnvelope,
     )
     .await;
-    let mut junk = b"SBG\x02".to_vec();
+    let mut junk = b"SBG\x03".to_vec();
     junk.extend(b"\x28\xb5\x2f\xfd\x00\x58\x00\x00\x10\x00\x00\x01");
     expect_error(raw.signed(junk).await, 400, ErrorCode::BadEnvelope).await;
     // Oversized body.
@@ -704,7 +704,7 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         format!(
-            "POST {SYNC_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nSBG\x02zzzzzz"
+            "POST {SYNC_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nSBG\x03zzzzzz"
         )
         .as_bytes(),
     )

@@ -3,8 +3,8 @@
 //! sits outside the compressed part so that any server can refuse an
 //! unknown version before decompressing anything.
 //!
-//! The dictionary (`sync-v2.dict`, 16 KiB, trained by
-//! `scripts/train-dictionary` on sync messages over scrambled requests)
+//! The dictionary (`sync-v3.dict`, 16 KiB, trained by
+//! `scripts/train-dictionary` on sync messages over realistic requests)
 //! holds the field names and Automerge's recurring structure, which a
 //! small message cannot amortise on its own. It belongs to the protocol
 //! version: a new dictionary is a new version.
@@ -18,7 +18,7 @@ const MAGIC: &[u8; 3] = b"SBG";
 /// zstd level: fast on a phone, and most of the gain for small messages.
 const LEVEL: i32 = 19;
 /// The dictionary of this protocol version.
-const DICTIONARY: &[u8] = include_bytes!("sync-v2.dict");
+const DICTIONARY: &[u8] = include_bytes!("sync-v3.dict");
 
 fn encoder_dictionary() -> &'static zstd::dict::EncoderDictionary<'static> {
     static D: std::sync::OnceLock<zstd::dict::EncoderDictionary<'static>> =

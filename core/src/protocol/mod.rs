@@ -23,7 +23,7 @@ pub use envelope::{EnvelopeError, MAX_DECODED_BYTES, cbor, decode, encode, versi
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this code speaks.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// The path of the exchange endpoint.
 pub const SYNC_PATH: &str = "/v1/sync";
 

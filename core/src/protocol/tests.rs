@@ -102,7 +102,7 @@ fn wire_snapshots() {
 #[test]
 fn envelope_header_and_round_trip() {
     let bytes = encode(&example_request()).unwrap();
-    assert_eq!(&bytes[..4], b"SBG\x02");
+    assert_eq!(&bytes[..4], b"SBG\x03");
     assert_eq!(version(&bytes), Ok(PROTOCOL_VERSION));
     assert_eq!(decode::<SyncRequest>(&bytes).unwrap(), example_request());
 }
@@ -115,8 +115,9 @@ fn bad_envelopes_are_typed_errors() {
         decode::<SyncRequest>(b"GET / HTTP/1.1"),
         Err(EnvelopeError::BadMagic)
     );
-    // Version 1 (no dictionary, before any release) and a future one.
-    for other in [1, PROTOCOL_VERSION + 1] {
+    // Version 1 (no dictionary), version 2 (the dictionary of scrambled
+    // examples; both before any release) and a future one.
+    for other in [1, 2, PROTOCOL_VERSION + 1] {
         let mut v = good.clone();
         v[3] = other;
         assert_eq!(
@@ -132,13 +133,13 @@ fn bad_envelopes_are_typed_errors() {
         Err(EnvelopeError::Decompress)
     );
     // Valid zstd, not CBOR of the message.
-    let mut junk = b"SBG\x02".to_vec();
+    let mut junk = b"SBG\x03".to_vec();
     junk.extend(zstd::bulk::compress(b"\xff\xff\xff not cbor", 3).unwrap());
     assert_eq!(decode::<SyncRequest>(&junk), Err(EnvelopeError::Malformed));
     // A request decoded as a response.
     assert_eq!(decode::<SyncResponse>(&good), Err(EnvelopeError::Malformed));
     // A zip bomb: a tiny body that would decompress past the limit.
-    let mut bomb = b"SBG\x02".to_vec();
+    let mut bomb = b"SBG\x03".to_vec();
     bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1], 3).unwrap());
     assert!(bomb.len() < 100_000);
     assert_eq!(decode::<SyncRequest>(&bomb), Err(EnvelopeError::Decompress));
@@ -421,14 +422,14 @@ proptest! {
     #[test]
     fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode::<SyncRequest>(&bytes);
-        let mut framed = b"SBG\x02".to_vec();
+        let mut framed = b"SBG\x03".to_vec();
         framed.extend(&bytes);
         let _ = decode::<SyncResponse>(&framed);
     }
 
     #[test]
     fn any_cbor_under_a_valid_frame_is_handled(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let mut framed = b"SBG\x02".to_vec();
+        let mut framed = b"SBG\x03".to_vec();
         framed.extend(zstd::bulk::compress(&bytes, 1).unwrap());
         let _ = decode::<SyncRequest>(&framed);
     }

@@ -900,6 +900,62 @@ impl Store {
         })
     }
 
+    /// What to push for a request: its changes the server has not
+    /// acknowledged, and the heads they lead to.
+    ///
+    /// A request that was never put in a push has a history nobody else has
+    /// seen (a create, a submit, edits made offline): it is first rewritten
+    /// as one change holding its present state — one change header,
+    /// checksum and dependency hash instead of one per edit — and stored so,
+    /// and marked offered in the same transaction, so that every later push
+    /// (a retry after a lost answer included) sends that same change.
+    pub fn changes_to_push(&self, id: &RequestId) -> Result<(Vec<u8>, Vec<ChangeHash>), Error> {
+        let idb = id_bytes(id)?;
+        self.write(|tx| {
+            let (offered, acked): (bool, Option<Vec<u8>>) = tx
+                .prepare_cached("SELECT offered, acked_heads FROM requests WHERE id = ?1")?
+                .query_row([idb.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or(Error::NotFound { what: "request" })?;
+            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            let (mut doc, row) = self.load_doc(tx, &idb)?;
+            if !offered {
+                tx.execute("UPDATE requests SET offered = 1 WHERE rid = ?1", [row.rid])?;
+                if acked.is_empty()
+                    && let Some(mut squashed) = doc.squashed()?
+                {
+                    self.replace_doc(tx, &idb, &row, &mut squashed)?;
+                    return Ok((squashed.save_after(&[]), squashed.heads()));
+                }
+            }
+            Ok((doc.save_after(&acked), doc.heads()))
+        })
+    }
+
+    /// Replaces a request's stored document by `doc` (same state, another
+    /// history): one snapshot, no chunks, the new heads.
+    fn replace_doc(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        row: &DocRow,
+        doc: &mut RequestDoc,
+    ) -> Result<(), Error> {
+        let snapshot = doc.save();
+        let sealed = self.seal_snapshot(idb, &snapshot)?;
+        tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
+        tx.execute(
+            "UPDATE snapshots SET data = ?2 WHERE request = ?1",
+            params![row.rid, sealed],
+        )?;
+        tx.execute(
+            "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0, heads = ?3
+             WHERE rid = ?1",
+            params![row.rid, snapshot.len() as i64, encode_heads(&doc.heads())],
+        )?;
+        Ok(())
+    }
+
     /// Records that the server holds every change up to `heads`, on top of
     /// what it was known to hold (an ack never moves the frontier back).
     pub fn mark_acked(&self, id: &RequestId, heads: &[ChangeHash]) -> Result<(), Error> {

@@ -114,6 +114,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE requests ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
     "#,
+    // Whether a request's changes were ever put in a push: until then its
+    // history is the phone's alone and is pushed as one change. Requests
+    // stored before this column are taken as offered (an answer may have
+    // been lost).
+    r#"
+    ALTER TABLE requests ADD COLUMN offered INTEGER NOT NULL DEFAULT 0;
+    UPDATE requests SET offered = 1;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -1007,7 +1007,7 @@ impl Client {
             if raw > config.budget_bytes.saturating_mul(16) {
                 return Ok((push, order, pushed_heads, true));
             }
-            let changes = store.unacked_changes(&p.id)?;
+            let (changes, heads) = store.changes_to_push(&p.id)?;
             raw += changes.len();
             let id = p.id.to_bytes().ok_or(Error::NotFound { what: "request" })?;
             // A document the server never acknowledged is new to it: it
@@ -1017,9 +1017,9 @@ impl Client {
                 id: (!new).then_some(id),
                 since: p.acked_heads.into_iter().map(Into::into).collect(),
                 changes,
-                heads: p.heads.iter().copied().map(Into::into).collect(),
+                heads: heads.iter().copied().map(Into::into).collect(),
             });
-            pushed_heads.insert(id, p.heads);
+            pushed_heads.insert(id, heads);
             order.push(id);
         }
         Ok((push, order, pushed_heads, false))
