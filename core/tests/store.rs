@@ -96,7 +96,9 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
          ALTER TABLE attachments DROP COLUMN refused;
          ALTER TABLE attachments DROP COLUMN held;
          ALTER TABLE requests DROP COLUMN refused;
-         ALTER TABLE requests DROP COLUMN offered;",
+         ALTER TABLE requests DROP COLUMN offered;
+         DROP INDEX requests_by_update_id;
+         CREATE INDEX requests_by_update ON requests (updated_at DESC);",
     )
     .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();

@@ -21,9 +21,7 @@ use automerge::sync::{State, SyncDoc};
 use sambung_core::identifiers::Phone;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
-use sambung_core::model::RequestContent;
-use sambung_core::templates;
-use sambung_e2e::corpus::Corpus;
+use sambung_e2e::corpus::{Corpus, Data, gzip_len};
 use sambung_e2e::{Device, Profile, TestServer};
 
 /// An unsigned HTTP POST's request line and headers, and a response's status
@@ -48,34 +46,6 @@ fn floor(json: &str) -> usize {
     zstd::bulk::compress(json.as_bytes(), 19).unwrap().len()
 }
 
-/// A body as `Content-Encoding: gzip` sends it (flate2's default level, as
-/// web servers use).
-fn gzip(body: &[u8]) -> usize {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(body).unwrap();
-    e.finish().unwrap().len()
-}
-
-/// Which requests a scenario files.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Data {
-    /// `templates::example` of every kind in turn, left as drafts.
-    Templates,
-    /// The realistic corpus, every request submitted when its kind needs no
-    /// attachment to be.
-    Realistic,
-}
-
-impl Data {
-    fn name(self) -> &'static str {
-        match self {
-            Data::Templates => "templates",
-            Data::Realistic => "realistic",
-        }
-    }
-}
-
 /// Automerge's sync protocol for one document between a device copy and a
 /// server copy, with persistent states; returns the cost of one session.
 fn automerge_session(
@@ -90,7 +60,7 @@ fn automerge_session(
         let Some(up) = up else { break };
         let up = up.encode();
         c.body_up += up.len();
-        c.gzip_up += gzip(&up) + BASE_HEADERS_UP;
+        c.gzip_up += gzip_len(&up) + BASE_HEADERS_UP;
         c.http_up += up.len() + BASE_HEADERS_UP;
         c.round_trips += 1;
         server
@@ -99,7 +69,7 @@ fn automerge_session(
         if let Some(down) = server.generate_sync_message(ss) {
             let down = down.encode();
             c.body_down += down.len();
-            c.gzip_down += gzip(&down) + BASE_HEADERS_DOWN;
+            c.gzip_down += gzip_len(&down) + BASE_HEADERS_DOWN;
             c.http_down += down.len() + BASE_HEADERS_DOWN;
             device
                 .receive_sync_message(ds, automerge::sync::Message::decode(&down).unwrap())
@@ -167,21 +137,11 @@ fn json_posts(bodies: &[String]) -> Cost {
         c.body_up += b.len();
         c.http_up += b.len() + BASE_HEADERS_UP;
         c.http_down += BASE_HEADERS_DOWN;
-        c.gzip_up += gzip(b.as_bytes()) + BASE_HEADERS_UP;
+        c.gzip_up += gzip_len(b.as_bytes()) + BASE_HEADERS_UP;
         c.gzip_down += BASE_HEADERS_DOWN;
         c.round_trips += 1;
     }
     c
-}
-
-/// The `i`th request of a scenario on `data`: for realistic data, of
-/// `kinds` in turn.
-fn content(data: Data, corpus: &mut Corpus, kinds: &[Kind], i: usize) -> RequestContent {
-    let kind = kinds[i % kinds.len()];
-    match data {
-        Data::Templates => templates::example(kind),
-        Data::Realistic => corpus.request(kind),
-    }
 }
 
 /// `n` requests of `kinds` filed offline, then one sync.
@@ -191,7 +151,7 @@ async fn new_requests(n: usize, data: Data, kinds: &[Kind], what: &str) -> Run {
     let mut bodies = Vec::new();
     let mut automerge = Cost::default();
     for i in 0..n {
-        let c = content(data, &mut corpus, kinds, i);
+        let c = data.request(&mut corpus, kinds[i % kinds.len()]);
         let submit = data == Data::Realistic && c.details.required_attachments().is_empty();
         let id = s.dev.store.create(c).unwrap();
         if submit {
@@ -225,7 +185,7 @@ async fn edited_field(data: Data) -> Run {
     let id = s
         .dev
         .store
-        .create(content(data, &mut corpus, &[Kind::KtpEl], 0))
+        .create(data.request(&mut corpus, Kind::KtpEl))
         .unwrap();
     let mut device = Automerge::load(&s.dev.store.unacked_changes(&id).unwrap()).unwrap();
     let mut server = Automerge::new();

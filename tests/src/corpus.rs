@@ -643,6 +643,46 @@ impl Corpus {
     }
 }
 
+/// Which requests a benchmark scenario files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// `templates::example` of each kind in turn: near-copies, as the
+    /// benchmarks used before (kept beside, so figures compare).
+    Templates,
+    /// The realistic corpus.
+    Realistic,
+}
+
+impl Data {
+    /// The name printed in benchmark tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Data::Templates => "templates",
+            Data::Realistic => "realistic",
+        }
+    }
+
+    /// A request of `kind` from this data.
+    pub fn request(self, corpus: &mut Corpus, kind: Kind) -> RequestContent {
+        match self {
+            Data::Templates => templates::example(kind),
+            Data::Realistic => corpus.request(kind),
+        }
+    }
+}
+
+/// The bytes of `body` as HTTP `Content-Encoding: gzip` sends it (flate2's
+/// default level, as web servers use), or as it is when gzip would make it
+/// larger (servers skip compression that does not pay): what the
+/// benchmarks' baselines get, as a real deployment would give them.
+pub fn gzip_len(body: &[u8]) -> usize {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    e.write_all(body).expect("write to memory");
+    e.finish().expect("write to memory").len().min(body.len())
+}
+
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {

@@ -182,6 +182,20 @@ fn place<'a>(table: &'static str, column: &'static str, row: &'a [u8], index: u6
     }
 }
 
+/// A blob column read in place.
+fn column_blob<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a [u8], Error> {
+    r.get_ref(i)?
+        .as_blob()
+        .map_err(|_| Error::Corrupt("a stored column has the wrong type"))
+}
+
+/// A text column read in place.
+fn column_text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a str, Error> {
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|_| Error::Corrupt("a stored column has the wrong type"))
+}
+
 /// A request id as read back from the store.
 fn stored_id(bytes: &[u8]) -> Result<[u8; 16], Error> {
     bytes
@@ -808,23 +822,24 @@ impl Store {
             let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                let idb = stored_id(&r.get::<_, Vec<u8>>(0)?)?;
-                let kind: String = r.get(1)?;
-                let status: String = r.get(2)?;
-                let title: Vec<u8> = r.get(3)?;
+                // Read in place: no allocation per column of 10,000 rows.
+                let idb = stored_id(column_blob(r, 0)?)?;
+                let kind = Kind::parse(column_text(r, 1)?)
+                    .ok_or(Error::Corrupt("unknown kind in the store"))?;
+                let status = Status::parse(column_text(r, 2)?)
+                    .ok_or(Error::Corrupt("unknown status in the store"))?;
                 let title = self
                     .keys
                     .open(
                         Purpose::Records,
                         &place("requests", "title", &idb, 0),
-                        &title,
+                        column_blob(r, 3)?,
                     )
                     .map_err(|_| Error::Corrupt("a stored title failed authentication"))?;
                 out.push(Summary {
                     id: RequestId::from_bytes(idb),
-                    kind: Kind::parse(&kind).ok_or(Error::Corrupt("unknown kind in the store"))?,
-                    status: Status::parse(&status)
-                        .ok_or(Error::Corrupt("unknown status in the store"))?,
+                    kind,
+                    status,
                     title: String::from_utf8_lossy(&title).into_owned(),
                     created_at: Timestamp(r.get(4)?),
                     updated_at: Timestamp(r.get(5)?),

@@ -122,6 +122,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE requests ADD COLUMN offered INTEGER NOT NULL DEFAULT 0;
     UPDATE requests SET offered = 1;
     "#,
+    // The list's order (newest first, ties by id) read straight from one
+    // index: with `updated_at` alone SQLite sorted every run of equal times.
+    r#"
+    CREATE INDEX requests_by_update_id ON requests (updated_at DESC, id);
+    DROP INDEX requests_by_update;
+    "#,
 ];
 
 /// The schema version this code writes.
