@@ -37,6 +37,7 @@ pub mod store;
 pub mod sync;
 pub mod templates;
 pub mod time;
+pub mod url_rule;
 pub mod validation;
 
 pub use error::{Error, Result};

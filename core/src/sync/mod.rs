@@ -170,34 +170,17 @@ struct EnrollAnswer {
     audience: String,
 }
 
-/// Checks a server URL: `https://…`, or `http://` to loopback only. Parsed
-/// as a URL (not split by hand), so `http://localhost:80@elsewhere` is seen
-/// for what it is; user info, queries and fragments are refused.
+/// Checks a server URL against the one rule (`crate::url_rule`):
+/// `https://…`, or `http://` to loopback only; no user info, query or
+/// fragment. Returns the address as the client keeps it (no trailing `/`,
+/// so paths append cleanly). Surrounding spaces are dropped first: what is
+/// kept is the parsed form, never the typed text.
 pub fn check_server_url(url: &str) -> Result<String, Error> {
-    let bad = |why: &str| {
+    let parsed = crate::url_rule::https_or_loopback(url.trim()).map_err(|why| {
         Error::BadServerUrl(format!(
             "{why}; use https://host[:port] (plain http only to this machine)"
         ))
-    };
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| bad("not a URL"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("user names and passwords do not belong in the address"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(bad("no query or fragment"));
-    }
-    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(bad("not https")),
-    }
+    })?;
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
