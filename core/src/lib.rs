@@ -20,6 +20,7 @@
 //! assert_eq!(store.pending_count().unwrap(), 1);
 //! ```
 
+pub mod attachment_limits;
 pub mod crypto;
 pub mod document;
 pub mod edits;

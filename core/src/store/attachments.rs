@@ -15,10 +15,9 @@ use crate::error::Error;
 use crate::model::{AttachmentRef, AttachmentRole, RequestId};
 use crate::time::Timestamp;
 
-/// Plaintext bytes per stored chunk.
-pub const CHUNK_SIZE: usize = 64 * 1024;
-/// Default largest attachment accepted on the device.
-pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
+pub use crate::attachment_limits::{
+    DEFAULT_ORIGINAL_RETENTION_DAYS, MAX_ATTACHMENT_BYTES, STORED_CHUNK_BYTES as CHUNK_SIZE,
+};
 
 /// What the store knows of an attachment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,10 +68,6 @@ pub struct AttachmentUpload {
     /// Where its upload stands.
     pub state: UploadState,
 }
-
-/// Days an original photo is kept after its request is decided, unless
-/// set otherwise ([`Store::set_original_retention_days`]).
-pub const DEFAULT_ORIGINAL_RETENTION_DAYS: u32 = 30;
 
 fn chunk_place(id: &[u8], idx: u64) -> Place<'_> {
     place("attachment_chunks", "data", id, idx)
@@ -309,7 +304,7 @@ impl Store {
                 .any(|a| a.sha256 == r.sha256 && a.role == r.role)
             {
                 req.attachments.push(r);
-                crate::protocol::blobs::check_request_attachments(&req.attachments)
+                crate::attachment_limits::check_request_attachments(&req.attachments)
                     .map_err(|r| Error::Forbidden(r.to_owned()))?;
             }
             Ok(())
@@ -881,8 +876,8 @@ struct StoredBlob {
 
 fn check_names(name: &str, mime: &str) -> Result<(), Error> {
     let mut v = crate::validation::Validator::new(Timestamp::now().today_in_indonesia());
-    v.text("name", name, 255);
-    v.text("mime", mime, 100);
+    v.text("name", name, crate::attachment_limits::MAX_NAME_CHARS);
+    v.text("mime", mime, crate::attachment_limits::MAX_MIME_CHARS);
     let report = v.finish();
     if report.is_ok() {
         Ok(())
@@ -1246,7 +1241,7 @@ mod tests {
 
     #[test]
     fn a_request_over_its_attachment_limits_is_refused_before_storing() {
-        use crate::protocol::blobs::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
+        use crate::attachment_limits::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let id = s

@@ -60,9 +60,7 @@ impl Default for SyncConfig {
             timeout: Duration::from_secs(60),
             trust: ServerTrust::default(),
             metered: false,
-            // A prepared photo (1600 px, JPEG 75: a few hundred KiB) passes;
-            // an original or a video waits for Wi-Fi.
-            metered_max_bytes: 1024 * 1024,
+            metered_max_bytes: crate::attachment_limits::METERED_MAX_BYTES,
             large_on_metered: false,
         }
     }
@@ -112,11 +110,7 @@ pub struct Client {
     chunk_streak: std::sync::atomic::AtomicU32,
 }
 
-/// The first and largest upload chunk: a few seconds on EDGE.
-pub const MAX_CHUNK: usize = 256 * 1024;
-/// The smallest: 13 s on GPRS's 20 kbit/s uplink, inside its shortest
-/// window between outages.
-pub const MIN_CHUNK: usize = 32 * 1024;
+pub use crate::attachment_limits::{MAX_UPLOAD_CHUNK as MAX_CHUNK, MIN_UPLOAD_CHUNK as MIN_CHUNK};
 
 #[derive(Serialize)]
 struct EnrollBody<'a> {
@@ -586,8 +580,8 @@ impl Client {
             size: reference.size,
             mime: reference.mime.clone(),
         };
-        // Ranges as large as the largest upload chunk: a few seconds on EDGE.
-        const RANGE: u64 = MAX_CHUNK as u64;
+        // A few seconds on EDGE each, in whole stored chunks.
+        const RANGE: u64 = crate::attachment_limits::DOWNLOAD_RANGE_BYTES;
         let path = format!("/v1/requests/{request}/attachments/{sha256}");
         loop {
             let held = store.download_received(sha256)?;
