@@ -34,7 +34,6 @@ pub mod photo;
 pub mod protocol;
 pub mod rules;
 pub mod store;
-#[cfg(feature = "client")]
 pub mod sync;
 pub mod templates;
 pub mod time;
