@@ -4,12 +4,14 @@
 //! attachments' uploads and on-demand downloads. What to send and what an
 //! answer means is decided in `session.rs`; this file moves bytes.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_CHUNK, MIN_CHUNK, ServerTrust, Step, SyncSession, SyncSummary};
+use super::transfer::{
+    self, BlobStep, ChunkAnswer, ChunkSize, LinkPolicy, UploadRound, chunk_answer,
+};
+use super::{ServerTrust, Step, SyncSession, SyncSummary};
 use crate::error::Error;
 use crate::model::RequestId;
 use crate::protocol::{ErrorBody, ErrorCode, SYNC_PATH};
@@ -53,11 +55,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     trust: ServerTrust,
-    /// Upload chunk size, learnt from the link: halved after a chunk is
-    /// cut, doubled after a few in a row go through (between
-    /// [`MIN_CHUNK`] and [`MAX_CHUNK`]).
-    chunk: std::sync::atomic::AtomicUsize,
-    chunk_streak: std::sync::atomic::AtomicU32,
+    /// Upload chunk size, learnt from the link.
+    chunk: ChunkSize,
 }
 
 #[derive(Serialize)]
@@ -198,8 +197,7 @@ impl Client {
             http,
             base,
             trust: config.trust.clone(),
-            chunk: std::sync::atomic::AtomicUsize::new(MAX_CHUNK),
-            chunk_streak: std::sync::atomic::AtomicU32::new(0),
+            chunk: ChunkSize::default(),
         })
     }
 
@@ -333,39 +331,22 @@ impl Client {
         summary: &mut SyncSummary,
         progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
-        use crate::protocol::blobs::*;
-        let pending = store.pending_uploads()?;
-        summary.attachments_waiting = pending.len() as u32;
-        let mut sendable = Vec::new();
-        for a in pending {
-            let held =
-                config.metered && !config.large_on_metered && a.size > config.metered_max_bytes;
-            store.mark_held(&a.sha256, held)?;
-            if !held {
-                sendable.push(a);
-            }
-        }
-        if sendable.is_empty() {
-            return Ok(());
-        }
-        let ask = MissingRequest {
-            blobs: sendable
-                .iter()
-                .take(MAX_MISSING_ASKED)
-                .map(|a| BlobClaim {
-                    sha256: a.sha256.clone(),
-                    size: a.size,
-                })
-                .collect(),
+        use crate::protocol::blobs::{MISSING_PATH, MissingResponse};
+        let link = LinkPolicy {
+            metered: config.metered,
+            metered_max_bytes: config.metered_max_bytes,
+            large_on_metered: config.large_on_metered,
         };
-        let body = serde_json::to_vec(&ask).map_err(|_| Error::Crypto("encoding failed"))?;
+        let Some(round) = UploadRound::begin(store, &link, summary)? else {
+            return Ok(());
+        };
         let resp = self
             .signed(
                 store,
                 reqwest::Method::POST,
                 MISSING_PATH,
                 Some("application/json"),
-                body,
+                round.question()?,
                 &[],
             )?
             .send()
@@ -377,52 +358,36 @@ impl Client {
             return Err(Self::refusal(resp).await);
         }
         let answer: MissingResponse = resp.json().await.map_err(network)?;
-        let missing: HashMap<&str, u64> = answer
-            .missing
-            .iter()
-            .map(|m| (m.sha256.as_str(), m.offset))
-            .collect();
-        let refused: HashMap<&str, &str> = answer
-            .refused
-            .iter()
-            .map(|r| (r.sha256.as_str(), r.reason.as_str()))
-            .collect();
-        for a in ask.blobs.iter() {
-            if let Some(reason) = refused.get(a.sha256.as_str()) {
-                tracing::warn!("the server refuses an attachment");
-                store.mark_refused(&a.sha256, reason)?;
-                summary
-                    .attachments_refused
-                    .push((a.sha256.clone(), (*reason).to_owned()));
-                continue;
-            }
-            if let Some(&offset) = missing.get(a.sha256.as_str()) {
-                match self.upload_one(store, a, offset, summary, progress).await {
-                    Ok(()) => {}
-                    // This one is refused (damaged here, over a limit):
-                    // the rest still go.
-                    // Anything retrying cannot fix (a refusal, a local
-                    // read error): this one is refused, the rest still go.
-                    // Only what the network may fix ends the round.
-                    Err(e) if !e.is_retryable() => {
-                        let message = match e {
-                            Error::Server { message, .. } => message,
-                            other => other.to_string(),
-                        };
-                        tracing::warn!("an attachment cannot be uploaded");
-                        store.mark_refused(&a.sha256, &message)?;
-                        summary
-                            .attachments_refused
-                            .push((a.sha256.clone(), message));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+        for (a, step) in round.steps(&answer) {
+            match step {
+                BlobStep::Refused(reason) => {
+                    tracing::warn!("the server refuses an attachment");
+                    transfer::upload_refused(store, summary, &a.sha256, reason)?;
+                    continue;
                 }
+                BlobStep::Send { offset } => {
+                    match self.upload_one(store, &a, offset, summary, progress).await {
+                        Ok(()) => {}
+                        // Anything retrying cannot fix (a refusal, damaged
+                        // here, over a limit, a local read error): this one
+                        // is refused, the rest still go. Only what the
+                        // network may fix ends the round.
+                        Err(e) if !e.is_retryable() => {
+                            let message = match e {
+                                Error::Server { message, .. } => message,
+                                other => other.to_string(),
+                            };
+                            tracing::warn!("an attachment cannot be uploaded");
+                            transfer::upload_refused(store, summary, &a.sha256, message)?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                BlobStep::Held => {}
             }
             // Held by the server now: sent, or there already.
-            store.mark_uploaded(&a.sha256)?;
-            summary.attachments_uploaded += 1;
-            summary.attachments_waiting = summary.attachments_waiting.saturating_sub(1);
+            transfer::upload_done(store, summary, &a.sha256)?;
         }
         Ok(())
     }
@@ -435,15 +400,14 @@ impl Client {
         summary: &mut SyncSummary,
         progress: &mut impl FnMut(&SyncSummary),
     ) -> Result<(), Error> {
-        use crate::protocol::blobs::*;
-        use std::sync::atomic::Ordering::Relaxed;
+        use crate::protocol::blobs::{BLOB_PATH, UPLOAD_OFFSET};
         let path = format!("{BLOB_PATH}{}", blob.sha256);
         let mut mismatches = 0;
         // An empty attachment still takes one (empty) chunk to exist.
         let mut sent = false;
         while offset < blob.size || (blob.size == 0 && !sent) {
             sent = true;
-            let size = self.chunk.load(Relaxed).clamp(MIN_CHUNK, MAX_CHUNK);
+            let size = self.chunk.get();
             let chunk = store.read_attachment(&blob.sha256, offset, size)?;
             let len = chunk.len() as u64;
             use crate::protocol::SignedHeader;
@@ -461,10 +425,8 @@ impl Client {
             let resp = match req.send().await {
                 Ok(r) if !r.status().is_server_error() => r,
                 other => {
-                    // Cut (or the server failed): a smaller chunk fits
-                    // between this link's outages more often.
-                    self.chunk.store((size / 2).max(MIN_CHUNK), Relaxed);
-                    self.chunk_streak.store(0, Relaxed);
+                    // Cut (or the server failed).
+                    self.chunk.cut(size);
                     match other {
                         Ok(r) => return Err(Self::refusal(r).await),
                         Err(e) => return Err(network(e)),
@@ -478,22 +440,16 @@ impl Client {
                 .get(UPLOAD_OFFSET)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            match resp.status().as_u16() {
-                200..=299 => {
-                    offset = held.unwrap_or(offset + len);
-                    // Three in a row went through: try a larger one.
-                    if self.chunk_streak.fetch_add(1, Relaxed) + 1 >= 3 {
-                        self.chunk.store((size * 2).min(MAX_CHUNK), Relaxed);
-                        self.chunk_streak.store(0, Relaxed);
-                    }
+            match chunk_answer(resp.status().as_u16(), held, offset, len, mismatches) {
+                ChunkAnswer::Taken { offset: now } => {
+                    offset = now;
+                    self.chunk.went_through(size);
                 }
-                // The server holds another length (a chunk of ours arrived
-                // though its answer did not): go on from there.
-                409 if mismatches < 3 => {
+                ChunkAnswer::Elsewhere { offset: now } => {
                     mismatches += 1;
-                    offset = held.unwrap_or(0);
+                    offset = now;
                 }
-                _ => return Err(Self::refusal(resp).await),
+                ChunkAnswer::Refused => return Err(Self::refusal(resp).await),
             }
             store.mark_sent(&blob.sha256, offset)?;
             progress(summary);
@@ -528,22 +484,16 @@ impl Client {
             size: reference.size,
             mime: reference.mime.clone(),
         };
-        // A few seconds on EDGE each, in whole stored chunks.
-        const RANGE: u64 = crate::attachment_limits::DOWNLOAD_RANGE_BYTES;
         let path = format!("/v1/requests/{request}/attachments/{sha256}");
         loop {
             let held = store.download_received(sha256)?;
             if held >= info.size && info.size > 0 {
                 break;
             }
-            let last = (held + RANGE).min(info.size).saturating_sub(1);
-            let range = match info.size {
-                0 => vec![],
-                _ => vec![(
-                    crate::protocol::SignedHeader::Range,
-                    format!("bytes={held}-{last}"),
-                )],
-            };
+            let range: Vec<_> = transfer::next_range(held, info.size)
+                .map(|r| (crate::protocol::SignedHeader::Range, r))
+                .into_iter()
+                .collect();
             let req = self.signed(store, reqwest::Method::GET, &path, None, Vec::new(), &range)?;
             let resp = req.send().await.map_err(network)?;
             if !resp.status().is_success() {
@@ -551,19 +501,11 @@ impl Client {
             }
             // The answer must be the range asked for (a whole answer only
             // when nothing is held yet).
-            let starts_at = resp
+            let content_range = resp
                 .headers()
                 .get(reqwest::header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes "))
-                .and_then(|v| v.split('-').next())
-                .and_then(|v| v.parse::<u64>().ok());
-            let right = match resp.status().as_u16() {
-                206 => starts_at == Some(held),
-                200 => held == 0,
-                _ => false,
-            };
-            if !right {
+                .and_then(|v| v.to_str().ok());
+            if !transfer::is_range_asked(resp.status().as_u16(), content_range, held) {
                 return Err(Error::Network {
                     retryable: true,
                     message: "the server answered another range than asked".into(),

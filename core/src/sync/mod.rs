@@ -1,11 +1,13 @@
 //! Sync with the server (protocol in `docs/protocol.md`): a
 //! [`SyncSession`] decides what each exchange carries and applies each
-//! answer to the store, without any transport (`session`); the HTTP
+//! answer to the store, without any transport (`session`), as the
+//! attachments' transfers are decided (`transfer`); the HTTP
 //! [`Client`] carries the exchanges, uploads and downloads (`client`,
 //! feature `client`); [`SyncEngine`] decides when to sync (`engine`);
 //! [`ServerTrust`] which servers to trust (`trust`).
 
 mod session;
+pub mod transfer;
 
 pub use session::{Step, SyncSession, SyncSummary, wipe_if_asked};
 
