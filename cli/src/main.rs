@@ -62,11 +62,11 @@ enum Command {
         limit_per_device: u32,
         /// Days an unfinished attachment upload is kept after its last
         /// chunk (its device then starts it again from zero).
-        #[arg(long, env = "SAMBUNG_UPLOAD_MAX_AGE_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, env = "SAMBUNG_UPLOAD_MAX_AGE_DAYS", default_value_t = sambung_core::attachment_limits::UPLOAD_MAX_AGE_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
         upload_max_age_days: u32,
         /// Days attachment bytes no request references are kept (after
         /// their upload, or after their last reference went away).
-        #[arg(long, env = "SAMBUNG_UNREFERENCED_BLOB_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        #[arg(long, env = "SAMBUNG_UNREFERENCED_BLOB_DAYS", default_value_t = sambung_core::attachment_limits::UNREFERENCED_BLOB_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
         unreferenced_blob_days: u32,
         /// PEM certificate chain: serve HTTPS (with --tls-key).
         #[arg(long, env = "SAMBUNG_TLS_CERT", requires = "tls_key")]

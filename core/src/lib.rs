@@ -20,6 +20,7 @@
 //! assert_eq!(store.pending_count().unwrap(), 1);
 //! ```
 
+pub mod attachment_limits;
 pub mod crypto;
 pub mod document;
 pub mod edits;
@@ -33,10 +34,10 @@ pub mod photo;
 pub mod protocol;
 pub mod rules;
 pub mod store;
-#[cfg(feature = "client")]
 pub mod sync;
 pub mod templates;
 pub mod time;
+pub mod url_rule;
 pub mod validation;
 
 pub use error::{Error, Result};

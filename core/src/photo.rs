@@ -49,14 +49,9 @@ pub struct Prepared {
     pub height: u32,
 }
 
-/// The MIME types [`prepare`] takes; HEIC is recognised but cannot be
-/// decoded here (no pure-Rust decoder), so it is refused rather than sent
-/// with its metadata: the platform converts it to JPEG first.
-pub const PHOTO_MIMES: &[&str] = &["image/jpeg", "image/png"];
-
-/// Largest decoded image: 12,000 px a side and 256 MiB of pixels.
-const MAX_SIDE: u32 = 12_000;
-const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// The MIME types [`prepare`] takes (with the other attachment limits).
+pub use crate::attachment_limits::PHOTO_MIMES;
+use crate::attachment_limits::{MAX_PHOTO_DECODE_BYTES, MAX_PHOTO_SIDE};
 
 fn unusable(reason: &str) -> Error {
     Error::Photo(reason.to_owned())
@@ -83,9 +78,9 @@ pub fn prepare(bytes: &[u8], settings: &PhotoSettings) -> Result<Prepared, Error
         return Err(unusable("only JPEG and PNG photos are taken"));
     }
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_ALLOC);
+    limits.max_image_width = Some(MAX_PHOTO_SIDE);
+    limits.max_image_height = Some(MAX_PHOTO_SIDE);
+    limits.max_alloc = Some(MAX_PHOTO_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader
         .into_decoder()

@@ -320,7 +320,7 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
         .iter()
         .any(|a| !before.attachments.contains(a))
     {
-        crate::protocol::blobs::check_request_attachments(&after.attachments).or_else(deny)?;
+        crate::attachment_limits::check_request_attachments(&after.attachments).or_else(deny)?;
     }
     // Append-only: everything that was there stays as it was.
     if before.history.iter().any(|e| !after.history.contains(e))

@@ -23,9 +23,15 @@ use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use sambung_core::attachment_limits::{
+    MAX_ATTACHMENT_BYTES, MAX_CHUNK_BYTES, MAX_MISSING_ASKED, MAX_MISSING_BODY_BYTES,
+};
 use sambung_core::document::RequestDoc;
 use sambung_core::protocol::SignedHeaders;
-use sambung_core::protocol::blobs::*;
+use sambung_core::protocol::blobs::{
+    BLOB_PATH, BlobOffset, BlobRefusal, MISSING_PATH, MissingRequest, MissingResponse,
+    UPLOAD_LENGTH, UPLOAD_OFFSET, is_sha256_hex,
+};
 
 use crate::error::ServerError;
 use crate::http::{AppState, blocking, now};
@@ -100,7 +106,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             MISSING_PATH,
-            post(missing).layer(DefaultBodyLimit::max(256 * 1024)),
+            post(missing).layer(DefaultBodyLimit::max(MAX_MISSING_BODY_BYTES)),
         )
         .route(
             "/v1/blobs/{sha256}",
@@ -168,12 +174,12 @@ async fn missing(
         let mut answer = MissingResponse::default();
         for b in ask.blobs {
             let sha = parse_sha(&b.sha256)?;
-            if b.size > MAX_BLOB_BYTES {
+            if b.size > MAX_ATTACHMENT_BYTES {
                 answer.refused.push(BlobRefusal {
                     sha256: b.sha256,
                     reason: format!(
                         "larger than the server accepts ({} MiB)",
-                        MAX_BLOB_BYTES / (1024 * 1024)
+                        MAX_ATTACHMENT_BYTES / (1024 * 1024)
                     ),
                 });
                 continue;
@@ -223,7 +229,7 @@ async fn append(
         };
         let offset = number_header(&headers, UPLOAD_OFFSET)?;
         let size = number_header(&headers, UPLOAD_LENGTH)?;
-        if size > MAX_BLOB_BYTES {
+        if size > MAX_ATTACHMENT_BYTES {
             return Err(ServerError::TooLarge);
         }
         if body.is_empty() && size > 0 {

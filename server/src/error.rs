@@ -63,7 +63,7 @@ pub enum ServerError {
     #[error("bad filter: {0}")]
     BadFilter(String),
     /// A device would hold more unfinished uploads than it may
-    /// (`protocol::blobs::MAX_OPEN_UPLOADS`, `MAX_OPEN_UPLOAD_BYTES`).
+    /// (`attachment_limits::MAX_OPEN_UPLOADS`, `MAX_OPEN_UPLOAD_BYTES`).
     #[error("this device has too many unfinished uploads; finish them, or wait until they expire")]
     UploadQuota,
     /// An upload chunk does not start where the held bytes end.

@@ -27,6 +27,7 @@ use std::time::Duration;
 use base64::Engine;
 use ring::hmac;
 use sambung_core::model::{Request, RequestId};
+use sambung_core::url_rule::{Host, Url};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Account, Scope};
@@ -223,42 +224,38 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String 
     )
 }
 
-/// Checks a subscription URL: HTTPS, or plain HTTP to this host only
-/// (deliveries leave the host encrypted); an address written in the URL
-/// must be one `policy` permits (a host name is checked at each delivery,
-/// on what it resolves to then).
+/// Checks a subscription URL: the one rule of `sambung_core::url_rule`
+/// (HTTPS, or plain HTTP to this host only — deliveries leave the host
+/// encrypted; no credentials, query or fragment), then this server's own:
+/// an address written in the URL must be one `policy` permits (a host name
+/// is checked at each delivery, on what it resolves to then). The text is
+/// checked as given, untrimmed: it is what is stored and delivered to.
 pub fn check_url(url: &str, policy: &AddressPolicy) -> Result<(), ServerError> {
-    let bad = |m: &str| Err(ServerError::BadRequest(m.into()));
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return bad("url is not a URL");
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return bad("url must not carry credentials");
-    }
-    let literal = match parsed.host() {
-        Some(url::Host::Domain(_)) => None,
-        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        None => return bad("url needs a host"),
-    };
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        _ => literal.is_some_and(|ip| ip.is_loopback()),
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return bad("url must be https (plain http only to this host)"),
-    }
-    if let Some(ip) = literal
+    let parsed = sambung_core::url_rule::https_or_loopback(url).map_err(|why| {
+        ServerError::BadRequest(format!(
+            "url: {why} (https, plain http only to this host, no credentials, query or fragment)"
+        ))
+    })?;
+    if let Some(ip) = literal_address(&parsed)
         && !policy.permits(ip)
     {
-        return bad(
+        return Err(ServerError::BadRequest(
             "url points at an internal address (loopback, private, link-local or reserved); \
-             the deployment's webhook_allow lists those it permits",
-        );
+             the deployment's webhook_allow lists those it permits"
+                .into(),
+        ));
     }
     Ok(())
+}
+
+/// The address written in a URL in place of a host name, if any: never
+/// resolved, so checked against the policy as it stands.
+fn literal_address(url: &Url) -> Option<IpAddr> {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        Some(Host::Domain(_)) | None => None,
+    }
 }
 
 /// Ranges a delivery never goes to unless the deployment allows them.
@@ -499,13 +496,7 @@ async fn send(
     let now = sambung_core::Timestamp::now().as_millis();
     let attempts = d.attempts + 1;
     // An address written in the URL is never resolved: checked here.
-    let literal = reqwest::Url::parse(&d.url)
-        .ok()
-        .and_then(|u| match u.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        });
+    let literal = Url::parse(&d.url).ok().and_then(|u| literal_address(&u));
     if literal.is_some_and(|ip| !policy.permits(ip)) {
         return Outcome::Retry {
             next_at: next_attempt(now, attempts, scale),
@@ -600,6 +591,12 @@ mod tests {
             // Loopback, but not the allowed address.
             "http://[::1]:1/h",
             "http://127.0.0.2/h",
+            // The shared rule (`sambung_core::url_rule`): no name that
+            // only starts like loopback, no query or fragment.
+            "http://127.0.0.1.evil.example/h",
+            "http://localhost:80@evil.example/h",
+            "https://agency.go.id/hook?token=secret",
+            "https://agency.go.id/hook#part",
         ] {
             assert!(check_url(bad, &loopback).is_err(), "{bad}");
         }

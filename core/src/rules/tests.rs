@@ -264,7 +264,7 @@ fn a_status_change_must_start_where_the_author_stood() {
 
 #[test]
 fn attachments_over_the_limits_are_refused_when_the_list_changes() {
-    use crate::protocol::blobs::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
+    use crate::attachment_limits::{MAX_REQUEST_ATTACHMENTS, REQUEST_LIMITS};
     let warga = author("warga-1", Role::Resident);
     let mut full = request("warga-1", Kind::KtpEl);
     full.attachments = (0..MAX_REQUEST_ATTACHMENTS).map(photo).collect();

@@ -460,10 +460,11 @@ pub struct BlobRetention {
 
 impl Default for BlobRetention {
     fn default() -> Self {
+        use sambung_core::attachment_limits::{UNREFERENCED_BLOB_DAYS, UPLOAD_MAX_AGE_DAYS};
         const DAY: i64 = 24 * 3600;
         BlobRetention {
-            upload_max_age: 7 * DAY,
-            unreferenced_grace: 30 * DAY,
+            upload_max_age: i64::from(UPLOAD_MAX_AGE_DAYS) * DAY,
+            unreferenced_grace: i64::from(UNREFERENCED_BLOB_DAYS) * DAY,
         }
     }
 }
@@ -598,7 +599,7 @@ pub(super) fn to_account(
 /// Whether a device may open one more upload of `size` bytes, with
 /// `open` unfinished uploads claiming `claimed` bytes already.
 pub(super) fn check_upload_quota(open: i64, claimed: i64, size: u64) -> Result<(), ServerError> {
-    use sambung_core::protocol::blobs::{MAX_OPEN_UPLOAD_BYTES, MAX_OPEN_UPLOADS};
+    use sambung_core::attachment_limits::{MAX_OPEN_UPLOAD_BYTES, MAX_OPEN_UPLOADS};
     if open.max(0) as usize >= MAX_OPEN_UPLOADS
         || (claimed.max(0) as u64).saturating_add(size) > MAX_OPEN_UPLOAD_BYTES
     {

@@ -3907,7 +3907,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sambung_ffi_checksum_method_client_update_draft() != 57909) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sambung_ffi_checksum_method_client_uploads() != 2258) {
+    if (uniffi_sambung_ffi_checksum_method_client_uploads() != 32597) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_wipe() != 16204) {
