@@ -13,6 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 use rusqlite::{Connection, params};
 use sambung_core::crypto::DataKey;
+use sambung_core::document::RequestDoc;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::{Kind, RequestId};
 use sambung_core::store::{DB_FILE, Identity, ListFilter, Secret, Store};
@@ -121,6 +122,51 @@ fn benches(c: &mut Criterion) {
                 black_box(store.submit(&id).unwrap());
             })
         });
+        // Where create + submit goes: its pieces, measured alone.
+        let content = templates::example(Kind::KtpEl);
+        let today = sambung_core::Timestamp::now().today_in_indonesia();
+        g.bench_function("piece_validate", |b| {
+            b.iter(|| black_box(content.validate(today).is_ok()))
+        });
+        let request = store.get(&store.create(content.clone()).unwrap()).unwrap();
+        let actor = automerge::ActorId::from([9u8; 16].as_slice());
+        g.bench_function("piece_document_build_save", |b| {
+            b.iter(|| {
+                black_box(
+                    RequestDoc::new(&request, actor.clone())
+                        .unwrap()
+                        .save()
+                        .len(),
+                )
+            })
+        });
+        let saved = RequestDoc::new(&request, actor.clone()).unwrap().save();
+        g.bench_function("piece_document_load_hydrate", |b| {
+            b.iter(|| {
+                let doc = RequestDoc::load(&saved, [], actor.clone()).unwrap();
+                black_box(doc.hydrate().unwrap())
+            })
+        });
+        let submit = || {
+            let mut doc = RequestDoc::load(&saved, [], actor.clone()).unwrap();
+            let heads = doc.heads();
+            let out = doc.update(|r| {
+                let by = r.created_by.clone();
+                let author = sambung_core::edits::Author {
+                    user: &by,
+                    role: r.created_role,
+                };
+                sambung_core::edits::transition(
+                    r,
+                    author,
+                    sambung_core::lifecycle::Status::Submitted,
+                    None,
+                )
+            });
+            (out.is_ok(), doc.save_after(&heads).len())
+        };
+        assert!(submit().0, "the piece measures a submit that succeeds");
+        g.bench_function("piece_submit_edit", |b| b.iter(|| black_box(submit())));
         let mut n = 0i64;
         g.bench_function("plain_insert", |b| {
             b.iter(|| {
@@ -218,6 +264,21 @@ fn report() {
             verdict(ratio <= 3.0),
             verdict(ms(cs) <= 2.0)
         );
+    }
+    let pieces: Vec<(&str, Option<f64>)> = [
+        ("validate the content", "piece_validate"),
+        ("build + save the document", "piece_document_build_save"),
+        ("load + hydrate it", "piece_document_load_hydrate"),
+        ("load, submit, save the change", "piece_submit_edit"),
+    ]
+    .into_iter()
+    .map(|(what, id)| (what, median_ns("write", id)))
+    .collect();
+    if pieces.iter().all(|(_, v)| v.is_some()) {
+        println!("  where it goes (each piece alone, in memory):");
+        for (what, v) in pieces {
+            println!("    {what:<32} {:>7.1} µs", v.unwrap_or_default() / 1e3);
+        }
     }
     if let (Some(o), Some(po)) = (
         median_ns("many", "open_raw_key"),
