@@ -14,6 +14,8 @@
 
 mod client;
 mod error;
+#[cfg(test)]
+mod ffi_cost;
 mod keys;
 mod logging;
 mod records;

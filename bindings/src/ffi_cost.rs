@@ -2,19 +2,24 @@
 //! one `get` of a small request, straight on the store and through the
 //! bindings' `Client` (its runtime hop included), measured the same way the
 //! Kotlin and Python sides measure it — batches of calls after a warm-up,
-//! the median batch — so the three figures compare. Prints
-//! `rust_store_ns=…` and `rust_client_ns=…`, and leaves the store in the
-//! folder given as its argument (with `key_hex=…` and `request_id=…`) for
-//! the other two.
+//! the median batch — so the three figures compare. Writes
+//! `rust_store_ns=…` and `rust_client_ns=…` to `rust-cost.txt` in the folder
+//! named by `SAMBUNG_FFI_COST_DIR`, and leaves the store there (with
+//! `key_hex=…` and `request_id=…`) for the other two.
+//!
+//! An ignored unit test rather than an example: an example needs the
+//! library as an rlib, and a `lib` crate type beside `cdylib` keeps cargo
+//! from running link-time optimisation on the phone library
+//! (docs/benchmarks.md, "Phone library size").
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::{Client, ClientConfig, KeyProvider, KeyProviderError};
 use sambung_core::crypto::DataKey;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::store::{Identity, Secret, Store};
-use sambung_ffi::{Client, ClientConfig, KeyProvider, KeyProviderError};
 
 const BATCH: u32 = 2_000;
 const BATCHES: usize = 7;
@@ -40,11 +45,13 @@ fn median_ns(mut run_batch: impl FnMut()) -> f64 {
     per_call[BATCHES / 2]
 }
 
-fn main() {
-    let Some(dir) = std::env::args().nth(1).map(std::path::PathBuf::from) else {
-        eprintln!("usage: ffi_cost FOLDER (an empty folder for the store)");
-        std::process::exit(2);
-    };
+#[test]
+#[ignore = "a benchmark: scripts/bench-ffi runs it"]
+fn ffi_cost() {
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("SAMBUNG_FFI_COST_DIR")
+            .expect("SAMBUNG_FFI_COST_DIR: an empty folder for the store"),
+    );
     let key = *DataKey::generate().expect("randomness").expose();
     let store = Store::init(
         &dir,
@@ -86,8 +93,8 @@ fn main() {
         }
     });
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    println!("key_hex={key_hex}");
-    println!("request_id={id}");
-    println!("rust_store_ns={store_ns:.0}");
-    println!("rust_client_ns={client_ns:.0}");
+    let report = format!(
+        "key_hex={key_hex}\nrequest_id={id}\nrust_store_ns={store_ns:.0}\nrust_client_ns={client_ns:.0}\n"
+    );
+    std::fs::write(dir.join("rust-cost.txt"), report).expect("write rust-cost.txt");
 }
