@@ -7,10 +7,13 @@
 //! named by `SAMBUNG_FFI_COST_DIR`, and leaves the store there (with
 //! `key_hex=…` and `request_id=…`) for the other two.
 //!
-//! An ignored unit test rather than an example: an example needs the
-//! library as an rlib, and a `lib` crate type beside `cdylib` keeps cargo
-//! from running link-time optimisation on the phone library
-//! (docs/benchmarks.md, "Phone library size").
+//! A unit test rather than an example: an example needs the library as an
+//! rlib, and a `lib` crate type beside `cdylib` keeps cargo from running
+//! link-time optimisation on the phone library (docs/benchmarks.md, "Phone
+//! library size"). Without `SAMBUNG_FFI_COST_DIR` (as `cargo test` runs it)
+//! it runs a few calls in a temporary folder and checks what they return,
+//! as criterion's test mode does for the other benchmarks, so the benchmark
+//! keeps working.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +24,10 @@ use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::store::{Identity, Secret, Store};
 
-const BATCH: u32 = 2_000;
-const BATCHES: usize = 7;
+/// Calls per batch and batches: the benchmark's, or a few in test mode.
+fn sizes(measuring: bool) -> (u32, usize) {
+    if measuring { (2_000, 7) } else { (10, 3) }
+}
 
 struct Fixed([u8; 32]);
 
@@ -32,26 +37,26 @@ impl KeyProvider for Fixed {
     }
 }
 
-fn median_ns(mut run_batch: impl FnMut()) -> f64 {
+fn median_ns((batch, batches): (u32, usize), mut run_batch: impl FnMut()) -> f64 {
     run_batch(); // warm-up
-    let mut per_call: Vec<f64> = (0..BATCHES)
+    let mut per_call: Vec<f64> = (0..batches)
         .map(|_| {
             let t = Instant::now();
             run_batch();
-            t.elapsed().as_nanos() as f64 / f64::from(BATCH)
+            t.elapsed().as_nanos() as f64 / f64::from(batch)
         })
         .collect();
     per_call.sort_by(f64::total_cmp);
-    per_call[BATCHES / 2]
+    per_call[batches / 2]
 }
 
 #[test]
-#[ignore = "a benchmark: scripts/bench-ffi runs it"]
 fn ffi_cost() {
-    let dir = std::path::PathBuf::from(
-        std::env::var_os("SAMBUNG_FFI_COST_DIR")
-            .expect("SAMBUNG_FFI_COST_DIR: an empty folder for the store"),
-    );
+    let named = std::env::var_os("SAMBUNG_FFI_COST_DIR").map(std::path::PathBuf::from);
+    let measuring = named.is_some();
+    let temp = tempfile::tempdir().expect("a temporary folder");
+    let dir = named.unwrap_or_else(|| temp.path().join("store"));
+    let (batch, _) = sizes(measuring);
     let key = *DataKey::generate().expect("randomness").expose();
     let store = Store::init(
         &dir,
@@ -65,9 +70,10 @@ fn ffi_cost() {
     let id = store
         .create(sambung_core::templates::example(Kind::KtpEl))
         .expect("a request");
-    let store_ns = median_ns(|| {
-        for _ in 0..BATCH {
-            std::hint::black_box(store.get(&id).expect("get"));
+    let expected = store.get(&id).expect("get");
+    let store_ns = median_ns(sizes(measuring), || {
+        for _ in 0..batch {
+            assert_eq!(std::hint::black_box(store.get(&id).expect("get")), expected);
         }
     });
     drop(store);
@@ -87,11 +93,13 @@ fn ffi_cost() {
     let client: Arc<Client> = rt
         .block_on(Client::open(config, Arc::new(Fixed(key))))
         .expect("a client");
-    let client_ns = median_ns(|| {
-        for _ in 0..BATCH {
-            std::hint::black_box(rt.block_on(client.get(id.clone())).expect("get"));
+    let client_ns = median_ns(sizes(measuring), || {
+        for _ in 0..batch {
+            let got = std::hint::black_box(rt.block_on(client.get(id.clone())).expect("get"));
+            assert_eq!(got.id, expected.id);
         }
     });
+    assert!(store_ns > 0.0 && client_ns > 0.0);
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     let report = format!(
         "key_hex={key_hex}\nrequest_id={id}\nrust_store_ns={store_ns:.0}\nrust_client_ns={client_ns:.0}\n"
