@@ -1,6 +1,7 @@
-//! Writes the seed corpora of the `validators` and `upload` fuzz targets and
-//! the fixed test key the server targets sign with
-//! (`fuzz/fuzz_targets/common/device.pk8`). The `exchange` target builds its
+//! Writes the seed corpora of the `validators`, `upload` and `envelope` fuzz
+//! targets and the fixed test key the server targets sign with
+//! (`fuzz/fuzz_targets/common/device.pk8`; kept when it exists, so the
+//! grown corpora stay valid). The `exchange` target builds its
 //! sync requests itself from structured input, its changes written by that
 //! key's device, so its seeds are grown by the fuzzer (`fuzz/README.md`).
 //!
@@ -9,9 +10,10 @@
 
 use std::path::Path;
 
+use sambung_core::document::RequestDoc;
 use sambung_core::lifecycle::Role;
 use sambung_core::model::{Kind, Request};
-use sambung_core::protocol::DeviceKey;
+use sambung_core::protocol::{self, DeviceKey, DocPull, DocPush, SyncRequest, SyncResponse};
 use sambung_core::{Timestamp, templates};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -21,8 +23,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let key = DeviceKey::generate().unwrap();
-    write(&root.join("fuzz_targets/common"), "device.pk8", key.pkcs8());
+    if !root.join("fuzz_targets/common/device.pk8").exists() {
+        let key = DeviceKey::generate().unwrap();
+        write(&root.join("fuzz_targets/common"), "device.pk8", key.pkcs8());
+    }
 
     let mut content = templates::example(Kind::Complaint);
     content.region = "32.73.01.1001".into();
@@ -45,6 +49,61 @@ fn main() {
         &validators,
         "request-pair",
         &[&[2u8][..], &pair[..]].concat(),
+    );
+
+    // Envelopes of this protocol version: a push of a new request, a
+    // pull-only request, and an answer pulling a document.
+    let envelope = root.join("corpus/envelope");
+    for old in std::fs::read_dir(&envelope).into_iter().flatten().flatten() {
+        std::fs::remove_file(old.path()).unwrap();
+    }
+    let mut doc =
+        RequestDoc::new(&request, automerge::ActorId::from([3u8; 16].as_slice())).unwrap();
+    let heads = doc.heads();
+    let push = SyncRequest {
+        cursor: 41,
+        cursor_tag: 7,
+        push: vec![DocPush {
+            id: None,
+            since: vec![],
+            changes: doc.save_after(&[]),
+            heads: heads.iter().copied().map(Into::into).collect(),
+        }],
+        repair: vec![],
+        max_response_bytes: 65_536,
+    };
+    write(&envelope, "request-push", &protocol::encode(&push).unwrap());
+    let pull_only = SyncRequest {
+        push: vec![],
+        ..push
+    };
+    write(
+        &envelope,
+        "request-pull",
+        &protocol::encode(&pull_only).unwrap(),
+    );
+    let answer = SyncResponse {
+        acks: vec![],
+        refused: vec![],
+        unknown_heads: vec![],
+        repair: vec![],
+        pull: vec![DocPull {
+            id: request.id.to_bytes().unwrap(),
+            changes: doc.save_after(&[]),
+            heads: heads.iter().copied().map(Into::into).collect(),
+            replace: false,
+        }],
+        cursor: 42,
+        cursor_tag: 7,
+        more: false,
+        reset: false,
+        wipe: false,
+        acked_all: true,
+    };
+    write(
+        &envelope,
+        "response-pull",
+        &protocol::encode(&answer).unwrap(),
     );
 
     // Uploads: mode, offset (2), length (3), chunk.
