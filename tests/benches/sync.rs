@@ -15,6 +15,10 @@
 //!
 //! Bytes do not depend on the link, so no latency is simulated here;
 //! `sambung demo` shows the same protocol over EDGE.
+//!
+//! Budgets: one round trip per scenario, and 20 realistic complaints
+//! within 1.2× the floor (headers and answer included). The run fails when
+//! one breaks — in `scripts/test` too, which runs this bench once.
 
 use automerge::Automerge;
 use automerge::sync::{State, SyncDoc};
@@ -305,5 +309,12 @@ fn main() {
         } else {
             misses.join("; ")
         }
+    );
+    // These goals were met once (issue 18): a budget, so `scripts/test`
+    // (which runs this bench once) fails when a change undoes them.
+    assert!(
+        misses.is_empty(),
+        "a byte budget that held is broken: {}",
+        misses.join("; ")
     );
 }
