@@ -568,6 +568,12 @@ fn a_request_never_offered_is_pushed_as_one_change() {
         both.get_changes(&[]).iter().any(|c| c.hash() == heads[0]),
         "built on the pushed change"
     );
+    // A request the store does not hold is a clear error, and changes nothing.
+    let unknown = sambung_core::model::RequestId::random();
+    assert!(matches!(
+        s.changes_to_push(&unknown),
+        Err(Error::NotFound { .. })
+    ));
     // Reopened, the store still knows it was offered.
     drop(s);
     let s = Store::open(dir.path(), &key(1)).unwrap();

@@ -683,17 +683,7 @@ impl Store {
         let chunks_len = row.chunks_len + chunk.len() as i64;
         if chunks_len > row.snapshot_len {
             // Compaction: the changes outgrew the snapshot.
-            let snapshot = doc.save();
-            let sealed = self.seal_snapshot(idb, &snapshot)?;
-            tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
-            tx.execute(
-                "UPDATE snapshots SET data = ?2 WHERE request = ?1",
-                params![row.rid, sealed],
-            )?;
-            tx.execute(
-                "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0 WHERE rid = ?1",
-                params![row.rid, snapshot.len() as i64],
-            )?;
+            self.write_snapshot(tx, idb, row.rid, doc)?;
         } else {
             let seq = row.next_chunk;
             let sealed = self.keys.seal(
@@ -926,13 +916,28 @@ impl Store {
     /// (a retry after a lost answer included) sends that same change.
     pub fn changes_to_push(&self, id: &RequestId) -> Result<(Vec<u8>, Vec<ChangeHash>), Error> {
         let idb = id_bytes(id)?;
-        self.write(|tx| {
-            let (offered, acked): (bool, Option<Vec<u8>>) = tx
+        let state = |conn: &Connection| -> Result<(bool, Vec<ChangeHash>), Error> {
+            let (offered, acked): (bool, Option<Vec<u8>>) = conn
                 .prepare_cached("SELECT offered, acked_heads FROM requests WHERE id = ?1")?
                 .query_row([idb.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .ok_or(Error::NotFound { what: "request" })?;
-            let acked = decode_heads(acked.as_deref().unwrap_or_default())?;
+            Ok((offered, decode_heads(acked.as_deref().unwrap_or_default())?))
+        };
+        // The usual case, every push after the first: a read, no write lock.
+        let offered = self.read(|conn| {
+            let (offered, acked) = state(conn)?;
+            if !offered {
+                return Ok(None);
+            }
+            let (mut doc, _) = self.load_doc(conn, &idb)?;
+            Ok(Some((doc.save_after(&acked), doc.heads())))
+        })?;
+        if let Some(push) = offered {
+            return Ok(push);
+        }
+        self.write(|tx| {
+            let (offered, acked) = state(tx)?;
             let (mut doc, row) = self.load_doc(tx, &idb)?;
             if !offered {
                 tx.execute("UPDATE requests SET offered = 1 WHERE rid = ?1", [row.rid])?;
@@ -956,17 +961,32 @@ impl Store {
         row: &DocRow,
         doc: &mut RequestDoc,
     ) -> Result<(), Error> {
+        self.write_snapshot(tx, idb, row.rid, doc)?;
+        tx.execute(
+            "UPDATE requests SET heads = ?2 WHERE rid = ?1",
+            params![row.rid, encode_heads(&doc.heads())],
+        )?;
+        Ok(())
+    }
+
+    /// Stores `doc` whole as the request's snapshot, its chunks gone.
+    fn write_snapshot(
+        &self,
+        tx: &Transaction<'_>,
+        idb: &[u8; 16],
+        rid: i64,
+        doc: &mut RequestDoc,
+    ) -> Result<(), Error> {
         let snapshot = doc.save();
         let sealed = self.seal_snapshot(idb, &snapshot)?;
-        tx.execute("DELETE FROM request_chunks WHERE request = ?1", [row.rid])?;
+        tx.execute("DELETE FROM request_chunks WHERE request = ?1", [rid])?;
         tx.execute(
             "UPDATE snapshots SET data = ?2 WHERE request = ?1",
-            params![row.rid, sealed],
+            params![rid, sealed],
         )?;
         tx.execute(
-            "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0, heads = ?3
-             WHERE rid = ?1",
-            params![row.rid, snapshot.len() as i64, encode_heads(&doc.heads())],
+            "UPDATE requests SET snapshot_len = ?2, chunks_len = 0, next_chunk = 0 WHERE rid = ?1",
+            params![rid, snapshot.len() as i64],
         )?;
         Ok(())
     }
