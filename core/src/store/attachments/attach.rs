@@ -10,7 +10,7 @@ use super::{AttachmentInfo, CHUNK_SIZE, MAX_ATTACHMENT_BYTES, chunk_place};
 use crate::crypto::{self, Purpose};
 use crate::error::Error;
 use crate::model::{AttachmentRef, AttachmentRole, RequestId};
-use crate::store::{Store, place};
+use crate::store::Store;
 use crate::time::Timestamp;
 
 impl Store {
@@ -200,12 +200,7 @@ impl Store {
                 size,
                 mime: mime.to_owned(),
             };
-            let meta = serde_json::to_vec(&info).map_err(|_| Error::Crypto("attachment record"))?;
-            let sealed = self.keys.seal(
-                Purpose::Attachments,
-                &place("attachments", "meta", &key, 0),
-                &meta,
-            )?;
+            let sealed = self.seal_attachment_meta(&key, &info)?;
             tx.execute(
                 "INSERT INTO attachments (key, id, meta, chunk_count, created_at, local_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![key, chunk_id.as_slice(), sealed, idx as i64, Timestamp::now().0, local_only],

@@ -123,8 +123,7 @@ impl Store {
                 return Ok(if exists.is_some() { Outcome::Done } else { Outcome::Mismatch });
             }
             let chunks = info.size.div_ceil(CHUNK_SIZE as u64).max(1);
-            let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
-            let sealed = self.keys.seal(Purpose::Attachments, &place("attachments", "meta", &key, 0), &meta)?;
+            let sealed = self.seal_attachment_meta(&key, info)?;
             tx.execute(
                 "INSERT INTO attachments (key, id, meta, chunk_count, created_at, uploaded) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
                 params![key, id, sealed, chunks as i64, Timestamp::now().0],

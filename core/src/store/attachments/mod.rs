@@ -147,17 +147,39 @@ impl Store {
             )
             .optional()?
             .ok_or(Error::NotFound { what: "attachment" })?;
+        let info = self.open_attachment_meta(&key, &meta)?;
+        Ok((key, id, info, count as u64))
+    }
+
+    /// An attachment's record (`attachments.meta`), sealed to its row.
+    pub(super) fn seal_attachment_meta(
+        &self,
+        key: &[u8],
+        info: &AttachmentInfo,
+    ) -> Result<Vec<u8>, Error> {
+        let meta = serde_json::to_vec(info).map_err(|_| Error::Crypto("attachment record"))?;
+        self.keys.seal(
+            Purpose::Attachments,
+            &place("attachments", "meta", key, 0),
+            &meta,
+        )
+    }
+
+    /// An attachment's record read back from `attachments.meta`.
+    pub(super) fn open_attachment_meta(
+        &self,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<AttachmentInfo, Error> {
         let meta = self
             .keys
             .open(
                 Purpose::Attachments,
-                &place("attachments", "meta", &key, 0),
-                &meta,
+                &place("attachments", "meta", key, 0),
+                sealed,
             )
             .map_err(|_| Error::Corrupt("an attachment record failed authentication"))?;
-        let info: AttachmentInfo = serde_json::from_slice(&meta)
-            .map_err(|_| Error::Corrupt("an attachment record is damaged"))?;
-        Ok((key, id, info, count as u64))
+        serde_json::from_slice(&meta).map_err(|_| Error::Corrupt("an attachment record is damaged"))
     }
 
     /// What the store knows of the attachment with this content hash.

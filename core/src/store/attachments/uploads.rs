@@ -6,10 +6,9 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::AttachmentInfo;
-use crate::crypto::Purpose;
 use crate::error::Error;
 use crate::model::RequestId;
-use crate::store::{Store, place};
+use crate::store::Store;
 
 /// Where an attachment's upload stands, for the app to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,17 +62,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let mut out = Vec::new();
             for (key, meta) in rows {
-                let plain = self
-                    .keys
-                    .open(
-                        Purpose::Attachments,
-                        &place("attachments", "meta", &key, 0),
-                        &meta,
-                    )
-                    .map_err(|_| Error::Corrupt("an attachment record failed authentication"))?;
-                let info: AttachmentInfo = serde_json::from_slice(&plain)
-                    .map_err(|_| Error::Corrupt("an attachment record is damaged"))?;
-                out.push(info);
+                out.push(self.open_attachment_meta(&key, &meta)?);
             }
             out.sort_by_key(|i| i.size);
             Ok(out)
