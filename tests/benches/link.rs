@@ -39,7 +39,7 @@ use sambung_core::model::{AttachmentRole, Kind, RequestContent};
 use sambung_core::sync::{Client, EngineConfig, backoff};
 use sambung_core::templates;
 use sambung_e2e::corpus::{Corpus, Data, gzip_len};
-use sambung_e2e::{Agency, Device, TestServer};
+use sambung_e2e::{Agency, Device, TestServer, kinds_without_required_attachments};
 use sambung_linksim::{Link, Model, Outcome, Profile};
 
 const BASE_HEADERS_UP: u64 = 200;
@@ -317,10 +317,13 @@ async fn new_requests(
     let mut bodies = Vec::new();
     let mut am = Vec::new();
     for i in 0..n {
-        let content = match data {
-            Data::Templates => region(templates::example(Kind::ALL[i % Kind::ALL.len()])),
-            Data::Realistic => corpus.request(kinds[i % kinds.len()]),
+        // Templates: every kind in turn, as the runs before the corpus did.
+        let kinds = if data == Data::Templates {
+            Kind::ALL
+        } else {
+            kinds
         };
+        let content = data.request(&mut corpus, kinds[i % kinds.len()]);
         let submit = data == Data::Realistic && content.details.required_attachments().is_empty();
         let id = d.store.create(content).unwrap();
         if submit {
@@ -364,23 +367,13 @@ async fn first_sync(profile: &Profile, n: usize, data: Data) -> Run {
         .await;
     // Submitted (another officer's drafts stay with it), of every kind that
     // needs no attachment to be submitted.
-    let kinds: Vec<Kind> = Kind::ALL
-        .iter()
-        .copied()
-        .filter(|k| {
-            templates::example(*k)
-                .details
-                .required_attachments()
-                .is_empty()
-        })
-        .collect();
+    let kinds = kinds_without_required_attachments();
     let mut corpus = Corpus::new(SEED ^ n as u64);
     for i in 0..n {
-        let content = match data {
-            Data::Templates => region(templates::example(kinds[i % kinds.len()])),
-            Data::Realistic => corpus.request(kinds[i % kinds.len()]),
-        };
-        let id = seeder.store.create(content).unwrap();
+        let id = seeder
+            .store
+            .create(data.request(&mut corpus, kinds[i % kinds.len()]))
+            .unwrap();
         seeder.store.submit(&id).unwrap();
     }
     seeder.sync_until_ok(3).await;

@@ -949,6 +949,21 @@ pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
     .unwrap()
 }
 
+/// The kinds a request can be submitted of without attaching anything
+/// first (the others need a document attached before they leave draft).
+pub fn kinds_without_required_attachments() -> Vec<sambung_core::model::Kind> {
+    sambung_core::model::Kind::ALL
+        .iter()
+        .copied()
+        .filter(|k| {
+            sambung_core::templates::example(*k)
+                .details
+                .required_attachments()
+                .is_empty()
+        })
+        .collect()
+}
+
 /// Deterministic bytes that do not compress, different for every seed
 /// (attachment payloads in tests).
 pub fn noise(n: usize, seed: u32) -> Vec<u8> {

@@ -27,16 +27,7 @@ async fn a_big_batch_goes_in_exchanges_under_the_budget_with_progress() {
     }
     // Submitted (drafts stay with their writer), of every kind that needs
     // no attachment to be submitted.
-    let kinds: Vec<Kind> = Kind::ALL
-        .iter()
-        .copied()
-        .filter(|k| {
-            templates::example(*k)
-                .details
-                .required_attachments()
-                .is_empty()
-        })
-        .collect();
+    let kinds = sambung_e2e::kinds_without_required_attachments();
     for i in 0..80 {
         let mut c = templates::example(kinds[i % kinds.len()]);
         c.region = RegionCode::from("32.73.01.1001");
