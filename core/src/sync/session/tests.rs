@@ -40,6 +40,19 @@ fn draft(store: &Store) -> RequestId {
 }
 
 /// An answer that says nothing, at `cursor`.
+/// A draft the server took as pushed, the device's cursor at `cursor`.
+fn synced_draft(store: &Store, cursor: u64) -> RequestId {
+    let id = draft(store);
+    let mut session = SyncSession::new(store, 64 * 1024).unwrap();
+    session.next_request(store).unwrap();
+    let acked = SyncResponse {
+        acked_all: true,
+        ..answer(cursor)
+    };
+    assert_eq!(session.apply(store, &wire(&acked)).unwrap(), Step::Done);
+    id
+}
+
 fn answer(cursor: u64) -> SyncResponse {
     SyncResponse {
         acks: Vec::new(),
@@ -391,14 +404,7 @@ fn repair_until_pushed(
 fn unknown_heads_are_repaired_from_the_servers_copy_then_pushed() {
     let dir = tempfile::tempdir().unwrap();
     let store = device(dir.path());
-    let id = draft(&store);
-    let mut session = SyncSession::new(&store, 64 * 1024).unwrap();
-    session.next_request(&store).unwrap();
-    let acked = SyncResponse {
-        acked_all: true,
-        ..answer(0)
-    };
-    assert_eq!(session.apply(&store, &wire(&acked)).unwrap(), Step::Done);
+    let id = synced_draft(&store, 0);
     // The server's copy moved on with another device's change; this one
     // edits too.
     let other_dir = tempfile::tempdir().unwrap();
@@ -454,14 +460,7 @@ fn unknown_heads_are_repaired_from_the_servers_copy_then_pushed() {
 fn a_reset_checks_every_request_and_resends_what_the_server_lost() {
     let dir = tempfile::tempdir().unwrap();
     let store = device(dir.path());
-    let id = draft(&store);
-    let mut session = SyncSession::new(&store, 64 * 1024).unwrap();
-    session.next_request(&store).unwrap();
-    let acked = SyncResponse {
-        acked_all: true,
-        ..answer(9)
-    };
-    assert_eq!(session.apply(&store, &wire(&acked)).unwrap(), Step::Done);
+    let id = synced_draft(&store, 9);
     assert!(store.pending().unwrap().is_empty());
 
     // Restored from a backup taken before the request arrived.
