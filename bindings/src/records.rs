@@ -82,6 +82,9 @@ pub struct SyncReport {
     pub pushed: u32,
     /// Updates applied from the server.
     pub pulled: u32,
+    /// Requests this account may no longer see (reassigned, out of its
+    /// regions), deleted here; a copy holding unsynced work is kept.
+    pub forgotten: u32,
     /// Requests the server refused.
     pub refused: Vec<RefusedRequest>,
     /// Requests changed here by what came from the server.
@@ -96,6 +99,7 @@ impl From<&SyncSummary> for SyncReport {
             round_trips: s.round_trips,
             pushed: s.pushed,
             pulled: s.pulled,
+            forgotten: s.forgotten,
             refused: s
                 .refused
                 .iter()

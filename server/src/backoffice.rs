@@ -1536,6 +1536,7 @@ async fn erase_person(
                 scope.applicant_nik_hash = current.scope.applicant_nik_hash.clone();
                 let data = doc.save();
                 Ok(DocWrite::Write {
+                    scope_keys: crate::scope_index::write_keys(Some(&current.scope), &scope),
                     doc: crate::storage::StoredDoc {
                         data,
                         scope,

@@ -19,7 +19,7 @@ use sambung_core::protocol::{
 use crate::accounts::{Account, Draft, Scope};
 use crate::authority::Refused;
 use crate::error::ServerError;
-use crate::storage::{Delivered, DocMeta, DocWrite, Storage, StoredDoc};
+use crate::storage::{Delivered, DocMeta, DocWrite, LogEntry, Storage, StoredDoc};
 
 /// The authenticated sender of an exchange.
 #[derive(Debug, Clone)]
@@ -541,6 +541,7 @@ pub fn write_of(
         _ => doc.save_nocompress(),
     };
     DocWrite::Write {
+        scope_keys: crate::scope_index::write_keys(current.map(|c| &c.scope), &scope),
         doc: StoredDoc {
             data: doc.save(),
             scope,
@@ -643,6 +644,49 @@ const PAGE: usize = 256;
 /// does not grow with the log).
 pub const MAX_LOG_READ: usize = 4 * PAGE;
 
+/// What one document's id costs in an answer's `gone`.
+const GONE_BYTES: usize = 17;
+
+/// What a pull sends of a log entry the reader's index found.
+#[derive(Debug, PartialEq, Eq)]
+enum Pulled {
+    /// Nothing: the device holds it, its history was erased, or it says
+    /// nothing (a notice of a document the caller may see).
+    Nothing,
+    /// Its data.
+    Data,
+    /// That the caller may no longer see its document.
+    Gone,
+}
+
+fn pulled(
+    caller: &Caller,
+    reader: &crate::scope_index::Reader,
+    high: u64,
+    entry: &LogEntry,
+) -> Pulled {
+    // Entries of an erased request's old history are not sent.
+    if entry.purged {
+        return Pulled::Nothing;
+    }
+    if !caller.account.may_see(&entry.scope) {
+        // Found under one of the caller's keys (or meant for it), the
+        // document was visible to it once: the device drops its copy.
+        // Reading the whole log finds every draft: those say nothing.
+        let once_seen = entry.for_account || matches!(reader, crate::scope_index::Reader::Keys(_));
+        return if once_seen {
+            Pulled::Gone
+        } else {
+            Pulled::Nothing
+        };
+    }
+    let own_and_held = entry.device == caller.device && entry.seq > high;
+    if own_and_held || entry.data.is_empty() {
+        return Pulled::Nothing;
+    }
+    Pulled::Data
+}
+
 /// One exchange's answer, and the documents it wrote (for the audit
 /// trail: with `acked_all` the answer no longer names them).
 pub struct Exchanged {
@@ -672,6 +716,7 @@ pub fn exchange(
         reset: false,
         wipe: false,
         acked_all: false,
+        gone: Vec::new(),
     };
     // A cursor this log did not give (the server was restored from a
     // backup older than it): pull from the start rather than skip entries
@@ -748,6 +793,8 @@ pub fn exchange(
     // so four times the budget of raw changes stays under it: a first
     // sync of 500 requests takes 2 exchanges, not 6.
     let budget = (request.max_response_bytes.max(1024) as usize).saturating_mul(4);
+    let reader = crate::scope_index::reader_of(&caller.account);
+    let mut gone = std::collections::BTreeSet::new();
     let mut used = 0usize;
     let mut read = 0usize;
     'pages: loop {
@@ -756,27 +803,39 @@ pub fn exchange(
             break;
         }
         let limit = PAGE.min(MAX_LOG_READ - read);
-        let page = storage.log_since(response.cursor, limit)?;
+        let page = storage.log_for(&reader, response.cursor, limit)?;
         let last_page = page.len() < limit;
         read += page.len();
         for entry in page {
-            // Entries of an erased request's old history are not sent.
-            let visible = caller.account.may_see(&entry.scope) && !entry.purged;
-            let own_and_held = entry.device == caller.device && entry.seq > high;
-            if visible && !own_and_held {
-                if used > 0 && used + entry.data.len() > budget {
-                    response.more = true;
-                    break 'pages;
+            match pulled(caller, &reader, high, &entry) {
+                Pulled::Nothing => {}
+                Pulled::Gone => {
+                    if used > 0 && used + GONE_BYTES > budget {
+                        response.more = true;
+                        break 'pages;
+                    }
+                    if gone.insert(DocRef(entry.doc)) {
+                        used += GONE_BYTES;
+                    }
                 }
-                used += entry.data.len();
-                let heads = sambung_core::document::decode_heads(&entry.heads)
-                    .map_err(|_| ServerError::Storage("damaged heads".into()))?;
-                response.pull.push(DocPull {
-                    id: entry.doc,
-                    changes: entry.data,
-                    heads: heads.into_iter().map(Hash::from).collect(),
-                    replace: entry.replace,
-                });
+                Pulled::Data => {
+                    if used > 0 && used + entry.data.len() > budget {
+                        response.more = true;
+                        break 'pages;
+                    }
+                    used += entry.data.len();
+                    let heads = sambung_core::document::decode_heads(&entry.heads)
+                        .map_err(|_| ServerError::Storage("damaged heads".into()))?;
+                    // Sent again later (its visibility came back): no
+                    // longer gone.
+                    gone.remove(&DocRef(entry.doc));
+                    response.pull.push(DocPull {
+                        id: entry.doc,
+                        changes: entry.data,
+                        heads: heads.into_iter().map(Hash::from).collect(),
+                        replace: entry.replace,
+                    });
+                }
             }
             response.cursor = entry.seq;
             response.cursor_tag = crate::storage::log_tag(&entry.heads);
@@ -785,6 +844,7 @@ pub fn exchange(
             break;
         }
     }
+    response.gone = gone.into_iter().collect();
     storage.raise_high_cursor(caller.device, response.cursor)?;
     Ok(Exchanged { response, written })
 }

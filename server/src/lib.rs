@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod scope_index;
 pub mod secrets;
 pub mod storage;
 pub mod tls;

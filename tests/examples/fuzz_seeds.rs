@@ -99,6 +99,7 @@ fn main() {
         reset: false,
         wipe: false,
         acked_all: true,
+        gone: Vec::new(),
     };
     write(
         &envelope,

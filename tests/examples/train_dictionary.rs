@@ -39,6 +39,7 @@ fn response(acks: Vec<DocAck>, pull: Vec<DocPull>, cursor: u64, cursor_tag: u32)
         reset: false,
         wipe: false,
         acked_all: false,
+        gone: Vec::new(),
     }
 }
 

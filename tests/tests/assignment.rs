@@ -1,5 +1,5 @@
 //! Assignment: the back office assigns a request to a field officer, who
-//! then syncs it whatever its region — and stops receiving it once it is
+//! then syncs it whatever its region — and drops it once it is
 //! unassigned. Nobody but the agency may assign.
 
 use sambung_core::Error;
@@ -68,8 +68,8 @@ async fn an_assigned_officer_syncs_the_request_and_only_the_agency_assigns() {
         assert_eq!(d.store.get(&id).unwrap(), visiting.store.get(&id).unwrap());
     }
 
-    // Unassigned: later changes no longer reach the visiting officer (what
-    // it already holds stays on its device).
+    // Unassigned: the visiting officer is told, and its copy (nothing in
+    // it unsynced) is dropped; later changes never reach it.
     agency.store.assign(&id, None).unwrap();
     agency.sync().await.unwrap();
     local.sync().await.unwrap();
@@ -78,18 +78,11 @@ async fn an_assigned_officer_syncs_the_request_and_only_the_agency_assigns() {
         .add_note(&id, "ditangani petugas lokal", false)
         .unwrap();
     local.sync().await.unwrap();
-    visiting.sync().await.unwrap();
-    let kept = visiting.store.get(&id).unwrap();
-    assert_eq!(kept.notes.len(), 1, "the later note never arrived");
-    // And it may no longer write to it.
-    visiting
-        .store
-        .add_note(&id, "masih di sini", false)
-        .unwrap();
     let summary = visiting.sync().await.unwrap();
-    assert_eq!(summary.refused.len(), 1, "{summary:?}");
-    assert!(
-        summary.refused[0].1.contains("may not write"),
-        "{summary:?}"
-    );
+    assert_eq!(summary.forgotten, 1, "{summary:?}");
+    assert!(visiting.store.get(&id).is_err(), "dropped");
+    visiting.sync().await.unwrap();
+    assert!(visiting.store.get(&id).is_err(), "and never sent again");
+    // (An officer holding unsynced work on a request taken from it keeps
+    // it, and its push is refused: tests/tests/scope_changes.rs.)
 }

@@ -519,9 +519,18 @@ async fn one_exchange_reads_a_bounded_part_of_the_log() {
         a.sync().await.unwrap();
     }
     assert_eq!(server.log_len(), n);
-    // B may see none of them: its first exchange reads at most the bound
-    // and says there is more; the next reads the rest.
+    // B may see none of them: the scope index gives it nothing to read.
     let raw = RawDevice::of(&server.url(), &b);
+    let nothing = raw.exchange(vec![]).await;
+    assert!(nothing.pull.is_empty() && !nothing.more && nothing.cursor == 0);
+    // An agency account without regions reads the log itself, and sees
+    // none of these drafts: its first exchange reads at most the bound and
+    // says there is more; the next reads the rest.
+    let agency_dir = tempfile::tempdir().unwrap();
+    let agency = server
+        .device(agency_dir.path(), Role::Agency, "dinas", &[], None)
+        .await;
+    let raw = RawDevice::of(&server.url(), &agency);
     let first = raw.exchange(vec![]).await;
     assert!(first.pull.is_empty());
     assert!(first.more, "stopped at the bound");
@@ -542,8 +551,9 @@ async fn one_exchange_reads_a_bounded_part_of_the_log() {
     assert!(!second.more);
     assert_eq!(second.cursor, log.last().unwrap().seq);
     // The device's own client follows `more` to the end.
-    let s = b.sync_until_ok(3).await;
+    let s = agency.sync_until_ok(3).await;
     assert!(s.refused.is_empty());
+    assert!(agency.ids().is_empty(), "drafts are their creator's");
 }
 
 #[tokio::test]

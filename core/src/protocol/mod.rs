@@ -167,6 +167,12 @@ pub struct SyncResponse {
     /// Absent on the wire when false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub acked_all: bool,
+    /// Documents this device's account may no longer see (reassigned, moved
+    /// out of its regions, its regions changed): the device drops its copy
+    /// unless it holds changes the server lacks. Absent on the wire when
+    /// empty; older devices ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<DocRef>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -43,6 +43,7 @@ fn example_request() -> SyncRequest {
 fn example_response() -> SyncResponse {
     SyncResponse {
         acked_all: false,
+        gone: vec![DocRef(id(9))],
         acks: vec![DocAck {
             id: id(1),
             heads: vec![hash(4), hash(5)],

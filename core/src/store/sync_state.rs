@@ -268,6 +268,58 @@ impl Store {
         Ok(discarded)
     }
 
+    /// The server says this device's account may no longer see a request
+    /// (reassigned, moved out of its regions): its copy is deleted — unless
+    /// it holds something the server lacks (changes not acknowledged, a
+    /// repair under way, attachment bytes not uploaded), which is never
+    /// deleted; the request then stays, and its next push is refused with a
+    /// reason the app shows. Whether it was deleted.
+    pub fn forget_unseen(&self, id: &[u8; 16]) -> Result<bool, Error> {
+        let dropped = self.write(|tx| {
+            let held: Option<bool> = tx
+                .query_row(
+                    "SELECT acked_heads IS NOT NULL AND acked_heads = heads
+                            AND NOT EXISTS (SELECT 1 FROM repairs WHERE repairs.id = requests.id)
+                     FROM requests WHERE id = ?1",
+                    [id.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if held != Some(true) {
+                return Ok(false);
+            }
+            let (doc, _) = self.load_doc(tx, id)?;
+            let shas: Vec<String> = doc
+                .hydrate()?
+                .attachments
+                .into_iter()
+                .map(|a| a.sha256)
+                .collect();
+            for sha in &shas {
+                let unsent: bool = tx
+                    .query_row(
+                        "SELECT uploaded = 0 FROM attachments WHERE key = ?1",
+                        [self.attachment_key(sha)],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(false);
+                if unsent {
+                    return Ok(false);
+                }
+            }
+            // Freed pages are zeroed, not left with the deleted rows.
+            tx.pragma_update(None, "secure_delete", true)?;
+            tx.execute("DELETE FROM requests WHERE id = ?1", [id.as_slice()])?;
+            self.delete_unreferenced(tx, &shas)?;
+            Ok(true)
+        })?;
+        if dropped {
+            self.truncate_wal()?;
+        }
+        Ok(dropped)
+    }
+
     /// Applies changes pulled from the server: merges them into the local
     /// document (creating it when new here) and records the server's heads as
     /// acknowledged. Local changes not yet pushed stay pending.

@@ -16,6 +16,7 @@ use sambung_core::protocol::DocId;
 use crate::accounts::{Account, Scope};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::error::ServerError;
+use crate::scope_index::{Reader, ScopeKey};
 use crate::webhooks::{Delivery, Event, Outcome, Subscription};
 
 pub use postgres::PostgresStorage;
@@ -46,6 +47,12 @@ pub fn log_tag(heads: &[u8]) -> u32 {
     let n = heads.len().min(4);
     b[..n].copy_from_slice(&heads[..n]);
     u32::from_be_bytes(b)
+}
+
+/// A log position or count as the databases store it (they have no
+/// unsigned 64-bit integers; positions never reach `i64::MAX`).
+pub(super) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A document as the server holds it.
@@ -139,6 +146,9 @@ pub enum DocWrite {
         /// (an erasure): the old log entries of it are purged, and devices
         /// replace their copy.
         replace: bool,
+        /// The keys of the scope index the log entry is filed under
+        /// ([`crate::scope_index::write_keys`]).
+        scope_keys: Vec<ScopeKey>,
         /// The content addresses of its attachments now (see
         /// [`crate::blobs::hashes`]). A reference new to the document is
         /// written only if `delivery.account` owns the blob, may see
@@ -229,6 +239,10 @@ pub struct LogEntry {
     /// An entry of an erased document's old history: its data is gone and
     /// it is not sent.
     pub purged: bool,
+    /// An entry meant for one account (the reader's): what an account
+    /// change made visible (`data` is the whole document) or invisible
+    /// (`data` is empty) to it.
+    pub for_account: bool,
 }
 
 /// The server's storage.
@@ -308,8 +322,19 @@ pub trait Storage: Send + Sync + 'static {
     fn raise_given(&self, device: [u8; 16], id: DocId) -> Result<(), ServerError>;
     /// The position of the log's latest entry (0: empty).
     fn log_head(&self) -> Result<u64, ServerError>;
-    /// Log entries after `cursor`, oldest first, at most `limit`.
+    /// Every log entry after `cursor`, oldest first, at most `limit` (for
+    /// operators and tests; devices pull with [`Storage::log_for`]).
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;
+    /// The log entries after `cursor` that `reader` finds (see
+    /// [`crate::scope_index`]), oldest first, at most `limit`, in one
+    /// indexed query: the cost is what the reader may see, not the log.
+    /// Candidates only: the caller decides by each document's scope.
+    fn log_for(
+        &self,
+        reader: &Reader,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, ServerError>;
     /// The NIK-hash key as databases from before the secrets file kept it
     /// (see [`crate::secrets`]), if this one still does.
     fn legacy_secret(&self) -> Result<Option<Vec<u8>>, ServerError>;

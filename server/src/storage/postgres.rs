@@ -25,9 +25,11 @@ use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
     StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
+    to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
+use crate::scope_index::{self, Candidates, Notice, Reader, ScopeKey};
 
 /// The schema, as numbered migrations (append only, like SQLite's).
 const MIGRATIONS: &[&str] = &[
@@ -238,6 +240,18 @@ CREATE TABLE given (
     // counted at every new upload).
     r#"
 CREATE INDEX blob_uploads_by_device ON blob_uploads (device);
+"#,
+    // 12: the scope index (`crate::scope_index`; SQLite's 15): log entries
+    // by who may see them, and entries meant for one account. Entries
+    // written before are filed by `backfill_scope_index`.
+    r#"
+CREATE TABLE scope_log (
+    key BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (key, seq)
+);
+ALTER TABLE log ADD COLUMN audience TEXT;
+INSERT INTO meta (key, value) SELECT 'scope_index_pending', decode('01', 'hex') WHERE EXISTS (SELECT 1 FROM log);
 "#,
 ];
 
@@ -623,8 +637,182 @@ async fn migrate(c: Arc<Client>, known: i32) -> Result<(), ServerError> {
     .await
     .map_err(pg)?;
     backfill_blob_refs(&c).await?;
+    backfill_scope_index(&c).await?;
     c.batch_execute("COMMIT").await.map_err(pg)?;
     Ok(())
+}
+
+/// Files the log entries written before the scope index under their
+/// documents' scopes of now (in the migration's transaction).
+async fn backfill_scope_index(c: &Client) -> Result<(), ServerError> {
+    let pending = c
+        .query_opt("SELECT 1 FROM meta WHERE key = 'scope_index_pending'", &[])
+        .await
+        .map_err(pg)?
+        .is_some();
+    if !pending {
+        return Ok(());
+    }
+    let docs = c
+        .query(
+            "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    for r in &docs {
+        let (id, scope) = scope_of_row(r);
+        let keys: Vec<ScopeKey> = scope_index::doc_keys(&scope).into_iter().collect();
+        c.execute(
+            "INSERT INTO scope_log (key, seq) SELECT k, l.seq FROM unnest($1::BIGINT[]) k, log l
+             WHERE l.doc = $2 ON CONFLICT DO NOTHING",
+            &[&keys, &id],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    c.execute("DELETE FROM meta WHERE key = 'scope_index_pending'", &[])
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+/// `(id, scope)` from `id, region, owner, applicant_nik_hash, assignee,
+/// draft`.
+fn scope_of_row(r: &Row) -> (Vec<u8>, Scope) {
+    (
+        r.get(0),
+        Scope {
+            region: r.get(1),
+            owner: r.get(2),
+            applicant_nik_hash: r.get(3),
+            assignee: r.get(4),
+            draft: Draft::from_i64(r.get::<_, i16>(5).into()),
+        },
+    )
+}
+
+/// Writes what an account change from `before` to `after` made visible or
+/// invisible to the account (SQLite's `write_account_notices`, the same
+/// rules), in the change's transaction.
+async fn write_account_notices(
+    c: &Client,
+    before: &Account,
+    after: &Account,
+) -> Result<(), ServerError> {
+    let rows = match scope_index::candidates(before, after) {
+        Candidates::None => return Ok(()),
+        Candidates::All => c
+            .query(
+                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
+                &[],
+            )
+            .await
+            .map_err(pg)?,
+        Candidates::Keys(keys) => c
+            .query(
+                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents
+                 WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
+                              WHERE s.key = ANY($1))",
+                &[&keys],
+            )
+            .await
+            .map_err(pg)?,
+    };
+    let candidates = rows
+        .iter()
+        .map(|r| {
+            let (id, scope) = scope_of_row(r);
+            Ok((id16(id, "document id")?, scope))
+        })
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    let notices = scope_index::account_notices(before, after, &candidates);
+    if notices.is_empty() {
+        return Ok(());
+    }
+    // Numbered in commit order: the lock is held until COMMIT.
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&LOCK_SPACE, &LOCK_LOG],
+    )
+    .await
+    .map_err(pg)?;
+    let key = scope_index::account_key(&after.id);
+    for (id, notice) in notices {
+        let r = c
+            .query_one(
+                "SELECT data, heads FROM documents WHERE id = $1",
+                &[&id.as_slice()],
+            )
+            .await
+            .map_err(pg)?;
+        let (data, heads): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+        let data = match notice {
+            Notice::Visible => scope_index::whole_document(&data)?,
+            Notice::Gone => Vec::new(),
+        };
+        c.execute(
+            "WITH entry AS (
+                 INSERT INTO log (doc, data, heads, device, audience) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING seq)
+             INSERT INTO scope_log (key, seq) SELECT $6, seq FROM entry",
+            &[
+                &id.as_slice(),
+                &data,
+                &heads,
+                &[0u8; 16].as_slice(),
+                &after.id,
+                &key,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// Log entries with their documents' scopes, `filter` being the rest of
+/// the query after `WHERE`.
+async fn read_log(
+    c: &Client,
+    filter: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<LogEntry>, ServerError> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner,
+                        d.applicant_nik_hash, d.assignee, l.replaces, l.purged, d.draft,
+                        l.audience IS NOT NULL
+                 FROM log l JOIN documents d ON d.id = l.doc
+                 WHERE {filter}"
+            ),
+            params,
+        )
+        .await
+        .map_err(pg)?;
+    rows.iter()
+        .map(|r| {
+            let seq: i64 = r.get(0);
+            Ok(LogEntry {
+                seq: seq as u64,
+                doc: id16(r.get(1), "document id")?,
+                data: r.get(2),
+                heads: r.get(3),
+                device: id16(r.get(4), "device id")?,
+                scope: Scope {
+                    region: r.get(5),
+                    owner: r.get(6),
+                    applicant_nik_hash: r.get(7),
+                    assignee: r.get(8),
+                    draft: Draft::from_i64(r.get::<_, i16>(11).into()),
+                },
+                replace: r.get(9),
+                purged: r.get(10),
+                for_account: r.get(12),
+            })
+        })
+        .collect()
 }
 
 /// Records the attachment references of documents stored before they were
@@ -809,10 +997,6 @@ impl Drop for PostgresStorage {
     }
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 impl Storage for PostgresStorage {
     fn add_enrollment(
         &self,
@@ -844,6 +1028,13 @@ impl Storage for PostgresStorage {
                         )
                         .await
                         .map_err(pg)?;
+                        // A NIK linked now: what was filed for it becomes
+                        // visible.
+                        let after = Account {
+                            nik_hash: existing.nik_hash.clone().or_else(|| account.nik_hash.clone()),
+                            ..existing.clone()
+                        };
+                        write_account_notices(&c, &existing, &after).await?;
                     }
                     None => {
                         c.execute(
@@ -909,6 +1100,12 @@ impl Storage for PostgresStorage {
                 )
                 .await
                 .map_err(pg)?;
+                let after = Account {
+                    role,
+                    regions: regions_list.clone(),
+                    ..before.clone()
+                };
+                write_account_notices(&c, &before, &after).await?;
                 append_audit_in(&c, std::slice::from_ref(&audit)).await?;
                 c.batch_execute("COMMIT").await.map_err(pg)?;
                 Ok(Some(before))
@@ -1105,6 +1302,7 @@ impl Storage for PostgresStorage {
             events,
             replace,
             attachments,
+            scope_keys,
         } = f(current)?
         else {
             return Ok(());
@@ -1195,6 +1393,12 @@ impl Storage for PostgresStorage {
             c.execute(
                 "UPDATE documents SET log_seq = $2 WHERE id = $1",
                 &[&id.as_slice(), &seq],
+            )
+            .await
+            .map_err(pg)?;
+            c.execute(
+                "INSERT INTO scope_log (key, seq) SELECT DISTINCT k, $2::BIGINT FROM unnest($1::BIGINT[]) k",
+                &[&scope_keys, &seq],
             )
             .await
             .map_err(pg)?;
@@ -1319,37 +1523,48 @@ impl Storage for PostgresStorage {
 
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner,
-                            d.applicant_nik_hash, d.assignee, l.replaces, l.purged, d.draft
-                     FROM log l JOIN documents d ON d.id = l.doc
-                     WHERE l.seq > $1 ORDER BY l.seq LIMIT $2",
-                    &[&to_i64(cursor), &to_i64(limit as u64)],
-                )
-                .await
-                .map_err(pg)?;
-            rows.iter()
-                .map(|r| {
-                    let seq: i64 = r.get(0);
-                    Ok(LogEntry {
-                        seq: seq as u64,
-                        doc: id16(r.get(1), "document id")?,
-                        data: r.get(2),
-                        heads: r.get(3),
-                        device: id16(r.get(4), "device id")?,
-                        scope: Scope {
-                            region: r.get(5),
-                            owner: r.get(6),
-                            applicant_nik_hash: r.get(7),
-                            assignee: r.get(8),
-                            draft: Draft::from_i64(r.get::<_, i16>(11).into()),
-                        },
-                        replace: r.get(9),
-                        purged: r.get(10),
-                    })
-                })
-                .collect()
+            read_log(
+                &c,
+                "l.seq > $1 ORDER BY l.seq LIMIT $2",
+                &[&to_i64(cursor), &to_i64(limit as u64)],
+            )
+            .await
+        })
+    }
+
+    fn log_for(
+        &self,
+        reader: &Reader,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, ServerError> {
+        let reader = reader.clone();
+        self.run(move |c| async move {
+            let (cursor, limit) = (to_i64(cursor), to_i64(limit as u64));
+            match &reader {
+                Reader::All { account } => {
+                    read_log(
+                        &c,
+                        "l.seq > $1 AND (l.audience IS NULL OR l.audience = $3)
+                         ORDER BY l.seq LIMIT $2",
+                        &[&cursor, &limit, account],
+                    )
+                    .await
+                }
+                // Each key's first `limit` entries after the cursor, by the
+                // index; of those, the first `limit` in log order.
+                Reader::Keys(keys) => {
+                    read_log(
+                        &c,
+                        "l.seq IN (SELECT s.seq FROM unnest($3::BIGINT[]) k,
+                                   LATERAL (SELECT seq FROM scope_log
+                                            WHERE key = k AND seq > $1 ORDER BY seq LIMIT $2) s)
+                         ORDER BY l.seq LIMIT $2",
+                        &[&cursor, &limit, keys],
+                    )
+                    .await
+                }
+            }
         })
     }
 

@@ -16,9 +16,11 @@ use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
     DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
     StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
+    to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
+use crate::scope_index::{self, Candidates, Notice, Reader, ScopeKey};
 
 const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
 
@@ -321,6 +323,19 @@ CREATE TABLE given (
     r#"
 CREATE INDEX blob_uploads_by_device ON blob_uploads (device);
 "#,
+    // 15: the scope index (`crate::scope_index`): log entries by who may
+    // see them, and entries meant for one account (what an account change
+    // made visible or invisible to it). Entries written before are filed
+    // by `backfill_scope_index` under their document's scope of now.
+    r#"
+CREATE TABLE scope_log (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) STRICT, WITHOUT ROWID;
+ALTER TABLE log ADD COLUMN audience TEXT;
+INSERT INTO meta (key, value) SELECT 'scope_index_pending', X'01' WHERE EXISTS (SELECT 1 FROM log);
+"#,
 ];
 
 /// Records the attachment references of documents stored before they were
@@ -356,6 +371,175 @@ fn backfill_blob_refs(conn: &mut Connection) -> Result<(), ServerError> {
         }
         tx.commit()?;
     }
+}
+
+/// Log entries with their documents' scopes, `filter` being the rest of
+/// the query after `WHERE` (its parameters in `params`).
+fn read_log(
+    conn: &Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<LogEntry>, ServerError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash,
+                d.assignee, l.replaces, l.purged, d.draft, l.audience IS NOT NULL
+         FROM log l JOIN documents d ON d.id = l.doc
+         WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+            Scope {
+                region: r.get(5)?,
+                owner: r.get(6)?,
+                applicant_nik_hash: r.get(7)?,
+                assignee: r.get(8)?,
+                draft: Draft::from_i64(r.get(11)?),
+            },
+            (
+                r.get::<_, bool>(9)?,
+                r.get::<_, bool>(10)?,
+                r.get::<_, bool>(12)?,
+            ),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, doc, data, heads, device, scope, (replace, purged, for_account)) = row?;
+        out.push(LogEntry {
+            seq: seq as u64,
+            doc: doc_id(doc)?,
+            data,
+            heads,
+            device: device
+                .try_into()
+                .map_err(|_| ServerError::Storage("damaged device id".into()))?,
+            scope,
+            replace,
+            purged,
+            for_account,
+        });
+    }
+    Ok(out)
+}
+
+/// Files the log entries written before the scope index under their
+/// documents' scopes of now (one transaction: a server stopped halfway
+/// starts over).
+fn backfill_scope_index(conn: &mut Connection) -> Result<(), ServerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let pending: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'scope_index_pending')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !pending {
+        return Ok(());
+    }
+    let docs: Vec<(Vec<u8>, Scope)> = {
+        let mut st = tx.prepare(
+            "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
+        )?;
+        st.query_map([], scope_row)?.collect::<Result<_, _>>()?
+    };
+    for (id, scope) in docs {
+        for key in scope_index::doc_keys(&scope) {
+            tx.execute(
+                "INSERT OR IGNORE INTO scope_log (key, seq) SELECT ?1, seq FROM log WHERE doc = ?2",
+                params![key, id],
+            )?;
+        }
+    }
+    tx.execute("DELETE FROM meta WHERE key = 'scope_index_pending'", [])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// `(id, scope)` from `id, region, owner, applicant_nik_hash, assignee,
+/// draft`.
+fn scope_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, Scope)> {
+    Ok((
+        r.get(0)?,
+        Scope {
+            region: r.get(1)?,
+            owner: r.get(2)?,
+            applicant_nik_hash: r.get(3)?,
+            assignee: r.get(4)?,
+            draft: Draft::from_i64(r.get(5)?),
+        },
+    ))
+}
+
+/// Files a log entry under `keys`.
+fn file_entry(tx: &Connection, seq: i64, keys: &[ScopeKey]) -> Result<(), ServerError> {
+    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO scope_log (key, seq) VALUES (?1, ?2)")?;
+    for key in keys {
+        st.execute(params![key, seq])?;
+    }
+    Ok(())
+}
+
+/// Writes what an account change from `before` to `after` made visible or
+/// invisible to the account, as entries meant for it alone (see
+/// [`scope_index::account_notices`]), in the change's transaction.
+fn write_account_notices(
+    tx: &Connection,
+    before: &Account,
+    after: &Account,
+) -> Result<(), ServerError> {
+    let candidates: Vec<(Vec<u8>, Scope)> = match scope_index::candidates(before, after) {
+        Candidates::None => return Ok(()),
+        Candidates::All => {
+            let mut st = tx.prepare(
+                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
+            )?;
+            st.query_map([], scope_row)?.collect::<Result<_, _>>()?
+        }
+        Candidates::Keys(keys) => {
+            let list = keys
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut st = tx.prepare(&format!(
+                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents
+                 WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
+                              WHERE s.key IN ({list}))"
+            ))?;
+            st.query_map([], scope_row)?.collect::<Result<_, _>>()?
+        }
+    };
+    let candidates = candidates
+        .into_iter()
+        .map(|(id, scope)| Ok((doc_id(id)?, scope)))
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    let key = [scope_index::account_key(&after.id)];
+    for (id, notice) in scope_index::account_notices(before, after, &candidates) {
+        let (data, heads): (Vec<u8>, Vec<u8>) = tx.query_row(
+            "SELECT data, heads FROM documents WHERE id = ?1",
+            [id.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let data = match notice {
+            Notice::Visible => scope_index::whole_document(&data)?,
+            Notice::Gone => Vec::new(),
+        };
+        tx.execute(
+            "INSERT INTO log (doc, data, heads, device, audience) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.as_slice(), data, heads, [0u8; 16].as_slice(), after.id],
+        )?;
+        file_entry(tx, tx.last_insert_rowid(), &key)?;
+    }
+    Ok(())
+}
+
+fn doc_id(v: Vec<u8>) -> Result<DocId, ServerError> {
+    v.try_into()
+        .map_err(|_| ServerError::Storage("damaged document id".into()))
 }
 
 /// Replaces document `id`'s attachment references with `now_refs` in the
@@ -550,6 +734,7 @@ impl SqliteStorage {
             }
         }
         backfill_blob_refs(&mut conn)?;
+        backfill_scope_index(&mut conn)?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
         })
@@ -596,11 +781,18 @@ impl Storage for SqliteStorage {
             .optional()?;
         match existing {
             Some(row) => {
-                check_same_account(&account_of(row)?, account)?;
+                let before = account_of(row)?;
+                check_same_account(&before, account)?;
                 tx.execute(
                     "UPDATE accounts SET nik_hash = coalesce(?2, nik_hash) WHERE id = ?1",
                     params![account.id, account.nik_hash],
                 )?;
+                // A NIK linked now: what was filed for it becomes visible.
+                let after = Account {
+                    nik_hash: before.nik_hash.clone().or_else(|| account.nik_hash.clone()),
+                    ..before.clone()
+                };
+                write_account_notices(&tx, &before, &after)?;
             }
             None => {
                 tx.execute(
@@ -643,12 +835,18 @@ impl Storage for SqliteStorage {
         };
         let before = account_of(row)?;
         let audit = crate::enroll::account_change_record(&before, role, regions, now_ms);
+        let after = Account {
+            role,
+            regions: regions.to_vec(),
+            ..before.clone()
+        };
         let regions =
             serde_json::to_string(regions).map_err(|e| ServerError::Storage(e.to_string()))?;
         tx.execute(
             "UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1",
             params![id, role_str(role), regions],
         )?;
+        write_account_notices(&tx, &before, &after)?;
         append_audit_in(&tx, std::slice::from_ref(&audit))?;
         tx.commit()?;
         Ok(Some(before))
@@ -809,6 +1007,7 @@ impl Storage for SqliteStorage {
                 events,
                 replace,
                 attachments,
+                scope_keys,
             } => {
                 if replace {
                     // The old history is gone, and its receipts with it
@@ -872,10 +1071,12 @@ impl Storage for SqliteStorage {
                     "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id.as_slice(), log_data, heads, device.as_slice(), replace],
                 )?;
+                let seq = tx.last_insert_rowid();
                 tx.execute(
-                    "UPDATE documents SET log_seq = last_insert_rowid() WHERE id = ?1",
-                    [id.as_slice()],
+                    "UPDATE documents SET log_seq = ?2 WHERE id = ?1",
+                    params![id.as_slice(), seq],
                 )?;
+                file_entry(&tx, seq, &scope_keys)?;
                 write_refs(
                     &tx,
                     &id,
@@ -983,49 +1184,52 @@ impl Storage for SqliteStorage {
     }
 
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
+        read_log(
+            &self.lock(),
+            "l.seq > ?1 ORDER BY l.seq LIMIT ?2",
+            &[&to_i64(cursor), &to_i64(limit as u64)],
+        )
+    }
+
+    fn log_for(
+        &self,
+        reader: &Reader,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, ServerError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT l.seq, l.doc, l.data, l.heads, l.device, d.region, d.owner, d.applicant_nik_hash,
-                    d.assignee, l.replaces, l.purged, d.draft
-             FROM log l JOIN documents d ON d.id = l.doc
-             WHERE l.seq > ?1 ORDER BY l.seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![cursor as i64, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-                Scope {
-                    region: r.get(5)?,
-                    owner: r.get(6)?,
-                    applicant_nik_hash: r.get(7)?,
-                    assignee: r.get(8)?,
-                    draft: Draft::from_i64(r.get(11)?),
-                },
-                (r.get::<_, bool>(9)?, r.get::<_, bool>(10)?),
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, doc, data, heads, device, scope, (replace, purged)) = row?;
-            out.push(LogEntry {
-                seq: seq as u64,
-                doc: doc
-                    .try_into()
-                    .map_err(|_| ServerError::Storage("damaged document id".into()))?,
-                data,
-                heads,
-                device: device
-                    .try_into()
-                    .map_err(|_| ServerError::Storage("damaged device id".into()))?,
-                scope,
-                replace,
-                purged,
-            });
+        match reader {
+            Reader::All { account } => read_log(
+                &conn,
+                "l.seq > ?1 AND (l.audience IS NULL OR l.audience = ?3) ORDER BY l.seq LIMIT ?2",
+                &[&to_i64(cursor), &to_i64(limit as u64), account],
+            ),
+            Reader::Keys(keys) => {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Each key's first `limit` entries after the cursor, by
+                // the index; of those, the first `limit` in log order.
+                let per_key = (0..keys.len())
+                    .map(|i| {
+                        format!(
+                            "SELECT seq FROM (SELECT seq FROM scope_log WHERE key = ?{} AND seq > ?1
+                                              ORDER BY seq LIMIT ?2)",
+                            i + 3
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ");
+                let (cursor, limit) = (to_i64(cursor), to_i64(limit as u64));
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&cursor, &limit];
+                params.extend(keys.iter().map(|k| k as &dyn rusqlite::ToSql));
+                read_log(
+                    &conn,
+                    &format!("l.seq IN ({per_key}) ORDER BY l.seq LIMIT ?2"),
+                    &params,
+                )
+            }
         }
-        Ok(out)
     }
 
     fn legacy_secret(&self) -> Result<Option<Vec<u8>>, ServerError> {

@@ -120,7 +120,7 @@ impl Store {
 
     /// The row key of an attachment: a keyed hash of its content hash (in
     /// lowercase), so the file cannot confirm a known photo.
-    fn attachment_key(&self, sha256: &str) -> Vec<u8> {
+    pub(super) fn attachment_key(&self, sha256: &str) -> Vec<u8> {
         attachment_key(&self.keys, sha256)
     }
 

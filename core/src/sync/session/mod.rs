@@ -56,6 +56,10 @@ pub struct SyncSummary {
     pub pushed: u32,
     /// Document updates applied from the server.
     pub pulled: u32,
+    /// Requests this device's account may no longer see (reassigned, out
+    /// of its regions), deleted here; a copy holding what the server lacks
+    /// is kept.
+    pub forgotten: u32,
     /// Documents the server refused, with its reason.
     pub refused: Vec<(String, String)>,
     /// Requests changed here by what came from the server (pulls and
@@ -332,6 +336,16 @@ impl SyncSession {
                     )?;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        for gone in &response.gone {
+            if store.forget_unseen(&gone.0)? {
+                self.summary.forgotten += 1;
+                // Observers re-read it, and find it gone.
+                let id = RequestId::from_bytes(gone.0);
+                if !self.summary.changed.contains(&id) {
+                    self.summary.changed.push(id);
+                }
             }
         }
         if response.reset {

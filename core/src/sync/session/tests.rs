@@ -66,6 +66,7 @@ fn answer(cursor: u64) -> SyncResponse {
         reset: false,
         wipe: false,
         acked_all: false,
+        gone: Vec::new(),
     }
 }
 
@@ -658,4 +659,50 @@ fn an_answer_that_is_not_an_envelope_is_a_typed_error() {
     // Nothing was applied.
     assert_eq!(store.pending().unwrap().len(), 1);
     assert_eq!(store.cursor().unwrap(), (0, 0));
+}
+
+#[test]
+fn a_request_gone_from_sight_is_dropped_unless_it_holds_unsynced_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = device(dir.path());
+    let clean = synced_draft(&store, 3);
+    let busy = synced_draft(&store, 4);
+    store.add_note(&busy, "belum terkirim", false).unwrap();
+    let mut session = SyncSession::new(&store, 64 * 1024).unwrap();
+    session.next_request(&store).unwrap();
+    // The server refuses the note and says both are gone; it also names
+    // one this device never held.
+    let told = SyncResponse {
+        refused: vec![Refusal {
+            id: doc_id(&busy),
+            code: RefusalCode::Forbidden,
+            reason: "this account may not write to this request".into(),
+            errors: vec![],
+        }],
+        gone: vec![
+            DocRef(doc_id(&clean)),
+            DocRef(doc_id(&busy)),
+            DocRef([9; 16]),
+        ],
+        ..answer(5)
+    };
+    assert_eq!(session.apply(&store, &wire(&told)).unwrap(), Step::Done);
+    assert_eq!(session.summary().forgotten, 1);
+    assert!(session.summary().changed.contains(&clean));
+    assert!(matches!(store.get(&clean), Err(Error::NotFound { .. })));
+    let kept = store.get(&busy).unwrap();
+    assert_eq!(kept.notes.len(), 1, "the unsynced note is never deleted");
+    assert_eq!(pending_ids(&store), vec![busy.clone()]);
+    // Once the refused note is discarded, nothing holds it: told again,
+    // the copy goes.
+    store.discard_refused(&busy).unwrap();
+    let mut session = SyncSession::new(&store, 64 * 1024).unwrap();
+    session.next_request(&store).unwrap();
+    let again = SyncResponse {
+        gone: vec![DocRef(doc_id(&busy))],
+        ..answer(6)
+    };
+    session.apply(&store, &wire(&again)).unwrap();
+    assert_eq!(session.summary().forgotten, 1);
+    assert!(store.get(&busy).is_err());
 }
