@@ -40,7 +40,7 @@ enum Command {
         /// A TOML file with any of the settings below (`data`, `database`,
         /// `secrets`, `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
         /// `limit_per_address`, `limit_per_device`, `metrics_listen`,
-        /// `metrics_token`, `webhook_allow`, `trusted_proxies`,
+        /// `metrics_token`, `webhook_allow`, `trusted_proxies`, `replicas`,
         /// `upload_max_age_days`, `unreferenced_blob_days`); the command
         /// line and the environment take precedence over it.
         #[arg(long, env = "SAMBUNG_CONFIG")]
@@ -102,6 +102,17 @@ enum Command {
             value_delimiter = ','
         )]
         trusted_proxies: Vec<String>,
+        /// A PostgreSQL streaming replica (standby) of --database that
+        /// serves read-only work: pulls, back-office listings, downloads
+        /// (repeatable; a URL as --database). Writes, and reads a replica
+        /// has not caught up with, go to the primary.
+        #[arg(
+            long = "replica",
+            env = "SAMBUNG_REPLICAS",
+            value_delimiter = ',',
+            hide_env_values = true
+        )]
+        replicas: Vec<String>,
     },
     /// Administer the server (on its machine).
     Admin {
@@ -150,6 +161,7 @@ fn main() -> ExitCode {
             metrics_token,
             webhook_allow,
             trusted_proxies,
+            replicas,
         } => server::ServerSettings {
             db,
             listen,
@@ -164,6 +176,7 @@ fn main() -> ExitCode {
             metrics_token,
             webhook_allow,
             trusted_proxies,
+            replicas,
         }
         .with_file(
             config.as_deref(),

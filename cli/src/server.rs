@@ -42,7 +42,7 @@ pub struct Database {
 }
 
 impl Database {
-    fn open(&self) -> Result<Arc<dyn Storage>, CliError> {
+    fn open(&self, replicas: &[String]) -> Result<Arc<dyn Storage>, CliError> {
         if self.data.is_none() && self.database.is_none() {
             return Err(CliError::Usage(
                 "give --data (a folder for the SQLite file) or --database (a postgres:// URL)"
@@ -50,16 +50,20 @@ impl Database {
             ));
         }
         let dir = self.data.clone().unwrap_or_default();
-        sambung_server::storage::open(&dir, self.database.as_deref()).map_err(|e| match e {
-            sambung_server::ServerError::Config(m) => CliError::Usage(m),
-            other => server_err(other),
-        })
+        sambung_server::storage::open_with_replicas(&dir, self.database.as_deref(), replicas)
+            .map_err(|e| match e {
+                sambung_server::ServerError::Config(m) => CliError::Usage(m),
+                other => server_err(other),
+            })
     }
 
     /// The storage and the server's secrets (the database brought in
     /// line with them: see `Secrets::open`).
-    fn open_with_secrets(&self) -> Result<(Arc<dyn Storage>, Secrets), CliError> {
-        let storage = self.open()?;
+    fn open_with_secrets(
+        &self,
+        replicas: &[String],
+    ) -> Result<(Arc<dyn Storage>, Secrets), CliError> {
+        let storage = self.open(replicas)?;
         let path = match (&self.secrets, &self.data) {
             (Some(p), _) => p.clone(),
             (None, Some(d)) if self.database.is_none() => {
@@ -120,6 +124,8 @@ pub struct ServerSettings {
     pub webhook_allow: Vec<String>,
     /// Balancers whose `X-Forwarded-For` is believed (CIDRs).
     pub trusted_proxies: Vec<String>,
+    /// PostgreSQL streaming replicas of the database, for read-only work.
+    pub replicas: Vec<String>,
 }
 
 /// The configuration file: the same settings as the flags.
@@ -141,6 +147,7 @@ struct ServerFile {
     metrics_token: Option<String>,
     webhook_allow: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
+    replicas: Option<Vec<String>>,
 }
 
 fn cidrs(what: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, CliError> {
@@ -267,6 +274,11 @@ impl ServerSettings {
         {
             self.trusted_proxies = t;
         }
+        if unset("replicas")
+            && let Some(r) = file.replicas
+        {
+            self.replicas = r;
+        }
         if unset("tls_cert") && unset("tls_key") {
             self.tls_cert = file.tls_cert.or(self.tls_cert);
             self.tls_key = file.tls_key.or(self.tls_key);
@@ -297,6 +309,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         metrics_token,
         webhook_allow,
         trusted_proxies,
+        replicas,
     } = settings;
     if metrics_token
         .as_deref()
@@ -337,7 +350,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         ),
         None => None,
     };
-    let (storage, secrets) = db.open_with_secrets()?;
+    let (storage, secrets) = db.open_with_secrets(&replicas)?;
     let state = AppState::with_settings(
         storage,
         secrets,
@@ -537,7 +550,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                 ));
             }
             check_regions(role, &regions, "--region")?;
-            let (storage, secrets) = db.open_with_secrets()?;
+            let (storage, secrets) = db.open_with_secrets(&[])?;
             let state = AppState::new(storage, secrets).map_err(server_err)?;
             let nik_hash = if nik_from_stdin {
                 let mut nik = String::new();
@@ -587,7 +600,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                 .filter(|r| !r.is_empty())
                 .collect();
             check_regions(role, &regions, "--regions")?;
-            let storage = db.open()?;
+            let storage = db.open(&[])?;
             let now_ms = sambung_core::Timestamp::now().as_millis();
             let before = sambung_server::enroll::change_account(
                 storage.as_ref(),
@@ -608,7 +621,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::Devices { db, user } => {
-            let storage = db.open()?;
+            let storage = db.open(&[])?;
             for d in storage.devices(user.as_deref()).map_err(server_err)? {
                 let state = match d.revoked_at {
                     Some(t) => format!("revoked at {t}"),
@@ -630,7 +643,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
             wipe,
             push_first,
         } => {
-            let storage = db.open()?;
+            let storage = db.open(&[])?;
             let now = sambung_core::Timestamp::now().as_millis() / 1000;
             let decision = sambung_server::storage::Revocation { wipe, push_first };
             if !storage

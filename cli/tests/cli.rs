@@ -764,6 +764,30 @@ fn server_database_settings_are_checked_and_never_echo_a_password() {
             2,
             "cannot connect to PostgreSQL",
         ),
+        // Replicas need a PostgreSQL primary, and are PostgreSQL URLs;
+        // one nobody serves is a clear error, its password not in it.
+        (
+            vec![
+                "server",
+                "--data",
+                data,
+                "--replica",
+                "postgres://u:s3cr3t-pw@127.0.0.1:9/db",
+            ],
+            2,
+            "--replica needs --database",
+        ),
+        (
+            vec![
+                "server",
+                "--database",
+                "postgres://u:s3cr3t-pw@127.0.0.1:9/db?connect_timeout=2",
+                "--replica",
+                "mysql://u:s3cr3t-pw@h/db",
+            ],
+            2,
+            "--replica must be a postgres:// URL",
+        ),
         (
             vec!["admin", "devices", "--database", "postgres://u:s3cr3t-pw@/"],
             2,

@@ -28,3 +28,42 @@ END$$;
 SQL
     export SAMBUNG_TEST_POSTGRES="postgres://sambung:sambung@127.0.0.1:$port/postgres?sslmode=disable"
 }
+
+# A streaming standby of that cluster, made with pg_basebackup and started
+# on the next port, for the read-replica tests (tests/tests/replicas.rs).
+# Call after need_postgres. Sets SAMBUNG_TEST_REPLICATION to
+# "PRIMARY_URL STANDBY_URL" (both the administrator's, as above): the
+# replica tests run against these in every pass, SQLite's too.
+need_standby() {
+    local as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    local version port
+    version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    port="$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
+    # Replication, and pausing a standby's replay (the tests play a
+    # lagging replica with it) in every database made from template1 —
+    # function grants belong to a database.
+    local db
+    for db in template1 postgres; do
+        $as_root su postgres -c "psql -q -p $port -d $db -v ON_ERROR_STOP=1" <<'SQL'
+ALTER ROLE sambung REPLICATION;
+GRANT EXECUTE ON FUNCTION pg_wal_replay_pause() TO sambung;
+GRANT EXECUTE ON FUNCTION pg_wal_replay_resume() TO sambung;
+SQL
+    done
+    local dir="/var/lib/postgresql/$version/standby"
+    if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$version standby"; then
+        $as_root pg_createcluster "$version" standby >/dev/null
+    fi
+    # A standby not made yet (or half made): its data from a base backup.
+    if ! $as_root test -f "$dir/standby.signal"; then
+        $as_root pg_ctlcluster "$version" standby stop >/dev/null 2>&1 || true
+        $as_root su postgres -c "rm -rf '$dir' && PGPASSWORD=sambung pg_basebackup -h 127.0.0.1 -p $port -U sambung -D '$dir' -R -X stream"
+    fi
+    if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "standby" {print $4}' | grep -q online; then
+        $as_root pg_ctlcluster "$version" standby start
+    fi
+    local standby
+    standby="$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "standby" {print $3}')"
+    export SAMBUNG_TEST_REPLICATION="postgres://sambung:sambung@127.0.0.1:$port/postgres?sslmode=disable postgres://sambung:sambung@127.0.0.1:$standby/postgres?sslmode=disable"
+}

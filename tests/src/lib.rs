@@ -108,6 +108,59 @@ fn database_url(admin: &str, name: &str) -> String {
     }
 }
 
+/// Where the read-replica tests run (`scripts/lib/postgres.sh`,
+/// `need_standby`): "PRIMARY_ADMIN_URL STANDBY_ADMIN_URL".
+pub const REPLICATION_ENV: &str = "SAMBUNG_TEST_REPLICATION";
+
+/// A PostgreSQL primary's database and the URL of the same database on
+/// its streaming standby ([`REPLICATION_ENV`]).
+pub struct Replication {
+    /// The database, on the primary.
+    pub db: TestDb,
+    /// The same database, read on the standby.
+    pub standby_url: String,
+}
+
+impl Replication {
+    /// A fresh database on the primary. Panics with what to do when the
+    /// standby is not set up: these tests have no SQLite form.
+    pub async fn fresh() -> Replication {
+        let env = std::env::var(REPLICATION_ENV).unwrap_or_default();
+        let Some((primary, standby)) = env.split_once(' ') else {
+            panic!(
+                "{REPLICATION_ENV} is not set: run scripts/test, which starts a PostgreSQL \
+                 standby (scripts/lib/postgres.sh, need_standby)"
+            );
+        };
+        // A run that stopped with the standby paused must not leave it so.
+        admin_sql(standby, &["SELECT pg_wal_replay_resume()".to_owned()]).await;
+        let name = format!("sambung_test_{}", hex_id());
+        admin_sql(primary, &[format!("CREATE DATABASE {name}")]).await;
+        Replication {
+            standby_url: database_url(standby, &name),
+            db: TestDb::Postgres {
+                admin: primary.to_owned(),
+                name,
+            },
+        }
+    }
+
+    /// Runs SQL on the standby as the administrator (pausing its replay).
+    pub async fn standby_sql(&self, sql: &str) -> Vec<String> {
+        let client = admin_client(&self.standby_url).await;
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl TestDb {
     /// An empty database on the backend under test.
     pub async fn fresh() -> TestDb {
@@ -447,6 +500,12 @@ impl TestServer {
         let storage = db.open();
         let secrets = db.secrets(storage.as_ref());
         TestServer::start_state(AppState::with_settings(storage, secrets, settings).unwrap()).await
+    }
+
+    /// Starts a server on `storage` (of `db`, whose secrets it takes).
+    pub async fn start_with_storage(db: &TestDb, storage: Arc<dyn Storage>) -> TestServer {
+        let secrets = db.secrets(storage.as_ref());
+        TestServer::start_state(AppState::new(storage, secrets).unwrap()).await
     }
 
     /// Starts a server on the SQLite database in `dir`.

@@ -5,6 +5,7 @@
 //! database).
 
 mod postgres;
+mod replicas;
 mod sqlite;
 
 use std::path::Path;
@@ -20,16 +21,51 @@ use crate::scope_index::{Reader, ScopeKey};
 use crate::webhooks::{Delivery, Event, Outcome, Subscription};
 
 pub use postgres::PostgresStorage;
+pub use replicas::{Replicated, Target};
 pub use sqlite::SqliteStorage;
 
 /// Opens the storage a server runs on: PostgreSQL when `database` is a
 /// `postgres://` (or `postgresql://`) URL, else the SQLite file in
 /// `data_dir`.
 pub fn open(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>, ServerError> {
+    open_with_replicas(data_dir, database, &[])
+}
+
+/// [`open`], with the read-only work sent to `replicas` (streaming
+/// replicas of the PostgreSQL `database`; see [`Replicated`]).
+pub fn open_with_replicas(
+    data_dir: &Path,
+    database: Option<&str>,
+    replicas: &[String],
+) -> Result<Arc<dyn Storage>, ServerError> {
+    if replicas.is_empty() {
+        return open_primary(data_dir, database);
+    }
+    if !database.is_some_and(is_postgres_url) {
+        return Err(ServerError::Config(
+            "--replica needs --database: replicas are PostgreSQL standbys of it".into(),
+        ));
+    }
+    if !replicas.iter().all(|r| is_postgres_url(r)) {
+        return Err(ServerError::Config(
+            "--replica must be a postgres:// URL".into(),
+        ));
+    }
+    let primary = open_primary(data_dir, database)?;
+    let replicas = replicas
+        .iter()
+        .map(|url| Ok(Arc::new(PostgresStorage::connect_replica(url)?) as Arc<dyn Storage>))
+        .collect::<Result<Vec<_>, ServerError>>()?;
+    Ok(Arc::new(Replicated::new(primary, replicas)))
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn open_primary(data_dir: &Path, database: Option<&str>) -> Result<Arc<dyn Storage>, ServerError> {
     match database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStorage::connect(url)?))
-        }
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStorage::connect(url)?)),
         Some(_) => Err(ServerError::Config(
             "--database must be a postgres:// URL (leave it out for the SQLite file in --data)"
                 .into(),

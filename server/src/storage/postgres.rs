@@ -264,6 +264,10 @@ const LOCK_AUDIT: i32 = 3;
 /// Blob uploads lock in a space of their own, keyed by their hash.
 const LOCK_BLOBS: i32 = 0x5342_4E48; // "SBNH"
 
+/// How long a replica may take to replay the schema the primary migrated
+/// to when the server starts.
+const REPLICA_SCHEMA_WAIT: Duration = Duration::from_secs(30);
+
 /// Connections kept open by one server process.
 const POOL_SIZE: usize = 8;
 
@@ -465,9 +469,52 @@ impl PostgresStorage {
     /// brings the schema up to date. Several servers may start at once:
     /// migrations run under a lock.
     pub fn connect(url: &str) -> Result<Self, ServerError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|_| ServerError::Config("the --database URL is not valid".into()))?;
+        let storage = Self::open_pool(url)?;
+        storage.migrate()?;
+        Ok(storage)
+    }
+
+    /// Connects to a streaming replica (a standby) of the primary's
+    /// database, read only: nothing is migrated. The replica must hold the
+    /// schema this server knows; right after the primary migrated, a
+    /// replica gets up to [`REPLICA_SCHEMA_WAIT`] to replay it.
+    pub fn connect_replica(url: &str) -> Result<Self, ServerError> {
+        let storage = Self::open_pool(url)?;
+        let known = MIGRATIONS.len() as i32;
+        let deadline = std::time::Instant::now() + REPLICA_SCHEMA_WAIT;
+        loop {
+            let found: i32 = storage.run(|c| async move {
+                let exists = c
+                    .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+                    .await
+                    .map_err(pg)?
+                    .get::<_, bool>(0);
+                if !exists {
+                    return Ok(0);
+                }
+                Ok(c.query_opt("SELECT version FROM schema_version", &[])
+                    .await
+                    .map_err(pg)?
+                    .map(|r| r.get::<_, i32>(0))
+                    .unwrap_or(0))
+            })?;
+            if found == known {
+                return Ok(storage);
+            }
+            if found > known || std::time::Instant::now() >= deadline {
+                return Err(ServerError::Config(format!(
+                    "a --replica holds schema version {found}, this server {known}: give replicas of this server's --database"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The connection pool on `url`, one connection opened to prove it.
+    fn open_pool(url: &str) -> Result<Self, ServerError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|_| {
+            ServerError::Config("a PostgreSQL URL (--database or --replica) is not valid".into())
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sambung-postgres")
@@ -485,7 +532,6 @@ impl PostgresStorage {
         // One connection proves the URL before anything else; the others
         // open as they are needed.
         drop(storage.conn()?);
-        storage.migrate()?;
         Ok(storage)
     }
 
