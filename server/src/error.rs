@@ -117,6 +117,12 @@ impl From<rusqlite::Error> for ServerError {
 }
 
 impl ServerError {
+    /// Whether this refuses one document's write only (the others of an
+    /// exchange's transaction stand; see `Storage::update_documents`).
+    pub fn is_per_document(&self) -> bool {
+        matches!(self, ServerError::ForeignBlob)
+    }
+
     /// The HTTP status and protocol code for this error.
     pub fn status_and_code(&self) -> (u16, ErrorCode) {
         match self {

@@ -101,44 +101,41 @@ pub fn pushed_id(push: &DocPush) -> Option<DocId> {
     .flatten()
 }
 
-/// Applies one pushed document, named `id` (see [`pushed_id`]).
-pub fn apply_push(
+/// Applies an exchange's pushed documents, each named (see
+/// [`pushed_id`]), in one storage transaction: one commit for all of them.
+/// `given` is the highest log position this device was given.
+pub fn apply_pushes(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
     caller: &Caller,
     given: u64,
-    id: DocId,
-    push: &DocPush,
-) -> Result<PushResult, ServerError> {
-    if push.changes.len() > MAX_DOCUMENT_BYTES {
-        return Ok(PushResult::Refused(Refused::new(
-            RefusalCode::TooLarge,
-            "the changes of this request are larger than the server accepts",
-        )));
-    }
-    // Bounded before anything is inflated or expanded (`limits`).
-    if let Err(e) = check_chunks(&push.changes, Sender::Device) {
-        let code = match e {
-            ChunkError::TooManyOps => RefusalCode::TooLarge,
-            ChunkError::Malformed | ChunkError::Encoding => RefusalCode::Invalid,
+    pushes: &[(DocId, &DocPush)],
+) -> Result<Vec<PushResult>, ServerError> {
+    let mut results: Vec<Option<PushResult>> = vec![None; pushes.len()];
+    // Checked before anything is merged; and what the server had given
+    // this device of each document — by its pulls, or by a repair of this
+    // document — its changes are judged against no less.
+    let mut ready = Vec::new();
+    for (i, &(id, push)) in pushes.iter().enumerate() {
+        if let Some(refused) = refused_unread(push) {
+            results[i] = Some(refused);
+            continue;
+        }
+        let given = given.max(storage.given(caller.device, id)?);
+        let floor: Vec<ChangeHash> = match storage.heads_at(id, given)? {
+            Some(h) => sambung_core::document::decode_heads(&h)
+                .map_err(|_| ServerError::Storage("damaged heads".into()))?,
+            None => Vec::new(),
         };
-        return Ok(PushResult::Refused(Refused::new(code, e.to_string())));
+        ready.push((i, id, push, floor));
     }
-    let mut result = PushResult::Refused(Refused::new(RefusalCode::Invalid, "not processed"));
-    // What the server had given this device of the document — by its
-    // pulls, or by a repair of this document — its changes are judged
-    // against no less.
-    let given = given.max(storage.given(caller.device, id)?);
-    let floor: Vec<ChangeHash> = match storage.heads_at(id, given)? {
-        Some(h) => sambung_core::document::decode_heads(&h)
-            .map_err(|_| ServerError::Storage("damaged heads".into()))?,
-        None => Vec::new(),
-    };
-    let written = storage.update_document(id, &mut |current: Option<StoredDoc>| {
+    let ids: Vec<DocId> = ready.iter().map(|r| r.1).collect();
+    let outcomes = storage.update_documents(&ids, &mut |k, current: Option<StoredDoc>| {
+        let (i, id, push, floor) = &ready[k];
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.
         let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            merge(nik_key, caller, id, push, &floor, current)
+            merge(nik_key, caller, *id, push, floor, current)
         }));
         let (r, w) = match merged {
             Ok(outcome) => outcome?,
@@ -153,14 +150,40 @@ pub fn apply_push(
                 )
             }
         };
-        result = r;
+        results[*i] = Some(r);
         Ok(w)
-    });
-    if let Some(refused) = crate::blobs::refused_reference(&written) {
-        return Ok(refused);
+    })?;
+    for (k, written) in outcomes.iter().enumerate() {
+        if let Some(refused) = crate::blobs::refused_reference(written) {
+            results[ready[k].0] = Some(refused);
+        }
     }
-    written?;
-    Ok(result)
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                PushResult::Refused(Refused::new(RefusalCode::Invalid, "not processed"))
+            })
+        })
+        .collect())
+}
+
+/// A refusal of a push decided before its bytes are read by Automerge:
+/// too large, or chunks over the limits (`limits`).
+fn refused_unread(push: &DocPush) -> Option<PushResult> {
+    if push.changes.len() > MAX_DOCUMENT_BYTES {
+        return Some(PushResult::Refused(Refused::new(
+            RefusalCode::TooLarge,
+            "the changes of this request are larger than the server accepts",
+        )));
+    }
+    check_chunks(&push.changes, Sender::Device).err().map(|e| {
+        let code = match e {
+            ChunkError::TooManyOps => RefusalCode::TooLarge,
+            ChunkError::Malformed | ChunkError::Encoding => RefusalCode::Invalid,
+        };
+        PushResult::Refused(Refused::new(code, e.to_string()))
+    })
 }
 
 fn merge(
@@ -733,12 +756,18 @@ pub fn exchange(
     // The highest log position this device was given (its pushes are
     // judged against no less; its pull resends up to it).
     let high = storage.high_cursor(caller.device)?;
+    let mut named = Vec::with_capacity(request.push.len());
     for push in &request.push {
-        let Some(id) = pushed_id(push) else {
-            tracing::info!("a new document could not be named; the device names it next time");
-            continue;
-        };
-        match apply_push(storage, nik_key, caller, high, id, push)? {
+        match pushed_id(push) {
+            Some(id) => named.push((id, push)),
+            None => {
+                tracing::info!("a new document could not be named; the device names it next time")
+            }
+        }
+    }
+    let results = apply_pushes(storage, nik_key, caller, high, &named)?;
+    for (&(id, _), result) in named.iter().zip(results) {
+        match result {
             PushResult::Ack(heads) => {
                 written.push(id);
                 response.acks.push(DocAck { id, heads })

@@ -326,14 +326,28 @@ pub trait Storage: Send + Sync + 'static {
     fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
     /// Records a request nonce; false when it was seen within the window.
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
-    /// Runs `f` on a document under the database's lock on it (concurrent
-    /// merges of one document are serialised here, not in process memory)
-    /// and writes what it returns.
+    /// Runs `f` on each document of `ids` in turn (with its index in
+    /// `ids`), under the database's lock on it (concurrent merges of one
+    /// document are serialised here, not in process memory), and writes
+    /// what it returns — all in one transaction, one commit for an
+    /// exchange's pushes. A write refused for its document alone
+    /// ([`ServerError::is_per_document`]) undoes that document's write only
+    /// and is its outcome; any other error undoes them all.
+    fn update_documents(
+        &self,
+        ids: &[DocId],
+        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<Vec<Result<(), ServerError>>, ServerError>;
+    /// [`Storage::update_documents`] of one document.
     fn update_document(
         &self,
         id: DocId,
         f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        self.update_documents(&[id], &mut |_, current| f(current))?
+            .pop()
+            .unwrap_or(Ok(()))
+    }
     /// A document as it is now (no lock held after the call).
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
     /// A document's heads as of log position `seq` (its latest entry at or

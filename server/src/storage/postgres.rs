@@ -817,6 +817,128 @@ async fn write_account_notices(
     Ok(())
 }
 
+/// A log entry to write once an exchange's documents are written (see
+/// `update_documents`).
+struct PendingEntry {
+    doc: Vec<u8>,
+    data: Vec<u8>,
+    heads: Vec<u8>,
+    device: Vec<u8>,
+    replace: bool,
+    scope_keys: Vec<ScopeKey>,
+}
+
+/// Writes one document's new state, receipts, webhook deliveries and
+/// attachment references in the transaction open on `c` (SQLite's
+/// `write_doc`, the same rules); its log entry is returned, to be written
+/// with the others under the log's lock.
+async fn write_doc(
+    c: &Client,
+    id: &DocId,
+    write: DocWrite,
+) -> Result<Option<PendingEntry>, ServerError> {
+    let id = *id;
+    let DocWrite::Write {
+        doc,
+        heads,
+        log_data,
+        device,
+        changes,
+        delivery,
+        events,
+        replace,
+        attachments,
+        scope_keys,
+    } = write
+    else {
+        return Ok(None);
+    };
+    if replace {
+        // The old history is gone, and its receipts with it (they
+        // would keep the times of erased notes).
+        c.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])
+            .await
+            .map_err(pg)?;
+    }
+    for change in &changes {
+        c.execute(
+            "INSERT INTO receipts (change, doc, account, device, exchange, at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (change) DO NOTHING",
+            &[
+                &change.as_slice(),
+                &id.as_slice(),
+                &delivery.account,
+                &delivery.device.as_ref().map(|d| d.as_slice()),
+                &delivery.exchange.as_ref().map(|d| d.as_slice()),
+                &delivery.at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !events.is_empty() {
+        let subs = load_webhooks(c, None).await?;
+        let now = sambung_core::Timestamp::now().as_millis();
+        for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
+            c.execute(
+                "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+                 VALUES ($1, $2, $3, $4, $4)",
+                &[&d.webhook, &d.event, &d.payload, &now],
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
+    c.execute(
+        "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                kind, service, status, updated_at, draft)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
+            assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
+            updated_at = $11, draft = $12",
+        &[
+            &id.as_slice(),
+            &doc.scope.region,
+            &doc.scope.owner,
+            &doc.scope.applicant_nik_hash,
+            &doc.scope.assignee,
+            &doc.data,
+            &heads,
+            &doc.meta.kind,
+            &doc.meta.service,
+            &doc.meta.status,
+            &doc.meta.updated_at,
+            &(doc.scope.draft.as_i64() as i16),
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    if replace {
+        c.execute(
+            "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
+            &[&id.as_slice()],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    write_refs(
+        c,
+        &id,
+        &attachments,
+        &delivery,
+        delivery.at.div_euclid(1000),
+    )
+    .await?;
+    Ok(Some(PendingEntry {
+        doc: id.to_vec(),
+        data: log_data,
+        heads,
+        device: device.to_vec(),
+        replace,
+        scope_keys,
+    }))
+}
+
 /// Log entries with their documents' scopes, `filter` being the rest of
 /// the query after `WHERE`.
 async fn read_log(
@@ -1322,144 +1444,103 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn update_document(
+    fn update_documents(
         &self,
-        id: DocId,
-        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError> {
+        ids: &[DocId],
+        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
         let mut conn = self.conn()?;
-        let c = conn.client();
         conn.in_transaction = true;
-        let current = self.block(async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            c.execute("SELECT pg_advisory_xact_lock($1)", &[&doc_key(&id)])
-                .await
-                .map_err(pg)?;
-            read_doc(&c, &id).await
-        })?;
-        // On an error or `Unchanged`, dropping `conn` rolls back.
-        let DocWrite::Write {
-            doc,
-            heads,
-            log_data,
-            device,
-            changes,
-            delivery,
-            events,
-            replace,
-            attachments,
-            scope_keys,
-        } = f(current)?
-        else {
-            return Ok(());
-        };
+        // Every document's lock first, in one order: two exchanges sharing
+        // documents never wait on each other in a circle. On an error,
+        // dropping `conn` rolls everything back.
+        let mut locks: Vec<i64> = ids.iter().map(doc_key).collect();
+        locks.sort_unstable();
+        locks.dedup();
         let c = conn.client();
         self.block(async move {
-            if replace {
-                // The old history is gone, and its receipts with it (they
-                // would keep the times of erased notes).
-                c.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])
-                    .await
-                    .map_err(pg)?;
-            }
-            for change in &changes {
+            c.batch_execute("BEGIN").await.map_err(pg)?;
+            c.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) k ORDER BY k",
+                &[&locks],
+            )
+            .await
+            .map_err(pg)
+        })?;
+        let mut outcomes = Vec::with_capacity(ids.len());
+        let mut entries = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let c = conn.client();
+            let current = self.block(async move {
+                c.batch_execute("SAVEPOINT doc").await.map_err(pg)?;
+                read_doc(&c, &id).await
+            })?;
+            let c = conn.client();
+            let written = match f(i, current) {
+                Ok(write) => self.block(async move { write_doc(&c, &id, write).await }),
+                Err(e) => Err(e),
+            };
+            let c = conn.client();
+            let (release, outcome) = match written {
+                Ok(entry) => {
+                    entries.extend(entry);
+                    ("RELEASE SAVEPOINT doc", Ok(()))
+                }
+                Err(e) if e.is_per_document() => {
+                    ("ROLLBACK TO SAVEPOINT doc; RELEASE SAVEPOINT doc", Err(e))
+                }
+                Err(e) => return Err(e),
+            };
+            self.block(async move { c.batch_execute(release).await.map_err(pg) })?;
+            outcomes.push(outcome);
+        }
+        // The log entries last, under the log's lock held to COMMIT: they
+        // are numbered in commit order, and the lock is held only while
+        // they are written (sent at once, pipelined on the connection).
+        let c = conn.client();
+        self.block(async move {
+            if !entries.is_empty() {
                 c.execute(
-                    "INSERT INTO receipts (change, doc, account, device, exchange, at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (change) DO NOTHING",
-                    &[
-                        &change.as_slice(),
-                        &id.as_slice(),
-                        &delivery.account,
-                        &delivery.device.as_ref().map(|d| d.as_slice()),
-                        &delivery.exchange.as_ref().map(|d| d.as_slice()),
-                        &delivery.at,
-                    ],
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&LOCK_SPACE, &LOCK_LOG],
                 )
                 .await
                 .map_err(pg)?;
-            }
-            if !events.is_empty() {
-                let subs = load_webhooks(&c, None).await?;
-                let now = sambung_core::Timestamp::now().as_millis();
-                for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
-                    c.execute(
-                        "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
-                         VALUES ($1, $2, $3, $4, $4)",
-                        &[&d.webhook, &d.event, &d.payload, &now],
+                let statement = c
+                    .prepare(
+                        "WITH entry AS (
+                             INSERT INTO log (doc, data, heads, device, replaces)
+                             VALUES ($1, $2, $3, $4, $5) RETURNING seq),
+                         doc AS (
+                             UPDATE documents SET log_seq = (SELECT seq FROM entry) WHERE id = $1)
+                         INSERT INTO scope_log (key, seq)
+                         SELECT DISTINCT k, (SELECT seq FROM entry) FROM unnest($6::BIGINT[]) k",
                     )
                     .await
                     .map_err(pg)?;
+                type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+                let params: Vec<[Param<'_>; 6]> = entries
+                    .iter()
+                    .map(|e| -> [Param<'_>; 6] {
+                        [
+                            &e.doc,
+                            &e.data,
+                            &e.heads,
+                            &e.device,
+                            &e.replace,
+                            &e.scope_keys,
+                        ]
+                    })
+                    .collect();
+                let writes = params.iter().map(|p| c.execute(&statement, p));
+                for w in futures_util::future::join_all(writes).await {
+                    w.map_err(pg)?;
                 }
             }
-            c.execute(
-                "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                        kind, service, status, updated_at, draft)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
-                    assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
-                    updated_at = $11, draft = $12",
-                &[
-                    &id.as_slice(),
-                    &doc.scope.region,
-                    &doc.scope.owner,
-                    &doc.scope.applicant_nik_hash,
-                    &doc.scope.assignee,
-                    &doc.data,
-                    &heads,
-                    &doc.meta.kind,
-                    &doc.meta.service,
-                    &doc.meta.status,
-                    &doc.meta.updated_at,
-                    &(doc.scope.draft.as_i64() as i16),
-                ],
-            )
-            .await
-            .map_err(pg)?;
-            if replace {
-                c.execute(
-                    "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
-                    &[&id.as_slice()],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            // Numbered in commit order: the lock is held until COMMIT.
-            c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &LOCK_LOG])
-                .await
-                .map_err(pg)?;
-            let seq: i64 = c
-                .query_one(
-                    "INSERT INTO log (doc, data, heads, device, replaces) VALUES ($1, $2, $3, $4, $5)
-                     RETURNING seq",
-                    &[&id.as_slice(), &log_data, &heads, &device.as_slice(), &replace],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            c.execute(
-                "UPDATE documents SET log_seq = $2 WHERE id = $1",
-                &[&id.as_slice(), &seq],
-            )
-            .await
-            .map_err(pg)?;
-            c.execute(
-                "INSERT INTO scope_log (key, seq) SELECT DISTINCT k, $2::BIGINT FROM unnest($1::BIGINT[]) k",
-                &[&scope_keys, &seq],
-            )
-            .await
-            .map_err(pg)?;
-            write_refs(
-                &c,
-                &id,
-                &attachments,
-                &delivery,
-                delivery.at.div_euclid(1000),
-            )
-            .await?;
             c.batch_execute("COMMIT").await.map_err(pg)
         })?;
         conn.in_transaction = false;
-        Ok(())
+        Ok(outcomes)
     }
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {

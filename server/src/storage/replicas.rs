@@ -137,12 +137,12 @@ impl Storage for Replicated {
         self.primary.remember_nonce(device, nonce, now)
     }
 
-    fn update_document(
+    fn update_documents(
         &self,
-        id: DocId,
-        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError> {
-        self.primary.update_document(id, f)
+        ids: &[DocId],
+        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
+        self.primary.update_documents(ids, f)
     }
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {

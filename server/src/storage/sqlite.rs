@@ -427,6 +427,103 @@ fn read_log(
     Ok(out)
 }
 
+/// Writes one document's new state, its log entry (filed in the scope
+/// index), receipts, webhook deliveries and attachment references, in the
+/// transaction open on `tx`.
+fn write_doc(tx: &Connection, id: &DocId, write: DocWrite) -> Result<(), ServerError> {
+    let DocWrite::Write {
+        doc,
+        heads,
+        log_data,
+        device,
+        changes,
+        delivery,
+        events,
+        replace,
+        attachments,
+        scope_keys,
+    } = write
+    else {
+        return Ok(());
+    };
+    if replace {
+        // The old history is gone, and its receipts with it
+        // (they would keep the times of erased notes).
+        tx.execute("DELETE FROM receipts WHERE doc = ?1", [id.as_slice()])?;
+    }
+    for change in &changes {
+        tx.execute(
+            "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                change.as_slice(),
+                id.as_slice(),
+                delivery.account,
+                delivery.device.as_ref().map(|d| d.as_slice()),
+                delivery.exchange.as_ref().map(|d| d.as_slice()),
+                delivery.at
+            ],
+        )?;
+    }
+    if replace {
+        tx.execute(
+            "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
+            [id.as_slice()],
+        )?;
+    }
+    if !events.is_empty() {
+        let subs = load_webhooks(tx, None)?;
+        let now = sambung_core::Timestamp::now().as_millis();
+        for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
+            tx.execute(
+                "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![d.webhook, d.event, d.payload, now],
+            )?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                kind, service, status, updated_at, draft)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
+            assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
+            updated_at = ?11, draft = ?12",
+        params![
+            id.as_slice(),
+            doc.scope.region,
+            doc.scope.owner,
+            doc.scope.applicant_nik_hash,
+            doc.scope.assignee,
+            doc.data,
+            heads,
+            doc.meta.kind,
+            doc.meta.service,
+            doc.meta.status,
+            doc.meta.updated_at,
+            doc.scope.draft.as_i64()
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id.as_slice(), log_data, heads, device.as_slice(), replace],
+    )?;
+    let seq = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE documents SET log_seq = ?2 WHERE id = ?1",
+        params![id.as_slice(), seq],
+    )?;
+    file_entry(tx, seq, &scope_keys)?;
+    write_refs(
+        tx,
+        id,
+        &attachments,
+        &delivery,
+        delivery.at.div_euclid(1000),
+    )?;
+    Ok(())
+}
+
 /// Files the log entries written before the scope index under their
 /// documents' scopes of now (one transaction: a server stopped halfway
 /// starts over).
@@ -987,107 +1084,35 @@ impl Storage for SqliteStorage {
         Ok(n == 1)
     }
 
-    fn update_document(
+    fn update_documents(
         &self,
-        id: DocId,
-        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError> {
+        ids: &[DocId],
+        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
+    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = read_doc(&tx, &id)?;
-        match f(current)? {
-            DocWrite::Unchanged => Ok(()),
-            DocWrite::Write {
-                doc,
-                heads,
-                log_data,
-                device,
-                changes,
-                delivery,
-                events,
-                replace,
-                attachments,
-                scope_keys,
-            } => {
-                if replace {
-                    // The old history is gone, and its receipts with it
-                    // (they would keep the times of erased notes).
-                    tx.execute("DELETE FROM receipts WHERE doc = ?1", [id.as_slice()])?;
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            tx.execute_batch("SAVEPOINT doc")?;
+            let written = match f(i, read_doc(&tx, id)?) {
+                Ok(DocWrite::Unchanged) => Ok(()),
+                Ok(write) => write_doc(&tx, id, write),
+                Err(e) => Err(e),
+            };
+            match written {
+                Err(e) if e.is_per_document() => {
+                    tx.execute_batch("ROLLBACK TO doc; RELEASE doc")?;
+                    outcomes.push(Err(e));
                 }
-                for change in &changes {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            change.as_slice(),
-                            id.as_slice(),
-                            delivery.account,
-                            delivery.device.as_ref().map(|d| d.as_slice()),
-                            delivery.exchange.as_ref().map(|d| d.as_slice()),
-                            delivery.at
-                        ],
-                    )?;
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    tx.execute_batch("RELEASE doc")?;
+                    outcomes.push(Ok(()));
                 }
-                if replace {
-                    tx.execute(
-                        "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
-                        [id.as_slice()],
-                    )?;
-                }
-                if !events.is_empty() {
-                    let subs = load_webhooks(&tx, None)?;
-                    let now = sambung_core::Timestamp::now().as_millis();
-                    for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
-                        tx.execute(
-                            "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?4)",
-                            params![d.webhook, d.event, d.payload, now],
-                        )?;
-                    }
-                }
-                tx.execute(
-                    "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                            kind, service, status, updated_at, draft)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
-                        assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
-                        updated_at = ?11, draft = ?12",
-                    params![
-                        id.as_slice(),
-                        doc.scope.region,
-                        doc.scope.owner,
-                        doc.scope.applicant_nik_hash,
-                        doc.scope.assignee,
-                        doc.data,
-                        heads,
-                        doc.meta.kind,
-                        doc.meta.service,
-                        doc.meta.status,
-                        doc.meta.updated_at,
-                        doc.scope.draft.as_i64()
-                    ],
-                )?;
-                tx.execute(
-                    "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id.as_slice(), log_data, heads, device.as_slice(), replace],
-                )?;
-                let seq = tx.last_insert_rowid();
-                tx.execute(
-                    "UPDATE documents SET log_seq = ?2 WHERE id = ?1",
-                    params![id.as_slice(), seq],
-                )?;
-                file_entry(&tx, seq, &scope_keys)?;
-                write_refs(
-                    &tx,
-                    &id,
-                    &attachments,
-                    &delivery,
-                    delivery.at.div_euclid(1000),
-                )?;
-                tx.commit()?;
-                Ok(())
             }
         }
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
