@@ -255,7 +255,14 @@ fn filing(c: &mut Criterion) {
 
 /// The medians, as ratios: the goals' numbers.
 fn ratios() {
-    let dir = std::path::Path::new("target/criterion");
+    // Criterion writes beside the binary's target folder
+    // (`target/criterion`), whatever the working directory.
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.parent()?.join("criterion")))
+    else {
+        return;
+    };
     let median = |group: &str, name: &str| -> Option<f64> {
         let text =
             std::fs::read_to_string(dir.join(group).join(name).join("new/estimates.json")).ok()?;
