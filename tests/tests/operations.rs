@@ -50,8 +50,8 @@ async fn metrics_count_exchanges_bytes_errors_and_the_webhook_queue() {
         .await
         .unwrap();
     assert_eq!(metric(&text, "sambung_sync_exchanges_total"), 2.0);
-    assert!(metric(&text, "sambung_sync_bytes_received_total") > 100.0);
-    assert!(metric(&text, "sambung_sync_bytes_sent_total") > 10.0);
+    assert!(metric(&text, "sambung_sync_received_bytes_total") > 100.0);
+    assert!(metric(&text, "sambung_sync_sent_bytes_total") > 10.0);
     assert_eq!(
         metric(
             &text,
