@@ -98,7 +98,13 @@ fn start_server(a: &Args, data: &std::path::Path) -> Server {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     match &a.database {
-        Some(url) => cmd.args(["--database", url]),
+        // A server on PostgreSQL keeps its secrets in a file apart from
+        // the database, and refuses to start without one.
+        Some(url) => cmd.args(["--database", url]).arg("--secrets").arg(
+            data.parent()
+                .unwrap()
+                .join(sambung_server::secrets::DEFAULT_FILE),
+        ),
         None => cmd.args(["--data", data.to_str().unwrap()]),
     };
     let mut child = cmd
