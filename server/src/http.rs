@@ -348,7 +348,12 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         .and_then(|d| d.ok())
         .unwrap_or(0);
     (
-        [(header::CONTENT_TYPE, format.content_type())],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            // The body depends on Accept: a cache in between must not
+            // give one scraper's format to another.
+            (header::VARY, "accept"),
+        ],
         state.metrics.render(depth, format),
     )
         .into_response()

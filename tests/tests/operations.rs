@@ -158,6 +158,7 @@ async fn metrics_after_real_traffic_pass_promtool_in_either_format() {
         async move {
             let answer = r.send().await.unwrap();
             assert_eq!(answer.status(), 200);
+            assert_eq!(answer.headers()["vary"], "accept");
             let content_type = answer.headers()["content-type"]
                 .to_str()
                 .unwrap()
