@@ -334,7 +334,13 @@ async fn observe(
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `/metrics` in the format the scraper asks for (see
+/// [`crate::metrics::Format::negotiate`]), with the content type of that
+/// format.
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let format = crate::metrics::Format::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
     let storage = state.storage.clone();
     let depth = tokio::task::spawn_blocking(move || storage.queue_depth())
         .await
@@ -342,11 +348,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .and_then(|d| d.ok())
         .unwrap_or(0);
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(depth),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            // The body depends on Accept: a cache in between must not
+            // give one scraper's format to another.
+            (header::VARY, "accept"),
+        ],
+        state.metrics.render(depth, format),
     )
         .into_response()
 }
@@ -472,7 +480,7 @@ async fn metrics_with_token(State(state): State<Arc<AppState>>, headers: HeaderM
         )
             .into_response();
     }
-    metrics(State(state)).await
+    metrics(State(state), headers).await
 }
 
 /// The operations listener's routes: `/metrics` and `/health`, no
