@@ -60,19 +60,6 @@ pub fn hashes_of_stored(data: &[u8]) -> Option<Vec<[u8; 32]>> {
         .map(|r| hashes(&r))
 }
 
-/// What an exchange does when the write of a pushed document failed:
-/// a new reference to bytes the device's account may not reference
-/// ([`ServerError::ForeignBlob`]) refuses that document only (its reason
-/// for the device); any other error stays an error.
-pub fn refused_reference(written: &Result<(), ServerError>) -> Option<crate::exchange::PushResult> {
-    matches!(written, Err(ServerError::ForeignBlob)).then(|| {
-        crate::exchange::PushResult::Refused(crate::authority::Refused::new(
-            sambung_core::protocol::RefusalCode::Forbidden,
-            ServerError::ForeignBlob.to_string(),
-        ))
-    })
-}
-
 /// Sweeps unfinished uploads and unreferenced blobs every `every`, as
 /// `policy` says, until the server stops (a task of its own; a failed
 /// sweep is logged and tried again at the next tick).

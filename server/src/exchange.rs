@@ -156,11 +156,24 @@ pub fn apply_push(
         result = r;
         Ok(w)
     });
-    if let Some(refused) = crate::blobs::refused_reference(&written) {
+    if let Some(refused) = refused_reference(&written) {
         return Ok(refused);
     }
     written?;
     Ok(result)
+}
+
+/// What an exchange does when the write of a pushed document failed:
+/// a new reference to bytes the device's account may not reference
+/// ([`ServerError::ForeignBlob`]) refuses that document only (its reason
+/// for the device); any other error stays an error.
+fn refused_reference(written: &Result<(), ServerError>) -> Option<PushResult> {
+    matches!(written, Err(ServerError::ForeignBlob)).then(|| {
+        PushResult::Refused(Refused::new(
+            RefusalCode::Forbidden,
+            ServerError::ForeignBlob.to_string(),
+        ))
+    })
 }
 
 fn merge(
