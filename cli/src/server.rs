@@ -399,9 +399,11 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         };
         // Webhook deliveries run beside the server and stop with it.
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(sambung_server::webhooks::run_worker(
-            state.clone(),
-            sambung_server::webhooks::WorkerSettings::default(),
+        let worker = tokio::spawn(sambung_server::webhooks::worker::run(
+            state.storage_arc(),
+            state.secrets_arc(),
+            state.webhook_policy().clone(),
+            sambung_server::webhooks::worker::Settings::default(),
             async {
                 let _ = worker_stopped.await;
             },

@@ -84,7 +84,7 @@ pub struct AppState {
     actor: [u8; 16],
     audience: String,
     nik_key: hmac::Key,
-    secrets: Secrets,
+    secrets: Arc<Secrets>,
     request_timeout: Duration,
     by_address: Limiter<std::net::IpAddr>,
     by_device: Limiter<[u8; 16]>,
@@ -131,7 +131,7 @@ impl AppState {
             actor,
             audience,
             nik_key,
-            secrets,
+            secrets: Arc::new(secrets),
             storage,
             request_timeout: settings.request_timeout,
             by_address: Limiter::new(limits.per_address),
@@ -148,6 +148,12 @@ impl AppState {
     /// The server's secrets (webhook secrets are sealed with them).
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The shared handle of the server's secrets (for the webhook
+    /// worker).
+    pub fn secrets_arc(&self) -> Arc<Secrets> {
+        self.secrets.clone()
     }
 
     /// Where webhook deliveries may go.

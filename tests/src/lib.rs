@@ -466,8 +466,10 @@ impl TestServer {
         let st = state.clone();
         let task = tokio::spawn(async move {
             let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-            let worker = tokio::spawn(sambung_server::webhooks::run_worker(
-                st.clone(),
+            let worker = tokio::spawn(sambung_server::webhooks::worker::run(
+                st.storage_arc(),
+                st.secrets_arc(),
+                st.webhook_policy().clone(),
                 webhook_settings(),
                 async {
                     let _ = worker_stopped.await;
@@ -562,8 +564,8 @@ impl Drop for TestServer {
 
 /// The webhook worker of test servers: it polls often and its retry
 /// schedule is shrunk 500 times (5 s → 10 ms, 5 min → 0.6 s).
-pub fn webhook_settings() -> sambung_server::webhooks::WorkerSettings {
-    sambung_server::webhooks::WorkerSettings {
+pub fn webhook_settings() -> sambung_server::webhooks::worker::Settings {
+    sambung_server::webhooks::worker::Settings {
         poll: std::time::Duration::from_millis(20),
         backoff_scale: 0.002,
         lease: std::time::Duration::from_secs(30),
