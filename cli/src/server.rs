@@ -410,7 +410,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         ));
         // Expired uploads and unreferenced attachments are swept hourly
         // (and at start), beside the server.
-        let sweeper = tokio::spawn(sambung_server::blobs::sweeper(
+        let sweeper = tokio::spawn(sambung_server::blobs::sweeper::run(
             state.storage_arc(),
             retention,
             std::time::Duration::from_secs(3600),

@@ -35,7 +35,9 @@ use sambung_core::protocol::blobs::{
 
 use crate::error::ServerError;
 use crate::http::{AppState, blocking, now};
-use crate::storage::{BlobRetention, Storage, Uploader};
+use crate::storage::Uploader;
+
+pub mod sweeper;
 
 /// The content addresses a request's attachments name, each once; a name
 /// that is not a SHA-256 (an erased one is empty) names no blob.
@@ -58,34 +60,6 @@ pub fn hashes_of_stored(data: &[u8]) -> Option<Vec<[u8; 32]>> {
         .and_then(|d| d.hydrate())
         .ok()
         .map(|r| hashes(&r))
-}
-
-/// Sweeps unfinished uploads and unreferenced blobs every `every`, as
-/// `policy` says, until the server stops (a task of its own; a failed
-/// sweep is logged and tried again at the next tick).
-pub async fn sweeper(
-    storage: std::sync::Arc<dyn Storage>,
-    policy: BlobRetention,
-    every: std::time::Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let storage = storage.clone();
-        let swept = tokio::task::spawn_blocking(move || storage.sweep_blobs(now(), &policy)).await;
-        match swept {
-            Ok(Ok(s)) if s.uploads + s.blobs > 0 => {
-                tracing::info!(
-                    uploads = s.uploads,
-                    blobs = s.blobs,
-                    "expired uploads and unreferenced attachments removed"
-                );
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "the attachment sweep failed"),
-            Err(_) => tracing::warn!("the attachment sweep stopped unexpectedly"),
-        }
-    }
 }
 
 /// The upload routes.
@@ -359,52 +333,6 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::parse_range;
-
-    /// The sweeper task sweeps by itself: an unfinished upload older than
-    /// its policy disappears without anyone calling the sweep.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_sweeper_removes_expired_uploads_on_its_own() {
-        use crate::storage::{BlobRetention, SqliteStorage, Storage, Uploader};
-        let dir = tempfile::tempdir().unwrap();
-        let storage: std::sync::Arc<dyn Storage> =
-            std::sync::Arc::new(SqliteStorage::open(dir.path()).unwrap());
-        let data = [7u8; 100];
-        let sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &data)
-            .as_ref()
-            .try_into()
-            .unwrap();
-        let uploader = Uploader {
-            account: "warga-1".into(),
-            device: [1; 16],
-        };
-        let held = storage
-            .blob_append(&sha, &uploader, 100, 0, &data[..40], super::now() - 10)
-            .unwrap();
-        assert_eq!((held.received, held.complete), (40, false));
-        assert_eq!(
-            storage.blob_missing(&sha, 100, &uploader).unwrap(),
-            Some(40)
-        );
-        let policy = BlobRetention {
-            upload_max_age: 5,
-            unreferenced_grace: 5,
-        };
-        let task = tokio::spawn(super::sweeper(
-            storage.clone(),
-            policy,
-            std::time::Duration::from_millis(20),
-        ));
-        let mut left = Some(40);
-        for _ in 0..100 {
-            left = storage.blob_missing(&sha, 100, &uploader).unwrap();
-            if left == Some(0) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        task.abort();
-        assert_eq!(left, Some(0), "the expired upload was swept");
-    }
 
     #[test]
     fn ranges_are_read_like_http_says() {
