@@ -33,6 +33,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::accounts::Account;
 use crate::audit::{self, AuditFilter, AuditRecord, ChainCheck};
+use crate::erasure::{self, Erased, KEPT};
 use crate::error::ServerError;
 use crate::exchange;
 use crate::http::{AppState, blocking};
@@ -1468,9 +1469,6 @@ pub struct Erasure {
     pub kept: String,
 }
 
-/// What an erased request keeps, for the answer and the docs.
-pub const KEPT: &str = "id, kind, region, lawful basis, creation time and account, status history (who decided what, when; notes removed), assignment, attachment roles and sizes: the non-personal record of a government decision that archival and administrative law require (UU 43/2009, UU 30/2014)";
-
 /// Erase a person's data from every request about them; devices replace
 /// their copies at their next sync.
 #[utoipa::path(
@@ -1499,79 +1497,28 @@ async fn erase_person(
             return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
         }
         let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
-        let actor = state.actor();
         let (mut erased, mut already, mut others) = (Vec::new(), Vec::new(), Vec::new());
-        let mut blobs: Vec<String> = Vec::new();
+        let mut attachments = Vec::new();
         for id in state.storage().documents_of_person(&hash)? {
-            let (mut was_erased, mut other_applicant) = (false, false);
-            state.storage().update_document(id, &mut |current| {
-                let Some(current) = current else {
-                    return Ok(DocWrite::Unchanged);
-                };
-                let old = RequestDoc::load(&current.data, [], ActorId::from(actor))
-                    .and_then(|d| d.hydrate())
-                    .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-                if old.erased_at.is_some() {
-                    was_erased = true;
-                    return Ok(DocWrite::Unchanged);
-                }
-                // Filed by the person's account for someone else: that
-                // someone's record, not theirs to erase.
-                if current
-                    .scope
-                    .applicant_nik_hash
-                    .as_deref()
-                    .is_some_and(|h| h != hash.as_slice())
-                {
-                    other_applicant = true;
-                    return Ok(DocWrite::Unchanged);
-                }
-                blobs.extend(old.attachments.iter().map(|a| a.sha256.clone()));
-                let request =
-                    sambung_core::model::erase::erased(&old, sambung_core::Timestamp::now());
-                // A new document with a new history: the old one holds
-                // the erased values.
-                let mut doc = RequestDoc::new(&request, ActorId::from(actor)).map_err(|_| {
-                    ServerError::Storage("the erased request cannot be written".into())
-                })?;
-                let mut scope = exchange::scope_of(state.nik_key(), &request);
-                // The keyed NIK hash stays so that the person's own
-                // devices still receive the replacement.
-                scope.applicant_nik_hash = current.scope.applicant_nik_hash.clone();
-                let data = doc.save();
-                Ok(DocWrite::Write {
-                    scope_keys: crate::scope_index::write_keys(Some(&current.scope), &scope),
-                    doc: crate::storage::StoredDoc {
-                        data,
-                        scope,
-                        meta: exchange::doc_meta(&request),
-                    },
-                    heads: sambung_core::document::encode_heads(&doc.heads()),
-                    // Uncompressed, as devices take whole documents
-                    // (`protocol::limits`).
-                    log_data: doc.automerge().save_nocompress(),
-                    device: actor,
-                    changes: doc
-                        .automerge()
-                        .get_changes(&[])
-                        .iter()
-                        .map(|c| c.hash().0)
-                        .collect(),
-                    delivery: agency.delivered(),
-                    events: Vec::new(),
-                    replace: true,
-                    attachments: crate::blobs::hashes(&request),
-                })
-            })?;
+            let outcome = erasure::erase_request(
+                state.storage(),
+                state.nik_key(),
+                state.actor(),
+                &hash,
+                id,
+                &agency.delivered(),
+            )?;
             let text = RequestId::from_bytes(id).to_string();
-            if other_applicant {
-                others.push(text);
-                continue;
-            }
-            if was_erased {
-                already.push(text);
-            } else {
-                erased.push(text);
+            match outcome {
+                Erased::FiledForOther => {
+                    others.push(text);
+                    continue;
+                }
+                Erased::Before => already.push(text),
+                Erased::Now(hashes) => {
+                    erased.push(text);
+                    attachments.extend(hashes);
+                }
             }
             record(
                 &state,
@@ -1581,17 +1528,8 @@ async fn erase_person(
                 "POST /v1/agency/persons/erase",
             )?;
         }
-        // The attachments' bytes go too, with every unfinished upload of
-        // them — unless another request still references the same bytes
-        // (then they are that request's too, and go when it no longer
-        // references them: erased, or collected after the grace period).
-        for sha in &blobs {
-            if let Ok(digest) = crate::blobs::parse_sha(sha) {
-                state.storage().erase_blob(&digest)?;
-            }
-        }
+        erasure::finish(state.storage(), &attachments)?;
         tracing::info!(requests = erased.len(), "a person's data was erased");
-        state.storage().release_freed()?;
         Ok(Json(Erasure {
             erased,
             already_erased: already,

@@ -11,6 +11,7 @@ pub mod authority;
 pub mod backoffice;
 pub mod blobs;
 pub mod enroll;
+pub mod erasure;
 pub mod error;
 pub mod exchange;
 pub mod http;
