@@ -16,7 +16,7 @@ use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, SyncConfig};
 pub use sambung_linksim::{Link, Profile, Rng};
 use sambung_server::accounts::Account;
-use sambung_server::http::{AppState, Settings};
+use sambung_server::api::{AppState, Settings};
 use sambung_server::secrets::Secrets;
 use sambung_server::storage::{SqliteStorage, Storage};
 
@@ -476,14 +476,14 @@ impl TestServer {
                 },
             ));
             let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-            let metrics = tokio::spawn(sambung_server::http::serve_metrics(
+            let metrics = tokio::spawn(sambung_server::api::serve_metrics(
                 metrics_listener,
                 st.clone(),
                 async {
                     let _ = metrics_stopped.await;
                 },
             ));
-            sambung_server::http::serve(listener, st, async {
+            sambung_server::api::serve(listener, st, async {
                 let _ = rx.await;
             })
             .await
