@@ -861,3 +861,6 @@ pub fn exchange(
     storage.raise_high_cursor(caller.device, response.cursor)?;
     Ok(Exchanged { response, written })
 }
+
+#[cfg(test)]
+mod tests;
