@@ -13,7 +13,7 @@ use sambung_core::sync::{Client, SyncConfig};
 use sambung_core::templates;
 use sambung_linksim::{Link, Profile};
 use sambung_server::accounts::Account;
-use sambung_server::http::AppState;
+use sambung_server::api::AppState;
 use sambung_server::storage::SqliteStorage;
 
 use crate::output::CliError;
@@ -88,7 +88,7 @@ async fn scenario() -> Result<(), CliError> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let st = state.clone();
     let server = tokio::spawn(async move {
-        sambung_server::http::serve(listener, st, async {
+        sambung_server::api::serve(listener, st, async {
             let _ = stopped.await;
         })
         .await

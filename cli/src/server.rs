@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 use sambung_core::lifecycle::Role;
 use sambung_server::accounts::Account;
-use sambung_server::http::AppState;
+use sambung_server::api::AppState;
 use sambung_server::secrets::Secrets;
 use sambung_server::storage::Storage;
 
@@ -354,7 +354,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
     let state = AppState::with_settings(
         storage,
         secrets,
-        sambung_server::http::Settings {
+        sambung_server::api::Settings {
             request_timeout: timeout,
             limits,
             webhook_allow,
@@ -400,7 +400,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
                     .local_addr()
                     .map_err(|e| CliError::Failed(e.to_string()))?;
                 println!("metrics on http://{bound}/metrics");
-                Some(tokio::spawn(sambung_server::http::serve_metrics(
+                Some(tokio::spawn(sambung_server::api::serve_metrics(
                     l,
                     state.clone(),
                     async {
@@ -412,23 +412,25 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         };
         // Webhook deliveries run beside the server and stop with it.
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(sambung_server::webhooks::run_worker(
-            state.clone(),
-            sambung_server::webhooks::WorkerSettings::default(),
+        let worker = tokio::spawn(sambung_server::webhooks::worker::run(
+            state.storage_arc(),
+            state.secrets_arc(),
+            state.webhook_policy().clone(),
+            sambung_server::webhooks::worker::Settings::default(),
             async {
                 let _ = worker_stopped.await;
             },
         ));
         // Expired uploads and unreferenced attachments are swept hourly
         // (and at start), beside the server.
-        let sweeper = tokio::spawn(sambung_server::blobs::sweeper(
+        let sweeper = tokio::spawn(sambung_server::blobs::sweeper::run(
             state.storage_arc(),
             retention,
             std::time::Duration::from_secs(3600),
         ));
         let served = match tls {
-            Some(tls) => sambung_server::http::serve_tls(listener, tls, state, shutdown).await,
-            None => sambung_server::http::serve(listener, state, shutdown).await,
+            Some(tls) => sambung_server::api::serve_tls(listener, tls, state, shutdown).await,
+            None => sambung_server::api::serve(listener, state, shutdown).await,
         };
         let _ = stop_worker.send(());
         let _ = worker.await;

@@ -5,10 +5,11 @@
 //! removing or reordering any entry breaks every hash after it
 //! ([`verify`]). Entries hold ids and roles, never request content.
 
+use sambung_core::lifecycle::Role;
 use sambung_core::protocol::DocId;
 
+use crate::accounts::Account;
 use crate::error::ServerError;
-use crate::storage::Storage;
 
 /// What is recorded of one access.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +93,16 @@ pub enum ChainCheck {
     },
 }
 
-/// Checks the whole chain from the first entry.
-pub fn verify(storage: &dyn Storage) -> Result<ChainCheck, ServerError> {
+/// Checks the whole chain from the first entry, read a page at a time:
+/// `page(after)` gives the entries after position `after`, oldest first
+/// (empty at the end), e.g. `|after| storage.audit_entries(&AuditFilter::default(), after, 1000)`.
+pub fn verify(
+    mut page: impl FnMut(u64) -> Result<Vec<AuditEntry>, ServerError>,
+) -> Result<ChainCheck, ServerError> {
     let mut prev = [0u8; 32];
     let mut expected_seq = 1;
     loop {
-        let page = storage.audit_entries(&AuditFilter::default(), expected_seq - 1, 1000)?;
+        let page = page(expected_seq - 1)?;
         if page.is_empty() {
             return Ok(ChainCheck::Intact {
                 entries: expected_seq - 1,
@@ -113,6 +118,33 @@ pub fn verify(storage: &dyn Storage) -> Result<ChainCheck, ServerError> {
             prev = e.hash;
             expected_seq += 1;
         }
+    }
+}
+
+/// The audit record of an account change (`sambung admin account`):
+/// action `account`, the account and its new role, and in the endpoint
+/// field the command and what changed (roles and region codes, no
+/// personal data).
+pub fn account_change_record(
+    before: &Account,
+    role: Role,
+    regions: &[String],
+    now_ms: i64,
+) -> AuditRecord {
+    AuditRecord {
+        at: now_ms,
+        account: before.id.clone(),
+        role: role.as_str().to_owned(),
+        device: None,
+        action: "account".to_owned(),
+        request: None,
+        endpoint: format!(
+            "sambung admin account: role {} -> {}; regions [{}] -> [{}]",
+            before.role.as_str(),
+            role.as_str(),
+            before.regions.join(","),
+            regions.join(",")
+        ),
     }
 }
 

@@ -9,7 +9,6 @@ use sambung_core::crypto::sha256;
 use sambung_core::lifecycle::Role;
 
 use crate::accounts::Account;
-use crate::audit::AuditRecord;
 use crate::error::ServerError;
 use crate::storage::Storage;
 
@@ -71,32 +70,6 @@ pub fn change_account(
     now_ms: i64,
 ) -> Result<Option<Account>, ServerError> {
     storage.change_account(id, role, regions, now_ms)
-}
-
-/// The audit record of an account change: action `account`, the account
-/// and its new role, and in the endpoint field the command and what
-/// changed (roles and region codes, no personal data).
-pub fn account_change_record(
-    before: &Account,
-    role: Role,
-    regions: &[String],
-    now_ms: i64,
-) -> AuditRecord {
-    AuditRecord {
-        at: now_ms,
-        account: before.id.clone(),
-        role: role.as_str().to_owned(),
-        device: None,
-        action: "account".to_owned(),
-        request: None,
-        endpoint: format!(
-            "sambung admin account: role {} -> {}; regions [{}] -> [{}]",
-            before.role.as_str(),
-            role.as_str(),
-            before.regions.join(","),
-            regions.join(",")
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The server's errors, each mapped to an HTTP status and a protocol error
-//! code in `http.rs`. Messages carry no personal data.
+//! The server's errors, each with its HTTP status and protocol error code
+//! ([`ServerError::status_and_code`]; the answer is written in
+//! `api/state.rs`). Messages carry no personal data.
 
 use sambung_core::protocol::{AuthError, EnvelopeError, ErrorCode};
 

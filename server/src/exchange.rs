@@ -154,7 +154,7 @@ pub fn apply_pushes(
         Ok(w)
     })?;
     for (k, written) in outcomes.iter().enumerate() {
-        if let Some(refused) = crate::blobs::refused_reference(written) {
+        if let Some(refused) = refused_reference(written) {
             results[ready[k].0] = Some(refused);
         }
     }
@@ -183,6 +183,19 @@ fn refused_unread(push: &DocPush) -> Option<PushResult> {
             ChunkError::Malformed | ChunkError::Encoding => RefusalCode::Invalid,
         };
         PushResult::Refused(Refused::new(code, e.to_string()))
+    })
+}
+
+/// What an exchange does when the write of a pushed document failed:
+/// a new reference to bytes the device's account may not reference
+/// ([`ServerError::ForeignBlob`]) refuses that document only (its reason
+/// for the device); any other error stays an error.
+fn refused_reference(written: &Result<(), ServerError>) -> Option<PushResult> {
+    matches!(written, Err(ServerError::ForeignBlob)).then(|| {
+        PushResult::Refused(Refused::new(
+            RefusalCode::Forbidden,
+            ServerError::ForeignBlob.to_string(),
+        ))
     })
 }
 
@@ -877,3 +890,6 @@ pub fn exchange(
     storage.raise_high_cursor(caller.device, response.cursor)?;
     Ok(Exchanged { response, written })
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, SyncConfig};
 pub use sambung_linksim::{Link, Profile, Rng};
 use sambung_server::accounts::Account;
-use sambung_server::http::{AppState, Settings};
+use sambung_server::api::{AppState, Settings};
 use sambung_server::secrets::Secrets;
 use sambung_server::storage::{SqliteStorage, Storage};
 
@@ -525,22 +525,24 @@ impl TestServer {
         let st = state.clone();
         let task = tokio::spawn(async move {
             let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-            let worker = tokio::spawn(sambung_server::webhooks::run_worker(
-                st.clone(),
+            let worker = tokio::spawn(sambung_server::webhooks::worker::run(
+                st.storage_arc(),
+                st.secrets_arc(),
+                st.webhook_policy().clone(),
                 webhook_settings(),
                 async {
                     let _ = worker_stopped.await;
                 },
             ));
             let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-            let metrics = tokio::spawn(sambung_server::http::serve_metrics(
+            let metrics = tokio::spawn(sambung_server::api::serve_metrics(
                 metrics_listener,
                 st.clone(),
                 async {
                     let _ = metrics_stopped.await;
                 },
             ));
-            sambung_server::http::serve(listener, st, async {
+            sambung_server::api::serve(listener, st, async {
                 let _ = rx.await;
             })
             .await
@@ -621,8 +623,8 @@ impl Drop for TestServer {
 
 /// The webhook worker of test servers: it polls often and its retry
 /// schedule is shrunk 500 times (5 s → 10 ms, 5 min → 0.6 s).
-pub fn webhook_settings() -> sambung_server::webhooks::WorkerSettings {
-    sambung_server::webhooks::WorkerSettings {
+pub fn webhook_settings() -> sambung_server::webhooks::worker::Settings {
+    sambung_server::webhooks::worker::Settings {
         poll: std::time::Duration::from_millis(20),
         backoff_scale: 0.002,
         lease: std::time::Duration::from_secs(30),

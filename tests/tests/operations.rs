@@ -10,7 +10,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::templates;
 use sambung_e2e::{Agency, TestServer};
-use sambung_server::http::Settings;
+use sambung_server::api::Settings;
 use sambung_server::limits::{Limits, Rate};
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {

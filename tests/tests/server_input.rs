@@ -152,7 +152,7 @@ async fn bad_exchanges_are_refused_clearly_and_change_nothing() {
     junk.extend(b"\x28\xb5\x2f\xfd\x00\x58\x00\x00\x10\x00\x00\x01");
     expect_error(raw.signed(junk).await, 400, ErrorCode::BadEnvelope).await;
     // Oversized body.
-    let oversized = vec![0u8; sambung_server::http::MAX_SYNC_BODY + 1];
+    let oversized = vec![0u8; sambung_server::api::device::MAX_SYNC_BODY + 1];
     expect_error(raw.signed(oversized).await, 413, ErrorCode::TooLarge).await;
     assert_eq!(
         server.log_len(),
@@ -684,10 +684,10 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let storage =
         std::sync::Arc::new(sambung_server::storage::SqliteStorage::open(dir.path()).unwrap());
-    let state = sambung_server::http::AppState::with_settings(
+    let state = sambung_server::api::AppState::with_settings(
         storage,
         sambung_server::secrets::Secrets::generate().unwrap(),
-        sambung_server::http::Settings {
+        sambung_server::api::Settings {
             request_timeout: std::time::Duration::from_millis(300),
             ..Default::default()
         },
@@ -695,7 +695,7 @@ async fn a_request_that_stalls_gets_a_timeout_and_frees_the_server() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(sambung_server::http::serve(
+    tokio::spawn(sambung_server::api::serve(
         listener,
         state,
         std::future::pending(),
@@ -781,10 +781,10 @@ async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address()
             burst: 2,
         },
     };
-    let state = sambung_server::http::AppState::with_settings(
+    let state = sambung_server::api::AppState::with_settings(
         storage,
         sambung_server::secrets::Secrets::generate().unwrap(),
-        sambung_server::http::Settings {
+        sambung_server::api::Settings {
             request_timeout: std::time::Duration::from_secs(30),
             limits,
             ..Default::default()
@@ -793,7 +793,7 @@ async fn too_many_requests_get_429_with_retry_after_per_device_and_per_address()
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sambung_server::http::serve(
+    tokio::spawn(sambung_server::api::serve(
         listener,
         state.clone(),
         std::future::pending(),

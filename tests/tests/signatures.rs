@@ -419,7 +419,12 @@ async fn enrolling_never_changes_an_account_and_the_explicit_change_is_audited()
         change.record.endpoint
     );
     assert!(matches!(
-        sambung_server::audit::verify(storage).unwrap(),
+        sambung_server::audit::verify(|after| storage.audit_entries(
+            &AuditFilter::default(),
+            after,
+            1000
+        ))
+        .unwrap(),
         sambung_server::audit::ChainCheck::Intact { .. }
     ));
     // No such account: nothing changed, nothing recorded.

@@ -14,7 +14,7 @@ use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::sync::{Client, ServerTrust, SyncConfig, spki_sha256};
 use sambung_core::templates;
 use sambung_server::accounts::Account;
-use sambung_server::http::AppState;
+use sambung_server::api::AppState;
 use sambung_server::storage::SqliteStorage;
 
 /// A certificate authority of its own, and a server certificate it signed
@@ -61,7 +61,7 @@ async fn tls_server(pki: &Pki) -> TlsServer {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(sambung_server::http::serve_tls(
+    tokio::spawn(sambung_server::api::serve_tls(
         listener,
         tls,
         state.clone(),

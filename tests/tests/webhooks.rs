@@ -16,7 +16,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::model::Kind;
 use sambung_core::templates;
 use sambung_e2e::{Agency, TestDb, TestServer};
-use sambung_server::http::Settings;
+use sambung_server::api::Settings;
 use serde_json::{Value, json};
 
 /// Settings that let deliveries reach the loopback receiver.

@@ -10,7 +10,7 @@ use axum::http::Request;
 use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{Call, DeviceKey, device_id_of};
 use sambung_server::accounts::Account;
-use sambung_server::http::{AppState, Peer};
+use sambung_server::api::{AppState, Peer};
 use sambung_server::storage::{SqliteStorage, Storage};
 use tower::ServiceExt;
 
@@ -69,7 +69,7 @@ pub fn world() -> &'static World {
         let state = AppState::with_settings(
             storage.clone(),
             sambung_server::secrets::Secrets::generate().expect("secrets"),
-            sambung_server::http::Settings {
+            sambung_server::api::Settings {
                 limits: sambung_server::limits::Limits {
                     per_address: unlimited,
                     per_device: unlimited,
@@ -84,7 +84,7 @@ pub fn world() -> &'static World {
                 .enable_all()
                 .build()
                 .expect("a runtime"),
-            router: sambung_server::http::router(state),
+            router: sambung_server::api::router(state),
             key,
             device,
             audience,

@@ -295,7 +295,7 @@ pub trait Storage: Send + Sync + 'static {
         expires_at: i64,
     ) -> Result<(), ServerError>;
     /// Sets an existing account's role and regions and appends the
-    /// change's record (`enroll::account_change_record`, at `now_ms`) to
+    /// change's record (`audit::account_change_record`, at `now_ms`) to
     /// the audit trail in the same transaction; the account as it was, or
     /// `None` (and nothing written) when there is no such account.
     fn change_account(

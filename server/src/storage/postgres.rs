@@ -1261,7 +1261,7 @@ impl Storage for PostgresStorage {
                 };
                 let before = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
                 let audit =
-                    crate::enroll::account_change_record(&before, role, &regions_list, now_ms);
+                    crate::audit::account_change_record(&before, role, &regions_list, now_ms);
                 c.execute(
                     "UPDATE accounts SET role = $2, regions = $3 WHERE id = $1",
                     &[&id, &role.as_str(), &regions],

@@ -931,7 +931,7 @@ impl Storage for SqliteStorage {
             return Ok(None);
         };
         let before = account_of(row)?;
-        let audit = crate::enroll::account_change_record(&before, role, regions, now_ms);
+        let audit = crate::audit::account_change_record(&before, role, regions, now_ms);
         let after = Account {
             role,
             regions: regions.to_vec(),

@@ -112,13 +112,13 @@ fn server(dir: &Path, addr: &str) -> Result<(), String> {
             &storage,
         )
         .map_err(|e| e.to_string())?;
-        let state = sambung_server::http::AppState::new(Arc::new(storage), secrets)
+        let state = sambung_server::api::AppState::new(Arc::new(storage), secrets)
             .map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| e.to_string())?;
         say("ready");
-        sambung_server::http::serve(listener, state, std::future::pending())
+        sambung_server::api::serve(listener, state, std::future::pending())
             .await
             .map_err(|e| e.to_string())
     })

@@ -1,0 +1,344 @@
+//! The audit trail for the agency's data protection officer: read it by
+//! request, account or key, check its whole chain, and assess what an
+//! account or a lost key could read and did (breach support). For agency
+//! accounts without region limits only.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use sambung_core::model::RequestId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::agency::{
+    ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, record, require_whole_agency,
+};
+use crate::api::state::{AppState, blocking};
+use crate::audit::{self, AuditEntry, AuditFilter, ChainCheck};
+use crate::error::ServerError;
+use crate::storage::DocFilter;
+
+/// Which audit entries to read.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only this request's (UUID).
+    pub request: Option<String>,
+    /// Only this account's.
+    pub account: Option<String>,
+    /// Only this enrolled key's (32 hex digits).
+    pub device: Option<String>,
+    /// Entries after this position (`next_after` of the previous page).
+    pub after: Option<u64>,
+    /// Entries per page, 1 to 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// One audit entry.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct AuditEntryView {
+    /// Position, from 1.
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// Account id.
+    pub account: String,
+    /// Its role.
+    pub role: String,
+    /// The key that signed (32 hex digits).
+    pub device: Option<String>,
+    /// `read`, `write`, `list`, `status`, `note`, `assign`, `exposure`,
+    /// `audit`.
+    pub action: String,
+    /// The request (UUID).
+    pub request: Option<String>,
+    /// `METHOD /path`.
+    pub endpoint: String,
+    /// The previous entry's hash (hex).
+    pub prev: String,
+    /// This entry's hash (hex): SHA-256 of `prev` and the fields.
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryView {
+    fn from(e: AuditEntry) -> Self {
+        AuditEntryView {
+            seq: e.seq,
+            at: e.record.at,
+            account: e.record.account,
+            role: e.record.role,
+            device: e.record.device.map(hex::encode),
+            action: e.record.action,
+            request: e
+                .record
+                .request
+                .map(|r| RequestId::from_bytes(r).to_string()),
+            endpoint: e.record.endpoint,
+            prev: hex::encode(e.prev),
+            hash: hex::encode(e.hash),
+        }
+    }
+}
+
+/// A page of the audit trail.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct AuditPage {
+    /// Entries, oldest first.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<u64>,
+}
+
+/// The outcome of checking the whole chain.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct ChainReport {
+    /// Every entry links to the previous and hashes to what it says.
+    pub intact: bool,
+    /// Entries checked.
+    pub entries: u64,
+    /// The first entry that does not, when broken.
+    pub broken_at: Option<u64>,
+}
+
+/// What one account or enrolled key could read.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct Exposure {
+    /// The account.
+    pub account: String,
+    /// Its role.
+    pub role: String,
+    /// Requests its scope covers now (UUIDs): what a stolen phone or key
+    /// of it could have synced.
+    pub could_read: Vec<String>,
+    /// Requests the audit trail shows it did receive or read (UUIDs).
+    pub did_read: Vec<String>,
+}
+
+fn parse_device(s: &str) -> Result<[u8; 16], ServerError> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ServerError::BadFilter("device is 32 hex digits".into()))
+}
+
+/// Read the audit trail by request, account or key.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/audit",
+    params(AuditParams),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 400, description = "bad_filter", body = ApiError),
+        (status = 403, description = "forbidden: an account limited to regions", body = ApiError)
+    )
+)]
+pub(super) async fn audit_trail(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<AuditPage>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        require_whole_agency(&agency)?;
+        let Query(p) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let filter = AuditFilter {
+            request: p
+                .request
+                .as_deref()
+                .map(|r| {
+                    RequestId::parse(r)
+                        .and_then(|r| r.to_bytes())
+                        .ok_or_else(|| ServerError::BadFilter("request is a UUID".into()))
+                })
+                .transpose()?,
+            account: p.account.clone(),
+            device: p.device.as_deref().map(parse_device).transpose()?,
+        };
+        let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ServerError::BadFilter("limit is 1 to 500".into()));
+        }
+        record(
+            &state,
+            &agency,
+            "audit",
+            filter.request,
+            "GET /v1/agency/audit",
+        )?;
+        let mut entries =
+            state
+                .storage()
+                .audit_entries(&filter, p.after.unwrap_or(0), limit + 1)?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next_after = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(Json(AuditPage {
+            entries: entries.into_iter().map(AuditEntryView::from).collect(),
+            next_after,
+        }))
+    })
+    .await
+}
+
+/// Check the whole audit chain.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/audit/verify",
+    responses(
+        (status = 200, body = ChainReport),
+        (status = 403, description = "forbidden: an account limited to regions", body = ApiError)
+    )
+)]
+pub(super) async fn audit_verify(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<ChainReport>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        require_whole_agency(&agency)?;
+        let report = match audit::verify(|after| {
+            state
+                .storage()
+                .audit_entries(&AuditFilter::default(), after, 1000)
+        })? {
+            ChainCheck::Intact { entries } => ChainReport {
+                intact: true,
+                entries,
+                broken_at: None,
+            },
+            ChainCheck::Broken { seq } => ChainReport {
+                intact: false,
+                entries: seq.saturating_sub(1),
+                broken_at: Some(seq),
+            },
+        };
+        record(
+            &state,
+            &agency,
+            "audit",
+            None,
+            "GET /v1/agency/audit/verify",
+        )?;
+        Ok(Json(report))
+    })
+    .await
+}
+
+/// Which account (or key) to assess.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExposureParams {
+    /// An account id.
+    pub account: Option<String>,
+    /// An enrolled key (32 hex digits), e.g. of a lost phone.
+    pub device: Option<String>,
+}
+
+/// Breach support: which requests (and so whose data) an account or a
+/// device could read, and which the audit trail shows it did.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/exposure",
+    params(ExposureParams),
+    responses(
+        (status = 200, body = Exposure),
+        (status = 400, description = "bad_filter: give exactly one of account, device", body = ApiError),
+        (status = 404, description = "not_found: no such account or device", body = ApiError)
+    )
+)]
+pub(super) async fn exposure(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<ExposureParams>, QueryRejection>,
+) -> Result<Json<Exposure>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        require_whole_agency(&agency)?;
+        let Query(p) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let (subject, filter) = match (&p.account, &p.device) {
+            (Some(a), None) => {
+                let devices = state.storage().devices(Some(a))?;
+                let first = devices.first().ok_or(ServerError::NotFound)?;
+                let id = parse_device(&first.id)?;
+                let enrolled = state.storage().device(id)?.ok_or(ServerError::NotFound)?;
+                (
+                    enrolled.account,
+                    AuditFilter {
+                        account: Some(a.clone()),
+                        ..AuditFilter::default()
+                    },
+                )
+            }
+            (None, Some(d)) => {
+                let id = parse_device(d)?;
+                let enrolled = state.storage().device(id)?.ok_or(ServerError::NotFound)?;
+                (
+                    enrolled.account,
+                    AuditFilter {
+                        device: Some(id),
+                        ..AuditFilter::default()
+                    },
+                )
+            }
+            _ => {
+                return Err(ServerError::BadFilter(
+                    "give exactly one of account, device".into(),
+                ));
+            }
+        };
+        let mut could_read = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = state
+                .storage()
+                .list_documents(&DocFilter::default(), after, 1000)?;
+            let done = rows.len() < 1000;
+            for row in &rows {
+                after = Some((row.seq, row.id));
+                if subject.may_see(&row.scope) {
+                    could_read.push(RequestId::from_bytes(row.id).to_string());
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let mut did_read = std::collections::BTreeSet::new();
+        let mut from = 0;
+        loop {
+            let page = state.storage().audit_entries(&filter, from, 1000)?;
+            let Some(last) = page.last() else { break };
+            from = last.seq;
+            for e in &page {
+                if let (Some(r), "read" | "write") = (e.record.request, e.record.action.as_str()) {
+                    did_read.insert(RequestId::from_bytes(r).to_string());
+                }
+            }
+        }
+        record(&state, &agency, "exposure", None, "GET /v1/agency/exposure")?;
+        Ok(Json(Exposure {
+            account: subject.id,
+            role: subject.role.as_str().to_owned(),
+            could_read,
+            did_read: did_read.into_iter().collect(),
+        }))
+    })
+    .await
+}

@@ -1,0 +1,133 @@
+//! The back-office API: JSON over HTTPS for an agency's own systems — list,
+//! read and act on requests ([`requests`]), read and check the audit trail
+//! ([`audit`]), subscribe to events ([`webhooks`]), a person's export and
+//! erasure ([`persons`]). Described by an OpenAPI 3 document generated
+//! from this code (`GET /v1/openapi.json`).
+//!
+//! Authentication: an enrolled **agency** account's key signs every
+//! request exactly as a device signs a sync (the `sambung-auth` header over the
+//! method, the path with its query, and the body; `docs/backoffice.md`). No
+//! bearer token exists to leak: a stolen log line cannot be replayed.
+//!
+//! Every action becomes an Automerge change by the server's own actor under
+//! the document's lock, built by the same edit functions devices use
+//! (`sambung_core::edits`), and reaches devices at their next sync.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+
+use crate::api::state::AppState;
+use crate::error::ServerError;
+use agency::{ApiError, MAX_ACTION_BODY};
+use audit::{AuditEntryView, AuditPage, ChainReport, Exposure};
+use persons::{Erasure, PersonExport, PersonQuery};
+use requests::{
+    Assignment, NewNote, ReceiptView, Receipts, RequestList, RequestSummary, RequestView,
+    StatusChange,
+};
+use webhooks::{NewWebhook, WebhookView};
+
+mod agency;
+pub mod audit;
+pub mod persons;
+pub mod requests;
+pub mod webhooks;
+
+/// The back-office routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/agency/requests", get(requests::list_requests))
+        .route("/v1/agency/requests/{id}", get(requests::get_request))
+        .route(
+            "/v1/agency/requests/{id}/receipts",
+            get(requests::get_receipts),
+        )
+        .route(
+            "/v1/agency/requests/{id}/status",
+            post(requests::set_status),
+        )
+        .route("/v1/agency/requests/{id}/notes", post(requests::add_note))
+        .route(
+            "/v1/agency/requests/{id}/assignee",
+            post(requests::set_assignee),
+        )
+        .route(
+            "/v1/agency/requests/{id}/attachments/{sha256}",
+            get(requests::download_attachment),
+        )
+        .route(
+            "/v1/agency/webhooks",
+            post(webhooks::add_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/v1/agency/webhooks/{id}",
+            axum::routing::delete(webhooks::delete_webhook),
+        )
+        .route("/v1/agency/persons/export", post(persons::export_person))
+        .route("/v1/agency/persons/erase", post(persons::erase_person))
+        .route("/v1/agency/audit", get(audit::audit_trail))
+        .route("/v1/agency/audit/verify", get(audit::audit_verify))
+        .route("/v1/agency/exposure", get(audit::exposure))
+        .layer(DefaultBodyLimit::max(MAX_ACTION_BODY))
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sambung back-office API",
+        description = "For agency systems: list, read and act on requests. Every call is signed by an enrolled agency account's Ed25519 key (one header, sambung-auth; see docs/backoffice.md)."
+    ),
+    paths(
+        requests::list_requests,
+        requests::get_request,
+        requests::get_receipts,
+        requests::set_status,
+        requests::add_note,
+        requests::set_assignee,
+        requests::download_attachment,
+        audit::audit_trail,
+        audit::audit_verify,
+        audit::exposure,
+        persons::export_person,
+        persons::erase_person,
+        webhooks::add_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook
+    ),
+    components(schemas(
+        RequestSummary,
+        RequestList,
+        RequestView,
+        ReceiptView,
+        Receipts,
+        StatusChange,
+        NewNote,
+        Assignment,
+        AuditEntryView,
+        AuditPage,
+        ChainReport,
+        Exposure,
+        NewWebhook,
+        WebhookView,
+        PersonQuery,
+        PersonExport,
+        Erasure,
+        ApiError
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(_) => ServerError::Config("the OpenAPI document failed".into()).into_response(),
+    }
+}

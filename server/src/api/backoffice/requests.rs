@@ -1,0 +1,661 @@
+//! The agency's requests: list them, read one with its history and who
+//! delivered each change, act on it (status, note, assignment: each an
+//! Automerge change by the server's own actor under the document's lock,
+//! built by the edit functions devices use), download its attachments.
+
+use std::sync::Arc;
+
+use automerge::ActorId;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use sambung_core::document::RequestDoc;
+use sambung_core::edits::{self, Author};
+use sambung_core::identifiers::RegionCode;
+use sambung_core::lifecycle::{Role, Status};
+use sambung_core::model::{Kind, Request, RequestId, Service};
+use sambung_core::protocol::DocId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::agency::{
+    Agency, ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, record, signed_json,
+};
+use crate::api::blobs::serve;
+use crate::api::state::{AppState, blocking, parse_id};
+use crate::blobs::parse_sha;
+use crate::error::ServerError;
+use crate::exchange;
+use crate::storage::{DocFilter, DocWrite, ListPosition};
+
+/// Filters and paging of a listing.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Kind (`ktp_replacement`, `complaint`, …).
+    pub kind: Option<String>,
+    /// Service area: `permit`, `population`, `tax`, `complaint`.
+    pub service: Option<String>,
+    /// Status (`submitted`, `in_review`, …).
+    pub status: Option<String>,
+    /// Region code prefix, whole segments (`32.73`).
+    pub region: Option<String>,
+    /// Assigned officer's account id.
+    pub assignee: Option<String>,
+    /// Changed on the server at or after these Unix milliseconds.
+    pub updated_since: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// One row of a listing.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct RequestSummary {
+    /// Request id (UUID).
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Service area.
+    pub service: String,
+    /// Status.
+    pub status: String,
+    /// Region code.
+    pub region: String,
+    /// Assigned officer, if any.
+    pub assignee: Option<String>,
+    /// Unix milliseconds of the server's last write of it.
+    pub updated_at: i64,
+}
+
+/// A page of a listing, in the order the server wrote the requests' latest
+/// changes (older first).
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RequestList {
+    /// The rows.
+    pub items: Vec<RequestSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One request with its whole life.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RequestView {
+    /// The request as JSON: content, status `history`, `notes`,
+    /// `attachments` (metadata: content address, role, name, type, size),
+    /// `assignee` (see docs/requests.md).
+    #[schema(value_type = Object)]
+    pub request: serde_json::Value,
+    /// Current status.
+    pub status: String,
+    /// The version: send as `If-Match` to act only on this version.
+    pub etag: String,
+}
+
+/// A status change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    /// The new status; only moves the lifecycle gives the agency.
+    pub to: String,
+    /// A reason, shown to the applicant (required in practice for
+    /// `rejected` and `needs_info`).
+    pub note: Option<String>,
+}
+
+/// A note.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// The text, up to 5000 characters.
+    pub text: String,
+}
+
+/// An assignment.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// The field officer's account id; `null` unassigns. Required: a
+    /// forgotten field must not unassign.
+    #[serde(deserialize_with = "present")]
+    pub officer: Option<String>,
+}
+
+/// A nullable field that must be present (serde defaults a missing
+/// `Option` to `None` unless the field has its own deserializer).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+fn encode_cursor((seq, id): &ListPosition) -> String {
+    let mut b = seq.to_be_bytes().to_vec();
+    b.extend_from_slice(id);
+    hex::encode(b)
+}
+
+fn decode_cursor(s: &str) -> Result<ListPosition, ServerError> {
+    let bad = || ServerError::BadFilter("cursor is not one this server gave".into());
+    let b = hex::decode(s).map_err(|_| bad())?;
+    if b.len() != 24 {
+        return Err(bad());
+    }
+    let seq = i64::from_be_bytes(b[..8].try_into().map_err(|_| bad())?);
+    let id: DocId = b[8..].try_into().map_err(|_| bad())?;
+    Ok((seq, id))
+}
+
+impl ListParams {
+    fn filter(&self) -> Result<DocFilter, ServerError> {
+        let bad = |m: &str| Err(ServerError::BadFilter(m.into()));
+        if let Some(k) = &self.kind
+            && Kind::parse(k).is_none()
+        {
+            return bad("kind is not a known kind");
+        }
+        if let Some(s) = &self.service
+            && Service::parse(s).is_none()
+        {
+            return bad("service is one of permit, population, tax, complaint");
+        }
+        if let Some(s) = &self.status
+            && Status::parse(s).is_none()
+        {
+            return bad("status is not a known status");
+        }
+        if let Some(r) = &self.region
+            && !RegionCode::from(r.as_str()).check().is_empty()
+        {
+            return bad("region is a region code such as 32.73");
+        }
+        if let Some(a) = &self.assignee
+            && (a.is_empty() || a.len() > 128)
+        {
+            return bad("assignee is an account id");
+        }
+        if matches!(self.limit, Some(l) if l == 0 || l > MAX_LIMIT) {
+            return bad("limit is 1 to 500");
+        }
+        Ok(DocFilter {
+            kind: self.kind.clone(),
+            service: self.service.clone(),
+            status: self.status.clone(),
+            region: self.region.clone(),
+            assignee: self.assignee.clone(),
+            updated_since: self.updated_since,
+        })
+    }
+}
+
+/// List requests the agency may see, oldest change first.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests",
+    params(ListParams),
+    responses(
+        (status = 200, body = RequestList),
+        (status = 400, description = "bad_filter", body = ApiError),
+        (status = 401, description = "not signed, or not by an enrolled key", body = ApiError),
+        (status = 403, description = "not an agency account", body = ApiError)
+    )
+)]
+pub(super) async fn list_requests(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<RequestList>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let Query(params) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        record(&state, &agency, "list", None, "GET /v1/agency/requests")?;
+        let filter = params.filter()?;
+        let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+        let mut after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+        let mut items = Vec::new();
+        let mut more = false;
+        let mut last_position = None;
+        // What the account may see is checked row by row (its scope rules
+        // live in one place, `Account::may_see`); pages are read until this
+        // one is full.
+        'pages: loop {
+            let rows = state.storage().list_documents(&filter, after, limit + 1)?;
+            let exhausted = rows.len() <= limit;
+            for row in rows {
+                after = Some((row.seq, row.id));
+                if !agency.sees(&row.scope, &row.meta.status) {
+                    continue;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break 'pages;
+                }
+                last_position = Some((row.seq, row.id));
+                items.push(RequestSummary {
+                    id: RequestId::from_bytes(row.id).to_string(),
+                    kind: row.meta.kind,
+                    service: row.meta.service,
+                    status: row.meta.status,
+                    region: row.scope.region,
+                    assignee: row.scope.assignee,
+                    updated_at: row.meta.updated_at,
+                });
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let next_cursor = if more {
+            last_position.as_ref().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Json(RequestList { items, next_cursor }))
+    })
+    .await
+}
+
+fn etag_of(doc: &mut RequestDoc) -> String {
+    let heads = sambung_core::document::encode_heads(&doc.heads());
+    format!(
+        "\"{}\"",
+        hex::encode(&sambung_core::crypto::sha256(&heads)[..16])
+    )
+}
+
+fn view_of(doc: &mut RequestDoc, request: &Request) -> Result<RequestView, ServerError> {
+    Ok(RequestView {
+        request: serde_json::to_value(request)
+            .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
+        status: request.status().as_str().to_owned(),
+        etag: etag_of(doc),
+    })
+}
+
+fn with_etag(view: RequestView) -> Response {
+    let etag = HeaderValue::from_str(&view.etag).ok();
+    let mut response = Json(view).into_response();
+    if let Some(v) = etag {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Read one request with its history, notes and attachment metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}",
+    params(("id" = String, Path, description = "Request id (UUID)")),
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request: not a UUID", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError)
+    )
+)]
+pub(super) async fn get_request(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        let stored = agency.stored(&state, id)?;
+        let mut doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        let request = doc
+            .hydrate()
+            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
+        let view = view_of(&mut doc, &request)?;
+        record(
+            &state,
+            &agency,
+            "read",
+            Some(id),
+            "GET /v1/agency/requests/{id}",
+        )?;
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Who delivered one change of a request.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct ReceiptView {
+    /// The Automerge change hash (64 hex digits).
+    pub change: String,
+    /// The account that wrote it.
+    pub account: String,
+    /// The enrolled key (device) that signed the exchange or call that
+    /// delivered it (32 hex digits).
+    pub device: Option<String>,
+    /// The nonce of that signed exchange or call (32 hex digits).
+    pub exchange: Option<String>,
+    /// When the server took it, Unix milliseconds.
+    pub at: i64,
+}
+
+/// Who delivered each change of a request, oldest first.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct Receipts {
+    /// One per change the server accepted.
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// Who delivered each change of a request: the account, the enrolled device
+/// and the signed exchange — the authorship of every decision and field
+/// note, as the server took it.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}/receipts",
+    params(("id" = String, Path, description = "Request id (UUID)")),
+    responses(
+        (status = 200, body = Receipts),
+        (status = 400, description = "bad_request: not a UUID", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError)
+    )
+)]
+pub(super) async fn get_receipts(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Receipts>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        agency.stored(&state, id)?;
+        let receipts = state
+            .storage()
+            .receipts(id)?
+            .into_iter()
+            .map(|r| ReceiptView {
+                change: hex::encode(r.change),
+                account: r.delivery.account,
+                device: r.delivery.device.map(hex::encode),
+                exchange: r.delivery.exchange.map(hex::encode),
+                at: r.delivery.at,
+            })
+            .collect();
+        record(
+            &state,
+            &agency,
+            "receipts",
+            Some(id),
+            "GET /v1/agency/requests/{id}/receipts",
+        )?;
+        Ok(Json(Receipts { receipts }))
+    })
+    .await
+}
+
+/// Applies one agency edit to a request under its lock, as the server's
+/// actor.
+fn act(
+    state: &AppState,
+    agency: &Agency,
+    id: DocId,
+    if_match: Option<String>,
+    edit: &dyn Fn(&mut Request, Author<'_>) -> Result<(), sambung_core::Error>,
+) -> Result<RequestView, ServerError> {
+    let mut view = None;
+    let actor = state.actor();
+    state.storage().update_document(id, &mut |current| {
+        let current = current.ok_or(ServerError::NotFound)?;
+        if !agency.sees(&current.scope, &current.meta.status) {
+            return Err(ServerError::NotFound);
+        }
+        let mut doc = RequestDoc::load(&current.data, [], ActorId::from(actor))
+            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
+        if let Some(expected) = &if_match
+            && *expected != etag_of(&mut doc)
+        {
+            return Err(ServerError::Stale);
+        }
+        let before = doc.heads();
+        let previous = doc
+            .hydrate()
+            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
+        let author = Author {
+            user: &agency.account.id,
+            role: Role::Agency,
+        };
+        let ((), request) = doc
+            .update(|r| {
+                edit(r, author)?;
+                // The table the devices and the exchange follow.
+                sambung_core::rules::check(Some(&previous), r, author)
+                    .map_err(sambung_core::Error::from)
+            })
+            .map_err(|e| match e {
+                sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),
+                sambung_core::Error::Validation(report) => {
+                    ServerError::BadRequest(report.to_string())
+                }
+                _ => ServerError::Storage("the edit could not be written".into()),
+            })?;
+        view = Some(view_of(&mut doc, &request)?);
+        if doc.heads() == before {
+            return Ok(DocWrite::Unchanged);
+        }
+        let scope = exchange::scope_of(state.nik_key(), &request);
+        Ok(exchange::write_of(
+            doc.automerge(),
+            &before,
+            Some(&current),
+            Some(&previous),
+            scope,
+            &request,
+            actor,
+            agency.delivered(),
+        ))
+    })?;
+    view.ok_or_else(|| ServerError::Storage("the edit was not applied".into()))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+}
+
+/// Moves a request to another status.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/status",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
+    ),
+    request_body = StatusChange,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 409, description = "forbidden_transition", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+pub(super) async fn set_status(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let (agency, change): (Agency, StatusChange) =
+            signed_json(&state, &method, &uri, &headers, body)?;
+        let id = parse_id(&id)?;
+        let to = Status::parse(&change.to)
+            .ok_or_else(|| ServerError::BadRequest("to is not a known status".into()))?;
+        if let Some(n) = &change.note {
+            edits::check_note(n).map_err(|_| ServerError::BadRequest("note is too long".into()))?;
+        }
+        let note = change.note.clone();
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::transition(r, by, to, note.clone()).map(|_| ())
+        })?;
+        record(
+            &state,
+            &agency,
+            "status",
+            Some(id),
+            "POST /v1/agency/requests/{id}/status",
+        )?;
+        tracing::info!(to = to.as_str(), "back office changed a status");
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Adds a note (a question to the applicant goes with status `needs_info`).
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/notes",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the note is based on")
+    ),
+    request_body = NewNote,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+pub(super) async fn add_note(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let (agency, note): (Agency, NewNote) = signed_json(&state, &method, &uri, &headers, body)?;
+        let id = parse_id(&id)?;
+        edits::check_note(&note.text)
+            .map_err(|_| ServerError::BadRequest("text must be 1 to 5000 characters".into()))?;
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::add_note(r, by, &note.text, false).map(|_| ())
+        })?;
+        record(
+            &state,
+            &agency,
+            "note",
+            Some(id),
+            "POST /v1/agency/requests/{id}/notes",
+        )?;
+        tracing::info!("back office added a note");
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Assigns a request to a field officer, or unassigns it.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/requests/{id}/assignee",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("If-Match" = Option<String>, Header, description = "ETag the assignment is based on")
+    ),
+    request_body = Assignment,
+    responses(
+        (status = 200, body = RequestView, headers(("ETag" = String))),
+        (status = 400, description = "bad_request", body = ApiError),
+        (status = 404, description = "not_found", body = ApiError),
+        (status = 412, description = "stale", body = ApiError)
+    )
+)]
+pub(super) async fn set_assignee(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let (agency, assignment): (Agency, Assignment) =
+            signed_json(&state, &method, &uri, &headers, body)?;
+        let id = parse_id(&id)?;
+        let officer = assignment.officer.clone();
+        edits::check_assign(
+            Author {
+                user: &agency.account.id,
+                role: Role::Agency,
+            },
+            officer.as_deref(),
+        )
+        .map_err(|_| ServerError::BadRequest("officer is an account id".into()))?;
+        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
+            edits::assign(r, by, officer.as_deref())
+        })?;
+        record(
+            &state,
+            &agency,
+            "assign",
+            Some(id),
+            "POST /v1/agency/requests/{id}/assignee",
+        )?;
+        tracing::info!("back office assigned a request");
+        Ok(with_etag(view))
+    })
+    .await
+}
+
+/// Download an attachment of a request (its bytes as uploaded by the
+/// device), whole or a `Range` of it.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/{id}/attachments/{sha256}",
+    params(
+        ("id" = String, Path, description = "Request id (UUID)"),
+        ("sha256" = String, Path, description = "The attachment's content address"),
+        ("Range" = Option<String>, Header, description = "bytes=start-end")
+    ),
+    responses(
+        (status = 200, description = "the bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "the range asked for"),
+        (status = 404, description = "not_found: not an attachment of this request, not uploaded yet, or its reference does not grant the bytes (the account that added it never uploaded them)", body = ApiError),
+        (status = 416, description = "the range is outside the attachment")
+    )
+)]
+pub(super) async fn download_attachment(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((id, sha)): Path<(String, String)>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let id = parse_id(&id)?;
+        let digest = parse_sha(&sha)?;
+        let stored = agency.stored(&state, id)?;
+        let response = serve(&state, id, &stored, &digest, &headers)?;
+        record(
+            &state,
+            &agency,
+            "download",
+            Some(id),
+            "GET /v1/agency/requests/{id}/attachments/{sha256}",
+        )?;
+        Ok(response)
+    })
+    .await
+}
