@@ -2823,6 +2823,11 @@ public struct SyncReport: Equatable, Hashable {
      */
     public var pulled: UInt32
     /**
+     * Requests this account may no longer see (reassigned, out of its
+     * regions), deleted here; a copy holding unsynced work is kept.
+     */
+    public var forgotten: UInt32
+    /**
      * Requests the server refused.
      */
     public var refused: [RefusedRequest]
@@ -2850,6 +2855,10 @@ public struct SyncReport: Equatable, Hashable {
          * Updates applied from the server.
          */pulled: UInt32, 
         /**
+         * Requests this account may no longer see (reassigned, out of its
+         * regions), deleted here; a copy holding unsynced work is kept.
+         */forgotten: UInt32, 
+        /**
          * Requests the server refused.
          */refused: [RefusedRequest], 
         /**
@@ -2860,6 +2869,7 @@ public struct SyncReport: Equatable, Hashable {
         self.roundTrips = roundTrips
         self.pushed = pushed
         self.pulled = pulled
+        self.forgotten = forgotten
         self.refused = refused
         self.changed = changed
     }
@@ -2885,6 +2895,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 roundTrips: FfiConverterUInt32.read(from: &buf), 
                 pushed: FfiConverterUInt32.read(from: &buf), 
                 pulled: FfiConverterUInt32.read(from: &buf), 
+                forgotten: FfiConverterUInt32.read(from: &buf), 
                 refused: FfiConverterSequenceTypeRefusedRequest.read(from: &buf), 
                 changed: FfiConverterSequenceTypeRequestId.read(from: &buf)
         )
@@ -2896,6 +2907,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.roundTrips, into: &buf)
         FfiConverterUInt32.write(value.pushed, into: &buf)
         FfiConverterUInt32.write(value.pulled, into: &buf)
+        FfiConverterUInt32.write(value.forgotten, into: &buf)
         FfiConverterSequenceTypeRefusedRequest.write(value.refused, into: &buf)
         FfiConverterSequenceTypeRequestId.write(value.changed, into: &buf)
     }
