@@ -271,9 +271,10 @@ impl Store {
     /// The server says this device's account may no longer see a request
     /// (reassigned, moved out of its regions): its copy is deleted — unless
     /// it holds something the server lacks (changes not acknowledged, a
-    /// repair under way, attachment bytes not uploaded), which is never
-    /// deleted; the request then stays, and its next push is refused with a
-    /// reason the app shows. Whether it was deleted.
+    /// repair under way, attachment bytes not uploaded, a photo's original
+    /// kept on this phone), which is never deleted; the request then stays,
+    /// and its next push is refused with a reason the app shows. Whether it
+    /// was deleted.
     pub fn forget_unseen(&self, id: &[u8; 16]) -> Result<bool, Error> {
         let dropped = self.write(|tx| {
             let held: Option<bool> = tx
@@ -296,9 +297,13 @@ impl Store {
                 .map(|a| a.sha256)
                 .collect();
             for sha in &shas {
+                // Not uploaded, or the prepared copy of a photo whose
+                // original (never uploaded) is still kept here.
                 let unsent: bool = tx
                     .query_row(
-                        "SELECT uploaded = 0 FROM attachments WHERE key = ?1",
+                        "SELECT uploaded = 0
+                                OR EXISTS (SELECT 1 FROM originals WHERE prepared = attachments.key)
+                         FROM attachments WHERE key = ?1",
                         [self.attachment_key(sha)],
                         |r| r.get(0),
                     )

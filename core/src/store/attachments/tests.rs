@@ -266,3 +266,50 @@ fn a_request_over_its_attachment_limits_is_refused_before_storing() {
     );
     assert_eq!(s.pending_uploads().unwrap().len(), MAX_REQUEST_ATTACHMENTS);
 }
+
+/// A request this device may no longer see is dropped only once nothing
+/// in it is the phone's alone: a photo's original, never uploaded, keeps
+/// it until the original is purged.
+#[cfg(feature = "photos")]
+#[test]
+fn a_request_gone_from_sight_keeps_its_photos_originals() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let id = s
+        .create(crate::templates::example(Kind::Complaint))
+        .unwrap();
+    let input = crate::photo::fixtures::jpeg_with_gps(800, 600, 1, "MARK-GPS-7");
+    let r = s
+        .attach_photo(
+            &id,
+            AttachmentRole::Photo,
+            "foto.jpg",
+            &input,
+            &crate::photo::PhotoSettings::default(),
+        )
+        .unwrap();
+    // Everything the server takes has reached it.
+    s.mark_uploaded(&r.sha256).unwrap();
+    let synced = |s: &Store| {
+        let heads = automerge::AutoCommit::load(&s.document_bytes(&id).unwrap())
+            .unwrap()
+            .get_heads();
+        s.mark_acked(&id, &heads).unwrap();
+    };
+    synced(&s);
+    let idb = id.to_bytes().unwrap();
+    assert!(
+        !s.forget_unseen(&idb).unwrap(),
+        "the original is the phone's alone"
+    );
+    let original = s.original_of(&r.sha256).unwrap().expect("kept");
+    assert_eq!(s.attachment_bytes(&original.sha256).unwrap(), input);
+    // Decided, synced, the original purged after its retention: the copy
+    // may go.
+    s.withdraw(&id, None).unwrap();
+    synced(&s);
+    let later = Timestamp(Timestamp::now().0 + 31 * 86_400_000);
+    assert_eq!(s.purge_originals(later).unwrap(), 1);
+    assert!(s.forget_unseen(&idb).unwrap());
+    assert!(s.get(&id).is_err());
+}
