@@ -6,56 +6,11 @@
 //! ([`verify`]). Entries hold ids and roles, never request content.
 
 use sambung_core::lifecycle::Role;
-use sambung_core::protocol::DocId;
 
 use crate::accounts::Account;
 use crate::error::ServerError;
-
-/// What is recorded of one access.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Unix milliseconds.
-    pub at: i64,
-    /// Account id.
-    pub account: String,
-    /// The account's role.
-    pub role: String,
-    /// The enrolled key (device) that signed the call.
-    pub device: Option<[u8; 16]>,
-    /// `read`, `write`, `list`, `status`, `note`, `assign`, `export`,
-    /// `exposure`, … and `account` (an administrator changed an account's
-    /// role or regions).
-    pub action: String,
-    /// The request concerned, if one.
-    pub request: Option<DocId>,
-    /// `METHOD /path` of the call (the path without its query, which may
-    /// carry filters); for `account`, the command and what it changed.
-    pub endpoint: String,
-}
-
-/// A stored entry: its record, position and chain hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    /// Position, from 1, without gaps.
-    pub seq: u64,
-    /// What happened.
-    pub record: AuditRecord,
-    /// The previous entry's hash (zeros for the first).
-    pub prev: [u8; 32],
-    /// This entry's hash.
-    pub hash: [u8; 32],
-}
-
-/// Which entries to read.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Only this request's.
-    pub request: Option<DocId>,
-    /// Only this account's.
-    pub account: Option<String>,
-    /// Only this device's.
-    pub device: Option<[u8; 16]>,
-}
+pub use crate::storage::{AuditEntry, AuditFilter, AuditRecord};
+use crate::storage::{Storage, Tx, in_transaction};
 
 /// The hash of an entry: SHA-256 over the previous hash and each field,
 /// length-prefixed so that no two entries encode alike.
@@ -119,6 +74,34 @@ pub fn verify(
             expected_seq += 1;
         }
     }
+}
+
+/// Appends `records` to the trail, chained, in one transaction.
+pub fn append(storage: &dyn Storage, records: &[AuditRecord]) -> Result<(), ServerError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    in_transaction(storage, |tx| append_in_tx(tx, records))
+}
+
+/// [`append`] in the transaction open on `tx` (with the change the records
+/// tell of: both are kept, or neither).
+pub fn append_in_tx(tx: &mut dyn Tx, records: &[AuditRecord]) -> Result<(), ServerError> {
+    let (mut seq, mut prev) = tx.audit_tail()?.unwrap_or((0, [0u8; 32]));
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        seq += 1;
+        let hash = chain_hash(&prev, seq, record);
+        entries.push(AuditEntry {
+            seq,
+            record: record.clone(),
+            prev,
+            hash,
+        });
+        prev = hash;
+    }
+    tx.insert_audit(&entries)?;
+    Ok(())
 }
 
 /// The audit record of an account change (`sambung admin account`):

@@ -1,16 +1,15 @@
 //! Attachment bytes from devices, by content address
 //! (`sambung_core::protocol::blobs`): which blobs the server lacks, and
 //! resumable chunked uploads checked against their SHA-256 at the end
-//! (their HTTP routes are in `api/blobs.rs`). Here: the content addresses
-//! a request names, and the sweep of bytes nobody needs.
+//! ([`uploads`]; their HTTP routes are in `api/blobs.rs`). Here also: the
+//! content addresses a request names, and the sweep of bytes nobody needs.
 //!
 //! Blobs have owners: the accounts that uploaded them (or were given them
 //! through a request they could see). An upload is its device's own until
 //! its hash is verified; `blobs/missing` answers about the caller's own
 //! uploads only; a request may add a reference to bytes the server holds
 //! only for an owner or an account that sees another request referencing
-//! them (checked where the document is written, see
-//! [`crate::storage::DocWrite`]); bytes are served through a request whose
+//! them (checked where the document is written, [`references`]); bytes are served through a request whose
 //! reference grants them ([`crate::storage::Storage::blob_granted`]).
 //! Unfinished uploads expire and unreferenced blobs are removed after a
 //! grace period ([`sweeper`]).
@@ -20,7 +19,12 @@ use sambung_core::protocol::blobs::is_sha256_hex;
 
 use crate::error::ServerError;
 
+pub mod references;
 pub mod sweeper;
+pub mod uploads;
+
+pub use references::write_refs_in_tx;
+pub use uploads::append_chunk;
 
 /// The content addresses a request's attachments name, each once; a name
 /// that is not a SHA-256 (an erased one is empty) names no blob.

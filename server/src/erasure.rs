@@ -10,9 +10,10 @@ use ring::hmac;
 use sambung_core::document::RequestDoc;
 use sambung_core::protocol::DocId;
 
+use crate::documents::{DocWrite, update_document};
 use crate::error::ServerError;
 use crate::exchange::{doc_meta, scope_of};
-use crate::storage::{Delivered, DocWrite, Storage, StoredDoc};
+use crate::storage::{Delivered, Storage, StoredDoc};
 
 /// What an erased request keeps, for the answer and the docs.
 pub const KEPT: &str = "id, kind, region, lawful basis, creation time and account, status history (who decided what, when; notes removed), assignment, attachment roles and sizes: the non-personal record of a government decision that archival and administrative law require (UU 43/2009, UU 30/2014)";
@@ -42,7 +43,7 @@ pub fn erase_request(
     delivery: &Delivered,
 ) -> Result<Erased, ServerError> {
     let mut outcome = Erased::Now(Vec::new());
-    storage.update_document(id, &mut |current| {
+    update_document(storage, id, &mut |current| {
         let Some(current) = current else {
             outcome = Erased::Now(Vec::new());
             return Ok(DocWrite::Unchanged);

@@ -110,13 +110,6 @@ pub enum ServerError {
     Storage(String),
 }
 
-impl From<rusqlite::Error> for ServerError {
-    fn from(e: rusqlite::Error) -> Self {
-        tracing::error!(error = %e, "storage error");
-        ServerError::Storage(e.to_string())
-    }
-}
-
 impl ServerError {
     /// Whether this refuses one document's write only (the others of an
     /// exchange's transaction stand; see `Storage::update_documents`).

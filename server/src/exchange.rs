@@ -18,8 +18,9 @@ use sambung_core::protocol::{
 
 use crate::accounts::{Account, Draft, Scope};
 use crate::authority::Refused;
+use crate::documents::{DocWrite, update_documents};
 use crate::error::ServerError;
-use crate::storage::{Delivered, DocMeta, DocWrite, LogEntry, Storage, StoredDoc};
+use crate::storage::{Delivered, DocMeta, LogEntry, Storage, StoredDoc};
 
 /// The authenticated sender of an exchange.
 #[derive(Debug, Clone)]
@@ -130,7 +131,7 @@ pub fn apply_pushes(
         ready.push((i, id, push, floor));
     }
     let ids: Vec<DocId> = ready.iter().map(|r| r.1).collect();
-    let outcomes = storage.update_documents(&ids, &mut |k, current: Option<StoredDoc>| {
+    let outcomes = update_documents(storage, &ids, &mut |k, current: Option<StoredDoc>| {
         let (i, id, push, floor) = &ready[k];
         // Hostile bytes must not take the exchange down with them: a panic
         // inside the merge refuses this document only.

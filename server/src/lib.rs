@@ -12,6 +12,7 @@ pub mod api;
 pub mod audit;
 pub mod authority;
 pub mod blobs;
+pub mod documents;
 pub mod enroll;
 pub mod erasure;
 pub mod error;

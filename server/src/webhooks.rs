@@ -28,8 +28,10 @@ use sambung_core::model::{Request, RequestId};
 use sambung_core::url_rule::{Host, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Account, Scope};
+use crate::accounts::Scope;
 use crate::error::ServerError;
+use crate::storage::Tx;
+pub use crate::storage::{Delivery, NewDelivery, Outcome, Subscription};
 
 pub mod worker;
 
@@ -108,30 +110,6 @@ pub fn events_between(before: Option<&Request>, after: &Request) -> Vec<Event> {
     out
 }
 
-/// A subscription.
-#[derive(Debug, Clone)]
-pub struct Subscription {
-    /// Its id.
-    pub id: String,
-    /// The agency account it belongs to.
-    pub account: Account,
-    /// Where deliveries go.
-    pub url: String,
-    /// What it receives.
-    pub events: Vec<String>,
-}
-
-/// A delivery to queue: which subscription, which event (JSON).
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    /// The subscription.
-    pub webhook: String,
-    /// The event type.
-    pub event: String,
-    /// The body, as sent.
-    pub payload: String,
-}
-
 /// Which subscriptions receive which of `events` about a request in
 /// `scope`: only events they asked for, about requests their account may
 /// see, and never about drafts.
@@ -157,39 +135,20 @@ pub fn deliveries_for(subs: &[Subscription], scope: &Scope, events: &[Event]) ->
     out
 }
 
-/// A queued delivery claimed for sending.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// Its position in the queue; `webhook-id` is `msg_<seq>`.
-    pub seq: i64,
-    /// The subscription's id.
-    pub webhook: String,
-    /// The URL.
-    pub url: String,
-    /// The subscription's secret as stored: sealed (see
-    /// [`crate::secrets::Secrets::seal_webhook_secret`]).
-    pub secret: Vec<u8>,
-    /// The body.
-    pub payload: String,
-    /// Attempts made before this one.
-    pub attempts: u32,
-    /// Until when this server holds it: the token that lets it record the
-    /// outcome (after that, another server may have taken it).
-    pub lease_until: i64,
-}
-
-/// How a delivery attempt ended.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The receiver answered 2xx.
-    Delivered,
-    /// Try again at `next_at` (Unix ms), or never when `None`.
-    Retry {
-        /// When.
-        next_at: Option<i64>,
-        /// Why (an HTTP status or a network failure kind).
-        error: String,
-    },
+/// Queues what `events` about a request in `scope` mean for `subs`, in
+/// the transaction that writes the request: nothing is announced that was
+/// not stored, and nothing stored goes unannounced.
+pub fn queue_in_tx(
+    tx: &mut dyn Tx,
+    subs: &[Subscription],
+    scope: &Scope,
+    events: &[Event],
+) -> Result<(), ServerError> {
+    let deliveries = deliveries_for(subs, scope, events);
+    if !deliveries.is_empty() {
+        tx.queue_deliveries(&deliveries, sambung_core::Timestamp::now().as_millis())?;
+    }
+    Ok(())
 }
 
 /// A new subscription's secret, `whsec_` and 32 random bytes in base64

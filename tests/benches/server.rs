@@ -29,9 +29,10 @@ use sambung_core::store::{Enrollment, Identity, Secret, Store};
 use sambung_core::sync::SyncSession;
 use sambung_e2e::corpus::{Corpus, Data};
 use sambung_server::accounts::{Account, Draft, Scope};
+use sambung_server::documents::{DocWrite, update_documents};
 use sambung_server::exchange::{Caller, exchange};
 use sambung_server::scope_index;
-use sambung_server::storage::{Delivered, DocMeta, DocWrite, SqliteStorage, Storage, StoredDoc};
+use sambung_server::storage::{Delivered, DocMeta, SqliteStorage, Storage, StoredDoc};
 
 fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -121,38 +122,37 @@ fn log(dir: &std::path::Path, others: usize) -> Arc<SqliteStorage> {
                 id
             })
             .collect();
-        storage
-            .update_documents(&ids, &mut |k, _| {
-                let i = start + k;
-                let scope = &scopes[i];
-                Ok(DocWrite::Write {
-                    scope_keys: scope_index::write_keys(None, scope),
-                    doc: StoredDoc {
-                        data: whole.clone(),
-                        scope: scope.clone(),
-                        meta: DocMeta {
-                            kind: "complaint".into(),
-                            service: "complaint".into(),
-                            status: "submitted".into(),
-                            updated_at: 0,
-                        },
+        update_documents(&*storage, &ids, &mut |k, _| {
+            let i = start + k;
+            let scope = &scopes[i];
+            Ok(DocWrite::Write {
+                scope_keys: scope_index::write_keys(None, scope),
+                doc: StoredDoc {
+                    data: whole.clone(),
+                    scope: scope.clone(),
+                    meta: DocMeta {
+                        kind: "complaint".into(),
+                        service: "complaint".into(),
+                        status: "submitted".into(),
+                        updated_at: 0,
                     },
-                    heads: vec![(i % 256) as u8; 32],
-                    log_data: whole.clone(),
-                    device: [2; 16],
-                    changes: Vec::new(),
-                    delivery: Delivered {
-                        account: scope.owner.clone(),
-                        device: None,
-                        exchange: None,
-                        at: 0,
-                    },
-                    events: Vec::new(),
-                    replace: false,
-                    attachments: Vec::new(),
-                })
+                },
+                heads: vec![(i % 256) as u8; 32],
+                log_data: whole.clone(),
+                device: [2; 16],
+                changes: Vec::new(),
+                delivery: Delivered {
+                    account: scope.owner.clone(),
+                    device: None,
+                    exchange: None,
+                    at: 0,
+                },
+                events: Vec::new(),
+                replace: false,
+                attachments: Vec::new(),
             })
-            .unwrap();
+        })
+        .unwrap();
     }
     let resident = caller(
         account("warga-1", Role::Resident, &[]),

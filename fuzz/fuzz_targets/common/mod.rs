@@ -54,14 +54,14 @@ pub fn world() -> &'static World {
         // this device's actor.
         let key = DeviceKey::from_pkcs8(include_bytes!("device.pk8")).expect("a key");
         let device = device_id_of(&key.public_key());
-        storage
-            .redeem_enrollment(
-                &sambung_server::enroll::code_hash(&code),
-                device,
-                key.public_key(),
-                now,
-            )
-            .expect("enrolled");
+        sambung_server::enroll::redeem(
+            storage.as_ref(),
+            &sambung_server::enroll::code_hash(&code),
+            device,
+            key.public_key(),
+            now,
+        )
+        .expect("enrolled");
         let unlimited = sambung_server::limits::Rate {
             per_minute: 1_000_000,
             burst: 1_000_000,

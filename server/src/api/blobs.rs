@@ -145,9 +145,15 @@ async fn append(
                 "a chunk carries at least one byte".into(),
             ));
         }
-        let held = state
-            .storage()
-            .blob_append(&sha, &uploader, size, offset, &body, now())?;
+        let held = crate::blobs::append_chunk(
+            state.storage(),
+            &sha,
+            &uploader,
+            size,
+            offset,
+            &body,
+            now(),
+        )?;
         if held.complete {
             tracing::info!(size = held.size, "an attachment arrived whole");
         }
@@ -182,15 +188,18 @@ async fn download(
             return Err(ServerError::NotFound);
         }
         let response = serve(&state, doc_id, &stored, &digest, &headers)?;
-        state.storage().append_audit(&[crate::audit::AuditRecord {
-            at: sambung_core::Timestamp::now().as_millis(),
-            account: enrolled.account.id.clone(),
-            role: enrolled.account.role.as_str().to_owned(),
-            device: Some(device),
-            action: "download".into(),
-            request: Some(doc_id),
-            endpoint: "GET /v1/requests/{id}/attachments/{sha256}".into(),
-        }])?;
+        crate::audit::append(
+            state.storage(),
+            &[crate::audit::AuditRecord {
+                at: sambung_core::Timestamp::now().as_millis(),
+                account: enrolled.account.id.clone(),
+                role: enrolled.account.role.as_str().to_owned(),
+                device: Some(device),
+                action: "download".into(),
+                request: Some(doc_id),
+                endpoint: "GET /v1/requests/{id}/attachments/{sha256}".into(),
+            }],
+        )?;
         Ok(response)
     })
     .await

@@ -91,9 +91,7 @@ async fn enroll(
     let hash = crate::enroll::code_hash(&req.code);
     let audience = state.audience.clone();
     let account = blocking(move || {
-        let account = state
-            .storage
-            .redeem_enrollment(&hash, device, public_key, now())?;
+        let account = crate::enroll::redeem(&*state.storage, &hash, device, public_key, now())?;
         // A new device starts at the current state: its pushes are judged
         // against no less than what the server holds now.
         let head = state.storage.log_head()?;
@@ -179,7 +177,7 @@ async fn sync(
             // A repair answer carries the document's changes too.
             .chain(response.repair.iter().map(|r| record("read", r.id)))
             .collect();
-        worker.storage.append_audit(&records)?;
+        crate::audit::append(&*worker.storage, &records)?;
         tracing::info!(
             pushed = request.push.len(),
             acked = written.len(),

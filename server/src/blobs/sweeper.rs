@@ -58,9 +58,9 @@ mod tests {
             account: "warga-1".into(),
             device: [1; 16],
         };
-        let held = storage
-            .blob_append(&sha, &uploader, 100, 0, &data[..40], now() - 10)
-            .unwrap();
+        let held =
+            crate::blobs::append_chunk(&*storage, &sha, &uploader, 100, 0, &data[..40], now() - 10)
+                .unwrap();
         assert_eq!((held.received, held.complete), (40, false));
         assert_eq!(
             storage.blob_missing(&sha, 100, &uploader).unwrap(),

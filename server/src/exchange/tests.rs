@@ -39,10 +39,14 @@ impl Server {
         let now = Timestamp::now().as_millis() / 1000;
         let code = crate::enroll::create(&self.storage, &account, now, 3600).unwrap();
         let id = [device; 16];
-        let account = self
-            .storage
-            .redeem_enrollment(&crate::enroll::code_hash(&code), id, [device; 32], now)
-            .unwrap();
+        let account = crate::enroll::redeem(
+            &self.storage,
+            &crate::enroll::code_hash(&code),
+            id,
+            [device; 32],
+            now,
+        )
+        .unwrap();
         Caller {
             device: id,
             account,

@@ -4,9 +4,12 @@
 //! embedded default) and [`PostgresStorage`] (several servers on one
 //! database).
 
+mod error;
 mod postgres;
+mod records;
 mod replicas;
 mod sqlite;
+mod tx;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,14 +18,17 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::DocId;
 
 use crate::accounts::{Account, Scope};
-use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::error::ServerError;
-use crate::scope_index::{Reader, ScopeKey};
-use crate::webhooks::{Delivery, Event, Outcome, Subscription};
+use crate::scope_index::Reader;
 
+pub use error::StorageError;
 pub use postgres::PostgresStorage;
+pub use records::{
+    AuditEntry, AuditFilter, AuditRecord, Delivery, NewDelivery, Outcome, Subscription,
+};
 pub use replicas::{Replicated, Target};
 pub use sqlite::SqliteStorage;
+pub use tx::{DocState, NewLogEntry, Tx, in_transaction};
 
 /// Opens the storage a server runs on: PostgreSQL when `database` is a
 /// `postgres://` (or `postgresql://`) URL, else the SQLite file in
@@ -152,51 +158,6 @@ pub struct DocRow {
     pub seq: i64,
 }
 
-/// What an update of one document writes.
-#[derive(Debug)]
-// Made and consumed once per merge, never collected: boxing buys nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum DocWrite {
-    /// Nothing changed.
-    Unchanged,
-    /// The new state, and the log entry devices pull it from.
-    Write {
-        /// The document after the merge.
-        doc: StoredDoc,
-        /// Its heads, 32 bytes each.
-        heads: Vec<u8>,
-        /// What devices pull: the new changes, or the whole document when
-        /// who may see it changed (so newly entitled devices get all of it).
-        log_data: Vec<u8>,
-        /// The device that delivered the change.
-        device: [u8; 16],
-        /// The changes new in this write, and who delivered them: kept
-        /// for each change, so who wrote every decision and field note can
-        /// be shown later.
-        changes: Vec<[u8; 32]>,
-        /// Who delivered `changes`.
-        delivery: Delivered,
-        /// What webhooks announce of it (queued in the same transaction).
-        events: Vec<Event>,
-        /// `doc` is a new document replacing the old one and its history
-        /// (an erasure): the old log entries of it are purged, and devices
-        /// replace their copy.
-        replace: bool,
-        /// The keys of the scope index the log entry is filed under
-        /// ([`crate::scope_index::write_keys`]).
-        scope_keys: Vec<ScopeKey>,
-        /// The content addresses of its attachments now (see
-        /// [`crate::blobs::hashes`]). A reference new to the document is
-        /// written only if `delivery.account` owns the blob, may see
-        /// another request whose reference grants it, or the blob is not
-        /// on the server (its bytes follow the document; such a reference
-        /// grants them once its account uploaded them); otherwise the
-        /// write fails with
-        /// [`ServerError::ForeignBlob`] and nothing is written.
-        attachments: Vec<[u8; 32]>,
-    },
-}
-
 /// Who delivered changes to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -283,36 +244,14 @@ pub struct LogEntry {
 
 /// The server's storage.
 pub trait Storage: Send + Sync + 'static {
-    /// Creates an account (or finds it with the same role and regions,
-    /// then adding a NIK hash if given) and records a one-time enrollment
-    /// code for it, by hash. An existing account of another role or other
-    /// regions is refused ([`ServerError::AccountConflict`]), unchanged and
-    /// without a code: such a change is [`Storage::change_account`]'s.
-    fn add_enrollment(
+    /// Runs `step` in one transaction: committed when it returns `Ok`,
+    /// rolled back otherwise (see [`in_transaction`], which also gives
+    /// back what the step returns). The rules of writes are such steps,
+    /// written once over the backend's building blocks ([`Tx`]).
+    fn transaction(
         &self,
-        account: &Account,
-        code_hash: &[u8],
-        expires_at: i64,
+        step: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ServerError>,
     ) -> Result<(), ServerError>;
-    /// Sets an existing account's role and regions and appends the
-    /// change's record (`audit::account_change_record`, at `now_ms`) to
-    /// the audit trail in the same transaction; the account as it was, or
-    /// `None` (and nothing written) when there is no such account.
-    fn change_account(
-        &self,
-        id: &str,
-        role: Role,
-        regions: &[String],
-        now_ms: i64,
-    ) -> Result<Option<Account>, ServerError>;
-    /// Redeems a code once, binding a device key to its account.
-    fn redeem_enrollment(
-        &self,
-        code_hash: &[u8],
-        device: [u8; 16],
-        public_key: [u8; 32],
-        now: i64,
-    ) -> Result<Account, ServerError>;
     /// A device's key, account and revocation.
     fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError>;
     /// Revokes a device; false when there is no such device.
@@ -326,28 +265,6 @@ pub trait Storage: Send + Sync + 'static {
     fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
     /// Records a request nonce; false when it was seen within the window.
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
-    /// Runs `f` on each document of `ids` in turn (with its index in
-    /// `ids`), under the database's lock on it (concurrent merges of one
-    /// document are serialised here, not in process memory), and writes
-    /// what it returns — all in one transaction, one commit for an
-    /// exchange's pushes. A write refused for its document alone
-    /// ([`ServerError::is_per_document`]) undoes that document's write only
-    /// and is its outcome; any other error undoes them all.
-    fn update_documents(
-        &self,
-        ids: &[DocId],
-        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<Vec<Result<(), ServerError>>, ServerError>;
-    /// [`Storage::update_documents`] of one document.
-    fn update_document(
-        &self,
-        id: DocId,
-        f: &mut dyn FnMut(Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<(), ServerError> {
-        self.update_documents(&[id], &mut |_, current| f(current))?
-            .pop()
-            .unwrap_or(Ok(()))
-    }
     /// A document as it is now (no lock held after the call).
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError>;
     /// A document's heads as of log position `seq` (its latest entry at or
@@ -398,9 +315,6 @@ pub trait Storage: Send + Sync + 'static {
     fn webhook_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, ServerError>;
     /// Replaces a subscription's stored secret.
     fn set_webhook_secret(&self, id: &str, secret: &[u8]) -> Result<(), ServerError>;
-    /// Appends records to the audit trail, chained (see [`crate::audit`]),
-    /// in one transaction under the trail's lock.
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError>;
     /// Audit entries matching `filter` after position `after`, oldest
     /// first, at most `limit`.
     fn audit_entries(
@@ -428,24 +342,6 @@ pub trait Storage: Send + Sync + 'static {
         size: u64,
         uploader: &Uploader,
     ) -> Result<Option<u64>, ServerError>;
-    /// Appends `data` at `offset` to `uploader`'s upload of the blob
-    /// (starting it when it has none, with its declared `size`; an upload
-    /// is per device until verified, so nobody's claim fixes the size for
-    /// others). Refuses a chunk that does not start where the held bytes
-    /// end ([`ServerError::OffsetMismatch`]); when the last byte is in,
-    /// checks the SHA-256 and discards the upload on a mismatch
-    /// ([`ServerError::HashMismatch`]); on a match the bytes become the
-    /// blob (or are dropped when the server held it already) and the
-    /// uploader's account owns it.
-    fn blob_append(
-        &self,
-        sha256: &[u8; 32],
-        uploader: &Uploader,
-        size: u64,
-        offset: u64,
-        data: &[u8],
-        now: i64,
-    ) -> Result<BlobState, ServerError>;
     /// Whether document `doc` references the blob with a reference that
     /// grants its bytes: added by an account that owns the blob, or
     /// recorded from a document stored before blobs had owners (then every
@@ -553,35 +449,6 @@ pub struct BlobSweep {
     pub blobs: u64,
 }
 
-/// What to do with a reference new to a document: the facts its backend
-/// read in the write's transaction, the rule here.
-pub(super) fn judge_reference(
-    account: Option<&Account>,
-    owns: bool,
-    blob_held: bool,
-    granting_scopes: &[Scope],
-) -> Result<NewReference, ServerError> {
-    if owns || !blob_held {
-        // Owned, or its bytes are still to come: the reference grants
-        // them only once its account owns them (`blob_granted`).
-        return Ok(NewReference::Plain);
-    }
-    match account {
-        Some(a) if granting_scopes.iter().any(|s| a.may_see(s)) => Ok(NewReference::Given),
-        _ => Err(ServerError::ForeignBlob),
-    }
-}
-
-/// See [`judge_reference`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NewReference {
-    /// Recorded as it is.
-    Plain,
-    /// Recorded, and the account becomes an owner (not an uploader): it
-    /// could see the bytes already through another request.
-    Given,
-}
-
 /// A receipt from its stored columns.
 fn receipt(
     change: Vec<u8>,
@@ -604,15 +471,6 @@ fn receipt(
             at,
         },
     })
-}
-
-/// Checks the blob's chunks, in order, against its name.
-fn hash_matches<'a>(sha256: &[u8; 32], chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
-    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-    for c in chunks {
-        h.update(c);
-    }
-    h.finish().as_ref() == sha256
 }
 
 /// An audit entry from its stored columns.
@@ -658,52 +516,11 @@ pub(super) fn to_account(
     role: String,
     regions: String,
     nik_hash: Option<Vec<u8>>,
-) -> Result<Account, ServerError> {
+) -> Result<Account, StorageError> {
     Ok(Account {
         id,
-        role: Role::parse(&role)
-            .ok_or_else(|| ServerError::Storage("unknown role in the database".into()))?,
-        regions: serde_json::from_str(&regions)
-            .map_err(|_| ServerError::Storage("damaged regions".into()))?,
+        role: Role::parse(&role).ok_or(StorageError::Damaged("role"))?,
+        regions: serde_json::from_str(&regions).map_err(|_| StorageError::Damaged("regions"))?,
         nik_hash,
-    })
-}
-
-/// Whether an enrollment for `wanted` may go on with the `existing`
-/// account: the same role and the same regions (in any order).
-/// Whether a device may open one more upload of `size` bytes, with
-/// `open` unfinished uploads claiming `claimed` bytes already.
-pub(super) fn check_upload_quota(open: i64, claimed: i64, size: u64) -> Result<(), ServerError> {
-    use sambung_core::attachment_limits::{MAX_OPEN_UPLOAD_BYTES, MAX_OPEN_UPLOADS};
-    if open.max(0) as usize >= MAX_OPEN_UPLOADS
-        || (claimed.max(0) as u64).saturating_add(size) > MAX_OPEN_UPLOAD_BYTES
-    {
-        return Err(ServerError::UploadQuota);
-    }
-    Ok(())
-}
-
-pub(super) fn check_same_account(existing: &Account, wanted: &Account) -> Result<(), ServerError> {
-    let sorted = |r: &[String]| {
-        let mut r = r.to_vec();
-        r.sort();
-        r.dedup();
-        r
-    };
-    if existing.nik_hash.is_some()
-        && wanted.nik_hash.is_some()
-        && existing.nik_hash != wanted.nik_hash
-    {
-        return Err(ServerError::NikConflict {
-            account: existing.id.clone(),
-        });
-    }
-    if existing.role == wanted.role && sorted(&existing.regions) == sorted(&wanted.regions) {
-        return Ok(());
-    }
-    Err(ServerError::AccountConflict {
-        account: existing.id.clone(),
-        role: existing.role.as_str().to_owned(),
-        regions: existing.regions.join(","),
     })
 }

@@ -18,18 +18,15 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 use tokio_postgres::{Client, Row};
 
-use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
-use crate::webhooks::{Delivery, Outcome, Subscription};
-
+use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
-    DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
-    to_i64,
+    DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation, Storage,
+    StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
-use crate::scope_index::{self, Candidates, Notice, Reader, ScopeKey};
+use crate::scope_index::{self, Candidates, Reader, ScopeKey};
 
 /// The schema, as numbered migrations (append only, like SQLite's).
 const MIGRATIONS: &[&str] = &[
@@ -280,61 +277,8 @@ pub struct PostgresStorage {
     returned: Condvar,
 }
 
-/// Appends `records` to the audit chain inside the transaction open on `c`.
-async fn append_audit_in(c: &Client, records: &[AuditRecord]) -> Result<(), ServerError> {
-    // One writer at a time across servers: the chain has no forks.
-    c.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&LOCK_SPACE, &LOCK_AUDIT],
-    )
-    .await
-    .map_err(pg)?;
-    let last = c
-        .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
-        .await
-        .map_err(pg)?;
-    let (mut seq, mut prev) = match last {
-        Some(r) => (
-            r.get::<_, i64>(0) as u64,
-            <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(1))
-                .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
-        ),
-        None => (0, [0u8; 32]),
-    };
-    for r in records {
-        seq += 1;
-        let hash = chain_hash(&prev, seq, r);
-        c.execute(
-                        "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        &[
-                            &(seq as i64),
-                            &r.at,
-                            &r.account,
-                            &r.role,
-                            &r.device.as_ref().map(|d| d.as_slice()),
-                            &r.action,
-                            &r.request.as_ref().map(|d| d.as_slice()),
-                            &r.endpoint,
-                            &prev.as_slice(),
-                            &hash.as_slice(),
-                        ],
-                    )
-                    .await
-                    .map_err(pg)?;
-        prev = hash;
-    }
-    Ok(())
-}
-
 fn pg(e: tokio_postgres::Error) -> ServerError {
-    // The driver's message may quote values; keep only its kind of failure.
-    let kind = match e.code() {
-        Some(code) => format!("database error {}", code.code()),
-        None if e.is_closed() => "the database connection closed".to_owned(),
-        None => "the database failed".to_owned(),
-    };
-    ServerError::Storage(kind)
+    StorageError::from(e).into()
 }
 
 fn doc_key(id: &DocId) -> i64 {
@@ -375,7 +319,7 @@ fn id16(v: Vec<u8>, what: &str) -> Result<[u8; 16], ServerError> {
 async fn load_webhooks(
     c: &Client,
     account: Option<String>,
-) -> Result<Vec<Subscription>, ServerError> {
+) -> Result<Vec<Subscription>, StorageError> {
     let rows = c
         .query(
             "SELECT w.id, w.url, w.events, a.id, a.role, a.regions, a.nik_hash
@@ -383,8 +327,7 @@ async fn load_webhooks(
              WHERE $1::TEXT IS NULL OR w.account = $1 ORDER BY w.created_at, w.id",
             &[&account],
         )
-        .await
-        .map_err(pg)?;
+        .await?;
     rows.iter()
         .map(|r| {
             let events: String = r.get(2);
@@ -392,7 +335,7 @@ async fn load_webhooks(
                 id: r.get(0),
                 url: r.get(1),
                 events: serde_json::from_str(&events)
-                    .map_err(|_| ServerError::Storage("damaged webhook events".into()))?,
+                    .map_err(|_| StorageError::Damaged("webhook events"))?,
                 account: to_account(r.get(3), r.get(4), r.get(5), r.get(6))?,
             })
         })
@@ -738,207 +681,6 @@ fn scope_of_row(r: &Row) -> (Vec<u8>, Scope) {
     )
 }
 
-/// Writes what an account change from `before` to `after` made visible or
-/// invisible to the account (SQLite's `write_account_notices`, the same
-/// rules), in the change's transaction.
-async fn write_account_notices(
-    c: &Client,
-    before: &Account,
-    after: &Account,
-) -> Result<(), ServerError> {
-    let rows = match scope_index::candidates(before, after) {
-        Candidates::None => return Ok(()),
-        Candidates::All => c
-            .query(
-                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
-                &[],
-            )
-            .await
-            .map_err(pg)?,
-        Candidates::Keys(keys) => c
-            .query(
-                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents
-                 WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
-                              WHERE s.key = ANY($1))",
-                &[&keys],
-            )
-            .await
-            .map_err(pg)?,
-    };
-    let candidates = rows
-        .iter()
-        .map(|r| {
-            let (id, scope) = scope_of_row(r);
-            Ok((id16(id, "document id")?, scope))
-        })
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let notices = scope_index::account_notices(before, after, &candidates);
-    if notices.is_empty() {
-        return Ok(());
-    }
-    // Numbered in commit order: the lock is held until COMMIT.
-    c.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&LOCK_SPACE, &LOCK_LOG],
-    )
-    .await
-    .map_err(pg)?;
-    let key = scope_index::account_key(&after.id);
-    for (id, notice) in notices {
-        let r = c
-            .query_one(
-                "SELECT data, heads FROM documents WHERE id = $1",
-                &[&id.as_slice()],
-            )
-            .await
-            .map_err(pg)?;
-        let (data, heads): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
-        let data = match notice {
-            Notice::Visible => scope_index::whole_document(&data)?,
-            Notice::Gone => Vec::new(),
-        };
-        c.execute(
-            "WITH entry AS (
-                 INSERT INTO log (doc, data, heads, device, audience) VALUES ($1, $2, $3, $4, $5)
-                 RETURNING seq)
-             INSERT INTO scope_log (key, seq) SELECT $6, seq FROM entry",
-            &[
-                &id.as_slice(),
-                &data,
-                &heads,
-                &[0u8; 16].as_slice(),
-                &after.id,
-                &key,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    Ok(())
-}
-
-/// A log entry to write once an exchange's documents are written (see
-/// `update_documents`).
-struct PendingEntry {
-    doc: Vec<u8>,
-    data: Vec<u8>,
-    heads: Vec<u8>,
-    device: Vec<u8>,
-    replace: bool,
-    scope_keys: Vec<ScopeKey>,
-}
-
-/// Writes one document's new state, receipts, webhook deliveries and
-/// attachment references in the transaction open on `c` (SQLite's
-/// `write_doc`, the same rules); its log entry is returned, to be written
-/// with the others under the log's lock.
-async fn write_doc(
-    c: &Client,
-    id: &DocId,
-    write: DocWrite,
-) -> Result<Option<PendingEntry>, ServerError> {
-    let id = *id;
-    let DocWrite::Write {
-        doc,
-        heads,
-        log_data,
-        device,
-        changes,
-        delivery,
-        events,
-        replace,
-        attachments,
-        scope_keys,
-    } = write
-    else {
-        return Ok(None);
-    };
-    if replace {
-        // The old history is gone, and its receipts with it (they
-        // would keep the times of erased notes).
-        c.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])
-            .await
-            .map_err(pg)?;
-    }
-    for change in &changes {
-        c.execute(
-            "INSERT INTO receipts (change, doc, account, device, exchange, at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (change) DO NOTHING",
-            &[
-                &change.as_slice(),
-                &id.as_slice(),
-                &delivery.account,
-                &delivery.device.as_ref().map(|d| d.as_slice()),
-                &delivery.exchange.as_ref().map(|d| d.as_slice()),
-                &delivery.at,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !events.is_empty() {
-        let subs = load_webhooks(c, None).await?;
-        let now = sambung_core::Timestamp::now().as_millis();
-        for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
-            c.execute(
-                "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
-                 VALUES ($1, $2, $3, $4, $4)",
-                &[&d.webhook, &d.event, &d.payload, &now],
-            )
-            .await
-            .map_err(pg)?;
-        }
-    }
-    c.execute(
-        "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                kind, service, status, updated_at, draft)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
-            assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
-            updated_at = $11, draft = $12",
-        &[
-            &id.as_slice(),
-            &doc.scope.region,
-            &doc.scope.owner,
-            &doc.scope.applicant_nik_hash,
-            &doc.scope.assignee,
-            &doc.data,
-            &heads,
-            &doc.meta.kind,
-            &doc.meta.service,
-            &doc.meta.status,
-            &doc.meta.updated_at,
-            &(doc.scope.draft.as_i64() as i16),
-        ],
-    )
-    .await
-    .map_err(pg)?;
-    if replace {
-        c.execute(
-            "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
-            &[&id.as_slice()],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    write_refs(
-        c,
-        &id,
-        &attachments,
-        &delivery,
-        delivery.at.div_euclid(1000),
-    )
-    .await?;
-    Ok(Some(PendingEntry {
-        doc: id.to_vec(),
-        data: log_data,
-        heads,
-        device: device.to_vec(),
-        replace,
-        scope_keys,
-    }))
-}
-
 /// Log entries with their documents' scopes, `filter` being the rest of
 /// the query after `WHERE`.
 async fn read_log(
@@ -1023,131 +765,634 @@ async fn backfill_blob_refs(c: &Client) -> Result<(), ServerError> {
     }
 }
 
-/// Replaces document `id`'s attachment references with `now_refs` in the
-/// write's transaction (SQLite's `write_refs`, the same rules).
-async fn write_refs(
-    c: &Client,
-    id: &DocId,
-    now_refs: &[[u8; 32]],
-    delivery: &Delivered,
-    now: i64,
-) -> Result<(), ServerError> {
-    let held: Vec<Vec<u8>> = c
-        .query(
-            "SELECT sha256 FROM blob_refs WHERE doc = $1",
-            &[&id.as_slice()],
-        )
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut account: Option<Option<Account>> = None;
-    for h in now_refs {
-        if held.iter().any(|x| x.as_slice() == h.as_slice()) {
-            continue;
+/// The building blocks on an open PostgreSQL transaction. Each waits for
+/// its statements on the calling thread (the client's futures need no
+/// runtime of their own; the connection is driven by this storage's);
+/// where a block writes many rows, it sends them at once, pipelined on the
+/// connection.
+struct PgTx {
+    c: Arc<Client>,
+}
+
+type Res<T> = Result<T, StorageError>;
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+impl PgTx {
+    fn wait<T>(&self, f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Res<T> {
+        Ok(futures_executor::block_on(f)?)
+    }
+
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Res<u64> {
+        self.wait(self.c.execute(sql, params))
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Res<Vec<Row>> {
+        self.wait(self.c.query(sql, params))
+    }
+
+    fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Res<Option<Row>> {
+        self.wait(self.c.query_opt(sql, params))
+    }
+
+    /// Runs one statement for each parameter row, all sent at once.
+    fn pipeline<const N: usize>(&self, sql: &str, rows: &[[Param<'_>; N]]) -> Res<()> {
+        if rows.is_empty() {
+            return Ok(());
         }
-        let owns: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = $1 AND account = $2)",
-                &[&h.as_slice(), &delivery.account],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
+        let c = &self.c;
+        futures_executor::block_on(async {
+            let statement = c.prepare(sql).await?;
+            let writes = rows.iter().map(|p| c.execute(&statement, p));
+            for w in futures_util::future::join_all(writes).await {
+                w?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn account_of_row(r: &Row) -> Res<Account> {
+    to_account(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)
+}
+
+fn scope_of(r: &Row, first: usize) -> Res<Scope> {
+    Ok(Scope {
+        region: r.try_get(first)?,
+        owner: r.try_get(first + 1)?,
+        applicant_nik_hash: r.try_get(first + 2)?,
+        assignee: r.try_get(first + 3)?,
+        draft: Draft::from_i64(r.try_get::<_, i16>(first + 4)?.into()),
+    })
+}
+
+fn hash32(v: Vec<u8>, what: &'static str) -> Res<[u8; 32]> {
+    v.try_into().map_err(|_| StorageError::Damaged(what))
+}
+
+impl Tx for PgTx {
+    fn account(&mut self, id: &str) -> Res<Option<Account>> {
+        self.query_opt(
+            "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )?
+        .map(|r| account_of_row(&r))
+        .transpose()
+    }
+
+    fn insert_account(&mut self, a: &Account) -> Res<()> {
+        let regions =
+            serde_json::to_string(&a.regions).map_err(|_| StorageError::Damaged("regions"))?;
+        self.execute(
+            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES ($1, $2, $3, $4)",
+            &[&a.id, &a.role.as_str(), &regions, &a.nik_hash],
+        )?;
+        Ok(())
+    }
+
+    fn set_account_scope(&mut self, id: &str, role: Role, regions: &[String]) -> Res<()> {
+        let regions =
+            serde_json::to_string(regions).map_err(|_| StorageError::Damaged("regions"))?;
+        self.execute(
+            "UPDATE accounts SET role = $2, regions = $3 WHERE id = $1",
+            &[&id, &role.as_str(), &regions],
+        )?;
+        Ok(())
+    }
+
+    fn link_nik(&mut self, id: &str, nik_hash: &[u8]) -> Res<()> {
+        self.execute(
+            "UPDATE accounts SET nik_hash = coalesce(nik_hash, $2) WHERE id = $1",
+            &[&id, &nik_hash],
+        )?;
+        Ok(())
+    }
+
+    fn insert_enrollment(&mut self, code_hash: &[u8], account: &str, expires_at: i64) -> Res<()> {
+        self.execute(
+            "INSERT INTO enrollments (code_hash, account, expires_at) VALUES ($1, $2, $3)",
+            &[&code_hash, &account, &expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn use_enrollment(&mut self, code_hash: &[u8], now: i64) -> Res<Option<String>> {
+        // The row lock of the UPDATE: of two servers redeeming one code at
+        // once, the second sees it used.
+        Ok(self
+            .query_opt(
+                "UPDATE enrollments SET used_at = $2
+                 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
+                 RETURNING account",
+                &[&code_hash, &now],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    fn insert_device(
+        &mut self,
+        device: [u8; 16],
+        account: &str,
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Res<bool> {
+        Ok(self.execute(
+            "INSERT INTO devices (id, account, public_key, enrolled_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            &[&device.as_slice(), &account, &public_key.as_slice(), &now],
+        )? == 1)
+    }
+
+    fn lock_documents(&mut self, ids: &[DocId]) -> Res<()> {
+        let mut locks: Vec<i64> = ids.iter().map(doc_key).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        self.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) k ORDER BY k",
+            &[&locks],
+        )?;
+        Ok(())
+    }
+
+    fn savepoint(&mut self) -> Res<()> {
+        self.wait(self.c.batch_execute("SAVEPOINT doc"))
+    }
+
+    fn release_savepoint(&mut self) -> Res<()> {
+        self.wait(self.c.batch_execute("RELEASE SAVEPOINT doc"))
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Res<()> {
+        self.wait(
+            self.c
+                .batch_execute("ROLLBACK TO SAVEPOINT doc; RELEASE SAVEPOINT doc"),
+        )
+    }
+
+    fn document(&mut self, id: &DocId) -> Res<Option<StoredDoc>> {
+        self.query_opt(
+            &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = $1"),
+            &[&id.as_slice()],
+        )?
+        .map(|r| Ok(doc_of(&r)?.1))
+        .transpose()
+    }
+
+    fn document_state(&mut self, id: &DocId) -> Res<Option<DocState>> {
+        self.query_opt(
+            "SELECT data, heads FROM documents WHERE id = $1",
+            &[&id.as_slice()],
+        )?
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()
+    }
+
+    fn document_scopes(&mut self, which: &Candidates) -> Res<Vec<(DocId, Scope)>> {
+        const COLUMNS: &str =
+            "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents";
+        let rows = match which {
+            Candidates::None => return Ok(Vec::new()),
+            Candidates::All => self.query(COLUMNS, &[])?,
+            Candidates::Keys(keys) => self.query(
+                &format!(
+                    "{COLUMNS} WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
+                                            WHERE s.key = ANY($1))"
+                ),
+                &[keys],
+            )?,
+        };
+        rows.iter()
+            .map(|r| {
+                let id: Vec<u8> = r.try_get(0)?;
+                Ok((
+                    id.try_into()
+                        .map_err(|_| StorageError::Damaged("document id"))?,
+                    scope_of(r, 1)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn write_document(&mut self, id: &DocId, doc: &StoredDoc, heads: &[u8]) -> Res<()> {
+        self.execute(
+            "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                    kind, service, status, updated_at, draft)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
+                assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
+                updated_at = $11, draft = $12",
+            &[
+                &id.as_slice(),
+                &doc.scope.region,
+                &doc.scope.owner,
+                &doc.scope.applicant_nik_hash,
+                &doc.scope.assignee,
+                &doc.data,
+                &heads,
+                &doc.meta.kind,
+                &doc.meta.service,
+                &doc.meta.status,
+                &doc.meta.updated_at,
+                &(doc.scope.draft.as_i64() as i16),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn purge_log(&mut self, id: &DocId) -> Res<()> {
+        self.execute(
+            "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
+            &[&id.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn append_log(&mut self, entries: &[NewLogEntry]) -> Res<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Numbered in commit order: the lock is held from here to COMMIT,
+        // so a sequence number is never visible before a lower one.
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_SPACE, &LOCK_LOG],
+        )?;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|e| (e.doc.to_vec(), e.device.to_vec()))
+            .collect();
+        let params: Vec<[Param<'_>; 7]> = entries
+            .iter()
+            .zip(&rows)
+            .map(|(e, (doc, device))| -> [Param<'_>; 7] {
+                [
+                    doc,
+                    &e.data,
+                    &e.heads,
+                    device,
+                    &e.replaces,
+                    &e.audience,
+                    &e.keys,
+                ]
+            })
+            .collect();
+        self.pipeline(
+            "WITH entry AS (
+                 INSERT INTO log (doc, data, heads, device, replaces, audience)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq),
+             doc AS (
+                 UPDATE documents SET log_seq = (SELECT seq FROM entry)
+                 WHERE id = $1 AND $6::TEXT IS NULL)
+             INSERT INTO scope_log (key, seq)
+             SELECT DISTINCT k, (SELECT seq FROM entry) FROM unnest($7::BIGINT[]) k",
+            &params,
+        )
+    }
+
+    fn delete_receipts(&mut self, id: &DocId) -> Res<()> {
+        self.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])?;
+        Ok(())
+    }
+
+    fn insert_receipts(&mut self, id: &DocId, changes: &[[u8; 32]], d: &Delivered) -> Res<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // One statement for all of them.
+        let changes: Vec<&[u8]> = changes.iter().map(|c| c.as_slice()).collect();
+        self.execute(
+            "INSERT INTO receipts (change, doc, account, device, exchange, at)
+             SELECT c, $2, $3, $4, $5, $6 FROM unnest($1::BYTEA[]) c
+             ON CONFLICT (change) DO NOTHING",
+            &[
+                &changes,
+                &id.as_slice(),
+                &d.account,
+                &d.device.as_ref().map(|d| d.as_slice()),
+                &d.exchange.as_ref().map(|d| d.as_slice()),
+                &d.at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn subscriptions(&mut self) -> Res<Vec<Subscription>> {
+        futures_executor::block_on(load_webhooks(&self.c, None))
+    }
+
+    fn queue_deliveries(&mut self, deliveries: &[NewDelivery], now: i64) -> Res<()> {
+        let params: Vec<[Param<'_>; 4]> = deliveries
+            .iter()
+            .map(|d| -> [Param<'_>; 4] { [&d.webhook, &d.event, &d.payload, &now] })
+            .collect();
+        self.pipeline(
+            "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+             VALUES ($1, $2, $3, $4, $4)",
+            &params,
+        )
+    }
+
+    fn blob_refs(&mut self, doc: &DocId) -> Res<Vec<[u8; 32]>> {
+        self.query(
+            "SELECT sha256 FROM blob_refs WHERE doc = $1",
+            &[&doc.as_slice()],
+        )?
+        .iter()
+        .map(|r| hash32(r.try_get(0)?, "blob reference"))
+        .collect()
+    }
+
+    fn owns_blob(&mut self, sha256: &[u8; 32], account: &str) -> Res<bool> {
+        Ok(self
+            .query_opt(
+                "SELECT 1 FROM blob_owners WHERE sha256 = $1 AND account = $2",
+                &[&sha256.as_slice(), &account],
+            )?
+            .is_some())
+    }
+
+    fn blob_held(&mut self, sha256: &[u8; 32]) -> Res<bool> {
         // Shared lock on the blob's row: a sweep or an erasure deleting it
         // waits for this write, and then sees the new reference.
-        let blob_held = c
+        Ok(self
             .query_opt(
                 "SELECT 1 FROM blobs WHERE sha256 = $1 AND complete FOR SHARE",
-                &[&h.as_slice()],
-            )
-            .await
-            .map_err(pg)?
-            .is_some();
-        let mut scopes = Vec::new();
-        if !owns && blob_held {
-            if account.is_none() {
-                let row = c
-                    .query_opt(
-                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1",
-                        &[&delivery.account],
-                    )
-                    .await
-                    .map_err(pg)?;
-                account = Some(
-                    row.map(|r| to_account(r.get(0), r.get(1), r.get(2), r.get(3)))
-                        .transpose()?,
-                );
-            }
-            scopes = c
-                .query(
-                    "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
-                     FROM blob_refs r JOIN documents d ON d.id = r.doc
-                     WHERE r.sha256 = $1 AND r.doc <> $2
-                       AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
-                            WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
-                    &[&h.as_slice(), &id.as_slice()],
-                )
-                .await
-                .map_err(pg)?
-                .iter()
-                .map(|r| Scope {
-                    region: r.get(0),
-                    owner: r.get(1),
-                    applicant_nik_hash: r.get(2),
-                    assignee: r.get(3),
-                    draft: Draft::from_i64(r.get::<_, i16>(4).into()),
-                })
-                .collect();
-        }
-        let who = account.as_ref().and_then(|a| a.as_ref());
-        if judge_reference(who, owns, blob_held, &scopes)? == NewReference::Given {
-            c.execute(
-                "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
-                 VALUES ($1, $2, $3, false, $4) ON CONFLICT DO NOTHING",
-                &[
-                    &h.as_slice(),
-                    &delivery.account,
-                    &delivery.device.as_ref().map(|d| d.as_slice()),
-                    &now,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        c.execute(
-            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES ($1, $2, $3)",
-            &[&id.as_slice(), &h.as_slice(), &delivery.account],
-        )
-        .await
-        .map_err(pg)?;
+                &[&sha256.as_slice()],
+            )?
+            .is_some())
     }
-    for h in &held {
-        if now_refs.iter().any(|x| x.as_slice() == h.as_slice()) {
-            continue;
-        }
-        c.execute(
+
+    fn granting_scopes(&mut self, sha256: &[u8; 32], except: &DocId) -> Res<Vec<Scope>> {
+        self.query(
+            "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
+             FROM blob_refs r JOIN documents d ON d.id = r.doc
+             WHERE r.sha256 = $1 AND r.doc <> $2
+               AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                    WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
+            &[&sha256.as_slice(), &except.as_slice()],
+        )?
+        .iter()
+        .map(|r| scope_of(r, 0))
+        .collect()
+    }
+
+    fn add_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], account: &str) -> Res<()> {
+        self.execute(
+            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES ($1, $2, $3)",
+            &[&doc.as_slice(), &sha256.as_slice(), &account],
+        )?;
+        Ok(())
+    }
+
+    fn remove_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], now: i64) -> Res<()> {
+        self.execute(
             "DELETE FROM blob_refs WHERE doc = $1 AND sha256 = $2",
-            &[&id.as_slice(), h],
-        )
-        .await
-        .map_err(pg)?;
-        c.execute(
+            &[&doc.as_slice(), &sha256.as_slice()],
+        )?;
+        self.execute(
             "UPDATE blobs SET released_at = $2 WHERE sha256 = $1
                AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
-            &[h, &now],
-        )
-        .await
-        .map_err(pg)?;
+            &[&sha256.as_slice(), &now],
+        )?;
+        Ok(())
     }
-    c.execute(
-        "UPDATE documents SET blob_refs_known = true WHERE id = $1",
-        &[&id.as_slice()],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
+
+    fn mark_refs_known(&mut self, doc: &DocId) -> Res<()> {
+        self.execute(
+            "UPDATE documents SET blob_refs_known = true WHERE id = $1",
+            &[&doc.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn give_blob(
+        &mut self,
+        sha256: &[u8; 32],
+        account: &str,
+        device: Option<[u8; 16]>,
+        now: i64,
+    ) -> Res<()> {
+        self.execute(
+            "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+             VALUES ($1, $2, $3, false, $4) ON CONFLICT DO NOTHING",
+            &[
+                &sha256.as_slice(),
+                &account,
+                &device.as_ref().map(|d| d.as_slice()),
+                &now,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn lock_blob(&mut self, sha256: &[u8; 32]) -> Res<()> {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(&sha256[..8]);
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_BLOBS, &(i64::from_be_bytes(k) as i32)],
+        )?;
+        Ok(())
+    }
+
+    fn owned_blob_size(&mut self, sha256: &[u8; 32], account: &str) -> Res<Option<u64>> {
+        self.query_opt(
+            "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
+             WHERE o.sha256 = $1 AND o.account = $2",
+            &[&sha256.as_slice(), &account],
+        )?
+        .map(|r| Ok(r.try_get::<_, i64>(0)? as u64))
+        .transpose()
+    }
+
+    fn upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<Option<(u64, u64)>> {
+        self.query_opt(
+            "SELECT size, received FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+            &[&sha256.as_slice(), &device.as_slice()],
+        )?
+        .map(|r| {
+            Ok((
+                r.try_get::<_, i64>(0)? as u64,
+                r.try_get::<_, i64>(1)? as u64,
+            ))
+        })
+        .transpose()
+    }
+
+    fn delete_upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<()> {
+        self.execute(
+            "DELETE FROM blob_uploads WHERE sha256 = $1 AND device = $2",
+            &[&sha256.as_slice(), &device.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn open_uploads(&mut self, device: [u8; 16]) -> Res<(i64, i64)> {
+        let r = self.wait(self.c.query_one(
+            "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM blob_uploads WHERE device = $1",
+            &[&device.as_slice()],
+        ))?;
+        Ok((r.try_get(0)?, r.try_get(1)?))
+    }
+
+    fn insert_upload(&mut self, sha256: &[u8; 32], up: &Uploader, size: u64, now: i64) -> Res<()> {
+        self.execute(
+            "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
+             VALUES ($1, $2, $3, $4, 0, $5)",
+            &[
+                &sha256.as_slice(),
+                &up.device.as_slice(),
+                &up.account,
+                &to_i64(size),
+                &now,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_upload_chunk(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        pos: u64,
+        data: &[u8],
+    ) -> Res<()> {
+        self.execute(
+            "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES ($1, $2, $3, $4)",
+            &[&sha256.as_slice(), &device.as_slice(), &to_i64(pos), &data],
+        )?;
+        Ok(())
+    }
+
+    fn set_upload_received(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        received: u64,
+        now: i64,
+    ) -> Res<()> {
+        self.execute(
+            "UPDATE blob_uploads SET received = $3, touched_at = $4
+             WHERE sha256 = $1 AND device = $2",
+            &[
+                &sha256.as_slice(),
+                &device.as_slice(),
+                &to_i64(received),
+                &now,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn upload_chunks(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<Vec<Vec<u8>>> {
+        self.query(
+            "SELECT data FROM blob_upload_chunks WHERE sha256 = $1 AND device = $2 ORDER BY pos",
+            &[&sha256.as_slice(), &device.as_slice()],
+        )?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
+    }
+
+    fn insert_blob_from_upload(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        size: u64,
+        now: i64,
+    ) -> Res<bool> {
+        let new = self.execute(
+            "INSERT INTO blobs (sha256, size, received, complete, created_at)
+             VALUES ($1, $2, $2, true, $3) ON CONFLICT DO NOTHING",
+            &[&sha256.as_slice(), &to_i64(size), &now],
+        )? == 1;
+        if new {
+            self.execute(
+                "INSERT INTO blob_chunks (sha256, pos, data)
+                 SELECT sha256, pos, data FROM blob_upload_chunks
+                 WHERE sha256 = $1 AND device = $2",
+                &[&sha256.as_slice(), &device.as_slice()],
+            )?;
+        }
+        Ok(new)
+    }
+
+    fn release_blob_at(&mut self, sha256: &[u8; 32], now: i64) -> Res<()> {
+        self.execute(
+            "UPDATE blobs SET released_at = $2 WHERE sha256 = $1",
+            &[&sha256.as_slice(), &now],
+        )?;
+        Ok(())
+    }
+
+    fn own_uploaded_blob(&mut self, sha256: &[u8; 32], up: &Uploader, now: i64) -> Res<()> {
+        self.execute(
+            "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+             VALUES ($1, $2, $3, true, $4)
+             ON CONFLICT (sha256, account) DO UPDATE
+             SET device = excluded.device, uploaded = true, at = excluded.at",
+            &[&sha256.as_slice(), &up.account, &up.device.as_slice(), &now],
+        )?;
+        Ok(())
+    }
+
+    fn audit_tail(&mut self) -> Res<Option<(u64, [u8; 32])>> {
+        // One writer at a time across servers: the chain has no forks.
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_SPACE, &LOCK_AUDIT],
+        )?;
+        self.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)? as u64,
+                    hash32(r.try_get(1)?, "audit hash")?,
+                ))
+            })
+            .transpose()
+    }
+
+    fn insert_audit(&mut self, entries: &[AuditEntry]) -> Res<()> {
+        type Cols = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<u8>, Vec<u8>);
+        let cols: Vec<Cols> = entries
+            .iter()
+            .map(|e| {
+                (
+                    to_i64(e.seq),
+                    e.record.device.map(|d| d.to_vec()),
+                    e.record.request.map(|d| d.to_vec()),
+                    e.prev.to_vec(),
+                    e.hash.to_vec(),
+                )
+            })
+            .collect();
+        let params: Vec<[Param<'_>; 10]> = entries
+            .iter()
+            .zip(&cols)
+            .map(
+                |(e, (seq, device, request, prev, hash))| -> [Param<'_>; 10] {
+                    let r = &e.record;
+                    [
+                        seq,
+                        &r.at,
+                        &r.account,
+                        &r.role,
+                        device,
+                        &r.action,
+                        request,
+                        &r.endpoint,
+                        prev,
+                        hash,
+                    ]
+                },
+            )
+            .collect();
+        self.pipeline(
+            "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &params,
+        )
+    }
 }
 
 impl Drop for PostgresStorage {
@@ -1166,184 +1411,19 @@ impl Drop for PostgresStorage {
 }
 
 impl Storage for PostgresStorage {
-    fn add_enrollment(
+    fn transaction(
         &self,
-        account: &Account,
-        code_hash: &[u8],
-        expires_at: i64,
+        step: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ServerError>,
     ) -> Result<(), ServerError> {
-        let regions = serde_json::to_string(&account.regions)
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
-        let account = account.clone();
-        let code_hash = code_hash.to_vec();
-        self.run(move |c| async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            let done = async {
-                let existing = c
-                    .query_opt(
-                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1 FOR UPDATE",
-                        &[&account.id],
-                    )
-                    .await
-                    .map_err(pg)?;
-                match existing {
-                    Some(r) => {
-                        let existing = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
-                        check_same_account(&existing, &account)?;
-                        c.execute(
-                            "UPDATE accounts SET nik_hash = coalesce($2, nik_hash) WHERE id = $1",
-                            &[&account.id, &account.nik_hash],
-                        )
-                        .await
-                        .map_err(pg)?;
-                        // A NIK linked now: what was filed for it becomes
-                        // visible.
-                        let after = Account {
-                            nik_hash: existing.nik_hash.clone().or_else(|| account.nik_hash.clone()),
-                            ..existing.clone()
-                        };
-                        write_account_notices(&c, &existing, &after).await?;
-                    }
-                    None => {
-                        c.execute(
-                            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES ($1, $2, $3, $4)",
-                            &[
-                                &account.id,
-                                &account.role.as_str(),
-                                &regions,
-                                &account.nik_hash,
-                            ],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    }
-                }
-                c.execute(
-                    "INSERT INTO enrollments (code_hash, account, expires_at) VALUES ($1, $2, $3)",
-                    &[&code_hash, &account.id, &expires_at],
-                )
-                .await
-                .map_err(pg)?;
-                c.batch_execute("COMMIT").await.map_err(pg)
-            }
-            .await;
-            if done.is_err() {
-                let _ = c.batch_execute("ROLLBACK").await;
-            }
-            done
-        })
-    }
-
-    fn change_account(
-        &self,
-        id: &str,
-        role: Role,
-        regions: &[String],
-        now_ms: i64,
-    ) -> Result<Option<Account>, ServerError> {
-        let regions_list = regions.to_vec();
-        let regions =
-            serde_json::to_string(regions).map_err(|e| ServerError::Storage(e.to_string()))?;
-        let id = id.to_owned();
-        self.run(move |c| async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            let done = async {
-                let Some(r) = c
-                    .query_opt(
-                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1 FOR UPDATE",
-                        &[&id],
-                    )
-                    .await
-                    .map_err(pg)?
-                else {
-                    c.batch_execute("ROLLBACK").await.map_err(pg)?;
-                    return Ok(None);
-                };
-                let before = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
-                let audit =
-                    crate::audit::account_change_record(&before, role, &regions_list, now_ms);
-                c.execute(
-                    "UPDATE accounts SET role = $2, regions = $3 WHERE id = $1",
-                    &[&id, &role.as_str(), &regions],
-                )
-                .await
-                .map_err(pg)?;
-                let after = Account {
-                    role,
-                    regions: regions_list.clone(),
-                    ..before.clone()
-                };
-                write_account_notices(&c, &before, &after).await?;
-                append_audit_in(&c, std::slice::from_ref(&audit)).await?;
-                c.batch_execute("COMMIT").await.map_err(pg)?;
-                Ok(Some(before))
-            }
-            .await;
-            if done.is_err() {
-                let _ = c.batch_execute("ROLLBACK").await;
-            }
-            done
-        })
-    }
-
-    fn redeem_enrollment(
-        &self,
-        code_hash: &[u8],
-        device: [u8; 16],
-        public_key: [u8; 32],
-        now: i64,
-    ) -> Result<Account, ServerError> {
-        let code_hash = code_hash.to_vec();
-        self.run(move |c| async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            let outcome = async {
-                // FOR UPDATE: two servers redeeming one code at once — one wins.
-                let account: Option<String> = c
-                    .query_opt(
-                        "SELECT account FROM enrollments
-                         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 FOR UPDATE",
-                        &[&code_hash, &now],
-                    )
-                    .await
-                    .map_err(pg)?
-                    .map(|r| r.get(0));
-                let account = account.ok_or(ServerError::BadEnrollmentCode)?;
-                c.execute(
-                    "UPDATE enrollments SET used_at = $2 WHERE code_hash = $1",
-                    &[&code_hash, &now],
-                )
-                .await
-                .map_err(pg)?;
-                let inserted = c
-                    .execute(
-                        "INSERT INTO devices (id, account, public_key, enrolled_at)
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                        &[&device.as_slice(), &account, &public_key.as_slice(), &now],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if inserted == 0 {
-                    return Err(ServerError::BadRequest(
-                        "this device id is already enrolled".into(),
-                    ));
-                }
-                let r = c
-                    .query_one(
-                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = $1",
-                        &[&account],
-                    )
-                    .await
-                    .map_err(pg)?;
-                let account = to_account(r.get(0), r.get(1), r.get(2), r.get(3))?;
-                c.batch_execute("COMMIT").await.map_err(pg)?;
-                Ok(account)
-            }
-            .await;
-            if outcome.is_err() {
-                let _ = c.batch_execute("ROLLBACK").await;
-            }
-            outcome
-        })
+        // On an error, dropping `conn` rolls everything back.
+        let mut conn = self.conn()?;
+        conn.in_transaction = true;
+        let mut tx = PgTx { c: conn.client() };
+        tx.wait(tx.c.batch_execute("BEGIN"))?;
+        step(&mut tx)?;
+        tx.wait(tx.c.batch_execute("COMMIT"))?;
+        conn.in_transaction = false;
+        Ok(())
     }
 
     fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
@@ -1442,105 +1522,6 @@ impl Storage for PostgresStorage {
                 .map_err(pg)?;
             Ok(n == 1)
         })
-    }
-
-    fn update_documents(
-        &self,
-        ids: &[DocId],
-        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
-        let mut conn = self.conn()?;
-        conn.in_transaction = true;
-        // Every document's lock first, in one order: two exchanges sharing
-        // documents never wait on each other in a circle. On an error,
-        // dropping `conn` rolls everything back.
-        let mut locks: Vec<i64> = ids.iter().map(doc_key).collect();
-        locks.sort_unstable();
-        locks.dedup();
-        let c = conn.client();
-        self.block(async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            c.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) k ORDER BY k",
-                &[&locks],
-            )
-            .await
-            .map_err(pg)
-        })?;
-        let mut outcomes = Vec::with_capacity(ids.len());
-        let mut entries = Vec::new();
-        for (i, &id) in ids.iter().enumerate() {
-            let c = conn.client();
-            let current = self.block(async move {
-                c.batch_execute("SAVEPOINT doc").await.map_err(pg)?;
-                read_doc(&c, &id).await
-            })?;
-            let c = conn.client();
-            let written = match f(i, current) {
-                Ok(write) => self.block(async move { write_doc(&c, &id, write).await }),
-                Err(e) => Err(e),
-            };
-            let c = conn.client();
-            let (release, outcome) = match written {
-                Ok(entry) => {
-                    entries.extend(entry);
-                    ("RELEASE SAVEPOINT doc", Ok(()))
-                }
-                Err(e) if e.is_per_document() => {
-                    ("ROLLBACK TO SAVEPOINT doc; RELEASE SAVEPOINT doc", Err(e))
-                }
-                Err(e) => return Err(e),
-            };
-            self.block(async move { c.batch_execute(release).await.map_err(pg) })?;
-            outcomes.push(outcome);
-        }
-        // The log entries last, under the log's lock held to COMMIT: they
-        // are numbered in commit order, and the lock is held only while
-        // they are written (sent at once, pipelined on the connection).
-        let c = conn.client();
-        self.block(async move {
-            if !entries.is_empty() {
-                c.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&LOCK_SPACE, &LOCK_LOG],
-                )
-                .await
-                .map_err(pg)?;
-                let statement = c
-                    .prepare(
-                        "WITH entry AS (
-                             INSERT INTO log (doc, data, heads, device, replaces)
-                             VALUES ($1, $2, $3, $4, $5) RETURNING seq),
-                         doc AS (
-                             UPDATE documents SET log_seq = (SELECT seq FROM entry) WHERE id = $1)
-                         INSERT INTO scope_log (key, seq)
-                         SELECT DISTINCT k, (SELECT seq FROM entry) FROM unnest($6::BIGINT[]) k",
-                    )
-                    .await
-                    .map_err(pg)?;
-                type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
-                let params: Vec<[Param<'_>; 6]> = entries
-                    .iter()
-                    .map(|e| -> [Param<'_>; 6] {
-                        [
-                            &e.doc,
-                            &e.data,
-                            &e.heads,
-                            &e.device,
-                            &e.replace,
-                            &e.scope_keys,
-                        ]
-                    })
-                    .collect();
-                let writes = params.iter().map(|p| c.execute(&statement, p));
-                for w in futures_util::future::join_all(writes).await {
-                    w.map_err(pg)?;
-                }
-            }
-            c.batch_execute("COMMIT").await.map_err(pg)
-        })?;
-        conn.in_transaction = false;
-        Ok(outcomes)
     }
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
@@ -1762,25 +1743,6 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let records = records.to_vec();
-        self.run(move |c| async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            let done = async {
-                append_audit_in(&c, &records).await?;
-                c.batch_execute("COMMIT").await.map_err(pg)
-            }
-            .await;
-            if done.is_err() {
-                let _ = c.batch_execute("ROLLBACK").await;
-            }
-            done
-        })
-    }
-
     fn audit_entries(
         &self,
         filter: &AuditFilter,
@@ -1906,191 +1868,6 @@ impl Storage for PostgresStorage {
                 Some(r) if r.get::<_, i64>(0) as u64 == size => r.get::<_, i64>(1) as u64,
                 _ => 0,
             }))
-        })
-    }
-
-    fn blob_append(
-        &self,
-        sha256: &[u8; 32],
-        uploader: &Uploader,
-        size: u64,
-        offset: u64,
-        data: &[u8],
-        now: i64,
-    ) -> Result<BlobState, ServerError> {
-        let (sha, key, data) = (sha256.to_vec(), *sha256, data.to_vec());
-        let (account, device) = (uploader.account.clone(), uploader.device.to_vec());
-        self.run(move |c| async move {
-            c.batch_execute("BEGIN").await.map_err(pg)?;
-            let outcome = async {
-                // One chunk of a blob at a time, across servers.
-                let mut k = [0u8; 8];
-                k.copy_from_slice(&key[..8]);
-                c.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&LOCK_BLOBS, &(i64::from_be_bytes(k) as i32)],
-                )
-                .await
-                .map_err(pg)?;
-                let owned = c
-                    .query_opt(
-                        "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
-                         WHERE o.sha256 = $1 AND o.account = $2",
-                        &[&sha, &account],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if let Some(r) = owned {
-                    // This account holds it whole: nothing more is taken.
-                    return Err(ServerError::OffsetMismatch {
-                        offset: r.get::<_, i64>(0) as u64,
-                    });
-                }
-                let held = c
-                    .query_opt(
-                        "SELECT size, received FROM blob_uploads WHERE sha256 = $1 AND device = $2",
-                        &[&sha, &device],
-                    )
-                    .await
-                    .map_err(pg)?
-                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64));
-                let received = match held {
-                    Some((declared, received)) if declared == size => received,
-                    Some(_) if offset != 0 => {
-                        return Err(ServerError::BadRequest(
-                            "upload-length differs from the upload's first chunk (start again from offset 0 to change it)".into(),
-                        ));
-                    }
-                    // A first chunk, or this device starting its upload
-                    // again with another length: its own earlier claim goes.
-                    _ => {
-                        c.execute(
-                            "DELETE FROM blob_uploads WHERE sha256 = $1 AND device = $2",
-                            &[&sha, &device],
-                        )
-                        .await
-                        .map_err(pg)?;
-                        let quota = c
-                            .query_one(
-                                "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM blob_uploads
-                                 WHERE device = $1",
-                                &[&device],
-                            )
-                            .await
-                            .map_err(pg)?;
-                        check_upload_quota(quota.get(0), quota.get(1), size)?;
-                        c.execute(
-                            "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
-                             VALUES ($1, $2, $3, $4, 0, $5)",
-                            &[&sha, &device, &account, &(size as i64), &now],
-                        )
-                        .await
-                        .map_err(pg)?;
-                        0
-                    }
-                };
-                if offset != received {
-                    return Err(ServerError::OffsetMismatch { offset: received });
-                }
-                let end = received + data.len() as u64;
-                if end > size {
-                    return Err(ServerError::BadRequest(
-                        "the chunk goes past upload-length".into(),
-                    ));
-                }
-                c.execute(
-                    "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES ($1, $2, $3, $4)",
-                    &[&sha, &device, &(offset as i64), &data],
-                )
-                .await
-                .map_err(pg)?;
-                if end < size {
-                    c.execute(
-                        "UPDATE blob_uploads SET received = $3, touched_at = $4
-                         WHERE sha256 = $1 AND device = $2",
-                        &[&sha, &device, &(end as i64), &now],
-                    )
-                    .await
-                    .map_err(pg)?;
-                    c.batch_execute("COMMIT").await.map_err(pg)?;
-                    return Ok(BlobState {
-                        size,
-                        received: end,
-                        complete: false,
-                    });
-                }
-                let rows = c
-                    .query(
-                        "SELECT data FROM blob_upload_chunks WHERE sha256 = $1 AND device = $2 ORDER BY pos",
-                        &[&sha, &device],
-                    )
-                    .await
-                    .map_err(pg)?;
-                let chunks: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
-                drop(rows);
-                let matches = super::hash_matches(&key, chunks.iter().map(|c| c.as_slice()));
-                drop(chunks);
-                if matches {
-                    let new = c
-                        .execute(
-                            "INSERT INTO blobs (sha256, size, received, complete, created_at)
-                             VALUES ($1, $2, $2, true, $3) ON CONFLICT DO NOTHING",
-                            &[&sha, &(size as i64), &now],
-                        )
-                        .await
-                        .map_err(pg)?
-                        == 1;
-                    if new {
-                        c.execute(
-                            "INSERT INTO blob_chunks (sha256, pos, data)
-                             SELECT sha256, pos, data FROM blob_upload_chunks
-                             WHERE sha256 = $1 AND device = $2",
-                            &[&sha, &device],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    } else {
-                        // The same bytes were held already: the server keeps
-                        // its copy, and the grace period starts anew.
-                        c.execute(
-                            "UPDATE blobs SET released_at = $2 WHERE sha256 = $1",
-                            &[&sha, &now],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    }
-                    c.execute(
-                        "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
-                         VALUES ($1, $2, $3, true, $4)
-                         ON CONFLICT (sha256, account) DO UPDATE
-                         SET device = excluded.device, uploaded = true, at = excluded.at",
-                        &[&sha, &account, &device, &now],
-                    )
-                    .await
-                    .map_err(pg)?;
-                }
-                c.execute(
-                    "DELETE FROM blob_uploads WHERE sha256 = $1 AND device = $2",
-                    &[&sha, &device],
-                )
-                .await
-                .map_err(pg)?;
-                c.batch_execute("COMMIT").await.map_err(pg)?;
-                if !matches {
-                    return Err(ServerError::HashMismatch);
-                }
-                Ok(BlobState {
-                    size,
-                    received: end,
-                    complete: true,
-                })
-            }
-            .await;
-            if outcome.is_err() {
-                // After the COMMIT of a discarded upload this only warns.
-                let _ = c.batch_execute("ROLLBACK").await;
-            }
-            outcome
         })
     }
 
@@ -2249,7 +2026,7 @@ impl Storage for PostgresStorage {
 
     fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError> {
         let account = account.map(str::to_owned);
-        self.run(move |c| async move { load_webhooks(&c, account).await })
+        self.run(move |c| async move { Ok(load_webhooks(&c, account).await?) })
     }
 
     fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError> {

@@ -10,14 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use sambung_core::lifecycle::Role;
 use sambung_core::protocol::DocId;
 
 use super::*;
-use crate::accounts::Account;
-use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::scope_index::Reader;
-use crate::webhooks::{Delivery, Outcome, Subscription};
 
 /// Where a read went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,34 +82,11 @@ impl Replicated {
 }
 
 impl Storage for Replicated {
-    fn add_enrollment(
+    fn transaction(
         &self,
-        account: &Account,
-        code_hash: &[u8],
-        expires_at: i64,
+        step: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ServerError>,
     ) -> Result<(), ServerError> {
-        self.primary.add_enrollment(account, code_hash, expires_at)
-    }
-
-    fn change_account(
-        &self,
-        id: &str,
-        role: Role,
-        regions: &[String],
-        now_ms: i64,
-    ) -> Result<Option<Account>, ServerError> {
-        self.primary.change_account(id, role, regions, now_ms)
-    }
-
-    fn redeem_enrollment(
-        &self,
-        code_hash: &[u8],
-        device: [u8; 16],
-        public_key: [u8; 32],
-        now: i64,
-    ) -> Result<Account, ServerError> {
-        self.primary
-            .redeem_enrollment(code_hash, device, public_key, now)
+        self.primary.transaction(step)
     }
 
     fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
@@ -135,14 +108,6 @@ impl Storage for Replicated {
 
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError> {
         self.primary.remember_nonce(device, nonce, now)
-    }
-
-    fn update_documents(
-        &self,
-        ids: &[DocId],
-        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
-        self.primary.update_documents(ids, f)
     }
 
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
@@ -223,10 +188,6 @@ impl Storage for Replicated {
         self.primary.set_webhook_secret(id, secret)
     }
 
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
-        self.primary.append_audit(records)
-    }
-
     fn audit_entries(
         &self,
         filter: &AuditFilter,
@@ -255,19 +216,6 @@ impl Storage for Replicated {
         uploader: &Uploader,
     ) -> Result<Option<u64>, ServerError> {
         self.primary.blob_missing(sha256, size, uploader)
-    }
-
-    fn blob_append(
-        &self,
-        sha256: &[u8; 32],
-        uploader: &Uploader,
-        size: u64,
-        offset: u64,
-        data: &[u8],
-        now: i64,
-    ) -> Result<BlobState, ServerError> {
-        self.primary
-            .blob_append(sha256, uploader, size, offset, data, now)
     }
 
     fn blob_granted(&self, doc: DocId, sha256: &[u8; 32]) -> Result<bool, ServerError> {

@@ -9,18 +9,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
-use crate::audit::{AuditEntry, AuditFilter, AuditRecord, chain_hash};
-use crate::webhooks::{Delivery, Outcome, Subscription};
-
+use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
     BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
-    DocWrite, EnrolledDevice, ListPosition, LogEntry, NewReference, Receipt, Revocation, Storage,
-    StoredDoc, Uploader, check_same_account, check_upload_quota, judge_reference, to_account,
-    to_i64,
+    DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation, Storage,
+    StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
-use crate::scope_index::{self, Candidates, Notice, Reader, ScopeKey};
+use crate::scope_index::{self, Candidates, Reader};
 
 const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
 
@@ -50,7 +47,7 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
 fn load_webhooks(
     conn: &Connection,
     account: Option<&str>,
-) -> Result<Vec<Subscription>, ServerError> {
+) -> Result<Vec<Subscription>, StorageError> {
     let mut st = conn.prepare_cached(
         "SELECT w.id, w.url, w.events, a.id, a.role, a.regions, a.nik_hash
          FROM webhooks w JOIN accounts a ON a.id = w.account
@@ -71,14 +68,14 @@ fn load_webhooks(
             id,
             url,
             events: serde_json::from_str(&events)
-                .map_err(|_| ServerError::Storage("damaged webhook events".into()))?,
+                .map_err(|_| StorageError::Damaged("webhook events"))?,
             account: account_of(account)?,
         });
     }
     Ok(out)
 }
 
-fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, ServerError> {
+fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, StorageError> {
     Ok(conn
         .query_row(
             &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"),
@@ -427,103 +424,6 @@ fn read_log(
     Ok(out)
 }
 
-/// Writes one document's new state, its log entry (filed in the scope
-/// index), receipts, webhook deliveries and attachment references, in the
-/// transaction open on `tx`.
-fn write_doc(tx: &Connection, id: &DocId, write: DocWrite) -> Result<(), ServerError> {
-    let DocWrite::Write {
-        doc,
-        heads,
-        log_data,
-        device,
-        changes,
-        delivery,
-        events,
-        replace,
-        attachments,
-        scope_keys,
-    } = write
-    else {
-        return Ok(());
-    };
-    if replace {
-        // The old history is gone, and its receipts with it
-        // (they would keep the times of erased notes).
-        tx.execute("DELETE FROM receipts WHERE doc = ?1", [id.as_slice()])?;
-    }
-    for change in &changes {
-        tx.execute(
-            "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                change.as_slice(),
-                id.as_slice(),
-                delivery.account,
-                delivery.device.as_ref().map(|d| d.as_slice()),
-                delivery.exchange.as_ref().map(|d| d.as_slice()),
-                delivery.at
-            ],
-        )?;
-    }
-    if replace {
-        tx.execute(
-            "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
-            [id.as_slice()],
-        )?;
-    }
-    if !events.is_empty() {
-        let subs = load_webhooks(tx, None)?;
-        let now = sambung_core::Timestamp::now().as_millis();
-        for d in crate::webhooks::deliveries_for(&subs, &doc.scope, &events) {
-            tx.execute(
-                "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![d.webhook, d.event, d.payload, now],
-            )?;
-        }
-    }
-    tx.execute(
-        "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                kind, service, status, updated_at, draft)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
-            assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
-            updated_at = ?11, draft = ?12",
-        params![
-            id.as_slice(),
-            doc.scope.region,
-            doc.scope.owner,
-            doc.scope.applicant_nik_hash,
-            doc.scope.assignee,
-            doc.data,
-            heads,
-            doc.meta.kind,
-            doc.meta.service,
-            doc.meta.status,
-            doc.meta.updated_at,
-            doc.scope.draft.as_i64()
-        ],
-    )?;
-    tx.execute(
-        "INSERT INTO log (doc, data, heads, device, replaces) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id.as_slice(), log_data, heads, device.as_slice(), replace],
-    )?;
-    let seq = tx.last_insert_rowid();
-    tx.execute(
-        "UPDATE documents SET log_seq = ?2 WHERE id = ?1",
-        params![id.as_slice(), seq],
-    )?;
-    file_entry(tx, seq, &scope_keys)?;
-    write_refs(
-        tx,
-        id,
-        &attachments,
-        &delivery,
-        delivery.at.div_euclid(1000),
-    )?;
-    Ok(())
-}
-
 /// Files the log entries written before the scope index under their
 /// documents' scopes of now (one transaction: a server stopped halfway
 /// starts over).
@@ -571,175 +471,9 @@ fn scope_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, Scope)> {
     ))
 }
 
-/// Files a log entry under `keys`.
-fn file_entry(tx: &Connection, seq: i64, keys: &[ScopeKey]) -> Result<(), ServerError> {
-    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO scope_log (key, seq) VALUES (?1, ?2)")?;
-    for key in keys {
-        st.execute(params![key, seq])?;
-    }
-    Ok(())
-}
-
-/// Writes what an account change from `before` to `after` made visible or
-/// invisible to the account, as entries meant for it alone (see
-/// [`scope_index::account_notices`]), in the change's transaction.
-fn write_account_notices(
-    tx: &Connection,
-    before: &Account,
-    after: &Account,
-) -> Result<(), ServerError> {
-    let candidates: Vec<(Vec<u8>, Scope)> = match scope_index::candidates(before, after) {
-        Candidates::None => return Ok(()),
-        Candidates::All => {
-            let mut st = tx.prepare(
-                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents",
-            )?;
-            st.query_map([], scope_row)?.collect::<Result<_, _>>()?
-        }
-        Candidates::Keys(keys) => {
-            let list = keys
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut st = tx.prepare(&format!(
-                "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents
-                 WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
-                              WHERE s.key IN ({list}))"
-            ))?;
-            st.query_map([], scope_row)?.collect::<Result<_, _>>()?
-        }
-    };
-    let candidates = candidates
-        .into_iter()
-        .map(|(id, scope)| Ok((doc_id(id)?, scope)))
-        .collect::<Result<Vec<_>, ServerError>>()?;
-    let key = [scope_index::account_key(&after.id)];
-    for (id, notice) in scope_index::account_notices(before, after, &candidates) {
-        let (data, heads): (Vec<u8>, Vec<u8>) = tx.query_row(
-            "SELECT data, heads FROM documents WHERE id = ?1",
-            [id.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let data = match notice {
-            Notice::Visible => scope_index::whole_document(&data)?,
-            Notice::Gone => Vec::new(),
-        };
-        tx.execute(
-            "INSERT INTO log (doc, data, heads, device, audience) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id.as_slice(), data, heads, [0u8; 16].as_slice(), after.id],
-        )?;
-        file_entry(tx, tx.last_insert_rowid(), &key)?;
-    }
-    Ok(())
-}
-
 fn doc_id(v: Vec<u8>) -> Result<DocId, ServerError> {
     v.try_into()
         .map_err(|_| ServerError::Storage("damaged document id".into()))
-}
-
-/// Replaces document `id`'s attachment references with `now_refs` in the
-/// write's transaction: a new one is judged ([`judge_reference`]) and
-/// recorded with the account that added it; a blob whose last reference
-/// went away is marked released at `now` (its grace period starts).
-fn write_refs(
-    tx: &Connection,
-    id: &DocId,
-    now_refs: &[[u8; 32]],
-    delivery: &Delivered,
-    now: i64,
-) -> Result<(), ServerError> {
-    let held: Vec<Vec<u8>> = {
-        let mut st = tx.prepare_cached("SELECT sha256 FROM blob_refs WHERE doc = ?1")?;
-        st.query_map([id.as_slice()], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
-    };
-    let mut account: Option<Option<Account>> = None;
-    for h in now_refs {
-        if held.iter().any(|x| x.as_slice() == h.as_slice()) {
-            continue;
-        }
-        let owns: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
-            params![h.as_slice(), delivery.account],
-            |r| r.get(0),
-        )?;
-        let blob_held: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1 AND complete = 1)",
-            [h.as_slice()],
-            |r| r.get(0),
-        )?;
-        let mut scopes = Vec::new();
-        if !owns && blob_held {
-            if account.is_none() {
-                account = Some(
-                    tx.query_row(
-                        "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
-                        [&delivery.account],
-                        account_row,
-                    )
-                    .optional()?
-                    .map(account_of)
-                    .transpose()?,
-                );
-            }
-            let mut st = tx.prepare_cached(
-                "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
-                 FROM blob_refs r JOIN documents d ON d.id = r.doc
-                 WHERE r.sha256 = ?1 AND r.doc <> ?2
-                   AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
-                        WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
-            )?;
-            scopes = st
-                .query_map(params![h.as_slice(), id.as_slice()], |r| {
-                    Ok(Scope {
-                        region: r.get(0)?,
-                        owner: r.get(1)?,
-                        applicant_nik_hash: r.get(2)?,
-                        assignee: r.get(3)?,
-                        draft: Draft::from_i64(r.get(4)?),
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-        }
-        let who = account.as_ref().and_then(|a| a.as_ref());
-        if judge_reference(who, owns, blob_held, &scopes)? == NewReference::Given {
-            tx.execute(
-                "INSERT OR IGNORE INTO blob_owners (sha256, account, device, uploaded, at)
-                 VALUES (?1, ?2, ?3, 0, ?4)",
-                params![
-                    h.as_slice(),
-                    delivery.account,
-                    delivery.device.as_ref().map(|d| d.as_slice()),
-                    now
-                ],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, ?3)",
-            params![id.as_slice(), h.as_slice(), delivery.account],
-        )?;
-    }
-    for h in &held {
-        if now_refs.iter().any(|x| x.as_slice() == h.as_slice()) {
-            continue;
-        }
-        tx.execute(
-            "DELETE FROM blob_refs WHERE doc = ?1 AND sha256 = ?2",
-            params![id.as_slice(), h],
-        )?;
-        tx.execute(
-            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1
-               AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = ?1)",
-            params![h, now],
-        )?;
-    }
-    tx.execute(
-        "UPDATE documents SET blob_refs_known = 1 WHERE id = ?1",
-        [id.as_slice()],
-    )?;
-    Ok(())
 }
 
 /// The embedded default: one SQLite file.
@@ -760,40 +494,533 @@ fn account_row(
 /// An account from its row in [`account_row`] order.
 fn account_of(
     (id, role, regions, nik_hash): (String, String, String, Option<Vec<u8>>),
-) -> Result<Account, ServerError> {
+) -> Result<Account, StorageError> {
     to_account(id, role, regions, nik_hash)
 }
 
-/// Appends `records` to the audit chain inside `tx`.
-fn append_audit_in(
-    tx: &rusqlite::Transaction<'_>,
-    records: &[AuditRecord],
-) -> Result<(), ServerError> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (mut seq, mut prev) = match last {
-        Some((seq, hash)) => (
-            seq as u64,
-            <[u8; 32]>::try_from(hash)
-                .map_err(|_| ServerError::Storage("damaged audit hash".into()))?,
-        ),
-        None => (0, [0u8; 32]),
-    };
-    {
-        let mut insert = tx.prepare_cached(
-                "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-        for r in records {
-            seq += 1;
-            let hash = chain_hash(&prev, seq, r);
+/// The building blocks on an open SQLite transaction. The transaction
+/// holds the database's write lock from its start (`IMMEDIATE`), so the
+/// locks other backends take here are already held.
+struct SqliteTx<'a> {
+    tx: &'a Connection,
+}
+
+type Res<T> = Result<T, StorageError>;
+
+impl Tx for SqliteTx<'_> {
+    fn account(&mut self, id: &str) -> Res<Option<Account>> {
+        self.tx
+            .query_row(
+                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
+                [id],
+                account_row,
+            )
+            .optional()?
+            .map(account_of)
+            .transpose()
+    }
+
+    fn insert_account(&mut self, a: &Account) -> Res<()> {
+        let regions =
+            serde_json::to_string(&a.regions).map_err(|_| StorageError::Damaged("regions"))?;
+        self.tx.execute(
+            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)",
+            params![a.id, role_str(a.role), regions, a.nik_hash],
+        )?;
+        Ok(())
+    }
+
+    fn set_account_scope(&mut self, id: &str, role: Role, regions: &[String]) -> Res<()> {
+        let regions =
+            serde_json::to_string(regions).map_err(|_| StorageError::Damaged("regions"))?;
+        self.tx.execute(
+            "UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1",
+            params![id, role_str(role), regions],
+        )?;
+        Ok(())
+    }
+
+    fn link_nik(&mut self, id: &str, nik_hash: &[u8]) -> Res<()> {
+        self.tx.execute(
+            "UPDATE accounts SET nik_hash = coalesce(nik_hash, ?2) WHERE id = ?1",
+            params![id, nik_hash],
+        )?;
+        Ok(())
+    }
+
+    fn insert_enrollment(&mut self, code_hash: &[u8], account: &str, expires_at: i64) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
+            params![code_hash, account, expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn use_enrollment(&mut self, code_hash: &[u8], now: i64) -> Res<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "UPDATE enrollments SET used_at = ?2
+                 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                 RETURNING account",
+                params![code_hash, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn insert_device(
+        &mut self,
+        device: [u8; 16],
+        account: &str,
+        public_key: [u8; 32],
+        now: i64,
+    ) -> Res<bool> {
+        let n = self.tx.execute(
+            "INSERT OR IGNORE INTO devices (id, account, public_key, enrolled_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![device.as_slice(), account, public_key.as_slice(), now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn lock_documents(&mut self, _ids: &[DocId]) -> Res<()> {
+        Ok(())
+    }
+
+    fn savepoint(&mut self) -> Res<()> {
+        Ok(self.tx.execute_batch("SAVEPOINT doc")?)
+    }
+
+    fn release_savepoint(&mut self) -> Res<()> {
+        Ok(self.tx.execute_batch("RELEASE doc")?)
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Res<()> {
+        Ok(self.tx.execute_batch("ROLLBACK TO doc; RELEASE doc")?)
+    }
+
+    fn document(&mut self, id: &DocId) -> Res<Option<StoredDoc>> {
+        read_doc(self.tx, id)
+    }
+
+    fn document_state(&mut self, id: &DocId) -> Res<Option<DocState>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT data, heads FROM documents WHERE id = ?1",
+                [id.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn document_scopes(&mut self, which: &Candidates) -> Res<Vec<(DocId, Scope)>> {
+        const COLUMNS: &str =
+            "SELECT id, region, owner, applicant_nik_hash, assignee, draft FROM documents";
+        let rows: Vec<(Vec<u8>, Scope)> = match which {
+            Candidates::None => Vec::new(),
+            Candidates::All => {
+                let mut st = self.tx.prepare(COLUMNS)?;
+                st.query_map([], scope_row)?.collect::<Result<_, _>>()?
+            }
+            Candidates::Keys(keys) => {
+                // Keys are integers: written inline, no text of anyone's.
+                let list = keys
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let mut st = self.tx.prepare(&format!(
+                    "{COLUMNS} WHERE id IN (SELECT l.doc FROM scope_log s JOIN log l ON l.seq = s.seq
+                                            WHERE s.key IN ({list}))"
+                ))?;
+                st.query_map([], scope_row)?.collect::<Result<_, _>>()?
+            }
+        };
+        rows.into_iter()
+            .map(|(id, scope)| {
+                Ok((
+                    id.try_into()
+                        .map_err(|_| StorageError::Damaged("document id"))?,
+                    scope,
+                ))
+            })
+            .collect()
+    }
+
+    fn write_document(&mut self, id: &DocId, doc: &StoredDoc, heads: &[u8]) -> Res<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
+                                        kind, service, status, updated_at, draft)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
+                    assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
+                    updated_at = ?11, draft = ?12",
+            )?
+            .execute(params![
+                id.as_slice(),
+                doc.scope.region,
+                doc.scope.owner,
+                doc.scope.applicant_nik_hash,
+                doc.scope.assignee,
+                doc.data,
+                heads,
+                doc.meta.kind,
+                doc.meta.service,
+                doc.meta.status,
+                doc.meta.updated_at,
+                doc.scope.draft.as_i64()
+            ])?;
+        Ok(())
+    }
+
+    fn purge_log(&mut self, id: &DocId) -> Res<()> {
+        self.tx.execute(
+            "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
+            [id.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn append_log(&mut self, entries: &[NewLogEntry]) -> Res<()> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO log (doc, data, heads, device, replaces, audience)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut latest = self
+            .tx
+            .prepare_cached("UPDATE documents SET log_seq = ?2 WHERE id = ?1")?;
+        let mut file = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO scope_log (key, seq) VALUES (?1, ?2)")?;
+        for e in entries {
             insert.execute(params![
-                seq as i64,
+                e.doc.as_slice(),
+                e.data,
+                e.heads,
+                e.device.as_slice(),
+                e.replaces,
+                e.audience
+            ])?;
+            let seq = self.tx.last_insert_rowid();
+            if e.audience.is_none() {
+                latest.execute(params![e.doc.as_slice(), seq])?;
+            }
+            for key in &e.keys {
+                file.execute(params![key, seq])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_receipts(&mut self, id: &DocId) -> Res<()> {
+        self.tx
+            .execute("DELETE FROM receipts WHERE doc = ?1", [id.as_slice()])?;
+        Ok(())
+    }
+
+    fn insert_receipts(&mut self, id: &DocId, changes: &[[u8; 32]], d: &Delivered) -> Res<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO receipts (change, doc, account, device, exchange, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for change in changes {
+            st.execute(params![
+                change.as_slice(),
+                id.as_slice(),
+                d.account,
+                d.device.as_ref().map(|d| d.as_slice()),
+                d.exchange.as_ref().map(|d| d.as_slice()),
+                d.at
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn subscriptions(&mut self) -> Res<Vec<Subscription>> {
+        load_webhooks(self.tx, None)
+    }
+
+    fn queue_deliveries(&mut self, deliveries: &[NewDelivery], now: i64) -> Res<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?;
+        for d in deliveries {
+            st.execute(params![d.webhook, d.event, d.payload, now])?;
+        }
+        Ok(())
+    }
+
+    fn blob_refs(&mut self, doc: &DocId) -> Res<Vec<[u8; 32]>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT sha256 FROM blob_refs WHERE doc = ?1")?;
+        let rows: Vec<Vec<u8>> = st
+            .query_map([doc.as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|h| {
+                h.try_into()
+                    .map_err(|_| StorageError::Damaged("blob reference"))
+            })
+            .collect()
+    }
+
+    fn owns_blob(&mut self, sha256: &[u8; 32], account: &str) -> Res<bool> {
+        Ok(self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
+            params![sha256.as_slice(), account],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn blob_held(&mut self, sha256: &[u8; 32]) -> Res<bool> {
+        Ok(self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1 AND complete = 1)",
+            [sha256.as_slice()],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn granting_scopes(&mut self, sha256: &[u8; 32], except: &DocId) -> Res<Vec<Scope>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT d.region, d.owner, d.applicant_nik_hash, d.assignee, d.draft
+             FROM blob_refs r JOIN documents d ON d.id = r.doc
+             WHERE r.sha256 = ?1 AND r.doc <> ?2
+               AND (r.added_by IS NULL OR EXISTS (SELECT 1 FROM blob_owners o
+                    WHERE o.sha256 = r.sha256 AND o.account = r.added_by))",
+        )?;
+        Ok(st
+            .query_map(params![sha256.as_slice(), except.as_slice()], |r| {
+                Ok(Scope {
+                    region: r.get(0)?,
+                    owner: r.get(1)?,
+                    applicant_nik_hash: r.get(2)?,
+                    assignee: r.get(3)?,
+                    draft: Draft::from_i64(r.get(4)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn add_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], account: &str) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, ?3)",
+            params![doc.as_slice(), sha256.as_slice(), account],
+        )?;
+        Ok(())
+    }
+
+    fn remove_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], now: i64) -> Res<()> {
+        self.tx.execute(
+            "DELETE FROM blob_refs WHERE doc = ?1 AND sha256 = ?2",
+            params![doc.as_slice(), sha256.as_slice()],
+        )?;
+        self.tx.execute(
+            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1
+               AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = ?1)",
+            params![sha256.as_slice(), now],
+        )?;
+        Ok(())
+    }
+
+    fn mark_refs_known(&mut self, doc: &DocId) -> Res<()> {
+        self.tx
+            .prepare_cached("UPDATE documents SET blob_refs_known = 1 WHERE id = ?1")?
+            .execute([doc.as_slice()])?;
+        Ok(())
+    }
+
+    fn give_blob(
+        &mut self,
+        sha256: &[u8; 32],
+        account: &str,
+        device: Option<[u8; 16]>,
+        now: i64,
+    ) -> Res<()> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO blob_owners (sha256, account, device, uploaded, at)
+             VALUES (?1, ?2, ?3, 0, ?4)",
+            params![
+                sha256.as_slice(),
+                account,
+                device.as_ref().map(|d| d.as_slice()),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn lock_blob(&mut self, _sha256: &[u8; 32]) -> Res<()> {
+        Ok(())
+    }
+
+    fn owned_blob_size(&mut self, sha256: &[u8; 32], account: &str) -> Res<Option<u64>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
+                 WHERE o.sha256 = ?1 AND o.account = ?2",
+                params![sha256.as_slice(), account],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|n| n as u64))
+    }
+
+    fn upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<Option<(u64, u64)>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT size, received FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+                params![sha256.as_slice(), device.as_slice()],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
+    fn delete_upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<()> {
+        self.tx.execute(
+            "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
+            params![sha256.as_slice(), device.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn open_uploads(&mut self, device: [u8; 16]) -> Res<(i64, i64)> {
+        Ok(self.tx.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM blob_uploads WHERE device = ?1",
+            [device.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    fn insert_upload(&mut self, sha256: &[u8; 32], up: &Uploader, size: u64, now: i64) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            params![
+                sha256.as_slice(),
+                up.device.as_slice(),
+                up.account,
+                to_i64(size),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_upload_chunk(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        pos: u64,
+        data: &[u8],
+    ) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES (?1, ?2, ?3, ?4)",
+            params![sha256.as_slice(), device.as_slice(), to_i64(pos), data],
+        )?;
+        Ok(())
+    }
+
+    fn set_upload_received(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        received: u64,
+        now: i64,
+    ) -> Res<()> {
+        self.tx.execute(
+            "UPDATE blob_uploads SET received = ?3, touched_at = ?4
+             WHERE sha256 = ?1 AND device = ?2",
+            params![sha256.as_slice(), device.as_slice(), to_i64(received), now],
+        )?;
+        Ok(())
+    }
+
+    fn upload_chunks(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<Vec<Vec<u8>>> {
+        let mut st = self.tx.prepare(
+            "SELECT data FROM blob_upload_chunks WHERE sha256 = ?1 AND device = ?2 ORDER BY pos",
+        )?;
+        Ok(st
+            .query_map(params![sha256.as_slice(), device.as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn insert_blob_from_upload(
+        &mut self,
+        sha256: &[u8; 32],
+        device: [u8; 16],
+        size: u64,
+        now: i64,
+    ) -> Res<bool> {
+        let new = self.tx.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, size, received, complete, created_at)
+             VALUES (?1, ?2, ?2, 1, ?3)",
+            params![sha256.as_slice(), to_i64(size), now],
+        )? == 1;
+        if new {
+            self.tx.execute(
+                "INSERT INTO blob_chunks (sha256, pos, data)
+                 SELECT sha256, pos, data FROM blob_upload_chunks
+                 WHERE sha256 = ?1 AND device = ?2",
+                params![sha256.as_slice(), device.as_slice()],
+            )?;
+        }
+        Ok(new)
+    }
+
+    fn release_blob_at(&mut self, sha256: &[u8; 32], now: i64) -> Res<()> {
+        self.tx.execute(
+            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1",
+            params![sha256.as_slice(), now],
+        )?;
+        Ok(())
+    }
+
+    fn own_uploaded_blob(&mut self, sha256: &[u8; 32], up: &Uploader, now: i64) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (sha256, account) DO UPDATE
+             SET device = excluded.device, uploaded = 1, at = excluded.at",
+            params![sha256.as_slice(), up.account, up.device.as_slice(), now],
+        )?;
+        Ok(())
+    }
+
+    fn audit_tail(&mut self) -> Res<Option<(u64, [u8; 32])>> {
+        let last: Option<(i64, Vec<u8>)> = self
+            .tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        last.map(|(seq, hash)| {
+            Ok((
+                seq as u64,
+                hash.try_into()
+                    .map_err(|_| StorageError::Damaged("audit hash"))?,
+            ))
+        })
+        .transpose()
+    }
+
+    fn insert_audit(&mut self, entries: &[AuditEntry]) -> Res<()> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for e in entries {
+            let r = &e.record;
+            insert.execute(params![
+                to_i64(e.seq),
                 r.at,
                 r.account,
                 r.role,
@@ -801,13 +1028,12 @@ fn append_audit_in(
                 r.action,
                 r.request.as_ref().map(|d| d.as_slice()),
                 r.endpoint,
-                prev.as_slice(),
-                hash.as_slice()
+                e.prev.as_slice(),
+                e.hash.as_slice()
             ])?;
-            prev = hash;
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl SqliteStorage {
@@ -859,140 +1085,17 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
-    fn add_enrollment(
+    fn transaction(
         &self,
-        account: &Account,
-        code_hash: &[u8],
-        expires_at: i64,
+        step: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ServerError>,
     ) -> Result<(), ServerError> {
         let mut conn = self.lock();
+        // IMMEDIATE: the write lock from the start, so that what a step
+        // reads stays true until it commits (one writer at a time).
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let regions = serde_json::to_string(&account.regions)
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
-        let existing = tx
-            .query_row(
-                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
-                [&account.id],
-                account_row,
-            )
-            .optional()?;
-        match existing {
-            Some(row) => {
-                let before = account_of(row)?;
-                check_same_account(&before, account)?;
-                tx.execute(
-                    "UPDATE accounts SET nik_hash = coalesce(?2, nik_hash) WHERE id = ?1",
-                    params![account.id, account.nik_hash],
-                )?;
-                // A NIK linked now: what was filed for it becomes visible.
-                let after = Account {
-                    nik_hash: before.nik_hash.clone().or_else(|| account.nik_hash.clone()),
-                    ..before.clone()
-                };
-                write_account_notices(&tx, &before, &after)?;
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        account.id,
-                        role_str(account.role),
-                        regions,
-                        account.nik_hash
-                    ],
-                )?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
-            params![code_hash, account.id, expires_at],
-        )?;
+        step(&mut SqliteTx { tx: &tx })?;
         tx.commit()?;
         Ok(())
-    }
-
-    fn change_account(
-        &self,
-        id: &str,
-        role: Role,
-        regions: &[String],
-        now_ms: i64,
-    ) -> Result<Option<Account>, ServerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(row) = tx
-            .query_row(
-                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
-                [id],
-                account_row,
-            )
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let before = account_of(row)?;
-        let audit = crate::audit::account_change_record(&before, role, regions, now_ms);
-        let after = Account {
-            role,
-            regions: regions.to_vec(),
-            ..before.clone()
-        };
-        let regions =
-            serde_json::to_string(regions).map_err(|e| ServerError::Storage(e.to_string()))?;
-        tx.execute(
-            "UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1",
-            params![id, role_str(role), regions],
-        )?;
-        write_account_notices(&tx, &before, &after)?;
-        append_audit_in(&tx, std::slice::from_ref(&audit))?;
-        tx.commit()?;
-        Ok(Some(before))
-    }
-
-    fn redeem_enrollment(
-        &self,
-        code_hash: &[u8],
-        device: [u8; 16],
-        public_key: [u8; 32],
-        now: i64,
-    ) -> Result<Account, ServerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let account: Option<String> = tx
-            .query_row(
-                "SELECT account FROM enrollments WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-                params![code_hash, now],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let account = account.ok_or(ServerError::BadEnrollmentCode)?;
-        tx.execute(
-            "UPDATE enrollments SET used_at = ?2 WHERE code_hash = ?1",
-            params![code_hash, now],
-        )?;
-        let taken: Option<String> = tx
-            .query_row(
-                "SELECT account FROM devices WHERE id = ?1",
-                [device.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if taken.is_some() {
-            return Err(ServerError::BadRequest(
-                "this device id is already enrolled".into(),
-            ));
-        }
-        tx.execute(
-            "INSERT INTO devices (id, account, public_key, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
-            params![device.as_slice(), account, public_key.as_slice(), now],
-        )?;
-        let row = tx.query_row(
-            "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
-            [&account],
-            account_row,
-        )?;
-        tx.commit()?;
-        account_of(row)
     }
 
     fn device(&self, id: [u8; 16]) -> Result<Option<EnrolledDevice>, ServerError> {
@@ -1084,39 +1187,8 @@ impl Storage for SqliteStorage {
         Ok(n == 1)
     }
 
-    fn update_documents(
-        &self,
-        ids: &[DocId],
-        f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
-    ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            tx.execute_batch("SAVEPOINT doc")?;
-            let written = match f(i, read_doc(&tx, id)?) {
-                Ok(DocWrite::Unchanged) => Ok(()),
-                Ok(write) => write_doc(&tx, id, write),
-                Err(e) => Err(e),
-            };
-            match written {
-                Err(e) if e.is_per_document() => {
-                    tx.execute_batch("ROLLBACK TO doc; RELEASE doc")?;
-                    outcomes.push(Err(e));
-                }
-                Err(e) => return Err(e),
-                Ok(()) => {
-                    tx.execute_batch("RELEASE doc")?;
-                    outcomes.push(Ok(()));
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(outcomes)
-    }
-
     fn document(&self, id: DocId) -> Result<Option<StoredDoc>, ServerError> {
-        read_doc(&self.lock(), &id)
+        Ok(read_doc(&self.lock(), &id)?)
     }
 
     fn heads_at(&self, id: DocId, seq: u64) -> Result<Option<Vec<u8>>, ServerError> {
@@ -1302,17 +1374,6 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ServerError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        append_audit_in(&tx, records)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     fn audit_entries(
         &self,
         filter: &AuditFilter,
@@ -1429,146 +1490,6 @@ impl Storage for SqliteStorage {
         }))
     }
 
-    fn blob_append(
-        &self,
-        sha256: &[u8; 32],
-        uploader: &Uploader,
-        size: u64,
-        offset: u64,
-        data: &[u8],
-        now: i64,
-    ) -> Result<BlobState, ServerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (sha, device) = (sha256.as_slice(), uploader.device.as_slice());
-        let owned: Option<i64> = tx
-            .query_row(
-                "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
-                 WHERE o.sha256 = ?1 AND o.account = ?2",
-                params![sha, uploader.account],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(size) = owned {
-            // This account holds it whole: nothing more is taken.
-            return Err(ServerError::OffsetMismatch {
-                offset: size as u64,
-            });
-        }
-        let held: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT size, received FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
-                params![sha, device],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let received = match held {
-            Some((declared, received)) if declared as u64 == size => received as u64,
-            Some(_) if offset != 0 => {
-                return Err(ServerError::BadRequest(
-                    "upload-length differs from the upload's first chunk (start again from offset 0 to change it)".into(),
-                ));
-            }
-            // A first chunk, or this device starting its upload again
-            // with another length: its own earlier claim goes.
-            _ => {
-                tx.execute(
-                    "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
-                    params![sha, device],
-                )?;
-                let (open, claimed): (i64, i64) = tx.query_row(
-                    "SELECT count(*), coalesce(sum(size), 0) FROM blob_uploads WHERE device = ?1",
-                    [device],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                check_upload_quota(open, claimed, size)?;
-                tx.execute(
-                    "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
-                     VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-                    params![sha, device, uploader.account, size as i64, now],
-                )?;
-                0
-            }
-        };
-        if offset != received {
-            return Err(ServerError::OffsetMismatch { offset: received });
-        }
-        let end = received + data.len() as u64;
-        if end > size {
-            return Err(ServerError::BadRequest(
-                "the chunk goes past upload-length".into(),
-            ));
-        }
-        tx.execute(
-            "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES (?1, ?2, ?3, ?4)",
-            params![sha, device, offset as i64, data],
-        )?;
-        if end < size {
-            tx.execute(
-                "UPDATE blob_uploads SET received = ?3, touched_at = ?4
-                 WHERE sha256 = ?1 AND device = ?2",
-                params![sha, device, end as i64, now],
-            )?;
-            tx.commit()?;
-            return Ok(BlobState {
-                size,
-                received: end,
-                complete: false,
-            });
-        }
-        let chunks: Vec<Vec<u8>> = {
-            let mut st = tx.prepare(
-                "SELECT data FROM blob_upload_chunks WHERE sha256 = ?1 AND device = ?2 ORDER BY pos",
-            )?;
-            st.query_map(params![sha, device], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        let matches = super::hash_matches(sha256, chunks.iter().map(|c| c.as_slice()));
-        drop(chunks);
-        if matches {
-            let new = tx.execute(
-                "INSERT OR IGNORE INTO blobs (sha256, size, received, complete, created_at)
-                 VALUES (?1, ?2, ?2, 1, ?3)",
-                params![sha, size as i64, now],
-            )? == 1;
-            if new {
-                tx.execute(
-                    "INSERT INTO blob_chunks (sha256, pos, data)
-                     SELECT sha256, pos, data FROM blob_upload_chunks
-                     WHERE sha256 = ?1 AND device = ?2",
-                    params![sha, device],
-                )?;
-            } else {
-                // The same bytes (the hash says so) were held already: the
-                // server keeps its copy, and the grace period starts anew.
-                tx.execute(
-                    "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1",
-                    params![sha, now],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
-                 VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT (sha256, account) DO UPDATE
-                 SET device = excluded.device, uploaded = 1, at = excluded.at",
-                params![sha, uploader.account, device, now],
-            )?;
-        }
-        tx.execute(
-            "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
-            params![sha, device],
-        )?;
-        tx.commit()?;
-        if !matches {
-            return Err(ServerError::HashMismatch);
-        }
-        Ok(BlobState {
-            size,
-            received: end,
-            complete: true,
-        })
-    }
-
     fn blob_granted(&self, doc: DocId, sha256: &[u8; 32]) -> Result<bool, ServerError> {
         Ok(self.lock().query_row(
             "SELECT EXISTS (SELECT 1 FROM blob_refs r WHERE r.doc = ?1 AND r.sha256 = ?2
@@ -1668,7 +1589,7 @@ impl Storage for SqliteStorage {
     }
 
     fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError> {
-        load_webhooks(&self.lock(), account)
+        Ok(load_webhooks(&self.lock(), account)?)
     }
 
     fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError> {

@@ -119,15 +119,18 @@ pub(super) fn record(
     request: Option<DocId>,
     endpoint: &str,
 ) -> Result<(), ServerError> {
-    state.storage().append_audit(&[AuditRecord {
-        at: sambung_core::Timestamp::now().as_millis(),
-        account: agency.account.id.clone(),
-        role: agency.account.role.as_str().to_owned(),
-        device: Some(agency.device),
-        action: action.to_owned(),
-        request,
-        endpoint: endpoint.to_owned(),
-    }])
+    crate::audit::append(
+        state.storage(),
+        &[AuditRecord {
+            at: sambung_core::Timestamp::now().as_millis(),
+            account: agency.account.id.clone(),
+            role: agency.account.role.as_str().to_owned(),
+            device: Some(agency.device),
+            action: action.to_owned(),
+            request,
+            endpoint: endpoint.to_owned(),
+        }],
+    )
 }
 
 /// Audit, verification and exposure are for an agency account without a

@@ -27,9 +27,10 @@ use super::agency::{
 use crate::api::blobs::serve;
 use crate::api::state::{AppState, blocking, parse_id};
 use crate::blobs::parse_sha;
+use crate::documents::DocWrite;
 use crate::error::ServerError;
 use crate::exchange;
-use crate::storage::{DocFilter, DocWrite, ListPosition};
+use crate::storage::{DocFilter, ListPosition};
 
 /// Filters and paging of a listing.
 #[derive(Deserialize, IntoParams, Default)]
@@ -409,7 +410,7 @@ fn act(
 ) -> Result<RequestView, ServerError> {
     let mut view = None;
     let actor = state.actor();
-    state.storage().update_document(id, &mut |current| {
+    crate::documents::update_document(state.storage(), id, &mut |current| {
         let current = current.ok_or(ServerError::NotFound)?;
         if !agency.sees(&current.scope, &current.meta.status) {
             return Err(ServerError::NotFound);
