@@ -12,11 +12,12 @@ use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::{Request, RequestId};
 use sambung_core::protocol::limits::{ChunkError, MAX_STORED_DOCUMENT_BYTES, Sender, check_chunks};
 use sambung_core::protocol::{
-    DocAck, DocId, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SyncRequest,
-    SyncResponse,
+    DocAck, DocId, DocPull, DocPush, DocRef, DocRepair, Hash, Refusal, RefusalCode, SYNC_PATH,
+    SyncRequest, SyncResponse,
 };
 
 use crate::accounts::{Account, Draft, Scope};
+use crate::audit::AuditRecord;
 use crate::authority::Refused;
 use crate::documents::{DocWrite, update_documents};
 use crate::error::ServerError;
@@ -733,8 +734,46 @@ pub struct Exchanged {
     pub written: Vec<DocId>,
 }
 
-/// Runs one exchange.
+/// Runs one exchange, and records in the audit trail what it wrote and
+/// what it gave the device to read — before the answer leaves: no read
+/// without its record.
 pub fn exchange(
+    storage: &dyn Storage,
+    nik_key: &hmac::Key,
+    caller: &Caller,
+    request: &SyncRequest,
+) -> Result<Exchanged, ServerError> {
+    let exchanged = run(storage, nik_key, caller, request)?;
+    crate::audit::append(storage, &audit_records(caller, &exchanged))?;
+    Ok(exchanged)
+}
+
+/// The audit records of an exchange: a `write` for each document whose
+/// changes were taken, a `read` for each sent (pulled, or repaired).
+fn audit_records(caller: &Caller, exchanged: &Exchanged) -> Vec<AuditRecord> {
+    let at = sambung_core::Timestamp::now().as_millis();
+    let record = |action: &str, id: DocId| AuditRecord {
+        at,
+        account: caller.account.id.clone(),
+        role: caller.account.role.as_str().to_owned(),
+        device: Some(caller.device),
+        action: action.to_owned(),
+        request: Some(id),
+        endpoint: format!("POST {SYNC_PATH}"),
+    };
+    let response = &exchanged.response;
+    exchanged
+        .written
+        .iter()
+        .map(|id| record("write", *id))
+        .chain(response.pull.iter().map(|p| record("read", p.id)))
+        // A repair answer carries the document's changes too.
+        .chain(response.repair.iter().map(|r| record("read", r.id)))
+        .collect()
+}
+
+/// [`exchange`] without its audit records.
+fn run(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
     caller: &Caller,

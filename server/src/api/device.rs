@@ -11,11 +11,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use sambung_core::protocol::{self, DocId, SYNC_PATH, SignedHeaders, SyncRequest};
+use sambung_core::protocol::{self, SYNC_PATH, SignedHeaders, SyncRequest};
 use serde::{Deserialize, Serialize};
 
 use super::state::{AppState, CallKind, blocking, now};
-use crate::audit::AuditRecord;
 use crate::error::ServerError;
 use crate::exchange::{self, Caller};
 
@@ -159,25 +158,6 @@ async fn sync(
         };
         let exchange::Exchanged { response, written } =
             exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;
-        // Recorded before the answer leaves: no read without its record.
-        let at = sambung_core::Timestamp::now().as_millis();
-        let record = |action: &str, id: DocId| AuditRecord {
-            at,
-            account: caller.account.id.clone(),
-            role: caller.account.role.as_str().to_owned(),
-            device: Some(device),
-            action: action.to_owned(),
-            request: Some(id),
-            endpoint: format!("POST {SYNC_PATH}"),
-        };
-        let records: Vec<AuditRecord> = written
-            .iter()
-            .map(|id| record("write", *id))
-            .chain(response.pull.iter().map(|p| record("read", p.id)))
-            // A repair answer carries the document's changes too.
-            .chain(response.repair.iter().map(|r| record("read", r.id)))
-            .collect();
-        crate::audit::append(&*worker.storage, &records)?;
         tracing::info!(
             pushed = request.push.len(),
             acked = written.len(),

@@ -198,6 +198,45 @@ fn a_push_is_acked_stored_and_logged_once() {
 }
 
 #[test]
+fn an_exchange_records_what_it_wrote_and_what_it_gave_to_read() {
+    let server = Server::new();
+    let warga = server.enrolled(account(WARGA, Role::Resident, &[]), 1);
+    let officer = server.enrolled(account("petugas-1", Role::Officer, &["32.73"]), 2);
+    let (mut doc, id) = filed(&warga, REGION);
+    server.exchange(&warga, &sync((0, 0), vec![push_new(&mut doc)], 1 << 20));
+    let pulled = server.pull(&officer, (0, 0));
+    assert_eq!(pulled_ids(&pulled), [id]);
+
+    let entries = server
+        .storage
+        .audit_entries(&crate::audit::AuditFilter::default(), 0, 100)
+        .unwrap();
+    let seen: Vec<(&str, &str, Option<DocId>, Option<[u8; 16]>)> = entries
+        .iter()
+        .map(|e| {
+            let r = &e.record;
+            (r.action.as_str(), r.account.as_str(), r.request, r.device)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("write", WARGA, Some(id), Some(warga.device)),
+            ("read", "petugas-1", Some(id), Some(officer.device)),
+        ]
+    );
+    assert!(entries.iter().all(|e| e.record.endpoint == "POST /v1/sync"));
+    // Chained: the trail verifies.
+    let check = crate::audit::verify(|after| {
+        server
+            .storage
+            .audit_entries(&crate::audit::AuditFilter::default(), after, 100)
+    })
+    .unwrap();
+    assert_eq!(check, crate::audit::ChainCheck::Intact { entries: 2 });
+}
+
+#[test]
 fn one_refused_push_does_not_block_the_others() {
     let server = Server::new();
     let warga = server.enrolled(account(WARGA, Role::Resident, &[]), 1);
