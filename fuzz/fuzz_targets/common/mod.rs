@@ -11,7 +11,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::protocol::{Call, DeviceKey, device_id_of};
 use sambung_server::accounts::Account;
 use sambung_server::api::{AppState, Peer};
-use sambung_server::storage::{SqliteStorage, Storage};
+use sambung_server::storage::SqliteStorage;
 use tower::ServiceExt;
 
 #[allow(dead_code)] // used by the exchange target only
