@@ -17,7 +17,11 @@
 use sambung_core::document::RequestDoc;
 use sambung_core::protocol::blobs::is_sha256_hex;
 
+use sambung_core::protocol::DocId;
+
+use crate::accounts::Account;
 use crate::error::ServerError;
+use crate::storage::{Storage, StoredDoc};
 
 pub mod references;
 pub mod sweeper;
@@ -47,6 +51,37 @@ pub fn hashes_of_stored(data: &[u8]) -> Option<Vec<[u8; 32]>> {
         .and_then(|d| d.hydrate())
         .ok()
         .map(|r| hashes(&r))
+}
+
+/// Serves an attachment of request `id` to a device of `account` that may
+/// see the request (`serve` reads the bytes), recorded in the audit trail
+/// as its `download` once served. A request it may not see is not found.
+pub fn download<T>(
+    storage: &dyn Storage,
+    account: &Account,
+    device: [u8; 16],
+    id: DocId,
+    endpoint: &str,
+    serve: impl FnOnce(&StoredDoc) -> Result<T, ServerError>,
+) -> Result<T, ServerError> {
+    let stored = storage
+        .document(id)?
+        .filter(|d| account.may_see(&d.scope))
+        .ok_or(ServerError::NotFound)?;
+    let served = serve(&stored)?;
+    crate::audit::append(
+        storage,
+        &[crate::audit::AuditRecord {
+            at: sambung_core::Timestamp::now().as_millis(),
+            account: account.id.clone(),
+            role: account.role.as_str().to_owned(),
+            device: Some(device),
+            action: "download".into(),
+            request: Some(id),
+            endpoint: endpoint.to_owned(),
+        }],
+    )?;
+    Ok(served)
 }
 
 /// Parses a SHA-256 in lowercase hex.

@@ -10,10 +10,11 @@ use ring::hmac;
 use sambung_core::document::RequestDoc;
 use sambung_core::protocol::DocId;
 
-use crate::documents::{DocWrite, update_document};
+use crate::audit::AuditRecord;
+use crate::documents::{DocWrite, update_documents_in_tx};
 use crate::error::ServerError;
 use crate::exchange::{doc_meta, scope_of};
-use crate::storage::{Delivered, Storage, StoredDoc};
+use crate::storage::{Delivered, Storage, StoredDoc, Tx, in_transaction};
 
 /// What an erased request keeps, for the answer and the docs.
 pub const KEPT: &str = "id, kind, region, lawful basis, creation time and account, status history (who decided what, when; notes removed), assignment, attachment roles and sizes: the non-personal record of a government decision that archival and administrative law require (UU 43/2009, UU 30/2014)";
@@ -33,7 +34,9 @@ pub enum Erased {
 
 /// Erases the request `id` about the person whose keyed NIK hash is
 /// `person` (see [`crate::exchange::nik_hash`]): the replacement is written
-/// by `actor` (the server's) and delivered as `delivery` says.
+/// by `actor` (the server's) and delivered as `delivery` says; `record`,
+/// the audit record of the erasure, is written in the same transaction
+/// (unless the request was another person's record, left as it is).
 pub fn erase_request(
     storage: &dyn Storage,
     nik_key: &hmac::Key,
@@ -41,9 +44,30 @@ pub fn erase_request(
     person: &[u8],
     id: DocId,
     delivery: &Delivered,
+    record: Option<&AuditRecord>,
+) -> Result<Erased, ServerError> {
+    in_transaction(storage, |tx| {
+        let outcome = erase_in_tx(tx, nik_key, actor, person, id, delivery)?;
+        if let Some(r) = record
+            && outcome != Erased::FiledForOther
+        {
+            crate::audit::append_in_tx(tx, std::slice::from_ref(r))?;
+        }
+        Ok(outcome)
+    })
+}
+
+/// [`erase_request`] in the transaction open on `tx`, without a record.
+fn erase_in_tx(
+    tx: &mut dyn Tx,
+    nik_key: &hmac::Key,
+    actor: [u8; 16],
+    person: &[u8],
+    id: DocId,
+    delivery: &Delivered,
 ) -> Result<Erased, ServerError> {
     let mut outcome = Erased::Now(Vec::new());
-    update_document(storage, id, &mut |current| {
+    let written = update_documents_in_tx(tx, &[id], &mut |_, current| {
         let Some(current) = current else {
             outcome = Erased::Now(Vec::new());
             return Ok(DocWrite::Unchanged);
@@ -99,6 +123,9 @@ pub fn erase_request(
             attachments: crate::blobs::hashes(&request),
         })
     })?;
+    if let Some(Err(e)) = written.into_iter().next() {
+        return Err(e);
+    }
     Ok(outcome)
 }
 

@@ -2,12 +2,17 @@
 //!
 //! The sync server: device enrollment with one-time codes, signed sync
 //! exchanges (`POST /v1/sync`, protocol in `docs/protocol.md`), and scoping
-//! of what each account may see. Storage sits behind [`storage::Storage`];
-//! the embedded default is one SQLite file. The HTTP surface is [`api`];
-//! the layers below it (exchange, storage, audit, webhooks, blobs) know
-//! nothing of HTTP.
+//! of what each account may see. The HTTP surface is [`api`]; below it,
+//! the domain's operations and the rules of every write ([`exchange`],
+//! [`documents`], [`agency`], [`enroll`], [`blobs`], [`audit`],
+//! [`webhooks`], [`erasure`]), written once over a transaction's building
+//! blocks ([`storage::Tx`]); at the bottom, [`storage::Storage`] with its
+//! two backends (one SQLite file, the embedded default; PostgreSQL). Only
+//! `api` knows HTTP; storage knows nothing of what its rows mean
+//! (`docs/architecture.md`, "Inside `sambung-server`").
 
 pub mod accounts;
+pub mod agency;
 pub mod api;
 pub mod audit;
 pub mod authority;

@@ -180,27 +180,14 @@ async fn download(
         let (enrolled, device) = device_call(&state, &headers, "GET", &path, b"")?;
         let doc_id = parse_id(&id)?;
         let digest = parse_sha(&sha)?;
-        let stored = state
-            .storage()
-            .document(doc_id)?
-            .ok_or(ServerError::NotFound)?;
-        if !enrolled.account.may_see(&stored.scope) {
-            return Err(ServerError::NotFound);
-        }
-        let response = serve(&state, doc_id, &stored, &digest, &headers)?;
-        crate::audit::append(
+        crate::blobs::download(
             state.storage(),
-            &[crate::audit::AuditRecord {
-                at: sambung_core::Timestamp::now().as_millis(),
-                account: enrolled.account.id.clone(),
-                role: enrolled.account.role.as_str().to_owned(),
-                device: Some(device),
-                action: "download".into(),
-                request: Some(doc_id),
-                endpoint: "GET /v1/requests/{id}/attachments/{sha256}".into(),
-            }],
-        )?;
-        Ok(response)
+            &enrolled.account,
+            device,
+            doc_id,
+            "GET /v1/requests/{id}/attachments/{sha256}",
+            |stored| serve(&state, doc_id, stored, &digest, &headers),
+        )
     })
     .await
 }

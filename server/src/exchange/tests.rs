@@ -211,7 +211,8 @@ fn an_exchange_records_what_it_wrote_and_what_it_gave_to_read() {
         .storage
         .audit_entries(&crate::audit::AuditFilter::default(), 0, 100)
         .unwrap();
-    let seen: Vec<(&str, &str, Option<DocId>, Option<[u8; 16]>)> = entries
+    type Seen<'a> = (&'a str, &'a str, Option<DocId>, Option<[u8; 16]>);
+    let seen: Vec<Seen<'_>> = entries
         .iter()
         .map(|e| {
             let r = &e.record;
@@ -454,4 +455,102 @@ fn a_device_revoked_with_a_wipe_pushes_but_receives_nothing() {
     // The first request is the account's, yet not sent to this phone.
     assert!(r.response.pull.is_empty());
     assert_eq!(r.response.cursor, 0);
+}
+
+#[test]
+fn a_back_office_edit_and_its_audit_record_commit_together_or_not_at_all() {
+    use crate::agency::Staff;
+    let server = Server::new();
+    let warga = server.enrolled(account(WARGA, Role::Resident, &[]), 1);
+    let dinas = server.enrolled(account("dinas", Role::Agency, &[]), 2);
+    let (mut doc, id) = filed(&warga, REGION);
+    server.exchange(&warga, &sync((0, 0), vec![push_new(&mut doc)], 1 << 20));
+    let staff = Staff {
+        account: dinas.account.clone(),
+        device: dinas.device,
+        call: [9; 16],
+    };
+    let trail = || {
+        server
+            .storage
+            .audit_entries(&crate::audit::AuditFilter::default(), 0, 100)
+            .unwrap()
+    };
+    let before = trail().len();
+    let actor = [0xAA; 16];
+    let to = |status: Status| {
+        move |r: &mut Request, by: Author<'_>| edits::transition(r, by, status, None).map(|_| ())
+    };
+
+    // Taken: the request moves on, and its record is in the trail.
+    let (request, etag) = staff
+        .act(
+            &server.storage,
+            &server.nik_key,
+            actor,
+            id,
+            None,
+            "status",
+            "POST /v1/agency/requests/{id}/status",
+            &to(Status::Received),
+        )
+        .unwrap();
+    assert_eq!(request.status(), Status::Received);
+    let stored = server.storage.document(id).unwrap().unwrap();
+    assert_eq!(stored.meta.status, "received");
+    let entries = trail();
+    assert_eq!(entries.len(), before + 1);
+    let last = &entries.last().unwrap().record;
+    assert_eq!(
+        (last.action.as_str(), last.request, last.device),
+        ("status", Some(id), Some(dinas.device))
+    );
+
+    // Refused by the rules table (received cannot go back to draft), and
+    // stale against an old entity tag: nothing written, nothing recorded.
+    let refused = staff.act(
+        &server.storage,
+        &server.nik_key,
+        actor,
+        id,
+        None,
+        "status",
+        "POST /v1/agency/requests/{id}/status",
+        &to(Status::Draft),
+    );
+    assert!(
+        matches!(refused, Err(ServerError::ForbiddenTransition(_))),
+        "{refused:?}"
+    );
+    let stale = staff.act(
+        &server.storage,
+        &server.nik_key,
+        actor,
+        id,
+        Some("\"0000\""),
+        "status",
+        "POST /v1/agency/requests/{id}/status",
+        &to(Status::InReview),
+    );
+    assert!(matches!(stale, Err(ServerError::Stale)), "{stale:?}");
+    assert_eq!(trail().len(), before + 1);
+    assert_eq!(
+        server.storage.document(id).unwrap().unwrap().meta.status,
+        "received"
+    );
+
+    // With the entity tag it was given, the next edit goes through.
+    staff
+        .act(
+            &server.storage,
+            &server.nik_key,
+            actor,
+            id,
+            Some(&etag),
+            "status",
+            "POST /v1/agency/requests/{id}/status",
+            &to(Status::InReview),
+        )
+        .unwrap();
+    assert_eq!(trail().len(), before + 2);
 }

@@ -77,11 +77,10 @@ fn load_webhooks(
 
 fn read_doc(conn: &Connection, id: &DocId) -> Result<Option<StoredDoc>, StorageError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"),
-            [id.as_slice()],
-            doc_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1"
+        ))?
+        .query_row([id.as_slice()], doc_row)
         .optional()?
         .map(|(_, doc)| doc))
 }
@@ -510,11 +509,8 @@ type Res<T> = Result<T, StorageError>;
 impl Tx for SqliteTx<'_> {
     fn account(&mut self, id: &str) -> Res<Option<Account>> {
         self.tx
-            .query_row(
-                "SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1",
-                [id],
-                account_row,
-            )
+            .prepare_cached("SELECT id, role, regions, nik_hash FROM accounts WHERE id = ?1")?
+            .query_row([id], account_row)
             .optional()?
             .map(account_of)
             .transpose()
@@ -523,49 +519,48 @@ impl Tx for SqliteTx<'_> {
     fn insert_account(&mut self, a: &Account) -> Res<()> {
         let regions =
             serde_json::to_string(&a.regions).map_err(|_| StorageError::Damaged("regions"))?;
-        self.tx.execute(
-            "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)",
-            params![a.id, role_str(a.role), regions, a.nik_hash],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO accounts (id, role, regions, nik_hash) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![a.id, role_str(a.role), regions, a.nik_hash])?;
         Ok(())
     }
 
     fn set_account_scope(&mut self, id: &str, role: Role, regions: &[String]) -> Res<()> {
         let regions =
             serde_json::to_string(regions).map_err(|_| StorageError::Damaged("regions"))?;
-        self.tx.execute(
-            "UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1",
-            params![id, role_str(role), regions],
-        )?;
+        self.tx
+            .prepare_cached("UPDATE accounts SET role = ?2, regions = ?3 WHERE id = ?1")?
+            .execute(params![id, role_str(role), regions])?;
         Ok(())
     }
 
     fn link_nik(&mut self, id: &str, nik_hash: &[u8]) -> Res<()> {
-        self.tx.execute(
-            "UPDATE accounts SET nik_hash = coalesce(nik_hash, ?2) WHERE id = ?1",
-            params![id, nik_hash],
-        )?;
+        self.tx
+            .prepare_cached("UPDATE accounts SET nik_hash = coalesce(nik_hash, ?2) WHERE id = ?1")?
+            .execute(params![id, nik_hash])?;
         Ok(())
     }
 
     fn insert_enrollment(&mut self, code_hash: &[u8], account: &str, expires_at: i64) -> Res<()> {
-        self.tx.execute(
-            "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
-            params![code_hash, account, expires_at],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO enrollments (code_hash, account, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![code_hash, account, expires_at])?;
         Ok(())
     }
 
     fn use_enrollment(&mut self, code_hash: &[u8], now: i64) -> Res<Option<String>> {
         Ok(self
             .tx
-            .query_row(
+            .prepare_cached(
                 "UPDATE enrollments SET used_at = ?2
                  WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2
                  RETURNING account",
-                params![code_hash, now],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![code_hash, now], |r| r.get(0))
             .optional()?)
     }
 
@@ -576,11 +571,18 @@ impl Tx for SqliteTx<'_> {
         public_key: [u8; 32],
         now: i64,
     ) -> Res<bool> {
-        let n = self.tx.execute(
-            "INSERT OR IGNORE INTO devices (id, account, public_key, enrolled_at)
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO devices (id, account, public_key, enrolled_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![device.as_slice(), account, public_key.as_slice(), now],
-        )?;
+            )?
+            .execute(params![
+                device.as_slice(),
+                account,
+                public_key.as_slice(),
+                now
+            ])?;
         Ok(n == 1)
     }
 
@@ -607,11 +609,8 @@ impl Tx for SqliteTx<'_> {
     fn document_state(&mut self, id: &DocId) -> Res<Option<DocState>> {
         Ok(self
             .tx
-            .query_row(
-                "SELECT data, heads FROM documents WHERE id = ?1",
-                [id.as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT data, heads FROM documents WHERE id = ?1")?
+            .query_row([id.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
@@ -677,10 +676,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn purge_log(&mut self, id: &DocId) -> Res<()> {
-        self.tx.execute(
-            "UPDATE log SET data = X'', purged = 1 WHERE doc = ?1",
-            [id.as_slice()],
-        )?;
+        self.tx
+            .prepare_cached("UPDATE log SET data = X'', purged = 1 WHERE doc = ?1")?
+            .execute([id.as_slice()])?;
         Ok(())
     }
 
@@ -770,19 +768,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn owns_blob(&mut self, sha256: &[u8; 32], account: &str) -> Res<bool> {
-        Ok(self.tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
-            params![sha256.as_slice(), account],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM blob_owners WHERE sha256 = ?1 AND account = ?2)",
+            )?
+            .query_row(params![sha256.as_slice(), account], |r| r.get(0))?)
     }
 
     fn blob_held(&mut self, sha256: &[u8; 32]) -> Res<bool> {
-        Ok(self.tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1 AND complete = 1)",
-            [sha256.as_slice()],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?1 AND complete = 1)",
+            )?
+            .query_row([sha256.as_slice()], |r| r.get(0))?)
     }
 
     fn granting_scopes(&mut self, sha256: &[u8; 32], except: &DocId) -> Res<Vec<Scope>> {
@@ -807,23 +807,22 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn add_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], account: &str) -> Res<()> {
-        self.tx.execute(
-            "INSERT INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, ?3)",
-            params![doc.as_slice(), sha256.as_slice(), account],
-        )?;
+        self.tx
+            .prepare_cached("INSERT INTO blob_refs (doc, sha256, added_by) VALUES (?1, ?2, ?3)")?
+            .execute(params![doc.as_slice(), sha256.as_slice(), account])?;
         Ok(())
     }
 
     fn remove_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], now: i64) -> Res<()> {
-        self.tx.execute(
-            "DELETE FROM blob_refs WHERE doc = ?1 AND sha256 = ?2",
-            params![doc.as_slice(), sha256.as_slice()],
-        )?;
-        self.tx.execute(
-            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1
+        self.tx
+            .prepare_cached("DELETE FROM blob_refs WHERE doc = ?1 AND sha256 = ?2")?
+            .execute(params![doc.as_slice(), sha256.as_slice()])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1
                AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = ?1)",
-            params![sha256.as_slice(), now],
-        )?;
+            )?
+            .execute(params![sha256.as_slice(), now])?;
         Ok(())
     }
 
@@ -841,16 +840,17 @@ impl Tx for SqliteTx<'_> {
         device: Option<[u8; 16]>,
         now: i64,
     ) -> Res<()> {
-        self.tx.execute(
-            "INSERT OR IGNORE INTO blob_owners (sha256, account, device, uploaded, at)
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blob_owners (sha256, account, device, uploaded, at)
              VALUES (?1, ?2, ?3, 0, ?4)",
-            params![
+            )?
+            .execute(params![
                 sha256.as_slice(),
                 account,
                 device.as_ref().map(|d| d.as_slice()),
                 now
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -861,12 +861,11 @@ impl Tx for SqliteTx<'_> {
     fn owned_blob_size(&mut self, sha256: &[u8; 32], account: &str) -> Res<Option<u64>> {
         Ok(self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT b.size FROM blob_owners o JOIN blobs b ON b.sha256 = o.sha256
                  WHERE o.sha256 = ?1 AND o.account = ?2",
-                params![sha256.as_slice(), account],
-                |r| r.get::<_, i64>(0),
-            )
+            )?
+            .query_row(params![sha256.as_slice(), account], |r| r.get::<_, i64>(0))
             .optional()?
             .map(|n| n as u64))
     }
@@ -874,42 +873,44 @@ impl Tx for SqliteTx<'_> {
     fn upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<Option<(u64, u64)>> {
         Ok(self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT size, received FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
-                params![sha256.as_slice(), device.as_slice()],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
+            )?
+            .query_row(params![sha256.as_slice(), device.as_slice()], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
             .optional()?)
     }
 
     fn delete_upload(&mut self, sha256: &[u8; 32], device: [u8; 16]) -> Res<()> {
-        self.tx.execute(
-            "DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2",
-            params![sha256.as_slice(), device.as_slice()],
-        )?;
+        self.tx
+            .prepare_cached("DELETE FROM blob_uploads WHERE sha256 = ?1 AND device = ?2")?
+            .execute(params![sha256.as_slice(), device.as_slice()])?;
         Ok(())
     }
 
     fn open_uploads(&mut self, device: [u8; 16]) -> Res<(i64, i64)> {
-        Ok(self.tx.query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM blob_uploads WHERE device = ?1",
-            [device.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blob_uploads WHERE device = ?1",
+            )?
+            .query_row([device.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     fn insert_upload(&mut self, sha256: &[u8; 32], up: &Uploader, size: u64, now: i64) -> Res<()> {
-        self.tx.execute(
-            "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO blob_uploads (sha256, device, account, size, received, touched_at)
              VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-            params![
+            )?
+            .execute(params![
                 sha256.as_slice(),
                 up.device.as_slice(),
                 up.account,
                 to_i64(size),
                 now
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -920,9 +921,7 @@ impl Tx for SqliteTx<'_> {
         pos: u64,
         data: &[u8],
     ) -> Res<()> {
-        self.tx.execute(
-            "INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES (?1, ?2, ?3, ?4)",
-            params![sha256.as_slice(), device.as_slice(), to_i64(pos), data],
+        self.tx.prepare_cached("INSERT INTO blob_upload_chunks (sha256, device, pos, data) VALUES (?1, ?2, ?3, ?4)")?.execute(params![sha256.as_slice(), device.as_slice(), to_i64(pos), data],
         )?;
         Ok(())
     }
@@ -934,11 +933,17 @@ impl Tx for SqliteTx<'_> {
         received: u64,
         now: i64,
     ) -> Res<()> {
-        self.tx.execute(
-            "UPDATE blob_uploads SET received = ?3, touched_at = ?4
+        self.tx
+            .prepare_cached(
+                "UPDATE blob_uploads SET received = ?3, touched_at = ?4
              WHERE sha256 = ?1 AND device = ?2",
-            params![sha256.as_slice(), device.as_slice(), to_i64(received), now],
-        )?;
+            )?
+            .execute(params![
+                sha256.as_slice(),
+                device.as_slice(),
+                to_i64(received),
+                now
+            ])?;
         Ok(())
     }
 
@@ -958,49 +963,55 @@ impl Tx for SqliteTx<'_> {
         size: u64,
         now: i64,
     ) -> Res<bool> {
-        let new = self.tx.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, received, complete, created_at)
+        let new = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blobs (sha256, size, received, complete, created_at)
              VALUES (?1, ?2, ?2, 1, ?3)",
-            params![sha256.as_slice(), to_i64(size), now],
-        )? == 1;
+            )?
+            .execute(params![sha256.as_slice(), to_i64(size), now])?
+            == 1;
         if new {
-            self.tx.execute(
-                "INSERT INTO blob_chunks (sha256, pos, data)
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO blob_chunks (sha256, pos, data)
                  SELECT sha256, pos, data FROM blob_upload_chunks
                  WHERE sha256 = ?1 AND device = ?2",
-                params![sha256.as_slice(), device.as_slice()],
-            )?;
+                )?
+                .execute(params![sha256.as_slice(), device.as_slice()])?;
         }
         Ok(new)
     }
 
     fn release_blob_at(&mut self, sha256: &[u8; 32], now: i64) -> Res<()> {
-        self.tx.execute(
-            "UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1",
-            params![sha256.as_slice(), now],
-        )?;
+        self.tx
+            .prepare_cached("UPDATE blobs SET released_at = ?2 WHERE sha256 = ?1")?
+            .execute(params![sha256.as_slice(), now])?;
         Ok(())
     }
 
     fn own_uploaded_blob(&mut self, sha256: &[u8; 32], up: &Uploader, now: i64) -> Res<()> {
-        self.tx.execute(
-            "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
              VALUES (?1, ?2, ?3, 1, ?4)
              ON CONFLICT (sha256, account) DO UPDATE
              SET device = excluded.device, uploaded = 1, at = excluded.at",
-            params![sha256.as_slice(), up.account, up.device.as_slice(), now],
-        )?;
+            )?
+            .execute(params![
+                sha256.as_slice(),
+                up.account,
+                up.device.as_slice(),
+                now
+            ])?;
         Ok(())
     }
 
     fn audit_tail(&mut self) -> Res<Option<(u64, [u8; 32])>> {
         let last: Option<(i64, Vec<u8>)> = self
             .tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         last.map(|(seq, hash)| {
             Ok((
@@ -1042,6 +1053,9 @@ impl SqliteStorage {
         std::fs::create_dir_all(dir).map_err(|e| ServerError::Storage(e.to_string()))?;
         let mut conn = Connection::open(dir.join("server.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Room for every statement a transaction's building blocks use:
+        // prepared once per connection, not once per document.
+        conn.set_prepared_statement_cache_capacity(64);
         // Switching a new file to WAL and migrating it need locks that
         // SQLite does not always wait for (its busy handler is skipped to
         // avoid deadlocks), so processes opening one file at once — a

@@ -1,21 +1,19 @@
 //! The caller of the back-office API: an enrolled agency account, known
-//! by the signature of its call, and what every handler does with it —
-//! what it may see, who delivered its changes, its record in the audit
-//! trail, its JSON body — with the API's limits and error answer.
+//! by the signature of its call ([`Staff`], whose operations are
+//! [`crate::agency`]'s), its JSON body, and the API's limits and error
+//! answer.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, Uri};
-use sambung_core::lifecycle::{Role, Status};
-use sambung_core::protocol::{DocId, SignedHeaders};
+use sambung_core::lifecycle::Role;
+use sambung_core::protocol::SignedHeaders;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::accounts::{Account, Scope};
+use crate::agency::Staff;
 use crate::api::state::{AppState, CallKind};
-use crate::audit::AuditRecord;
 use crate::error::ServerError;
-use crate::storage::{Delivered, StoredDoc};
 
 /// Largest body of an action.
 pub(super) const MAX_ACTION_BODY: usize = 16 * 1024;
@@ -36,45 +34,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The authenticated agency account and the key that signed.
-pub(super) struct Agency {
-    pub(super) account: Account,
-    pub(super) device: [u8; 16],
-    /// The nonce of the signed call.
-    pub(super) call: [u8; 16],
-}
-
-impl Agency {
-    /// A stored request this account sees; outside its regions is "not
-    /// found": existence is not revealed.
-    pub(super) fn stored(&self, state: &AppState, id: DocId) -> Result<StoredDoc, ServerError> {
-        state
-            .storage()
-            .document(id)?
-            .filter(|d| self.sees(&d.scope, &d.meta.status))
-            .ok_or(ServerError::NotFound)
-    }
-
-    /// Who delivers the changes this call writes: the account, with the
-    /// key and the signed call.
-    pub(super) fn delivered(&self) -> Delivered {
-        Delivered {
-            account: self.account.id.clone(),
-            device: Some(self.device),
-            exchange: Some(self.call),
-            at: sambung_core::Timestamp::now().as_millis(),
-        }
-    }
-
-    /// Whether the back office sees a request: in the account's regions,
-    /// and submitted — a draft is the applicant's until they submit it. A
-    /// request stored before the status was kept beside it (empty) counts
-    /// as a draft until its next change.
-    pub(super) fn sees(&self, scope: &Scope, status: &str) -> bool {
-        !status.is_empty() && status != Status::Draft.as_str() && self.account.may_see(scope)
-    }
-}
-
 /// Checks the signature of a back-office call and that its key belongs to
 /// an agency account that is not revoked (blocking).
 pub(super) fn authenticate(
@@ -83,7 +42,7 @@ pub(super) fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Agency, ServerError> {
+) -> Result<Staff, ServerError> {
     let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))?;
     // The path with its query is what was signed: filters cannot be
     // altered in flight.
@@ -104,45 +63,11 @@ pub(super) fn authenticate(
             "the back-office API is for agency accounts".into(),
         ));
     }
-    Ok(Agency {
+    Ok(Staff {
         account: enrolled.account,
         device: signed.device_id()?,
         call: signed.nonce_bytes()?,
     })
-}
-
-/// Records one back-office access in the audit trail.
-pub(super) fn record(
-    state: &AppState,
-    agency: &Agency,
-    action: &str,
-    request: Option<DocId>,
-    endpoint: &str,
-) -> Result<(), ServerError> {
-    crate::audit::append(
-        state.storage(),
-        &[AuditRecord {
-            at: sambung_core::Timestamp::now().as_millis(),
-            account: agency.account.id.clone(),
-            role: agency.account.role.as_str().to_owned(),
-            device: Some(agency.device),
-            action: action.to_owned(),
-            request,
-            endpoint: endpoint.to_owned(),
-        }],
-    )
-}
-
-/// Audit, verification and exposure are for an agency account without a
-/// region restriction (the agency's data protection officer).
-pub(super) fn require_whole_agency(agency: &Agency) -> Result<(), ServerError> {
-    if agency.account.regions.is_empty() {
-        Ok(())
-    } else {
-        Err(ServerError::Forbidden(
-            "the audit trail is for an agency account without region limits".into(),
-        ))
-    }
 }
 
 /// A signed call with a JSON body: who signed it (checked first, so a bad
@@ -153,7 +78,7 @@ pub(super) fn signed_json<T: serde::de::DeserializeOwned>(
     uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Agency, T), ServerError> {
+) -> Result<(Staff, T), ServerError> {
     let body = body.map_err(|_| ServerError::TooLarge)?;
     let agency = authenticate(state, method, uri, headers, &body)?;
     // serde's message may quote the offending value (a NIK sent as a

@@ -13,13 +13,11 @@ use sambung_core::model::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{
-    ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, record, require_whole_agency,
-};
+use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate};
+use crate::agency::Subject;
 use crate::api::state::{AppState, blocking};
-use crate::audit::{self, AuditEntry, AuditFilter, ChainCheck};
+use crate::audit::{AuditEntry, AuditFilter, ChainCheck};
 use crate::error::ServerError;
-use crate::storage::DocFilter;
 
 /// Which audit entries to read.
 #[derive(Deserialize, IntoParams, Default)]
@@ -145,7 +143,7 @@ pub(super) async fn audit_trail(
 ) -> Result<Json<AuditPage>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        require_whole_agency(&agency)?;
+        agency.require_whole_agency()?;
         let Query(p) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
         let filter = AuditFilter {
@@ -165,17 +163,13 @@ pub(super) async fn audit_trail(
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ServerError::BadFilter("limit is 1 to 500".into()));
         }
-        record(
-            &state,
-            &agency,
-            "audit",
-            filter.request,
+        let mut entries = agency.audit_trail(
+            state.storage(),
+            &filter,
+            p.after.unwrap_or(0),
+            limit + 1,
             "GET /v1/agency/audit",
         )?;
-        let mut entries =
-            state
-                .storage()
-                .audit_entries(&filter, p.after.unwrap_or(0), limit + 1)?;
         let more = entries.len() > limit;
         entries.truncate(limit);
         let next_after = if more {
@@ -208,12 +202,7 @@ pub(super) async fn audit_verify(
 ) -> Result<Json<ChainReport>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        require_whole_agency(&agency)?;
-        let report = match audit::verify(|after| {
-            state
-                .storage()
-                .audit_entries(&AuditFilter::default(), after, 1000)
-        })? {
+        let report = match agency.verify_audit(state.storage(), "GET /v1/agency/audit/verify")? {
             ChainCheck::Intact { entries } => ChainReport {
                 intact: true,
                 entries,
@@ -225,13 +214,6 @@ pub(super) async fn audit_verify(
                 broken_at: Some(seq),
             },
         };
-        record(
-            &state,
-            &agency,
-            "audit",
-            None,
-            "GET /v1/agency/audit/verify",
-        )?;
         Ok(Json(report))
     })
     .await
@@ -269,75 +251,31 @@ pub(super) async fn exposure(
 ) -> Result<Json<Exposure>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        require_whole_agency(&agency)?;
+        agency.require_whole_agency()?;
         let Query(p) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
-        let (subject, filter) = match (&p.account, &p.device) {
-            (Some(a), None) => {
-                let devices = state.storage().devices(Some(a))?;
-                let first = devices.first().ok_or(ServerError::NotFound)?;
-                let id = parse_device(&first.id)?;
-                let enrolled = state.storage().device(id)?.ok_or(ServerError::NotFound)?;
-                (
-                    enrolled.account,
-                    AuditFilter {
-                        account: Some(a.clone()),
-                        ..AuditFilter::default()
-                    },
-                )
-            }
-            (None, Some(d)) => {
-                let id = parse_device(d)?;
-                let enrolled = state.storage().device(id)?.ok_or(ServerError::NotFound)?;
-                (
-                    enrolled.account,
-                    AuditFilter {
-                        device: Some(id),
-                        ..AuditFilter::default()
-                    },
-                )
-            }
+        let subject = match (&p.account, &p.device) {
+            (Some(a), None) => Subject::Account(a.clone()),
+            (None, Some(d)) => Subject::Device(parse_device(d)?),
             _ => {
                 return Err(ServerError::BadFilter(
                     "give exactly one of account, device".into(),
                 ));
             }
         };
-        let mut could_read = Vec::new();
-        let mut after = None;
-        loop {
-            let rows = state
-                .storage()
-                .list_documents(&DocFilter::default(), after, 1000)?;
-            let done = rows.len() < 1000;
-            for row in &rows {
-                after = Some((row.seq, row.id));
-                if subject.may_see(&row.scope) {
-                    could_read.push(RequestId::from_bytes(row.id).to_string());
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        let mut did_read = std::collections::BTreeSet::new();
-        let mut from = 0;
-        loop {
-            let page = state.storage().audit_entries(&filter, from, 1000)?;
-            let Some(last) = page.last() else { break };
-            from = last.seq;
-            for e in &page {
-                if let (Some(r), "read" | "write") = (e.record.request, e.record.action.as_str()) {
-                    did_read.insert(RequestId::from_bytes(r).to_string());
-                }
-            }
-        }
-        record(&state, &agency, "exposure", None, "GET /v1/agency/exposure")?;
+        let facts = agency.exposure(state.storage(), &subject, "GET /v1/agency/exposure")?;
+        let ids = |ids: Vec<_>| -> Vec<String> {
+            ids.into_iter()
+                .map(|id| RequestId::from_bytes(id).to_string())
+                .collect()
+        };
+        let (subject, could_read, did_read) =
+            (facts.subject, ids(facts.could_read), ids(facts.did_read));
         Ok(Json(Exposure {
             account: subject.id,
             role: subject.role.as_str().to_owned(),
             could_read,
-            did_read: did_read.into_iter().collect(),
+            did_read,
         }))
     })
     .await

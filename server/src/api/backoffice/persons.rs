@@ -5,22 +5,20 @@
 
 use std::sync::Arc;
 
-use automerge::ActorId;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, Uri};
-use sambung_core::document::RequestDoc;
 use sambung_core::model::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::agency::{Agency, ApiError, record, require_whole_agency, signed_json};
+use super::agency::{ApiError, signed_json};
 use super::audit::AuditEntryView;
+use crate::agency::Staff;
 use crate::api::state::{AppState, blocking};
-use crate::audit::AuditFilter;
-use crate::erasure::{self, Erased, KEPT};
+use crate::erasure::{Erased, KEPT};
 use crate::error::ServerError;
 use crate::exchange;
 
@@ -70,51 +68,35 @@ pub(super) async fn export_person(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PersonExport>, ServerError> {
     blocking(move || {
-        let (agency, query): (Agency, PersonQuery) =
+        let (agency, query): (Staff, PersonQuery) =
             signed_json(&state, &method, &uri, &headers, body)?;
-        require_whole_agency(&agency)?;
+        agency.require_whole_agency()?;
         let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
         if !nik.check().is_empty() {
             return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
         }
         let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
-        let accounts = state.storage().accounts_of_person(&hash)?;
-        let mut requests = Vec::new();
-        let mut processing = Vec::new();
-        let ids = state.storage().documents_of_person(&hash)?;
-        for &id in &ids {
-            let Some(stored) = state.storage().document(id)? else {
-                continue;
-            };
-            let doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
-                .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-            let request = doc
-                .hydrate()
-                .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
-            requests.push(
-                serde_json::to_value(&request)
-                    .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
-            );
-            let filter = AuditFilter {
-                request: Some(id),
-                ..AuditFilter::default()
-            };
-            let mut after = 0;
-            loop {
-                let page = state.storage().audit_entries(&filter, after, 1000)?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                processing.extend(page.into_iter().map(AuditEntryView::from));
-            }
-        }
-        // The export is itself processing: recorded, per request.
-        let endpoint = "POST /v1/agency/persons/export";
-        if ids.is_empty() {
-            record(&state, &agency, "export", None, endpoint)?;
-        }
-        for id in ids {
-            record(&state, &agency, "export", Some(id), endpoint)?;
-        }
+        let data = agency.export_person(
+            state.storage(),
+            state.actor(),
+            &hash,
+            "POST /v1/agency/persons/export",
+        )?;
+        let requests = data
+            .requests
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r)
+                    .map_err(|_| ServerError::Storage("a request does not serialise".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        let (accounts, processing) = (
+            data.accounts,
+            data.processing
+                .into_iter()
+                .map(AuditEntryView::from)
+                .collect(),
+        );
         Ok(Json(PersonExport {
             exported_at: sambung_core::Timestamp::now().as_millis(),
             accounts,
@@ -159,46 +141,29 @@ pub(super) async fn erase_person(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Erasure>, ServerError> {
     blocking(move || {
-        let (agency, query): (Agency, PersonQuery) =
+        let (agency, query): (Staff, PersonQuery) =
             signed_json(&state, &method, &uri, &headers, body)?;
-        require_whole_agency(&agency)?;
+        agency.require_whole_agency()?;
         let nik = sambung_core::identifiers::Nik::from(query.nik.trim());
         if !nik.check().is_empty() {
             return Err(ServerError::BadRequest("nik is not a valid NIK".into()));
         }
         let hash = exchange::nik_hash(state.nik_key(), nik.as_str());
         let (mut erased, mut already, mut others) = (Vec::new(), Vec::new(), Vec::new());
-        let mut attachments = Vec::new();
-        for id in state.storage().documents_of_person(&hash)? {
-            let outcome = erasure::erase_request(
-                state.storage(),
-                state.nik_key(),
-                state.actor(),
-                &hash,
-                id,
-                &agency.delivered(),
-            )?;
+        for (id, outcome) in agency.erase_person(
+            state.storage(),
+            state.nik_key(),
+            state.actor(),
+            &hash,
+            "POST /v1/agency/persons/erase",
+        )? {
             let text = RequestId::from_bytes(id).to_string();
             match outcome {
-                Erased::FiledForOther => {
-                    others.push(text);
-                    continue;
-                }
+                Erased::FiledForOther => others.push(text),
                 Erased::Before => already.push(text),
-                Erased::Now(hashes) => {
-                    erased.push(text);
-                    attachments.extend(hashes);
-                }
+                Erased::Now(_) => erased.push(text),
             }
-            record(
-                &state,
-                &agency,
-                "erase",
-                Some(id),
-                "POST /v1/agency/persons/erase",
-            )?;
         }
-        erasure::finish(state.storage(), &attachments)?;
         tracing::info!(requests = erased.len(), "a person's data was erased");
         Ok(Json(Erasure {
             erased,

@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
-use automerge::ActorId;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use sambung_core::document::RequestDoc;
 use sambung_core::edits::{self, Author};
 use sambung_core::identifiers::RegionCode;
 use sambung_core::lifecycle::{Role, Status};
@@ -21,15 +19,12 @@ use sambung_core::protocol::DocId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{
-    Agency, ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, record, signed_json,
-};
+use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, signed_json};
+use crate::agency::{Edit, Staff};
 use crate::api::blobs::serve;
 use crate::api::state::{AppState, blocking, parse_id};
 use crate::blobs::parse_sha;
-use crate::documents::DocWrite;
 use crate::error::ServerError;
-use crate::exchange;
 use crate::storage::{DocFilter, ListPosition};
 
 /// Filters and paging of a listing.
@@ -215,67 +210,42 @@ pub(super) async fn list_requests(
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let Query(params) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
-        record(&state, &agency, "list", None, "GET /v1/agency/requests")?;
         let filter = params.filter()?;
         let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-        let mut after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-        let mut items = Vec::new();
-        let mut more = false;
-        let mut last_position = None;
-        // What the account may see is checked row by row (its scope rules
-        // live in one place, `Account::may_see`); pages are read until this
-        // one is full.
-        'pages: loop {
-            let rows = state.storage().list_documents(&filter, after, limit + 1)?;
-            let exhausted = rows.len() <= limit;
-            for row in rows {
-                after = Some((row.seq, row.id));
-                if !agency.sees(&row.scope, &row.meta.status) {
-                    continue;
-                }
-                if items.len() == limit {
-                    more = true;
-                    break 'pages;
-                }
-                last_position = Some((row.seq, row.id));
-                items.push(RequestSummary {
-                    id: RequestId::from_bytes(row.id).to_string(),
-                    kind: row.meta.kind,
-                    service: row.meta.service,
-                    status: row.meta.status,
-                    region: row.scope.region,
-                    assignee: row.scope.assignee,
-                    updated_at: row.meta.updated_at,
-                });
-            }
-            if exhausted {
-                break;
-            }
-        }
-        let next_cursor = if more {
-            last_position.as_ref().map(encode_cursor)
-        } else {
-            None
-        };
+        let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+        let (rows, more) = agency.list(
+            state.storage(),
+            &filter,
+            after,
+            limit,
+            "GET /v1/agency/requests",
+        )?;
+        let next_cursor = more
+            .then(|| rows.last().map(|r| encode_cursor(&(r.seq, r.id))))
+            .flatten();
+        let items = rows
+            .into_iter()
+            .map(|row| RequestSummary {
+                id: RequestId::from_bytes(row.id).to_string(),
+                kind: row.meta.kind,
+                service: row.meta.service,
+                status: row.meta.status,
+                region: row.scope.region,
+                assignee: row.scope.assignee,
+                updated_at: row.meta.updated_at,
+            })
+            .collect();
         Ok(Json(RequestList { items, next_cursor }))
     })
     .await
 }
 
-fn etag_of(doc: &mut RequestDoc) -> String {
-    let heads = sambung_core::document::encode_heads(&doc.heads());
-    format!(
-        "\"{}\"",
-        hex::encode(&sambung_core::crypto::sha256(&heads)[..16])
-    )
-}
-
-fn view_of(doc: &mut RequestDoc, request: &Request) -> Result<RequestView, ServerError> {
+fn view_of(request: &Request, etag: String) -> Result<RequestView, ServerError> {
     Ok(RequestView {
         request: serde_json::to_value(request)
             .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
         status: request.status().as_str().to_owned(),
-        etag: etag_of(doc),
+        etag,
     })
 }
 
@@ -309,21 +279,13 @@ pub(super) async fn get_request(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
-        let stored = agency.stored(&state, id)?;
-        let mut doc = RequestDoc::load(&stored.data, [], ActorId::from(state.actor()))
-            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-        let request = doc
-            .hydrate()
-            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
-        let view = view_of(&mut doc, &request)?;
-        record(
-            &state,
-            &agency,
-            "read",
-            Some(id),
+        let (request, etag) = agency.read(
+            state.storage(),
+            state.actor(),
+            id,
             "GET /v1/agency/requests/{id}",
         )?;
-        Ok(with_etag(view))
+        Ok(with_etag(view_of(&request, etag)?))
     })
     .await
 }
@@ -374,10 +336,8 @@ pub(super) async fn get_receipts(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
-        agency.stored(&state, id)?;
-        let receipts = state
-            .storage()
-            .receipts(id)?
+        let receipts = agency
+            .receipts(state.storage(), id, "GET /v1/agency/requests/{id}/receipts")?
             .into_iter()
             .map(|r| ReceiptView {
                 change: hex::encode(r.change),
@@ -387,80 +347,33 @@ pub(super) async fn get_receipts(
                 at: r.delivery.at,
             })
             .collect();
-        record(
-            &state,
-            &agency,
-            "receipts",
-            Some(id),
-            "GET /v1/agency/requests/{id}/receipts",
-        )?;
         Ok(Json(Receipts { receipts }))
     })
     .await
 }
 
-/// Applies one agency edit to a request under its lock, as the server's
-/// actor.
+/// Applies one agency edit to a request (see [`Staff::act`]), recorded
+/// as `action` of `endpoint`.
 fn act(
     state: &AppState,
-    agency: &Agency,
+    agency: &Staff,
     id: DocId,
-    if_match: Option<String>,
-    edit: &dyn Fn(&mut Request, Author<'_>) -> Result<(), sambung_core::Error>,
-) -> Result<RequestView, ServerError> {
-    let mut view = None;
-    let actor = state.actor();
-    crate::documents::update_document(state.storage(), id, &mut |current| {
-        let current = current.ok_or(ServerError::NotFound)?;
-        if !agency.sees(&current.scope, &current.meta.status) {
-            return Err(ServerError::NotFound);
-        }
-        let mut doc = RequestDoc::load(&current.data, [], ActorId::from(actor))
-            .map_err(|_| ServerError::Storage("a stored document does not load".into()))?;
-        if let Some(expected) = &if_match
-            && *expected != etag_of(&mut doc)
-        {
-            return Err(ServerError::Stale);
-        }
-        let before = doc.heads();
-        let previous = doc
-            .hydrate()
-            .map_err(|_| ServerError::Storage("a stored document does not hydrate".into()))?;
-        let author = Author {
-            user: &agency.account.id,
-            role: Role::Agency,
-        };
-        let ((), request) = doc
-            .update(|r| {
-                edit(r, author)?;
-                // The table the devices and the exchange follow.
-                sambung_core::rules::check(Some(&previous), r, author)
-                    .map_err(sambung_core::Error::from)
-            })
-            .map_err(|e| match e {
-                sambung_core::Error::Forbidden(m) => ServerError::ForbiddenTransition(m),
-                sambung_core::Error::Validation(report) => {
-                    ServerError::BadRequest(report.to_string())
-                }
-                _ => ServerError::Storage("the edit could not be written".into()),
-            })?;
-        view = Some(view_of(&mut doc, &request)?);
-        if doc.heads() == before {
-            return Ok(DocWrite::Unchanged);
-        }
-        let scope = exchange::scope_of(state.nik_key(), &request);
-        Ok(exchange::write_of(
-            doc.automerge(),
-            &before,
-            Some(&current),
-            Some(&previous),
-            scope,
-            &request,
-            actor,
-            agency.delivered(),
-        ))
-    })?;
-    view.ok_or_else(|| ServerError::Storage("the edit was not applied".into()))
+    headers: &HeaderMap,
+    action: &str,
+    endpoint: &str,
+    edit: Edit<'_>,
+) -> Result<Response, ServerError> {
+    let (request, etag) = agency.act(
+        state.storage(),
+        state.nik_key(),
+        state.actor(),
+        id,
+        if_match(headers).as_deref(),
+        action,
+        endpoint,
+        edit,
+    )?;
+    Ok(with_etag(view_of(&request, etag)?))
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
@@ -496,7 +409,7 @@ pub(super) async fn set_status(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let (agency, change): (Agency, StatusChange) =
+        let (agency, change): (Staff, StatusChange) =
             signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         let to = Status::parse(&change.to)
@@ -505,18 +418,17 @@ pub(super) async fn set_status(
             edits::check_note(n).map_err(|_| ServerError::BadRequest("note is too long".into()))?;
         }
         let note = change.note.clone();
-        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
-            edits::transition(r, by, to, note.clone()).map(|_| ())
-        })?;
-        record(
+        let response = act(
             &state,
             &agency,
+            id,
+            &headers,
             "status",
-            Some(id),
             "POST /v1/agency/requests/{id}/status",
+            &|r, by| edits::transition(r, by, to, note.clone()).map(|_| ()),
         )?;
         tracing::info!(to = to.as_str(), "back office changed a status");
-        Ok(with_etag(view))
+        Ok(response)
     })
     .await
 }
@@ -546,22 +458,21 @@ pub(super) async fn add_note(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let (agency, note): (Agency, NewNote) = signed_json(&state, &method, &uri, &headers, body)?;
+        let (agency, note): (Staff, NewNote) = signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         edits::check_note(&note.text)
             .map_err(|_| ServerError::BadRequest("text must be 1 to 5000 characters".into()))?;
-        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
-            edits::add_note(r, by, &note.text, false).map(|_| ())
-        })?;
-        record(
+        let response = act(
             &state,
             &agency,
+            id,
+            &headers,
             "note",
-            Some(id),
             "POST /v1/agency/requests/{id}/notes",
+            &|r, by| edits::add_note(r, by, &note.text, false).map(|_| ()),
         )?;
         tracing::info!("back office added a note");
-        Ok(with_etag(view))
+        Ok(response)
     })
     .await
 }
@@ -591,7 +502,7 @@ pub(super) async fn set_assignee(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let (agency, assignment): (Agency, Assignment) =
+        let (agency, assignment): (Staff, Assignment) =
             signed_json(&state, &method, &uri, &headers, body)?;
         let id = parse_id(&id)?;
         let officer = assignment.officer.clone();
@@ -603,18 +514,17 @@ pub(super) async fn set_assignee(
             officer.as_deref(),
         )
         .map_err(|_| ServerError::BadRequest("officer is an account id".into()))?;
-        let view = act(&state, &agency, id, if_match(&headers), &|r, by| {
-            edits::assign(r, by, officer.as_deref())
-        })?;
-        record(
+        let response = act(
             &state,
             &agency,
+            id,
+            &headers,
             "assign",
-            Some(id),
             "POST /v1/agency/requests/{id}/assignee",
+            &|r, by| edits::assign(r, by, officer.as_deref()),
         )?;
         tracing::info!("back office assigned a request");
-        Ok(with_etag(view))
+        Ok(response)
     })
     .await
 }
@@ -647,16 +557,12 @@ pub(super) async fn download_attachment(
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let id = parse_id(&id)?;
         let digest = parse_sha(&sha)?;
-        let stored = agency.stored(&state, id)?;
-        let response = serve(&state, id, &stored, &digest, &headers)?;
-        record(
-            &state,
-            &agency,
-            "download",
-            Some(id),
+        agency.download(
+            state.storage(),
+            id,
             "GET /v1/agency/requests/{id}/attachments/{sha256}",
-        )?;
-        Ok(response)
+            |stored| serve(&state, id, stored, &digest, &headers),
+        )
     })
     .await
 }

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::agency::{Agency, ApiError, authenticate, record, signed_json};
+use super::agency::{ApiError, authenticate, signed_json};
+use crate::agency::Staff;
 use crate::api::state::{AppState, blocking, now};
 use crate::error::ServerError;
 use crate::webhooks;
@@ -63,7 +64,7 @@ pub(super) async fn add_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ServerError> {
     blocking(move || {
-        let (agency, new): (Agency, NewWebhook) =
+        let (agency, new): (Staff, NewWebhook) =
             signed_json(&state, &method, &uri, &headers, body)?;
         webhooks::check_url(&new.url, state.webhook_policy())?;
         if new.events.is_empty()
@@ -86,8 +87,13 @@ pub(super) async fn add_webhook(
         };
         // Kept only sealed under the secrets file's master key.
         let sealed = state.secrets().seal_webhook_secret(&sub.id, &secret)?;
-        state.storage().add_webhook(&sub, &sealed, now())?;
-        record(&state, &agency, "webhook", None, "POST /v1/agency/webhooks")?;
+        agency.subscribe(
+            state.storage(),
+            &sub,
+            &sealed,
+            now(),
+            "POST /v1/agency/webhooks",
+        )?;
         let view = WebhookView {
             id: sub.id,
             url: sub.url,
@@ -147,16 +153,7 @@ pub(super) async fn delete_webhook(
 ) -> Result<Response, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        if !state.storage().delete_webhook(&id, &agency.account.id)? {
-            return Err(ServerError::NotFound);
-        }
-        record(
-            &state,
-            &agency,
-            "webhook",
-            None,
-            "DELETE /v1/agency/webhooks/{id}",
-        )?;
+        agency.unsubscribe(state.storage(), &id, "DELETE /v1/agency/webhooks/{id}")?;
         Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     })
     .await
