@@ -765,49 +765,125 @@ async fn backfill_blob_refs(c: &Client) -> Result<(), ServerError> {
     }
 }
 
-/// The building blocks on an open PostgreSQL transaction. Each waits for
-/// its statements on the calling thread (the client's futures need no
-/// runtime of their own; the connection is driven by this storage's);
-/// where a block writes many rows, it sends them at once, pipelined on the
-/// connection.
+/// The building blocks on an open PostgreSQL transaction, waited for on
+/// the calling thread (the client's futures need no runtime of their own;
+/// the connection is driven by this storage's). Writes whose outcome a
+/// step does not read are held back and sent together, pipelined on the
+/// connection, before the next read and before `COMMIT`: an exchange's
+/// documents cost a few round trips, not several each. The documents a
+/// transaction locks are read with the lock, in one query.
 struct PgTx {
     c: Arc<Client>,
+    /// Writes not sent yet, in order.
+    deferred: Vec<Deferred>,
+    /// This transaction's prepared statements.
+    statements: std::collections::HashMap<&'static str, tokio_postgres::Statement>,
+    /// Documents read with their locks, until a block asks for them.
+    docs: std::collections::HashMap<DocId, Option<StoredDoc>>,
+    /// Their attachment references, likewise.
+    refs: std::collections::HashMap<DocId, Vec<[u8; 32]>>,
+}
+
+/// A held-back write.
+enum Deferred {
+    /// A statement without parameters (a savepoint's).
+    Simple(&'static str),
+    /// A statement and its parameters.
+    Execute(&'static str, Vec<Owned>),
 }
 
 type Res<T> = Result<T, StorageError>;
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+type Owned = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
 
 impl PgTx {
-    fn wait<T>(&self, f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Res<T> {
+    fn new(c: Arc<Client>) -> Self {
+        PgTx {
+            c,
+            deferred: Vec::new(),
+            statements: Default::default(),
+            docs: Default::default(),
+            refs: Default::default(),
+        }
+    }
+
+    /// Waits for `f` once the held-back writes are sent (their effects
+    /// are what `f` must see).
+    fn wait<T>(&mut self, f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Res<T> {
+        self.flush()?;
         Ok(futures_executor::block_on(f)?)
     }
 
-    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Res<u64> {
-        self.wait(self.c.execute(sql, params))
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Res<u64> {
+        let c = self.c.clone();
+        self.wait(c.execute(sql, params))
     }
 
-    fn query(&self, sql: &str, params: &[Param<'_>]) -> Res<Vec<Row>> {
-        self.wait(self.c.query(sql, params))
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Res<Vec<Row>> {
+        let c = self.c.clone();
+        self.wait(c.query(sql, params))
     }
 
-    fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Res<Option<Row>> {
-        self.wait(self.c.query_opt(sql, params))
+    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Res<Option<Row>> {
+        let c = self.c.clone();
+        self.wait(c.query_opt(sql, params))
     }
 
-    /// Runs one statement for each parameter row, all sent at once.
-    fn pipeline<const N: usize>(&self, sql: &str, rows: &[[Param<'_>; N]]) -> Res<()> {
-        if rows.is_empty() {
+    /// Holds a write back until the next read or the commit.
+    fn defer(&mut self, sql: &'static str, params: Vec<Owned>) {
+        self.deferred.push(Deferred::Execute(sql, params));
+    }
+
+    /// Sends the held-back writes at once and waits for them all; the
+    /// first failure is the answer (the transaction is then aborted).
+    fn flush(&mut self) -> Res<()> {
+        if self.deferred.is_empty() {
             return Ok(());
         }
-        let c = &self.c;
-        futures_executor::block_on(async {
-            let statement = c.prepare(sql).await?;
-            let writes = rows.iter().map(|p| c.execute(&statement, p));
-            for w in futures_util::future::join_all(writes).await {
-                w?;
+        let pending = std::mem::take(&mut self.deferred);
+        let mut missing: Vec<&'static str> = pending
+            .iter()
+            .filter_map(|d| match d {
+                Deferred::Execute(sql, _) if !self.statements.contains_key(sql) => Some(*sql),
+                _ => None,
+            })
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let c = self.c.clone();
+        let prepared = futures_executor::block_on(futures_util::future::join_all(
+            missing.iter().map(|sql| c.prepare(sql)),
+        ));
+        for (sql, statement) in missing.into_iter().zip(prepared) {
+            self.statements.insert(sql, statement?);
+        }
+        let params: Vec<Vec<Param<'_>>> = pending
+            .iter()
+            .map(|d| match d {
+                Deferred::Execute(_, p) => p.iter().map(|b| b.as_ref() as Param<'_>).collect(),
+                Deferred::Simple(_) => Vec::new(),
+            })
+            .collect();
+        type Sent<'a> =
+            std::pin::Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
+        let mut sent: Vec<Sent<'_>> = Vec::with_capacity(pending.len());
+        for (d, p) in pending.iter().zip(&params) {
+            match d {
+                Deferred::Simple(sql) => sent.push(Box::pin(c.batch_execute(sql))),
+                Deferred::Execute(sql, _) => {
+                    let statement = &self.statements[sql];
+                    let c = &c;
+                    sent.push(Box::pin(async move {
+                        c.execute(statement, p).await.map(|_| ())
+                    }));
+                }
             }
-            Ok(())
-        })
+        }
+        // Polled in order, so sent in order; answered in order.
+        for outcome in futures_executor::block_on(futures_util::future::join_all(sent)) {
+            outcome?;
+        }
+        Ok(())
     }
 }
 
@@ -907,29 +983,67 @@ impl Tx for PgTx {
         let mut locks: Vec<i64> = ids.iter().map(doc_key).collect();
         locks.sort_unstable();
         locks.dedup();
-        self.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) k ORDER BY k",
-            &[&locks],
-        )?;
+        let keys: Vec<&[u8]> = ids.iter().map(|id| id.as_slice()).collect();
+        let c = self.c.clone();
+        self.flush()?;
+        // The locks, then the documents and their references as they are
+        // under them: three statements, one round trip.
+        let docs_sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ANY($1)");
+        let (locked, docs, refs) = futures_executor::block_on(futures_util::future::join3(
+            c.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) k ORDER BY k",
+                &[&locks],
+            ),
+            c.query(&docs_sql, &[&keys]),
+            c.query(
+                "SELECT doc, sha256 FROM blob_refs WHERE doc = ANY($1)",
+                &[&keys],
+            ),
+        ));
+        locked?;
+        for id in ids {
+            self.docs.insert(*id, None);
+            self.refs.insert(*id, Vec::new());
+        }
+        for r in docs? {
+            let (id, doc) = doc_of(&r)?;
+            let id: DocId = id
+                .try_into()
+                .map_err(|_| StorageError::Damaged("document id"))?;
+            self.docs.insert(id, Some(doc));
+        }
+        for r in refs? {
+            let doc: Vec<u8> = r.try_get(0)?;
+            let doc: DocId = doc
+                .try_into()
+                .map_err(|_| StorageError::Damaged("document id"))?;
+            let sha = hash32(r.try_get(1)?, "blob reference")?;
+            self.refs.entry(doc).or_default().push(sha);
+        }
         Ok(())
     }
 
     fn savepoint(&mut self) -> Res<()> {
-        self.wait(self.c.batch_execute("SAVEPOINT doc"))
+        self.deferred.push(Deferred::Simple("SAVEPOINT doc"));
+        Ok(())
     }
 
     fn release_savepoint(&mut self) -> Res<()> {
-        self.wait(self.c.batch_execute("RELEASE SAVEPOINT doc"))
+        self.deferred
+            .push(Deferred::Simple("RELEASE SAVEPOINT doc"));
+        Ok(())
     }
 
     fn rollback_to_savepoint(&mut self) -> Res<()> {
-        self.wait(
-            self.c
-                .batch_execute("ROLLBACK TO SAVEPOINT doc; RELEASE SAVEPOINT doc"),
-        )
+        let c = self.c.clone();
+        self.wait(c.batch_execute("ROLLBACK TO SAVEPOINT doc; RELEASE SAVEPOINT doc"))
     }
 
     fn document(&mut self, id: &DocId) -> Res<Option<StoredDoc>> {
+        // Read with its lock (once: a second read sees what was written).
+        if let Some(doc) = self.docs.remove(id) {
+            return Ok(doc);
+        }
         self.query_opt(
             &format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = $1"),
             &[&id.as_slice()],
@@ -974,36 +1088,36 @@ impl Tx for PgTx {
     }
 
     fn write_document(&mut self, id: &DocId, doc: &StoredDoc, heads: &[u8]) -> Res<()> {
-        self.execute(
+        self.defer(
             "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
                                     kind, service, status, updated_at, draft)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
                 assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
                 updated_at = $11, draft = $12",
-            &[
-                &id.as_slice(),
-                &doc.scope.region,
-                &doc.scope.owner,
-                &doc.scope.applicant_nik_hash,
-                &doc.scope.assignee,
-                &doc.data,
-                &heads,
-                &doc.meta.kind,
-                &doc.meta.service,
-                &doc.meta.status,
-                &doc.meta.updated_at,
-                &(doc.scope.draft.as_i64() as i16),
+            vec![
+                Box::new(id.to_vec()),
+                Box::new(doc.scope.region.clone()),
+                Box::new(doc.scope.owner.clone()),
+                Box::new(doc.scope.applicant_nik_hash.clone()),
+                Box::new(doc.scope.assignee.clone()),
+                Box::new(doc.data.clone()),
+                Box::new(heads.to_vec()),
+                Box::new(doc.meta.kind.clone()),
+                Box::new(doc.meta.service.clone()),
+                Box::new(doc.meta.status.clone()),
+                Box::new(doc.meta.updated_at),
+                Box::new(doc.scope.draft.as_i64() as i16),
             ],
-        )?;
+        );
         Ok(())
     }
 
     fn purge_log(&mut self, id: &DocId) -> Res<()> {
-        self.execute(
+        self.defer(
             "UPDATE log SET data = ''::BYTEA, purged = true WHERE doc = $1",
-            &[&id.as_slice()],
-        )?;
+            vec![Box::new(id.to_vec())],
+        );
         Ok(())
     }
 
@@ -1013,44 +1127,39 @@ impl Tx for PgTx {
         }
         // Numbered in commit order: the lock is held from here to COMMIT,
         // so a sequence number is never visible before a lower one.
-        self.execute(
+        self.defer(
             "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&LOCK_SPACE, &LOCK_LOG],
-        )?;
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .iter()
-            .map(|e| (e.doc.to_vec(), e.device.to_vec()))
-            .collect();
-        let params: Vec<[Param<'_>; 7]> = entries
-            .iter()
-            .zip(&rows)
-            .map(|(e, (doc, device))| -> [Param<'_>; 7] {
-                [
-                    doc,
-                    &e.data,
-                    &e.heads,
-                    device,
-                    &e.replaces,
-                    &e.audience,
-                    &e.keys,
-                ]
-            })
-            .collect();
-        self.pipeline(
-            "WITH entry AS (
-                 INSERT INTO log (doc, data, heads, device, replaces, audience)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq),
-             doc AS (
-                 UPDATE documents SET log_seq = (SELECT seq FROM entry)
-                 WHERE id = $1 AND $6::TEXT IS NULL)
-             INSERT INTO scope_log (key, seq)
-             SELECT DISTINCT k, (SELECT seq FROM entry) FROM unnest($7::BIGINT[]) k",
-            &params,
-        )
+            vec![Box::new(LOCK_SPACE), Box::new(LOCK_LOG)],
+        );
+        for e in entries {
+            self.defer(
+                "WITH entry AS (
+                     INSERT INTO log (doc, data, heads, device, replaces, audience)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq),
+                 doc AS (
+                     UPDATE documents SET log_seq = (SELECT seq FROM entry)
+                     WHERE id = $1 AND $6::TEXT IS NULL)
+                 INSERT INTO scope_log (key, seq)
+                 SELECT DISTINCT k, (SELECT seq FROM entry) FROM unnest($7::BIGINT[]) k",
+                vec![
+                    Box::new(e.doc.to_vec()),
+                    Box::new(e.data.clone()),
+                    Box::new(e.heads.clone()),
+                    Box::new(e.device.to_vec()),
+                    Box::new(e.replaces),
+                    Box::new(e.audience.clone()),
+                    Box::new(e.keys.clone()),
+                ],
+            );
+        }
+        Ok(())
     }
 
     fn delete_receipts(&mut self, id: &DocId) -> Res<()> {
-        self.execute("DELETE FROM receipts WHERE doc = $1", &[&id.as_slice()])?;
+        self.defer(
+            "DELETE FROM receipts WHERE doc = $1",
+            vec![Box::new(id.to_vec())],
+        );
         Ok(())
     }
 
@@ -1059,40 +1168,48 @@ impl Tx for PgTx {
             return Ok(());
         }
         // One statement for all of them.
-        let changes: Vec<&[u8]> = changes.iter().map(|c| c.as_slice()).collect();
-        self.execute(
+        let changes: Vec<Vec<u8>> = changes.iter().map(|c| c.to_vec()).collect();
+        self.defer(
             "INSERT INTO receipts (change, doc, account, device, exchange, at)
              SELECT c, $2, $3, $4, $5, $6 FROM unnest($1::BYTEA[]) c
              ON CONFLICT (change) DO NOTHING",
-            &[
-                &changes,
-                &id.as_slice(),
-                &d.account,
-                &d.device.as_ref().map(|d| d.as_slice()),
-                &d.exchange.as_ref().map(|d| d.as_slice()),
-                &d.at,
+            vec![
+                Box::new(changes),
+                Box::new(id.to_vec()),
+                Box::new(d.account.clone()),
+                Box::new(d.device.map(|d| d.to_vec())),
+                Box::new(d.exchange.map(|d| d.to_vec())),
+                Box::new(d.at),
             ],
-        )?;
+        );
         Ok(())
     }
 
     fn subscriptions(&mut self) -> Res<Vec<Subscription>> {
+        self.flush()?;
         futures_executor::block_on(load_webhooks(&self.c, None))
     }
 
     fn queue_deliveries(&mut self, deliveries: &[NewDelivery], now: i64) -> Res<()> {
-        let params: Vec<[Param<'_>; 4]> = deliveries
-            .iter()
-            .map(|d| -> [Param<'_>; 4] { [&d.webhook, &d.event, &d.payload, &now] })
-            .collect();
-        self.pipeline(
-            "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
-             VALUES ($1, $2, $3, $4, $4)",
-            &params,
-        )
+        for d in deliveries {
+            self.defer(
+                "INSERT INTO deliveries (webhook, event, payload, next_at, created_at)
+                 VALUES ($1, $2, $3, $4, $4)",
+                vec![
+                    Box::new(d.webhook.clone()),
+                    Box::new(d.event.clone()),
+                    Box::new(d.payload.clone()),
+                    Box::new(now),
+                ],
+            );
+        }
+        Ok(())
     }
 
     fn blob_refs(&mut self, doc: &DocId) -> Res<Vec<[u8; 32]>> {
+        if let Some(refs) = self.refs.remove(doc) {
+            return Ok(refs);
+        }
         self.query(
             "SELECT sha256 FROM blob_refs WHERE doc = $1",
             &[&doc.as_slice()],
@@ -1137,31 +1254,35 @@ impl Tx for PgTx {
     }
 
     fn add_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], account: &str) -> Res<()> {
-        self.execute(
+        self.defer(
             "INSERT INTO blob_refs (doc, sha256, added_by) VALUES ($1, $2, $3)",
-            &[&doc.as_slice(), &sha256.as_slice(), &account],
-        )?;
+            vec![
+                Box::new(doc.to_vec()),
+                Box::new(sha256.to_vec()),
+                Box::new(account.to_owned()),
+            ],
+        );
         Ok(())
     }
 
     fn remove_blob_ref(&mut self, doc: &DocId, sha256: &[u8; 32], now: i64) -> Res<()> {
-        self.execute(
+        self.defer(
             "DELETE FROM blob_refs WHERE doc = $1 AND sha256 = $2",
-            &[&doc.as_slice(), &sha256.as_slice()],
-        )?;
-        self.execute(
+            vec![Box::new(doc.to_vec()), Box::new(sha256.to_vec())],
+        );
+        self.defer(
             "UPDATE blobs SET released_at = $2 WHERE sha256 = $1
                AND NOT EXISTS (SELECT 1 FROM blob_refs WHERE sha256 = $1)",
-            &[&sha256.as_slice(), &now],
-        )?;
+            vec![Box::new(sha256.to_vec()), Box::new(now)],
+        );
         Ok(())
     }
 
     fn mark_refs_known(&mut self, doc: &DocId) -> Res<()> {
-        self.execute(
+        self.defer(
             "UPDATE documents SET blob_refs_known = true WHERE id = $1",
-            &[&doc.as_slice()],
-        )?;
+            vec![Box::new(doc.to_vec())],
+        );
         Ok(())
     }
 
@@ -1172,16 +1293,16 @@ impl Tx for PgTx {
         device: Option<[u8; 16]>,
         now: i64,
     ) -> Res<()> {
-        self.execute(
+        self.defer(
             "INSERT INTO blob_owners (sha256, account, device, uploaded, at)
              VALUES ($1, $2, $3, false, $4) ON CONFLICT DO NOTHING",
-            &[
-                &sha256.as_slice(),
-                &account,
-                &device.as_ref().map(|d| d.as_slice()),
-                &now,
+            vec![
+                Box::new(sha256.to_vec()),
+                Box::new(account.to_owned()),
+                Box::new(device.map(|d| d.to_vec())),
+                Box::new(now),
             ],
-        )?;
+        );
         Ok(())
     }
 
@@ -1228,7 +1349,8 @@ impl Tx for PgTx {
     }
 
     fn open_uploads(&mut self, device: [u8; 16]) -> Res<(i64, i64)> {
-        let r = self.wait(self.c.query_one(
+        let c = self.c.clone();
+        let r = self.wait(c.query_one(
             "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM blob_uploads WHERE device = $1",
             &[&device.as_slice()],
         ))?;
@@ -1353,45 +1475,26 @@ impl Tx for PgTx {
     }
 
     fn insert_audit(&mut self, entries: &[AuditEntry]) -> Res<()> {
-        type Cols = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<u8>, Vec<u8>);
-        let cols: Vec<Cols> = entries
-            .iter()
-            .map(|e| {
-                (
-                    to_i64(e.seq),
-                    e.record.device.map(|d| d.to_vec()),
-                    e.record.request.map(|d| d.to_vec()),
-                    e.prev.to_vec(),
-                    e.hash.to_vec(),
-                )
-            })
-            .collect();
-        let params: Vec<[Param<'_>; 10]> = entries
-            .iter()
-            .zip(&cols)
-            .map(
-                |(e, (seq, device, request, prev, hash))| -> [Param<'_>; 10] {
-                    let r = &e.record;
-                    [
-                        seq,
-                        &r.at,
-                        &r.account,
-                        &r.role,
-                        device,
-                        &r.action,
-                        request,
-                        &r.endpoint,
-                        prev,
-                        hash,
-                    ]
-                },
-            )
-            .collect();
-        self.pipeline(
-            "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &params,
-        )
+        for e in entries {
+            let r = &e.record;
+            self.defer(
+                "INSERT INTO audit (seq, at, account, role, device, action, request, endpoint, prev, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                vec![
+                    Box::new(to_i64(e.seq)),
+                    Box::new(r.at),
+                    Box::new(r.account.clone()),
+                    Box::new(r.role.clone()),
+                    Box::new(r.device.map(|d| d.to_vec())),
+                    Box::new(r.action.clone()),
+                    Box::new(r.request.map(|d| d.to_vec())),
+                    Box::new(r.endpoint.clone()),
+                    Box::new(e.prev.to_vec()),
+                    Box::new(e.hash.to_vec()),
+                ],
+            );
+        }
+        Ok(())
     }
 }
 
@@ -1418,10 +1521,13 @@ impl Storage for PostgresStorage {
         // On an error, dropping `conn` rolls everything back.
         let mut conn = self.conn()?;
         conn.in_transaction = true;
-        let mut tx = PgTx { c: conn.client() };
-        tx.wait(tx.c.batch_execute("BEGIN"))?;
+        let mut tx = PgTx::new(conn.client());
+        let c = conn.client();
+        tx.wait(c.batch_execute("BEGIN"))?;
         step(&mut tx)?;
-        tx.wait(tx.c.batch_execute("COMMIT"))?;
+        // What is still held back goes with the commit.
+        tx.deferred.push(Deferred::Simple("COMMIT"));
+        tx.flush()?;
         conn.in_transaction = false;
         Ok(())
     }
