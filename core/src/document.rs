@@ -276,41 +276,43 @@ impl RequestDoc {
 /// ignores them, so only this finds what a tampered app wrote beside the
 /// model. Paths name keys and list positions, never values.
 pub fn unknown_fields(doc: &AutoCommit, request: &Request) -> Vec<String> {
-    use automerge::{ObjId, ObjType, Prop, ReadDoc, Value};
-    // Both documents walked side by side (no JSON in between: this runs
-    // for every pushed document).
-    fn walk(
-        held: &AutoCommit,
-        h: &ObjId,
-        model: &AutoCommit,
-        m: &ObjId,
-        path: &mut Vec<String>,
-        out: &mut Vec<String>,
-    ) {
-        let props: Vec<Prop> = match held.object_type(h) {
-            Ok(ObjType::Map | ObjType::Table) => held.keys(h).map(Prop::Map).collect(),
-            Ok(ObjType::List) => (0..held.length(h)).map(Prop::Seq).collect(),
-            // Text is a value of the model's.
-            _ => return,
-        };
-        for prop in props {
-            let Ok(Some((value, hid))) = held.get(h, prop.clone()) else {
-                continue;
-            };
-            path.push(match &prop {
-                Prop::Map(k) => k.clone(),
-                Prop::Seq(i) => i.to_string(),
-            });
-            match (value, model.get(m, prop)) {
-                (Value::Object(ObjType::Text), Ok(Some(_))) => {}
-                (Value::Object(_), Ok(Some((Value::Object(_), mid)))) => {
-                    walk(held, &hid, model, &mid, path, out)
+    use automerge::hydrate::Value;
+    // Both documents materialised in one pass each and compared in
+    // memory: a lookup per key in Automerge's columnar op set costs far
+    // more than the whole pass (this runs for every pushed document).
+    fn walk(held: &Value, model: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+        match (held, model) {
+            (Value::Map(h), Value::Map(m)) => {
+                let mut keys: Vec<&String> = h.iter().map(|(k, _)| k).collect();
+                keys.sort_unstable();
+                for key in keys {
+                    if let Some(value) = h.get(key) {
+                        path.push(key.clone());
+                        check(value, m.get(key), path, out);
+                        path.pop();
+                    }
                 }
-                (Value::Scalar(_), Ok(Some(_))) => {}
-                // Absent from the model, or a map or list where it has a value.
-                _ => out.push(path.join(".")),
             }
-            path.pop();
+            (Value::List(h), Value::List(m)) => {
+                let model: Vec<&Value> = m.iter().map(|v| &v.value).collect();
+                for (i, value) in h.iter().enumerate() {
+                    path.push(i.to_string());
+                    check(&value.value, model.get(i).copied(), path, out);
+                    path.pop();
+                }
+            }
+            // Text is a value of the model's.
+            _ => {}
+        }
+    }
+    fn check(held: &Value, model: Option<&Value>, path: &mut Vec<String>, out: &mut Vec<String>) {
+        match (held, model) {
+            (Value::Text(_) | Value::Scalar(_), Some(_)) => {}
+            (Value::Map(_) | Value::List(_), Some(m @ (Value::Map(_) | Value::List(_)))) => {
+                walk(held, m, path, out)
+            }
+            // Absent from the model, or a map or list where it has a value.
+            _ => out.push(path.join(".")),
         }
     }
     let mut model = AutoCommit::new();
@@ -318,8 +320,12 @@ pub fn unknown_fields(doc: &AutoCommit, request: &Request) -> Vec<String> {
         return vec![String::new()];
     }
     model.commit();
+    use automerge::ReadDoc;
+    let (Ok(held), Ok(model)) = (doc.hydrate(ROOT, None), model.hydrate(ROOT, None)) else {
+        return vec![String::new()];
+    };
     let mut out = Vec::new();
-    walk(doc, &ROOT, &model, &ROOT, &mut Vec::new(), &mut out);
+    walk(&held, &model, &mut Vec::new(), &mut out);
     out
 }
 
@@ -438,8 +444,124 @@ mod tests {
         ActorId::from([n; 16].as_slice())
     }
 
+    /// The walk as it was before the one-pass comparison, key by key
+    /// through Automerge's own lookups: the oracle [`unknown_fields`] must
+    /// agree with.
+    fn unknown_fields_by_lookup(doc: &AutoCommit, request: &Request) -> Vec<String> {
+        use automerge::{ObjId, ObjType, Prop, ReadDoc, Value};
+        // Both documents walked side by side (no JSON in between: this runs
+        // for every pushed document).
+        fn walk(
+            held: &AutoCommit,
+            h: &ObjId,
+            model: &AutoCommit,
+            m: &ObjId,
+            path: &mut Vec<String>,
+            out: &mut Vec<String>,
+        ) {
+            let props: Vec<Prop> = match held.object_type(h) {
+                Ok(ObjType::Map | ObjType::Table) => held.keys(h).map(Prop::Map).collect(),
+                Ok(ObjType::List) => (0..held.length(h)).map(Prop::Seq).collect(),
+                // Text is a value of the model's.
+                _ => return,
+            };
+            for prop in props {
+                let Ok(Some((value, hid))) = held.get(h, prop.clone()) else {
+                    continue;
+                };
+                path.push(match &prop {
+                    Prop::Map(k) => k.clone(),
+                    Prop::Seq(i) => i.to_string(),
+                });
+                match (value, model.get(m, prop)) {
+                    (Value::Object(ObjType::Text), Ok(Some(_))) => {}
+                    (Value::Object(_), Ok(Some((Value::Object(_), mid)))) => {
+                        walk(held, &hid, model, &mid, path, out)
+                    }
+                    (Value::Scalar(_), Ok(Some(_))) => {}
+                    // Absent from the model, or a map or list where it has a value.
+                    _ => out.push(path.join(".")),
+                }
+                path.pop();
+            }
+        }
+        let mut model = AutoCommit::new();
+        if reconcile(&mut model, request).is_err() {
+            return vec![String::new()];
+        }
+        model.commit();
+        let mut out = Vec::new();
+        walk(doc, &ROOT, &model, &ROOT, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Every map object of `doc`, from the root down.
+    fn maps(doc: &AutoCommit) -> Vec<automerge::ObjId> {
+        use automerge::{ObjType, ReadDoc, Value};
+        let mut out = Vec::new();
+        let mut todo = vec![ROOT];
+        while let Some(obj) = todo.pop() {
+            let children: Vec<automerge::ObjId> = match doc.object_type(&obj) {
+                Ok(ObjType::Map | ObjType::Table) => doc
+                    .keys(&obj)
+                    .filter_map(|k| match doc.get(&obj, k.as_str()) {
+                        Ok(Some((Value::Object(_), id))) => Some(id),
+                        _ => None,
+                    })
+                    .collect(),
+                Ok(ObjType::List) => (0..doc.length(&obj))
+                    .filter_map(|i| match doc.get(&obj, i) {
+                        Ok(Some((Value::Object(_), id))) => Some(id),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if matches!(doc.object_type(&obj), Ok(ObjType::Map | ObjType::Table)) {
+                out.push(obj.clone());
+            }
+            todo.extend(children);
+        }
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        // Fields written beside the model, anywhere a map is (a scalar, or
+        // a map holding one), are found, and found exactly where the
+        // key-by-key walk finds them.
+        #[test]
+        fn the_one_pass_check_finds_what_the_walk_finds(
+            request in any::<Request>(),
+            injections in proptest::collection::vec((any::<usize>(), "[a-z]{1,8}", any::<bool>()), 0..4),
+        ) {
+            use automerge::transaction::Transactable;
+            let mut doc = RequestDoc::new(&request, actor(1)).unwrap();
+            for (at, key, nested) in &injections {
+                let targets = maps(&doc.doc);
+                let target = &targets[at % targets.len()];
+                if *nested {
+                    let inner = doc.doc.put_object(target, key.as_str(), automerge::ObjType::Map).unwrap();
+                    doc.doc.put(&inner, "x", 1).unwrap();
+                } else {
+                    doc.doc.put(target, key.as_str(), "hidden").unwrap();
+                }
+            }
+            doc.doc.commit();
+            let Ok(found) = doc.hydrate() else {
+                // An injection over a field of the model: not a request.
+                return Ok(());
+            };
+            let mut one_pass = unknown_fields(&doc.doc, &found);
+            let mut walk = unknown_fields_by_lookup(&doc.doc, &found);
+            one_pass.sort();
+            walk.sort();
+            prop_assert_eq!(&one_pass, &walk);
+            if injections.is_empty() {
+                prop_assert!(one_pass.is_empty());
+            }
+        }
 
         // hydrate(reconcile(x)) == x for any field values, also through
         // save and load (see also `every_kind_round_trips`).
