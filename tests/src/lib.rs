@@ -77,9 +77,10 @@ async fn admin_client(admin: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Runs SQL statements as the administrator, retrying while the database
-/// is still in use by a server's closing connections.
-async fn admin_sql(admin: &str, statements: &[String]) {
+/// Runs SQL statements on the PostgreSQL database of `admin` (a URL, e.g.
+/// [`TestDb::url`]), retrying while the database is still in use by a
+/// server's closing connections.
+pub async fn admin_sql(admin: &str, statements: &[String]) {
     let client = admin_client(admin).await;
     for sql in statements {
         let mut tries = 0;

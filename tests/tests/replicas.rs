@@ -255,3 +255,43 @@ fn replicas_without_a_postgres_primary_are_refused() {
         not_a_url.err()
     );
 }
+
+/// A `--replica` that is not a standby of this server's database — its
+/// schema is newer than this server knows — is refused at once, saying
+/// what to give instead, rather than served from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_of_another_schema_is_refused() {
+    let rep = Replication::fresh().await;
+    let primary = rep.db.url().expect("a PostgreSQL database");
+    sambung_e2e::admin_sql(
+        &primary,
+        &[
+            "CREATE TABLE schema_version (version INTEGER NOT NULL)".to_owned(),
+            "INSERT INTO schema_version VALUES (999)".to_owned(),
+        ],
+    )
+    .await;
+    // Until the standby has the new database, it cannot be connected to;
+    // once it has it, a schema not yet replayed is waited for, so the
+    // answer is the refusal of version 999.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let url = rep.standby_url.clone();
+        let opened = tokio::task::spawn_blocking(move || PostgresStorage::connect_replica(&url))
+            .await
+            .unwrap();
+        match opened {
+            Ok(_) => panic!("a replica of schema 999 was taken"),
+            Err(sambung_server::ServerError::Config(m)) if m.contains("schema version") => break m,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the standby never served it: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(refused.contains("999"), "{refused}");
+    assert!(refused.contains("--database"), "{refused}");
+}
