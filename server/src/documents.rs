@@ -67,12 +67,36 @@ pub enum DocWrite {
 /// write refused for its document alone ([`ServerError::is_per_document`])
 /// undoes that document's write only and is its outcome; any other error
 /// undoes them all.
+///
+/// Each document is first merged as it stands, before the transaction, so
+/// that the merges (the costly part) of concurrent exchanges run side by
+/// side instead of one behind the other under SQLite's one writer, and
+/// PostgreSQL's locks and connections are held only while writing. In the
+/// transaction, a document that did not change meanwhile (the same stored
+/// bytes) takes that write, and one that did is merged again under its
+/// lock.
 pub fn update_documents(
     storage: &dyn Storage,
     ids: &[DocId],
     f: &mut dyn FnMut(usize, Option<StoredDoc>) -> Result<DocWrite, ServerError>,
 ) -> Result<Vec<Result<(), ServerError>>, ServerError> {
-    in_transaction(storage, |tx| update_documents_in_tx(tx, ids, f))
+    let mut early = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let current = storage.document(*id)?;
+        let seen = current.as_ref().map(|d| d.data.clone());
+        early.push(Some((seen, f(i, current))));
+    }
+    in_transaction(storage, |tx| {
+        update_documents_in_tx(tx, ids, &mut |i, current| match early
+            .get_mut(i)
+            .and_then(Option::take)
+        {
+            Some((seen, write)) if seen.as_deref() == current.as_ref().map(|d| &d.data[..]) => {
+                write
+            }
+            _ => f(i, current),
+        })
+    })
 }
 
 /// [`update_documents`] of one document.

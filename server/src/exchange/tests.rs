@@ -554,3 +554,57 @@ fn a_back_office_edit_and_its_audit_record_commit_together_or_not_at_all() {
         .unwrap();
     assert_eq!(trail().len(), before + 2);
 }
+
+#[test]
+fn a_document_written_between_its_early_merge_and_its_transaction_is_merged_again() {
+    use crate::agency::Staff;
+    use crate::documents::{DocWrite, update_documents};
+    let server = Server::new();
+    let warga = server.enrolled(account(WARGA, Role::Resident, &[]), 1);
+    let dinas = server.enrolled(account("dinas", Role::Agency, &[]), 2);
+    let (mut doc, id) = filed(&warga, REGION);
+    server.exchange(&warga, &sync((0, 0), vec![push_new(&mut doc)], 1 << 20));
+    let staff = Staff {
+        account: dinas.account.clone(),
+        device: dinas.device,
+        call: [9; 16],
+    };
+
+    // Nobody writes meanwhile: merged once.
+    let mut seen = Vec::new();
+    update_documents(&server.storage, &[id], &mut |_, current| {
+        seen.push(current.map(|c| c.data));
+        Ok(DocWrite::Unchanged)
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 1);
+
+    // The back office adds a note after the early merge read the request:
+    // the merge runs again, on the request with the note.
+    let mut seen = Vec::new();
+    update_documents(&server.storage, &[id], &mut |_, current| {
+        seen.push(current.map(|c| c.data));
+        if seen.len() == 1 {
+            staff
+                .act(
+                    &server.storage,
+                    &server.nik_key,
+                    [0xAA; 16],
+                    id,
+                    None,
+                    "note",
+                    "POST /v1/agency/requests/{id}/notes",
+                    &|r, by| {
+                        edits::add_note(r, by, "Mohon lengkapi foto lokasi.", false).map(|_| ())
+                    },
+                )
+                .unwrap();
+        }
+        Ok(DocWrite::Unchanged)
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 2, "merged again under the lock");
+    assert_ne!(seen[0], seen[1]);
+    let stored = server.storage.document(id).unwrap().unwrap();
+    assert_eq!(seen[1].as_deref(), Some(&stored.data[..]));
+}
