@@ -21,6 +21,7 @@
 //! ```
 
 pub mod attachment_limits;
+pub mod catalog;
 pub mod crypto;
 pub mod document;
 pub mod edits;

@@ -50,6 +50,12 @@ pub enum Code {
     ConsentMissing,
     AttachmentMissing,
     LateReport,
+    WrongType,
+    NotAnOption,
+    OutOfRange,
+    EmailFormat,
+    NpwpFormat,
+    UnknownField,
 }
 
 impl Code {
@@ -95,6 +101,12 @@ impl Code {
             ConsentMissing => "consent_missing",
             AttachmentMissing => "attachment_missing",
             LateReport => "late_report",
+            WrongType => "wrong_type",
+            NotAnOption => "not_an_option",
+            OutOfRange => "out_of_range",
+            EmailFormat => "email_format",
+            NpwpFormat => "npwp_format",
+            UnknownField => "unknown_field",
         }
     }
 
@@ -247,6 +259,30 @@ impl Code {
             LateReport => (
                 "A death is to be reported within 30 days; a late report may incur a fine.",
                 "Kematian wajib dilaporkan dalam 30 hari; laporan terlambat dapat dikenai denda.",
+            ),
+            WrongType => (
+                "This answer is not of the kind the field takes.",
+                "Jawaban ini tidak sesuai dengan jenis isian.",
+            ),
+            NotAnOption => (
+                "This is not one of the choices.",
+                "Ini bukan salah satu pilihan yang tersedia.",
+            ),
+            OutOfRange => (
+                "This number is outside the allowed range.",
+                "Angka ini di luar rentang yang diperbolehkan.",
+            ),
+            EmailFormat => (
+                "This is not an e-mail address.",
+                "Ini bukan alamat surel yang sah.",
+            ),
+            NpwpFormat => (
+                "An NPWP has 15 or 16 digits.",
+                "NPWP harus terdiri dari 15 atau 16 angka.",
+            ),
+            UnknownField => (
+                "This form has no such field.",
+                "Formulir ini tidak memiliki isian tersebut.",
             ),
         }
     }

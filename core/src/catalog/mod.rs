@@ -1,0 +1,191 @@
+//! The service catalog: services defined as data by the agency, not
+//! compiled in (issue 15). A [`Definition`] names a service's fields, rules
+//! (JSONLogic, [`rules`]), attachments, standard and workflow; a [`Form`]
+//! is one compiled for use; a [`Catalog`] holds every version a device or
+//! the server knows. The one engine runs on the phone and on the server.
+//!
+//! The format is documented in `docs/catalog.md`; the shipped definitions
+//! live in `catalog/services/` at the root of the repository and are
+//! embedded here as the built-in catalog ([`builtin`]).
+//!
+//! ```
+//! use sambung_core::catalog::{builtin, Side};
+//! use sambung_core::CivilDate;
+//! let catalog = builtin().unwrap();
+//! let form = catalog.latest("surat_keterangan_tidak_mampu").unwrap();
+//! assert_eq!(form.definition().name.en, "Certificate of low income (SKTM)");
+//! ```
+
+mod definition;
+mod form;
+pub mod lint;
+pub mod rules;
+mod values;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use definition::*;
+pub use form::{FieldState, Form, FormState, Issue};
+
+/// Why a definition cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The text is not a definition this engine can read; every problem
+    /// found is named.
+    #[error("the service definition is malformed: {}", .problems.join("; "))]
+    Malformed {
+        /// What is wrong, each with where.
+        problems: Vec<String>,
+    },
+    /// The definition needs a newer engine than this app has.
+    #[error(
+        "service {service} needs a newer version of the app (definition format {format}, this app reads up to {ENGINE_FORMAT}): update the app"
+    )]
+    NeedsNewerEngine {
+        /// The service id, when it could be read.
+        service: String,
+        /// The format it needs.
+        format: u64,
+    },
+    /// The definition reads, but the lint refuses it.
+    #[error("service {key} does not pass the lint: {}", .problems.join("; "))]
+    Invalid {
+        /// `id@version`.
+        key: String,
+        /// Every problem, each with where.
+        problems: Vec<String>,
+    },
+}
+
+/// Reads one definition from JSON. A definition needing a newer engine is
+/// told apart from a malformed one, so the app can say "update the app".
+pub fn parse(json: &str) -> Result<Definition, CatalogError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| CatalogError::Malformed {
+            problems: vec![format!("not JSON: {e}")],
+        })?;
+    let format = value.get("format").and_then(|f| f.as_u64());
+    if let Some(format) = format
+        && format > u64::from(ENGINE_FORMAT)
+    {
+        let service = value.get("id").and_then(|i| i.as_str()).unwrap_or("?");
+        return Err(CatalogError::NeedsNewerEngine {
+            service: service.chars().take(64).collect(),
+            format,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| CatalogError::Malformed {
+        problems: vec![e.to_string()],
+    })
+}
+
+/// Every version of every service one party knows, compiled.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    forms: BTreeMap<String, BTreeMap<u32, Arc<Form>>>,
+}
+
+impl Catalog {
+    /// A catalog of `definitions`, each linted (code lists are those of
+    /// [`KNOWN_CODE_LISTS`]); the error names every problem of the first
+    /// definition refused.
+    pub fn new(definitions: Vec<Definition>) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::default();
+        for d in definitions {
+            catalog.add(d)?;
+        }
+        Ok(catalog)
+    }
+
+    /// Adds one definition after linting it, against the versions already
+    /// held (a version that exists or goes backwards is refused).
+    pub fn add(&mut self, definition: Definition) -> Result<(), CatalogError> {
+        let key = definition.key();
+        let mut problems = lint::check(&definition);
+        if let Some(prev) = self.latest(&definition.id) {
+            problems.extend(lint::check_publish(prev.definition(), &definition));
+        }
+        if !problems.is_empty() {
+            return Err(CatalogError::Invalid { key, problems });
+        }
+        let form = Form::compile(definition).map_err(|problems| CatalogError::Invalid {
+            key: key.clone(),
+            problems,
+        })?;
+        let d = form.definition();
+        self.forms
+            .entry(d.id.clone())
+            .or_default()
+            .insert(d.version, Arc::new(form));
+        Ok(())
+    }
+
+    /// One version of a service.
+    pub fn get(&self, id: &str, version: u32) -> Option<&Form> {
+        self.forms.get(id)?.get(&version).map(|f| &**f)
+    }
+
+    /// The newest version of a service.
+    pub fn latest(&self, id: &str) -> Option<&Form> {
+        self.forms.get(id)?.values().next_back().map(|f| &**f)
+    }
+
+    /// The newest version of each service offered in `region` (a region
+    /// code; `None`: every service), by id.
+    pub fn services(&self, region: Option<&str>) -> Vec<&Definition> {
+        self.forms
+            .values()
+            .filter_map(|versions| versions.values().next_back())
+            .map(|f| f.definition())
+            .filter(|d| {
+                region.is_none_or(|r| {
+                    d.regions.is_empty() || d.regions.iter().any(|p| rules::region_in(r, p))
+                })
+            })
+            .collect()
+    }
+
+    /// How many definitions (all versions) it holds.
+    pub fn len(&self) -> usize {
+        self.forms.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+}
+
+/// The code lists every device holds (`catalog/code-lists/`).
+pub const KNOWN_CODE_LISTS: &[&str] = &["kbli_2020", "regions"];
+
+macro_rules! builtin_file {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../../catalog/services/", $name)),
+        )
+    };
+}
+/// The definitions shipped with this build, as (file name, JSON).
+pub const BUILTIN: &[(&str, &str)] = &[
+    builtin_file!("complaint.v1.json"),
+    builtin_file!("surat_keterangan_tidak_mampu.v1.json"),
+    builtin_file!("surat_keterangan_domisili.v1.json"),
+    builtin_file!("surat_keterangan_usaha.v1.json"),
+    builtin_file!("surat_pengantar_skck.v1.json"),
+    builtin_file!("izin_reklame.v1.json"),
+];
+
+/// The built-in catalog: the definitions shipped in `catalog/services/`.
+pub fn builtin() -> Result<Catalog, CatalogError> {
+    let mut defs = Vec::with_capacity(BUILTIN.len());
+    for (_, json) in BUILTIN {
+        defs.push(parse(json)?);
+    }
+    Catalog::new(defs)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,394 @@
+//! The built-in catalog, the lint's refusals, the live form state, and the
+//! catalog path agreeing with the compiled-in validation of the same
+//! content.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::model::{Complaint, Details, Kind};
+use crate::templates;
+use crate::time::CivilDate;
+
+fn today() -> CivilDate {
+    CivilDate::new(2026, 12, 3).unwrap()
+}
+
+fn form(id: &str) -> Form {
+    let catalog = builtin().unwrap();
+    let d = catalog.latest(id).unwrap().definition().clone();
+    Form::compile(d).unwrap()
+}
+
+/// The SKU letter as JSON, to be broken one way per test.
+fn sku() -> Value {
+    let (_, json) = BUILTIN
+        .iter()
+        .find(|(n, _)| n.starts_with("surat_keterangan_usaha"))
+        .unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+fn refused(v: Value) -> Vec<String> {
+    match Catalog::new(vec![parse(&v.to_string()).unwrap()]) {
+        Err(CatalogError::Invalid { problems, .. }) => problems,
+        other => panic!("expected the lint to refuse it, got {other:?}"),
+    }
+}
+
+fn has(problems: &[String], needle: &str) -> bool {
+    problems.iter().any(|p| p.contains(needle))
+}
+
+#[test]
+fn the_builtin_catalog_loads_and_every_test_vector_passes() {
+    let catalog = builtin().unwrap();
+    assert_eq!(catalog.len(), BUILTIN.len());
+    for d in catalog.services(None) {
+        // `Catalog::new` ran the lint, which runs the vectors; run them here
+        // again so a lint that stopped running them is caught.
+        assert!(!d.tests.is_empty(), "{} ships without test vectors", d.id);
+        assert_eq!(lint::check(d), Vec::<String>::new(), "{}", d.id);
+    }
+    for new in [
+        "surat_keterangan_tidak_mampu",
+        "surat_keterangan_domisili",
+        "surat_keterangan_usaha",
+        "surat_pengantar_skck",
+        "izin_reklame",
+    ] {
+        assert!(catalog.latest(new).is_some(), "{new} is missing");
+    }
+}
+
+#[test]
+fn a_test_vector_that_disagrees_with_the_form_is_refused() {
+    let mut v = sku();
+    v["tests"][1]["errors"] = json!(["workers: wrong_type"]);
+    let p = refused(v);
+    assert!(has(&p, "tests[1]"), "{p:?}");
+    assert!(has(&p, "turnover_implausible"), "{p:?}");
+}
+
+#[test]
+fn services_are_listed_by_region() {
+    let mut v = sku();
+    v["id"] = "izin_keramaian_kudus".into();
+    v["regions"] = json!(["33.19"]);
+    let mut catalog = builtin().unwrap();
+    catalog.add(parse(&v.to_string()).unwrap()).unwrap();
+    let ids = |region: Option<&str>| -> Vec<String> {
+        catalog
+            .services(region)
+            .iter()
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    assert!(ids(Some("33.19.05.2011")).contains(&"izin_keramaian_kudus".to_string()));
+    assert!(!ids(Some("35.09.14.2005")).contains(&"izin_keramaian_kudus".to_string()));
+    // Services with no regions are offered everywhere.
+    assert!(ids(Some("35.09.14.2005")).contains(&"complaint".to_string()));
+    assert_eq!(ids(None).len(), BUILTIN.len() + 1);
+}
+
+#[test]
+fn malformed_definitions_are_refused_with_what_is_wrong() {
+    let e = parse("{not json").unwrap_err();
+    assert!(matches!(e, CatalogError::Malformed { .. }), "{e}");
+    let mut v = sku();
+    v["fields"][0]["type"] = "signature".into();
+    let e = parse(&v.to_string()).unwrap_err();
+    assert!(e.to_string().contains("signature"), "{e}");
+    let mut v = sku();
+    v["fields"][0]["colour"] = "red".into();
+    let e = parse(&v.to_string()).unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
+    let mut v = sku();
+    v.as_object_mut().unwrap().remove("fields");
+    assert!(matches!(
+        parse(&v.to_string()),
+        Err(CatalogError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn a_definition_for_a_newer_engine_says_update_the_app() {
+    let mut v = sku();
+    v["format"] = 2.into();
+    // It may use what this engine does not know; that must not matter.
+    v["fields"][0]["type"] = "signature".into();
+    let e = parse(&v.to_string()).unwrap_err();
+    assert_eq!(
+        e,
+        CatalogError::NeedsNewerEngine {
+            service: "surat_keterangan_usaha".into(),
+            format: 2
+        }
+    );
+    assert!(e.to_string().contains("update the app"));
+}
+
+#[test]
+fn the_lint_names_every_problem_at_once() {
+    let mut v = sku();
+    v["fields"][1]["id"] = "business_name".into();
+    v["fields"][0]["label"]["en"] = " ".into();
+    v["fields"][6]["relevant"] = json!({"==": [{"var": "owner_age"}, 3]});
+    v["checks"][0]["check"] = json!({"frobnicate": [1]});
+    v["fields"][8]["options"][1]["value"] = "bank_loan".into();
+    v["fields"][2]["code_list"] = "kbli_1990".into();
+    v["workflow"]["statuses"] = json!(["draft", "submitted", "stamped"]);
+    v["id"] = "SKU!".into();
+    let p = refused(v);
+    for needle in [
+        "business_name",
+        "(en) is empty",
+        "owner_age",
+        "frobnicate",
+        "bank_loan",
+        "kbli_1990",
+        "stamped",
+        "id: use lowercase",
+    ] {
+        assert!(has(&p, needle), "{needle} not named in {p:?}");
+    }
+}
+
+#[test]
+fn settings_that_do_not_fit_the_type_are_refused() {
+    let mut v = sku();
+    v["fields"][0]["options"] = json!([{"value": "a", "label": {"id": "A", "en": "A"}}]);
+    v["fields"][6]["min"] = 10.into();
+    v["fields"][6]["max"] = 1.into();
+    let p = refused(v);
+    assert!(has(&p, "(business_name).options"), "{p:?}");
+    assert!(has(&p, "(workers): min is above max"), "{p:?}");
+}
+
+#[test]
+fn publishing_keeps_ids_types_and_options() {
+    let prev = parse(&sku().to_string()).unwrap();
+    let mut catalog = Catalog::new(vec![prev.clone()]).unwrap();
+
+    let same = prev.clone();
+    let e = catalog.add(same).unwrap_err();
+    assert!(e.to_string().contains("does not come after"), "{e}");
+
+    let mut v = sku();
+    v["version"] = 2.into();
+    v["fields"].as_array_mut().unwrap().remove(3); // started_on
+    v["fields"][6]["type"] = "text".into(); // monthly_turnover_idr, after the removal
+    v["fields"][7]["options"].as_array_mut().unwrap().remove(1); // social_aid
+    v["fields"][5]["max"] = 50.into(); // workers narrowed
+    v["tests"] = json!([]);
+    let next = parse(&v.to_string()).unwrap();
+    let p = lint::check_publish(&prev, &next);
+    for needle in [
+        "started_on was removed",
+        "monthly_turnover_idr changed type",
+        "social_aid",
+        "workers narrows",
+    ] {
+        assert!(has(&p, needle), "{needle} not in {p:?}");
+    }
+    assert!(catalog.add(next).is_err());
+
+    // Deprecating an option and widening a range is a compatible upgrade.
+    let mut v = sku();
+    v["version"] = 2.into();
+    v["fields"][8]["options"][1]["deprecated"] = true.into();
+    v["fields"][6]["max"] = 100000.into();
+    let next = parse(&v.to_string()).unwrap();
+    assert_eq!(lint::upgrade_blockers(&prev, &next), Vec::<String>::new());
+    catalog.add(next).unwrap();
+    assert_eq!(
+        catalog
+            .latest("surat_keterangan_usaha")
+            .unwrap()
+            .definition()
+            .version,
+        2
+    );
+    assert!(catalog.get("surat_keterangan_usaha", 1).is_some());
+
+    // A new required field blocks a draft's upgrade, but may be published.
+    let mut v = sku();
+    v["version"] = 3.into();
+    v["fields"].as_array_mut().unwrap().push(json!({
+        "id": "rt", "type": "text", "required": true, "label": {"id": "RT", "en": "RT"}
+    }));
+    v["tests"] = json!([]);
+    let next = parse(&v.to_string()).unwrap();
+    assert!(has(
+        &lint::upgrade_blockers(&prev, &next),
+        "rt is new and required"
+    ));
+}
+
+#[test]
+fn the_form_state_says_what_is_shown_required_and_calculated() {
+    let f = form("izin_reklame");
+    let mut values = json!({
+        "owner_kind": "company", "company_name": "PT Cahaya Reklame Borneo", "nib": "9120301234567",
+        "npwp": "01.855.081.4-091.000", "billboard_type": "billboard", "text_content": "Rumah Makan Padang Sederhana",
+        "width_m": 6, "height_m": 3, "sides": 2, "location": {"lat": -0.0227, "lon": 109.3336, "accuracy_m": 9},
+        "address": {"street": "Jl. Tanjungpura No. 301", "region": "61.71.02.1001"},
+        "land_owner_consent": true, "start_date": "2026-12-15", "months": 12
+    });
+    let s = f.evaluate(&values, today(), Side::Device);
+    assert_eq!(s.error_keys(), Vec::<String>::new());
+    assert_eq!(s.calculated.get("area_m2"), Some(&json!(36)));
+    assert_eq!(s.visible("nib"), Some(true));
+    let nib = s.fields.iter().find(|x| x.field == "nib").unwrap();
+    assert!(nib.required);
+    // Over 24 m²: the construction drawing is required at submission.
+    let s = f.evaluate_for_submit(
+        &values,
+        &["ktp_copy", "design", "site_photo"],
+        today(),
+        Side::Device,
+    );
+    assert_eq!(
+        s.error_keys(),
+        vec!["attachments.construction_drawing: attachment_missing"]
+    );
+    values["width_m"] = 2.into();
+    let s = f.evaluate_for_submit(
+        &values,
+        &["ktp_copy", "design", "site_photo"],
+        today(),
+        Side::Device,
+    );
+    assert!(s.is_ok(), "{:?}", s.error_keys());
+    // A person has no company fields; a value left in one is not judged.
+    values["owner_kind"] = "person".into();
+    values["nib"] = "not a nib".into();
+    let s = f.evaluate(&values, today(), Side::Device);
+    assert_eq!(s.visible("nib"), Some(false));
+    assert!(s.is_ok(), "{:?}", s.error_keys());
+    // Messages come in both languages.
+    values["land_owner_consent"] = false.into();
+    let s = f.evaluate(&values, today(), Side::Device);
+    let issue = &s.errors[0];
+    assert_eq!(issue.code, "consent_needed");
+    assert!(!issue.message.id.is_empty() && !issue.message.en.is_empty());
+}
+
+#[test]
+fn bad_values_get_typed_errors_and_unknown_keys_are_named() {
+    let f = form("surat_keterangan_usaha");
+    let s = f.evaluate(&json!([1, 2]), today(), Side::Device);
+    assert_eq!(s.error_keys(), vec![": wrong_type"]);
+    let s = f.evaluate(
+        &json!({
+            "business_name": 7, "description": "Jahit", "started_on": "2026-02-30",
+            "address": {"street": "Jl. Melati 3", "region": "35.09"},
+            "workers": "three", "monthly_turnover_idr": -5, "purpose": "gift", "colour": "red",
+            "location": {"lat": 95, "lon": 110, "accuracy_m": 5}
+        }),
+        today(),
+        Side::Device,
+    );
+    let keys = s.error_keys();
+    for k in [
+        "business_name: wrong_type",
+        "started_on: date_format",
+        "workers: wrong_type",
+        "purpose: not_an_option",
+        "colour: unknown_field",
+        "location.lat: latitude",
+    ] {
+        assert!(keys.contains(&k.to_string()), "{k} not in {keys:?}");
+    }
+    assert!(
+        keys.iter().any(|k| k.starts_with("address.region: ")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("monthly_turnover_idr: ")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn side_decides_which_rules_run() {
+    let mut v = sku();
+    v["checks"][1]["on"] = "server".into();
+    let d = parse(&v.to_string()).unwrap();
+    // The shipped vector expects the server's check; make the vectors
+    // about the device-free path.
+    let mut d2 = d.clone();
+    d2.tests.clear();
+    let f = Form::compile(d2).unwrap();
+    let values = &d.tests[1].values;
+    let device = f.evaluate(values, today(), Side::Device).error_keys();
+    let server = f.evaluate(values, today(), Side::Server).error_keys();
+    assert!(!device.contains(&"monthly_turnover_idr: turnover_implausible".to_string()));
+    assert!(server.contains(&"monthly_turnover_idr: turnover_implausible".to_string()));
+}
+
+/// The catalog's verdict on a complaint and the compiled-in one, as sets of
+/// (field, code) under `details.`, errors and warnings.
+fn both_verdicts(c: &Complaint) -> (Vec<String>, Vec<String>) {
+    let mut content = templates::example(Kind::Complaint);
+    content.details = Details::Complaint(c.clone());
+    let report = content.validate(today());
+    let mut compiled: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| format!("E {}: {}", e.field, e.code.as_str()))
+        .chain(
+            report
+                .warnings
+                .iter()
+                .map(|e| format!("W {}: {}", e.field, e.code.as_str())),
+        )
+        .filter(|k| k.contains(" details."))
+        .map(|k| k.replacen(" details.", " ", 1))
+        .collect();
+    compiled.sort();
+    let mut values = serde_json::to_value(c).unwrap();
+    values.as_object_mut().unwrap().remove("kind");
+    let s = form("complaint").evaluate(&values, today(), Side::Both);
+    let mut catalog: Vec<String> = s
+        .errors
+        .iter()
+        .map(|e| format!("E {}: {}", e.field, e.code))
+        .chain(
+            s.warnings
+                .iter()
+                .map(|e| format!("W {}: {}", e.field, e.code)),
+        )
+        .collect();
+    catalog.sort();
+    (compiled, catalog)
+}
+
+#[test]
+fn the_catalog_and_the_compiled_in_complaint_agree_on_the_template_and_its_faults() {
+    let Details::Complaint(base) = templates::example(Kind::Complaint).details else {
+        panic!("the complaint template is not a complaint")
+    };
+    let (a, b) = both_verdicts(&base);
+    assert_eq!(a, b);
+    assert!(a.is_empty(), "{a:?}");
+    let mut c = base.clone();
+    c.text = "  ".into();
+    c.occurred_on = Some(crate::time::Date("2027-01-01".into()));
+    c.location = Some(crate::model::Location {
+        lat: 35.68,
+        lon: 139.69,
+        accuracy_m: 0.0,
+    });
+    let (a, b) = both_verdicts(&c);
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 4, "{a:?}");
+}
+
+proptest! {
+    #[test]
+    fn the_catalog_and_the_compiled_in_complaint_agree(c in any::<Complaint>()) {
+        let (a, b) = both_verdicts(&c);
+        prop_assert_eq!(a, b);
+    }
+}
