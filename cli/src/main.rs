@@ -7,6 +7,7 @@
 //! `rekey` from `SAMBUNG_NEW_PASSPHRASE`), never from an argument: arguments
 //! are visible to every process on the machine and kept in shell history.
 
+mod catalog;
 mod demo;
 mod demo_sync;
 mod device;

@@ -14,6 +14,9 @@ pub enum CliError {
     Usage(String),
     /// Something that failed while running (the server's storage, a port).
     Failed(String),
+    /// Input that was read and refused, its problems already printed (a
+    /// service definition).
+    Refused(String),
 }
 
 impl From<Error> for CliError {
@@ -23,7 +26,7 @@ impl From<Error> for CliError {
 }
 
 impl CliError {
-    /// Exit codes: 2 usage, 3 invalid request or attachment, 4 wrong key, 5 not found,
+    /// Exit codes: 2 usage, 3 invalid request, attachment or definition, 4 wrong key, 5 not found,
     /// 6 not allowed, 7 network or server refusal, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -31,6 +34,7 @@ impl CliError {
                 2
             }
             CliError::Failed(_) => 1,
+            CliError::Refused(_) => 3,
             CliError::Core(
                 Error::Validation(_)
                 | Error::InvalidJson { .. }
@@ -50,7 +54,9 @@ impl CliError {
 
 pub fn print_error(e: &CliError) {
     match e {
-        CliError::Usage(m) | CliError::Failed(m) => eprintln!("error: {m}"),
+        CliError::Usage(m) | CliError::Failed(m) | CliError::Refused(m) => {
+            eprintln!("error: {m}")
+        }
         CliError::Core(Error::Validation(report)) => {
             eprintln!(
                 "error: the request is not valid ({} problem(s)):",

@@ -506,6 +506,11 @@ pub enum AdminCommand {
         #[arg(long, requires = "wipe")]
         push_first: bool,
     },
+    /// The service catalog: check definitions before publishing them.
+    Catalog {
+        #[command(subcommand)]
+        command: crate::catalog::CatalogCommand,
+    },
 }
 
 /// Region codes must be codes; an officer needs one.
@@ -535,6 +540,7 @@ fn parse_device(s: &str) -> Result<[u8; 16], String> {
 
 pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
     match command {
+        AdminCommand::Catalog { command } => crate::catalog::run(command),
         AdminCommand::Enroll {
             db,
             role,

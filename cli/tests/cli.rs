@@ -1030,3 +1030,96 @@ fn a_closed_pipe_ends_the_command_quietly_as_cat() {
         out.status
     );
 }
+
+#[test]
+fn admin_catalog_check_passes_the_shipped_services_and_names_every_problem() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/services");
+    let mut files: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort();
+    let mut args = vec!["admin", "catalog", "check"];
+    args.extend(files.iter().map(String::as_str));
+    let r = sambung(&args, None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.matches("ok ").count(), files.len(), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("surat_keterangan_tidak_mampu@1"),
+        "{}",
+        r.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let sku = std::fs::read_to_string(format!("{root}/surat_keterangan_usaha.v1.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&sku).unwrap();
+    // Version 2 that removes a field, repeats an id, and reads a field that
+    // does not exist; a file that is not JSON; an unknown field type.
+    v["version"] = 2.into();
+    v["fields"].as_array_mut().unwrap().remove(3);
+    v["fields"][1]["id"] = "business_name".into();
+    v["checks"][0]["check"] = serde_json::json!({"<": [{"var": "staff"}, 20]});
+    let v2 = dir.path().join("sku.v2.json");
+    std::fs::write(&v2, v.to_string()).unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"format\": 1, \"id\": ").unwrap();
+    let mut u: serde_json::Value = serde_json::from_str(&sku).unwrap();
+    u["id"] = "izin_lain".into();
+    u["fields"][0]["type"] = "signature".into();
+    let unknown = dir.path().join("unknown.json");
+    std::fs::write(&unknown, u.to_string()).unwrap();
+    let r = sambung(
+        &[
+            "admin",
+            "catalog",
+            "check",
+            v2.to_str().unwrap(),
+            broken.to_str().unwrap(),
+            unknown.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    for needle in [
+        "surat_keterangan_usaha@2",
+        "started_on was removed",
+        "business_name is used twice",
+        "reads staff",
+        "not JSON",
+        "signature",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle} not in {}", r.stdout);
+    }
+    assert!(
+        r.stderr.contains("3 of 3 definition(s) refused"),
+        "{}",
+        r.stderr
+    );
+
+    // A version going backwards against the published one, from stdin.
+    let mut b: serde_json::Value = serde_json::from_str(&sku).unwrap();
+    b["description"]["en"] = "Changed after publishing".into();
+    let r = sambung(&["admin", "catalog", "check", "-"], Some(&b.to_string()));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("does not come after the published 1"),
+        "{}",
+        r.stdout
+    );
+
+    // A definition for a newer app, and a missing file.
+    let mut n: serde_json::Value = serde_json::from_str(&sku).unwrap();
+    n["format"] = 9.into();
+    let r = sambung(&["admin", "catalog", "check", "-"], Some(&n.to_string()));
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.contains("update the app"), "{}", r.stdout);
+    let r = sambung(&["admin", "catalog", "check", "/nonexistent/x.json"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot read /nonexistent/x.json"),
+        "{}",
+        r.stderr
+    );
+    let r = sambung(&["admin", "catalog", "check"], None);
+    assert_eq!(r.code, 2);
+}

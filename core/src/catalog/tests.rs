@@ -392,3 +392,58 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+fn schema() -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../catalog/service.schema.json")).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
+#[test]
+fn every_shipped_definition_is_valid_by_the_json_schema() {
+    let schema = schema();
+    for (name, json) in BUILTIN {
+        let v: Value = serde_json::from_str(json).unwrap();
+        let errors: Vec<String> = schema.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    // Every file in catalog/services/ is shipped (none forgotten in BUILTIN).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/services");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut shipped: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    shipped.sort();
+    assert_eq!(files, shipped);
+}
+
+#[test]
+fn the_json_schema_and_the_parser_refuse_the_same_shapes() {
+    let schema = schema();
+    let mut bad = Vec::new();
+    let mut v = sku();
+    v["fields"][0]["type"] = "signature".into();
+    bad.push(v);
+    let mut v = sku();
+    v["fields"][3]["colour"] = "red".into();
+    bad.push(v);
+    let mut v = sku();
+    v["category"] = "festival".into();
+    bad.push(v);
+    let mut v = sku();
+    v["name"].as_object_mut().unwrap().remove("en");
+    bad.push(v);
+    let mut v = sku();
+    v["workflow"]["sla_days"]["stamped"] = 3.into();
+    bad.push(v);
+    for v in bad {
+        assert!(!schema.is_valid(&v), "the schema accepts {v}");
+        let parsed = parse(&v.to_string()).map(|d| lint::check(&d));
+        assert!(
+            !matches!(&parsed, Ok(p) if p.is_empty()),
+            "the engine accepts what the schema refuses"
+        );
+    }
+}
