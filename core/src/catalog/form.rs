@@ -524,13 +524,12 @@ impl<'a> Walk<'_, 'a> {
             let data = self.with_item(root, entry);
             self.fields(&f.children, o, &format!("{at}."), data);
             for sub in &f.field.unique {
-                let key = |e: &Value| {
-                    e.get(sub)
-                        .filter(|v| !is_empty(v))
-                        .map(values::identity_key)
-                };
-                if let Some(k) = key(entry)
-                    && entries[..i].iter().any(|e| key(e).as_ref() == Some(&k))
+                // Exactly equal answers, as the compiled-in kinds compare.
+                fn key<'v>(e: &'v Value, sub: &str) -> Option<&'v Value> {
+                    e.get(sub).filter(|v| !is_empty(v))
+                }
+                if let Some(k) = key(entry, sub)
+                    && entries[..i].iter().any(|e| key(e, sub) == Some(k))
                 {
                     self.error(format!("{at}.{sub}"), Code::Duplicate);
                 }

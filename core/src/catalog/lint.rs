@@ -310,7 +310,11 @@ fn field(p: &mut Vec<String>, f: &Field, here: &str, scope: &Scope<'_>) {
     if let Some(list) = &f.code_list
         && !KNOWN_CODE_LISTS.contains(&list.as_str())
     {
-        p.push(format!("{here}.code_list: no code list named {list}"));
+        let known = KNOWN_CODE_LISTS.join(", ");
+        let known = if known.is_empty() { "none yet" } else { &known };
+        p.push(format!(
+            "{here}.code_list: no code list named {list} (this engine knows: {known})"
+        ));
     }
     let sub_scope;
     let scope = match (f.kind, &f.fields) {

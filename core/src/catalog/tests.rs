@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::model::{Complaint, Details, Kind};
+use crate::model::{Details, Kind};
 use crate::templates;
 use crate::time::CivilDate;
 
@@ -327,11 +327,13 @@ fn side_decides_which_rules_run() {
     assert!(server.contains(&"monthly_turnover_idr: turnover_implausible".to_string()));
 }
 
-/// The catalog's verdict on a complaint and the compiled-in one, as sets of
-/// (field, code) under `details.`, errors and warnings.
-fn both_verdicts(c: &Complaint) -> (Vec<String>, Vec<String>) {
-    let mut content = templates::example(Kind::Complaint);
-    content.details = Details::Complaint(c.clone());
+/// The catalog's verdict on a kind's details and the compiled-in one, as
+/// sorted `E field: code` / `W field: code` lines under `details.`, plus
+/// the documents each requires (`A role`), nothing attached.
+fn both_verdicts(details: &Details) -> (Vec<String>, Vec<String>) {
+    let kind = details.kind();
+    let mut content = templates::example(kind);
+    content.details = details.clone();
     let report = content.validate(today());
     let mut compiled: Vec<String> = report
         .errors
@@ -345,15 +347,24 @@ fn both_verdicts(c: &Complaint) -> (Vec<String>, Vec<String>) {
         )
         .filter(|k| k.contains(" details."))
         .map(|k| k.replacen(" details.", " ", 1))
+        .chain(
+            details
+                .required_attachments()
+                .iter()
+                .map(|r| format!("A {}", r.as_str())),
+        )
         .collect();
     compiled.sort();
-    let mut values = serde_json::to_value(c).unwrap();
+    let mut values = serde_json::to_value(details).unwrap();
     values.as_object_mut().unwrap().remove("kind");
-    let s = form("complaint").evaluate(&values, today(), Side::Both);
+    let s = form(kind.as_str()).evaluate_for_submit(&values, &[], today(), Side::Both);
     let mut catalog: Vec<String> = s
         .errors
         .iter()
-        .map(|e| format!("E {}: {}", e.field, e.code))
+        .map(|e| match e.field.strip_prefix("attachments.") {
+            Some(role) if e.code == "attachment_missing" => format!("A {role}"),
+            _ => format!("E {}: {}", e.field, e.code),
+        })
         .chain(
             s.warnings
                 .iter()
@@ -364,15 +375,19 @@ fn both_verdicts(c: &Complaint) -> (Vec<String>, Vec<String>) {
     (compiled, catalog)
 }
 
+/// The compiled-in kinds that are also built-in definitions.
+const CONVERTED: &[Kind] = &[Kind::Complaint, Kind::KtpEl, Kind::Death];
+
 #[test]
-fn the_catalog_and_the_compiled_in_complaint_agree_on_the_template_and_its_faults() {
-    let Details::Complaint(base) = templates::example(Kind::Complaint).details else {
+fn the_catalog_and_the_compiled_in_kinds_agree_on_the_templates_and_their_faults() {
+    for kind in CONVERTED {
+        let (a, b) = both_verdicts(&templates::example(*kind).details);
+        assert_eq!(a, b, "{kind}");
+        assert!(a.iter().all(|l| l.starts_with("A ")), "{kind}: {a:?}");
+    }
+    let Details::Complaint(mut c) = templates::example(Kind::Complaint).details else {
         panic!("the complaint template is not a complaint")
     };
-    let (a, b) = both_verdicts(&base);
-    assert_eq!(a, b);
-    assert!(a.is_empty(), "{a:?}");
-    let mut c = base.clone();
     c.text = "  ".into();
     c.occurred_on = Some(crate::time::Date("2027-01-01".into()));
     c.location = Some(crate::model::Location {
@@ -380,15 +395,69 @@ fn the_catalog_and_the_compiled_in_complaint_agree_on_the_template_and_its_fault
         lon: 139.69,
         accuracy_m: 0.0,
     });
-    let (a, b) = both_verdicts(&c);
+    let (a, b) = both_verdicts(&Details::Complaint(c));
     assert_eq!(a, b);
     assert_eq!(a.len(), 4, "{a:?}");
+    let Details::Death(mut d) = templates::example(Kind::Death).details else {
+        panic!("the death template is not a death")
+    };
+    d.date_of_death = crate::time::Date("2026-09-01".into());
+    d.reporter_nik = d.deceased_nik.clone();
+    d.witnesses[1].nik = d.witnesses[0].nik.clone();
+    d.witnesses[0].sex = Some(crate::identifiers::Sex::Female);
+    let (a, b) = both_verdicts(&Details::Death(d));
+    assert_eq!(a, b);
+    for line in [
+        "W date_of_death: late_report",
+        "E reporter_nik: duplicate",
+        "E witnesses[1].nik: duplicate",
+        "E witnesses[0].nik: nik_mismatch",
+    ] {
+        assert!(a.contains(&line.to_string()), "{line} not in {a:?}");
+    }
 }
 
 proptest! {
     #[test]
-    fn the_catalog_and_the_compiled_in_complaint_agree(c in any::<Complaint>()) {
-        let (a, b) = both_verdicts(&c);
+    fn the_catalog_and_the_compiled_in_complaint_agree(c in any::<crate::model::Complaint>()) {
+        let (a, b) = both_verdicts(&Details::Complaint(c));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_catalog_and_the_compiled_in_ktp_el_agree(k in any::<crate::model::KtpEl>()) {
+        let (a, b) = both_verdicts(&Details::KtpEl(k));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_catalog_and_the_compiled_in_death_agree(d in any::<crate::model::Death>()) {
+        let (a, b) = both_verdicts(&Details::Death(d));
+        prop_assert_eq!(a, b);
+    }
+
+    /// Arbitrary NIKs rarely agree with anything; mutate the template's
+    /// well-formed people instead, so the agreement rules are exercised.
+    #[test]
+    fn the_catalog_and_the_compiled_in_death_agree_near_valid(
+        day in 1u8..=31, month in 1u8..=12, female in any::<bool>(), days_ago in 0i64..120,
+        same_reporter in any::<bool>(), twin in any::<bool>(),
+    ) {
+        let Details::Death(mut d) = templates::example(Kind::Death).details else {
+            panic!("the death template is not a death")
+        };
+        let birth = format!("1985-{month:02}-{day:02}");
+        d.witnesses[0].birth_date = Some(crate::time::Date(birth));
+        d.witnesses[0].sex = Some(if female { crate::identifiers::Sex::Female } else { crate::identifiers::Sex::Male });
+        let died = CivilDate::from_days(today().to_days() - days_ago);
+        d.date_of_death = crate::time::Date(died.to_string());
+        if same_reporter {
+            d.reporter_nik = d.deceased_nik.clone();
+        }
+        if twin {
+            d.witnesses[1].nik = d.witnesses[0].nik.clone();
+        }
+        let (a, b) = both_verdicts(&Details::Death(d));
         prop_assert_eq!(a, b);
     }
 }

@@ -67,15 +67,6 @@ pub fn from_data(value: &DataValue<'_>) -> Value {
     }
 }
 
-/// What makes two answers "the same" for a repeat's uniqueness: the text
-/// without spaces for strings, the JSON otherwise.
-pub fn identity_key(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.chars().filter(|c| !c.is_whitespace()).collect(),
-        other => other.to_string(),
-    }
-}
-
 /// An e-mail address: one `@`, a local part, a dotted domain, no spaces.
 pub fn check_email(s: &str) -> Vec<Code> {
     let ok = match s.split_once('@') {
