@@ -6,6 +6,8 @@
 //! ratios and goals; `cargo test --benches` runs every benchmark once on a
 //! small store to keep them working.
 
+mod support;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,10 +20,7 @@ use sambung_core::lifecycle::Role;
 use sambung_core::model::{Kind, RequestId};
 use sambung_core::store::{DB_FILE, Identity, ListFilter, Secret, Store};
 use sambung_core::templates;
-
-fn full_run() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
+use support::{full_run, median_ns, output_dir, verdict};
 
 /// Requests in the "many requests" store: 10,000 when measuring.
 fn population() -> usize {
@@ -224,32 +223,11 @@ thread_local! {
     static SIZES: std::cell::RefCell<Option<(usize, u64, u64, usize)>> = const { std::cell::RefCell::new(None) };
 }
 
-fn output_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
-}
-
-thread_local! {
-    static STARTED: std::time::SystemTime = std::time::SystemTime::now();
-}
-
-/// The median of a benchmark measured in this run (older results are
-/// ignored, so a filtered run prints only what it measured).
-fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let p = output_dir().join(group).join(id).join("new/estimates.json");
-    let fresh = std::fs::metadata(&p).and_then(|m| m.modified()).ok()? >= STARTED.with(|s| *s);
-    if !fresh {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
 fn report() {
     if !full_run() {
         return;
     }
     let ms = |ns: f64| ns / 1e6;
-    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("\n== sambung-core store benchmarks (medians; baselines measured in this run)");
     if let (Some(cs), Some(pi)) = (
         median_ns("write", "create_submit"),
@@ -326,7 +304,7 @@ fn config() -> Criterion {
 criterion_group! { name = group; config = config(); targets = benches }
 
 fn main() {
-    STARTED.with(|_| ());
+    support::start();
     group();
     Criterion::default().configure_from_args().final_summary();
     report();
