@@ -267,37 +267,50 @@ impl Form {
     /// assert!(!state.is_ok());
     /// ```
     pub fn evaluate(&self, values: &Value, today: CivilDate, side: Side) -> FormState {
-        self.evaluate_with_values(values, today, side).0
+        self.run(values, today, side, None)
     }
 
-    /// [`Self::evaluate`], and the values with the calculated ones filled
-    /// in (what the attachment rules read).
-    fn evaluate_with_values(
+    /// [`Self::evaluate`], plus the attachments a submission needs:
+    /// `attached` holds the roles of what is attached.
+    pub fn evaluate_for_submit(
+        &self,
+        values: &Value,
+        attached: &[&str],
+        today: CivilDate,
+        side: Side,
+    ) -> FormState {
+        self.run(values, today, side, Some(attached))
+    }
+
+    fn run(
         &self,
         values: &Value,
         today: CivilDate,
         side: Side,
-    ) -> (FormState, Map<String, Value>) {
+        attached: Option<&[&str]>,
+    ) -> FormState {
         let mut state = FormState::default();
         let Some(object) = values.as_object() else {
             state
                 .errors
                 .push(Issue::of_code(String::new(), Code::WrongType));
-            return (state, Map::new());
+            return state;
         };
-        let mut object = object.clone();
         let arena = Bump::new();
         let today_text = today.to_string();
         let mut walk = Walk {
             today,
-            today_text: &today_text,
             side,
             arena: &arena,
             state: &mut state,
         };
-        walk.calculate(&self.fields, &mut object);
-        let root = walk.root_data(&object);
-        walk.fields(&self.fields, &object, "", root);
+        // The values become rule data once; calculations replace their
+        // field's member as they run, each seeing those before it.
+        let mut pairs = values::pairs(object, &arena);
+        pairs.push(("today", DataValue::String(arena.alloc_str(&today_text))));
+        let calculated = walk.calculate(&self.fields, &mut pairs);
+        let root: &DataValue<'_> = arena.object(&pairs);
+        walk.fields(&self.fields, object, Some(&calculated), "", root);
         for c in &self.checks {
             let def = &self.definition.checks[c.index];
             if !side_runs(def.on, side) {
@@ -314,37 +327,16 @@ impl Form {
                 }
             }
         }
-        (state, object)
-    }
-
-    /// [`Self::evaluate`], plus the attachments a submission needs:
-    /// `attached` holds the roles of what is attached.
-    pub fn evaluate_for_submit(
-        &self,
-        values: &Value,
-        attached: &[&str],
-        today: CivilDate,
-        side: Side,
-    ) -> FormState {
-        let (mut state, object) = self.evaluate_with_values(values, today, side);
-        let arena = Bump::new();
-        let today_text = today.to_string();
-        let walk = Walk {
-            today,
-            today_text: &today_text,
-            side,
-            arena: &arena,
-            state: &mut state,
-        };
-        let root = walk.root_data(&object);
         for (req, a) in self.attachments.iter().zip(&self.definition.attachments) {
-            if walk.requires(req, root) && !attached.contains(&a.role.as_str()) {
+            if let Some(attached) = attached
+                && walk.requires(req, root)
+                && !attached.contains(&a.role.as_str())
+            {
                 let path = format!("attachments.{}", a.role);
-                walk.state
-                    .errors
-                    .push(Issue::of_code(path, Code::AttachmentMissing));
+                walk.error(path, Code::AttachmentMissing);
             }
         }
+        state.calculated = calculated.into_iter().collect();
         state
     }
 }
@@ -355,22 +347,12 @@ fn side_runs(rule: Side, side: Side) -> bool {
 
 struct Walk<'s, 'a> {
     today: CivilDate,
-    today_text: &'a str,
     side: Side,
     arena: &'a Bump,
     state: &'s mut FormState,
 }
 
 impl<'a> Walk<'_, 'a> {
-    fn root_data(&self, object: &Map<String, Value>) -> &'a DataValue<'a> {
-        let mut pairs = values::pairs(object, self.arena);
-        pairs.push((
-            "today",
-            DataValue::String(self.arena.alloc_str(self.today_text)),
-        ));
-        self.arena.object(&pairs)
-    }
-
     fn with_item(&self, root: &'a DataValue<'a>, item: &Value) -> &'a DataValue<'a> {
         let mut pairs: Vec<(&'a str, DataValue<'a>)> = root.as_object().unwrap_or(&[]).to_vec();
         pairs.push(("item", values::to_data(item, self.arena)));
@@ -418,24 +400,36 @@ impl<'a> Walk<'_, 'a> {
         self.state.errors.push(Issue::of_code(field, code));
     }
 
-    /// Runs the top-level calculations into `object`, in form order.
-    fn calculate(&mut self, fields: &'a [CompiledField], object: &mut Map<String, Value>) {
+    /// Runs the top-level calculations in form order, each replacing its
+    /// field's member of `pairs`; answers their values by field id.
+    fn calculate(
+        &mut self,
+        fields: &'a [CompiledField],
+        pairs: &mut Vec<(&'a str, DataValue<'a>)>,
+    ) -> Map<String, Value> {
+        let mut calculated = Map::new();
         for f in fields {
             if let Some(logic) = &f.calculate {
-                let root = self.root_data(object);
+                let root = self.arena.object(pairs);
                 let value = self.eval(logic, root).unwrap_or(Value::Null);
-                self.state
-                    .calculated
-                    .insert(f.field.id.clone(), value.clone());
-                object.insert(f.field.id.clone(), value);
+                let data = values::to_data(&value, self.arena);
+                match pairs.iter_mut().find(|(k, _)| *k == f.field.id) {
+                    Some(pair) => pair.1 = data,
+                    None => pairs.push((self.arena.alloc_str(&f.field.id), data)),
+                }
+                calculated.insert(f.field.id.clone(), value);
             }
         }
+        calculated
     }
 
+    /// Judges `object` by `fields`; `calculated` (top level only) holds the
+    /// calculated values, which stand in for what the object says.
     fn fields(
         &mut self,
         fields: &'a [CompiledField],
         object: &Map<String, Value>,
+        calculated: Option<&Map<String, Value>>,
         prefix: &str,
         data: &'a DataValue<'a>,
     ) {
@@ -456,7 +450,10 @@ impl<'a> Walk<'_, 'a> {
             if !visible {
                 continue;
             }
-            let value = object.get(&f.field.id).unwrap_or(&Value::Null);
+            let value = calculated
+                .and_then(|c| c.get(&f.field.id))
+                .or_else(|| object.get(&f.field.id))
+                .unwrap_or(&Value::Null);
             if is_empty(value) {
                 if required {
                     self.error(path, Code::Required);
@@ -472,7 +469,7 @@ impl<'a> Walk<'_, 'a> {
         let before = self.state.errors.len();
         match (field.kind, &field.list) {
             (FieldType::Group, _) => match value.as_object() {
-                Some(o) => self.fields(&f.children, o, &format!("{path}."), data),
+                Some(o) => self.fields(&f.children, o, None, &format!("{path}."), data),
                 None => self.error(path.to_owned(), Code::WrongType),
             },
             (FieldType::Repeat, _) => self.repeat(f, value, path, data),
@@ -522,7 +519,7 @@ impl<'a> Walk<'_, 'a> {
                 continue;
             };
             let data = self.with_item(root, entry);
-            self.fields(&f.children, o, &format!("{at}."), data);
+            self.fields(&f.children, o, None, &format!("{at}."), data);
             for sub in &f.field.unique {
                 // Exactly equal answers, as the compiled-in kinds compare.
                 fn key<'v>(e: &'v Value, sub: &str) -> Option<&'v Value> {

@@ -24,7 +24,8 @@ pub fn pairs<'a>(object: &Map<String, Value>, arena: &'a Bump) -> Vec<(&'a str, 
     out
 }
 
-/// A JSON value as arena data.
+/// A JSON value as arena data, built in the arena alone (no heap
+/// allocation per list or object: a keystroke converts the whole form).
 pub fn to_data<'a>(value: &Value, arena: &'a Bump) -> DataValue<'a> {
     match value {
         Value::Null => DataValue::Null,
@@ -35,13 +36,14 @@ pub fn to_data<'a>(value: &Value, arena: &'a Bump) -> DataValue<'a> {
         },
         Value::String(s) => DataValue::String(arena.alloc_str(s)),
         Value::Array(items) => {
-            let items: Vec<DataValue<'a>> = items.iter().map(|i| to_data(i, arena)).collect();
-            DataValue::Array(arena.alloc_slice_clone(&items))
+            DataValue::Array(arena.alloc_slice_fill_iter(items.iter().map(|i| to_data(i, arena))))
         }
-        Value::Object(o) => {
-            let p = pairs(o, arena);
-            DataValue::Object(arena.alloc_slice_clone(&p))
-        }
+        Value::Object(o) => DataValue::Object(
+            arena.alloc_slice_fill_iter(
+                o.iter()
+                    .map(|(k, v)| (&*arena.alloc_str(k), to_data(v, arena))),
+            ),
+        ),
     }
 }
 
