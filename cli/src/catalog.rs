@@ -3,12 +3,12 @@
 //! with every problem named, before anything is published.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use sambung_core::catalog::{self, CatalogError, Definition, lint};
 
+use crate::input::read_text;
 use crate::output::CliError;
 
 #[derive(Subcommand, Debug)]
@@ -31,25 +31,12 @@ pub fn run(command: CatalogCommand) -> Result<(), CliError> {
     }
 }
 
-fn read(path: &PathBuf) -> Result<String, CliError> {
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
-    } else {
-        text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    }
-    Ok(text)
-}
-
 fn check(files: &[PathBuf]) -> Result<(), CliError> {
     let mut refused = 0usize;
     let mut parsed: Vec<(String, Definition)> = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        match catalog::parse(&read(path)?) {
+        match catalog::parse(&read_text(path)?) {
             Ok(d) => parsed.push((name, d)),
             Err(e) => {
                 refused += 1;

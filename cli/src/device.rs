@@ -10,6 +10,7 @@ use sambung_core::store::{Identity, ListFilter, Secret, Store};
 use sambung_core::templates;
 use zeroize::Zeroizing;
 
+use crate::input::read_text;
 use crate::output::{self, CliError};
 
 /// Environment variable holding the store passphrase.
@@ -58,10 +59,54 @@ pub enum DeviceCommand {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Print a valid example request of a kind, as JSON.
+    /// Print a valid example request of a kind (or the answers of a
+    /// service), as JSON.
     Template {
-        #[arg(long, value_parser = parse_kind)]
-        kind: Kind,
+        #[arg(long, value_parser = parse_kind, required_unless_present = "service", conflicts_with = "service")]
+        kind: Option<Kind>,
+        /// A service of the catalog (`device services`).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// The services this device knows (offline), for its region or all.
+    Services {
+        /// Only those offered in this region (a Kemendagri code).
+        #[arg(long)]
+        region: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        lang: crate::services::Lang,
+    },
+    /// A service's form as the app renders it: fields in order, labels,
+    /// hints, choices, what is required, the documents asked for.
+    Form {
+        /// The service id.
+        service: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        lang: crate::services::Lang,
+    },
+    /// Check answers against a service's form, as the app does live: every
+    /// problem, the calculated values; exit 3 when something blocks.
+    Check {
+        /// The service id.
+        #[arg(long)]
+        service: String,
+        /// The answers (a file, or - for standard input).
+        #[arg(long = "json")]
+        answers: PathBuf,
+        /// Roles of the documents attached (repeatable).
+        #[arg(long = "attached")]
+        attached: Vec<String>,
+        /// Print the whole form state as JSON.
+        #[arg(long = "state-json")]
+        state_json: bool,
+        #[command(flatten)]
+        lang: crate::services::Lang,
     },
     /// Create a draft from JSON (a file, or - for standard input); prints its id.
     New {
@@ -201,15 +246,7 @@ fn open(home: &Path) -> Result<Store, CliError> {
 }
 
 fn read_json(path: &Path) -> Result<RequestContent, CliError> {
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
-    } else {
-        text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    }
+    let text = read_text(path)?;
     Ok(serde_json::from_str(&text).map_err(sambung_core::Error::from)?)
 }
 
@@ -250,7 +287,27 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 
 pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliError> {
     match command {
-        DeviceCommand::Template { kind } => print_json(&templates::example(kind)),
+        DeviceCommand::Template {
+            kind: Some(kind), ..
+        } => print_json(&templates::example(kind)),
+        DeviceCommand::Template { service, .. } => {
+            crate::services::template(service.as_deref().unwrap_or_default())
+        }
+        DeviceCommand::Services { region, json, lang } => {
+            crate::services::services(region.as_deref(), json, &lang.lang)
+        }
+        DeviceCommand::Form {
+            service,
+            json,
+            lang,
+        } => crate::services::form(&service, json, &lang.lang),
+        DeviceCommand::Check {
+            service,
+            answers,
+            attached,
+            state_json,
+            lang,
+        } => crate::services::check(&service, &answers, &attached, state_json, &lang.lang),
         DeviceCommand::Init { role, user } => {
             let home = home(home_arg)?;
             let secret = env_secret(PASSPHRASE_VAR)?;

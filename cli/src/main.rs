@@ -11,8 +11,10 @@ mod catalog;
 mod demo;
 mod demo_sync;
 mod device;
+mod input;
 mod output;
 mod server;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

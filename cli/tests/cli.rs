@@ -1123,3 +1123,192 @@ fn admin_catalog_check_passes_the_shipped_services_and_names_every_problem() {
     let r = sambung(&["admin", "catalog", "check"], None);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
+    let r = sambung(&["device", "services"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("surat_keterangan_tidak_mampu"),
+        "{}",
+        r.stdout
+    );
+    // By region: every shipped service is offered everywhere.
+    let r = sambung(
+        &[
+            "device",
+            "services",
+            "--region",
+            "61.71.02.1001",
+            "--json",
+            "--lang",
+            "en",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let sku = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "surat_keterangan_usaha")
+        .unwrap();
+    assert_eq!(sku["name"], "Certificate of business");
+    let r = sambung(&["device", "services", "--region", "Jawa"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not a region code"), "{}", r.stderr);
+
+    let r = sambung(&["device", "form", "izin_reklame"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Izin Penyelenggaraan Reklame"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("construction_drawing"), "{}", r.stdout);
+    let r = sambung(
+        &["device", "form", "surat_keterangan_tidak_mampu", "--json"],
+        None,
+    );
+    let form: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let paths: Vec<&str> = form["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"members[].nik"), "{paths:?}");
+    let r = sambung(&["device", "form", "izin_terbang"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown service izin_terbang"),
+        "{}",
+        r.stderr
+    );
+    let r = sambung(&["device", "form", "ktp_el", "--lang", "jv"], None);
+    assert_eq!(r.code, 2);
+
+    // The example answers pass; break one and the check names it.
+    let r = sambung(
+        &["device", "template", "--service", "surat_keterangan_usaha"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut answers: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let sku_docs = ["--attached", "ktp_copy", "--attached", "business_photo"];
+    let check_sku = [
+        "device",
+        "check",
+        "--service",
+        "surat_keterangan_usaha",
+        "--json",
+        "-",
+    ];
+    // Without the documents the form asks for, submission is blocked.
+    let r = sambung(&check_sku, Some(&answers.to_string()));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("attachments.business_photo"),
+        "{}",
+        r.stdout
+    );
+    let args: Vec<&str> = check_sku.iter().chain(&sku_docs).copied().collect();
+    let r = sambung(&args, Some(&answers.to_string()));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("ok: surat_keterangan_usaha@1"),
+        "{}",
+        r.stdout
+    );
+    answers["workers"] = "tiga".into();
+    answers["purpose"] = "gift".into();
+    let mut args = args.clone();
+    args.extend(["--lang", "en"]);
+    let r = sambung(&args, Some(&answers.to_string()));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("workers") && r.stdout.contains("wrong_type"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("purpose") && r.stdout.contains("not_an_option"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("2 problem(s) block submission"),
+        "{}",
+        r.stderr
+    );
+    // Documents: the billboard's construction drawing is asked for above
+    // 24 m², and --attached answers it.
+    let r = sambung(&["device", "template", "--service", "izin_reklame"], None);
+    let mut reklame: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    reklame["width_m"] = 10.into();
+    reklame["height_m"] = 5.into();
+    let base = [
+        "device",
+        "check",
+        "--service",
+        "izin_reklame",
+        "--json",
+        "-",
+        "--state-json",
+    ];
+    let docs = [
+        "--attached",
+        "ktp_copy",
+        "--attached",
+        "design",
+        "--attached",
+        "site_photo",
+    ];
+    let args: Vec<&str> = base.iter().chain(&docs).copied().collect();
+    let r = sambung(&args, Some(&reklame.to_string()));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let state: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(state["calculated"]["area_m2"], 50);
+    assert_eq!(
+        state["errors"][0]["field"],
+        "attachments.construction_drawing"
+    );
+    let mut args = args.clone();
+    args.extend(["--attached", "construction_drawing"]);
+    let r = sambung(&args, Some(&reklame.to_string()));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Answers that are not JSON, a missing file, neither --kind nor --service.
+    let r = sambung(
+        &["device", "check", "--service", "ktp_el", "--json", "-"],
+        Some("{nik"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not JSON"), "{}", r.stderr);
+    let r = sambung(
+        &[
+            "device",
+            "check",
+            "--service",
+            "ktp_el",
+            "--json",
+            "/nonexistent.json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    let r = sambung(&["device", "template"], None);
+    assert_eq!(r.code, 2);
+    let r = sambung(
+        &[
+            "device",
+            "template",
+            "--kind",
+            "birth",
+            "--service",
+            "ktp_el",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2);
+}

@@ -412,4 +412,13 @@ impl Definition {
     pub fn key(&self) -> String {
         format!("{}@{}", self.id, self.version)
     }
+
+    /// A filled-in example: the values of the first test vector expecting
+    /// no errors (the lint has checked it is valid).
+    pub fn example(&self) -> Option<&Value> {
+        self.tests
+            .iter()
+            .find(|t| t.errors.is_empty())
+            .map(|t| &t.values)
+    }
 }

@@ -21,6 +21,7 @@ mod form;
 pub mod lint;
 pub mod rules;
 mod values;
+mod view;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub use definition::*;
 pub use form::{FieldState, Form, FormState, Issue};
 pub use values::{check_email, check_npwp};
+pub use view::{DocumentView, FieldView, FormView, Need, OptionView};
 
 /// Why a definition cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,202 @@
+//! `sambung device services | form | check | template --service`: the
+//! services the device knows, offline, as the app shows them (issue 15).
+//! The device knows the built-in catalog until delivery from the server
+//! lands.
+
+use std::path::Path;
+
+use clap::Args;
+use sambung_core::catalog::{self, Catalog, Form, FormView, Need, Side};
+
+use crate::input::read_text;
+use crate::output::CliError;
+
+/// The language of the texts shown.
+#[derive(Args, Debug, Clone)]
+pub struct Lang {
+    /// `id` (Indonesian, the default) or `en`.
+    #[arg(long, default_value = "id", value_parser = ["id", "en"])]
+    pub lang: String,
+}
+
+fn known() -> Result<Catalog, CliError> {
+    catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))
+}
+
+fn service<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, CliError> {
+    catalog.latest(id).ok_or_else(|| {
+        let ids: Vec<String> = catalog
+            .services(None)
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
+        CliError::Usage(format!("unknown service {id}; one of: {}", ids.join(", ")))
+    })
+}
+
+/// A value's name as the definition format spells it (`multi_choice`).
+fn name_of(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+    let s = serde_json::to_string_pretty(v).map_err(sambung_core::Error::from)?;
+    println!("{s}");
+    Ok(())
+}
+
+/// `device services`.
+pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliError> {
+    if let Some(r) = region
+        && !sambung_core::identifiers::RegionCode::from(r)
+            .check()
+            .is_empty()
+    {
+        return Err(CliError::Usage(format!("not a region code: {r}")));
+    }
+    let catalog = known()?;
+    let list = catalog.services(region);
+    if json {
+        let views: Vec<serde_json::Value> = list
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "service": d.id, "version": d.version, "name": d.name.get(lang),
+                    "category": d.category, "level": d.level,
+                    "days": d.standard.days, "fee_idr": d.standard.fee_idr,
+                })
+            })
+            .collect();
+        return print_json(&views);
+    }
+    for d in list {
+        println!(
+            "{:<30} v{:<3} {:<10} {:>3} day(s)  Rp{:<8} {}",
+            d.id,
+            d.version,
+            name_of(d.level),
+            d.standard.days,
+            d.standard.fee_idr,
+            d.name.get(lang)
+        );
+    }
+    Ok(())
+}
+
+/// `device form SERVICE`.
+pub fn form(id: &str, json: bool, lang: &str) -> Result<(), CliError> {
+    let catalog = known()?;
+    let view = FormView::of(service(&catalog, id)?.definition(), lang);
+    if json {
+        return print_json(&view);
+    }
+    println!("{} ({} v{})", view.name, view.service, view.version);
+    println!("{}", view.description);
+    println!("{} day(s), Rp{}\n", view.days, view.fee_idr);
+    let mark = |n: Need| match n {
+        Need::Always => "*",
+        Need::Sometimes => "?",
+        Need::Optional => " ",
+    };
+    for f in &view.fields {
+        let depth = f.path.matches('.').count();
+        let mut line = format!(
+            "{}{} {:<24} {:<12} {}",
+            "  ".repeat(depth),
+            mark(f.required),
+            f.path,
+            name_of(f.kind),
+            f.label
+        );
+        if f.conditional {
+            line.push_str(" [when…]");
+        }
+        if f.calculated {
+            line.push_str(" [calculated]");
+        }
+        println!("{line}");
+        if !f.options.is_empty() {
+            let opts: Vec<String> = f
+                .options
+                .iter()
+                .map(|o| format!("{} ({})", o.value, o.label))
+                .collect();
+            println!("{}      {}", "  ".repeat(depth), opts.join(", "));
+        }
+    }
+    if !view.documents.is_empty() {
+        println!();
+        for d in &view.documents {
+            println!("{} document {:<20} {}", mark(d.required), d.role, d.label);
+        }
+    }
+    println!("\n* required   ? required when the answers ask for it");
+    Ok(())
+}
+
+/// `device template --service SERVICE`: a filled-in example.
+pub fn template(id: &str) -> Result<(), CliError> {
+    let catalog = known()?;
+    let d = service(&catalog, id)?.definition();
+    let example = d.example().ok_or_else(|| {
+        CliError::Failed(format!(
+            "{} carries no valid example (test vector)",
+            d.key()
+        ))
+    })?;
+    print_json(example)
+}
+
+/// `device check --service SERVICE --json FILE`: the form's verdict on the
+/// answers, as the app shows it live; exit 3 when something blocks.
+pub fn check(
+    id: &str,
+    path: &Path,
+    attached: &[String],
+    json: bool,
+    lang: &str,
+) -> Result<(), CliError> {
+    let catalog = known()?;
+    let form = service(&catalog, id)?;
+    let text = read_text(path)?;
+    let values: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("the answers are not JSON: {e}")))?;
+    let roles: Vec<&str> = attached.iter().map(String::as_str).collect();
+    let state = form.evaluate_for_submit(
+        &values,
+        &roles,
+        sambung_core::Timestamp::now().today_in_indonesia(),
+        Side::Device,
+    );
+    if json {
+        print_json(&state)?;
+    } else {
+        for (v, issues) in [("error", &state.errors), ("warning", &state.warnings)] {
+            for i in issues {
+                println!(
+                    "{v:<8} {:<28} {:<22} {}",
+                    i.field,
+                    i.code,
+                    i.message.get(lang)
+                );
+            }
+        }
+        for (path, value) in &state.calculated {
+            println!("{:<8} {path:<28} = {value}", "value");
+        }
+    }
+    if state.is_ok() {
+        if !json {
+            println!("ok: {} can be submitted", form.definition().key());
+        }
+        Ok(())
+    } else {
+        Err(CliError::Refused(format!(
+            "{} problem(s) block submission",
+            state.errors.len()
+        )))
+    }
+}
