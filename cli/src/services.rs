@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use clap::Args;
-use sambung_core::catalog::{self, Catalog, Form, FormView, Need, Side};
+use sambung_core::catalog::{self, Catalog, Form, FormView, Need, ServiceView, Side};
 
 use crate::input::read_text;
 use crate::output::CliError;
@@ -60,16 +60,7 @@ pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliE
     let catalog = known()?;
     let list = catalog.services(region);
     if json {
-        let views: Vec<serde_json::Value> = list
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "service": d.id, "version": d.version, "name": d.name.get(lang),
-                    "category": d.category, "level": d.level,
-                    "days": d.standard.days, "fee_idr": d.standard.fee_idr,
-                })
-            })
-            .collect();
+        let views: Vec<ServiceView> = list.iter().map(|d| ServiceView::of(d, lang)).collect();
         return print_json(&views);
     }
     for d in list {

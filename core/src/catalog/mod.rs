@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use definition::*;
 pub use form::{FieldState, Form, FormState, Issue};
 pub use values::{check_email, check_npwp};
-pub use view::{DocumentView, FieldView, FormView, Need, OptionView};
+pub use view::{DocumentView, FieldView, FormView, Need, OptionView, ServiceView};
 
 /// Why a definition cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,10 +7,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::definition::{Definition, Field, FieldType};
+use super::definition::{Category, Definition, Field, FieldType, Level};
 
 /// Whether a field or document must be given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Need {
     /// Always.
@@ -23,6 +24,7 @@ pub enum Need {
 
 /// One choice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct OptionView {
     /// The value stored.
     pub value: String,
@@ -32,6 +34,7 @@ pub struct OptionView {
 
 /// One field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FieldView {
     /// Path (`address.street`; a repeat's sub-fields as `members[].nik`).
     pub path: String,
@@ -67,6 +70,7 @@ pub struct FieldView {
 
 /// One document asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct DocumentView {
     /// Attachment role.
     pub role: String,
@@ -78,6 +82,7 @@ pub struct DocumentView {
 
 /// A service's form in one language.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FormView {
     /// Service id.
     pub service: String,
@@ -97,6 +102,45 @@ pub struct FormView {
     pub fields: Vec<FieldView>,
     /// The documents asked for.
     pub documents: Vec<DocumentView>,
+}
+
+/// A service as a list of services shows it, in one language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
+pub struct ServiceView {
+    /// Service id.
+    pub service: String,
+    /// Version.
+    pub version: u32,
+    /// Name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Category.
+    pub category: Category,
+    /// The level of government that decides it.
+    pub level: Level,
+    /// Working days to a decision.
+    pub days: u32,
+    /// Fee in rupiah.
+    pub fee_idr: u64,
+}
+
+impl ServiceView {
+    /// `definition` in `lang` (`en`, or Indonesian otherwise).
+    pub fn of(definition: &Definition, lang: &str) -> ServiceView {
+        let lang = if lang == "en" { "en" } else { "id" };
+        ServiceView {
+            service: definition.id.clone(),
+            version: definition.version,
+            name: definition.name.get(lang).to_owned(),
+            description: definition.description.get(lang).to_owned(),
+            category: definition.category,
+            level: definition.level,
+            days: definition.standard.days,
+            fee_idr: definition.standard.fee_idr,
+        }
+    }
 }
 
 fn need(rule: Option<&Value>, default: bool) -> Need {
