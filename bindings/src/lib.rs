@@ -12,7 +12,6 @@
 //! `id.sambung.model`), Swift module `Sambung`, Python modules `sambung_ffi`
 //! and `sambung_core` (see `uniffi.toml`).
 
-mod catalog;
 mod client;
 mod error;
 #[cfg(test)]
@@ -22,7 +21,6 @@ mod logging;
 mod records;
 mod runtime;
 
-pub use catalog::{FormCheck, evaluate, form, service_template, services};
 pub use client::{Client, Subscription};
 pub use error::{FieldError, SambungError};
 pub use keys::{KeyProvider, KeyProviderError};

@@ -17,17 +17,11 @@ import id.sambung.SambungException
 import id.sambung.SyncProgress
 import id.sambung.SyncReport
 import id.sambung.clearLogger
-import id.sambung.evaluate
-import id.sambung.form
-import id.sambung.serviceTemplate
-import id.sambung.services
 import id.sambung.kinds
 import id.sambung.setLogger
 import id.sambung.template
 import id.sambung.model.AttachmentRole
 import id.sambung.model.Details
-import id.sambung.model.FieldType
-import id.sambung.model.Need
 import id.sambung.model.Kind
 import id.sambung.model.Role
 import id.sambung.model.Status
@@ -266,45 +260,6 @@ fun cancelledSync() = runBlocking {
 }
 
 /** The server's administration (`sambung admin …`), as the agency runs it. */
-/**
- * A service the app learns from the catalog, not from compiled-in code: the
- * list for the resident's village, the form drawn from its description in
- * Indonesian, answers filled, one refused and then fixed.
- */
-fun serviceForm() {
-    val offered = services("35.09.14.2005", "id")
-    val sku = offered.single { it.service == "surat_keterangan_usaha" }
-    assertEquals("Surat Keterangan Usaha (SKU)", sku.name)
-    val view = form("surat_keterangan_usaha", "id")
-    val purpose = view.fields.single { it.path == "purpose" }
-    assertEquals(FieldType.CHOICE, purpose.kind)
-    assertEquals(Need.ALWAYS, purpose.required)
-    assertTrue(purpose.options.any { it.value == "bank_loan" && it.label == "Pinjaman bank/KUR" })
-    assertTrue(view.fields.any { it.path == "address.region" })
-    assertEquals(setOf("ktp_copy", "business_photo"), view.documents.map { it.role }.toSet())
-
-    val answers = serviceTemplate("surat_keterangan_usaha")
-    val docs = view.documents.map { it.role }
-    assertTrue(evaluate("surat_keterangan_usaha", answers, docs).errors.isEmpty())
-    // Half a worker: refused at that field, in both languages; then fixed.
-    val wrong = answers.replace(Regex("\"workers\":\\s*\\d+"), "\"workers\": 2.5")
-    check(wrong != answers) { "the template has no workers to change" }
-    val refused = evaluate("surat_keterangan_usaha", wrong, docs)
-    assertEquals(listOf("workers"), refused.errors.map { it.field })
-    assertEquals("wrong_type", refused.errors.single().code)
-    assertTrue(refused.errors.single().message.id.isNotEmpty())
-    val fixed = wrong.replace("\"workers\": 2.5", "\"workers\": 3")
-    assertTrue(evaluate("surat_keterangan_usaha", fixed, docs).errors.isEmpty())
-    // Without the documents, submission is blocked by them.
-    assertEquals(
-        setOf("attachments.ktp_copy", "attachments.business_photo"),
-        evaluate("surat_keterangan_usaha", fixed, emptyList()).errors.map { it.field }.toSet(),
-    )
-    // Bad input: a service the device does not know, answers that are not JSON.
-    assertFailsWith<SambungException.NotFound> { form("izin_terbang", "id") }
-    assertFailsWith<SambungException.Forbidden> { evaluate("ktp_el", "{nik", emptyList()) }
-}
-
 fun admin(vararg args: String): String = sambung(listOf("admin") + args)
 
 fun revokedAndWiped() = runBlocking {
@@ -328,7 +283,6 @@ fun main() {
         "error mapping" to ::errorMapping,
         "cancelled sync" to ::cancelledSync,
         "revoked and wiped" to ::revokedAndWiped,
-        "service form" to ::serviceForm,
     )
     var failed = 0
     for ((name, test) in tests) {

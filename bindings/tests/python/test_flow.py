@@ -120,37 +120,6 @@ def officer(*args):
     return out.stdout
 
 
-class ServiceForm(unittest.TestCase):
-    """A service learned from the catalog, not compiled-in code: listed for
-    a region, drawn from its description, filled, refused, fixed."""
-
-    def test_a_letter_of_the_village_is_drawn_filled_and_checked(self):
-        offered = {s.service: s for s in sambung.services("61.71.02.1001", "en")}
-        self.assertEqual(offered["surat_keterangan_tidak_mampu"].name, "Certificate of low income (SKTM)")
-        view = sambung.form("surat_keterangan_tidak_mampu", "en")
-        paths = [f.path for f in view.fields]
-        self.assertIn("members[].nik", paths)
-        detail = next(f for f in view.fields if f.path == "purpose_detail")
-        self.assertTrue(detail.conditional)
-        self.assertEqual(detail.required, model.Need.SOMETIMES)
-        answers = json.loads(sambung.service_template("surat_keterangan_tidak_mampu"))
-        docs = [d.role for d in view.documents if d.required == model.Need.ALWAYS]
-        ok = sambung.evaluate("surat_keterangan_tidak_mampu", json.dumps(answers), docs)
-        self.assertEqual(ok.errors, [])
-        self.assertEqual(json.loads(ok.calculated["household_size"]), len(answers["members"]))
-        # "Other" purpose asks for its detail: refused until it is given.
-        answers["purpose"] = "other"
-        state = sambung.evaluate("surat_keterangan_tidak_mampu", json.dumps(answers), docs)
-        self.assertEqual([(e.field, e.code) for e in state.errors], [("purpose_detail", "required")])
-        self.assertTrue(next(f for f in state.fields if f.field == "purpose_detail").visible)
-        answers["purpose_detail"] = "Persyaratan beasiswa kuliah"
-        self.assertEqual(sambung.evaluate("surat_keterangan_tidak_mampu", json.dumps(answers), docs).errors, [])
-        with self.assertRaises(sambung.SambungError.NotFound):
-            sambung.form("izin_terbang", "en")
-        with self.assertRaises(sambung.SambungError.Forbidden):
-            sambung.evaluate("ktp_el", "{nik", [])
-
-
 class ResidentFlow(unittest.IsolatedAsyncioTestCase):
     def tearDown(self):
         sambung.clear_logger()

@@ -24,7 +24,6 @@ use crate::validation::Code;
 
 /// One problem at one field of a form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct Issue {
     /// Path of the field, e.g. `household[2].nik`.
     pub field: String,
@@ -51,7 +50,6 @@ impl Issue {
 
 /// What a UI needs to draw one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FieldState {
     /// Path of the field.
     pub field: String,

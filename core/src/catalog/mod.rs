@@ -64,21 +64,35 @@ pub enum CatalogError {
 /// Reads one definition from JSON. A definition needing a newer engine is
 /// told apart from a malformed one, so the app can say "update the app".
 pub fn parse(json: &str) -> Result<Definition, CatalogError> {
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| CatalogError::Malformed {
-            problems: vec![format!("not JSON: {e}")],
-        })?;
-    let format = value.get("format").and_then(|f| f.as_u64());
-    if let Some(format) = format
+    /// What is read before the definition itself: whether this engine can.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        format: Option<serde_json::Value>,
+        id: Option<serde_json::Value>,
+    }
+    let head = match serde_json::from_str::<Head>(json) {
+        Ok(head) => Some(head),
+        // JSON, but not an object: the full parse below says what it is.
+        Err(e) if e.is_data() => None,
+        Err(e) => {
+            return Err(CatalogError::Malformed {
+                problems: vec![format!("not JSON: {e}")],
+            });
+        }
+    };
+    if let Some(head) = head
+        && let Some(format) = head.format.as_ref().and_then(|f| f.as_u64())
         && format > u64::from(ENGINE_FORMAT)
     {
-        let service = value.get("id").and_then(|i| i.as_str()).unwrap_or("?");
+        let service = head.id.as_ref().and_then(|i| i.as_str()).unwrap_or("?");
         return Err(CatalogError::NeedsNewerEngine {
             service: service.chars().take(64).collect(),
             format,
         });
     }
-    serde_json::from_value(value).map_err(|e| CatalogError::Malformed {
+    // Straight from the text, not through a `Value`: one deserializer of
+    // definitions in the phone library, not two.
+    serde_json::from_str(json).map_err(|e| CatalogError::Malformed {
         problems: vec![e.to_string()],
     })
 }

@@ -11,7 +11,6 @@ use super::definition::{Category, Definition, Field, FieldType, Level};
 
 /// Whether a field or document must be given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Need {
     /// Always.
@@ -24,7 +23,6 @@ pub enum Need {
 
 /// One choice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct OptionView {
     /// The value stored.
     pub value: String,
@@ -34,7 +32,6 @@ pub struct OptionView {
 
 /// One field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FieldView {
     /// Path (`address.street`; a repeat's sub-fields as `members[].nik`).
     pub path: String,
@@ -70,7 +67,6 @@ pub struct FieldView {
 
 /// One document asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct DocumentView {
     /// Attachment role.
     pub role: String,
@@ -82,7 +78,6 @@ pub struct DocumentView {
 
 /// A service's form in one language.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FormView {
     /// Service id.
     pub service: String,
@@ -106,7 +101,6 @@ pub struct FormView {
 
 /// A service as a list of services shows it, in one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct ServiceView {
     /// Service id.
     pub service: String,

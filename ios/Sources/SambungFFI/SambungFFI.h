@@ -538,26 +538,6 @@ RustBuffer uniffi_sambung_ffi_fn_func_kinds(RustCallStatus *_Nonnull out_status
 RustBuffer uniffi_sambung_ffi_fn_func_template(RustBuffer kind, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_EVALUATE
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_EVALUATE
-RustBuffer uniffi_sambung_ffi_fn_func_evaluate(RustBuffer service_id, RustBuffer answers_json, RustBuffer attached, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_FORM
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_FORM
-RustBuffer uniffi_sambung_ffi_fn_func_form(RustBuffer service_id, RustBuffer lang, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_SERVICE_TEMPLATE
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_SERVICE_TEMPLATE
-RustBuffer uniffi_sambung_ffi_fn_func_service_template(RustBuffer service_id, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_SERVICES
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_SERVICES
-RustBuffer uniffi_sambung_ffi_fn_func_services(RustBuffer region, RustBuffer lang, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_CLEAR_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_FUNC_CLEAR_LOGGER
 void uniffi_sambung_ffi_fn_func_clear_logger(RustCallStatus *_Nonnull out_status
@@ -838,30 +818,6 @@ uint16_t uniffi_sambung_ffi_checksum_func_kinds(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_TEMPLATE
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_TEMPLATE
 uint16_t uniffi_sambung_ffi_checksum_func_template(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_EVALUATE
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_EVALUATE
-uint16_t uniffi_sambung_ffi_checksum_func_evaluate(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_FORM
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_FORM
-uint16_t uniffi_sambung_ffi_checksum_func_form(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SERVICE_TEMPLATE
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SERVICE_TEMPLATE
-uint16_t uniffi_sambung_ffi_checksum_func_service_template(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SERVICES
-#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SERVICES
-uint16_t uniffi_sambung_ffi_checksum_func_services(void
     
 );
 #endif

@@ -2562,73 +2562,6 @@ public func FfiConverterTypeFieldError_lower(_ value: FieldError) -> RustBuffer 
 
 
 /**
- * The live state of a form: what to show, what is required, every
- * problem (errors block submission, warnings do not), and the calculated
- * values (each as JSON text, keyed by field path).
- */
-public struct FormCheck: Equatable, Hashable {
-    public var fields: [FieldState]
-    public var errors: [Issue]
-    public var warnings: [Issue]
-    public var calculated: [String: String]
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(fields: [FieldState], errors: [Issue], warnings: [Issue], calculated: [String: String]) {
-        self.fields = fields
-        self.errors = errors
-        self.warnings = warnings
-        self.calculated = calculated
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension FormCheck: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeFormCheck: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FormCheck {
-        return
-            try FormCheck(
-                fields: FfiConverterSequenceTypeFieldState.read(from: &buf), 
-                errors: FfiConverterSequenceTypeIssue.read(from: &buf), 
-                warnings: FfiConverterSequenceTypeIssue.read(from: &buf), 
-                calculated: FfiConverterDictionaryStringString.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: FormCheck, into buf: inout [UInt8]) {
-        FfiConverterSequenceTypeFieldState.write(value.fields, into: &buf)
-        FfiConverterSequenceTypeIssue.write(value.errors, into: &buf)
-        FfiConverterSequenceTypeIssue.write(value.warnings, into: &buf)
-        FfiConverterDictionaryStringString.write(value.calculated, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeFormCheck_lift(_ buf: RustBuffer) throws -> FormCheck {
-    return try FfiConverterTypeFormCheck.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeFormCheck_lower(_ value: FormCheck) -> RustBuffer {
-    return FfiConverterTypeFormCheck.lower(value)
-}
-
-
-/**
  * Which requests to list.
  */
 public struct ListQuery: Equatable, Hashable {
@@ -3687,81 +3620,6 @@ fileprivate struct FfiConverterSequenceTypeAttachmentUpload: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterSequenceTypeFieldState: FfiConverterRustBuffer {
-    typealias SwiftType = [FieldState]
-
-    public static func write(_ value: [FieldState], into buf: inout [UInt8]) {
-        let len = Int32(value.count)
-        writeInt(&buf, len)
-        for item in value {
-            FfiConverterTypeFieldState.write(item, into: &buf)
-        }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FieldState] {
-        let len: Int32 = try readInt(&buf)
-        var seq = [FieldState]()
-        seq.reserveCapacity(Int(len))
-        for _ in 0 ..< len {
-            seq.append(try FfiConverterTypeFieldState.read(from: &buf))
-        }
-        return seq
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterSequenceTypeIssue: FfiConverterRustBuffer {
-    typealias SwiftType = [Issue]
-
-    public static func write(_ value: [Issue], into buf: inout [UInt8]) {
-        let len = Int32(value.count)
-        writeInt(&buf, len)
-        for item in value {
-            FfiConverterTypeIssue.write(item, into: &buf)
-        }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Issue] {
-        let len: Int32 = try readInt(&buf)
-        var seq = [Issue]()
-        seq.reserveCapacity(Int(len))
-        for _ in 0 ..< len {
-            seq.append(try FfiConverterTypeIssue.read(from: &buf))
-        }
-        return seq
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterSequenceTypeServiceView: FfiConverterRustBuffer {
-    typealias SwiftType = [ServiceView]
-
-    public static func write(_ value: [ServiceView], into buf: inout [UInt8]) {
-        let len = Int32(value.count)
-        writeInt(&buf, len)
-        for item in value {
-            FfiConverterTypeServiceView.write(item, into: &buf)
-        }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ServiceView] {
-        let len: Int32 = try readInt(&buf)
-        var seq = [ServiceView]()
-        seq.reserveCapacity(Int(len))
-        for _ in 0 ..< len {
-            seq.append(try FfiConverterTypeServiceView.read(from: &buf))
-        }
-        return seq
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterSequenceTypeSummary: FfiConverterRustBuffer {
     typealias SwiftType = [Summary]
 
@@ -3883,32 +3741,6 @@ fileprivate struct FfiConverterSequenceTypeRequestId: FfiConverterRustBuffer {
         return seq
     }
 }
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
-    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
-        let len = Int32(value.count)
-        writeInt(&buf, len)
-        for (key, value) in value {
-            FfiConverterString.write(key, into: &buf)
-            FfiConverterString.write(value, into: &buf)
-        }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
-        let len: Int32 = try readInt(&buf)
-        var dict = [String: String]()
-        dict.reserveCapacity(Int(len))
-        for _ in 0..<len {
-            let key = try FfiConverterString.read(from: &buf)
-            let value = try FfiConverterString.read(from: &buf)
-            dict[key] = value
-        }
-        return dict
-    }
-}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3980,60 +3812,6 @@ public func template(kind: Kind) -> RequestContent  {
 })
 }
 /**
- * The form's state for `answers_json` (an object keyed by field id) with
- * the documents of `attached` roles: call it on every edit. Answers that
- * are not JSON: `Forbidden` naming where the JSON breaks; a value of the
- * wrong shape is one of the returned errors, not a failure.
- */
-public func evaluate(serviceId: String, answersJson: String, attached: [String])throws  -> FormCheck  {
-    return try  FfiConverterTypeFormCheck_lift(try rustCallWithError(FfiConverterTypeSambungError_lift) {
-        uniffiCallStatus in
-    uniffi_sambung_ffi_fn_func_evaluate(
-        FfiConverterString.lower(serviceId),
-        FfiConverterString.lower(answersJson),
-        FfiConverterSequenceString.lower(attached),uniffiCallStatus
-    )
-})
-}
-/**
- * A service's form as the UI draws it: fields in order with labels,
- * hints, choices and limits; the documents asked for. `NotFound` for a
- * service this device does not know.
- */
-public func form(serviceId: String, lang: String)throws  -> FormView  {
-    return try  FfiConverterTypeFormView_lift(try rustCallWithError(FfiConverterTypeSambungError_lift) {
-        uniffiCallStatus in
-    uniffi_sambung_ffi_fn_func_form(
-        FfiConverterString.lower(serviceId),
-        FfiConverterString.lower(lang),uniffiCallStatus
-    )
-})
-}
-/**
- * Filled-in example answers of a service (JSON), to start from.
- */
-public func serviceTemplate(serviceId: String)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeSambungError_lift) {
-        uniffiCallStatus in
-    uniffi_sambung_ffi_fn_func_service_template(
-        FfiConverterString.lower(serviceId),uniffiCallStatus
-    )
-})
-}
-/**
- * The services this device knows, offered in `region` (a Kemendagri code;
- * none: all), with texts in `lang` (`"en"`, or Indonesian otherwise).
- */
-public func services(region: String?, lang: String)throws  -> [ServiceView]  {
-    return try  FfiConverterSequenceTypeServiceView.lift(try rustCallWithError(FfiConverterTypeSambungError_lift) {
-        uniffiCallStatus in
-    uniffi_sambung_ffi_fn_func_services(
-        FfiConverterOptionString.lower(region),
-        FfiConverterString.lower(lang),uniffiCallStatus
-    )
-})
-}
-/**
  * Stops sending log events (call it before a Python interpreter exits: a
  * log event from a library thread must not call into a finalising
  * interpreter).
@@ -4076,18 +3854,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_func_template() != 50937) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_sambung_ffi_checksum_func_evaluate() != 11443) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_sambung_ffi_checksum_func_form() != 14180) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_sambung_ffi_checksum_func_service_template() != 14998) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_sambung_ffi_checksum_func_services() != 15818) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_func_clear_logger() != 41029) {
