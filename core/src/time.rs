@@ -129,6 +129,16 @@ impl fmt::Display for CivilDate {
     }
 }
 
+/// Whether `t` is a time of day, `HH:MM` on the 24-hour clock.
+pub fn is_time_of_day(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 5
+        && b[2] == b':'
+        && b[..2].iter().chain(&b[3..]).all(|c| c.is_ascii_digit())
+        && t[..2].parse::<u8>().is_ok_and(|h| h < 24)
+        && t[3..].parse::<u8>().is_ok_and(|m| m < 60)
+}
+
 /// Whether `year` is a Gregorian leap year.
 pub fn is_leap(year: i32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0

@@ -102,6 +102,8 @@ pub enum FieldType {
     Money,
     /// A `YYYY-MM-DD` date; with `past`, not after today.
     Date,
+    /// A `HH:MM` time of day (24-hour clock).
+    Time,
     /// `true` or `false`.
     Boolean,
     /// One of `options` or of the code list `code_list`.
@@ -155,6 +157,7 @@ impl FieldType {
         matches!(
             self,
             Text | Date
+                | Time
                 | Choice
                 | Phone
                 | Email

@@ -579,6 +579,13 @@ impl<'a> Walk<'_, 'a> {
                 Some(d) if field.past && d > self.today => vec![Code::DateInFuture],
                 Some(_) => vec![],
             },
+            Time => {
+                if crate::time::is_time_of_day(s) {
+                    vec![]
+                } else {
+                    vec![Code::TimeFormat]
+                }
+            }
             Boolean => {
                 if value.is_boolean() {
                     vec![]

@@ -193,6 +193,7 @@ macro_rules! builtin_file {
 pub const BUILTIN: &[(&str, &str)] = &[
     builtin_file!("complaint.v1.json"),
     builtin_file!("ktp_el.v1.json"),
+    builtin_file!("birth.v1.json"),
     builtin_file!("death.v1.json"),
     builtin_file!("surat_keterangan_tidak_mampu.v1.json"),
     builtin_file!("surat_keterangan_domisili.v1.json"),

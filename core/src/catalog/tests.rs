@@ -376,7 +376,7 @@ fn both_verdicts(details: &Details) -> (Vec<String>, Vec<String>) {
 }
 
 /// The compiled-in kinds that are also built-in definitions.
-const CONVERTED: &[Kind] = &[Kind::Complaint, Kind::KtpEl, Kind::Death];
+const CONVERTED: &[Kind] = &[Kind::Complaint, Kind::KtpEl, Kind::Birth, Kind::Death];
 
 #[test]
 fn the_catalog_and_the_compiled_in_kinds_agree_on_the_templates_and_their_faults() {
@@ -427,6 +427,38 @@ proptest! {
     #[test]
     fn the_catalog_and_the_compiled_in_ktp_el_agree(k in any::<crate::model::KtpEl>()) {
         let (a, b) = both_verdicts(&Details::KtpEl(k));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_catalog_and_the_compiled_in_birth_agree(b in any::<crate::model::Birth>()) {
+        let (a, b) = both_verdicts(&Details::Birth(b));
+        prop_assert_eq!(a, b);
+    }
+
+    /// The template's parents and times, mutated: the NIKs' sexes, the
+    /// parents equal, times of day near the edges.
+    #[test]
+    fn the_catalog_and_the_compiled_in_birth_agree_near_valid(
+        swap in any::<bool>(), same in any::<bool>(), no_father in any::<bool>(),
+        hour in 0u8..30, minute in 0u8..70, short in any::<bool>(),
+    ) {
+        let Details::Birth(mut b) = templates::example(Kind::Birth).details else {
+            panic!("the birth template is not a birth")
+        };
+        if swap {
+            let father = b.father_nik.clone().unwrap();
+            b.father_nik = Some(b.mother_nik.clone());
+            b.mother_nik = father;
+        }
+        if same {
+            b.father_nik = Some(b.mother_nik.clone());
+        }
+        if no_father {
+            b.father_nik = None;
+        }
+        b.birth_time = Some(if short { format!("{hour}:{minute}") } else { format!("{hour:02}:{minute:02}") });
+        let (a, b) = both_verdicts(&Details::Birth(b));
         prop_assert_eq!(a, b);
     }
 

@@ -37,15 +37,6 @@ pub struct Birth {
     pub witnesses: Vec<Person>,
 }
 
-fn valid_time(t: &str) -> bool {
-    let b = t.as_bytes();
-    b.len() == 5
-        && b[2] == b':'
-        && b[..2].iter().chain(&b[3..]).all(|c| c.is_ascii_digit())
-        && t[..2].parse::<u8>().is_ok_and(|h| h < 24)
-        && t[3..].parse::<u8>().is_ok_and(|m| m < 60)
-}
-
 /// A parent's NIK: valid, and encoding the parent's sex, which is certain.
 fn check_parent(v: &mut Validator, field: &str, nik: &Nik, sex: Sex) {
     let codes = nik.check();
@@ -60,7 +51,7 @@ impl KindRules for Birth {
         v.text("child_name", &self.child_name, MAX_SHORT_TEXT);
         v.past_date("birth_date", &self.birth_date);
         if let Some(t) = &self.birth_time
-            && !valid_time(t)
+            && !crate::time::is_time_of_day(t)
         {
             v.error_at("birth_time", Code::TimeFormat);
         }
