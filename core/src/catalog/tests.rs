@@ -376,7 +376,13 @@ fn both_verdicts(details: &Details) -> (Vec<String>, Vec<String>) {
 }
 
 /// The compiled-in kinds that are also built-in definitions.
-const CONVERTED: &[Kind] = &[Kind::Complaint, Kind::KtpEl, Kind::Birth, Kind::Death];
+const CONVERTED: &[Kind] = &[
+    Kind::Complaint,
+    Kind::KtpEl,
+    Kind::Birth,
+    Kind::Death,
+    Kind::BusinessLicence,
+];
 
 #[test]
 fn the_catalog_and_the_compiled_in_kinds_agree_on_the_templates_and_their_faults() {
@@ -459,6 +465,34 @@ proptest! {
         }
         b.birth_time = Some(if short { format!("{hour}:{minute}") } else { format!("{hour:02}:{minute:02}") });
         let (a, b) = both_verdicts(&Details::Birth(b));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_catalog_and_the_compiled_in_business_licence_agree(b in any::<crate::model::BusinessLicence>()) {
+        let (a, b) = both_verdicts(&Details::BusinessLicence(b));
+        prop_assert_eq!(a, b);
+    }
+
+    /// The template mutated where its rules are: who applies, the KBLI
+    /// list, the village, the postal code.
+    #[test]
+    fn the_catalog_and_the_compiled_in_business_licence_agree_near_valid(
+        nik in any::<bool>(), company in proptest::option::of("[A-Z0-9 ./-]{0,60}"),
+        kbli in proptest::collection::vec("[0-9]{4,6}", 0..23), region in "[0-9]{2}(\\.[0-9]{2}){0,2}(\\.[0-9]{4})?",
+        postal in proptest::option::of("[0-9]{4,6}"),
+    ) {
+        let Details::BusinessLicence(mut b) = templates::example(Kind::BusinessLicence).details else {
+            panic!("the business licence template is not one")
+        };
+        if !nik {
+            b.applicant_nik = None;
+        }
+        b.company_legal_number = company;
+        b.kbli = kbli.into_iter().map(crate::identifiers::Kbli).collect();
+        b.address.region = crate::identifiers::RegionCode(region);
+        b.address.postal_code = postal;
+        let (a, b) = both_verdicts(&Details::BusinessLicence(b));
         prop_assert_eq!(a, b);
     }
 
