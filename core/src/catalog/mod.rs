@@ -196,6 +196,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     builtin_file!("birth.v1.json"),
     builtin_file!("death.v1.json"),
     builtin_file!("business_licence.v1.json"),
+    builtin_file!("move_address.v1.json"),
+    builtin_file!("family_card_update.v1.json"),
     builtin_file!("surat_keterangan_tidak_mampu.v1.json"),
     builtin_file!("surat_keterangan_domisili.v1.json"),
     builtin_file!("surat_keterangan_usaha.v1.json"),
