@@ -605,7 +605,7 @@ impl<'a> Walk<'_, 'a> {
             Email => values::check_email(s),
             Nik => id::Nik(s.to_owned()).check(),
             Kk => id::Kk(s.to_owned()).check(),
-            Nop => id::Nop(s.to_owned()).normalised().check(),
+            Nop => id::Nop(s.to_owned()).check(),
             Nib => id::Nib(s.to_owned()).check(),
             Npwp => values::check_npwp(s),
             Kbli => id::Kbli(s.to_owned()).check(),
