@@ -425,6 +425,7 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/agency/audit",
         "/v1/agency/audit/verify",
         "/v1/agency/exposure",
+        "/v1/agency/services",
         "/v1/agency/persons/export",
         "/v1/agency/persons/erase",
     ] {
@@ -449,4 +450,57 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agency_lists_the_service_catalog() {
+    let server = TestServer::start().await;
+    let agency = Agency::enroll(&server, "dpmptsp-kudus", &["33.19"]).await;
+    let a = agency
+        .call(
+            "GET",
+            "/v1/agency/services?region=33.19.05.2011",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let services = a.json["services"].as_array().unwrap();
+    let ids: Vec<&str> = services.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for id in [
+        "complaint",
+        "birth",
+        "surat_keterangan_tidak_mampu",
+        "izin_reklame",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let sktm = services
+        .iter()
+        .find(|s| s["id"] == "surat_keterangan_tidak_mampu")
+        .unwrap();
+    assert_eq!(sktm["level"], "desa");
+    assert_eq!(sktm["category"], "letter");
+    assert_eq!(sktm["name_en"], "Certificate of low income (SKTM)");
+    assert!(!sktm["legal_basis"].as_array().unwrap().is_empty());
+    // All of them, without a region.
+    let all = agency.call("GET", "/v1/agency/services", None, None).await;
+    assert_eq!(all.json["services"].as_array().unwrap().len(), ids.len());
+    // Bad input: not a region, an unknown parameter, unsigned.
+    for target in [
+        "/v1/agency/services?region=Kudus",
+        "/v1/agency/services?kind=birth",
+    ] {
+        let a = agency.call("GET", target, None, None).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (400, "bad_filter"),
+            "{target}: {}",
+            a.json
+        );
+    }
+    let a = agency
+        .send("GET", "/v1/agency/services", vec![], None, None)
+        .await;
+    assert_eq!((a.status, a.code()), (401, "unauthenticated"));
 }

@@ -1,7 +1,7 @@
 //! The back-office API: JSON over HTTPS for an agency's own systems — list,
 //! read and act on requests ([`requests`]), read and check the audit trail
 //! ([`audit`]), subscribe to events ([`webhooks`]), a person's export and
-//! erasure ([`persons`]). Described by an OpenAPI 3 document generated
+//! erasure ([`persons`]), the service catalog ([`services`]). Described by an OpenAPI 3 document generated
 //! from this code (`GET /v1/openapi.json`).
 //!
 //! Authentication: an enrolled **agency** account's key signs every
@@ -31,12 +31,14 @@ use requests::{
     Assignment, NewNote, ReceiptView, Receipts, RequestList, RequestSummary, RequestView,
     StatusChange,
 };
+use services::{ServiceList, ServiceSummary};
 use webhooks::{NewWebhook, WebhookView};
 
 mod agency;
 pub mod audit;
 pub mod persons;
 pub mod requests;
+pub mod services;
 pub mod webhooks;
 
 /// The back-office routes.
@@ -72,6 +74,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/v1/agency/persons/export", post(persons::export_person))
         .route("/v1/agency/persons/erase", post(persons::erase_person))
+        .route("/v1/agency/services", get(services::list_services))
         .route("/v1/agency/audit", get(audit::audit_trail))
         .route("/v1/agency/audit/verify", get(audit::audit_verify))
         .route("/v1/agency/exposure", get(audit::exposure))
@@ -93,6 +96,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         requests::add_note,
         requests::set_assignee,
         requests::download_attachment,
+        services::list_services,
         audit::audit_trail,
         audit::audit_verify,
         audit::exposure,
@@ -120,6 +124,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         PersonQuery,
         PersonExport,
         Erasure,
+        ServiceSummary,
+        ServiceList,
         ApiError
     ))
 )]
