@@ -190,6 +190,9 @@ fn device_walkthrough() -> Result<(), CliError> {
         "  forced: {pending} unsynced request(s) deleted; store gone: {}",
         !Store::exists(&home)
     );
+
+    step("11. A service defined as data, not code: a village's certificate of low income (SKTM)");
+    crate::demo_catalog::run()?;
     assert_status(r.status())?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 mod catalog;
 mod demo;
+mod demo_catalog;
 mod demo_sync;
 mod device;
 mod input;

@@ -356,6 +356,12 @@ fn the_demo_runs() {
     assert!(stdout.contains("0 occurrence(s)"), "{stdout}");
     assert!(stdout.contains("wrong key or passphrase"));
     assert!(stdout.contains("store gone: true"));
+    assert!(stdout.contains("refused: purpose_detail"), "{stdout}");
+    assert!(stdout.contains("fixed: accepted"), "{stdout}");
+    assert!(
+        stdout.contains("passes the lint and is compatible"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(
             "Converged: the resident, the officer and the back office hold the same requests."
