@@ -279,7 +279,7 @@ fn guess_mime(path: &Path) -> &'static str {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
     let s = serde_json::to_string_pretty(v).map_err(sambung_core::Error::from)?;
     println!("{s}");
     Ok(())

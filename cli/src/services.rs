@@ -8,6 +8,7 @@ use std::path::Path;
 use clap::Args;
 use sambung_core::catalog::{self, Catalog, Form, FormView, Need, ServiceView, Side};
 
+use crate::device::print_json;
 use crate::input::read_text;
 use crate::output::CliError;
 
@@ -34,20 +35,6 @@ fn service<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, CliError> {
     })
 }
 
-/// A value's name as the definition format spells it (`multi_choice`).
-fn name_of(v: impl serde::Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
-    let s = serde_json::to_string_pretty(v).map_err(sambung_core::Error::from)?;
-    println!("{s}");
-    Ok(())
-}
-
 /// `device services`.
 pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliError> {
     if let Some(r) = region
@@ -68,7 +55,7 @@ pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliE
             "{:<30} v{:<3} {:<10} {:>3} day(s)  Rp{:<8} {}",
             d.id,
             d.version,
-            name_of(d.level),
+            d.level.as_str(),
             d.standard.days,
             d.standard.fee_idr,
             d.name.get(lang)
@@ -99,7 +86,7 @@ pub fn form(id: &str, json: bool, lang: &str) -> Result<(), CliError> {
             "  ".repeat(depth),
             mark(f.required),
             f.path,
-            name_of(f.kind),
+            f.kind.as_str(),
             f.label
         );
         if f.conditional {

@@ -49,6 +49,20 @@ pub enum Category {
     Other,
 }
 
+impl Category {
+    /// The name the definition format gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Permit => "permit",
+            Category::Population => "population",
+            Category::Tax => "tax",
+            Category::Complaint => "complaint",
+            Category::Letter => "letter",
+            Category::Other => "other",
+        }
+    }
+}
+
 /// The level of government that decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +75,19 @@ pub enum Level {
     Provinsi,
     /// A national service (OSS-RBA, Dukcapil's national rules).
     Nasional,
+}
+
+impl Level {
+    /// The name the definition format gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Desa => "desa",
+            Level::Kecamatan => "kecamatan",
+            Level::Kabupaten => "kabupaten",
+            Level::Provinsi => "provinsi",
+            Level::Nasional => "nasional",
+        }
+    }
 }
 
 /// The service standard (UU 25/2009 standar pelayanan): what the office
@@ -146,6 +173,36 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// The name the definition format gives it (`multi_choice`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Number => "number",
+            FieldType::Money => "money",
+            FieldType::Date => "date",
+            FieldType::Time => "time",
+            FieldType::Boolean => "boolean",
+            FieldType::Choice => "choice",
+            FieldType::MultiChoice => "multi_choice",
+            FieldType::Location => "location",
+            FieldType::Phone => "phone",
+            FieldType::Email => "email",
+            FieldType::Person => "person",
+            FieldType::Group => "group",
+            FieldType::Repeat => "repeat",
+            FieldType::Nik => "nik",
+            FieldType::Kk => "kk",
+            FieldType::Nop => "nop",
+            FieldType::Nib => "nib",
+            FieldType::Npwp => "npwp",
+            FieldType::Kbli => "kbli",
+            FieldType::Region => "region",
+            FieldType::Plate => "plate",
+            FieldType::PostalCode => "postal_code",
+            FieldType::TaxYear => "tax_year",
+        }
+    }
+
     /// Types whose value is an object of sub-fields.
     pub fn has_fields(self) -> bool {
         matches!(self, FieldType::Group | FieldType::Repeat)

@@ -258,7 +258,10 @@ fn field(p: &mut Vec<String>, f: &Field, here: &str, scope: &Scope<'_>) {
         text(p, &format!("{here}.hint"), h);
     }
     let not_for = |p: &mut Vec<String>, what: &str| {
-        p.push(format!("{here}.{what}: a {:?} field has no {what}", f.kind).to_lowercase());
+        p.push(format!(
+            "{here}.{what}: a {} field has no {what}",
+            f.kind.as_str()
+        ));
     };
     if f.max_length.is_some() && f.kind != Text {
         not_for(p, "max_length");
@@ -333,7 +336,7 @@ fn field(p: &mut Vec<String>, f: &Field, here: &str, scope: &Scope<'_>) {
             &sub_scope
         }
         (Group | Repeat, None) => {
-            p.push(format!("{here}: a {:?} needs fields", f.kind).to_lowercase());
+            p.push(format!("{here}: a {} needs fields", f.kind.as_str()));
             scope
         }
         (_, Some(_)) => {
@@ -433,13 +436,11 @@ pub fn check_publish(prev: &Definition, next: &Definition) -> Vec<String> {
             continue;
         };
         if new.kind != old.kind {
-            p.push(
-                format!(
-                    "fields: {path} changed type ({:?} to {:?})",
-                    old.kind, new.kind
-                )
-                .to_lowercase(),
-            );
+            p.push(format!(
+                "fields: {path} changed type ({} to {})",
+                old.kind.as_str(),
+                new.kind.as_str()
+            ));
             continue;
         }
         let narrower = |o: Option<f64>, n: Option<f64>, lower: bool| match (o, n) {

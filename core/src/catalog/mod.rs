@@ -26,6 +26,8 @@ mod view;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::identifiers::RegionCode;
+
 pub use definition::*;
 pub use form::{FieldState, Form, FormState, Issue};
 pub use values::{check_email, check_npwp};
@@ -157,7 +159,11 @@ impl Catalog {
             .map(|f| f.definition())
             .filter(|d| {
                 region.is_none_or(|r| {
-                    d.regions.is_empty() || d.regions.iter().any(|p| rules::region_in(r, p))
+                    let r = RegionCode::from(r);
+                    d.regions.is_empty()
+                        || d.regions
+                            .iter()
+                            .any(|p| r.is_within(&RegionCode::from(p.as_str())))
                 })
             })
             .collect()

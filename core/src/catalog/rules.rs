@@ -25,7 +25,7 @@ use datalogic_rs::operator::EvalContext;
 use datalogic_rs::{ArenaExt, CustomOperator, DataValue, Engine, Logic};
 use serde_json::Value;
 
-use crate::identifiers::{Nik, Sex};
+use crate::identifiers::{Nik, RegionCode, Sex};
 use crate::time::CivilDate;
 
 /// Names a rule may read besides the form's fields.
@@ -356,20 +356,13 @@ impl CustomOperator for InRegion {
         let Some(code) = args.first().and_then(|v| v.as_str()) else {
             return Ok(arena.null());
         };
+        let code = RegionCode::from(code);
         let inside = args[1..]
             .iter()
             .filter_map(|p| p.as_str())
-            .any(|p| region_in(code, p));
+            .any(|p| code.is_within(&RegionCode::from(p)));
         Ok(arena.bool(inside))
     }
-}
-
-/// Whether region `code` lies in `prefix` (whole segments: `32.01` holds
-/// `32.01.05` but not `32.010`).
-pub fn region_in(code: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || code == prefix
-        || (code.starts_with(prefix) && code.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
 #[cfg(test)]

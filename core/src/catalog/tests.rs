@@ -534,6 +534,34 @@ fn every_shipped_definition_is_valid_by_the_json_schema() {
 }
 
 #[test]
+fn names_are_the_formats_own() {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../catalog/service.schema.json")).unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let types = names(&schema["$defs"]["field"]["properties"]["type"]);
+    assert_eq!(types.len(), 24);
+    for n in types {
+        let t: FieldType = serde_json::from_value(json!(n)).unwrap();
+        assert_eq!(t.as_str(), n);
+    }
+    for n in names(&schema["properties"]["category"]) {
+        let c: Category = serde_json::from_value(json!(n)).unwrap();
+        assert_eq!(c.as_str(), n);
+    }
+    for n in names(&schema["properties"]["level"]) {
+        let l: Level = serde_json::from_value(json!(n)).unwrap();
+        assert_eq!(l.as_str(), n);
+    }
+}
+
+#[test]
 fn the_json_schema_and_the_parser_refuse_the_same_shapes() {
     let schema = schema();
     let mut bad = Vec::new();

@@ -62,13 +62,6 @@ pub struct ServiceList {
     pub services: Vec<ServiceSummary>,
 }
 
-fn name_of(v: impl Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 impl From<&Definition> for ServiceSummary {
     fn from(d: &Definition) -> Self {
         ServiceSummary {
@@ -76,8 +69,8 @@ impl From<&Definition> for ServiceSummary {
             version: d.version,
             name_id: d.name.id.clone(),
             name_en: d.name.en.clone(),
-            category: name_of(d.category),
-            level: name_of(d.level),
+            category: d.category.as_str().to_owned(),
+            level: d.level.as_str().to_owned(),
             regions: d.regions.clone(),
             days: d.standard.days,
             fee_idr: d.standard.fee_idr,
