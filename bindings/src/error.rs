@@ -132,6 +132,17 @@ impl From<Error> for SambungError {
                     })
                     .collect(),
             },
+            Error::Form(issues) => SambungError::Validation {
+                errors: issues
+                    .into_iter()
+                    .map(|i| FieldError {
+                        field: i.field,
+                        code: i.code,
+                        message_en: i.message.en,
+                        message_id: i.message.id,
+                    })
+                    .collect(),
+            },
             Error::WrongKey | Error::KeyChanged => SambungError::WrongKey,
             Error::IncompatibleVersion { found, supported } => {
                 SambungError::IncompatibleVersion { found, supported }

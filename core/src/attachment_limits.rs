@@ -41,6 +41,15 @@ pub fn check_request_attachments(
     {
         return Err(REQUEST_LIMITS);
     }
+    if attachments
+        .iter()
+        .filter_map(|a| a.purpose.as_deref())
+        .any(|p| !crate::model::is_purpose(p))
+    {
+        return Err(
+            "a document's purpose is a service's name for it: lowercase letters, digits and _, at most 64",
+        );
+    }
     Ok(())
 }
 
@@ -128,6 +137,7 @@ mod tests {
         let a = |size: u64| AttachmentRef {
             sha256: "0".repeat(64),
             role: AttachmentRole::Photo,
+            purpose: None,
             name: "p.jpg".into(),
             mime: "image/jpeg".into(),
             size,

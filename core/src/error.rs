@@ -12,6 +12,14 @@ pub enum Error {
     /// The request has invalid fields; the report lists every one.
     #[error("the request is not valid: {0}")]
     Validation(ValidationReport),
+    /// A catalog service's request is not valid by its definition, or its
+    /// definition is not known here; every problem is named (fields and
+    /// codes, never values).
+    #[error("the request is not valid: {}", .0.iter().map(|i| format!("{} ({})", i.field, i.code)).collect::<Vec<_>>().join(", "))]
+    Form(Vec<crate::catalog::Issue>),
+    /// The built-in service catalog cannot be read (a broken build).
+    #[error("the service catalog: {0}")]
+    Catalog(String),
     /// The key or passphrase does not open this store.
     #[error("wrong key or passphrase for this store")]
     WrongKey,

@@ -163,6 +163,7 @@ pub fn example(kind: Kind) -> RequestContent {
             occurred_on: Some(Date("2026-11-20".into())),
             anonymous: false,
         }),
+        Kind::Service => Details::Service(service_example()),
     };
     RequestContent {
         region: RegionCode::from("32.73.01.1001"),
@@ -171,6 +172,33 @@ pub fn example(kind: Kind) -> RequestContent {
         applicant: Some(applicant()),
         contact_phone: Some(Phone::from("+62 812-3456-7890")),
         details,
+    }
+}
+
+/// The example of catalog services: the built-in certificate of domicile,
+/// filled in as its first test vector (empty answers if the built-in
+/// catalog could not be read, which its tests rule out).
+fn service_example() -> ServiceRequest {
+    const SERVICE: &str = "surat_keterangan_domisili";
+    let built = crate::catalog::shared_builtin().ok();
+    let found = built.and_then(|c| Some((c.latest(SERVICE)?, c)));
+    match found {
+        Some((form, catalog)) => {
+            let d = form.definition();
+            let hash = catalog
+                .published(&d.id, d.version)
+                .map(|p| p.hash.clone())
+                .unwrap_or_default();
+            let empty = serde_json::Map::new();
+            let answers = d.example().and_then(|v| v.as_object()).unwrap_or(&empty);
+            ServiceRequest::new(d, &hash, answers)
+        }
+        None => ServiceRequest {
+            service: SERVICE.to_owned(),
+            version: 1,
+            hash: String::new(),
+            answers: Default::default(),
+        },
     }
 }
 

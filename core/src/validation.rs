@@ -56,6 +56,9 @@ pub enum Code {
     EmailFormat,
     NpwpFormat,
     UnknownField,
+    UnknownService,
+    DefinitionMismatch,
+    ServiceRetired,
 }
 
 impl Code {
@@ -107,6 +110,9 @@ impl Code {
             EmailFormat => "email_format",
             NpwpFormat => "npwp_format",
             UnknownField => "unknown_field",
+            UnknownService => "unknown_service",
+            DefinitionMismatch => "definition_mismatch",
+            ServiceRetired => "service_retired",
         }
     }
 
@@ -283,6 +289,18 @@ impl Code {
             UnknownField => (
                 "This form has no such field.",
                 "Formulir ini tidak memiliki isian tersebut.",
+            ),
+            UnknownService => (
+                "This service (or this version of it) is not known here: sync to receive it, or update the app.",
+                "Layanan ini (atau versi ini) belum dikenal: lakukan sinkronisasi untuk menerimanya, atau perbarui aplikasi.",
+            ),
+            DefinitionMismatch => (
+                "The form this request was filled in does not match the published version of the service.",
+                "Formulir yang diisi tidak sama dengan versi layanan yang diterbitkan.",
+            ),
+            ServiceRetired => (
+                "This version of the service was retired and no longer accepts requests; start again on the current version.",
+                "Versi layanan ini sudah dihentikan dan tidak lagi menerima permohonan; ajukan ulang dengan versi terbaru.",
             ),
         }
     }

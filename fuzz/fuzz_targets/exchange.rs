@@ -309,6 +309,7 @@ fuzz_target!(|input: Input| {
             push,
             repair,
             max_response_bytes: x.max_response_bytes,
+            catalog: 0,
         };
         let Ok(mut body) = protocol::encode(&request) else {
             continue;

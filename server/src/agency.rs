@@ -126,7 +126,12 @@ impl Staff {
     }
 
     /// The record of one access by this call.
-    fn record(&self, action: &str, request: Option<DocId>, endpoint: &str) -> AuditRecord {
+    pub(crate) fn record(
+        &self,
+        action: &str,
+        request: Option<DocId>,
+        endpoint: &str,
+    ) -> AuditRecord {
         AuditRecord {
             at: sambung_core::Timestamp::now().as_millis(),
             account: self.account.id.clone(),

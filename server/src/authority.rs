@@ -14,8 +14,9 @@
 
 use std::borrow::Cow;
 
+use sambung_core::catalog::{Catalog, Side};
 use sambung_core::lifecycle::{self, Role, Status, StatusEntry};
-use sambung_core::model::Request;
+use sambung_core::model::{Details, Request};
 use sambung_core::protocol::{FieldError, RefusalCode};
 use sambung_core::rules::{Part, changed_parts};
 
@@ -57,6 +58,7 @@ pub fn judge(
     seen: Option<&Request>,
     after: &Request,
     account: &Account,
+    catalog: &Catalog,
 ) -> Result<(), Refused> {
     if let Some(current) = current {
         nothing_held_is_dropped(current, seen, after)?;
@@ -66,7 +68,7 @@ pub fn judge(
         }
     }
     filed_where_the_account_works(current, after, account)?;
-    content_is_valid(current, after)
+    content_is_valid(current, after, catalog)
 }
 
 /// What the server holds stays: every status change and note (they are
@@ -211,11 +213,18 @@ fn filed_where_the_account_works(
 
 /// Leaving draft: every field and the required attachments. After that,
 /// any change to what was filed or its details: every field.
-fn content_is_valid(current: Option<&Request>, after: &Request) -> Result<(), Refused> {
+fn content_is_valid(
+    current: Option<&Request>,
+    after: &Request,
+    catalog: &Catalog,
+) -> Result<(), Refused> {
     if after.status() == Status::Draft {
         return Ok(());
     }
     let today = sambung_core::Timestamp::now().today_in_indonesia();
+    if matches!(after.content.details, Details::Service(_)) {
+        return service_is_valid(current, after, catalog, today);
+    }
     let report = match current {
         Some(c) if c.status() != Status::Draft => {
             let parts = changed_parts(c, after);
@@ -244,16 +253,66 @@ fn content_is_valid(current: Option<&Request>, after: &Request) -> Result<(), Re
     if report.is_ok() {
         return Ok(());
     }
-    let errors: Vec<FieldError> = report.errors.iter().map(FieldError::from).collect();
+    Err(invalid(
+        report.errors.iter().map(FieldError::from).collect(),
+    ))
+}
+
+/// [`content_is_valid`] for a catalog service: judged by the definition
+/// version it was created on, with the server's own rules too. Leaving
+/// draft: the answers and the required documents; after that, any change
+/// to what was filed, its answers or its documents: the same again.
+fn service_is_valid(
+    current: Option<&Request>,
+    after: &Request,
+    catalog: &Catalog,
+    today: sambung_core::CivilDate,
+) -> Result<(), Refused> {
+    if let Some(c) = current
+        && c.status() != Status::Draft
+    {
+        let parts = changed_parts(c, after);
+        if !(parts.contains(&Part::Filing)
+            || parts.contains(&Part::Details)
+            || parts.contains(&Part::Attachments))
+        {
+            return Ok(());
+        }
+        if let (Details::Service(was), Details::Service(now)) =
+            (&c.content.details, &after.content.details)
+            && (was.service != now.service || was.version != now.version)
+        {
+            return Err(forbidden(
+                "a filed request stays on the service version it was filed on",
+            ));
+        }
+    }
+    let issues = catalog.check_request(after, today, Side::Server, true);
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<FieldError> = issues
+        .into_iter()
+        .map(|i| FieldError {
+            field: i.field,
+            code: i.code,
+            message_en: i.message.en,
+            message_id: i.message.id,
+        })
+        .collect();
+    Err(invalid(errors))
+}
+
+fn invalid(errors: Vec<FieldError>) -> Refused {
     let fields: Vec<String> = errors
         .iter()
         .map(|e| format!("{} ({})", e.field, e.code))
         .collect();
-    Err(Refused {
+    Refused {
         code: RefusalCode::Invalid,
         reason: format!("the request is not valid: {}", fields.join(", ")).into(),
         errors,
-    })
+    }
 }
 
 #[cfg(test)]

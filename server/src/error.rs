@@ -105,6 +105,10 @@ pub enum ServerError {
         /// The account id (pseudonymous).
         account: String,
     },
+    /// What was sent conflicts with what the server holds (a service
+    /// version published already); nothing was changed.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The server's storage failed.
     #[error("storage error")]
     Storage(String),
@@ -148,9 +152,9 @@ impl ServerError {
             ServerError::BadFilter(_) => (400, ErrorCode::BadFilter),
             ServerError::OffsetMismatch { .. } => (409, ErrorCode::OffsetMismatch),
             ServerError::HashMismatch => (422, ErrorCode::HashMismatch),
-            ServerError::AccountConflict { .. } | ServerError::NikConflict { .. } => {
-                (409, ErrorCode::Forbidden)
-            }
+            ServerError::AccountConflict { .. }
+            | ServerError::NikConflict { .. }
+            | ServerError::Conflict(_) => (409, ErrorCode::Forbidden),
             ServerError::Storage(_) | ServerError::Config(_) => (500, ErrorCode::Internal),
         }
     }

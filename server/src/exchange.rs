@@ -35,6 +35,8 @@ pub struct Caller {
     /// Revoked with a wipe, after pushing what it holds: its pushes are
     /// taken, nothing is sent to it, and the answer says `wipe`.
     pub push_only: bool,
+    /// The service catalog its requests are judged by, and handed to it.
+    pub catalog: std::sync::Arc<crate::catalog::Loaded>,
 }
 
 /// The result of one pushed document.
@@ -370,9 +372,13 @@ fn merge(
     // What only the server knows: its copy now (decisions final, history
     // appended after what the author saw, content valid, filed where the
     // account works).
-    if let Err(refused) =
-        crate::authority::judge(previous.as_ref(), seen.as_ref(), &request, &caller.account)
-    {
+    if let Err(refused) = crate::authority::judge(
+        previous.as_ref(),
+        seen.as_ref(),
+        &request,
+        &caller.account,
+        &caller.catalog.catalog,
+    ) {
         return Ok((PushResult::Refused(refused), DocWrite::Unchanged));
     }
     let scope = scope_of(nik_key, &request);
@@ -793,6 +799,8 @@ fn run(
         wipe: false,
         acked_all: false,
         gone: Vec::new(),
+        catalog: Vec::new(),
+        catalog_seq: 0,
     };
     // A cursor this log did not give (the server was restored from a
     // backup older than it): pull from the start rather than skip entries
@@ -877,7 +885,22 @@ fn run(
     let budget = (request.max_response_bytes.max(1024) as usize).saturating_mul(4);
     let reader = crate::scope_index::reader_of(&caller.account);
     let mut gone = std::collections::BTreeSet::new();
-    let mut used = 0usize;
+    // The service catalog first: requests pulled may be on services new
+    // to the device. A position beyond this server's (a server restored
+    // from a backup) starts over; what the device holds is kept.
+    let since = if request.catalog > caller.catalog.seq {
+        0
+    } else {
+        request.catalog
+    };
+    let (entries, reached) = caller.catalog.delta(since, budget / 2);
+    let mut used: usize = entries
+        .iter()
+        .map(|e| e.definition.as_ref().map_or(64, String::len))
+        .sum();
+    response.more |= reached < caller.catalog.seq;
+    response.catalog = entries;
+    response.catalog_seq = reached;
     let mut read = 0usize;
     'pages: loop {
         if read >= MAX_LOG_READ {

@@ -17,6 +17,7 @@ pub mod api;
 pub mod audit;
 pub mod authority;
 pub mod blobs;
+pub mod catalog;
 pub mod documents;
 pub mod enroll;
 pub mod erasure;

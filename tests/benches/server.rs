@@ -57,6 +57,7 @@ fn caller(account: Account, device: [u8; 16]) -> Caller {
         account,
         exchange: [1; 16],
         push_only: false,
+        catalog: std::sync::Arc::new(sambung_server::catalog::Loaded::builtin().unwrap()),
     }
 }
 
@@ -192,6 +193,7 @@ fn pull(c: &mut Criterion) {
         push: Vec::new(),
         repair: Vec::new(),
         max_response_bytes: 1 << 20,
+        catalog: 0,
     };
     let mut group = c.benchmark_group("pull");
     group

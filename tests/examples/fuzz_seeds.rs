@@ -71,6 +71,7 @@ fn main() {
         }],
         repair: vec![],
         max_response_bytes: 65_536,
+        catalog: 0,
     };
     write(&envelope, "request-push", &protocol::encode(&push).unwrap());
     let pull_only = SyncRequest {
@@ -100,6 +101,8 @@ fn main() {
         wipe: false,
         acked_all: true,
         gone: Vec::new(),
+        catalog: Vec::new(),
+        catalog_seq: 0,
     };
     write(
         &envelope,

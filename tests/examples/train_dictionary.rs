@@ -40,6 +40,8 @@ fn response(acks: Vec<DocAck>, pull: Vec<DocPull>, cursor: u64, cursor_tag: u32)
         wipe: false,
         acked_all: false,
         gone: Vec::new(),
+        catalog: Vec::new(),
+        catalog_seq: 0,
     }
 }
 
@@ -137,6 +139,7 @@ fn samples(mut corpus: Corpus, seed: u64, rounds: usize) -> Vec<Vec<u8>> {
             push,
             repair: vec![],
             max_response_bytes: 65_536,
+            catalog: 0,
         };
         samples.push(protocol::cbor(&request).unwrap());
         let acks = docs
@@ -209,6 +212,7 @@ fn samples(mut corpus: Corpus, seed: u64, rounds: usize) -> Vec<Vec<u8>> {
                 push: vec![],
                 repair: vec![],
                 max_response_bytes: 65_536,
+                catalog: 0,
             })
             .unwrap(),
         );

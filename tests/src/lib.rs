@@ -837,6 +837,14 @@ impl Agency {
             .await
     }
 
+    /// A signed call with a raw body (a service definition is published
+    /// byte for byte).
+    pub async fn call_raw(&self, method: &str, target: &str, body: &[u8]) -> ApiAnswer {
+        let signed = self.sign(method, target, body);
+        self.send(method, target, body.to_vec(), Some(signed), None)
+            .await
+    }
+
     /// A call with given (or no) signature headers, for refusals.
     pub async fn send(
         &self,
@@ -1007,6 +1015,7 @@ pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
         push,
         repair: vec![],
         max_response_bytes: 65536,
+        catalog: 0,
     })
     .unwrap()
 }

@@ -12,10 +12,11 @@
 //! use sambung_core::catalog::{builtin, Side};
 //! use sambung_core::CivilDate;
 //! let catalog = builtin().unwrap();
-//! let form = catalog.latest("surat_keterangan_tidak_mampu").unwrap();
-//! assert_eq!(form.definition().name.en, "Certificate of low income (SKTM)");
+//! let form = catalog.latest("surat_keterangan_domisili").unwrap();
+//! assert_eq!(form.definition().name.en, "Certificate of residence");
 //! ```
 
+mod check;
 mod definition;
 mod form;
 pub mod lint;
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::identifiers::RegionCode;
+use crate::time::CivilDate;
 
 pub use definition::*;
 pub use form::{FieldState, Form, FormState, Issue};
@@ -103,6 +105,27 @@ pub fn parse(json: &str) -> Result<Definition, CatalogError> {
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     forms: BTreeMap<String, BTreeMap<u32, Arc<Form>>>,
+    published: BTreeMap<(String, u32), Published>,
+}
+
+/// What publishing adds to a definition: its hash and its retirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// SHA-256 of the definition's JSON as published, lowercase hex.
+    pub hash: String,
+    /// Retired: requests created after this day are refused.
+    pub accept_until: Option<CivilDate>,
+}
+
+/// The hash a definition's JSON text is known by: SHA-256 of its bytes as
+/// published (the server stores and delivers those bytes unchanged), hex.
+///
+/// ```
+/// let h = sambung_core::catalog::definition_hash("{}");
+/// assert_eq!(h.len(), 64);
+/// ```
+pub fn definition_hash(json: &str) -> String {
+    hex::encode(crate::crypto::sha256(json.as_bytes()))
 }
 
 impl Catalog {
@@ -115,6 +138,44 @@ impl Catalog {
             catalog.add(d)?;
         }
         Ok(catalog)
+    }
+
+    /// Adds a definition as published (its JSON text), after linting it;
+    /// its hash is that of the text. Returns its `id@version`.
+    pub fn add_published(
+        &mut self,
+        json: &str,
+        accept_until: Option<CivilDate>,
+    ) -> Result<String, CatalogError> {
+        let definition = parse(json)?;
+        let key = (definition.id.clone(), definition.version);
+        let name = definition.key();
+        self.add(definition)?;
+        self.published.insert(
+            key,
+            Published {
+                hash: definition_hash(json),
+                accept_until,
+            },
+        );
+        Ok(name)
+    }
+
+    /// Marks a version retired: requests created after `accept_until`
+    /// are refused. False when the catalog has no such version.
+    pub fn retire(&mut self, id: &str, version: u32, accept_until: CivilDate) -> bool {
+        match self.published.get_mut(&(id.to_owned(), version)) {
+            Some(p) => {
+                p.accept_until = Some(accept_until);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The hash and retirement of a published version.
+    pub fn published(&self, id: &str, version: u32) -> Option<&Published> {
+        self.published.get(&(id.to_owned(), version))
     }
 
     /// Adds one definition after linting it, against the versions already
@@ -210,20 +271,34 @@ pub const BUILTIN: &[(&str, &str)] = &[
     builtin_file!("payment_verification.v1.json"),
     builtin_file!("vehicle_tax.v1.json"),
     builtin_file!("bphtb.v1.json"),
-    builtin_file!("surat_keterangan_tidak_mampu.v1.json"),
     builtin_file!("surat_keterangan_domisili.v1.json"),
     builtin_file!("surat_keterangan_usaha.v1.json"),
     builtin_file!("surat_pengantar_skck.v1.json"),
     builtin_file!("izin_reklame.v1.json"),
 ];
 
-/// The built-in catalog: the definitions shipped in `catalog/services/`.
+/// Definitions that are not built in: an agency publishes them and devices
+/// receive them by sync, as any new service (`catalog/examples/`; the
+/// demo publishes the SKTM letter), as (file name, JSON).
+pub const EXAMPLES: &[(&str, &str)] = &[(
+    "surat_keterangan_tidak_mampu.v1.json",
+    include_str!("../../../catalog/examples/surat_keterangan_tidak_mampu.v1.json"),
+)];
+
+/// The built-in catalog: the definitions of `catalog/services/` shipped in
+/// this build ([`BUILTIN`]).
 pub fn builtin() -> Result<Catalog, CatalogError> {
-    let mut defs = Vec::with_capacity(BUILTIN.len());
+    let mut catalog = Catalog::default();
     for (_, json) in BUILTIN {
-        defs.push(parse(json)?);
+        catalog.add_published(json, None)?;
     }
-    Catalog::new(defs)
+    Ok(catalog)
+}
+
+/// The built-in catalog, compiled once per process.
+pub fn shared_builtin() -> Result<&'static Catalog, CatalogError> {
+    static BUILT: std::sync::OnceLock<Result<Catalog, CatalogError>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(builtin).as_ref().map_err(Clone::clone)
 }
 
 #[cfg(test)]

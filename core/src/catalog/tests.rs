@@ -50,8 +50,8 @@ fn the_builtin_catalog_loads_and_every_test_vector_passes() {
         assert!(!d.tests.is_empty(), "{} ships without test vectors", d.id);
         assert_eq!(lint::check(d), Vec::<String>::new(), "{}", d.id);
     }
+    assert!(catalog.latest("surat_keterangan_tidak_mampu").is_none());
     for new in [
-        "surat_keterangan_tidak_mampu",
         "surat_keterangan_domisili",
         "surat_keterangan_usaha",
         "surat_pengantar_skck",
@@ -59,6 +59,15 @@ fn the_builtin_catalog_loads_and_every_test_vector_passes() {
     ] {
         assert!(catalog.latest(new).is_some(), "{new} is missing");
     }
+    // The examples an agency publishes load on top of it, with their hash.
+    let mut published = catalog;
+    for (name, json) in EXAMPLES {
+        let key = published.add_published(json, None).unwrap();
+        let (id, version) = key.split_once('@').unwrap();
+        let p = published.published(id, version.parse().unwrap()).unwrap();
+        assert_eq!(p.hash, definition_hash(json), "{name}");
+    }
+    assert!(published.latest("surat_keterangan_tidak_mampu").is_some());
 }
 
 #[test]
@@ -516,21 +525,24 @@ fn schema() -> jsonschema::Validator {
 #[test]
 fn every_shipped_definition_is_valid_by_the_json_schema() {
     let schema = schema();
-    for (name, json) in BUILTIN {
+    for (name, json) in BUILTIN.iter().chain(EXAMPLES) {
         let v: Value = serde_json::from_str(json).unwrap();
         let errors: Vec<String> = schema.iter_errors(&v).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
-    // Every file in catalog/services/ is shipped (none forgotten in BUILTIN).
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/services");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    let mut shipped: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
-    shipped.sort();
-    assert_eq!(files, shipped);
+    // Every file in catalog/services/ is shipped (none forgotten in
+    // BUILTIN), and every one of catalog/examples/ is checked here.
+    for (folder, list) in [("services", BUILTIN), ("examples", EXAMPLES)] {
+        let dir = format!("{}/../catalog/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut shipped: Vec<String> = list.iter().map(|(n, _)| n.to_string()).collect();
+        shipped.sort();
+        assert_eq!(files, shipped, "catalog/{folder}");
+    }
 }
 
 #[test]
@@ -588,4 +600,120 @@ fn the_json_schema_and_the_parser_refuse_the_same_shapes() {
             "the engine accepts what the schema refuses"
         );
     }
+}
+
+/// The SKTM example published on top of the built-in catalog.
+fn with_sktm() -> (Catalog, String) {
+    let mut catalog = builtin().unwrap();
+    let (_, json) = EXAMPLES[0];
+    catalog.add_published(json, None).unwrap();
+    (catalog, definition_hash(json))
+}
+
+/// A draft of the SKTM letter with its first test vector's answers.
+fn sktm_request(catalog: &Catalog, hash: &str) -> crate::model::Request {
+    let form = catalog.latest("surat_keterangan_tidak_mampu").unwrap();
+    let d = form.definition();
+    let answers = d.example().unwrap().as_object().unwrap().clone();
+    let mut content = templates::example(Kind::Service);
+    content.details = Details::Service(crate::model::ServiceRequest::new(d, hash, &answers));
+    crate::model::Request::draft(
+        content,
+        "warga-1",
+        crate::lifecycle::Role::Resident,
+        crate::Timestamp::now(),
+    )
+}
+
+fn codes(issues: &[Issue]) -> Vec<String> {
+    issues
+        .iter()
+        .map(|i| format!("{} {}", i.field, i.code))
+        .collect()
+}
+
+#[test]
+fn a_service_request_is_judged_by_the_definition_it_names() {
+    let (catalog, hash) = with_sktm();
+    let today = crate::Timestamp::now().today_in_indonesia();
+    let mut r = sktm_request(&catalog, &hash);
+    assert_eq!(
+        codes(&catalog.check_request(&r, today, Side::Device, false)),
+        Vec::<String>::new()
+    );
+    // Submission needs its documents.
+    let missing = codes(&catalog.check_request(&r, today, Side::Server, true));
+    assert!(
+        missing.contains(&"attachments.ktp_copy attachment_missing".to_owned()),
+        "{missing:?}"
+    );
+    // An answer broken: named under details.answers, by the rule's code.
+    let Details::Service(s) = &mut r.content.details else {
+        unreachable!()
+    };
+    s.answers.insert("kk_number".into(), "\"12\"".into());
+    s.answers.remove("purpose");
+    let broken = codes(&catalog.check_request(&r, today, Side::Device, false));
+    assert!(
+        broken.contains(&"details.answers.kk_number kk_format".to_owned()),
+        "{broken:?}"
+    );
+    assert!(
+        broken.contains(&"details.answers.purpose required".to_owned()),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn an_unknown_service_a_changed_definition_and_a_retired_version_are_refused() {
+    let (catalog, hash) = with_sktm();
+    let today = crate::Timestamp::now().today_in_indonesia();
+    let r = sktm_request(&catalog, &hash);
+    // A device without the service (not delivered yet).
+    let bare = builtin().unwrap();
+    assert_eq!(
+        codes(&bare.check_request(&r, today, Side::Server, false)),
+        vec!["details.service unknown_service"]
+    );
+    // A definition other than the one published, under the same version.
+    let mut forged = r.clone();
+    let Details::Service(s) = &mut forged.content.details else {
+        unreachable!()
+    };
+    s.hash = "0".repeat(64);
+    assert_eq!(
+        codes(&catalog.check_request(&forged, today, Side::Server, false)),
+        vec!["details.hash definition_mismatch"]
+    );
+    // Retired: created before accept-until, still taken; after, refused.
+    let mut retired = catalog.clone();
+    let created = r.created_at.today_in_indonesia();
+    assert!(retired.retire("surat_keterangan_tidak_mampu", 1, created));
+    assert!(
+        retired
+            .check_request(&r, today, Side::Server, false)
+            .is_empty()
+    );
+    let yesterday = CivilDate::from_days(created.to_days() - 1);
+    retired.retire("surat_keterangan_tidak_mampu", 1, yesterday);
+    assert_eq!(
+        codes(&retired.check_request(&r, today, Side::Server, false)),
+        vec!["details.version service_retired"]
+    );
+    assert!(!retired.retire("no_such_service", 1, yesterday));
+}
+
+#[test]
+fn service_answers_keep_their_json_and_name_their_niks() {
+    let (catalog, hash) = with_sktm();
+    let r = sktm_request(&catalog, &hash);
+    let json = serde_json::to_value(&r.content).unwrap();
+    // In JSON the answers are values, not texts.
+    assert!(json["details"]["answers"]["members"].is_array(), "{json}");
+    let back: crate::model::RequestContent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r.content);
+    let niks: Vec<String> = r.content.niks().into_iter().map(|n| n.0).collect();
+    // The applicant and the three household members.
+    assert!(niks.contains(&"6171031507850002".to_owned()), "{niks:?}");
+    assert_eq!(niks.len(), 4, "{niks:?}");
 }

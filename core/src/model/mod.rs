@@ -8,11 +8,13 @@
 mod complaint;
 mod permits;
 mod population;
+mod service;
 mod tax;
 
 pub use complaint::*;
 pub use permits::*;
 pub use population::*;
+pub use service::*;
 pub use tax::*;
 
 use autosurgeon::{Hydrate, Reconcile};
@@ -86,6 +88,8 @@ pub enum Service {
     Tax,
     /// Citizen complaints (LAPOR!/SP4N).
     Complaint,
+    /// A service defined in the catalog (its definition names its category).
+    Catalog,
 }
 
 impl Service {
@@ -95,6 +99,7 @@ impl Service {
         Service::Population,
         Service::Tax,
         Service::Complaint,
+        Service::Catalog,
     ];
 
     /// The stable snake_case name.
@@ -104,6 +109,7 @@ impl Service {
             Service::Population => "population",
             Service::Tax => "tax",
             Service::Complaint => "complaint",
+            Service::Catalog => "catalog",
         }
     }
 
@@ -115,60 +121,67 @@ impl Service {
 
 macro_rules! kinds {
     ($($variant:ident => $name:literal, $service:ident, $label:literal;)*) => {
-        /// The kind of a request.
+        /// The kind of a request: one of the compiled-in kinds, or
+        /// `service`, a service defined as data in the catalog
+        /// (`crate::catalog`, `docs/catalog.md`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         #[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
-        pub enum Kind { $($variant,)* }
+        pub enum Kind { $($variant,)* Service }
 
         impl Kind {
-            /// Every kind.
+            /// Every compiled-in kind (each has an example and a built-in
+            /// definition); [`Kind::Service`] is not among them.
             pub const ALL: &'static [Kind] = &[$(Kind::$variant,)*];
 
             /// The stable snake_case name (`--kind` in the CLI, `kind` in JSON).
             pub fn as_str(self) -> &'static str {
-                match self { $(Kind::$variant => $name,)* }
+                match self { $(Kind::$variant => $name,)* Kind::Service => "service" }
             }
 
             /// Parses the snake_case name.
             pub fn parse(s: &str) -> Option<Kind> {
-                match s { $($name => Some(Kind::$variant),)* _ => None }
+                match s { $($name => Some(Kind::$variant),)* "service" => Some(Kind::Service), _ => None }
             }
 
             /// The service area.
             pub fn service(self) -> Service {
-                match self { $(Kind::$variant => Service::$service,)* }
+                match self { $(Kind::$variant => Service::$service,)* Kind::Service => Service::Catalog }
             }
 
             /// A short English label.
             pub fn label(self) -> &'static str {
-                match self { $(Kind::$variant => $label,)* }
+                match self { $(Kind::$variant => $label,)* Kind::Service => "Service" }
             }
         }
 
         impl Details {
             /// Which kind this is.
             pub fn kind(&self) -> Kind {
-                match self { $(Details::$variant(_) => Kind::$variant,)* }
+                match self { $(Details::$variant(_) => Kind::$variant,)* Details::Service(_) => Kind::Service }
             }
 
             fn validate(&self, v: &mut Validator) {
-                match self { $(Details::$variant(d) => d.validate(v),)* }
+                match self { $(Details::$variant(d) => d.validate(v),)* Details::Service(d) => d.validate(v) }
             }
 
-            /// Documents that must be attached before submission.
+            /// Documents that must be attached before submission (a catalog
+            /// service's are its definition's: `crate::catalog`).
             pub fn required_attachments(&self) -> Vec<AttachmentRole> {
-                match self { $(Details::$variant(d) => d.required_attachments(),)* }
+                match self { $(Details::$variant(d) => d.required_attachments(),)* Details::Service(d) => d.required_attachments() }
             }
 
             /// Every NIK in the details (for the store's lookup index).
-            pub fn niks(&self) -> Vec<&Nik> {
-                match self { $(Details::$variant(d) => d.niks(),)* }
+            pub fn niks(&self) -> Vec<Nik> {
+                match self {
+                    $(Details::$variant(d) => d.niks().into_iter().cloned().collect(),)*
+                    Details::Service(d) => d.answer_niks(),
+                }
             }
 
             /// A short subject for the title of the request in lists.
             pub fn subject(&self) -> String {
-                match self { $(Details::$variant(d) => d.subject(),)* }
+                match self { $(Details::$variant(d) => d.subject(),)* Details::Service(d) => d.subject() }
             }
         }
     };
@@ -223,6 +236,9 @@ pub enum Details {
     Bphtb(Bphtb),
     #[autosurgeon(rename = "complaint")]
     Complaint(Complaint),
+    /// A service defined as data in the catalog.
+    #[autosurgeon(rename = "service")]
+    Service(ServiceRequest),
 }
 
 impl std::fmt::Display for Kind {
@@ -495,8 +511,8 @@ impl RequestContent {
     }
 
     /// Every NIK in the request.
-    pub fn niks(&self) -> Vec<&Nik> {
-        let mut all: Vec<&Nik> = self.applicant.iter().map(|a| &a.nik).collect();
+    pub fn niks(&self) -> Vec<Nik> {
+        let mut all: Vec<Nik> = self.applicant.iter().map(|a| a.nik.clone()).collect();
         all.extend(self.details.niks());
         all.sort();
         all.dedup();
@@ -609,6 +625,11 @@ pub struct AttachmentRef {
     pub sha256: String,
     /// What it is for.
     pub role: AttachmentRole,
+    /// For a catalog service's document that is none of the engine's
+    /// roles: the name the service's definition gives it (`rt_letter`);
+    /// `role` is then `supporting_document` or `photo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
     /// The original file name.
     pub name: String,
     /// MIME type.
@@ -617,6 +638,23 @@ pub struct AttachmentRef {
     pub size: u64,
     /// When it was attached.
     pub added_at: Timestamp,
+}
+
+impl AttachmentRef {
+    /// The name a form knows this document by: its purpose, or its role.
+    pub fn purpose_name(&self) -> &str {
+        self.purpose.as_deref().unwrap_or(self.role.as_str())
+    }
+}
+
+/// Whether `s` can be a document's purpose: a service definition's role
+/// name (lowercase letters, digits and `_`, at most 64).
+pub fn is_purpose(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A message on a request: questions from the office, answers from the

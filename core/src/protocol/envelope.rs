@@ -68,7 +68,7 @@ pub enum EnvelopeError {
 ///
 /// ```
 /// use sambung_core::protocol::{decode, encode, SyncRequest};
-/// let m = SyncRequest { cursor: 7, cursor_tag: 0, push: vec![], repair: vec![], max_response_bytes: 1 << 16 };
+/// let m = SyncRequest { cursor: 7, cursor_tag: 0, push: vec![], repair: vec![], max_response_bytes: 1 << 16, catalog: 0 };
 /// assert_eq!(decode::<SyncRequest>(&encode(&m).unwrap()).unwrap(), m);
 /// ```
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, EnvelopeError> {

@@ -90,6 +90,35 @@ pub struct SyncRequest {
     /// The largest response body the device wants (compressed bytes); the
     /// server stops adding documents before it and sets `more`.
     pub max_response_bytes: u32,
+    /// The position in the server's service catalog up to which this
+    /// device holds it (`SyncResponse::catalog_seq`); 0: only the
+    /// services built into the app. Absent on the wire when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub catalog: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A change of the server's service catalog (docs/catalog.md,
+/// "Delivery"): a version published, or a version's retirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct CatalogEntry {
+    /// Service id.
+    pub service: String,
+    /// Its version.
+    pub version: u32,
+    /// The definition's JSON exactly as published (its SHA-256 is the hash
+    /// requests record); absent when the device already holds it and only
+    /// its retirement changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    /// Retired: requests created after this day (`YYYY-MM-DD`, in
+    /// Indonesia) are no longer accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_until: Option<String>,
 }
 
 /// Changes of one document.
@@ -173,6 +202,16 @@ pub struct SyncResponse {
     /// empty; older devices ignore it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<DocRef>,
+    /// What changed in the service catalog after the device's
+    /// `SyncRequest::catalog`: published versions and retirements, oldest
+    /// first. Absent on the wire when empty; older devices ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<CatalogEntry>,
+    /// The catalog position the device holds once `catalog` is applied
+    /// (the device sends it back as `SyncRequest::catalog`). Absent on the
+    /// wire when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub catalog_seq: u64,
 }
 
 fn is_false(b: &bool) -> bool {

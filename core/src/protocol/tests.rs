@@ -37,6 +37,7 @@ fn example_request() -> SyncRequest {
             message: vec![0x42, 0, 1],
         }],
         max_response_bytes: 65_536,
+        catalog: 0,
     }
 }
 
@@ -70,6 +71,8 @@ fn example_response() -> SyncResponse {
         more: true,
         reset: true,
         wipe: true,
+        catalog: Vec::new(),
+        catalog_seq: 0,
     }
 }
 
@@ -462,6 +465,7 @@ fn the_dictionary_is_in_use_and_pays_for_small_messages() {
         push: vec![],
         repair: vec![],
         max_response_bytes: 65_536,
+        catalog: 0,
     };
     let plain = zstd::bulk::compress(&cbor(&m).unwrap(), 19).unwrap().len() + 4;
     let ours = encode(&m).unwrap().len();

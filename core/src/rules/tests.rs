@@ -45,6 +45,7 @@ fn photo(i: usize) -> AttachmentRef {
     AttachmentRef {
         sha256: format!("{i:064x}"),
         role: AttachmentRole::Photo,
+        purpose: None,
         name: "p.jpg".into(),
         mime: "image/jpeg".into(),
         size: 1000,

@@ -6,6 +6,7 @@
 //! plaintext (see "Threat model" in `docs/architecture.md`).
 
 mod attachments;
+mod catalog;
 mod repair;
 mod schema;
 mod sync_state;
@@ -147,6 +148,8 @@ pub struct Store {
     key_id: Vec<u8>,
     identity: Identity,
     actor: ActorId,
+    /// The compiled catalog, built at first use and after a delivery.
+    catalog: Mutex<Option<catalog::Held>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -154,6 +157,71 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// [`Store::check_service`] with the catalog in hand.
+fn check_service_with(
+    catalog: &crate::catalog::Catalog,
+    request: &Request,
+    for_submit: bool,
+) -> Result<(), Error> {
+    if !matches!(request.content.details, crate::model::Details::Service(_)) {
+        return Ok(());
+    }
+    let today = Timestamp::now().today_in_indonesia();
+    let issues = catalog.check_request(request, today, crate::catalog::Side::Device, for_submit);
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Form(issues))
+    }
+}
+
+/// A draft stays on the service and version it was created on; it moves
+/// to a newer version only where the publisher's lint proves that version
+/// compatible (`catalog::lint::upgrade_blockers`).
+fn stays_on_its_version(
+    catalog: &crate::catalog::Catalog,
+    before: &crate::model::Details,
+    after: &crate::model::Details,
+) -> Result<(), Error> {
+    use crate::model::Details;
+    match (before, after) {
+        (Details::Service(b), Details::Service(a)) => {
+            if a.service != b.service {
+                return Err(Error::Forbidden(
+                    "a request stays on its service; file a new request for another".into(),
+                ));
+            }
+            if a.version == b.version {
+                return Ok(());
+            }
+            let (Some(old), Some(new)) = (
+                catalog.get(&b.service, b.version),
+                catalog.get(&a.service, a.version),
+            ) else {
+                return Err(Error::Forbidden(
+                    "this version of the service is not known here; sync first".into(),
+                ));
+            };
+            let blockers =
+                crate::catalog::lint::upgrade_blockers(old.definition(), new.definition());
+            if a.version < b.version || !blockers.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "this request cannot move from version {} to {} of its service: {}",
+                    b.version,
+                    a.version,
+                    if blockers.is_empty() {
+                        "versions only go forward".to_owned()
+                    } else {
+                        blockers.join("; ")
+                    }
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -413,6 +481,7 @@ impl Store {
             key_id,
             identity: record.identity,
             actor,
+            catalog: Mutex::new(None),
         })
     }
 
@@ -471,6 +540,7 @@ impl Store {
             return Err(Error::Validation(report));
         }
         let request = Request::draft(content, &self.identity.user, self.identity.role, now);
+        self.check_service(&request, false)?;
         crate::rules::check(None, &request, self.identity.author()).map_err(Error::from)?;
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
@@ -732,13 +802,25 @@ impl Store {
             return Err(Error::Validation(report));
         }
         let role = self.identity.role;
+        let catalog = self.catalog()?;
         self.edit(id, |r| {
             // Refused where the table freezes the details, also when the
             // new content happens to equal the old.
             crate::rules::may_change(role, crate::rules::Part::Details, r).map_err(Error::from)?;
+            stays_on_its_version(&catalog, &r.content.details, &content.details)?;
             r.content = content;
-            Ok(())
+            check_service_with(&catalog, r, false)
         })
+    }
+
+    /// A catalog service's request judged by the definition it was created
+    /// on (`for_submit`: with the required documents); other kinds pass
+    /// (their compiled-in checks ran).
+    fn check_service(&self, request: &Request, for_submit: bool) -> Result<(), Error> {
+        if !matches!(request.content.details, crate::model::Details::Service(_)) {
+            return Ok(());
+        }
+        check_service_with(&*self.catalog()?, request, for_submit)
     }
 
     /// Moves the request to `to`, when this device's role may do so from
@@ -753,7 +835,13 @@ impl Store {
             edits::check_note(n)?;
         }
         let me = self.identity.clone();
-        self.edit(id, |r| edits::transition(r, me.author(), to, note))
+        let catalog = self.catalog()?;
+        self.edit(id, |r| {
+            if to == Status::Submitted {
+                check_service_with(&catalog, r, true)?;
+            }
+            edits::transition(r, me.author(), to, note)
+        })
     }
 
     /// Submits a draft: checks every field and the required attachments.

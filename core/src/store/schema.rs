@@ -128,6 +128,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_by_update_id ON requests (updated_at DESC, id);
     DROP INDEX requests_by_update;
     "#,
+    // The service catalog the server delivered (`store::catalog`): each
+    // version as published; `accept_until` once retired. An empty body: a
+    // built-in version's retirement.
+    r#"
+    CREATE TABLE catalog (
+        service      TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        body         TEXT NOT NULL,
+        accept_until TEXT,
+        PRIMARY KEY (service, version)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -204,6 +204,8 @@ impl Edit {
             } => r.attachments.push(AttachmentRef {
                 sha256: hex::encode(sha256),
                 role: AttachmentRole::ALL[usize::from(*ro) % AttachmentRole::ALL.len()],
+                // A service's own name for it, as hostile as the file name.
+                purpose: (*ro >= 128).then(|| name.clone()),
                 name: name.clone(),
                 mime: mime.clone(),
                 size: *size,

@@ -155,6 +155,7 @@ async fn sync(
             exchange: signed.nonce_bytes()?,
             account: enrolled.account,
             push_only,
+            catalog: worker.catalogs().current(worker.storage.as_ref())?,
         };
         let exchange::Exchanged { response, written } =
             exchange::exchange(worker.storage.as_ref(), &worker.nik_key, &caller, &request)?;

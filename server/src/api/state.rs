@@ -88,6 +88,8 @@ pub struct AppState {
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
     /// SHA-256 of the metrics token (compared as digests).
     pub(super) metrics_token: Option<[u8; 32]>,
+    /// The service catalog, brought up to date from storage on use.
+    catalogs: crate::catalog::Catalogs,
 }
 
 /// Which allowance a signed call draws on.
@@ -135,6 +137,7 @@ impl AppState {
             metrics_token: settings
                 .metrics_token
                 .map(|t| sambung_core::crypto::sha256(t.as_bytes())),
+            catalogs: crate::catalog::Catalogs::new()?,
         }))
     }
 
@@ -157,6 +160,11 @@ impl AppState {
     /// The key of the server's NIK hashes.
     pub fn nik_key(&self) -> &hmac::Key {
         &self.nik_key
+    }
+
+    /// The service catalog.
+    pub fn catalogs(&self) -> &crate::catalog::Catalogs {
+        &self.catalogs
     }
 
     /// The storage.

@@ -13,6 +13,18 @@ const DINAS: Author<'static> = Author {
     role: Role::Agency,
 };
 
+/// [`super::judge`] with the built-in catalog (the compiled-in kinds these
+/// tests file are judged by their compiled-in checks).
+fn judge(
+    current: Option<&Request>,
+    seen: Option<&Request>,
+    after: &Request,
+    account: &Account,
+) -> Result<(), Refused> {
+    let catalog = sambung_core::catalog::shared_builtin().unwrap();
+    super::judge(current, seen, after, account, catalog)
+}
+
 fn account(id: &str, role: Role, regions: &[&str]) -> Account {
     Account {
         id: id.into(),
@@ -307,6 +319,7 @@ fn nothing_the_server_holds_is_dropped_by_a_replaced_list() {
     let photo = |n: u8| sambung_core::model::AttachmentRef {
         sha256: format!("{n:064x}"),
         role: sambung_core::model::AttachmentRole::Photo,
+        purpose: None,
         name: "p.jpg".into(),
         mime: "image/jpeg".into(),
         size: 10,
@@ -377,6 +390,7 @@ fn a_required_document_removed_after_submission_is_refused() {
     draft.attachments = vec![sambung_core::model::AttachmentRef {
         sha256: "a".repeat(64),
         role: sambung_core::model::AttachmentRole::PoliceReport,
+        purpose: None,
         name: "laporan.pdf".into(),
         mime: "application/pdf".into(),
         size: 10,

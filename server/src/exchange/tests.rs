@@ -52,6 +52,7 @@ impl Server {
             account,
             exchange: [device; 16],
             push_only: false,
+            catalog: std::sync::Arc::new(crate::catalog::Loaded::builtin().unwrap()),
         }
     }
 
@@ -83,6 +84,7 @@ fn sync(cursor: (u64, u32), push: Vec<DocPush>, max_response_bytes: u32) -> Sync
         push,
         repair: Vec::new(),
         max_response_bytes,
+        catalog: 0,
     }
 }
 

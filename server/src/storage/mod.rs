@@ -28,7 +28,7 @@ pub use records::{
 };
 pub use replicas::{Replicated, Target};
 pub use sqlite::SqliteStorage;
-pub use tx::{DocState, NewLogEntry, Tx, in_transaction};
+pub use tx::{CatalogRow, DocState, NewLogEntry, Tx, in_transaction};
 
 /// Opens the storage a server runs on: PostgreSQL when `database` is a
 /// `postgres://` (or `postgresql://`) URL, else the SQLite file in
@@ -289,6 +289,8 @@ pub trait Storage: Send + Sync + 'static {
     fn raise_given(&self, device: [u8; 16], id: DocId) -> Result<(), ServerError>;
     /// The position of the log's latest entry (0: empty).
     fn log_head(&self) -> Result<u64, ServerError>;
+    /// The catalog's versions changed after position `seq`, in order.
+    fn catalog_since(&self, seq: u64) -> Result<Vec<CatalogRow>, ServerError>;
     /// Every log entry after `cursor`, oldest first, at most `limit` (for
     /// operators and tests; devices pull with [`Storage::log_for`]).
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError>;

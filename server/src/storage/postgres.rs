@@ -20,9 +20,9 @@ use tokio_postgres::{Client, Row};
 
 use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
-    BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
-    DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation, Storage,
-    StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
+    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
+    DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
+    Storage, StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -250,6 +250,19 @@ CREATE TABLE scope_log (
 ALTER TABLE log ADD COLUMN audience TEXT;
 INSERT INTO meta (key, value) SELECT 'scope_index_pending', decode('01', 'hex') WHERE EXISTS (SELECT 1 FROM log);
 "#,
+    // 13: the service catalog (`crate::catalog`; SQLite's 16).
+    r#"
+CREATE TABLE catalog (
+    service       TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    body          TEXT NOT NULL,
+    accept_until  TEXT,
+    seq           BIGINT NOT NULL UNIQUE,
+    published_seq BIGINT NOT NULL,
+    published_at  BIGINT NOT NULL,
+    PRIMARY KEY (service, version)
+);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -258,6 +271,7 @@ const LOCK_SPACE: i32 = 0x5342_4E47; // "SBNG"
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_LOG: i32 = 2;
 const LOCK_AUDIT: i32 = 3;
+const LOCK_CATALOG: i32 = 4;
 /// Blob uploads lock in a space of their own, keyed by their hash.
 const LOCK_BLOBS: i32 = 0x5342_4E48; // "SBNH"
 
@@ -1458,6 +1472,43 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    fn catalog_rows(&mut self, service: &str) -> Res<Vec<CatalogRow>> {
+        self.query(
+            "SELECT service, version, body, accept_until, seq, published_seq
+             FROM catalog WHERE service = $1 ORDER BY version",
+            &[&service],
+        )?
+        .iter()
+        .map(catalog_row)
+        .collect()
+    }
+
+    fn put_catalog(
+        &mut self,
+        service: &str,
+        version: u32,
+        body: &str,
+        accept_until: Option<&str>,
+        now: i64,
+    ) -> Res<()> {
+        // One writer at a time across servers: positions have no gaps
+        // that a device could skip over.
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_SPACE, &LOCK_CATALOG],
+        )?;
+        self.execute(
+            "INSERT INTO catalog (service, version, body, accept_until, seq, published_seq, published_at)
+             VALUES ($1, $2, $3, $4,
+                     (SELECT coalesce(max(seq), 0) + 1 FROM catalog),
+                     (SELECT coalesce(max(seq), 0) + 1 FROM catalog), $5)
+             ON CONFLICT (service, version)
+             DO UPDATE SET accept_until = excluded.accept_until, seq = excluded.seq",
+            &[&service, &i64::from(version), &body, &accept_until, &now],
+        )?;
+        Ok(())
+    }
+
     fn audit_tail(&mut self) -> Res<Option<(u64, [u8; 32])>> {
         // One writer at a time across servers: the chain has no forks.
         self.execute(
@@ -1496,6 +1547,18 @@ impl Tx for PgTx {
         }
         Ok(())
     }
+}
+
+fn catalog_row(r: &Row) -> Res<CatalogRow> {
+    Ok(CatalogRow {
+        service: r.try_get(0)?,
+        version: u32::try_from(r.try_get::<_, i64>(1)?)
+            .map_err(|_| StorageError::Damaged("catalog version"))?,
+        body: r.try_get(2)?,
+        accept_until: r.try_get(3)?,
+        seq: r.try_get::<_, i64>(4)?.max(0) as u64,
+        published_seq: r.try_get::<_, i64>(5)?.max(0) as u64,
+    })
 }
 
 impl Drop for PostgresStorage {
@@ -1722,6 +1785,21 @@ impl Storage for PostgresStorage {
             .await
             .map_err(pg)?;
             Ok(())
+        })
+    }
+
+    fn catalog_since(&self, seq: u64) -> Result<Vec<CatalogRow>, ServerError> {
+        let seq = to_i64(seq);
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT service, version, body, accept_until, seq, published_seq
+                     FROM catalog WHERE seq > $1 ORDER BY seq",
+                    &[&seq],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(catalog_row).collect::<Result<_, _>>()?)
         })
     }
 

@@ -146,6 +146,11 @@ impl Storage for Replicated {
         self.primary.log_head()
     }
 
+    fn catalog_since(&self, seq: u64) -> Result<Vec<super::CatalogRow>, ServerError> {
+        // From the primary: a device must never see a position go back.
+        self.primary.catalog_since(seq)
+    }
+
     fn log_since(&self, cursor: u64, limit: usize) -> Result<Vec<LogEntry>, ServerError> {
         self.primary.log_since(cursor, limit)
     }

@@ -11,9 +11,9 @@ use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
 use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
-    BlobRetention, BlobState, BlobSweep, Delivered, DeviceSummary, DocFilter, DocMeta, DocRow,
-    DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation, Storage,
-    StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
+    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
+    DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
+    Storage, StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -332,7 +332,33 @@ CREATE TABLE scope_log (
 ALTER TABLE log ADD COLUMN audience TEXT;
 INSERT INTO meta (key, value) SELECT 'scope_index_pending', X'01' WHERE EXISTS (SELECT 1 FROM log);
 "#,
+    // 16: the service catalog (`crate::catalog`): each published version
+    // as published, its retirement, and the position of its last change
+    // (what devices pull as a delta).
+    r#"
+CREATE TABLE catalog (
+    service       TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    accept_until  TEXT,
+    seq           INTEGER NOT NULL UNIQUE,
+    published_seq INTEGER NOT NULL,
+    published_at  INTEGER NOT NULL,
+    PRIMARY KEY (service, version)
+) STRICT;
+"#,
 ];
+
+fn catalog_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogRow> {
+    Ok(CatalogRow {
+        service: r.get(0)?,
+        version: r.get(1)?,
+        body: r.get(2)?,
+        accept_until: r.get(3)?,
+        seq: r.get::<_, i64>(4)?.max(0) as u64,
+        published_seq: r.get::<_, i64>(5)?.max(0) as u64,
+    })
+}
 
 /// Records the attachment references of documents stored before they were
 /// recorded (`blob_refs_known` = 0), in batches: added by nobody, so they
@@ -1007,6 +1033,37 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn catalog_rows(&mut self, service: &str) -> Res<Vec<CatalogRow>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT service, version, body, accept_until, seq, published_seq
+             FROM catalog WHERE service = ?1 ORDER BY version",
+        )?;
+        let rows = st
+            .query_map([service], catalog_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn put_catalog(
+        &mut self,
+        service: &str,
+        version: u32,
+        body: &str,
+        accept_until: Option<&str>,
+        now: i64,
+    ) -> Res<()> {
+        self.tx.execute(
+            "INSERT INTO catalog (service, version, body, accept_until, seq, published_seq, published_at)
+             VALUES (?1, ?2, ?3, ?4,
+                     (SELECT coalesce(max(seq), 0) + 1 FROM catalog),
+                     (SELECT coalesce(max(seq), 0) + 1 FROM catalog), ?5)
+             ON CONFLICT (service, version)
+             DO UPDATE SET accept_until = excluded.accept_until, seq = excluded.seq",
+            params![service, version, body, accept_until, now],
+        )?;
+        Ok(())
+    }
+
     fn audit_tail(&mut self) -> Res<Option<(u64, [u8; 32])>> {
         let last: Option<(i64, Vec<u8>)> = self
             .tx
@@ -1285,6 +1342,18 @@ impl Storage for SqliteStorage {
             params![device.as_slice(), id.as_slice()],
         )?;
         Ok(())
+    }
+
+    fn catalog_since(&self, seq: u64) -> Result<Vec<CatalogRow>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT service, version, body, accept_until, seq, published_seq
+             FROM catalog WHERE seq > ?1 ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map([to_i64(seq)], catalog_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     fn log_head(&self) -> Result<u64, ServerError> {

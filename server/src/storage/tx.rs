@@ -47,6 +47,25 @@ pub struct NewLogEntry {
 /// What one open transaction can do. Every method works inside the
 /// transaction [`super::Storage::transaction`] opened; nothing is seen by
 /// others before it commits.
+/// One version of a service in the server's catalog (`crate::catalog`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRow {
+    /// Service id.
+    pub service: String,
+    /// Its version.
+    pub version: u32,
+    /// The definition's JSON as published; empty for a built-in version
+    /// that was only retired here.
+    pub body: String,
+    /// Retired: requests created after this day are refused.
+    pub accept_until: Option<String>,
+    /// The catalog position of its last change (publication or
+    /// retirement).
+    pub seq: u64,
+    /// The catalog position at which it was published.
+    pub published_seq: u64,
+}
+
 pub trait Tx {
     // --- Accounts, enrollment codes, devices.
 
@@ -256,6 +275,19 @@ pub trait Tx {
 
     /// The position and hash of the trail's last entry; the trail is
     /// locked against other writers until the end (the chain never forks).
+    /// Every stored version of a service, oldest first.
+    fn catalog_rows(&mut self, service: &str) -> Result<Vec<CatalogRow>, StorageError>;
+    /// Stores a published version at the next catalog position, or, when
+    /// the version is stored, sets its retirement (its body is kept) and
+    /// moves it to the next position. Catalog writers are serialised.
+    fn put_catalog(
+        &mut self,
+        service: &str,
+        version: u32,
+        body: &str,
+        accept_until: Option<&str>,
+        now: i64,
+    ) -> Result<(), StorageError>;
     fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, StorageError>;
     /// Appends entries to the trail.
     fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError>;

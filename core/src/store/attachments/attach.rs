@@ -31,11 +31,61 @@ impl Store {
         self.attach_limited(id, role, name, mime, content, MAX_ATTACHMENT_BYTES)
     }
 
+    /// Attaches a document a catalog service asks for by its own name
+    /// (the definition's `attachments[].role`, e.g. `rt_letter`): one of
+    /// the engine's roles when the name is one, otherwise a supporting
+    /// document (a photo for an image) carrying that name as its purpose.
+    pub fn attach_for_service(
+        &self,
+        id: &RequestId,
+        purpose: &str,
+        name: &str,
+        mime: &str,
+        content: impl Read,
+    ) -> Result<AttachmentRef, Error> {
+        let (role, purpose) = match AttachmentRole::parse(purpose) {
+            Some(role) => (role, None),
+            None => {
+                if !crate::model::is_purpose(purpose) {
+                    return Err(Error::Forbidden(
+                        "a document's purpose is the name a service gives it: lowercase letters, digits and _".into(),
+                    ));
+                }
+                let role = if mime.starts_with("image/") {
+                    AttachmentRole::Photo
+                } else {
+                    AttachmentRole::SupportingDocument
+                };
+                (role, Some(purpose.to_owned()))
+            }
+        };
+        self.attach_inner(
+            id,
+            (role, purpose),
+            name,
+            mime,
+            content,
+            MAX_ATTACHMENT_BYTES,
+        )
+    }
+
     /// Like [`Store::attach`] with a size limit of `max` bytes.
     pub fn attach_limited(
         &self,
         id: &RequestId,
         role: AttachmentRole,
+        name: &str,
+        mime: &str,
+        content: impl Read,
+        max: u64,
+    ) -> Result<AttachmentRef, Error> {
+        self.attach_inner(id, (role, None), name, mime, content, max)
+    }
+
+    fn attach_inner(
+        &self,
+        id: &RequestId,
+        role: (AttachmentRole, Option<String>),
         name: &str,
         mime: &str,
         mut content: impl Read,
@@ -128,7 +178,7 @@ impl Store {
                 "INSERT OR IGNORE INTO originals (prepared, original) VALUES (?1, ?2)",
                 params![blob.key, original.key],
             )?;
-            self.reference_in(tx, &idb, blob, role, &name, prepared.mime)
+            self.reference_in(tx, &idb, blob, (role, None), &name, prepared.mime)
         })?;
         tracing::info!(size = reference.size, "photo prepared and stored");
         Ok(reference)
@@ -219,13 +269,14 @@ impl Store {
         tx: &Transaction<'_>,
         idb: &[u8; 16],
         blob: StoredBlob,
-        role: AttachmentRole,
+        (role, purpose): (AttachmentRole, Option<String>),
         name: &str,
         mime: &str,
     ) -> Result<AttachmentRef, Error> {
         let reference = AttachmentRef {
             sha256: blob.sha256,
             role,
+            purpose,
             name: name.to_owned(),
             mime: mime.to_owned(),
             size: blob.size,
@@ -236,7 +287,7 @@ impl Store {
             if !req
                 .attachments
                 .iter()
-                .any(|a| a.sha256 == r.sha256 && a.role == r.role)
+                .any(|a| a.sha256 == r.sha256 && a.purpose_name() == r.purpose_name())
             {
                 req.attachments.push(r);
                 crate::attachment_limits::check_request_attachments(&req.attachments)

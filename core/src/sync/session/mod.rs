@@ -56,6 +56,8 @@ pub struct SyncSummary {
     pub pushed: u32,
     /// Document updates applied from the server.
     pub pulled: u32,
+    /// Service catalog changes received (published versions, retirements).
+    pub services: u32,
     /// Requests this device's account may no longer see (reassigned, out
     /// of its regions), deleted here; a copy holding what the server lacks
     /// is kept.
@@ -189,6 +191,7 @@ impl SyncSession {
             push,
             repair,
             max_response_bytes: self.budget_bytes.min(u32::MAX as usize) as u32,
+            catalog: store.catalog_seq()?,
         };
         let mut body = protocol::encode(&request).map_err(|_| Error::Crypto("encoding failed"))?;
         // Halved until the compressed body fits the budget (changes
@@ -274,6 +277,7 @@ impl SyncSession {
             || !acks.is_empty()
             || !response.pull.is_empty()
             || !response.repair.is_empty()
+            || !response.catalog.is_empty()
             || response.cursor != sent.cursor;
         for ack in &acks {
             let id = RequestId::from_bytes(ack.id);
@@ -317,6 +321,10 @@ impl SyncSession {
         }
         for r in &response.repair {
             self.continue_repair(store, r)?;
+        }
+        if response.catalog_seq != 0 || !response.catalog.is_empty() {
+            store.apply_catalog(&response.catalog, response.catalog_seq)?;
+            self.summary.services += response.catalog.len() as u32;
         }
         for pull in &response.pull {
             // One document that cannot be applied must not stop the

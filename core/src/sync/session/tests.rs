@@ -67,6 +67,8 @@ fn answer(cursor: u64) -> SyncResponse {
         wipe: false,
         acked_all: false,
         gone: Vec::new(),
+        catalog: Vec::new(),
+        catalog_seq: 0,
     }
 }
 

@@ -75,6 +75,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agency/persons/export", post(persons::export_person))
         .route("/v1/agency/persons/erase", post(persons::erase_person))
         .route("/v1/agency/services", get(services::list_services))
+        .route(
+            "/v1/agency/catalog",
+            post(services::publish_service)
+                .layer(DefaultBodyLimit::max(crate::catalog::MAX_DEFINITION_BYTES)),
+        )
+        .route(
+            "/v1/agency/catalog/{id}/{version}/retire",
+            post(services::retire_service),
+        )
         .route("/v1/agency/audit", get(audit::audit_trail))
         .route("/v1/agency/audit/verify", get(audit::audit_verify))
         .route("/v1/agency/exposure", get(audit::exposure))
@@ -97,6 +106,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         requests::set_assignee,
         requests::download_attachment,
         services::list_services,
+        services::publish_service,
+        services::retire_service,
         audit::audit_trail,
         audit::audit_verify,
         audit::exposure,

@@ -1,20 +1,24 @@
 //! The service catalog as the agency's systems see it (issue 15): which
 //! services this server knows, where they are offered, and their service
-//! standard. The catalog is the built-in one until publishing lands.
+//! standard; publishing and retiring versions (`crate::catalog`).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, Uri};
-use sambung_core::catalog::{self, Catalog, Definition};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use sambung_core::catalog::Definition;
 use sambung_core::identifiers::RegionCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{ApiError, authenticate};
+use super::agency::{ApiError, authenticate, signed_json};
+use crate::agency::Staff;
 use crate::api::state::{AppState, blocking};
+use crate::catalog::Publisher;
 use crate::error::ServerError;
 
 /// Which services to list.
@@ -80,14 +84,6 @@ impl From<&Definition> for ServiceSummary {
     }
 }
 
-fn known() -> Result<&'static Catalog, ServerError> {
-    static CATALOG: std::sync::OnceLock<Result<Catalog, String>> = std::sync::OnceLock::new();
-    CATALOG
-        .get_or_init(|| catalog::builtin().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| ServerError::Config(format!("the built-in catalog: {e}")))
-}
-
 #[utoipa::path(
     get,
     path = "/v1/agency/services",
@@ -114,12 +110,130 @@ pub(super) async fn list_services(
         {
             return Err(ServerError::BadFilter("region is a region code".into()));
         }
-        let services = known()?
+        let loaded = state.catalogs().current(state.storage())?;
+        let services = loaded
+            .catalog
             .services(params.region.as_deref())
             .into_iter()
             .map(ServiceSummary::from)
             .collect();
         Ok(Json(ServiceList { services }))
+    })
+    .await
+}
+
+/// A version now published.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct PublishedService {
+    /// Service id.
+    pub id: String,
+    /// Version.
+    pub version: u32,
+    /// SHA-256 of the definition as published (what requests record).
+    pub hash: String,
+}
+
+/// Publish a service definition (docs/catalog.md): the body is the
+/// definition's JSON, kept byte for byte. Refused with every problem named
+/// unless it passes the lint, is newer than every version of its service
+/// and compatible with the one before. Devices receive it at their next
+/// sync. Recorded in the audit trail.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/catalog",
+    request_body(content = String, content_type = "application/json", description = "A service definition (catalog/service.schema.json)"),
+    responses(
+        (status = 201, body = PublishedService),
+        (status = 400, description = "bad_request: the definition is refused; every problem is named", body = ApiError),
+        (status = 401, description = "unauthenticated, bad_signature or replayed", body = ApiError),
+        (status = 403, description = "forbidden: not an agency key", body = ApiError),
+        (status = 409, description = "forbidden: this version is published already", body = ApiError),
+        (status = 413, description = "too_large: over 256 KB", body = ApiError)
+    )
+)]
+pub(super) async fn publish_service(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let body = body.map_err(|_| ServerError::TooLarge)?;
+        let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ServerError::BadRequest("the definition is not UTF-8 JSON".into()))?;
+        let published = crate::catalog::publish(
+            state.storage(),
+            state.catalogs(),
+            Publisher {
+                record: agency.record("catalog", None, ""),
+                via: "POST /v1/agency/catalog",
+            },
+            text,
+        )?;
+        let view = PublishedService {
+            id: published.service,
+            version: published.version,
+            hash: published.hash,
+        };
+        Ok((StatusCode::CREATED, Json(view)).into_response())
+    })
+    .await
+}
+
+/// A retirement.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retirement {
+    /// The last day (`YYYY-MM-DD`, in Indonesia) on which requests created
+    /// on this version are still accepted.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    pub accept_until: String,
+}
+
+/// Retire a version of a service: requests created on it after
+/// `accept_until` are refused; those created before are still accepted.
+/// Devices learn it at their next sync. Recorded in the audit trail.
+#[utoipa::path(
+    post,
+    path = "/v1/agency/catalog/{id}/{version}/retire",
+    params(("id" = String, Path, description = "Service id"), ("version" = u32, Path, description = "Version")),
+    request_body = Retirement,
+    responses(
+        (status = 204, description = "retired"),
+        (status = 400, description = "bad_request: not a date, or not a version", body = ApiError),
+        (status = 401, description = "unauthenticated, bad_signature or replayed", body = ApiError),
+        (status = 404, description = "not_found: no such version", body = ApiError)
+    )
+)]
+pub(super) async fn retire_service(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((id, version)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let (agency, retirement): (Staff, Retirement) =
+            signed_json(&state, &method, &uri, &headers, body)?;
+        let (id, version) = crate::catalog::parse_key(&format!("{id}@{version}"))
+            .ok_or_else(|| ServerError::BadRequest("not a service id and version".into()))?;
+        let until = sambung_core::CivilDate::parse(&retirement.accept_until)
+            .ok_or_else(|| ServerError::BadRequest("accept_until is a date, YYYY-MM-DD".into()))?;
+        crate::catalog::retire(
+            state.storage(),
+            state.catalogs(),
+            Publisher {
+                record: agency.record("catalog", None, ""),
+                via: "POST /v1/agency/catalog/{id}/{version}/retire",
+            },
+            &id,
+            version,
+            until,
+        )?;
+        Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
 }

@@ -1,0 +1,267 @@
+//! The server's service catalog (issue 15, `docs/catalog.md`): the
+//! services built into this build, plus the versions the agency published
+//! (`POST /v1/agency/catalog`, `sambung admin catalog publish`) and their
+//! retirements, kept in storage as published. The server judges every
+//! catalog service's request by the exact version it was created on
+//! (`crate::authority`), and hands devices what changed since the
+//! position they name, inside the sync answer.
+
+use std::sync::{Arc, RwLock};
+
+use sambung_core::CivilDate;
+use sambung_core::catalog::{self, Catalog, CatalogError};
+use sambung_core::protocol::CatalogEntry;
+
+use crate::audit;
+use crate::error::ServerError;
+use crate::storage::{AuditRecord, CatalogRow, Storage, in_transaction};
+
+/// Longest definition the server takes, in bytes of JSON (the largest
+/// shipped one is about 12 KB).
+pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+
+/// The catalog as of one position of the stored log of changes.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The position of the last change it holds.
+    pub seq: u64,
+    /// Built in and published, compiled.
+    pub catalog: Arc<Catalog>,
+    /// The stored versions, by position.
+    rows: Vec<CatalogRow>,
+}
+
+impl Loaded {
+    /// Only the built-in services.
+    pub fn builtin() -> Result<Loaded, ServerError> {
+        Ok(Loaded {
+            seq: 0,
+            catalog: Arc::new(catalog::builtin().map_err(built_in)?),
+            rows: Vec::new(),
+        })
+    }
+
+    fn with(&self, new: Vec<CatalogRow>) -> Result<Loaded, ServerError> {
+        let mut rows = self.rows.clone();
+        for row in new {
+            rows.retain(|r| (&r.service, r.version) != (&row.service, row.version));
+            rows.push(row);
+        }
+        rows.sort_by_key(|r| r.seq);
+        let mut built = catalog::builtin().map_err(built_in)?;
+        // Publication order: each version was linted against those before.
+        let mut by_publication: Vec<&CatalogRow> = rows.iter().collect();
+        by_publication.sort_by_key(|r| r.published_seq);
+        for row in by_publication {
+            let until = row.accept_until.as_deref().and_then(CivilDate::parse);
+            if built.published(&row.service, row.version).is_some() {
+                if let Some(until) = until {
+                    built.retire(&row.service, row.version, until);
+                }
+            } else if let Err(e) = built.add_published(&row.body, until) {
+                // Linted when published; only a newer server's format can
+                // fail here (a rollback): its requests wait for it.
+                tracing::warn!(service = %row.service, version = row.version, error = %e, "a stored service definition cannot be used by this build");
+            }
+        }
+        Ok(Loaded {
+            seq: rows.last().map_or(self.seq, |r| r.seq.max(self.seq)),
+            catalog: Arc::new(built),
+            rows,
+        })
+    }
+
+    /// What a device at position `since` lacks, oldest first, up to about
+    /// `budget` bytes of definitions (at least one entry), and the
+    /// position it reaches. A definition the device already holds (it was
+    /// published before `since`) is not sent again.
+    pub fn delta(&self, since: u64, budget: usize) -> (Vec<CatalogEntry>, u64) {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        let mut reached = since;
+        for row in self.rows.iter().filter(|r| r.seq > since) {
+            let definition =
+                (row.published_seq > since && !row.body.is_empty()).then(|| row.body.clone());
+            let size = definition.as_ref().map_or(64, String::len);
+            if !out.is_empty() && used + size > budget {
+                break;
+            }
+            used += size;
+            reached = row.seq;
+            out.push(CatalogEntry {
+                service: row.service.clone(),
+                version: row.version,
+                definition,
+                accept_until: row.accept_until.clone(),
+            });
+        }
+        (out, reached)
+    }
+}
+
+fn built_in(e: CatalogError) -> ServerError {
+    ServerError::Config(format!("the built-in catalog: {e}"))
+}
+
+/// The catalog of one server process, brought up to date from storage on
+/// use (other servers on the same database publish too).
+#[derive(Debug)]
+pub struct Catalogs {
+    loaded: RwLock<Arc<Loaded>>,
+}
+
+impl Catalogs {
+    /// The built-in catalog, to be brought up to date at first use.
+    pub fn new() -> Result<Catalogs, ServerError> {
+        Ok(Catalogs {
+            loaded: RwLock::new(Arc::new(Loaded::builtin()?)),
+        })
+    }
+
+    /// The catalog with every change stored so far.
+    pub fn current(&self, storage: &dyn Storage) -> Result<Arc<Loaded>, ServerError> {
+        let held = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let new = storage.catalog_since(held.seq)?;
+        if new.is_empty() {
+            return Ok(held);
+        }
+        let next = Arc::new(held.with(new)?);
+        let mut slot = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        if slot.seq < next.seq {
+            *slot = next.clone();
+        }
+        Ok(next)
+    }
+}
+
+/// Who publishes or retires, for the audit trail.
+pub struct Publisher<'a> {
+    /// The audit record's account, role and key; `action` and `endpoint`
+    /// are filled in here.
+    pub record: AuditRecord,
+    /// What the trail names as the way it came (`POST /v1/agency/catalog`,
+    /// `sambung admin catalog publish`).
+    pub via: &'a str,
+}
+
+/// A version now published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedVersion {
+    /// Service id.
+    pub service: String,
+    /// Version.
+    pub version: u32,
+    /// SHA-256 of the definition as published, hex.
+    pub hash: String,
+}
+
+/// Publishes one definition (its JSON text, kept byte for byte): refused
+/// with every problem named unless it reads, passes the lint, is newer
+/// than every version of its service, and is compatible with the one
+/// before it. Recorded in the audit trail in the same transaction.
+pub fn publish(
+    storage: &dyn Storage,
+    catalogs: &Catalogs,
+    who: Publisher<'_>,
+    json: &str,
+) -> Result<PublishedVersion, ServerError> {
+    if json.len() > MAX_DEFINITION_BYTES {
+        return Err(ServerError::TooLarge);
+    }
+    let loaded = catalogs.current(storage)?;
+    let definition = catalog::parse(json).map_err(refused)?;
+    let (service, version) = (definition.id.clone(), definition.version);
+    // Against what this server holds: the lint, the versions before, the
+    // compatibility with the newest.
+    let mut trial = (*loaded.catalog).clone();
+    if trial.get(&service, version).is_some() {
+        return Err(ServerError::Conflict(format!(
+            "{service}@{version} is published already; a published version never changes: publish version {}",
+            version + 1
+        )));
+    }
+    trial.add_published(json, None).map_err(refused)?;
+    let hash = catalog::definition_hash(json);
+    let mut record = who.record;
+    record.action = "catalog".into();
+    record.endpoint = format!("{}: publish {service}@{version} sha256:{hash}", who.via);
+    in_transaction(storage, |tx| {
+        // Another server may have published meanwhile.
+        if tx
+            .catalog_rows(&service)?
+            .iter()
+            .any(|r| r.version >= version && !r.body.is_empty())
+        {
+            return Err(ServerError::Conflict(format!(
+                "a version of {service} at or after {version} was published meanwhile"
+            )));
+        }
+        tx.put_catalog(&service, version, json, None, record.at)?;
+        audit::append_in_tx(tx, std::slice::from_ref(&record))
+    })?;
+    Ok(PublishedVersion {
+        service,
+        version,
+        hash,
+    })
+}
+
+/// Retires a published (or built-in) version: requests created after
+/// `accept_until` on it are refused from then on; those created before
+/// are still accepted. Devices learn it at their next sync.
+pub fn retire(
+    storage: &dyn Storage,
+    catalogs: &Catalogs,
+    who: Publisher<'_>,
+    service: &str,
+    version: u32,
+    accept_until: CivilDate,
+) -> Result<(), ServerError> {
+    let loaded = catalogs.current(storage)?;
+    if loaded.catalog.get(service, version).is_none() {
+        return Err(ServerError::NotFound);
+    }
+    let mut record = who.record;
+    record.action = "catalog".into();
+    record.endpoint = format!(
+        "{}: retire {service}@{version} accept-until {accept_until}",
+        who.via
+    );
+    let until = accept_until.to_string();
+    in_transaction(storage, |tx| {
+        let body = tx
+            .catalog_rows(service)?
+            .into_iter()
+            .find(|r| r.version == version)
+            .map(|r| r.body)
+            .unwrap_or_default();
+        tx.put_catalog(service, version, &body, Some(&until), record.at)?;
+        audit::append_in_tx(tx, std::slice::from_ref(&record))
+    })
+}
+
+/// A definition refused, with every problem.
+fn refused(e: CatalogError) -> ServerError {
+    ServerError::BadRequest(e.to_string())
+}
+
+/// Parses `ID@VERSION`.
+///
+/// ```
+/// assert_eq!(sambung_server::catalog::parse_key("sktm@2"), Some(("sktm".to_owned(), 2)));
+/// assert_eq!(sambung_server::catalog::parse_key("sktm"), None);
+/// ```
+pub fn parse_key(s: &str) -> Option<(String, u32)> {
+    let (id, version) = s.trim().split_once('@')?;
+    let version: u32 = version.parse().ok().filter(|v| *v > 0)?;
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then(|| (id.to_owned(), version))
+}
