@@ -1,6 +1,8 @@
 //! `sambung admin catalog`: the publisher's tools for service definitions
 //! (issue 15). `check` runs the same lint the server and the phones run,
-//! with every problem named, before anything is published.
+//! with every problem named, before anything is published; `publish` and
+//! `retire` change the server's catalog (as the back-office API does),
+//! recorded in the audit trail; devices learn it at their next sync.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,12 +25,124 @@ pub enum CatalogCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Publish service definitions on the server (each refused with every
+    /// problem named unless it passes `check` against what the server
+    /// holds). Exits 3 when one is refused; those before it stay published.
+    Publish {
+        #[command(flatten)]
+        db: crate::server::Database,
+        /// The definition files (`-`: standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Retire a version: requests created on it after --accept-until are
+    /// refused; those created before are still accepted.
+    Retire {
+        #[command(flatten)]
+        db: crate::server::Database,
+        /// `ID@VERSION`, e.g. `surat_keterangan_tidak_mampu@1`.
+        #[arg(value_parser = parse_key)]
+        version: (String, u32),
+        /// The last day (`YYYY-MM-DD`, in Indonesia) requests created on it
+        /// are accepted.
+        #[arg(long, value_parser = parse_date)]
+        accept_until: sambung_core::CivilDate,
+    },
+}
+
+fn parse_key(s: &str) -> Result<(String, u32), String> {
+    sambung_server::catalog::parse_key(s)
+        .ok_or_else(|| "a version is ID@VERSION, e.g. surat_keterangan_tidak_mampu@1".into())
+}
+
+fn parse_date(s: &str) -> Result<sambung_core::CivilDate, String> {
+    sambung_core::CivilDate::parse(s.trim()).ok_or_else(|| "a date is YYYY-MM-DD".into())
 }
 
 pub fn run(command: CatalogCommand) -> Result<(), CliError> {
     match command {
         CatalogCommand::Check { files } => check(&files),
+        CatalogCommand::Publish { db, files } => publish(&db, &files),
+        CatalogCommand::Retire {
+            db,
+            version: (id, version),
+            accept_until,
+        } => {
+            let storage = db.open(&[])?;
+            let catalogs = sambung_server::catalog::Catalogs::new().map_err(failed)?;
+            sambung_server::catalog::retire(
+                storage.as_ref(),
+                &catalogs,
+                console("sambung admin catalog retire"),
+                &id,
+                version,
+                accept_until,
+            )
+            .map_err(|e| match e {
+                sambung_server::ServerError::NotFound => {
+                    CliError::Failed(format!("the server has no {id}@{version}"))
+                }
+                other => failed(other),
+            })?;
+            println!(
+                "retired  {id}@{version}: requests created on it after {accept_until} are refused (recorded in the audit trail)"
+            );
+            Ok(())
+        }
     }
+}
+
+fn failed(e: sambung_server::ServerError) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+/// The audit trail's name for the server's console.
+fn console(via: &str) -> sambung_server::catalog::Publisher<'_> {
+    sambung_server::catalog::Publisher {
+        record: sambung_server::storage::AuditRecord {
+            at: sambung_core::Timestamp::now().as_millis(),
+            account: "console".into(),
+            role: "admin".into(),
+            device: None,
+            action: String::new(),
+            request: None,
+            endpoint: String::new(),
+        },
+        via,
+    }
+}
+
+fn publish(db: &crate::server::Database, files: &[PathBuf]) -> Result<(), CliError> {
+    // Read them all first: a missing file publishes nothing.
+    let mut texts = Vec::with_capacity(files.len());
+    for path in files {
+        texts.push((path.display().to_string(), read_text(path)?));
+    }
+    let storage = db.open(&[])?;
+    let catalogs = sambung_server::catalog::Catalogs::new().map_err(failed)?;
+    for (name, text) in texts {
+        match sambung_server::catalog::publish(
+            storage.as_ref(),
+            &catalogs,
+            console("sambung admin catalog publish"),
+            &text,
+        ) {
+            Ok(p) => println!(
+                "published {name}: {}@{} sha256:{} (devices receive it at their next sync)",
+                p.service, p.version, p.hash
+            ),
+            Err(
+                e @ (sambung_server::ServerError::BadRequest(_)
+                | sambung_server::ServerError::Conflict(_)
+                | sambung_server::ServerError::TooLarge),
+            ) => {
+                println!("refused  {name}: {e}");
+                return Err(CliError::Refused(format!("{name} was not published")));
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(())
 }
 
 fn check(files: &[PathBuf]) -> Result<(), CliError> {

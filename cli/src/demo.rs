@@ -191,7 +191,7 @@ fn device_walkthrough() -> Result<(), CliError> {
         !Store::exists(&home)
     );
 
-    step("11. A service defined as data, not code: a village's certificate of low income (SKTM)");
+    step("11. Services defined as data, not code: the village letters the app knows offline");
     crate::demo_catalog::run()?;
     assert_status(r.status())?;
     Ok(())

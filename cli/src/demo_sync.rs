@@ -22,15 +22,15 @@ fn fail(what: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("demo: {what}"))
 }
 
-struct Party {
-    name: &'static str,
-    store: Store,
+pub(crate) struct Party {
+    pub(crate) name: &'static str,
+    pub(crate) store: Store,
     client: Client,
 }
 
 /// One sync over the simulated link, retried with backoff on the virtual
 /// clock when the link fails; prints what it cost.
-async fn sync(p: &Party, link: &Link, config: &SyncConfig) -> Result<(), CliError> {
+pub(crate) async fn sync(p: &Party, link: &Link, config: &SyncConfig) -> Result<(), CliError> {
     let before = link.stats().snapshot();
     let t0 = link.now_s();
     let mut wait = 2.0;
@@ -38,8 +38,13 @@ async fn sync(p: &Party, link: &Link, config: &SyncConfig) -> Result<(), CliErro
         match p.client.sync(&p.store, config, |_| {}).await {
             Ok(s) => {
                 let after = link.stats().snapshot();
+                let services = if s.services > 0 {
+                    format!("  services {}", s.services)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  {:<10} pushed {:>2}  pulled {:>2}  up {:>6} B  down {:>6} B  exchanges {:>2}  retries {:>2}  {:>6.1} s",
+                    "  {:<10} pushed {:>2}  pulled {:>2}  up {:>6} B  down {:>6} B  exchanges {:>2}  retries {:>2}  {:>6.1} s{services}",
                     p.name,
                     s.pushed,
                     s.pulled,
@@ -260,16 +265,17 @@ async fn scenario() -> Result<(), CliError> {
         s[7],
         link.now_s()
     );
+    if !converged {
+        let _ = stop.send(());
+        let _ = server.await;
+        return Err(fail("the devices did not converge"));
+    }
+    println!("Converged: the resident, the officer and the back office hold the same requests.");
+    let published =
+        crate::demo_catalog::publish_and_file(&state, resident, office, &link, &config).await;
     let _ = stop.send(());
     let _ = server.await;
-    if converged {
-        println!(
-            "Converged: the resident, the officer and the back office hold the same requests."
-        );
-        Ok(())
-    } else {
-        Err(fail("the devices did not converge"))
-    }
+    published
 }
 
 fn same_everywhere(parties: &[Party], id: &RequestId) -> Result<bool, CliError> {

@@ -43,6 +43,26 @@ fn parse_attachment_role(s: &str) -> Result<AttachmentRole, String> {
     })
 }
 
+/// The documents a catalog service's request asks for by the service's own
+/// names (empty for the compiled-in kinds).
+fn service_documents(store: &Store, id: &RequestId) -> Result<Vec<String>, CliError> {
+    let request = store.get(id)?;
+    let sambung_core::model::Details::Service(s) = &request.content.details else {
+        return Ok(Vec::new());
+    };
+    let catalog = store.catalog()?;
+    Ok(catalog
+        .get(&s.service, s.version)
+        .map(|f| {
+            f.definition()
+                .attachments
+                .iter()
+                .map(|a| a.role.clone())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 fn parse_id(s: &str) -> Result<RequestId, String> {
     RequestId::parse(s)
         .ok_or_else(|| "not a request id (a UUID as printed by `new` and `list`)".into())
@@ -110,8 +130,13 @@ pub enum DeviceCommand {
     },
     /// Create a draft from JSON (a file, or - for standard input); prints its id.
     New {
-        #[arg(long, value_parser = parse_kind)]
-        kind: Kind,
+        #[arg(long, value_parser = parse_kind, required_unless_present = "service", conflicts_with = "service")]
+        kind: Option<Kind>,
+        /// A service of the catalog (`device services`): the JSON is then a
+        /// request's content whose `details` holds the answers by field id;
+        /// the request records the service's newest version and its hash.
+        #[arg(long)]
+        service: Option<String>,
         #[arg(long)]
         json: PathBuf,
     },
@@ -158,9 +183,11 @@ pub enum DeviceCommand {
         #[arg(value_parser = parse_id)]
         id: RequestId,
         file: PathBuf,
-        /// What the document is (default: photo for images, else supporting_document).
-        #[arg(long, value_parser = parse_attachment_role)]
-        role: Option<AttachmentRole>,
+        /// What the document is (default: photo for images, else
+        /// supporting_document); for a catalog service, also a document its
+        /// form names (`device form SERVICE`), e.g. `rt_letter`.
+        #[arg(long)]
+        role: Option<String>,
         /// MIME type (default: from the file extension).
         #[arg(long)]
         mime: Option<String>,
@@ -240,7 +267,7 @@ fn home(home: Option<PathBuf>) -> Result<PathBuf, CliError> {
     })
 }
 
-fn open(home: &Path) -> Result<Store, CliError> {
+pub(crate) fn open(home: &Path) -> Result<Store, CliError> {
     let secret = env_secret(PASSPHRASE_VAR)?;
     Ok(Store::open(home, &secret)?)
 }
@@ -290,24 +317,40 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
         DeviceCommand::Template {
             kind: Some(kind), ..
         } => print_json(&templates::example(kind)),
-        DeviceCommand::Template { service, .. } => {
-            crate::services::template(service.as_deref().unwrap_or_default())
-        }
-        DeviceCommand::Services { region, json, lang } => {
-            crate::services::services(region.as_deref(), json, &lang.lang)
-        }
+        DeviceCommand::Template { service, .. } => crate::services::template(
+            &*crate::services::known(home_arg.as_deref())?,
+            service.as_deref().unwrap_or_default(),
+        ),
+        DeviceCommand::Services { region, json, lang } => crate::services::services(
+            &*crate::services::known(home_arg.as_deref())?,
+            region.as_deref(),
+            json,
+            &lang.lang,
+        ),
         DeviceCommand::Form {
             service,
             json,
             lang,
-        } => crate::services::form(&service, json, &lang.lang),
+        } => crate::services::form(
+            &*crate::services::known(home_arg.as_deref())?,
+            &service,
+            json,
+            &lang.lang,
+        ),
         DeviceCommand::Check {
             service,
             answers,
             attached,
             state_json,
             lang,
-        } => crate::services::check(&service, &answers, &attached, state_json, &lang.lang),
+        } => crate::services::check(
+            &*crate::services::known(home_arg.as_deref())?,
+            &service,
+            &answers,
+            &attached,
+            state_json,
+            &lang.lang,
+        ),
         DeviceCommand::Init { role, user } => {
             let home = home(home_arg)?;
             let secret = env_secret(PASSPHRASE_VAR)?;
@@ -328,10 +371,21 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             );
             Ok(())
         }
-        DeviceCommand::New { kind, json } => {
+        DeviceCommand::New {
+            kind,
+            service,
+            json,
+        } => {
             let home = home(home_arg)?;
-            let content = content_of_kind(&json, kind)?;
             let store = open(&home)?;
+            let content = match (kind, service) {
+                (Some(kind), _) => content_of_kind(&json, kind)?,
+                (None, service) => crate::services::content_for(
+                    &*store.catalog()?,
+                    service.as_deref().unwrap_or_default(),
+                    &json,
+                )?,
+            };
             let id = store.create(content)?;
             println!("{id}");
             Ok(())
@@ -401,16 +455,44 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             let f = std::fs::File::open(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
             let mime = mime.unwrap_or_else(|| guess_mime(&file).to_owned());
-            let role = role.unwrap_or(if mime.starts_with("image/") {
-                AttachmentRole::Photo
-            } else {
-                AttachmentRole::SupportingDocument
-            });
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let store = open(&home)?;
+            let role = match role.as_deref().map(parse_attachment_role) {
+                None => {
+                    if mime.starts_with("image/") {
+                        AttachmentRole::Photo
+                    } else {
+                        AttachmentRole::SupportingDocument
+                    }
+                }
+                Some(Ok(role)) => role,
+                Some(Err(unknown)) => {
+                    let purpose = role.unwrap_or_default();
+                    let asked = service_documents(&store, &id)?;
+                    if !asked.contains(&purpose) {
+                        return Err(CliError::Usage(if asked.is_empty() {
+                            unknown
+                        } else {
+                            format!("{unknown}; or one of this service's: {}", asked.join(", "))
+                        }));
+                    }
+                    let r = store.attach_for_service(
+                        &id,
+                        &purpose,
+                        &name,
+                        &mime,
+                        std::io::BufReader::new(f),
+                    )?;
+                    println!(
+                        "attached {} as {purpose} ({} bytes, sha256 {})",
+                        r.name, r.size, r.sha256
+                    );
+                    return Ok(());
+                }
+            };
             let photo = sambung_core::photo::PHOTO_MIMES.contains(&mime.as_str()) && !as_is;
             let r = if photo {
                 let mut bytes = Vec::new();

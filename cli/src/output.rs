@@ -37,6 +37,7 @@ impl CliError {
             CliError::Refused(_) => 3,
             CliError::Core(
                 Error::Validation(_)
+                | Error::Form(_)
                 | Error::InvalidJson { .. }
                 | Error::Photo(_)
                 | Error::AttachmentTooLarge { .. },
@@ -66,6 +67,18 @@ pub fn print_error(e: &CliError) {
                 eprintln!(
                     "  {}  [{}]\n      {}\n      {}",
                     i.field, i.code, i.message_en, i.message_id
+                );
+            }
+        }
+        CliError::Core(Error::Form(issues)) => {
+            eprintln!(
+                "error: the request is not valid ({} problem(s)):",
+                issues.len()
+            );
+            for i in issues {
+                eprintln!(
+                    "  {}  [{}]\n      {}\n      {}",
+                    i.field, i.code, i.message.en, i.message.id
                 );
             }
         }

@@ -42,7 +42,7 @@ pub struct Database {
 }
 
 impl Database {
-    fn open(&self, replicas: &[String]) -> Result<Arc<dyn Storage>, CliError> {
+    pub(crate) fn open(&self, replicas: &[String]) -> Result<Arc<dyn Storage>, CliError> {
         if self.data.is_none() && self.database.is_none() {
             return Err(CliError::Usage(
                 "give --data (a folder for the SQLite file) or --database (a postgres:// URL)"

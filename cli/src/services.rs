@@ -1,9 +1,10 @@
 //! `sambung device services | form | check | template --service`: the
 //! services the device knows, offline, as the app shows them (issue 15).
-//! The device knows the built-in catalog until delivery from the server
-//! lands.
+//! The device knows the built-in catalog and what its server delivered
+//! (read from its store when there is one; the built-in catalog without).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::Args;
 use sambung_core::catalog::{self, Catalog, Form, FormView, Need, ServiceView, Side};
@@ -20,11 +21,26 @@ pub struct Lang {
     pub lang: String,
 }
 
-fn known() -> Result<Catalog, CliError> {
-    catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))
+/// The catalog of the device at `home` (its store when it has one: built
+/// in and delivered; the built-in catalog otherwise). Delivered versions
+/// this app cannot use are named on standard error.
+pub fn known(home: Option<&Path>) -> Result<Arc<Catalog>, CliError> {
+    if let Some(home) = home
+        && sambung_core::store::Store::exists(home)
+    {
+        let store = crate::device::open(home)?;
+        for u in store.catalog_unusable()? {
+            eprintln!("note: {u}");
+        }
+        return Ok(store.catalog()?);
+    }
+    Ok(Arc::new(
+        catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))?,
+    ))
 }
 
-fn service<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, CliError> {
+/// The newest version of service `id`.
+pub fn service<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, CliError> {
     catalog.latest(id).ok_or_else(|| {
         let ids: Vec<String> = catalog
             .services(None)
@@ -36,7 +52,12 @@ fn service<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, CliError> {
 }
 
 /// `device services`.
-pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliError> {
+pub fn services(
+    catalog: &Catalog,
+    region: Option<&str>,
+    json: bool,
+    lang: &str,
+) -> Result<(), CliError> {
     if let Some(r) = region
         && !sambung_core::identifiers::RegionCode::from(r)
             .check()
@@ -44,7 +65,6 @@ pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliE
     {
         return Err(CliError::Usage(format!("not a region code: {r}")));
     }
-    let catalog = known()?;
     let list = catalog.services(region);
     if json {
         let views: Vec<ServiceView> = list.iter().map(|d| ServiceView::of(d, lang)).collect();
@@ -65,9 +85,8 @@ pub fn services(region: Option<&str>, json: bool, lang: &str) -> Result<(), CliE
 }
 
 /// `device form SERVICE`.
-pub fn form(id: &str, json: bool, lang: &str) -> Result<(), CliError> {
-    let catalog = known()?;
-    let view = FormView::of(service(&catalog, id)?.definition(), lang);
+pub fn form(catalog: &Catalog, id: &str, json: bool, lang: &str) -> Result<(), CliError> {
+    let view = FormView::of(service(catalog, id)?.definition(), lang);
     if json {
         return print_json(&view);
     }
@@ -116,9 +135,8 @@ pub fn form(id: &str, json: bool, lang: &str) -> Result<(), CliError> {
 }
 
 /// `device template --service SERVICE`: a filled-in example.
-pub fn template(id: &str) -> Result<(), CliError> {
-    let catalog = known()?;
-    let d = service(&catalog, id)?.definition();
+pub fn template(catalog: &Catalog, id: &str) -> Result<(), CliError> {
+    let d = service(catalog, id)?.definition();
     let example = d.example().ok_or_else(|| {
         CliError::Failed(format!(
             "{} carries no valid example (test vector)",
@@ -131,14 +149,14 @@ pub fn template(id: &str) -> Result<(), CliError> {
 /// `device check --service SERVICE --json FILE`: the form's verdict on the
 /// answers, as the app shows it live; exit 3 when something blocks.
 pub fn check(
+    catalog: &Catalog,
     id: &str,
     path: &Path,
     attached: &[String],
     json: bool,
     lang: &str,
 ) -> Result<(), CliError> {
-    let catalog = known()?;
-    let form = service(&catalog, id)?;
+    let form = service(catalog, id)?;
     let text = read_text(path)?;
     let values: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("the answers are not JSON: {e}")))?;
@@ -177,4 +195,44 @@ pub fn check(
             state.errors.len()
         )))
     }
+}
+
+/// The content of a new request for service `id` (its newest version
+/// here): the JSON is a request's content whose `details` holds the
+/// answers, by field id (`device template --service`).
+pub fn content_for(
+    catalog: &Catalog,
+    id: &str,
+    path: &Path,
+) -> Result<sambung_core::model::RequestContent, CliError> {
+    let form = service(catalog, id)?;
+    let d = form.definition();
+    let hash = catalog
+        .published(&d.id, d.version)
+        .map(|p| p.hash.clone())
+        .ok_or_else(|| CliError::Failed(format!("{} has no published hash", d.key())))?;
+    let text = read_text(path)?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(sambung_core::Error::from)?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(CliError::Usage(
+            "the JSON is a request's content: an object with region, lawful_basis, applicant, details".into(),
+        ));
+    };
+    let answers = match object.remove("details") {
+        Some(serde_json::Value::Object(a)) => a,
+        Some(_) => {
+            return Err(CliError::Usage(
+                "with --service, details holds the answers: an object by field id".into(),
+            ));
+        }
+        None => serde_json::Map::new(),
+    };
+    let details = sambung_core::model::ServiceRequest::new(d, &hash, &answers);
+    object.insert(
+        "details".into(),
+        serde_json::to_value(sambung_core::model::Details::Service(details))
+            .map_err(|e| CliError::Failed(e.to_string()))?,
+    );
+    Ok(serde_json::from_value(value).map_err(sambung_core::Error::from)?)
 }

@@ -358,6 +358,8 @@ fn the_demo_runs() {
     assert!(stdout.contains("store gone: true"));
     assert!(stdout.contains("refused: purpose_detail"), "{stdout}");
     assert!(stdout.contains("fixed: accepted"), "{stdout}");
+    assert!(stdout.contains("services 1"), "{stdout}");
+    assert!(stdout.contains("SKTM request approved"), "{stdout}");
     assert!(
         stdout.contains("passes the lint and is compatible"),
         "{stdout}"
@@ -1040,8 +1042,10 @@ fn a_closed_pipe_ends_the_command_quietly_as_cat() {
 #[test]
 fn admin_catalog_check_passes_the_shipped_services_and_names_every_problem() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/services");
-    let mut files: Vec<String> = std::fs::read_dir(root)
-        .unwrap()
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog/examples");
+    let mut files: Vec<String> = [root, examples]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
         .map(|e| e.unwrap().path().display().to_string())
         .collect();
     files.sort();
@@ -1135,7 +1139,13 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
     let r = sambung(&["device", "services"], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("surat_keterangan_tidak_mampu"),
+        r.stdout.contains("surat_keterangan_domisili"),
+        "{}",
+        r.stdout
+    );
+    // Not built in: an agency publishes it (see the server's catalog test).
+    assert!(
+        !r.stdout.contains("surat_keterangan_tidak_mampu"),
         "{}",
         r.stdout
     );
@@ -1173,10 +1183,7 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
         r.stdout
     );
     assert!(r.stdout.contains("construction_drawing"), "{}", r.stdout);
-    let r = sambung(
-        &["device", "form", "surat_keterangan_tidak_mampu", "--json"],
-        None,
-    );
+    let r = sambung(&["device", "form", "family_card_update", "--json"], None);
     let form: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let paths: Vec<&str> = form["fields"]
         .as_array()
@@ -1317,4 +1324,215 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
         None,
     );
     assert_eq!(r.code, 2);
+}
+
+#[test]
+fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("srv").to_str().unwrap().to_owned();
+    let sktm = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../catalog/examples/surat_keterangan_tidak_mampu.v1.json"
+    );
+    // Usage errors before anything is touched.
+    let r = sambung(&["admin", "catalog", "publish", sktm], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = sambung(
+        &[
+            "admin",
+            "catalog",
+            "publish",
+            "--data",
+            &data,
+            "/nonexistent/x.json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = command()
+        .args(["server", "--data", &data, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = ServerProcess(child);
+    let code = ok(sambung(
+        &[
+            "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",
+        ],
+        None,
+    ));
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    let url = format!("http://127.0.0.1:{port}");
+    ok(run(
+        &home,
+        &["enroll", "--server", &url, "--code", code.trim()],
+    ));
+    ok(run(&home, &["sync"]));
+    assert!(!ok(run(&home, &["services"])).contains("surat_keterangan_tidak_mampu"));
+
+    // Published at the server's console while the server runs.
+    let out = ok(sambung(
+        &["admin", "catalog", "publish", "--data", &data, sktm],
+        None,
+    ));
+    assert!(
+        out.contains("published") && out.contains("surat_keterangan_tidak_mampu@1 sha256:"),
+        "{out}"
+    );
+    let r = sambung(
+        &["admin", "catalog", "publish", "--data", &data, sktm],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("published already"), "{}", r.stdout);
+
+    // The next sync brings it.
+    let out = ok(run(&home, &["sync", "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["services"], 1, "{out}");
+    assert!(ok(run(&home, &["services"])).contains("surat_keterangan_tidak_mampu"));
+    ok(run(&home, &["form", "surat_keterangan_tidak_mampu"]));
+
+    // Filed offline: the resident's details from a template, the answers
+    // from the service's; one answer refused, then fixed.
+    let answers: serde_json::Value = serde_json::from_str(&ok(run(
+        &home,
+        &["template", "--service", "surat_keterangan_tidak_mampu"],
+    )))
+    .unwrap();
+    let mut content: serde_json::Value =
+        serde_json::from_str(&template(&home, "complaint")).unwrap();
+    content["region"] = "61.71.03.1004".into();
+    content["details"] = answers.clone();
+    content["details"]["kk_number"] = "6171".into();
+    let new = [
+        "new",
+        "--service",
+        "surat_keterangan_tidak_mampu",
+        "--json",
+        "-",
+    ];
+    let r = run_with(
+        Some(&home),
+        Some(PASS),
+        &[],
+        &new,
+        Some(&content.to_string()),
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("details.answers.kk_number"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kk_format"), "{}", r.stderr);
+    content["details"] = answers;
+    let id = ok(run_with(
+        Some(&home),
+        Some(PASS),
+        &[],
+        &new,
+        Some(&content.to_string()),
+    ));
+    let id = id.trim();
+    // An unknown service, and both --kind and --service.
+    let r = run_with(
+        Some(&home),
+        Some(PASS),
+        &[],
+        &["new", "--service", "izin_terbang", "--json", "-"],
+        Some(&content.to_string()),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(
+        &home,
+        &[
+            "new",
+            "--kind",
+            "complaint",
+            "--service",
+            "x",
+            "--json",
+            "-",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // Its documents: two of the app's roles, one of the service's own.
+    let scan = dir.path().join("scan.pdf");
+    std::fs::write(&scan, b"%PDF-1.4 salinan").unwrap();
+    let scan = scan.to_str().unwrap();
+    let r = run(&home, &["submit", id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("attachments.ktp_copy"), "{}", r.stderr);
+    let r = run(&home, &["attach", id, scan, "--role", "rt_leter"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("rt_letter"), "{}", r.stderr);
+    for (role, text) in [("ktp_copy", "ktp"), ("kk_copy", "kk"), ("rt_letter", "rt")] {
+        let f = dir.path().join(format!("{text}.pdf"));
+        std::fs::write(&f, format!("%PDF-1.4 {text}")).unwrap();
+        ok(run(
+            &home,
+            &["attach", id, f.to_str().unwrap(), "--role", role],
+        ));
+    }
+    ok(run(&home, &["submit", id]));
+    let out = ok(run(&home, &["sync", "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["pushed"], 1, "{out}");
+    assert_eq!(summary["refused"], serde_json::json!([]), "{out}");
+
+    // Retired: bad keys and dates are usage errors; devices learn it.
+    for (key, until, code) in [
+        ("surat_keterangan_tidak_mampu", "2027-01-31", 2),
+        ("surat_keterangan_tidak_mampu@0", "2027-01-31", 2),
+        ("surat_keterangan_tidak_mampu@1", "31/01/2027", 2),
+        ("surat_keterangan_tidak_mampu@9", "2027-01-31", 1),
+    ] {
+        let r = sambung(
+            &[
+                "admin",
+                "catalog",
+                "retire",
+                "--data",
+                &data,
+                key,
+                "--accept-until",
+                until,
+            ],
+            None,
+        );
+        assert_eq!(r.code, code, "{key} {until}: {}", r.stderr);
+    }
+    let out = ok(sambung(
+        &[
+            "admin",
+            "catalog",
+            "retire",
+            "--data",
+            &data,
+            "surat_keterangan_tidak_mampu@1",
+            "--accept-until",
+            "2027-01-31",
+        ],
+        None,
+    ));
+    assert!(out.contains("retired"), "{out}");
+    let out = ok(run(&home, &["sync", "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["services"], 1, "{out}");
 }
