@@ -85,6 +85,7 @@ fn repair_only(id: &RequestId, message: Vec<u8>, max_response_bytes: u32) -> Syn
             message,
         }],
         max_response_bytes,
+        catalog: 0,
     }
 }
 
@@ -546,6 +547,7 @@ async fn one_exchange_reads_a_bounded_part_of_the_log() {
             push: vec![],
             repair: vec![],
             max_response_bytes: 65536,
+            catalog: 0,
         })
         .await;
     assert!(!second.more);

@@ -470,19 +470,19 @@ async fn the_agency_lists_the_service_catalog() {
     for id in [
         "complaint",
         "birth",
-        "surat_keterangan_tidak_mampu",
+        "surat_keterangan_domisili",
         "izin_reklame",
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    let sktm = services
+    let letter = services
         .iter()
-        .find(|s| s["id"] == "surat_keterangan_tidak_mampu")
+        .find(|s| s["id"] == "surat_keterangan_domisili")
         .unwrap();
-    assert_eq!(sktm["level"], "desa");
-    assert_eq!(sktm["category"], "letter");
-    assert_eq!(sktm["name_en"], "Certificate of low income (SKTM)");
-    assert!(!sktm["legal_basis"].as_array().unwrap().is_empty());
+    assert_eq!(letter["level"], "desa");
+    assert_eq!(letter["category"], "letter");
+    assert_eq!(letter["name_en"], "Certificate of residence");
+    assert!(!letter["legal_basis"].as_array().unwrap().is_empty());
     // All of them, without a region.
     let all = agency.call("GET", "/v1/agency/services", None, None).await;
     assert_eq!(all.json["services"].as_array().unwrap().len(), ids.len());

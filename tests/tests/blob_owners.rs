@@ -131,6 +131,7 @@ fn reference(data: &[u8]) -> AttachmentRef {
     AttachmentRef {
         sha256: sha(data),
         role: AttachmentRole::Photo,
+        purpose: None,
         name: "foto.jpg".into(),
         mime: "image/jpeg".into(),
         size: data.len() as u64,

@@ -139,6 +139,7 @@ async fn a_lagging_replica_serves_reads_without_going_back_in_time() {
             push: vec![],
             repair: vec![],
             max_response_bytes: 65536,
+            catalog: 0,
         })
         .await;
     assert!(

@@ -87,6 +87,7 @@ async fn a_tampered_client_is_refused_what_its_role_may_not_write_and_the_rest_s
     let photo = AttachmentRef {
         sha256: "ab".repeat(32),
         role: AttachmentRole::Photo,
+        purpose: None,
         name: "p.jpg".into(),
         mime: "image/jpeg".into(),
         size: 10,

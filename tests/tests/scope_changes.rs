@@ -326,12 +326,15 @@ async fn a_log_written_before_the_index_is_filed_at_the_upgrade() {
     }
     let code = server.code(Role::Officer, "petugas-1", &["32.73"], None);
     server.stop().await;
-    // The database as the server before the index left it.
+    // The database as the server before the index left it (and before
+    // the service catalog, the one migration after it).
     let version = db.schema_version().await;
-    db.execute_raw("DROP TABLE scope_log; ALTER TABLE log DROP COLUMN audience;")
-        .await
-        .unwrap();
-    db.set_schema_version(version - 1).await;
+    db.execute_raw(
+        "DROP TABLE scope_log; ALTER TABLE log DROP COLUMN audience; DROP TABLE catalog;",
+    )
+    .await
+    .unwrap();
+    db.set_schema_version(version - 2).await;
 
     let server = TestServer::start_on(&db).await;
     assert_eq!(db.schema_version().await, version);

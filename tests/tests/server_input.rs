@@ -642,6 +642,7 @@ async fn bad_repairs_and_foreign_cursors_are_handled_and_change_nothing() {
         push: vec![],
         repair: repairs,
         max_response_bytes: 65536,
+        catalog: 0,
     })
     .unwrap();
     let resp = raw.signed(body).await;
