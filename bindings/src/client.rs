@@ -133,7 +133,7 @@ impl Client {
 
     /// Runs a store write to request `id` off the caller's thread, then
     /// tells the engine and, on the same worker, the observers.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         id: RequestId,
         f: impl FnOnce(&Store) -> Result<T, sambung_core::Error> + Send + 'static,
@@ -160,7 +160,7 @@ impl Client {
         Ok(out)
     }
 
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, sambung_core::Error> + Send + 'static,
     ) -> Result<T, SambungError> {

@@ -12,6 +12,7 @@
 //! `id.sambung.model`), Swift module `Sambung`, Python modules `sambung_ffi`
 //! and `sambung_core` (see `uniffi.toml`).
 
+mod catalog;
 mod client;
 mod error;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod logging;
 mod records;
 mod runtime;
 
+pub use catalog::FormCheck;
 pub use client::{Client, Subscription};
 pub use error::{FieldError, SambungError};
 pub use keys::{KeyProvider, KeyProviderError};

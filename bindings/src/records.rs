@@ -82,6 +82,8 @@ pub struct SyncReport {
     pub pushed: u32,
     /// Updates applied from the server.
     pub pulled: u32,
+    /// Service catalog changes received (services published or retired).
+    pub services: u32,
     /// Requests this account may no longer see (reassigned, out of its
     /// regions), deleted here; a copy holding unsynced work is kept.
     pub forgotten: u32,
@@ -99,6 +101,7 @@ impl From<&SyncSummary> for SyncReport {
             round_trips: s.round_trips,
             pushed: s.pushed,
             pulled: s.pulled,
+            services: s.services,
             forgotten: s.forgotten,
             refused: s
                 .refused

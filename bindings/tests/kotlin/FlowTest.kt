@@ -23,6 +23,7 @@ import id.sambung.template
 import id.sambung.model.AttachmentRole
 import id.sambung.model.Details
 import id.sambung.model.Kind
+import id.sambung.model.Need
 import id.sambung.model.Role
 import id.sambung.model.Status
 import id.sambung.model.UploadState
@@ -259,6 +260,64 @@ fun cancelledSync() = runBlocking {
     assertEquals(0uL, client.pendingCount())
 }
 
+/**
+ * A service the app learns from its server, not from compiled-in code: the
+ * agency published the SKTM letter (scripts/test-bindings); a new client does
+ * not know it until its sync brings it, then draws its form, fills it (one
+ * answer refused, then fixed), files it with its documents, and syncs it.
+ */
+fun servicePublishedByTheAgency() = runBlocking {
+    val sktm = "surat_keterangan_tidak_mampu"
+    val client = Client.open(config(tempDir()), TestKeys(randomKey()))
+    client.enroll(env.getValue("SAMBUNG_SERVER"), env.getValue("SAMBUNG_CODE_KT4"))
+    // Built in: the village letters; the SKTM is not.
+    assertTrue(client.services("61.71.03.1004", "id").any { it.service == "surat_keterangan_domisili" })
+    assertFalse(client.services(null, "id").any { it.service == sktm })
+    assertFailsWith<SambungException.NotFound> { client.form(sktm, "id") }
+    assertEquals(1u, client.syncNow(null).services)
+    assertTrue(client.unusableServices().isEmpty())
+
+    val view = client.form(sktm, "id")
+    assertEquals("Surat Keterangan Tidak Mampu (SKTM)", view.name)
+    assertTrue(view.fields.any { it.path == "members[].nik" })
+    val detail = view.fields.single { it.path == "purpose_detail" }
+    assertEquals(Need.SOMETIMES, detail.required)
+    val docs = view.documents.filter { it.required == Need.ALWAYS }.map { it.role }
+    assertEquals(listOf("ktp_copy", "kk_copy", "rt_letter"), docs)
+    val answers = client.serviceTemplate(sktm)
+    assertTrue(client.evaluate(sktm, answers, docs).errors.isEmpty())
+    // "Other" purpose asks for its detail: refused until it is given.
+    val other = answers.replace("\"purpose\":\"health\"", "\"purpose\":\"other\"")
+    check(other != answers) { "the template's purpose is not health" }
+    val refused = client.evaluate(sktm, other, docs)
+    assertEquals(listOf("purpose_detail" to "required"), refused.errors.map { it.field to it.code })
+    assertTrue(refused.errors.single().message.id.isNotEmpty())
+    val e = assertFailsWith<SambungException.Validation> {
+        client.createDraft(template(Kind.COMPLAINT).copy(details = client.serviceDetails(sktm, other)))
+    }
+    assertEquals(listOf("details.answers.purpose_detail"), e.errors.map { it.field })
+    val fixed = other.replace("\"purpose\":\"other\"", "\"purpose\":\"other\",\"purpose_detail\":\"Persyaratan beasiswa\"")
+    assertTrue(client.evaluate(sktm, fixed, docs).errors.isEmpty())
+
+    val details = client.serviceDetails(sktm, fixed)
+    val service = (details as Details.Service).v1
+    assertEquals(sktm to 1u, service.service to service.version)
+    assertEquals(64, service.hash.length)
+    val id = client.createDraft(template(Kind.COMPLAINT).copy(region = "61.71.03.1004", details = details))
+    client.attachBytes(id, "ktp kotlin".toByteArray(), "ktp.pdf", "application/pdf", AttachmentRole.KTP_COPY)
+    client.attachBytes(id, "kk kotlin".toByteArray(), "kk.pdf", "application/pdf", AttachmentRole.KK_COPY)
+    assertFailsWith<SambungException.Validation> { client.submit(id) }
+    val rt = client.attachForService(id, "rt_letter", "rt kotlin".toByteArray(), "rt.pdf", "application/pdf")
+    assertEquals("rt_letter", rt.purpose)
+    assertEquals(Status.SUBMITTED, client.submit(id))
+    val report = client.syncNow(null)
+    assertEquals(1u, report.pushed, "$report")
+    assertTrue(report.refused.isEmpty(), "$report")
+    // Bad input: answers that are not a JSON object.
+    assertFailsWith<SambungException.Forbidden> { client.evaluate(sktm, "[1]", docs) }
+    assertFailsWith<SambungException.Forbidden> { client.serviceDetails(sktm, "{nik") }
+}
+
 /** The server's administration (`sambung admin …`), as the agency runs it. */
 fun admin(vararg args: String): String = sambung(listOf("admin") + args)
 
@@ -283,6 +342,7 @@ fun main() {
         "error mapping" to ::errorMapping,
         "cancelled sync" to ::cancelledSync,
         "revoked and wiped" to ::revokedAndWiped,
+        "service published by the agency" to ::servicePublishedByTheAgency,
     )
     var failed = 0
     for ((name, test) in tests) {

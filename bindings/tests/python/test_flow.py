@@ -120,6 +120,61 @@ def officer(*args):
     return out.stdout
 
 
+class ServicePublishedByTheAgency(unittest.IsolatedAsyncioTestCase):
+    """A service learned from the server, not compiled-in code: the agency
+    published the SKTM letter (scripts/test-bindings); a new client learns
+    it at its sync, draws its form, fills it, is refused, fixes it, files
+    it with its documents."""
+
+    async def test_a_published_letter_is_learned_drawn_filled_and_filed(self):
+        sktm = "surat_keterangan_tidak_mampu"
+        client = await sambung.Client.open(config(tempfile.mkdtemp()), Keys(os.urandom(32)))
+        await client.enroll(ENV["SAMBUNG_SERVER"], ENV["SAMBUNG_CODE_PY3"])
+        self.assertNotIn(sktm, [s.service for s in await client.services(None, "en")])
+        with self.assertRaises(sambung.SambungError.NotFound):
+            await client.form(sktm, "en")
+        self.assertEqual((await client.sync_now(None)).services, 1)
+        offered = {s.service: s for s in await client.services("61.71.02.1001", "en")}
+        self.assertEqual(offered[sktm].name, "Certificate of low income (SKTM)")
+
+        view = await client.form(sktm, "en")
+        paths = [f.path for f in view.fields]
+        self.assertIn("members[].nik", paths)
+        detail = next(f for f in view.fields if f.path == "purpose_detail")
+        self.assertTrue(detail.conditional)
+        self.assertEqual(detail.required, model.Need.SOMETIMES)
+        answers = json.loads(await client.service_template(sktm))
+        docs = [d.role for d in view.documents if d.required == model.Need.ALWAYS]
+        ok = await client.evaluate(sktm, json.dumps(answers), docs)
+        self.assertEqual(ok.errors, [])
+        self.assertEqual(json.loads(ok.calculated["household_size"]), len(answers["members"]))
+        answers["purpose"] = "other"
+        state = await client.evaluate(sktm, json.dumps(answers), docs)
+        self.assertEqual([(e.field, e.code) for e in state.errors], [("purpose_detail", "required")])
+        self.assertTrue(next(f for f in state.fields if f.field == "purpose_detail").visible)
+        answers["purpose_detail"] = "Persyaratan beasiswa kuliah"
+        self.assertEqual((await client.evaluate(sktm, json.dumps(answers), docs)).errors, [])
+
+        content = sambung.template(model.Kind.COMPLAINT)
+        content.region = "61.71.03.1004"
+        content.details = await client.service_details(sktm, json.dumps(answers))
+        self.assertEqual(content.details[0].service, sktm)
+        rid = await client.create_draft(content)
+        for role, data in [(model.AttachmentRole.KTP_COPY, b"ktp python"), (model.AttachmentRole.KK_COPY, b"kk python")]:
+            await client.attach_bytes(rid, data, "scan.pdf", "application/pdf", role)
+        with self.assertRaises(sambung.SambungError.Validation) as caught:
+            await client.submit(rid)
+        self.assertEqual([e.field for e in caught.exception.errors], ["attachments.rt_letter"])
+        await client.attach_for_service(rid, "rt_letter", b"rt python", "rt.pdf", "application/pdf")
+        self.assertEqual(await client.submit(rid), model.Status.SUBMITTED)
+        report = await client.sync_now(None)
+        self.assertEqual((report.pushed, report.refused), (1, []), report)
+        with self.assertRaises(sambung.SambungError.NotFound):
+            await client.form("izin_terbang", "en")
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.evaluate(sktm, "{nik", [])
+
+
 class ResidentFlow(unittest.IsolatedAsyncioTestCase):
     def tearDown(self):
         sambung.clear_logger()

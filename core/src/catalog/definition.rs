@@ -21,6 +21,7 @@ pub const ENGINE_FORMAT: u32 = 1;
 /// A text in Indonesian and English. Both are required: the lint refuses an
 /// empty one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Text {
     /// Bahasa Indonesia.
@@ -39,6 +40,7 @@ impl Text {
 
 /// What kind of service it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Permit,
@@ -65,6 +67,7 @@ impl Category {
 
 /// The level of government that decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Desa or kelurahan.
@@ -119,6 +122,7 @@ pub struct Workflow {
 /// The type of a field: what its value looks like and which built-in check
 /// it gets (the Indonesian identifiers carry today's validators).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     /// A string of at most `max_length` characters (200 unless stated).

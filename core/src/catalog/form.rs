@@ -24,6 +24,7 @@ use crate::validation::Code;
 
 /// One problem at one field of a form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct Issue {
     /// Path of the field, e.g. `household[2].nik`.
     pub field: String,
@@ -50,6 +51,7 @@ impl Issue {
 
 /// What a UI needs to draw one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FieldState {
     /// Path of the field.
     pub field: String,

@@ -11,6 +11,7 @@ use super::definition::{Category, Definition, Field, FieldType, Level};
 
 /// Whether a field or document must be given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Need {
     /// Always.
@@ -23,6 +24,7 @@ pub enum Need {
 
 /// One choice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct OptionView {
     /// The value stored.
     pub value: String,
@@ -32,6 +34,7 @@ pub struct OptionView {
 
 /// One field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FieldView {
     /// Path (`address.street`; a repeat's sub-fields as `members[].nik`).
     pub path: String,
@@ -67,6 +70,7 @@ pub struct FieldView {
 
 /// One document asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct DocumentView {
     /// Attachment role.
     pub role: String,
@@ -78,6 +82,7 @@ pub struct DocumentView {
 
 /// A service's form in one language.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct FormView {
     /// Service id.
     pub service: String,
@@ -101,6 +106,7 @@ pub struct FormView {
 
 /// A service as a list of services shows it, in one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct ServiceView {
     /// Service id.
     pub service: String,

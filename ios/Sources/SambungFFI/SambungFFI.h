@@ -322,6 +322,41 @@ void uniffi_sambung_ffi_fn_free_client(uint64_t handle, RustCallStatus *_Nonnull
 uint64_t uniffi_sambung_ffi_fn_constructor_client_open(RustBuffer config, uint64_t keys
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ATTACH_FOR_SERVICE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ATTACH_FOR_SERVICE
+uint64_t uniffi_sambung_ffi_fn_method_client_attach_for_service(uint64_t ptr, RustBuffer id, RustBuffer purpose, RustBuffer bytes, RustBuffer name, RustBuffer mime
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_EVALUATE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_EVALUATE
+uint64_t uniffi_sambung_ffi_fn_method_client_evaluate(uint64_t ptr, RustBuffer service_id, RustBuffer answers_json, RustBuffer attached
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FORM
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FORM
+uint64_t uniffi_sambung_ffi_fn_method_client_form(uint64_t ptr, RustBuffer service_id, RustBuffer lang
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICE_DETAILS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICE_DETAILS
+uint64_t uniffi_sambung_ffi_fn_method_client_service_details(uint64_t ptr, RustBuffer service_id, RustBuffer answers_json
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICE_TEMPLATE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICE_TEMPLATE
+uint64_t uniffi_sambung_ffi_fn_method_client_service_template(uint64_t ptr, RustBuffer service_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICES
+uint64_t uniffi_sambung_ffi_fn_method_client_services(uint64_t ptr, RustBuffer region, RustBuffer lang
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UNUSABLE_SERVICES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_UNUSABLE_SERVICES
+uint64_t uniffi_sambung_ffi_fn_method_client_unusable_services(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ADD_NOTE
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_ADD_NOTE
 uint64_t uniffi_sambung_ffi_fn_method_client_add_note(uint64_t ptr, RustBuffer id, RustBuffer text, int8_t answer
@@ -830,6 +865,48 @@ uint16_t uniffi_sambung_ffi_checksum_func_clear_logger(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SET_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_FUNC_SET_LOGGER
 uint16_t uniffi_sambung_ffi_checksum_func_set_logger(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ATTACH_FOR_SERVICE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_ATTACH_FOR_SERVICE
+uint16_t uniffi_sambung_ffi_checksum_method_client_attach_for_service(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_EVALUATE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_EVALUATE
+uint16_t uniffi_sambung_ffi_checksum_method_client_evaluate(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FORM
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FORM
+uint16_t uniffi_sambung_ffi_checksum_method_client_form(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICE_DETAILS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICE_DETAILS
+uint16_t uniffi_sambung_ffi_checksum_method_client_service_details(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICE_TEMPLATE
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICE_TEMPLATE
+uint16_t uniffi_sambung_ffi_checksum_method_client_service_template(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SERVICES
+uint16_t uniffi_sambung_ffi_checksum_method_client_services(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UNUSABLE_SERVICES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_UNUSABLE_SERVICES
+uint16_t uniffi_sambung_ffi_checksum_method_client_unusable_services(void
     
 );
 #endif

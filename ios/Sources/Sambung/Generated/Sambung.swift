@@ -597,6 +597,54 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol ClientProtocol: AnyObject, Sendable {
     
     /**
+     * Attaches a document a service asks for by its own name (`purpose`,
+     * e.g. `rt_letter`; one of the app's roles is taken as that role).
+     */
+    func attachForService(id: RequestId, purpose: String, bytes: Data, name: String, mime: String) async throws  -> AttachmentRef
+    
+    /**
+     * The form's state for `answers_json` (an object keyed by field id)
+     * with the documents of `attached` roles: call it on every edit.
+     * Answers that are not a JSON object: `Forbidden`; a value of the
+     * wrong shape is one of the returned errors, not a failure.
+     */
+    func evaluate(serviceId: String, answersJson: String, attached: [String]) async throws  -> FormCheck
+    
+    /**
+     * A service's form (its newest version here) as the UI draws it:
+     * fields in order with labels, hints, choices and limits; the
+     * documents asked for. `NotFound` for a service this device does not
+     * know.
+     */
+    func form(serviceId: String, lang: String) async throws  -> FormView
+    
+    /**
+     * The details of a new request for a service (its newest version
+     * here, with the hash of that version as published), for the
+     * `RequestContent` given to `create_draft`.
+     */
+    func serviceDetails(serviceId: String, answersJson: String) async throws  -> Details
+    
+    /**
+     * Filled-in example answers of a service (JSON), to start from.
+     */
+    func serviceTemplate(serviceId: String) async throws  -> String
+    
+    /**
+     * The services this device knows, offered in `region` (a Kemendagri
+     * code; none: all), with texts in `lang` (`"en"`, or Indonesian
+     * otherwise). Delivered definitions this app cannot read (a newer
+     * format) are left out: see `unusable_services`.
+     */
+    func services(region: String?, lang: String) async throws  -> [ServiceView]
+    
+    /**
+     * Delivered services this app cannot use, each `id@version: reason`
+     * ("update the app").
+     */
+    func unusableServices() async throws  -> [String]
+    
+    /**
      * Adds a note; with `answer`, the note answers a `needs_info` question
      * and the request goes back to review.
      */
@@ -803,6 +851,152 @@ public static func `open`(config: ClientConfig, keys: KeyProvider)async throws  
 }
     
 
+    
+    /**
+     * Attaches a document a service asks for by its own name (`purpose`,
+     * e.g. `rt_letter`; one of the app's roles is taken as that role).
+     */
+open func attachForService(id: RequestId, purpose: String, bytes: Data, name: String, mime: String)async throws  -> AttachmentRef  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_attach_for_service(
+                        self.uniffiCloneHandle(),FfiConverterTypeRequestId_lower(id),FfiConverterString.lower(purpose),FfiConverterData.lower(bytes),FfiConverterString.lower(name),FfiConverterString.lower(mime)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachmentRef_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * The form's state for `answers_json` (an object keyed by field id)
+     * with the documents of `attached` roles: call it on every edit.
+     * Answers that are not a JSON object: `Forbidden`; a value of the
+     * wrong shape is one of the returned errors, not a failure.
+     */
+open func evaluate(serviceId: String, answersJson: String, attached: [String])async throws  -> FormCheck  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_evaluate(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(serviceId),FfiConverterString.lower(answersJson),FfiConverterSequenceString.lower(attached)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeFormCheck_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * A service's form (its newest version here) as the UI draws it:
+     * fields in order with labels, hints, choices and limits; the
+     * documents asked for. `NotFound` for a service this device does not
+     * know.
+     */
+open func form(serviceId: String, lang: String)async throws  -> FormView  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_form(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(serviceId),FfiConverterString.lower(lang)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeFormView_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * The details of a new request for a service (its newest version
+     * here, with the hash of that version as published), for the
+     * `RequestContent` given to `create_draft`.
+     */
+open func serviceDetails(serviceId: String, answersJson: String)async throws  -> Details  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_service_details(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(serviceId),FfiConverterString.lower(answersJson)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDetails_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * Filled-in example answers of a service (JSON), to start from.
+     */
+open func serviceTemplate(serviceId: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_service_template(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(serviceId)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * The services this device knows, offered in `region` (a Kemendagri
+     * code; none: all), with texts in `lang` (`"en"`, or Indonesian
+     * otherwise). Delivered definitions this app cannot read (a newer
+     * format) are left out: see `unusable_services`.
+     */
+open func services(region: String?, lang: String)async throws  -> [ServiceView]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_services(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(region),FfiConverterString.lower(lang)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeServiceView.lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * Delivered services this app cannot use, each `id@version: reason`
+     * ("update the app").
+     */
+open func unusableServices()async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_unusable_services(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
     
     /**
      * Adds a note; with `answer`, the note answers a `needs_info` question
@@ -2562,6 +2756,73 @@ public func FfiConverterTypeFieldError_lower(_ value: FieldError) -> RustBuffer 
 
 
 /**
+ * The live state of a form: what to show, what is required, every
+ * problem (errors block submission, warnings do not), and the calculated
+ * values (each as JSON text, keyed by field path).
+ */
+public struct FormCheck: Equatable, Hashable {
+    public var fields: [FieldState]
+    public var errors: [Issue]
+    public var warnings: [Issue]
+    public var calculated: [String: String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(fields: [FieldState], errors: [Issue], warnings: [Issue], calculated: [String: String]) {
+        self.fields = fields
+        self.errors = errors
+        self.warnings = warnings
+        self.calculated = calculated
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FormCheck: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFormCheck: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FormCheck {
+        return
+            try FormCheck(
+                fields: FfiConverterSequenceTypeFieldState.read(from: &buf), 
+                errors: FfiConverterSequenceTypeIssue.read(from: &buf), 
+                warnings: FfiConverterSequenceTypeIssue.read(from: &buf), 
+                calculated: FfiConverterDictionaryStringString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FormCheck, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeFieldState.write(value.fields, into: &buf)
+        FfiConverterSequenceTypeIssue.write(value.errors, into: &buf)
+        FfiConverterSequenceTypeIssue.write(value.warnings, into: &buf)
+        FfiConverterDictionaryStringString.write(value.calculated, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFormCheck_lift(_ buf: RustBuffer) throws -> FormCheck {
+    return try FfiConverterTypeFormCheck.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFormCheck_lower(_ value: FormCheck) -> RustBuffer {
+    return FfiConverterTypeFormCheck.lower(value)
+}
+
+
+/**
  * Which requests to list.
  */
 public struct ListQuery: Equatable, Hashable {
@@ -2823,6 +3084,10 @@ public struct SyncReport: Equatable, Hashable {
      */
     public var pulled: UInt32
     /**
+     * Service catalog changes received (services published or retired).
+     */
+    public var services: UInt32
+    /**
      * Requests this account may no longer see (reassigned, out of its
      * regions), deleted here; a copy holding unsynced work is kept.
      */
@@ -2855,6 +3120,9 @@ public struct SyncReport: Equatable, Hashable {
          * Updates applied from the server.
          */pulled: UInt32, 
         /**
+         * Service catalog changes received (services published or retired).
+         */services: UInt32, 
+        /**
          * Requests this account may no longer see (reassigned, out of its
          * regions), deleted here; a copy holding unsynced work is kept.
          */forgotten: UInt32, 
@@ -2869,6 +3137,7 @@ public struct SyncReport: Equatable, Hashable {
         self.roundTrips = roundTrips
         self.pushed = pushed
         self.pulled = pulled
+        self.services = services
         self.forgotten = forgotten
         self.refused = refused
         self.changed = changed
@@ -2895,6 +3164,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 roundTrips: FfiConverterUInt32.read(from: &buf), 
                 pushed: FfiConverterUInt32.read(from: &buf), 
                 pulled: FfiConverterUInt32.read(from: &buf), 
+                services: FfiConverterUInt32.read(from: &buf), 
                 forgotten: FfiConverterUInt32.read(from: &buf), 
                 refused: FfiConverterSequenceTypeRefusedRequest.read(from: &buf), 
                 changed: FfiConverterSequenceTypeRequestId.read(from: &buf)
@@ -2907,6 +3177,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.roundTrips, into: &buf)
         FfiConverterUInt32.write(value.pushed, into: &buf)
         FfiConverterUInt32.write(value.pulled, into: &buf)
+        FfiConverterUInt32.write(value.services, into: &buf)
         FfiConverterUInt32.write(value.forgotten, into: &buf)
         FfiConverterSequenceTypeRefusedRequest.write(value.refused, into: &buf)
         FfiConverterSequenceTypeRequestId.write(value.changed, into: &buf)
@@ -3620,6 +3891,81 @@ fileprivate struct FfiConverterSequenceTypeAttachmentUpload: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeFieldState: FfiConverterRustBuffer {
+    typealias SwiftType = [FieldState]
+
+    public static func write(_ value: [FieldState], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFieldState.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FieldState] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FieldState]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFieldState.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeIssue: FfiConverterRustBuffer {
+    typealias SwiftType = [Issue]
+
+    public static func write(_ value: [Issue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeIssue.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Issue] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Issue]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeIssue.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeServiceView: FfiConverterRustBuffer {
+    typealias SwiftType = [ServiceView]
+
+    public static func write(_ value: [ServiceView], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeServiceView.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ServiceView] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ServiceView]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeServiceView.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeSummary: FfiConverterRustBuffer {
     typealias SwiftType = [Summary]
 
@@ -3741,6 +4087,32 @@ fileprivate struct FfiConverterSequenceTypeRequestId: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3860,6 +4232,27 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_func_set_logger() != 42420) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_attach_for_service() != 49785) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_evaluate() != 62491) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_form() != 51074) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_service_details() != 52638) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_service_template() != 18819) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_services() != 39055) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_unusable_services() != 59787) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_add_note() != 48943) {

@@ -706,6 +706,12 @@ public struct AttachmentRef: Equatable, Hashable {
      */
     public var role: AttachmentRole
     /**
+     * For a catalog service's document that is none of the engine's
+     * roles: the name the service's definition gives it (`rt_letter`);
+     * `role` is then `supporting_document` or `photo`.
+     */
+    public var purpose: String?
+    /**
      * The original file name.
      */
     public var name: String
@@ -732,6 +738,11 @@ public struct AttachmentRef: Equatable, Hashable {
          * What it is for.
          */role: AttachmentRole, 
         /**
+         * For a catalog service's document that is none of the engine's
+         * roles: the name the service's definition gives it (`rt_letter`);
+         * `role` is then `supporting_document` or `photo`.
+         */purpose: String?, 
+        /**
          * The original file name.
          */name: String, 
         /**
@@ -745,6 +756,7 @@ public struct AttachmentRef: Equatable, Hashable {
          */addedAt: Timestamp) {
         self.sha256 = sha256
         self.role = role
+        self.purpose = purpose
         self.name = name
         self.mime = mime
         self.size = size
@@ -769,6 +781,7 @@ public struct FfiConverterTypeAttachmentRef: FfiConverterRustBuffer {
             try AttachmentRef(
                 sha256: FfiConverterString.read(from: &buf), 
                 role: FfiConverterTypeAttachmentRole.read(from: &buf), 
+                purpose: FfiConverterOptionString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
                 mime: FfiConverterString.read(from: &buf), 
                 size: FfiConverterUInt64.read(from: &buf), 
@@ -779,6 +792,7 @@ public struct FfiConverterTypeAttachmentRef: FfiConverterRustBuffer {
     public static func write(_ value: AttachmentRef, into buf: inout [UInt8]) {
         FfiConverterString.write(value.sha256, into: &buf)
         FfiConverterTypeAttachmentRole.write(value.role, into: &buf)
+        FfiConverterOptionString.write(value.purpose, into: &buf)
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterString.write(value.mime, into: &buf)
         FfiConverterUInt64.write(value.size, into: &buf)
@@ -1716,6 +1730,85 @@ public func FfiConverterTypeDeath_lower(_ value: Death) -> RustBuffer {
 
 
 /**
+ * One document asked for.
+ */
+public struct DocumentView: Equatable, Hashable {
+    /**
+     * Attachment role.
+     */
+    public var role: String
+    /**
+     * What is shown.
+     */
+    public var label: String
+    /**
+     * Whether it must be attached before submitting.
+     */
+    public var required: Need
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Attachment role.
+         */role: String, 
+        /**
+         * What is shown.
+         */label: String, 
+        /**
+         * Whether it must be attached before submitting.
+         */required: Need) {
+        self.role = role
+        self.label = label
+        self.required = required
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DocumentView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocumentView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocumentView {
+        return
+            try DocumentView(
+                role: FfiConverterString.read(from: &buf), 
+                label: FfiConverterString.read(from: &buf), 
+                required: FfiConverterTypeNeed.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DocumentView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.role, into: &buf)
+        FfiConverterString.write(value.label, into: &buf)
+        FfiConverterTypeNeed.write(value.required, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentView_lift(_ buf: RustBuffer) throws -> DocumentView {
+    return try FfiConverterTypeDocumentView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentView_lower(_ value: DocumentView) -> RustBuffer {
+    return FfiConverterTypeDocumentView.lower(value)
+}
+
+
+/**
  * Family-card (KK) update.
  */
 public struct FamilyCardUpdate: Equatable, Hashable {
@@ -1791,6 +1884,474 @@ public func FfiConverterTypeFamilyCardUpdate_lift(_ buf: RustBuffer) throws -> F
 #endif
 public func FfiConverterTypeFamilyCardUpdate_lower(_ value: FamilyCardUpdate) -> RustBuffer {
     return FfiConverterTypeFamilyCardUpdate.lower(value)
+}
+
+
+/**
+ * What a UI needs to draw one field.
+ */
+public struct FieldState: Equatable, Hashable {
+    /**
+     * Path of the field.
+     */
+    public var field: String
+    /**
+     * Whether it is shown (relevant).
+     */
+    public var visible: Bool
+    /**
+     * Whether it must be answered.
+     */
+    public var required: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Path of the field.
+         */field: String, 
+        /**
+         * Whether it is shown (relevant).
+         */visible: Bool, 
+        /**
+         * Whether it must be answered.
+         */required: Bool) {
+        self.field = field
+        self.visible = visible
+        self.required = required
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FieldState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldState: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldState {
+        return
+            try FieldState(
+                field: FfiConverterString.read(from: &buf), 
+                visible: FfiConverterBool.read(from: &buf), 
+                required: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FieldState, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.field, into: &buf)
+        FfiConverterBool.write(value.visible, into: &buf)
+        FfiConverterBool.write(value.required, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldState_lift(_ buf: RustBuffer) throws -> FieldState {
+    return try FfiConverterTypeFieldState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldState_lower(_ value: FieldState) -> RustBuffer {
+    return FfiConverterTypeFieldState.lower(value)
+}
+
+
+/**
+ * One field.
+ */
+public struct FieldView: Equatable, Hashable {
+    /**
+     * Path (`address.street`; a repeat's sub-fields as `members[].nik`).
+     */
+    public var path: String
+    /**
+     * The field type, as the definition names it.
+     */
+    public var kind: FieldType
+    /**
+     * Label.
+     */
+    public var label: String
+    /**
+     * Hint, when there is one.
+     */
+    public var hint: String?
+    /**
+     * Whether it must be answered.
+     */
+    public var required: Need
+    /**
+     * Shown only when a rule holds.
+     */
+    public var conditional: Bool
+    /**
+     * Computed, not typed in.
+     */
+    public var calculated: Bool
+    /**
+     * Choices still offered.
+     */
+    public var options: [OptionView]
+    /**
+     * Limits (`min`, `max`, `max_length`, a list's size), when set.
+     */
+    public var min: Double?
+    /**
+     * See `min`.
+     */
+    public var max: Double?
+    /**
+     * See `min`.
+     */
+    public var maxLength: UInt32?
+    /**
+     * Whether the answer is a list.
+     */
+    public var list: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Path (`address.street`; a repeat's sub-fields as `members[].nik`).
+         */path: String, 
+        /**
+         * The field type, as the definition names it.
+         */kind: FieldType, 
+        /**
+         * Label.
+         */label: String, 
+        /**
+         * Hint, when there is one.
+         */hint: String?, 
+        /**
+         * Whether it must be answered.
+         */required: Need, 
+        /**
+         * Shown only when a rule holds.
+         */conditional: Bool, 
+        /**
+         * Computed, not typed in.
+         */calculated: Bool, 
+        /**
+         * Choices still offered.
+         */options: [OptionView], 
+        /**
+         * Limits (`min`, `max`, `max_length`, a list's size), when set.
+         */min: Double?, 
+        /**
+         * See `min`.
+         */max: Double?, 
+        /**
+         * See `min`.
+         */maxLength: UInt32?, 
+        /**
+         * Whether the answer is a list.
+         */list: Bool) {
+        self.path = path
+        self.kind = kind
+        self.label = label
+        self.hint = hint
+        self.required = required
+        self.conditional = conditional
+        self.calculated = calculated
+        self.options = options
+        self.min = min
+        self.max = max
+        self.maxLength = maxLength
+        self.list = list
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FieldView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldView {
+        return
+            try FieldView(
+                path: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeFieldType.read(from: &buf), 
+                label: FfiConverterString.read(from: &buf), 
+                hint: FfiConverterOptionString.read(from: &buf), 
+                required: FfiConverterTypeNeed.read(from: &buf), 
+                conditional: FfiConverterBool.read(from: &buf), 
+                calculated: FfiConverterBool.read(from: &buf), 
+                options: FfiConverterSequenceTypeOptionView.read(from: &buf), 
+                min: FfiConverterOptionDouble.read(from: &buf), 
+                max: FfiConverterOptionDouble.read(from: &buf), 
+                maxLength: FfiConverterOptionUInt32.read(from: &buf), 
+                list: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FieldView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterTypeFieldType.write(value.kind, into: &buf)
+        FfiConverterString.write(value.label, into: &buf)
+        FfiConverterOptionString.write(value.hint, into: &buf)
+        FfiConverterTypeNeed.write(value.required, into: &buf)
+        FfiConverterBool.write(value.conditional, into: &buf)
+        FfiConverterBool.write(value.calculated, into: &buf)
+        FfiConverterSequenceTypeOptionView.write(value.options, into: &buf)
+        FfiConverterOptionDouble.write(value.min, into: &buf)
+        FfiConverterOptionDouble.write(value.max, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxLength, into: &buf)
+        FfiConverterBool.write(value.list, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldView_lift(_ buf: RustBuffer) throws -> FieldView {
+    return try FfiConverterTypeFieldView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldView_lower(_ value: FieldView) -> RustBuffer {
+    return FfiConverterTypeFieldView.lower(value)
+}
+
+
+/**
+ * A service's form in one language.
+ */
+public struct FormView: Equatable, Hashable {
+    /**
+     * Service id.
+     */
+    public var service: String
+    /**
+     * Version.
+     */
+    public var version: UInt32
+    /**
+     * The language of the texts (`id` or `en`).
+     */
+    public var lang: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * What it is for.
+     */
+    public var description: String
+    /**
+     * Working days to a decision.
+     */
+    public var days: UInt32
+    /**
+     * Fee in rupiah.
+     */
+    public var feeIdr: UInt64
+    /**
+     * Every field, in order, sub-fields after their group or repeat.
+     */
+    public var fields: [FieldView]
+    /**
+     * The documents asked for.
+     */
+    public var documents: [DocumentView]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Service id.
+         */service: String, 
+        /**
+         * Version.
+         */version: UInt32, 
+        /**
+         * The language of the texts (`id` or `en`).
+         */lang: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * What it is for.
+         */description: String, 
+        /**
+         * Working days to a decision.
+         */days: UInt32, 
+        /**
+         * Fee in rupiah.
+         */feeIdr: UInt64, 
+        /**
+         * Every field, in order, sub-fields after their group or repeat.
+         */fields: [FieldView], 
+        /**
+         * The documents asked for.
+         */documents: [DocumentView]) {
+        self.service = service
+        self.version = version
+        self.lang = lang
+        self.name = name
+        self.description = description
+        self.days = days
+        self.feeIdr = feeIdr
+        self.fields = fields
+        self.documents = documents
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FormView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFormView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FormView {
+        return
+            try FormView(
+                service: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt32.read(from: &buf), 
+                lang: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                days: FfiConverterUInt32.read(from: &buf), 
+                feeIdr: FfiConverterUInt64.read(from: &buf), 
+                fields: FfiConverterSequenceTypeFieldView.read(from: &buf), 
+                documents: FfiConverterSequenceTypeDocumentView.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FormView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.service, into: &buf)
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterString.write(value.lang, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterUInt32.write(value.days, into: &buf)
+        FfiConverterUInt64.write(value.feeIdr, into: &buf)
+        FfiConverterSequenceTypeFieldView.write(value.fields, into: &buf)
+        FfiConverterSequenceTypeDocumentView.write(value.documents, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFormView_lift(_ buf: RustBuffer) throws -> FormView {
+    return try FfiConverterTypeFormView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFormView_lower(_ value: FormView) -> RustBuffer {
+    return FfiConverterTypeFormView.lower(value)
+}
+
+
+/**
+ * One problem at one field of a form.
+ */
+public struct Issue: Equatable, Hashable {
+    /**
+     * Path of the field, e.g. `household[2].nik`.
+     */
+    public var field: String
+    /**
+     * The stable code: a [`Code`] name for built-in checks, the rule's own
+     * code for a definition's rules.
+     */
+    public var code: String
+    /**
+     * What to tell the person, in both languages. Never repeats the value.
+     */
+    public var message: Text
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Path of the field, e.g. `household[2].nik`.
+         */field: String, 
+        /**
+         * The stable code: a [`Code`] name for built-in checks, the rule's own
+         * code for a definition's rules.
+         */code: String, 
+        /**
+         * What to tell the person, in both languages. Never repeats the value.
+         */message: Text) {
+        self.field = field
+        self.code = code
+        self.message = message
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Issue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIssue: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Issue {
+        return
+            try Issue(
+                field: FfiConverterString.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf), 
+                message: FfiConverterTypeText.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Issue, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.field, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterTypeText.write(value.message, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssue_lift(_ buf: RustBuffer) throws -> Issue {
+    return try FfiConverterTypeIssue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIssue_lower(_ value: Issue) -> RustBuffer {
+    return FfiConverterTypeIssue.lower(value)
 }
 
 
@@ -2128,6 +2689,75 @@ public func FfiConverterTypeNote_lift(_ buf: RustBuffer) throws -> Note {
 #endif
 public func FfiConverterTypeNote_lower(_ value: Note) -> RustBuffer {
     return FfiConverterTypeNote.lower(value)
+}
+
+
+/**
+ * One choice.
+ */
+public struct OptionView: Equatable, Hashable {
+    /**
+     * The value stored.
+     */
+    public var value: String
+    /**
+     * What is shown.
+     */
+    public var label: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The value stored.
+         */value: String, 
+        /**
+         * What is shown.
+         */label: String) {
+        self.value = value
+        self.label = label
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OptionView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOptionView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OptionView {
+        return
+            try OptionView(
+                value: FfiConverterString.read(from: &buf), 
+                label: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OptionView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.value, into: &buf)
+        FfiConverterString.write(value.label, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptionView_lift(_ buf: RustBuffer) throws -> OptionView {
+    return try FfiConverterTypeOptionView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptionView_lower(_ value: OptionView) -> RustBuffer {
+    return FfiConverterTypeOptionView.lower(value)
 }
 
 
@@ -2895,6 +3525,234 @@ public func FfiConverterTypeRequestContent_lower(_ value: RequestContent) -> Rus
 
 
 /**
+ * A request for a catalog service. In JSON:
+ * `{"kind": "service", "service": "surat_keterangan_tidak_mampu",
+ * "version": 1, "hash": "…", "answers": {"purpose": "health", …}}`.
+ *
+ * Each answer is kept in the document as its JSON text under the field's
+ * id: two people editing different fields merge, the same field keeps the
+ * last writer's answer whole (a repeat group is one answer).
+ */
+public struct ServiceRequest: Equatable, Hashable {
+    /**
+     * The service's id in the catalog.
+     */
+    public var service: String
+    /**
+     * The definition's version the request was created on; a draft stays
+     * on it.
+     */
+    public var version: UInt32
+    /**
+     * SHA-256 (lowercase hex) of that definition as published: the server
+     * judges the request by exactly the definition the device showed.
+     */
+    public var hash: String
+    /**
+     * The answers by field id, each the JSON text of the value.
+     */
+    public var answers: [String: String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The service's id in the catalog.
+         */service: String, 
+        /**
+         * The definition's version the request was created on; a draft stays
+         * on it.
+         */version: UInt32, 
+        /**
+         * SHA-256 (lowercase hex) of that definition as published: the server
+         * judges the request by exactly the definition the device showed.
+         */hash: String, 
+        /**
+         * The answers by field id, each the JSON text of the value.
+         */answers: [String: String]) {
+        self.service = service
+        self.version = version
+        self.hash = hash
+        self.answers = answers
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ServiceRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeServiceRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ServiceRequest {
+        return
+            try ServiceRequest(
+                service: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt32.read(from: &buf), 
+                hash: FfiConverterString.read(from: &buf), 
+                answers: FfiConverterDictionaryStringString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ServiceRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.service, into: &buf)
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterDictionaryStringString.write(value.answers, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServiceRequest_lift(_ buf: RustBuffer) throws -> ServiceRequest {
+    return try FfiConverterTypeServiceRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServiceRequest_lower(_ value: ServiceRequest) -> RustBuffer {
+    return FfiConverterTypeServiceRequest.lower(value)
+}
+
+
+/**
+ * A service as a list of services shows it, in one language.
+ */
+public struct ServiceView: Equatable, Hashable {
+    /**
+     * Service id.
+     */
+    public var service: String
+    /**
+     * Version.
+     */
+    public var version: UInt32
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * What it is for.
+     */
+    public var description: String
+    /**
+     * Category.
+     */
+    public var category: Category
+    /**
+     * The level of government that decides it.
+     */
+    public var level: Level
+    /**
+     * Working days to a decision.
+     */
+    public var days: UInt32
+    /**
+     * Fee in rupiah.
+     */
+    public var feeIdr: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Service id.
+         */service: String, 
+        /**
+         * Version.
+         */version: UInt32, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * What it is for.
+         */description: String, 
+        /**
+         * Category.
+         */category: Category, 
+        /**
+         * The level of government that decides it.
+         */level: Level, 
+        /**
+         * Working days to a decision.
+         */days: UInt32, 
+        /**
+         * Fee in rupiah.
+         */feeIdr: UInt64) {
+        self.service = service
+        self.version = version
+        self.name = name
+        self.description = description
+        self.category = category
+        self.level = level
+        self.days = days
+        self.feeIdr = feeIdr
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ServiceView: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeServiceView: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ServiceView {
+        return
+            try ServiceView(
+                service: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt32.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                category: FfiConverterTypeCategory.read(from: &buf), 
+                level: FfiConverterTypeLevel.read(from: &buf), 
+                days: FfiConverterUInt32.read(from: &buf), 
+                feeIdr: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ServiceView, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.service, into: &buf)
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterTypeCategory.write(value.category, into: &buf)
+        FfiConverterTypeLevel.write(value.level, into: &buf)
+        FfiConverterUInt32.write(value.days, into: &buf)
+        FfiConverterUInt64.write(value.feeIdr, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServiceView_lift(_ buf: RustBuffer) throws -> ServiceView {
+    return try FfiConverterTypeServiceView.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServiceView_lower(_ value: ServiceView) -> RustBuffer {
+    return FfiConverterTypeServiceView.lower(value)
+}
+
+
+/**
  * One transition in the history. Fields are in sort order: the derived
  * `Ord` is the total order in which history is replayed.
  */
@@ -3155,6 +4013,76 @@ public func FfiConverterTypeSummary_lift(_ buf: RustBuffer) throws -> Summary {
 #endif
 public func FfiConverterTypeSummary_lower(_ value: Summary) -> RustBuffer {
     return FfiConverterTypeSummary.lower(value)
+}
+
+
+/**
+ * A text in Indonesian and English. Both are required: the lint refuses an
+ * empty one.
+ */
+public struct Text: Equatable, Hashable {
+    /**
+     * Bahasa Indonesia.
+     */
+    public var id: String
+    /**
+     * English.
+     */
+    public var en: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Bahasa Indonesia.
+         */id: String, 
+        /**
+         * English.
+         */en: String) {
+        self.id = id
+        self.en = en
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Text: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeText: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Text {
+        return
+            try Text(
+                id: FfiConverterString.read(from: &buf), 
+                en: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Text, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.en, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeText_lift(_ buf: RustBuffer) throws -> Text {
+    return try FfiConverterTypeText.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeText_lower(_ value: Text) -> RustBuffer {
+    return FfiConverterTypeText.lower(value)
 }
 
 
@@ -3508,6 +4436,103 @@ public func FfiConverterTypeBuildingStatus_lower(_ value: BuildingStatus) -> Rus
 
 
 /**
+ * What kind of service it is.
+ */
+
+public enum Category: Equatable, Hashable {
+    
+    case permit
+    case population
+    case tax
+    case complaint
+    case letter
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Category: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCategory: FfiConverterRustBuffer {
+    typealias SwiftType = Category
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Category {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .permit
+        
+        case 2: return .population
+        
+        case 3: return .tax
+        
+        case 4: return .complaint
+        
+        case 5: return .letter
+        
+        case 6: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Category, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .permit:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .population:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .tax:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .complaint:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .letter:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCategory_lift(_ buf: RustBuffer) throws -> Category {
+    return try FfiConverterTypeCategory.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCategory_lower(_ value: Category) -> RustBuffer {
+    return FfiConverterTypeCategory.lower(value)
+}
+
+
+
+/**
  * What a complaint is about.
  */
 
@@ -3748,6 +4773,11 @@ public enum Details: Equatable, Hashable {
     )
     case complaint(Complaint
     )
+    /**
+     * A service defined as data in the catalog.
+     */
+    case service(ServiceRequest
+    )
 
 
 
@@ -3806,6 +4836,9 @@ public struct FfiConverterTypeDetails: FfiConverterRustBuffer {
         )
         
         case 13: return .complaint(try FfiConverterTypeComplaint.read(from: &buf)
+        )
+        
+        case 14: return .service(try FfiConverterTypeServiceRequest.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3879,6 +4912,11 @@ public struct FfiConverterTypeDetails: FfiConverterRustBuffer {
         case let .complaint(v1):
             writeInt(&buf, Int32(13))
             FfiConverterTypeComplaint.write(v1, into: &buf)
+            
+        
+        case let .service(v1):
+            writeInt(&buf, Int32(14))
+            FfiConverterTypeServiceRequest.write(v1, into: &buf)
             
         }
     }
@@ -4063,7 +5101,306 @@ public func FfiConverterTypeFamilyCardChange_lower(_ value: FamilyCardChange) ->
 
 
 /**
- * The kind of a request.
+ * The type of a field: what its value looks like and which built-in check
+ * it gets (the Indonesian identifiers carry today's validators).
+ */
+
+public enum FieldType: Equatable, Hashable {
+    
+    /**
+     * A string of at most `max_length` characters (200 unless stated).
+     */
+    case text
+    /**
+     * A number within `min`..`max`.
+     */
+    case number
+    /**
+     * A whole amount of rupiah, ≥ `min` (0 unless stated).
+     */
+    case money
+    /**
+     * A `YYYY-MM-DD` date; with `past`, not after today.
+     */
+    case date
+    /**
+     * A `HH:MM` time of day (24-hour clock).
+     */
+    case time
+    /**
+     * `true` or `false`.
+     */
+    case boolean
+    /**
+     * One of `options` or of the code list `code_list`.
+     */
+    case choice
+    /**
+     * Several of `options` or of `code_list` (`min`..`max` of them).
+     */
+    case multiChoice
+    /**
+     * `{lat, lon, accuracy_m}`, WGS84.
+     */
+    case location
+    /**
+     * An Indonesian phone number.
+     */
+    case phone
+    /**
+     * An e-mail address.
+     */
+    case email
+    /**
+     * `{nik, name, birth_date?, sex?}`; birth date and sex agree with the
+     * NIK.
+     */
+    case person
+    /**
+     * Sub-`fields` kept together in one object.
+     */
+    case group
+    /**
+     * A list of entries of sub-`fields`, `min`..`max` of them.
+     */
+    case `repeat`
+    /**
+     * Nomor Induk Kependudukan.
+     */
+    case nik
+    /**
+     * Family card number.
+     */
+    case kk
+    /**
+     * Tax object number (PBB).
+     */
+    case nop
+    /**
+     * Business identification number (OSS).
+     */
+    case nib
+    /**
+     * Taxpayer number (15 or 16 digits).
+     */
+    case npwp
+    /**
+     * KBLI 2020 business classification code.
+     */
+    case kbli
+    /**
+     * Kemendagri region code (`level` sets how deep it must go).
+     */
+    case region
+    /**
+     * Vehicle registration plate.
+     */
+    case plate
+    /**
+     * Five-digit postal code.
+     */
+    case postalCode
+    /**
+     * A tax year from 1990 to this year.
+     */
+    case taxYear
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FieldType: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldType: FfiConverterRustBuffer {
+    typealias SwiftType = FieldType
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldType {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .text
+        
+        case 2: return .number
+        
+        case 3: return .money
+        
+        case 4: return .date
+        
+        case 5: return .time
+        
+        case 6: return .boolean
+        
+        case 7: return .choice
+        
+        case 8: return .multiChoice
+        
+        case 9: return .location
+        
+        case 10: return .phone
+        
+        case 11: return .email
+        
+        case 12: return .person
+        
+        case 13: return .group
+        
+        case 14: return .`repeat`
+        
+        case 15: return .nik
+        
+        case 16: return .kk
+        
+        case 17: return .nop
+        
+        case 18: return .nib
+        
+        case 19: return .npwp
+        
+        case 20: return .kbli
+        
+        case 21: return .region
+        
+        case 22: return .plate
+        
+        case 23: return .postalCode
+        
+        case 24: return .taxYear
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FieldType, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .text:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .number:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .money:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .date:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .time:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .boolean:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .choice:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .multiChoice:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .location:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .phone:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .email:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .person:
+            writeInt(&buf, Int32(12))
+        
+        
+        case .group:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .`repeat`:
+            writeInt(&buf, Int32(14))
+        
+        
+        case .nik:
+            writeInt(&buf, Int32(15))
+        
+        
+        case .kk:
+            writeInt(&buf, Int32(16))
+        
+        
+        case .nop:
+            writeInt(&buf, Int32(17))
+        
+        
+        case .nib:
+            writeInt(&buf, Int32(18))
+        
+        
+        case .npwp:
+            writeInt(&buf, Int32(19))
+        
+        
+        case .kbli:
+            writeInt(&buf, Int32(20))
+        
+        
+        case .region:
+            writeInt(&buf, Int32(21))
+        
+        
+        case .plate:
+            writeInt(&buf, Int32(22))
+        
+        
+        case .postalCode:
+            writeInt(&buf, Int32(23))
+        
+        
+        case .taxYear:
+            writeInt(&buf, Int32(24))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldType_lift(_ buf: RustBuffer) throws -> FieldType {
+    return try FfiConverterTypeFieldType.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldType_lower(_ value: FieldType) -> RustBuffer {
+    return FfiConverterTypeFieldType.lower(value)
+}
+
+
+
+/**
+ * The kind of a request: one of the compiled-in kinds, or
+ * `service`, a service defined as data in the catalog
+ * (`crate::catalog`, `docs/catalog.md`).
  */
 
 public enum Kind: Equatable, Hashable {
@@ -4081,6 +5418,7 @@ public enum Kind: Equatable, Hashable {
     case vehicleTax
     case bphtb
     case complaint
+    case service
 
 
 
@@ -4127,6 +5465,8 @@ public struct FfiConverterTypeKind: FfiConverterRustBuffer {
         case 12: return .bphtb
         
         case 13: return .complaint
+        
+        case 14: return .service
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4186,6 +5526,10 @@ public struct FfiConverterTypeKind: FfiConverterRustBuffer {
         
         case .complaint:
             writeInt(&buf, Int32(13))
+        
+        
+        case .service:
+            writeInt(&buf, Int32(14))
         
         }
     }
@@ -4377,6 +5721,105 @@ public func FfiConverterTypeLawfulBasis_lower(_ value: LawfulBasis) -> RustBuffe
 
 
 /**
+ * The level of government that decides it.
+ */
+
+public enum Level: Equatable, Hashable {
+    
+    /**
+     * Desa or kelurahan.
+     */
+    case desa
+    case kecamatan
+    /**
+     * Kabupaten or kota.
+     */
+    case kabupaten
+    case provinsi
+    /**
+     * A national service (OSS-RBA, Dukcapil's national rules).
+     */
+    case nasional
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Level: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLevel: FfiConverterRustBuffer {
+    typealias SwiftType = Level
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Level {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .desa
+        
+        case 2: return .kecamatan
+        
+        case 3: return .kabupaten
+        
+        case 4: return .provinsi
+        
+        case 5: return .nasional
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Level, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .desa:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .kecamatan:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .kabupaten:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .provinsi:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .nasional:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLevel_lift(_ buf: RustBuffer) throws -> Level {
+    return try FfiConverterTypeLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLevel_lower(_ value: Level) -> RustBuffer {
+    return FfiConverterTypeLevel.lower(value)
+}
+
+
+
+/**
  * Why people move.
  */
 
@@ -4476,6 +5919,91 @@ public func FfiConverterTypeMoveReason_lift(_ buf: RustBuffer) throws -> MoveRea
 #endif
 public func FfiConverterTypeMoveReason_lower(_ value: MoveReason) -> RustBuffer {
     return FfiConverterTypeMoveReason.lower(value)
+}
+
+
+
+/**
+ * Whether a field or document must be given.
+ */
+
+public enum Need: Equatable, Hashable {
+    
+    /**
+     * Always.
+     */
+    case always
+    /**
+     * Never.
+     */
+    case optional
+    /**
+     * When a rule holds: ask [`Form::evaluate`](super::Form::evaluate).
+     */
+    case sometimes
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Need: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNeed: FfiConverterRustBuffer {
+    typealias SwiftType = Need
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Need {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .always
+        
+        case 2: return .optional
+        
+        case 3: return .sometimes
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Need, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .always:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .optional:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .sometimes:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNeed_lift(_ buf: RustBuffer) throws -> Need {
+    return try FfiConverterTypeNeed.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNeed_lower(_ value: Need) -> RustBuffer {
+    return FfiConverterTypeNeed.lower(value)
 }
 
 
@@ -5314,6 +6842,54 @@ public func FfiConverterTypeVehicleTaxService_lower(_ value: VehicleTaxService) 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -5627,6 +7203,56 @@ fileprivate struct FfiConverterSequenceTypeAttachmentRef: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDocumentView: FfiConverterRustBuffer {
+    typealias SwiftType = [DocumentView]
+
+    public static func write(_ value: [DocumentView], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDocumentView.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DocumentView] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DocumentView]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDocumentView.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFieldView: FfiConverterRustBuffer {
+    typealias SwiftType = [FieldView]
+
+    public static func write(_ value: [FieldView], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFieldView.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FieldView] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FieldView]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFieldView.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeNote: FfiConverterRustBuffer {
     typealias SwiftType = [Note]
 
@@ -5644,6 +7270,31 @@ fileprivate struct FfiConverterSequenceTypeNote: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeNote.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOptionView: FfiConverterRustBuffer {
+    typealias SwiftType = [OptionView]
+
+    public static func write(_ value: [OptionView], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOptionView.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OptionView] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OptionView]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOptionView.read(from: &buf))
         }
         return seq
     }
@@ -5746,6 +7397,32 @@ fileprivate struct FfiConverterSequenceTypeNik: FfiConverterRustBuffer {
             seq.append(try FfiConverterTypeNik.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 
