@@ -157,6 +157,18 @@ pub fn check(
     lang: &str,
 ) -> Result<(), CliError> {
     let form = service(catalog, id)?;
+    let asked: Vec<&str> = form
+        .definition()
+        .attachments
+        .iter()
+        .map(|a| a.role.as_str())
+        .collect();
+    if let Some(unknown) = attached.iter().find(|a| !asked.contains(&a.as_str())) {
+        return Err(CliError::Usage(format!(
+            "{id} asks for no document {unknown}; it asks for: {}",
+            asked.join(", ")
+        )));
+    }
     let text = read_text(path)?;
     let values: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("the answers are not JSON: {e}")))?;

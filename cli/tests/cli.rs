@@ -1234,6 +1234,12 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
         "{}",
         r.stdout
     );
+    // A document the service does not ask for is a usage error.
+    let mut wrong_doc = check_sku.to_vec();
+    wrong_doc.extend(["--attached", "ktp_copy", "--attached", "passport"]);
+    let r = sambung(&wrong_doc, Some(&answers.to_string()));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no document passport"), "{}", r.stderr);
     answers["workers"] = "tiga".into();
     answers["purpose"] = "gift".into();
     let mut args = args.clone();

@@ -8,6 +8,13 @@
 //! - `evaluate/complaint` beside `validate/complaint`: the shipped
 //!   complaint definition and the compiled-in `Complaint` on the same
 //!   varied complaints.
+//! - `create_submit/catalog` beside `create_submit/compiled`: a draft
+//!   created and submitted in an encrypted store, the same varied
+//!   complaints filed through the built-in `complaint` service (judged by
+//!   its definition) and through the compiled-in kind.
+//! - the catalog's bytes on the wire (printed): every shipped definition
+//!   as a first delivery in a sync answer, and one service as a delta,
+//!   against the definitions' JSON compressed alone with zstd -19.
 //!
 //! Every value is varied (names, NIKs agreeing with birth dates, regions,
 //! coordinates, texts) from a seeded generator, not one template repeated.
@@ -21,8 +28,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use sambung_core::catalog::{self, Form, Side, check_email};
+use sambung_core::crypto::DataKey;
 use sambung_core::identifiers::{Nik, Phone, RegionCode, Sex};
-use sambung_core::model::{Complaint, ComplaintCategory, Details, Kind, Location};
+use sambung_core::lifecycle::Role;
+use sambung_core::model::{Complaint, ComplaintCategory, Details, Kind, Location, ServiceRequest};
+use sambung_core::protocol::{self, CatalogEntry, SyncResponse};
+use sambung_core::store::{Identity, Secret, Store};
 use sambung_core::templates;
 use sambung_core::validation::Code;
 use sambung_core::{CivilDate, Date};
@@ -431,6 +442,108 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // Create + submit in a store: the compiled-in kind, and the same
+    // answers as the built-in complaint service (the catalog's path).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(
+        &dir.path().join("s"),
+        &Secret::Key(DataKey::from_bytes([7; 32])),
+        Identity {
+            user: "resident-bench".into(),
+            role: Role::Resident,
+        },
+    )
+    .unwrap();
+    let hash = builtin.published("complaint", 1).unwrap().hash.clone();
+    let named: Vec<_> = contents
+        .iter()
+        .filter(|c| !matches!(&c.details, Details::Complaint(d) if d.anonymous))
+        .cloned()
+        .collect();
+    let as_service: Vec<_> = named
+        .iter()
+        .map(|c| {
+            let Details::Complaint(d) = &c.details else {
+                unreachable!()
+            };
+            let mut v = serde_json::to_value(d).unwrap();
+            v.as_object_mut().unwrap().remove("kind");
+            let mut s = c.clone();
+            s.details = Details::Service(ServiceRequest::new(
+                complaint.definition(),
+                &hash,
+                v.as_object().unwrap(),
+            ));
+            s
+        })
+        .collect();
+    // Both paths must take every one of them.
+    for c in named.iter().chain(&as_service) {
+        let id = store.create(c.clone()).unwrap();
+        store.submit(&id).unwrap();
+    }
+    let mut g = c.benchmark_group("create_submit");
+    g.bench_function("compiled", |b| {
+        b.iter(|| {
+            i = (i + 1) % named.len();
+            let id = store.create(named[i].clone()).unwrap();
+            black_box(store.submit(&id).unwrap())
+        })
+    });
+    g.bench_function("catalog", |b| {
+        b.iter(|| {
+            i = (i + 1) % as_service.len();
+            let id = store.create(as_service[i].clone()).unwrap();
+            black_box(store.submit(&id).unwrap())
+        })
+    });
+    g.finish();
+}
+
+/// Bytes of the catalog on the wire: (first delivery of every shipped
+/// definition, their JSON alone with zstd -19, one service as a delta,
+/// its JSON alone with zstd -19).
+fn wire_bytes() -> (usize, usize, usize, usize) {
+    let entry = |json: &str| {
+        let d = catalog::parse(json).unwrap();
+        CatalogEntry {
+            service: d.id,
+            version: d.version,
+            definition: Some(json.to_owned()),
+            accept_until: None,
+        }
+    };
+    let answer = |entries: Vec<CatalogEntry>| SyncResponse {
+        acks: vec![],
+        refused: vec![],
+        unknown_heads: vec![],
+        repair: vec![],
+        pull: vec![],
+        cursor: 91_234,
+        cursor_tag: 0x5a3c_11e2,
+        more: false,
+        reset: false,
+        wipe: false,
+        acked_all: false,
+        gone: vec![],
+        catalog_seq: entries.len() as u64,
+        catalog: entries,
+    };
+    let all: Vec<&str> = catalog::BUILTIN
+        .iter()
+        .chain(catalog::EXAMPLES)
+        .map(|(_, j)| *j)
+        .collect();
+    let first = protocol::encode(&answer(all.iter().map(|j| entry(j)).collect()))
+        .unwrap()
+        .len();
+    let joined: String = all.concat();
+    let first_base = zstd::bulk::compress(joined.as_bytes(), 19).unwrap().len();
+    let one = catalog::EXAMPLES[0].1;
+    let delta = protocol::encode(&answer(vec![entry(one)])).unwrap().len();
+    let delta_base = zstd::bulk::compress(one.as_bytes(), 19).unwrap().len();
+    (first, first_base, delta, delta_base)
 }
 
 fn report() {
@@ -462,6 +575,25 @@ fn report() {
             e / v
         );
     }
+    if let (Some(s), Some(c)) = (
+        median_ns("create_submit", "catalog"),
+        median_ns("create_submit", "compiled"),
+    ) {
+        println!(
+            "create + submit, complaint, in a store:     {:>8.1} µs  vs compiled-in {:>7.1} µs  ratio {:>5.2}×  goal ≤ 1.2× ({})",
+            s / 1e3,
+            c / 1e3,
+            s / c,
+            verdict(s / c <= 1.2)
+        );
+    }
+    let (first, first_base, delta, delta_base) = wire_bytes();
+    println!(
+        "catalog on the wire: {} definitions first delivered {first} B vs their JSON at zstd -19 {first_base} B ({:.2}×); one service as a delta {delta} B vs {delta_base} B ({:.2}×)",
+        catalog::BUILTIN.len() + catalog::EXAMPLES.len(),
+        first as f64 / first_base as f64,
+        delta as f64 / delta_base as f64
+    );
 }
 
 fn config() -> Criterion {

@@ -140,3 +140,169 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::catalog::{EXAMPLES, definition_hash};
+    use crate::crypto::DataKey;
+    use crate::lifecycle::Role;
+    use crate::model::{Details, Kind, RequestContent, ServiceRequest};
+    use crate::store::{Identity, Secret};
+
+    const SKTM: &str = "surat_keterangan_tidak_mampu";
+
+    fn store(dir: &std::path::Path) -> Store {
+        let who = Identity {
+            user: "warga-1".into(),
+            role: Role::Resident,
+        };
+        Store::init(dir, &Secret::Key(DataKey::from_bytes([5; 32])), who).unwrap()
+    }
+
+    fn published(json: &str) -> CatalogEntry {
+        let d = catalog::parse(json).unwrap();
+        CatalogEntry {
+            service: d.id,
+            version: d.version,
+            definition: Some(json.to_owned()),
+            accept_until: None,
+        }
+    }
+
+    /// The SKTM, and a version of it changed by `edit`.
+    fn sktm_and(version: u32, edit: impl FnOnce(&mut Value)) -> (String, String) {
+        let v1 = EXAMPLES[0].1.to_owned();
+        let mut next: Value = serde_json::from_str(&v1).unwrap();
+        next["version"] = json!(version);
+        edit(&mut next);
+        (v1, serde_json::to_string_pretty(&next).unwrap())
+    }
+
+    fn content(catalog: &Catalog, version: u32) -> RequestContent {
+        let form = catalog.get(SKTM, version).unwrap();
+        let d = form.definition();
+        let hash = catalog.published(SKTM, version).unwrap().hash.clone();
+        let answers = catalog
+            .get(SKTM, 1)
+            .unwrap()
+            .definition()
+            .example()
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut c = crate::templates::example(Kind::Service);
+        c.details = Details::Service(ServiceRequest::new(d, &hash, &answers));
+        c
+    }
+
+    #[test]
+    fn a_definition_for_a_newer_app_is_kept_named_and_harms_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let id = s
+            .create(crate::templates::example(Kind::Complaint))
+            .unwrap();
+        let (_, newer) = sktm_and(2, |v| v["format"] = json!(99));
+        s.apply_catalog(
+            &[
+                published(EXAMPLES[0].1),
+                CatalogEntry {
+                    version: 2,
+                    definition: Some(newer),
+                    ..published(EXAMPLES[0].1)
+                },
+            ],
+            7,
+        )
+        .unwrap();
+        assert_eq!(s.catalog_seq().unwrap(), 7);
+        let catalog = s.catalog().unwrap();
+        assert!(catalog.get(SKTM, 1).is_some());
+        assert!(catalog.get(SKTM, 2).is_none());
+        let unusable = s.catalog_unusable().unwrap();
+        assert_eq!(unusable.len(), 1, "{unusable:?}");
+        assert!(unusable[0].starts_with("surat_keterangan_tidak_mampu@2"));
+        assert!(unusable[0].contains("update the app"), "{unusable:?}");
+        // What the phone holds is untouched, and it files on version 1.
+        assert_eq!(s.get(&id).unwrap().id, id);
+        s.create(content(&catalog, 1)).unwrap();
+        // A retirement without the definition, for a built-in version.
+        s.apply_catalog(
+            &[CatalogEntry {
+                service: "complaint".into(),
+                version: 1,
+                definition: None,
+                accept_until: Some("2027-01-31".into()),
+            }],
+            8,
+        )
+        .unwrap();
+        let p = s
+            .catalog()
+            .unwrap()
+            .published("complaint", 1)
+            .cloned()
+            .unwrap();
+        assert_eq!(p.accept_until, CivilDate::parse("2027-01-31"));
+        assert_eq!(p.hash, definition_hash(catalog::BUILTIN[0].1));
+    }
+
+    #[test]
+    fn a_draft_stays_on_its_version_unless_the_upgrade_is_compatible() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        // Version 2 adds an optional field (compatible); version 3 a
+        // required one (a draft of 2 would now be missing it).
+        let (v1, v2) = sktm_and(2, |v| {
+            v["fields"].as_array_mut().unwrap().push(json!({
+                "id": "dtks_number", "type": "text", "max_length": 40,
+                "label": {"id": "Nomor DTKS", "en": "DTKS number"}
+            }));
+        });
+        let (_, v3) = sktm_and(3, |v| {
+            v["fields"].as_array_mut().unwrap().push(json!({
+                "id": "dtks_number", "type": "text", "max_length": 40,
+                "label": {"id": "Nomor DTKS", "en": "DTKS number"}
+            }));
+            v["fields"].as_array_mut().unwrap().push(json!({
+                "id": "school", "type": "text", "required": true,
+                "label": {"id": "Sekolah", "en": "School"}
+            }));
+            v["tests"] = json!([]);
+        });
+        s.apply_catalog(&[published(&v1)], 1).unwrap();
+        let id = s.create(content(&s.catalog().unwrap(), 1)).unwrap();
+        s.apply_catalog(&[published(&v2), published(&v3)], 3)
+            .unwrap();
+        let catalog = s.catalog().unwrap();
+        assert!(catalog.get(SKTM, 3).is_some(), "{:?}", s.catalog_unusable());
+        // To 3: refused (its new required field); to 2: taken.
+        let err = s.update_content(&id, content(&catalog, 3)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Forbidden(m) if m.contains("school")),
+            "{err:?}"
+        );
+        s.update_content(&id, content(&catalog, 2)).unwrap();
+        // Back down, or to another service: refused.
+        assert!(matches!(
+            s.update_content(&id, content(&catalog, 1)),
+            Err(Error::Forbidden(_))
+        ));
+        let mut other = content(&catalog, 2);
+        if let Details::Service(r) = &mut other.details {
+            r.service = "surat_keterangan_usaha".into();
+        }
+        assert!(matches!(
+            s.update_content(&id, other),
+            Err(Error::Forbidden(_))
+        ));
+        let Details::Service(held) = s.get(&id).unwrap().content.details else {
+            panic!("not a service request")
+        };
+        assert_eq!(held.version, 2);
+    }
+}
