@@ -58,20 +58,42 @@ impl Part {
     }
 }
 
-/// Which kinds a rule covers.
+/// What the table is asked about: a request's kind and what its service
+/// says of it — for a catalog service, its definition
+/// (`Catalog::subject`); for a compiled-in kind, the kind itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The kind.
+    pub kind: Kind,
+    /// The office verifies it on site (officers add photos and documents
+    /// while it is reviewed): [`FIELD_CHECKED`] kinds, and catalog services
+    /// whose workflow says `field_check`.
+    pub field_checked: bool,
+}
+
+impl From<Kind> for Subject {
+    fn from(kind: Kind) -> Subject {
+        Subject {
+            kind,
+            field_checked: FIELD_CHECKED.contains(&kind),
+        }
+    }
+}
+
+/// Which requests a rule covers.
 #[derive(Debug, Clone, Copy)]
 pub enum Kinds {
     /// Every kind.
     Any,
-    /// These kinds only.
-    Only(&'static [Kind]),
+    /// Those the office verifies on site.
+    FieldChecked,
 }
 
 impl Kinds {
-    fn covers(self, kind: Kind) -> bool {
+    fn covers(self, subject: Subject) -> bool {
         match self {
             Kinds::Any => true,
-            Kinds::Only(ks) => ks.contains(&kind),
+            Kinds::FieldChecked => subject.field_checked,
         }
     }
 }
@@ -131,7 +153,7 @@ pub const RULES: &[Rule] = &[
     rule(
         Role::Officer,
         Part::Attachments,
-        Kinds::Only(FIELD_CHECKED),
+        Kinds::FieldChecked,
         &[Submitted, Received, InReview],
     ),
     rule(Role::Officer, Part::Notes, Kinds::Any, EVERY),
@@ -149,18 +171,20 @@ const fn rule(role: Role, part: Part, kinds: Kinds, statuses: &'static [Status])
     }
 }
 
-/// Whether `role` may change `part` of a request of `kind` in `status`.
-pub fn may_write(role: Role, part: Part, kind: Kind, status: Status) -> bool {
+/// Whether `role` may change `part` of a request of `subject` (a kind, or
+/// a [`Subject`]) in `status`.
+pub fn may_write(role: Role, part: Part, subject: impl Into<Subject>, status: Status) -> bool {
+    let subject = subject.into();
     RULES.iter().any(|r| {
-        r.role == role && r.part == part && r.kinds.covers(kind) && r.statuses.contains(&status)
+        r.role == role && r.part == part && r.kinds.covers(subject) && r.statuses.contains(&status)
     })
 }
 
-/// [`may_write`] for `role` changing `part` of `r` as it stands, with the
-/// reason when not.
-pub fn may_change(role: Role, part: Part, r: &Request) -> Result<(), Denied> {
+/// [`may_write`] for `role` changing `part` of `r` (of `subject`) as it
+/// stands, with the reason when not.
+pub fn may_change(role: Role, part: Part, r: &Request, subject: Subject) -> Result<(), Denied> {
     let (kind, status) = (r.kind(), r.status());
-    if may_write(role, part, kind, status) {
+    if may_write(role, part, subject, status) {
         Ok(())
     } else {
         Err(Denied(Cow::Owned(format!(
@@ -235,12 +259,18 @@ pub fn changed_parts(before: &Request, after: &Request) -> Vec<Part> {
 ///
 /// let draft = Request::draft(templates::example(Kind::KtpEl), "warga-1", Role::Resident, Timestamp(1));
 /// let warga = Author { user: "warga-1", role: Role::Resident };
-/// assert!(rules::check(None, &draft, warga).is_ok());
+/// let ktp = Kind::KtpEl.into();
+/// assert!(rules::check(None, &draft, warga, ktp).is_ok());
 /// let mut assigned = draft.clone();
 /// assigned.assignee = Some("petugas-1".into());
-/// assert!(rules::check(Some(&draft), &assigned, warga).is_err());
+/// assert!(rules::check(Some(&draft), &assigned, warga, ktp).is_err());
 /// ```
-pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> Result<(), Denied> {
+pub fn check(
+    before: Option<&Request>,
+    after: &Request,
+    author: Author<'_>,
+    subject: Subject,
+) -> Result<(), Denied> {
     let mine = |by: &str, role: Role| by == author.user && role == author.role;
     // Erasure is the server's alone, and final.
     if before.is_some_and(|b| b.erased_at.is_some()) {
@@ -270,7 +300,7 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
             if !mine(&after.created_by, after.created_role) {
                 return deny("a new request must be created by the account that sends it");
             }
-            if !may_write(author.role, Part::Filing, after.kind(), Status::Draft) {
+            if !may_write(author.role, Part::Filing, subject, Status::Draft) {
                 return Err(Denied(Cow::Owned(format!(
                     "{} may not file requests",
                     who(author.role)
@@ -305,7 +335,7 @@ pub fn check(before: Option<&Request>, after: &Request, author: Author<'_>) -> R
         return deny("only the account that created a draft may change or submit it");
     }
     for part in parts {
-        may_change(author.role, part, before)?;
+        may_change(author.role, part, before, subject)?;
     }
     // Bounded: notes, their length and the history (`protocol::limits`),
     // checked when they grow (an older, larger request keeps syncing).

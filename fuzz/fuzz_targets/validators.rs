@@ -47,8 +47,12 @@ fuzz_target!(|data: &[u8]| {
             user: &after.created_by,
             role,
         };
-        let _ = sambung_core::rules::check(Some(&before), &after, author);
-        let _ = sambung_core::rules::check(None, &after, author);
+        let subject = sambung_core::rules::Subject {
+            kind: before.kind(),
+            field_checked: before.notes.len() % 2 == 0,
+        };
+        let _ = sambung_core::rules::check(Some(&before), &after, author, subject);
+        let _ = sambung_core::rules::check(None, &after, author, subject);
         let _ = sambung_core::rules::changed_parts(&before, &after);
     }
 });

@@ -287,8 +287,11 @@ impl Staff {
         let ((), request) = doc
             .update(|r| {
                 edit(r, author)?;
-                // The table the devices and the exchange follow.
-                sambung_core::rules::check(Some(&previous), r, author)
+                // The table the devices and the exchange follow. The
+                // agency's rows hold for every kind: whether a service is
+                // verified on site (its definition) decides officers'
+                // rows only, so the kind alone is asked.
+                sambung_core::rules::check(Some(&previous), r, author, previous.kind().into())
                     .map_err(sambung_core::Error::from)
             })
             .map_err(|e| match e {

@@ -366,7 +366,13 @@ fn merge(
         user: &caller.account.id,
         role: caller.account.role,
     };
-    if let Err(denied) = sambung_core::rules::check(seen.as_ref(), &written, author) {
+    // Judged as what it was: a service's kind and definition cannot change
+    // (the rules table and the authority refuse that below).
+    let subject = caller
+        .catalog
+        .catalog
+        .subject(seen.as_ref().unwrap_or(&written));
+    if let Err(denied) = sambung_core::rules::check(seen.as_ref(), &written, author, subject) {
         return refuse(RefusalCode::Forbidden, denied.0);
     }
     // What only the server knows: its copy now (decisions final, history

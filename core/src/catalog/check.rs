@@ -8,6 +8,21 @@ use crate::time::CivilDate;
 use crate::validation::{Code, FieldIssue};
 
 impl Catalog {
+    /// What the rules table is asked about `request`: its kind, and for a
+    /// catalog service whether its definition has the office verify it on
+    /// site (a service this catalog does not hold: not).
+    pub fn subject(&self, request: &Request) -> crate::rules::Subject {
+        match &request.content.details {
+            Details::Service(s) => crate::rules::Subject {
+                kind: request.kind(),
+                field_checked: self
+                    .get(&s.service, s.version)
+                    .is_some_and(|f| f.definition().workflow.field_check),
+            },
+            _ => request.kind().into(),
+        }
+    }
+
     /// Every error that keeps `request` from being filed (`for_submit`:
     /// the required attachments too), as `side` judges: the request's
     /// common fields by the compiled-in checks, and a catalog service's

@@ -117,6 +117,10 @@ pub struct Workflow {
     /// Days a request may stay in a status before it is overdue.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sla_days: BTreeMap<String, u32>,
+    /// The office verifies requests on site: officers add photos and
+    /// documents while one is reviewed (the rules table's field check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub field_check: bool,
 }
 
 /// The type of a field: what its value looks like and which built-in check

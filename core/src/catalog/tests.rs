@@ -717,3 +717,49 @@ fn service_answers_keep_their_json_and_name_their_niks() {
     assert!(niks.contains(&"6171031507850002".to_owned()), "{niks:?}");
     assert_eq!(niks.len(), 4, "{niks:?}");
 }
+
+#[test]
+fn the_rules_table_learns_site_checks_from_the_definition() {
+    use crate::lifecycle::{Role, Status};
+    use crate::rules::{FIELD_CHECKED, Part, may_write};
+    let catalog = builtin().unwrap();
+    // The built-in definitions say what the compiled-in kinds say.
+    for &kind in Kind::ALL {
+        let d = catalog.latest(kind.as_str()).unwrap().definition();
+        assert_eq!(
+            d.workflow.field_check,
+            FIELD_CHECKED.contains(&kind),
+            "{kind:?}"
+        );
+    }
+    // A catalog service: its definition decides.
+    let (catalog, hash) = with_sktm();
+    let r = sktm_request(&catalog, &hash);
+    let subject = catalog.subject(&r);
+    assert!(!subject.field_checked);
+    assert!(!may_write(
+        Role::Officer,
+        Part::Attachments,
+        subject,
+        Status::InReview
+    ));
+    let mut v: Value = serde_json::from_str(EXAMPLES[0].1).unwrap();
+    v["version"] = json!(2);
+    v["workflow"]["field_check"] = json!(true);
+    let mut checked = catalog.clone();
+    checked.add_published(&v.to_string(), None).unwrap();
+    let mut r2 = r.clone();
+    if let Details::Service(s) = &mut r2.content.details {
+        s.version = 2;
+    }
+    let subject = checked.subject(&r2);
+    assert!(subject.field_checked);
+    assert!(may_write(
+        Role::Officer,
+        Part::Attachments,
+        subject,
+        Status::InReview
+    ));
+    // A service the catalog does not hold is not verified on site.
+    assert!(!builtin().unwrap().subject(&r).field_checked);
+}

@@ -541,7 +541,9 @@ impl Store {
         }
         let request = Request::draft(content, &self.identity.user, self.identity.role, now);
         self.check_service(&request, false)?;
-        crate::rules::check(None, &request, self.identity.author()).map_err(Error::from)?;
+        let subject = self.catalog()?.subject(&request);
+        crate::rules::check(None, &request, self.identity.author(), subject)
+            .map_err(Error::from)?;
         let mut doc = RequestDoc::new(&request, self.actor.clone())?;
         let id = request.id.clone();
         self.write(|tx| self.insert_doc(tx, &request, &mut doc))?;
@@ -687,10 +689,12 @@ impl Store {
         edit: impl FnOnce(&mut Request) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let me = self.identity.clone();
+        let catalog = self.catalog()?;
         self.modify_in(tx, idb, |r| {
             let before = r.clone();
             let out = edit(r)?;
-            crate::rules::check(Some(&before), r, me.author()).map_err(Error::from)?;
+            crate::rules::check(Some(&before), r, me.author(), catalog.subject(&before))
+                .map_err(Error::from)?;
             Ok(out)
         })
     }
@@ -806,7 +810,8 @@ impl Store {
         self.edit(id, |r| {
             // Refused where the table freezes the details, also when the
             // new content happens to equal the old.
-            crate::rules::may_change(role, crate::rules::Part::Details, r).map_err(Error::from)?;
+            crate::rules::may_change(role, crate::rules::Part::Details, r, catalog.subject(r))
+                .map_err(Error::from)?;
             stays_on_its_version(&catalog, &r.content.details, &content.details)?;
             r.content = content;
             check_service_with(&catalog, r, false)

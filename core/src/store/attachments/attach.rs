@@ -323,8 +323,14 @@ impl Store {
     /// Whether this device's role may add attachments to `r` now (checked
     /// before any bytes are stored; the rules table decides).
     fn may_attach(&self, r: &crate::model::Request) -> Result<(), Error> {
-        crate::rules::may_change(self.identity.role, crate::rules::Part::Attachments, r)
-            .map_err(Error::from)
+        let subject = self.catalog()?.subject(r);
+        crate::rules::may_change(
+            self.identity.role,
+            crate::rules::Part::Attachments,
+            r,
+            subject,
+        )
+        .map_err(Error::from)
     }
 }
 
