@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sambung_core::catalog::{FieldState, FormView, Issue, ServiceView, Side};
+use sambung_core::catalog::{Catalog, FieldState, Form, FormView, Issue, ServiceView, Side};
 use sambung_core::model::{AttachmentRef, Details, RequestId, ServiceRequest};
 
 use crate::client::Client;
@@ -22,6 +22,13 @@ pub struct FormCheck {
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
     pub calculated: HashMap<String, String>,
+}
+
+/// The newest version of service `id` here.
+fn latest<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Form, sambung_core::Error> {
+    catalog
+        .latest(id)
+        .ok_or(sambung_core::Error::NotFound { what: "service" })
 }
 
 fn answers_of(
@@ -69,10 +76,10 @@ impl Client {
     pub async fn form(&self, service_id: String, lang: String) -> Result<FormView, SambungError> {
         self.read(move |s| {
             let catalog = s.catalog()?;
-            let form = catalog
-                .latest(&service_id)
-                .ok_or(sambung_core::Error::NotFound { what: "service" })?;
-            Ok(FormView::of(form.definition(), &lang))
+            Ok(FormView::of(
+                latest(&catalog, &service_id)?.definition(),
+                &lang,
+            ))
         })
         .await
     }
@@ -81,10 +88,7 @@ impl Client {
     pub async fn service_template(&self, service_id: String) -> Result<String, SambungError> {
         self.read(move |s| {
             let catalog = s.catalog()?;
-            let d = catalog
-                .latest(&service_id)
-                .ok_or(sambung_core::Error::NotFound { what: "service" })?
-                .definition();
+            let d = latest(&catalog, &service_id)?.definition();
             let example = d
                 .example()
                 .ok_or(sambung_core::Error::NotFound { what: "example" })?;
@@ -105,9 +109,7 @@ impl Client {
     ) -> Result<FormCheck, SambungError> {
         self.read(move |s| {
             let catalog = s.catalog()?;
-            let form = catalog
-                .latest(&service_id)
-                .ok_or(sambung_core::Error::NotFound { what: "service" })?;
+            let form = latest(&catalog, &service_id)?;
             let answers = serde_json::Value::Object(answers_of(&answers_json)?);
             let roles: Vec<&str> = attached.iter().map(String::as_str).collect();
             let today = sambung_core::Timestamp::now().today_in_indonesia();
@@ -136,10 +138,7 @@ impl Client {
     ) -> Result<Details, SambungError> {
         self.read(move |s| {
             let catalog = s.catalog()?;
-            let d = catalog
-                .latest(&service_id)
-                .ok_or(sambung_core::Error::NotFound { what: "service" })?
-                .definition();
+            let d = latest(&catalog, &service_id)?.definition();
             let hash = catalog
                 .published(&d.id, d.version)
                 .map(|p| p.hash.clone())

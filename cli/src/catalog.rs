@@ -97,7 +97,7 @@ fn failed(e: sambung_server::ServerError) -> CliError {
 }
 
 /// The audit trail's name for the server's console.
-fn console(via: &str) -> sambung_server::catalog::Publisher<'_> {
+pub(crate) fn console(via: &str) -> sambung_server::catalog::Publisher<'_> {
     sambung_server::catalog::Publisher {
         record: sambung_server::storage::AuditRecord {
             at: sambung_core::Timestamp::now().as_millis(),

@@ -97,18 +97,7 @@ pub async fn publish_and_file(
     let published = sambung_server::catalog::publish(
         state.storage(),
         state.catalogs(),
-        sambung_server::catalog::Publisher {
-            record: sambung_server::storage::AuditRecord {
-                at: sambung_core::Timestamp::now().as_millis(),
-                account: "console".into(),
-                role: "admin".into(),
-                device: None,
-                action: String::new(),
-                request: None,
-                endpoint: String::new(),
-            },
-            via: "sambung admin catalog publish",
-        },
+        crate::catalog::console("sambung admin catalog publish"),
         json,
     )
     .map_err(|e| failed(&e.to_string()))?;

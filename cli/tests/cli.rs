@@ -659,9 +659,32 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `sambung server --data DATA` on a free loopback port with `extra`
+/// flags, running until dropped; its port and the line it printed first.
+fn spawn_server(data: &str, extra: &[&str]) -> (ServerProcess, u16, String) {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = command()
+        .args(["server", "--data", data, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (ServerProcess(child), port, line)
+}
+
 #[test]
 fn a_device_syncs_over_https_with_the_agency_ca() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
@@ -687,29 +710,15 @@ fn a_device_syncs_over_https_with_the_agency_ca() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("private key"), "{}", r.stderr);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = command()
-        .args(["server", "--data", &data, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args([
+    let (_server, port, line) = spawn_server(
+        &data,
+        &[
             "--tls-cert",
             &p("server.pem"),
             "--tls-key",
             &p("server.key"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = ServerProcess(child);
+        ],
+    );
     assert!(line.contains("listening on https://"), "{line}");
 
     let code = ok(sambung(
@@ -1334,7 +1343,6 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
 
 #[test]
 fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("srv").to_str().unwrap().to_owned();
     let sktm = concat!(
@@ -1357,23 +1365,7 @@ fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = command()
-        .args(["server", "--data", &data, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = ServerProcess(child);
+    let (_server, port, _) = spawn_server(&data, &[]);
     let code = ok(sambung(
         &[
             "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",

@@ -291,16 +291,7 @@ fn service_is_valid(
     if issues.is_empty() {
         return Ok(());
     }
-    let errors: Vec<FieldError> = issues
-        .into_iter()
-        .map(|i| FieldError {
-            field: i.field,
-            code: i.code,
-            message_en: i.message.en,
-            message_id: i.message.id,
-        })
-        .collect();
-    Err(invalid(errors))
+    Err(invalid(issues.into_iter().map(FieldError::from).collect()))
 }
 
 fn invalid(errors: Vec<FieldError>) -> Refused {

@@ -1007,6 +1007,41 @@ impl RawDevice {
     }
 }
 
+/// A new request of `content` pushed as a tampered app writes it: created
+/// by `user` in `role`, changed by `edit`, already submitted, nothing
+/// checked on the device.
+pub fn tampered_submission(
+    dev: &Device,
+    content: sambung_core::model::RequestContent,
+    user: &str,
+    role: Role,
+    edit: impl FnOnce(&mut sambung_core::model::Request),
+) -> DocPush {
+    use sambung_core::lifecycle::{Status, StatusEntry};
+    let mut request =
+        sambung_core::model::Request::draft(content, user, role, sambung_core::Timestamp::now());
+    edit(&mut request);
+    request.history.push(StatusEntry {
+        seq: 0,
+        at: sambung_core::Timestamp::now(),
+        id: "submit".into(),
+        from: Status::Draft,
+        to: Status::Submitted,
+        by: user.into(),
+        role,
+        note: None,
+    });
+    let actor = automerge::ActorId::from(dev.store.device_id().as_slice());
+    let mut doc = sambung_core::document::RequestDoc::new(&request, actor)
+        .expect("a request makes a document");
+    DocPush {
+        id: request.id.to_bytes(),
+        since: vec![],
+        changes: doc.save_after(&[]),
+        heads: doc.heads().into_iter().map(Into::into).collect(),
+    }
+}
+
 /// A sync request body pushing `push` from the start of the log.
 pub fn sync_body(push: Vec<DocPush>) -> Vec<u8> {
     protocol::encode(&SyncRequest {

@@ -318,34 +318,14 @@ async fn status_changes_cannot_be_slipped_in_before_the_server_s() {
     assert_eq!(server_request(&server, &id).status(), Status::Withdrawn);
 }
 
-/// A new request pushed as a tampered app writes it: already submitted,
-/// nothing checked on the device.
+/// A complaint pushed as a tampered app writes it.
 fn tampered_submission(
     dev: &Device,
     user: &str,
     role: Role,
     r: impl FnOnce(&mut Request),
 ) -> DocPush {
-    let mut request = Request::draft(complaint(), user, role, Timestamp::now());
-    r(&mut request);
-    request.history.push(StatusEntry {
-        seq: 0,
-        at: Timestamp::now(),
-        id: "submit".into(),
-        from: Status::Draft,
-        to: Status::Submitted,
-        by: user.into(),
-        role,
-        note: None,
-    });
-    let actor = ActorId::from(dev.store.device_id().as_slice());
-    let mut doc = RequestDoc::new(&request, actor).unwrap();
-    DocPush {
-        id: Some(request.id.to_bytes().unwrap()),
-        since: vec![],
-        changes: doc.save_after(&[]),
-        heads: doc.heads().into_iter().map(Into::into).collect(),
-    }
+    sambung_e2e::tampered_submission(dev, complaint(), user, role, r)
 }
 
 #[tokio::test]

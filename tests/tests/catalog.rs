@@ -8,11 +8,9 @@
 //! the one published, a retired version, missing documents. Publishing
 //! refuses bad definitions with every problem named.
 
-use automerge::ActorId;
 use sambung_core::catalog::{EXAMPLES, Side, definition_hash};
-use sambung_core::document::RequestDoc;
 use sambung_core::identifiers::RegionCode;
-use sambung_core::lifecycle::{Role, Status, StatusEntry};
+use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::{AttachmentRole, Details, Kind, Request, RequestContent, ServiceRequest};
 use sambung_core::protocol::{DocPush, RefusalCode};
 use sambung_core::{Timestamp, templates};
@@ -51,29 +49,9 @@ fn attach(dev: &Device, id: &sambung_core::model::RequestId, role: AttachmentRol
         .unwrap();
 }
 
-/// A new request pushed as a tampered app writes it: submitted, nothing
-/// checked on the device.
+/// A service request pushed as a tampered app writes it.
 fn tampered(dev: &Device, content: RequestContent, edit: impl FnOnce(&mut Request)) -> DocPush {
-    let mut request = Request::draft(content, "warga-1", Role::Resident, Timestamp::now());
-    edit(&mut request);
-    request.history.push(StatusEntry {
-        seq: 0,
-        at: Timestamp::now(),
-        id: "submit".into(),
-        from: Status::Draft,
-        to: Status::Submitted,
-        by: "warga-1".into(),
-        role: Role::Resident,
-        note: None,
-    });
-    let actor = ActorId::from(dev.store.device_id().as_slice());
-    let mut doc = RequestDoc::new(&request, actor).unwrap();
-    DocPush {
-        id: Some(request.id.to_bytes().unwrap()),
-        since: vec![],
-        changes: doc.save_after(&[]),
-        heads: doc.heads().into_iter().map(Into::into).collect(),
-    }
+    sambung_e2e::tampered_submission(dev, content, "warga-1", Role::Resident, edit)
 }
 
 /// The documents the SKTM needs, as references (the bytes are not the

@@ -312,6 +312,17 @@ impl From<&crate::validation::FieldIssue> for FieldError {
     }
 }
 
+impl From<crate::catalog::Issue> for FieldError {
+    fn from(i: crate::catalog::Issue) -> Self {
+        FieldError {
+            field: i.field,
+            code: i.code,
+            message_en: i.message.en,
+            message_id: i.message.id,
+        }
+    }
+}
+
 /// The JSON body of every error response (JSON so that any app version can
 /// read it, also one that speaks another protocol version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
