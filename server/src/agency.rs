@@ -114,13 +114,15 @@ impl Staff {
     }
 
     /// Audit, verification, exposure and a person's data are for an agency
-    /// account without a region restriction (the data protection officer).
+    /// account without a region restriction (the data protection officer);
+    /// so is the service catalog, which every device of the deployment
+    /// takes (an account of one regency must not change another's forms).
     pub fn require_whole_agency(&self) -> Result<(), ServerError> {
         if self.account.regions.is_empty() {
             Ok(())
         } else {
             Err(ServerError::Forbidden(
-                "the audit trail is for an agency account without region limits".into(),
+                "this is for an agency account without region limits (the audit trail, a person's data, the service catalog)".into(),
             ))
         }
     }

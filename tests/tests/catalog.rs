@@ -89,6 +89,9 @@ async fn an_agency_publishes_a_service_and_an_offline_phone_files_it() {
         .device(home.path(), Role::Resident, "warga-1", &[], None)
         .await;
     let agency = Agency::enroll(&server, "desa-sungai-bangkong", &["61.71"]).await;
+    // The catalog is the deployment's: published by an account without
+    // region limits.
+    let publisher = Agency::enroll(&server, "diskominfo", &[]).await;
     // The phone syncs once, then goes offline; it knows no SKTM.
     phone.sync_until_ok(3).await;
     assert!(phone.store.catalog().unwrap().latest(SKTM).is_none());
@@ -99,8 +102,13 @@ async fn an_agency_publishes_a_service_and_an_offline_phone_files_it() {
         "{unknown:?}"
     );
 
+    // An account of one region may not change every device's forms.
+    let regional = agency
+        .call_raw("POST", "/v1/agency/catalog", sktm_json().as_bytes())
+        .await;
+    assert_eq!(regional.status, 403, "{}", regional.json);
     // The agency publishes it, byte for byte.
-    let published = agency
+    let published = publisher
         .call_raw("POST", "/v1/agency/catalog", sktm_json().as_bytes())
         .await;
     assert_eq!(published.status, 201, "{}", published.json);
@@ -124,9 +132,7 @@ async fn an_agency_publishes_a_service_and_an_offline_phone_files_it() {
         "{}",
         listed.json
     );
-    // The audit trail is read by an account without region limits.
-    let auditor = Agency::enroll(&server, "inspektorat", &[]).await;
-    let trail = auditor.call("GET", "/v1/agency/audit", None, None).await;
+    let trail = publisher.call("GET", "/v1/agency/audit", None, None).await;
     assert!(
         trail
             .json
@@ -226,7 +232,7 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
     let w = server
         .device(home.path(), Role::Resident, "warga-1", &[], None)
         .await;
-    let agency = Agency::enroll(&server, "desa", &["61.71"]).await;
+    let agency = Agency::enroll(&server, "diskominfo", &[]).await;
     let raw = RawDevice::of(&server.url(), &w);
     let hash = definition_hash(sktm_json());
 
@@ -325,7 +331,7 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_refuses_bad_definitions_with_every_problem_named() {
     let server = TestServer::start().await;
-    let agency = Agency::enroll(&server, "desa", &["61.71"]).await;
+    let agency = Agency::enroll(&server, "diskominfo", &[]).await;
     let publish = |body: Vec<u8>| {
         let agency = &agency;
         async move { agency.call_raw("POST", "/v1/agency/catalog", &body).await }
@@ -423,6 +429,21 @@ async fn publishing_refuses_bad_definitions_with_every_problem_named() {
         .call_raw("POST", "/v1/agency/catalog", sktm_json().as_bytes())
         .await;
     assert_eq!(as_resident.status, 403, "{}", as_resident.json);
+    // An agency account of one region may neither publish nor retire.
+    let regional = Agency::enroll(&server, "dpmptsp-kudus", &["33.19"]).await;
+    let a = regional
+        .call_raw("POST", "/v1/agency/catalog", sktm_json().as_bytes())
+        .await;
+    assert_eq!(a.status, 403, "{}", a.json);
+    let a = regional
+        .call(
+            "POST",
+            &format!("/v1/agency/catalog/{SKTM}/1/retire"),
+            Some(json!({"accept_until": "2027-01-31"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.json);
     // Nothing refused changed the catalog: one publication.
     let services = agency.call("GET", "/v1/agency/services", None, None).await;
     let sktm: Vec<&Value> = services.json["services"]

@@ -134,7 +134,8 @@ pub struct PublishedService {
 }
 
 /// Publish a service definition (docs/catalog.md): the body is the
-/// definition's JSON, kept byte for byte. Refused with every problem named
+/// definition's JSON, kept byte for byte. For an agency account without
+/// region limits: every device of the deployment takes the catalog. Refused with every problem named
 /// unless it passes the lint, is newer than every version of its service
 /// and compatible with the one before. Devices receive it at their next
 /// sync. Recorded in the audit trail.
@@ -146,7 +147,7 @@ pub struct PublishedService {
         (status = 201, body = PublishedService),
         (status = 400, description = "bad_request: the definition is refused; every problem is named", body = ApiError),
         (status = 401, description = "unauthenticated, bad_signature or replayed", body = ApiError),
-        (status = 403, description = "forbidden: not an agency key", body = ApiError),
+        (status = 403, description = "forbidden: not an agency key, or an agency account with region limits (the catalog is the whole deployment's)", body = ApiError),
         (status = 409, description = "forbidden: this version is published already", body = ApiError),
         (status = 413, description = "too_large: over 256 KB", body = ApiError)
     )
@@ -161,6 +162,7 @@ pub(super) async fn publish_service(
     blocking(move || {
         let body = body.map_err(|_| ServerError::TooLarge)?;
         let agency = authenticate(&state, &method, &uri, &headers, &body)?;
+        agency.require_whole_agency()?;
         let text = std::str::from_utf8(&body)
             .map_err(|_| ServerError::BadRequest("the definition is not UTF-8 JSON".into()))?;
         let published = crate::catalog::publish(
@@ -204,6 +206,7 @@ pub struct Retirement {
         (status = 204, description = "retired"),
         (status = 400, description = "bad_request: not a date, or not a version", body = ApiError),
         (status = 401, description = "unauthenticated, bad_signature or replayed", body = ApiError),
+        (status = 403, description = "forbidden: an agency account with region limits", body = ApiError),
         (status = 404, description = "not_found: no such version", body = ApiError)
     )
 )]
@@ -218,6 +221,7 @@ pub(super) async fn retire_service(
     blocking(move || {
         let (agency, retirement): (Staff, Retirement) =
             signed_json(&state, &method, &uri, &headers, body)?;
+        agency.require_whole_agency()?;
         let (id, version) = crate::catalog::parse_key(&format!("{id}@{version}"))
             .ok_or_else(|| ServerError::BadRequest("not a service id and version".into()))?;
         let until = sambung_core::CivilDate::parse(&retirement.accept_until)
