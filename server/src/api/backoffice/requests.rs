@@ -32,9 +32,11 @@ use crate::storage::{DocFilter, ListPosition};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Kind (`ktp_replacement`, `complaint`, …).
+    /// Kind (`ktp_el`, `complaint`, …; `service`: requests of catalog
+    /// services, whose details name the service).
     pub kind: Option<String>,
-    /// Service area: `permit`, `population`, `tax`, `complaint`.
+    /// Service area: `permit`, `population`, `tax`, `complaint`, `catalog`
+    /// (catalog services).
     pub service: Option<String>,
     /// Status (`submitted`, `in_review`, …).
     pub status: Option<String>,
@@ -156,7 +158,7 @@ impl ListParams {
         if let Some(s) = &self.service
             && Service::parse(s).is_none()
         {
-            return bad("service is one of permit, population, tax, complaint");
+            return bad("service is one of permit, population, tax, complaint, catalog");
         }
         if let Some(s) = &self.status
             && Status::parse(s).is_none()
