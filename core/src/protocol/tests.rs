@@ -477,3 +477,53 @@ fn the_dictionary_is_in_use_and_pays_for_small_messages() {
     let bytes = encode(&m).unwrap();
     assert!(zstd::bulk::decompress(&bytes[4..], 1 << 20).is_err());
 }
+
+/// The catalog's bytes on the wire stay within 10 % of the definitions'
+/// JSON compressed alone at zstd -19 (measured 1.01×: docs/benchmarks.md),
+/// for a first delivery of every shipped definition and for one service.
+#[test]
+fn the_catalog_costs_no_more_on_the_wire_than_its_json_compressed() {
+    use crate::catalog::{BUILTIN, EXAMPLES, parse};
+    let entry = |json: &str| {
+        let d = parse(json).unwrap();
+        CatalogEntry {
+            service: d.id,
+            version: d.version,
+            definition: Some(json.to_owned()),
+            accept_until: None,
+        }
+    };
+    // An answer carrying nothing else: its other fields cost a few bytes.
+    let answer = |entries: Vec<CatalogEntry>| SyncResponse {
+        acks: vec![],
+        refused: vec![],
+        unknown_heads: vec![],
+        repair: vec![],
+        pull: vec![],
+        cursor: 91_234,
+        cursor_tag: 0x5a3c_11e2,
+        more: false,
+        reset: false,
+        wipe: false,
+        acked_all: false,
+        gone: vec![],
+        catalog_seq: entries.len() as u64,
+        catalog: entries,
+    };
+    let all: Vec<&str> = BUILTIN.iter().chain(EXAMPLES).map(|(_, j)| *j).collect();
+    let cases = [
+        (all.clone(), all.concat()),
+        (vec![EXAMPLES[0].1], EXAMPLES[0].1.to_owned()),
+    ];
+    for (definitions, json) in cases {
+        let wire = encode(&answer(definitions.iter().map(|j| entry(j)).collect()))
+            .unwrap()
+            .len();
+        let alone = zstd::bulk::compress(json.as_bytes(), 19).unwrap().len();
+        assert!(
+            wire as f64 <= 1.1 * alone as f64,
+            "{} definition(s): {wire} B on the wire, {alone} B as JSON at zstd -19",
+            definitions.len()
+        );
+    }
+}
