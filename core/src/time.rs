@@ -48,7 +48,12 @@ impl Timestamp {
 
     /// The calendar date of this instant in the given offset from UTC, in hours.
     pub fn date_at_offset(self, offset_hours: i64) -> CivilDate {
-        let days = (self.0 + offset_hours * 3_600_000).div_euclid(86_400_000);
+        // Saturating: an instant comes from documents, which a tampered
+        // app writes (`created_at` of i64::MAX must not overflow).
+        let days = self
+            .0
+            .saturating_add(offset_hours.saturating_mul(3_600_000))
+            .div_euclid(86_400_000);
         CivilDate::from_days(days)
     }
 

@@ -287,7 +287,18 @@ fn service_is_valid(
             ));
         }
     }
-    let issues = catalog.check_request(after, today, Side::Server, true);
+    let mut issues = catalog.check_request(after, today, Side::Server, true);
+    // Only documents changed after filing: only the documents are judged
+    // (as the compiled-in kinds do), so a rule that reads today's date
+    // cannot refuse a document the office asked for.
+    if let Some(c) = current
+        && c.status() != Status::Draft
+        && !changed_parts(c, after)
+            .iter()
+            .any(|p| matches!(p, Part::Filing | Part::Details))
+    {
+        issues.retain(|i| i.field.starts_with("attachments."));
+    }
     if issues.is_empty() {
         return Ok(());
     }

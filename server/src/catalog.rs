@@ -190,14 +190,17 @@ pub fn publish(
     record.action = "catalog".into();
     record.endpoint = format!("{}: publish {service}@{version} sha256:{hash}", who.via);
     in_transaction(storage, |tx| {
-        // Another server may have published meanwhile.
-        if tx
-            .catalog_rows(&service)?
+        // Under the catalog's lock, the service must be as linted against:
+        // another server may have published a version meanwhile.
+        tx.lock_catalog()?;
+        let stored = tx.catalog_rows(&service)?;
+        if stored
             .iter()
-            .any(|r| r.version >= version && !r.body.is_empty())
+            .any(|r| !r.body.is_empty() && loaded.catalog.get(&service, r.version).is_none())
+            || stored.iter().any(|r| r.version == version)
         {
             return Err(ServerError::Conflict(format!(
-                "a version of {service} at or after {version} was published meanwhile"
+                "another version of {service} was published meanwhile; check against it and publish again"
             )));
         }
         tx.put_catalog(&service, version, json, None, record.at)?;
@@ -233,6 +236,7 @@ pub fn retire(
     );
     let until = accept_until.to_string();
     in_transaction(storage, |tx| {
+        tx.lock_catalog()?;
         let body = tx
             .catalog_rows(service)?
             .into_iter()

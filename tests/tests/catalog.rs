@@ -297,6 +297,23 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
     // The valid one beside them is taken.
     assert_eq!(server.log_len(), 1);
 
+    // A repeat of eighty thousand entries (within the answers' byte
+    // limit): a count, answered at once, not walked entry by entry.
+    let mut huge = answers();
+    huge.insert("members".into(), Value::Array(vec![json!({}); 80_000]));
+    let answer = raw
+        .exchange(vec![tampered(&w, content(&huge, &hash), with_documents)])
+        .await;
+    assert_eq!(answer.refused.len(), 1, "{answer:?}");
+    let fields: Vec<&str> = answer.refused[0]
+        .errors
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert!(fields.contains(&"details.answers.members"), "{fields:?}");
+    assert!(answer.refused[0].errors.len() <= 3, "{fields:?}");
+    assert_eq!(server.log_len(), 1);
+
     // Retired with accept-until yesterday: a request created now on it is
     // refused; one created before then is still taken.
     let yesterday =

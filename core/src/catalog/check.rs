@@ -50,7 +50,15 @@ impl Catalog {
             request.content.validate(today)
         };
         let mut issues: Vec<Issue> = report.errors.iter().map(issue_of).collect();
-        if let Details::Service(s) = &request.content.details {
+        // Answers whose shape is refused (too many, too long, not JSON) are
+        // not evaluated: that would cost what their size allows.
+        let shape_refused = report
+            .errors
+            .iter()
+            .any(|e| e.field.starts_with("details."));
+        if let Details::Service(s) = &request.content.details
+            && !shape_refused
+        {
             issues.extend(self.check_answers(request, s, today, side, for_submit));
         }
         issues

@@ -22,6 +22,14 @@ use super::values::{self, is_empty};
 use crate::time::CivilDate;
 use crate::validation::Code;
 
+/// The most entries of a repeat or a list the engine walks: more are
+/// refused as a count, whatever the definition allows (a 4 MB push could
+/// otherwise hold a million).
+pub const MAX_ENTRIES: usize = 1_000;
+/// The most issues one evaluation collects (errors and warnings): enough
+/// for any form a person fills; a hostile one gets no more.
+pub const MAX_ISSUES: usize = 200;
+
 /// One problem at one field of a form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ffi", derive(uniffi::Record))]
@@ -387,6 +395,9 @@ impl<'a> Walk<'_, 'a> {
     }
 
     fn push(&mut self, severity: Severity, field: String, code: &str, message: &Text) {
+        if self.state.errors.len() + self.state.warnings.len() >= MAX_ISSUES {
+            return;
+        }
         let issue = Issue {
             field,
             code: code.to_owned(),
@@ -399,6 +410,9 @@ impl<'a> Walk<'_, 'a> {
     }
 
     fn error(&mut self, field: String, code: Code) {
+        if self.state.errors.len() + self.state.warnings.len() >= MAX_ISSUES {
+            return;
+        }
         self.state.errors.push(Issue::of_code(field, code));
     }
 
@@ -437,7 +451,14 @@ impl<'a> Walk<'_, 'a> {
     ) {
         for key in object.keys() {
             if !fields.iter().any(|f| &f.field.id == key) {
-                self.error(format!("{prefix}{key}"), Code::UnknownField);
+                // Named only when it is an id: a key may be anything (a
+                // name, a NIK), and issues travel to logs and refusals.
+                let at = if crate::model::is_purpose(key) {
+                    format!("{prefix}{key}")
+                } else {
+                    prefix.trim_end_matches('.').to_owned()
+                };
+                self.error(at, Code::UnknownField);
             }
         }
         for f in fields {
@@ -477,11 +498,18 @@ impl<'a> Walk<'_, 'a> {
             (FieldType::Repeat, _) => self.repeat(f, value, path, data),
             (_, Some(list)) => match value.as_array() {
                 Some(items) => {
-                    let count = items.len() as u32;
-                    if count < list.min || count > list.max {
+                    let count = items.len();
+                    if count < list.min as usize || count > list.max as usize {
                         self.error(path.to_owned(), Code::Count);
                     }
-                    for (i, item) in items.iter().enumerate() {
+                    // Beyond the engine's limit the items are not walked
+                    // (uniqueness compares each with those before).
+                    let walked = if count > MAX_ENTRIES {
+                        &items[..0]
+                    } else {
+                        &items[..]
+                    };
+                    for (i, item) in walked.iter().enumerate() {
                         let at = format!("{path}[{i}]");
                         self.scalar(field, item, &at);
                         if list.unique && items[..i].contains(item) {
@@ -509,10 +537,16 @@ impl<'a> Walk<'_, 'a> {
             return self.error(path.to_owned(), Code::WrongType);
         };
         let min = f.field.min.unwrap_or(0.0);
-        let max = f.field.max.unwrap_or(f64::MAX);
+        let max = f.field.max.unwrap_or(f64::MAX).min(MAX_ENTRIES as f64);
         let n = entries.len() as f64;
         if n < min || n > max {
             self.error(path.to_owned(), Code::Count);
+        }
+        // Beyond the engine's limit the entries are not walked (each is
+        // judged with the whole form's data, and uniqueness compares each
+        // with those before).
+        if entries.len() > MAX_ENTRIES {
+            return;
         }
         for (i, entry) in entries.iter().enumerate() {
             let at = format!("{path}[{i}]");
@@ -647,6 +681,12 @@ impl<'a> Walk<'_, 'a> {
         let n = items.len() as f64;
         if field.min.is_some_and(|m| n < m) || field.max.is_some_and(|m| n > m) {
             codes.push(Code::Count);
+        }
+        // Beyond the engine's limit: a count, not walked.
+        if items.len() > MAX_ENTRIES {
+            codes.push(Code::Count);
+            codes.dedup();
+            return codes;
         }
         for (i, item) in items.iter().enumerate() {
             match item.as_str() {

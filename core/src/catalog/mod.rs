@@ -31,7 +31,7 @@ use crate::identifiers::RegionCode;
 use crate::time::CivilDate;
 
 pub use definition::*;
-pub use form::{FieldState, Form, FormState, Issue};
+pub use form::{FieldState, Form, FormState, Issue, MAX_ENTRIES, MAX_ISSUES};
 pub use values::{check_email, check_npwp};
 pub use view::{DocumentView, FieldView, FormView, Need, OptionView, ServiceView};
 

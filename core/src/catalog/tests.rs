@@ -763,3 +763,64 @@ fn the_rules_table_learns_site_checks_from_the_definition() {
     // A service the catalog does not hold is not verified on site.
     assert!(!builtin().unwrap().subject(&r).field_checked);
 }
+
+#[test]
+fn hostile_answers_cost_no_more_than_their_count_allows() {
+    let (catalog, hash) = with_sktm();
+    let today = crate::Timestamp::now().today_in_indonesia();
+    let mut r = sktm_request(&catalog, &hash);
+    let Details::Service(s) = &mut r.content.details else {
+        unreachable!()
+    };
+    // A repeat of a hundred thousand entries: a count, not walked.
+    let many = format!("[{}]", vec!["{}"; 100_000].join(","));
+    s.answers.insert("members".into(), many);
+    let issues = catalog.check_request(&r, today, Side::Server, false);
+    assert!(
+        issues.len() <= crate::catalog::MAX_ISSUES,
+        "{}",
+        issues.len()
+    );
+    // Over the answers' size limits: the shape alone is judged.
+    assert!(
+        codes(&issues).contains(&"details.answers.members too_long".to_owned())
+            || codes(&issues).contains(&"details.answers.members count".to_owned()),
+        "{:?}",
+        codes(&issues)
+    );
+    let Details::Service(s) = &mut r.content.details else {
+        unreachable!()
+    };
+    s.answers.insert(
+        "members".into(),
+        format!("[{}]", vec!["{}"; 5_000].join(",")),
+    );
+    let issues = codes(&catalog.check_request(&r, today, Side::Server, false));
+    assert!(
+        issues.contains(&"details.answers.members count".to_owned()) && issues.len() <= 2,
+        "{issues:?}"
+    );
+    // A key that is not an id is never echoed.
+    let Details::Service(s) = &mut r.content.details else {
+        unreachable!()
+    };
+    s.answers.remove("members");
+    let mut values = s.values();
+    values["Siti Aminah 3273014108900007"] = json!(1);
+    let form = catalog.latest("surat_keterangan_tidak_mampu").unwrap();
+    let state = form.evaluate(&values, today, Side::Server);
+    let text = format!("{:?}", state.errors);
+    assert!(
+        !text.contains("Siti") && !text.contains("3273014108900007"),
+        "{text}"
+    );
+    assert!(
+        state
+            .errors
+            .iter()
+            .any(|e| e.code == "unknown_field" && e.field.is_empty())
+    );
+    // A created_at at the end of time does not overflow.
+    r.created_at = crate::Timestamp(i64::MAX);
+    let _ = catalog.check_request(&r, today, Side::Server, false);
+}

@@ -19,6 +19,8 @@ pub const MAX_ANSWERS: usize = 500;
 /// Longest JSON text of one answer, in bytes (a 50-entry repeat of people
 /// fits several times over).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Most JSON text of all answers together, in bytes.
+pub const MAX_ANSWERS_BYTES: usize = 256 * 1024;
 
 /// A request for a catalog service. In JSON:
 /// `{"kind": "service", "service": "surat_keterangan_tidak_mampu",
@@ -130,6 +132,10 @@ impl KindRules for ServiceRequest {
         }
         if self.answers.len() > MAX_ANSWERS {
             v.error_at("answers", Code::Count);
+        }
+        let total: usize = self.answers.iter().map(|(k, a)| k.len() + a.len()).sum();
+        if total > MAX_ANSWERS_BYTES {
+            v.error_at("answers", Code::TooLong);
         }
         v.at("answers", |v| {
             let mut keys: Vec<&String> = self.answers.keys().collect();

@@ -1472,6 +1472,14 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    fn lock_catalog(&mut self) -> Res<()> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_SPACE, &LOCK_CATALOG],
+        )?;
+        Ok(())
+    }
+
     fn catalog_rows(&mut self, service: &str) -> Res<Vec<CatalogRow>> {
         self.query(
             "SELECT service, version, body, accept_until, seq, published_seq
@@ -1493,10 +1501,7 @@ impl Tx for PgTx {
     ) -> Res<()> {
         // One writer at a time across servers: positions have no gaps
         // that a device could skip over.
-        self.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&LOCK_SPACE, &LOCK_CATALOG],
-        )?;
+        self.lock_catalog()?;
         self.execute(
             "INSERT INTO catalog (service, version, body, accept_until, seq, published_seq, published_at)
              VALUES ($1, $2, $3, $4,

@@ -275,6 +275,9 @@ pub trait Tx {
 
     /// The position and hash of the trail's last entry; the trail is
     /// locked against other writers until the end (the chain never forks).
+    /// Serialises catalog writers until the transaction ends (PostgreSQL's
+    /// advisory lock; SQLite's write transactions are serial already).
+    fn lock_catalog(&mut self) -> Result<(), StorageError>;
     /// Every stored version of a service, oldest first.
     fn catalog_rows(&mut self, service: &str) -> Result<Vec<CatalogRow>, StorageError>;
     /// Stores a published version at the next catalog position, or, when
