@@ -505,30 +505,11 @@ fn benches(c: &mut Criterion) {
 /// definition, their JSON alone with zstd -19, one service as a delta,
 /// its JSON alone with zstd -19).
 fn wire_bytes() -> (usize, usize, usize, usize) {
-    let entry = |json: &str| {
-        let d = catalog::parse(json).unwrap();
-        CatalogEntry {
-            service: d.id,
-            version: d.version,
-            definition: Some(json.to_owned()),
-            accept_until: None,
-        }
-    };
+    let entry = |json: &str| CatalogEntry::published(json).unwrap();
     let answer = |entries: Vec<CatalogEntry>| SyncResponse {
-        acks: vec![],
-        refused: vec![],
-        unknown_heads: vec![],
-        repair: vec![],
-        pull: vec![],
-        cursor: 91_234,
-        cursor_tag: 0x5a3c_11e2,
-        more: false,
-        reset: false,
-        wipe: false,
-        acked_all: false,
-        gone: vec![],
         catalog_seq: entries.len() as u64,
         catalog: entries,
+        ..SyncResponse::at(91_234, 0x5a3c_11e2)
     };
     let all: Vec<&str> = catalog::BUILTIN
         .iter()

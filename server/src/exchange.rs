@@ -792,22 +792,7 @@ fn run(
     request: &SyncRequest,
 ) -> Result<Exchanged, ServerError> {
     let mut written = Vec::new();
-    let mut response = SyncResponse {
-        acks: Vec::new(),
-        refused: Vec::new(),
-        unknown_heads: Vec::new(),
-        repair: Vec::new(),
-        pull: Vec::new(),
-        cursor: request.cursor,
-        cursor_tag: request.cursor_tag,
-        more: false,
-        reset: false,
-        wipe: false,
-        acked_all: false,
-        gone: Vec::new(),
-        catalog: Vec::new(),
-        catalog_seq: 0,
-    };
+    let mut response = SyncResponse::at(request.cursor, request.cursor_tag);
     // A cursor this log did not give (the server was restored from a
     // backup older than it): pull from the start rather than skip entries
     // the device never saw; merging what it already holds changes nothing.

@@ -214,6 +214,42 @@ pub struct SyncResponse {
     pub catalog_seq: u64,
 }
 
+impl SyncResponse {
+    /// An answer that changes nothing and carries nothing, at the device's
+    /// `cursor`: what the server fills in.
+    pub fn at(cursor: u64, cursor_tag: u32) -> SyncResponse {
+        SyncResponse {
+            acks: Vec::new(),
+            refused: Vec::new(),
+            unknown_heads: Vec::new(),
+            repair: Vec::new(),
+            pull: Vec::new(),
+            cursor,
+            cursor_tag,
+            more: false,
+            reset: false,
+            wipe: false,
+            acked_all: false,
+            gone: Vec::new(),
+            catalog: Vec::new(),
+            catalog_seq: 0,
+        }
+    }
+}
+
+impl CatalogEntry {
+    /// The publication of a definition (its JSON as published).
+    pub fn published(json: &str) -> Result<CatalogEntry, crate::catalog::CatalogError> {
+        let d = crate::catalog::parse(json)?;
+        Ok(CatalogEntry {
+            service: d.id,
+            version: d.version,
+            definition: Some(json.to_owned()),
+            accept_until: None,
+        })
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -483,32 +483,13 @@ fn the_dictionary_is_in_use_and_pays_for_small_messages() {
 /// for a first delivery of every shipped definition and for one service.
 #[test]
 fn the_catalog_costs_no_more_on_the_wire_than_its_json_compressed() {
-    use crate::catalog::{BUILTIN, EXAMPLES, parse};
-    let entry = |json: &str| {
-        let d = parse(json).unwrap();
-        CatalogEntry {
-            service: d.id,
-            version: d.version,
-            definition: Some(json.to_owned()),
-            accept_until: None,
-        }
-    };
+    use crate::catalog::{BUILTIN, EXAMPLES};
+    let entry = |json: &str| CatalogEntry::published(json).unwrap();
     // An answer carrying nothing else: its other fields cost a few bytes.
     let answer = |entries: Vec<CatalogEntry>| SyncResponse {
-        acks: vec![],
-        refused: vec![],
-        unknown_heads: vec![],
-        repair: vec![],
-        pull: vec![],
-        cursor: 91_234,
-        cursor_tag: 0x5a3c_11e2,
-        more: false,
-        reset: false,
-        wipe: false,
-        acked_all: false,
-        gone: vec![],
         catalog_seq: entries.len() as u64,
         catalog: entries,
+        ..SyncResponse::at(91_234, 0x5a3c_11e2)
     };
     let all: Vec<&str> = BUILTIN.iter().chain(EXAMPLES).map(|(_, j)| *j).collect();
     let cases = [

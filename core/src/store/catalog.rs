@@ -163,13 +163,7 @@ mod tests {
     }
 
     fn published(json: &str) -> CatalogEntry {
-        let d = catalog::parse(json).unwrap();
-        CatalogEntry {
-            service: d.id,
-            version: d.version,
-            definition: Some(json.to_owned()),
-            accept_until: None,
-        }
+        CatalogEntry::published(json).unwrap()
     }
 
     /// The SKTM, and a version of it changed by `edit`.
