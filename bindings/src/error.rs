@@ -167,7 +167,9 @@ impl From<Error> for SambungError {
             Error::BadServerUrl(_) | Error::ServerTrust(_) => {
                 SambungError::BadConfig { reason: message }
             }
-            Error::InvalidJson { .. } => SambungError::Forbidden { reason: message },
+            Error::InvalidJson { .. } | Error::BadQuery(_) => {
+                SambungError::Forbidden { reason: message }
+            }
             Error::Storage(_)
             | Error::Io(_)
             | Error::Corrupt(_)

@@ -8,26 +8,29 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use sambung_core::catalog::{self, CatalogError, Definition, lint};
+use sambung_core::catalog::{self, CatalogError, Definition, codes, lint};
 
 use crate::input::read_text;
 use crate::output::CliError;
 
 #[derive(Subcommand, Debug)]
 pub enum CatalogCommand {
-    /// Check service definitions (JSON files, `-` for standard input): the
-    /// format, every field and rule, the messages in both languages, the
-    /// test vectors, and each version against the one before it (among the
-    /// files given and the built-in catalog). Exits 3 naming every problem
-    /// when one is refused.
+    /// Check service definitions and code lists (JSON files, `-` for
+    /// standard input): the format, every field and rule, the messages in
+    /// both languages, the test vectors, each version against the one
+    /// before it (among the files given and the built-in catalog); a code
+    /// list's codes (duplicates, parents, names). A definition may name
+    /// the code lists among the files. Exits 3 naming every problem when
+    /// one is refused.
     Check {
         /// The definition files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Publish service definitions on the server (each refused with every
-    /// problem named unless it passes `check` against what the server
-    /// holds). Exits 3 when one is refused; those before it stay published.
+    /// Publish service definitions and code lists on the server (each
+    /// refused with every problem named unless it passes `check` against
+    /// what the server holds; a code list before the definitions naming
+    /// it). Exits 3 when one is refused; those before it stay published.
     Publish {
         #[command(flatten)]
         db: crate::server::Database,
@@ -148,9 +151,38 @@ fn publish(db: &crate::server::Database, files: &[PathBuf]) -> Result<(), CliErr
 fn check(files: &[PathBuf]) -> Result<(), CliError> {
     let mut refused = 0usize;
     let mut parsed: Vec<(String, Definition)> = Vec::new();
+    // Code lists first: the definitions among the files may name them.
+    let mut code_lists: BTreeMap<String, u32> = BTreeMap::new();
+    let mut texts = Vec::with_capacity(files.len());
     for path in files {
         let name = path.display().to_string();
-        match catalog::parse(&read_text(path)?) {
+        let text = read_text(path)?;
+        if !codes::is_code_list(&text) {
+            texts.push((name, text));
+            continue;
+        }
+        let problems = match codes::parse_code_list(&text) {
+            Ok(list) => {
+                let problems = codes::check_code_list(&list);
+                if problems.is_empty() {
+                    println!(
+                        "ok       {name}: code list {}@{} ({} code(s))",
+                        list.code_list,
+                        list.version,
+                        list.codes.len()
+                    );
+                    code_lists.insert(list.code_list, list.version);
+                    continue;
+                }
+                problems
+            }
+            Err(e) => problems_of(&e),
+        };
+        refused += 1;
+        report(&name, None, &problems);
+    }
+    for (name, text) in texts {
+        match catalog::parse(&text) {
             Ok(d) => parsed.push((name, d)),
             Err(e) => {
                 refused += 1;
@@ -164,7 +196,7 @@ fn check(files: &[PathBuf]) -> Result<(), CliError> {
     let builtin = catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))?;
     let mut previous: BTreeMap<String, Definition> = BTreeMap::new();
     for (name, d) in parsed {
-        let mut problems = lint::check(&d);
+        let mut problems = lint::check(&d, &code_lists);
         let prev = previous
             .get(&d.id)
             .or_else(|| builtin.latest(&d.id).map(|f| f.definition()))

@@ -200,7 +200,7 @@ pub async fn publish_and_file(
     }))
     .map_err(|e| failed(&e.to_string()))?;
     next.fields.push(field);
-    let mut problems = lint::check(&next);
+    let mut problems = lint::check(&next, &Default::default());
     problems.extend(lint::check_publish(form.definition(), &next));
     if !problems.is_empty() {
         return Err(failed(&problems.join("; ")));

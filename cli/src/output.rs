@@ -39,6 +39,7 @@ impl CliError {
                 Error::Validation(_)
                 | Error::Form(_)
                 | Error::InvalidJson { .. }
+                | Error::BadQuery(_)
                 | Error::Photo(_)
                 | Error::AttachmentTooLarge { .. },
             ) => 3,

@@ -378,7 +378,7 @@ fn complaints(rng: &mut Rng, n: usize) -> Vec<Complaint> {
 fn benches(c: &mut Criterion) {
     let mut rng = Rng::new(15);
     let form = Form::compile(catalog::parse(&large_definition().to_string()).unwrap()).unwrap();
-    let problems = catalog::lint::check(form.definition());
+    let problems = catalog::lint::check(form.definition(), &Default::default());
     assert!(problems.is_empty(), "{problems:?}");
     // Eight households: each call evaluates the next, as keystrokes would.
     let households: Vec<Large> = (0..8)

@@ -92,6 +92,9 @@ pub enum Error {
         /// What was wrong, with quoted input values removed.
         reason: String,
     },
+    /// A search's query is not one this store answers (too long).
+    #[error("the search is not valid: {0}")]
+    BadQuery(&'static str),
     /// The server refused the exchange.
     #[error("the server refused: {message}")]
     Server {

@@ -52,6 +52,7 @@ pub enum Code {
     LateReport,
     WrongType,
     NotAnOption,
+    NotACode,
     OutOfRange,
     EmailFormat,
     NpwpFormat,
@@ -106,6 +107,7 @@ impl Code {
             LateReport => "late_report",
             WrongType => "wrong_type",
             NotAnOption => "not_an_option",
+            NotACode => "not_a_code",
             OutOfRange => "out_of_range",
             EmailFormat => "email_format",
             NpwpFormat => "npwp_format",
@@ -273,6 +275,10 @@ impl Code {
             NotAnOption => (
                 "This is not one of the choices.",
                 "Ini bukan salah satu pilihan yang tersedia.",
+            ),
+            NotACode => (
+                "This code is not in the list it is chosen from.",
+                "Kode ini tidak ada dalam daftar pilihannya.",
             ),
             OutOfRange => (
                 "This number is outside the allowed range.",

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(d) = catalog::parse(text) else {
             return;
         };
-        let problems = lint::check(&d);
+        let problems = lint::check(&d, &Default::default());
         if problems.is_empty() {
             Catalog::new(vec![d.clone()]).expect("what the lint passes, a catalog takes");
         }

@@ -287,7 +287,7 @@ fn service_is_valid(
             ));
         }
     }
-    let mut issues = catalog.check_request(after, today, Side::Server, true);
+    let mut issues = catalog.check_request(after, today, Side::Server, true, catalog);
     // Only documents changed after filing: only the documents are judged
     // (as the compiled-in kinds do), so a rule that reads today's date
     // cannot refuse a document the office asked for.

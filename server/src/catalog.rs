@@ -9,6 +9,7 @@
 use std::sync::{Arc, RwLock};
 
 use sambung_core::CivilDate;
+use sambung_core::catalog::codes::{self, CodeSets};
 use sambung_core::catalog::{self, Catalog, CatalogError};
 use sambung_core::protocol::CatalogEntry;
 
@@ -49,10 +50,25 @@ impl Loaded {
         }
         rows.sort_by_key(|r| r.seq);
         let mut built = catalog::builtin().map_err(built_in)?;
-        // Publication order: each version was linted against those before.
+        let mut code_sets = CodeSets::default();
+        // Publication order: each version was linted against those before
+        // (a code list before the services naming it).
         let mut by_publication: Vec<&CatalogRow> = rows.iter().collect();
         by_publication.sort_by_key(|r| r.published_seq);
         for row in by_publication {
+            if codes::is_part_key(&row.service) {
+                match codes::parse_part(&row.body) {
+                    Ok(part) => {
+                        if let Some((list, version)) = code_sets.take(part) {
+                            built.hold_code_list(&list, version);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(part = %row.service, error = %e, "a stored code list part cannot be used by this build");
+                    }
+                }
+                continue;
+            }
             let until = row.accept_until.as_deref().and_then(CivilDate::parse);
             if built.published(&row.service, row.version).is_some() {
                 if let Some(until) = until {
@@ -64,6 +80,7 @@ impl Loaded {
                 tracing::warn!(service = %row.service, version = row.version, error = %e, "a stored service definition cannot be used by this build");
             }
         }
+        built.hold_codes(code_sets);
         Ok(Loaded {
             seq: rows.last().map_or(self.seq, |r| r.seq.max(self.seq)),
             catalog: Arc::new(built),
@@ -169,6 +186,9 @@ pub fn publish(
     who: Publisher<'_>,
     json: &str,
 ) -> Result<PublishedVersion, ServerError> {
+    if codes::is_code_list(json) {
+        return publish_code_list(storage, catalogs, who, json);
+    }
     if json.len() > MAX_DEFINITION_BYTES {
         return Err(ServerError::TooLarge);
     }
@@ -208,6 +228,78 @@ pub fn publish(
     })?;
     Ok(PublishedVersion {
         service,
+        version,
+        hash,
+    })
+}
+
+/// Publishes one version of a code list (`catalog::codes`): refused with
+/// every problem named unless it passes the check and is newer than the
+/// version held. Stored as the parts devices receive: the changes from
+/// the version before, so a device that holds it downloads only those.
+fn publish_code_list(
+    storage: &dyn Storage,
+    catalogs: &Catalogs,
+    who: Publisher<'_>,
+    json: &str,
+) -> Result<PublishedVersion, ServerError> {
+    if json.len() > codes::MAX_CODE_LIST_BYTES {
+        return Err(ServerError::TooLarge);
+    }
+    let list = codes::parse_code_list(json).map_err(refused)?;
+    let problems = codes::check_code_list(&list);
+    if !problems.is_empty() {
+        return Err(refused(CatalogError::Invalid {
+            key: format!("{}@{}", list.code_list, list.version),
+            problems,
+        }));
+    }
+    let loaded = catalogs.current(storage)?;
+    let held = loaded.catalog.code_list_codes(&list.code_list);
+    let base = held.map_or(0, |(v, _)| v);
+    if list.version <= base {
+        return Err(ServerError::Conflict(format!(
+            "code list {} holds version {base}; publish version {}",
+            list.code_list,
+            base + 1
+        )));
+    }
+    let empty = Default::default();
+    let parts = codes::parts(held.map_or(&empty, |(_, c)| c), base, &list);
+    let bodies = parts
+        .iter()
+        .map(|p| Ok((p.key(), serde_json::to_string(p)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ServerError::Config(format!("a code list part: {e}")))?;
+    let hash = catalog::definition_hash(json);
+    let (name, version) = (list.code_list.clone(), list.version);
+    let mut record = who.record;
+    record.action = "catalog".into();
+    record.endpoint = format!(
+        "{}: publish code list {name}@{version} sha256:{hash} ({} codes, {} part(s))",
+        who.via,
+        list.codes.len(),
+        bodies.len()
+    );
+    in_transaction(storage, |tx| {
+        tx.lock_catalog()?;
+        // Under the lock: the version held must still be the one the
+        // parts were made from (another server may have published).
+        let stored = tx.catalog_rows(&codes::part_key(&name, 0))?;
+        if stored.iter().any(|r| r.version >= version)
+            || stored.iter().map(|r| r.version).max().unwrap_or(0) != base
+        {
+            return Err(ServerError::Conflict(format!(
+                "another version of code list {name} was published meanwhile; publish again"
+            )));
+        }
+        for (key, body) in &bodies {
+            tx.put_catalog(key, version, body, None, record.at)?;
+        }
+        audit::append_in_tx(tx, std::slice::from_ref(&record))
+    })?;
+    Ok(PublishedVersion {
+        service: name,
         version,
         hash,
     })

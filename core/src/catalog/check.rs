@@ -2,6 +2,7 @@
 //! a request leave draft, and the server on every transition out of draft
 //! and every change to what was filed. The same code on both sides.
 
+use super::codes::CodeLookup;
 use super::{Catalog, Issue, Side, Text};
 use crate::model::{Details, Request, ServiceRequest};
 use crate::time::CivilDate;
@@ -28,14 +29,15 @@ impl Catalog {
     /// common fields by the compiled-in checks, and a catalog service's
     /// answers by the exact definition it was created on — its version
     /// held by this catalog, its hash the published one, not retired
-    /// before the request was created. Empty: valid.
+    /// before the request was created; its codes by `codes`, the lists'
+    /// holder. Empty: valid.
     ///
     /// ```
-    /// use sambung_core::{catalog::{builtin, Side}, model::{Request, Kind}, templates, CivilDate, Timestamp, lifecycle::Role};
+    /// use sambung_core::{catalog::{builtin, codes::NoCodes, Side}, model::{Request, Kind}, templates, CivilDate, Timestamp, lifecycle::Role};
     /// let catalog = builtin().unwrap();
     /// let request = Request::draft(templates::example(Kind::Service), "me", Role::Resident, Timestamp::now());
     /// let today = CivilDate::new(2026, 12, 4).unwrap();
-    /// assert!(catalog.check_request(&request, today, Side::Device, false).is_empty());
+    /// assert!(catalog.check_request(&request, today, Side::Device, false, &NoCodes).is_empty());
     /// ```
     pub fn check_request(
         &self,
@@ -43,6 +45,7 @@ impl Catalog {
         today: CivilDate,
         side: Side,
         for_submit: bool,
+        codes: &dyn CodeLookup,
     ) -> Vec<Issue> {
         let report = if for_submit {
             request.validate_for_submit(today)
@@ -59,7 +62,7 @@ impl Catalog {
         if let Details::Service(s) = &request.content.details
             && !shape_refused
         {
-            issues.extend(self.check_answers(request, s, today, side, for_submit));
+            issues.extend(self.check_answers(request, s, today, side, for_submit, codes));
         }
         issues
     }
@@ -71,6 +74,7 @@ impl Catalog {
         today: CivilDate,
         side: Side,
         for_submit: bool,
+        codes: &dyn CodeLookup,
     ) -> Vec<Issue> {
         let (Some(form), Some(published)) = (
             self.get(&s.service, s.version),
@@ -87,7 +91,7 @@ impl Catalog {
             return vec![issue("details.version", Code::ServiceRetired)];
         }
         let values = s.values();
-        let state = if for_submit {
+        let mut state = if for_submit {
             let attached: Vec<&str> = request
                 .attachments
                 .iter()
@@ -97,6 +101,7 @@ impl Catalog {
         } else {
             form.evaluate(&values, today, side)
         };
+        state.judge_codes(codes);
         state
             .errors
             .into_iter()

@@ -80,9 +80,26 @@ pub struct FormState {
     pub warnings: Vec<Issue>,
     /// The calculated values, by path.
     pub calculated: BTreeMap<String, Value>,
+    /// Answers chosen from code lists, as (path, list, code): judged by
+    /// whoever holds the lists ([`FormState::judge_codes`]).
+    #[serde(skip)]
+    code_uses: Vec<(String, String, String)>,
 }
 
 impl FormState {
+    /// Judges the answers chosen from code lists against `lists`: a code
+    /// not in its list is an error (`not_a_code`); a list `lists` does not
+    /// hold is left to whoever does (the server holds every list).
+    pub fn judge_codes(&mut self, lists: &dyn super::codes::CodeLookup) {
+        for (path, list, code) in std::mem::take(&mut self.code_uses) {
+            if lists.holds(&list, &code) == Some(false)
+                && self.errors.len() + self.warnings.len() < MAX_ISSUES
+            {
+                self.errors.push(Issue::of_code(path, Code::NotACode));
+            }
+        }
+    }
+
     /// True when nothing blocks.
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
@@ -629,8 +646,8 @@ impl<'a> Walk<'_, 'a> {
                     vec![Code::WrongType]
                 }
             }
-            Choice => self.choice(field, s),
-            MultiChoice => self.multi_choice(field, value),
+            Choice => self.choice(field, s, path),
+            MultiChoice => self.multi_choice(field, value, path),
             Location => {
                 return self.composite::<crate::model::Location>(value, path, |l, v| l.validate(v));
             }
@@ -666,14 +683,19 @@ impl<'a> Walk<'_, 'a> {
         }
     }
 
-    fn choice(&self, field: &Field, s: &str) -> Vec<Code> {
+    fn choice(&mut self, field: &Field, s: &str, path: &str) -> Vec<Code> {
+        if let Some(list) = &field.code_list {
+            self.state
+                .code_uses
+                .push((path.to_owned(), list.clone(), s.to_owned()));
+        }
         match &field.options {
             Some(options) if !options.iter().any(|o| o.value == s) => vec![Code::NotAnOption],
             _ => vec![],
         }
     }
 
-    fn multi_choice(&self, field: &Field, value: &Value) -> Vec<Code> {
+    fn multi_choice(&mut self, field: &Field, value: &Value, path: &str) -> Vec<Code> {
         let Some(items) = value.as_array() else {
             return vec![Code::WrongType];
         };
@@ -692,7 +714,7 @@ impl<'a> Walk<'_, 'a> {
             match item.as_str() {
                 None => codes.push(Code::WrongType),
                 Some(s) => {
-                    codes.extend(self.choice(field, s));
+                    codes.extend(self.choice(field, s, path));
                     if items[..i].contains(item) {
                         codes.push(Code::Duplicate);
                     }

@@ -16,12 +16,12 @@ use serde_json::Value;
 
 use super::definition::{Definition, ENGINE_FORMAT, Field, FieldType, Text};
 use super::form::Form;
-use super::{KNOWN_CODE_LISTS, rules};
+use super::rules;
 use crate::identifiers::RegionCode;
 use crate::lifecycle::Status;
 use crate::time::CivilDate;
 
-fn is_id(s: &str) -> bool {
+pub(crate) fn is_id(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(b'a'..=b'z'))
         && s.len() <= 64
@@ -38,8 +38,9 @@ fn text(problems: &mut Vec<String>, at: &str, t: &Text) {
 }
 
 /// Every problem of `definition` on its own; empty when it is fit to
-/// publish.
-pub fn check(definition: &Definition) -> Vec<String> {
+/// publish. `code_lists` are the code lists its choices may name (list →
+/// version), those the catalog holds.
+pub fn check(definition: &Definition, code_lists: &BTreeMap<String, u32>) -> Vec<String> {
     let d = definition;
     let mut p = Vec::new();
     if d.format == 0 || d.format > ENGINE_FORMAT {
@@ -62,7 +63,7 @@ pub fn check(definition: &Definition) -> Vec<String> {
         }
     }
     workflow(&mut p, d);
-    let scope = Scope::of(&d.fields, None);
+    let scope = Scope::of(&d.fields, None, code_lists);
     fields(&mut p, &d.fields, "fields", &scope);
     let mut roles = BTreeSet::new();
     for (i, a) in d.attachments.iter().enumerate() {
@@ -138,11 +139,21 @@ fn workflow(p: &mut Vec<String>, d: &Definition) {
 struct Scope<'d> {
     top: &'d [Field],
     item: Option<&'d [Field]>,
+    /// The code lists choices may name, with their versions.
+    code_lists: &'d BTreeMap<String, u32>,
 }
 
 impl<'d> Scope<'d> {
-    fn of(top: &'d [Field], item: Option<&'d [Field]>) -> Self {
-        Scope { top, item }
+    fn of(
+        top: &'d [Field],
+        item: Option<&'d [Field]>,
+        code_lists: &'d BTreeMap<String, u32>,
+    ) -> Self {
+        Scope {
+            top,
+            item,
+            code_lists,
+        }
     }
 
     /// Whether `path` (`a`, `a.b`, `item.c`, `today`) names something.
@@ -311,12 +322,16 @@ fn field(p: &mut Vec<String>, f: &Field, here: &str, scope: &Scope<'_>) {
         }
     }
     if let Some(list) = &f.code_list
-        && !KNOWN_CODE_LISTS.contains(&list.as_str())
+        && !scope.code_lists.contains_key(list)
     {
-        let known = KNOWN_CODE_LISTS.join(", ");
-        let known = if known.is_empty() { "none yet" } else { &known };
+        let known: Vec<&str> = scope.code_lists.keys().map(String::as_str).collect();
+        let known = if known.is_empty() {
+            "none: publish the list first".to_owned()
+        } else {
+            known.join(", ")
+        };
         p.push(format!(
-            "{here}.code_list: no code list named {list} (this engine knows: {known})"
+            "{here}.code_list: no code list named {list} (known: {known})"
         ));
     }
     let sub_scope;
@@ -326,7 +341,7 @@ fn field(p: &mut Vec<String>, f: &Field, here: &str, scope: &Scope<'_>) {
             scope
         }
         (Repeat, Some(subs)) => {
-            sub_scope = Scope::of(scope.top, Some(subs));
+            sub_scope = Scope::of(scope.top, Some(subs), scope.code_lists);
             fields(p, subs, &format!("{here}.fields"), &sub_scope);
             for u in &f.unique {
                 if !subs.iter().any(|s| &s.id == u) {

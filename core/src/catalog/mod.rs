@@ -17,6 +17,7 @@
 //! ```
 
 mod check;
+pub mod codes;
 mod definition;
 mod form;
 pub mod lint;
@@ -106,6 +107,11 @@ pub fn parse(json: &str) -> Result<Definition, CatalogError> {
 pub struct Catalog {
     forms: BTreeMap<String, BTreeMap<u32, Arc<Form>>>,
     published: BTreeMap<(String, u32), Published>,
+    /// The code lists held (list → version): what choices may name.
+    code_lists: BTreeMap<String, u32>,
+    /// Their codes, where this holder keeps them in memory (the server;
+    /// a device keeps them in its store).
+    codes: Arc<codes::CodeSets>,
 }
 
 /// What publishing adds to a definition: its hash and its retirement.
@@ -129,9 +135,9 @@ pub fn definition_hash(json: &str) -> String {
 }
 
 impl Catalog {
-    /// A catalog of `definitions`, each linted (code lists are those of
-    /// [`KNOWN_CODE_LISTS`]); the error names every problem of the first
-    /// definition refused.
+    /// A catalog of `definitions`, each linted (naming no code list: it
+    /// holds none); the error names every problem of the first definition
+    /// refused.
     pub fn new(definitions: Vec<Definition>) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         for d in definitions {
@@ -182,7 +188,7 @@ impl Catalog {
     /// held (a version that exists or goes backwards is refused).
     pub fn add(&mut self, definition: Definition) -> Result<(), CatalogError> {
         let key = definition.key();
-        let mut problems = lint::check(&definition);
+        let mut problems = lint::check(&definition, &self.code_lists);
         if let Some(prev) = self.latest(&definition.id) {
             problems.extend(lint::check_publish(prev.definition(), &definition));
         }
@@ -199,6 +205,29 @@ impl Catalog {
             .or_default()
             .insert(d.version, Arc::new(form));
         Ok(())
+    }
+
+    /// Notes that version `version` of code list `list` is held (its
+    /// codes are with the holder: [`codes::CodeLookup`]): definitions
+    /// published after may name it.
+    pub fn hold_code_list(&mut self, list: &str, version: u32) {
+        self.code_lists.insert(list.to_owned(), version);
+    }
+
+    /// Keeps the codes of every list in memory (the server): requests are
+    /// then judged by this catalog alone ([`codes::CodeLookup`]).
+    pub fn hold_codes(&mut self, sets: codes::CodeSets) {
+        self.codes = Arc::new(sets);
+    }
+
+    /// The newest version of a code list kept in memory, and its codes.
+    pub fn code_list_codes(&self, list: &str) -> Option<(u32, &BTreeMap<String, codes::Code>)> {
+        self.codes.current(list)
+    }
+
+    /// The code lists held, with their versions.
+    pub fn code_lists(&self) -> &BTreeMap<String, u32> {
+        &self.code_lists
     }
 
     /// One version of a service.
@@ -241,12 +270,11 @@ impl Catalog {
     }
 }
 
-/// The code lists every device holds. None yet: code lists (KBLI 2020,
-/// Kemendagri's villages) arrive with their delivery to devices. Until
-/// then a definition naming one is refused by the lint, rather than
-/// accepted with its values unchecked; `kbli` and `region` fields check
-/// their codes' structure meanwhile.
-pub const KNOWN_CODE_LISTS: &[&str] = &[];
+impl codes::CodeLookup for Catalog {
+    fn holds(&self, list: &str, code: &str) -> Option<bool> {
+        self.codes.holds(list, code)
+    }
+}
 
 macro_rules! builtin_file {
     ($name:literal) => {

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::codes::NoCodes;
 use super::*;
 use crate::model::{Details, Kind};
 use crate::templates;
@@ -48,7 +49,12 @@ fn the_builtin_catalog_loads_and_every_test_vector_passes() {
         // `Catalog::new` ran the lint, which runs the vectors; run them here
         // again so a lint that stopped running them is caught.
         assert!(!d.tests.is_empty(), "{} ships without test vectors", d.id);
-        assert_eq!(lint::check(d), Vec::<String>::new(), "{}", d.id);
+        assert_eq!(
+            lint::check(d, &Default::default()),
+            Vec::<String>::new(),
+            "{}",
+            d.id
+        );
     }
     assert!(catalog.latest("surat_keterangan_tidak_mampu").is_none());
     for new in [
@@ -594,7 +600,7 @@ fn the_json_schema_and_the_parser_refuse_the_same_shapes() {
     bad.push(v);
     for v in bad {
         assert!(!schema.is_valid(&v), "the schema accepts {v}");
-        let parsed = parse(&v.to_string()).map(|d| lint::check(&d));
+        let parsed = parse(&v.to_string()).map(|d| lint::check(&d, &Default::default()));
         assert!(
             !matches!(&parsed, Ok(p) if p.is_empty()),
             "the engine accepts what the schema refuses"
@@ -638,11 +644,11 @@ fn a_service_request_is_judged_by_the_definition_it_names() {
     let today = crate::Timestamp::now().today_in_indonesia();
     let mut r = sktm_request(&catalog, &hash);
     assert_eq!(
-        codes(&catalog.check_request(&r, today, Side::Device, false)),
+        codes(&catalog.check_request(&r, today, Side::Device, false, &NoCodes)),
         Vec::<String>::new()
     );
     // Submission needs its documents.
-    let missing = codes(&catalog.check_request(&r, today, Side::Server, true));
+    let missing = codes(&catalog.check_request(&r, today, Side::Server, true, &NoCodes));
     assert!(
         missing.contains(&"attachments.ktp_copy attachment_missing".to_owned()),
         "{missing:?}"
@@ -653,7 +659,7 @@ fn a_service_request_is_judged_by_the_definition_it_names() {
     };
     s.answers.insert("kk_number".into(), "\"12\"".into());
     s.answers.remove("purpose");
-    let broken = codes(&catalog.check_request(&r, today, Side::Device, false));
+    let broken = codes(&catalog.check_request(&r, today, Side::Device, false, &NoCodes));
     assert!(
         broken.contains(&"details.answers.kk_number kk_format".to_owned()),
         "{broken:?}"
@@ -672,7 +678,7 @@ fn an_unknown_service_a_changed_definition_and_a_retired_version_are_refused() {
     // A device without the service (not delivered yet).
     let bare = builtin().unwrap();
     assert_eq!(
-        codes(&bare.check_request(&r, today, Side::Server, false)),
+        codes(&bare.check_request(&r, today, Side::Server, false, &NoCodes)),
         vec!["details.service unknown_service"]
     );
     // A definition other than the one published, under the same version.
@@ -682,7 +688,7 @@ fn an_unknown_service_a_changed_definition_and_a_retired_version_are_refused() {
     };
     s.hash = "0".repeat(64);
     assert_eq!(
-        codes(&catalog.check_request(&forged, today, Side::Server, false)),
+        codes(&catalog.check_request(&forged, today, Side::Server, false, &NoCodes)),
         vec!["details.hash definition_mismatch"]
     );
     // Retired: created before accept-until, still taken; after, refused.
@@ -691,13 +697,13 @@ fn an_unknown_service_a_changed_definition_and_a_retired_version_are_refused() {
     assert!(retired.retire("surat_keterangan_tidak_mampu", 1, created));
     assert!(
         retired
-            .check_request(&r, today, Side::Server, false)
+            .check_request(&r, today, Side::Server, false, &NoCodes)
             .is_empty()
     );
     let yesterday = CivilDate::from_days(created.to_days() - 1);
     retired.retire("surat_keterangan_tidak_mampu", 1, yesterday);
     assert_eq!(
-        codes(&retired.check_request(&r, today, Side::Server, false)),
+        codes(&retired.check_request(&r, today, Side::Server, false, &NoCodes)),
         vec!["details.version service_retired"]
     );
     assert!(!retired.retire("no_such_service", 1, yesterday));
@@ -775,7 +781,7 @@ fn hostile_answers_cost_no_more_than_their_count_allows() {
     // A repeat of a hundred thousand entries: a count, not walked.
     let many = format!("[{}]", vec!["{}"; 100_000].join(","));
     s.answers.insert("members".into(), many);
-    let issues = catalog.check_request(&r, today, Side::Server, false);
+    let issues = catalog.check_request(&r, today, Side::Server, false, &NoCodes);
     assert!(
         issues.len() <= crate::catalog::MAX_ISSUES,
         "{}",
@@ -795,7 +801,7 @@ fn hostile_answers_cost_no_more_than_their_count_allows() {
         "members".into(),
         format!("[{}]", vec!["{}"; 5_000].join(",")),
     );
-    let issues = codes(&catalog.check_request(&r, today, Side::Server, false));
+    let issues = codes(&catalog.check_request(&r, today, Side::Server, false, &NoCodes));
     assert!(
         issues.contains(&"details.answers.members count".to_owned()) && issues.len() <= 2,
         "{issues:?}"
@@ -822,5 +828,5 @@ fn hostile_answers_cost_no_more_than_their_count_allows() {
     );
     // A created_at at the end of time does not overflow.
     r.created_at = crate::Timestamp(i64::MAX);
-    let _ = catalog.check_request(&r, today, Side::Server, false);
+    let _ = catalog.check_request(&r, today, Side::Server, false, &NoCodes);
 }

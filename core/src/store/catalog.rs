@@ -9,8 +9,9 @@ use std::sync::Arc;
 use rusqlite::params;
 
 use super::Store;
+use super::codes::Taken;
 use super::sync_state::{meta_get, meta_put};
-use crate::catalog::{self, Catalog, CatalogError};
+use crate::catalog::{self, Catalog, CatalogError, codes};
 use crate::error::Error;
 use crate::protocol::CatalogEntry;
 use crate::time::CivilDate;
@@ -42,18 +43,31 @@ impl Store {
         if let Some(held) = cache.as_ref() {
             return Ok((held.catalog.clone(), held.unusable.clone()));
         }
-        let rows: Vec<(String, i64, String, Option<String>)> = self.read(|tx| {
+        type Row = (String, i64, String, Option<String>);
+        let (rows, lists): (Vec<Row>, _) = self.read(|tx| {
             let mut st = tx.prepare(
                 "SELECT service, version, body, accept_until FROM catalog ORDER BY service, version",
             )?;
             let rows = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
-            Ok(rows)
+            Ok((rows, super::codes::held_versions(tx)?))
         })?;
         let mut built = catalog::builtin().map_err(|e| Error::Catalog(e.to_string()))?;
+        for (list, version) in lists {
+            built.hold_code_list(&list, version);
+        }
         let mut unusable = Vec::new();
         for (service, version, body, accept_until) in rows {
+            // A code list's part kept only because this app cannot read it.
+            if codes::is_part_key(&service) {
+                let reason = match codes::parse_part(&body) {
+                    Err(_) => "update the app",
+                    Ok(_) => "received before this app could read it",
+                };
+                unusable.push(format!("code list part {service}@{version}: {reason}"));
+                continue;
+            }
             let until = accept_until.as_deref().and_then(CivilDate::parse);
             let key = format!("{service}@{version}");
             match built.published(&service, version as u32) {
@@ -100,15 +114,38 @@ impl Store {
     /// Keeps what the server delivered, and its new position. An entry
     /// without its definition (a retirement) for a version this device
     /// does not hold and that is not built in is ignored: the server sends
-    /// it whole to a device that lacks it.
+    /// it whole to a device that lacks it. A code list's parts go to
+    /// `store::codes`.
     pub(crate) fn apply_catalog(&self, entries: &[CatalogEntry], seq: u64) -> Result<(), Error> {
         if entries.is_empty() && seq == self.catalog_seq()? {
             return Ok(());
         }
         let builtin = catalog::shared_builtin().map_err(|e| Error::Catalog(e.to_string()))?;
         self.write(|tx| {
+            let mut seq = seq;
             for e in entries {
                 let until = e.accept_until.as_deref();
+                if codes::is_part_key(&e.service) {
+                    let body = e.definition.as_deref().unwrap_or_default();
+                    match super::codes::take_part(tx, &e.service, body)? {
+                        Taken::Kept => {}
+                        Taken::Unusable(_) => {
+                            tx.execute(
+                                "INSERT OR REPLACE INTO catalog (service, version, body, accept_until)
+                                 VALUES (?1, ?2, ?3, NULL)",
+                                params![e.service, e.version, body],
+                            )?;
+                        }
+                        // Built on a version not held: the whole catalog
+                        // again, from the start, at the next exchange.
+                        Taken::Restart => {
+                            tracing::warn!("a code list delta on a version not held: the catalog is asked for again");
+                            seq = 0;
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 match &e.definition {
                     Some(body) => {
                         tx.execute(

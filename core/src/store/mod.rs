@@ -7,10 +7,12 @@
 
 mod attachments;
 mod catalog;
+mod codes;
 mod repair;
 mod schema;
 mod sync_state;
 
+pub use codes::{CodeMatch, HeldCodeList, MAX_SEARCH_RESULTS};
 pub use repair::RepairStep;
 pub use sync_state::Enrollment;
 
@@ -163,6 +165,7 @@ impl std::fmt::Debug for Store {
 /// [`Store::check_service`] with the catalog in hand.
 fn check_service_with(
     catalog: &crate::catalog::Catalog,
+    codes: &dyn crate::catalog::codes::CodeLookup,
     request: &Request,
     for_submit: bool,
 ) -> Result<(), Error> {
@@ -170,7 +173,13 @@ fn check_service_with(
         return Ok(());
     }
     let today = Timestamp::now().today_in_indonesia();
-    let issues = catalog.check_request(request, today, crate::catalog::Side::Device, for_submit);
+    let issues = catalog.check_request(
+        request,
+        today,
+        crate::catalog::Side::Device,
+        for_submit,
+        codes,
+    );
     if issues.is_empty() {
         Ok(())
     } else {
@@ -814,7 +823,7 @@ impl Store {
                 .map_err(Error::from)?;
             stays_on_its_version(&catalog, &r.content.details, &content.details)?;
             r.content = content;
-            check_service_with(&catalog, r, false)
+            check_service_with(&catalog, self, r, false)
         })
     }
 
@@ -825,7 +834,7 @@ impl Store {
         if !matches!(request.content.details, crate::model::Details::Service(_)) {
             return Ok(());
         }
-        check_service_with(&*self.catalog()?, request, for_submit)
+        check_service_with(&*self.catalog()?, self, request, for_submit)
     }
 
     /// Moves the request to `to`, when this device's role may do so from
@@ -843,7 +852,7 @@ impl Store {
         let catalog = self.catalog()?;
         self.edit(id, |r| {
             if to == Status::Submitted {
-                check_service_with(&catalog, r, true)?;
+                check_service_with(&catalog, self, r, true)?;
             }
             edits::transition(r, me.author(), to, note)
         })

@@ -140,6 +140,49 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, version)
     ) STRICT;
     "#,
+    // Code lists (`store::codes`): the version held of each, its codes
+    // (searched by code prefix through the primary key and by words
+    // through FTS5, kept in step by triggers), and the parts of a version
+    // still arriving. Public data, plain columns.
+    r#"
+    CREATE TABLE code_lists (
+        list    TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        names   TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE codes (
+        id     INTEGER PRIMARY KEY,
+        list   TEXT NOT NULL,
+        code   TEXT NOT NULL,
+        name   TEXT NOT NULL,
+        en     TEXT,
+        parent TEXT,
+        UNIQUE (list, code)
+    ) STRICT;
+    CREATE VIRTUAL TABLE codes_words USING fts5 (
+        name, en, content = 'codes', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    );
+    CREATE TRIGGER codes_added AFTER INSERT ON codes BEGIN
+        INSERT INTO codes_words (rowid, name, en) VALUES (new.id, new.name, new.en);
+    END;
+    CREATE TRIGGER codes_removed AFTER DELETE ON codes BEGIN
+        INSERT INTO codes_words (codes_words, rowid, name, en)
+        VALUES ('delete', old.id, old.name, old.en);
+    END;
+    CREATE TRIGGER codes_changed AFTER UPDATE ON codes BEGIN
+        INSERT INTO codes_words (codes_words, rowid, name, en)
+        VALUES ('delete', old.id, old.name, old.en);
+        INSERT INTO codes_words (rowid, name, en) VALUES (new.id, new.name, new.en);
+    END;
+    CREATE TABLE code_parts (
+        list    TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        part    INTEGER NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (list, version, part)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this code writes.

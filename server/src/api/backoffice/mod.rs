@@ -77,8 +77,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agency/services", get(services::list_services))
         .route(
             "/v1/agency/catalog",
-            post(services::publish_service)
-                .layer(DefaultBodyLimit::max(crate::catalog::MAX_DEFINITION_BYTES)),
+            post(services::publish_service).layer(DefaultBodyLimit::max(
+                sambung_core::catalog::codes::MAX_CODE_LIST_BYTES,
+            )),
         )
         .route(
             "/v1/agency/catalog/{id}/{version}/retire",

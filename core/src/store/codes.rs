@@ -1,0 +1,501 @@
+//! The code lists a device holds (`catalog::codes`): delivered by the
+//! server as parts of its catalog log, kept version by version, searched
+//! offline by code prefix and by words. A version's parts wait in
+//! `code_parts` until the last arrives; then the version replaces the one
+//! before in one transaction, so a search never sees half of one.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::Store;
+use crate::catalog::codes::{self, CodeLookup, CodePart};
+use crate::catalog::{CatalogError, Text};
+use crate::error::Error;
+
+/// Most codes one search answers.
+pub const MAX_SEARCH_RESULTS: u32 = 200;
+
+/// One code found by [`Store::search_codes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeMatch {
+    /// The code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its English name, where it has one.
+    pub en: Option<String>,
+    /// The code it belongs under.
+    pub parent: Option<String>,
+}
+
+/// A code list this device holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldCodeList {
+    /// The list's id.
+    pub list: String,
+    /// The version held.
+    pub version: u32,
+    /// Its names.
+    pub names: Text,
+    /// How many codes it has.
+    pub codes: u64,
+}
+
+/// What taking one delivered part did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// Kept (and its version applied, when it was the last part).
+    Kept,
+    /// Readable by a newer app only: named by `catalog_unusable`.
+    Unusable(String),
+    /// Built on a version this device does not hold: the catalog is to be
+    /// delivered again from the start.
+    Restart,
+}
+
+/// Takes one part inside the caller's transaction.
+pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<Taken, Error> {
+    let part = match codes::parse_part(body) {
+        Ok(p) if p.key() == key => p,
+        Ok(_) => {
+            tracing::warn!("a code list part under another key is ignored");
+            return Ok(Taken::Unusable(format!(
+                "{key}: a code list part under another key"
+            )));
+        }
+        Err(e) => {
+            tracing::warn!(part = %key, "a delivered code list part is refused");
+            let reason = match e {
+                CatalogError::Malformed { .. } | CatalogError::Invalid { .. } => {
+                    "this app cannot read it: update the app".to_owned()
+                }
+                other => other.to_string(),
+            };
+            return Ok(Taken::Unusable(format!("{key}: {reason}")));
+        }
+    };
+    let held: u32 = tx
+        .query_row(
+            "SELECT version FROM code_lists WHERE list = ?1",
+            [&part.code_list],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    if part.version <= held {
+        return Ok(Taken::Kept);
+    }
+    if part.base != held {
+        return Ok(Taken::Restart);
+    }
+    tx.execute(
+        "DELETE FROM code_parts WHERE list = ?1 AND version != ?2",
+        params![part.code_list, part.version],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO code_parts (list, version, part, body) VALUES (?1, ?2, ?3, ?4)",
+        params![part.code_list, part.version, part.part, body],
+    )?;
+    if part.is_last() {
+        apply_version(tx, &part)?;
+    }
+    Ok(Taken::Kept)
+}
+
+/// Applies every part of `last`'s version, when all are held.
+fn apply_version(tx: &Transaction<'_>, last: &CodePart) -> Result<(), Error> {
+    let bodies: Vec<String> = tx
+        .prepare("SELECT body FROM code_parts WHERE list = ?1 AND version = ?2 ORDER BY part")?
+        .query_map(params![last.code_list, last.version], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if bodies.len() != last.parts as usize {
+        // A part is missing (it cannot be, in log order): the version
+        // waits, the one before stays.
+        return Ok(());
+    }
+    if last.base == 0 {
+        tx.execute("DELETE FROM codes WHERE list = ?1", [&last.code_list])?;
+    }
+    let mut remove = tx.prepare_cached("DELETE FROM codes WHERE list = ?1 AND code = ?2")?;
+    let mut set = tx.prepare_cached(
+        "INSERT INTO codes (list, code, name, en, parent) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (list, code) DO UPDATE SET name = ?3, en = ?4, parent = ?5",
+    )?;
+    for body in bodies {
+        let part = codes::parse_part(&body).map_err(|e| Error::Catalog(e.to_string()))?;
+        for r in &part.remove {
+            remove.execute(params![part.code_list, r])?;
+        }
+        for c in &part.set {
+            set.execute(params![part.code_list, c.code, c.name, c.en, c.parent])?;
+        }
+    }
+    let names = serde_json::to_string(&last.names).map_err(|e| Error::Catalog(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO code_lists (list, version, names) VALUES (?1, ?2, ?3)
+         ON CONFLICT (list) DO UPDATE SET version = ?2, names = ?3",
+        params![last.code_list, last.version, names],
+    )?;
+    tx.execute("DELETE FROM code_parts WHERE list = ?1", [&last.code_list])?;
+    Ok(())
+}
+
+/// The code lists held (list → version), inside a transaction.
+pub(super) fn held_versions(
+    tx: &Transaction<'_>,
+) -> Result<std::collections::BTreeMap<String, u32>, Error> {
+    let mut st = tx.prepare("SELECT list, version FROM code_lists")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The FTS5 query of the words of `query`: each word a prefix, all
+/// required; `None` when it has no word. Words are letters and digits
+/// only, so nothing of the query reaches FTS5's syntax.
+fn words_query(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Whether `query` reads as the start of a code (`32.01`, `4711`).
+fn is_code_prefix(query: &str) -> bool {
+    query.bytes().any(|b| b.is_ascii_digit())
+        && query
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+impl Store {
+    /// Codes of `list` matching `query`, at most `limit` (1 to 200): a
+    /// query that reads as a code (digits, with `.` or `-`) finds the codes
+    /// starting with it, in code order; words find the codes whose names
+    /// hold words starting with each of them (`"keude bak"`, diacritics
+    /// and case ignored), best matches first. Offline; a list not held
+    /// answers [`Error::NotFound`].
+    ///
+    /// ```no_run
+    /// # fn f(store: &sambung_core::store::Store) -> Result<(), sambung_core::Error> {
+    /// let found = store.search_codes("regions", "bakongan", 20)?;
+    /// let under = store.search_codes("regions", "11.01.01", 20)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn search_codes(
+        &self,
+        list: &str,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<CodeMatch>, Error> {
+        let limit = limit.clamp(1, MAX_SEARCH_RESULTS);
+        let query = query.trim();
+        if query.chars().count() > 100 {
+            return Err(Error::BadQuery("a code search is at most 100 characters"));
+        }
+        self.read(|tx| {
+            let held: Option<u32> = tx
+                .query_row(
+                    "SELECT version FROM code_lists WHERE list = ?1",
+                    [list],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if held.is_none() {
+                return Err(Error::NotFound { what: "code list" });
+            }
+            let row = |r: &rusqlite::Row<'_>| {
+                Ok(CodeMatch {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    en: r.get(2)?,
+                    parent: r.get(3)?,
+                })
+            };
+            let found = if is_code_prefix(query) {
+                // Codes are ASCII: every code starting with the query sorts
+                // before the query followed by the highest byte.
+                let end = format!("{query}\u{7f}");
+                tx.prepare_cached(
+                    "SELECT code, name, en, parent FROM codes
+                     WHERE list = ?1 AND code >= ?2 AND code < ?3 ORDER BY code LIMIT ?4",
+                )?
+                .query_map(params![list, query, end, limit], row)?
+                .collect::<Result<Vec<_>, _>>()?
+            } else if let Some(words) = words_query(query) {
+                tx.prepare_cached(
+                    "SELECT c.code, c.name, c.en, c.parent
+                     FROM codes_words JOIN codes c ON c.id = codes_words.rowid
+                     WHERE codes_words MATCH ?2 AND c.list = ?1
+                     ORDER BY rank, c.code LIMIT ?3",
+                )?
+                .query_map(params![list, words, limit], row)?
+                .collect::<Result<Vec<_>, _>>()?
+            } else {
+                tx.prepare_cached(
+                    "SELECT code, name, en, parent FROM codes WHERE list = ?1 ORDER BY code LIMIT ?2",
+                )?
+                .query_map(params![list, limit], row)?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            Ok(found)
+        })
+    }
+
+    /// The code lists this device holds.
+    pub fn code_lists(&self) -> Result<Vec<HeldCodeList>, Error> {
+        self.read(|tx| {
+            let mut st = tx.prepare(
+                "SELECT l.list, l.version, l.names,
+                        (SELECT count(*) FROM codes c WHERE c.list = l.list)
+                 FROM code_lists l ORDER BY l.list",
+            )?;
+            let rows: Vec<(String, u32, String, i64)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(list, version, names, count)| {
+                    Ok(HeldCodeList {
+                        list,
+                        version,
+                        names: serde_json::from_str(&names)
+                            .map_err(|_| Error::Corrupt("a code list's names are damaged"))?,
+                        codes: count.max(0) as u64,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+impl CodeLookup for Store {
+    fn holds(&self, list: &str, code: &str) -> Option<bool> {
+        self.read(|tx| {
+            let held: Option<u32> = tx
+                .prepare_cached("SELECT version FROM code_lists WHERE list = ?1")?
+                .query_row([list], |r| r.get(0))
+                .optional()?;
+            if held.is_none() {
+                return Ok(None);
+            }
+            let found = tx
+                .prepare_cached("SELECT 1 FROM codes WHERE list = ?1 AND code = ?2")?
+                .exists(params![list, code])?;
+            Ok(Some(found))
+        })
+        .ok()
+        .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::codes::{Code, CodeList, parts};
+    use crate::protocol::CatalogEntry;
+    use std::collections::BTreeMap;
+
+    fn open_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let who = crate::store::Identity {
+            user: "warga-1".into(),
+            role: crate::lifecycle::Role::Resident,
+        };
+        let key = crate::store::Secret::Key(crate::crypto::DataKey::from_bytes([5; 32]));
+        let store = Store::init(dir.path(), &key, who).unwrap();
+        (dir, store)
+    }
+
+    fn list(version: u32, codes: &[(&str, &str, Option<&str>)]) -> CodeList {
+        CodeList {
+            format: 1,
+            code_list: "regions".into(),
+            version,
+            names: Text {
+                id: "Wilayah".into(),
+                en: "Regions".into(),
+            },
+            source: String::new(),
+            codes: codes
+                .iter()
+                .map(|(c, n, p)| Code {
+                    code: (*c).into(),
+                    name: (*n).into(),
+                    en: None,
+                    parent: p.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+
+    fn entries(parts: &[CodePart]) -> Vec<CatalogEntry> {
+        parts
+            .iter()
+            .map(|p| CatalogEntry {
+                service: p.key(),
+                version: p.version,
+                definition: Some(serde_json::to_string(p).unwrap()),
+                accept_until: None,
+            })
+            .collect()
+    }
+
+    fn regions_v1() -> CodeList {
+        list(
+            1,
+            &[
+                ("11", "Aceh", None),
+                ("11.01", "Kabupaten Aceh Selatan", Some("11")),
+                ("11.01.01", "Bakongan", Some("11.01")),
+                ("11.01.01.2001", "Keude Bakongan", Some("11.01.01")),
+                ("11.01.01.2002", "Ujong Mangki", Some("11.01.01")),
+                ("32", "Jawa Barat", None),
+                ("32.01.01.2001", "Cibinong Tengah", None),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_list_arrives_in_parts_is_searched_and_moves_by_deltas() {
+        let (_dir, store) = open_store();
+        assert!(matches!(
+            store.search_codes("regions", "aceh", 10),
+            Err(Error::NotFound { .. })
+        ));
+        let v1 = regions_v1();
+        let first = parts(&BTreeMap::new(), 0, &v1);
+        store.apply_catalog(&entries(&first), 3).unwrap();
+        let names =
+            |found: Vec<CodeMatch>| -> Vec<String> { found.into_iter().map(|c| c.name).collect() };
+        assert_eq!(
+            names(store.search_codes("regions", "kEUDe bak", 10).unwrap()),
+            ["Keude Bakongan"]
+        );
+        assert_eq!(
+            names(store.search_codes("regions", "11.01.01", 10).unwrap()),
+            ["Bakongan", "Keude Bakongan", "Ujong Mangki"]
+        );
+        assert_eq!(store.search_codes("regions", "", 2).unwrap().len(), 2);
+        assert!(
+            store
+                .search_codes("regions", "nowhere", 10)
+                .unwrap()
+                .is_empty()
+        );
+        // FTS5's syntax in a query is only words.
+        assert!(
+            store
+                .search_codes("regions", "\"aceh* OR NEAR(", 10)
+                .is_ok()
+        );
+        assert!(matches!(
+            store.search_codes("regions", &"x".repeat(101), 10),
+            Err(Error::BadQuery(_))
+        ));
+        assert_eq!(store.holds("regions", "11.01.01.2002"), Some(true));
+        assert_eq!(store.holds("regions", "99"), Some(false));
+        assert_eq!(store.holds("kbli2020", "47111"), None);
+        assert_eq!(
+            store.catalog().unwrap().code_lists().get("regions"),
+            Some(&1)
+        );
+
+        // Version 2: a village renamed, one removed, one new; two parts of
+        // a delta.
+        let mut v2 = list(2, &[]);
+        v2.codes = v1.codes.clone();
+        v2.codes[3].name = "Keude Bakongan Baru".into();
+        v2.codes.remove(4);
+        v2.codes.push(Code {
+            code: "11.01.01.2003".into(),
+            name: "Gampong Pemekaran".into(),
+            en: None,
+            parent: Some("11.01.01".into()),
+        });
+        let held: BTreeMap<String, Code> = v1
+            .codes
+            .iter()
+            .map(|c| (c.code.clone(), c.clone()))
+            .collect();
+        let delta = parts(&held, 1, &v2);
+        assert_eq!(delta[0].set.len() + delta[0].remove.len(), 3);
+        store.apply_catalog(&entries(&delta), 4).unwrap();
+        assert_eq!(
+            names(store.search_codes("regions", "bakongan", 10).unwrap()),
+            ["Bakongan", "Keude Bakongan Baru"]
+        );
+        assert_eq!(store.holds("regions", "11.01.01.2002"), Some(false));
+        assert_eq!(store.holds("regions", "11.01.01.2003"), Some(true));
+        let held = store.code_lists().unwrap();
+        assert_eq!((held[0].version, held[0].codes), (2, 7));
+        assert_eq!(store.catalog_seq().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_version_waits_for_its_last_part_and_a_broken_part_is_named() {
+        let (_dir, store) = open_store();
+        let mut big = list(1, &[]);
+        big.codes = (0..2500)
+            .map(|i| Code {
+                code: format!("{i:05}"),
+                name: format!("Desa {i}"),
+                en: None,
+                parent: None,
+            })
+            .collect();
+        let ps = parts(&BTreeMap::new(), 0, &big);
+        assert_eq!(ps.len(), 3);
+        store.apply_catalog(&entries(&ps[..2]), 1).unwrap();
+        assert!(matches!(
+            store.search_codes("regions", "desa", 10),
+            Err(Error::NotFound { .. })
+        ));
+        store.apply_catalog(&entries(&ps[2..]), 2).unwrap();
+        assert_eq!(store.code_lists().unwrap()[0].codes, 2500);
+
+        let broken = CatalogEntry {
+            service: "codes/kbli2020/0".into(),
+            version: 1,
+            definition: Some(r#"{"code_list": "kbli2020", "format": 2}"#.into()),
+            accept_until: None,
+        };
+        store.apply_catalog(&[broken], 3).unwrap();
+        let unusable = store.catalog_unusable().unwrap();
+        assert!(
+            unusable
+                .iter()
+                .any(|u| u.contains("kbli2020") && u.contains("update the app")),
+            "{unusable:?}"
+        );
+        assert_eq!(store.catalog_seq().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_delta_on_a_version_not_held_asks_for_the_catalog_again() {
+        let (_dir, store) = open_store();
+        let v1 = regions_v1();
+        let held: BTreeMap<String, Code> = v1
+            .codes
+            .iter()
+            .map(|c| (c.code.clone(), c.clone()))
+            .collect();
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        v2.codes.pop();
+        store
+            .apply_catalog(&entries(&parts(&held, 1, &v2)), 9)
+            .unwrap();
+        assert_eq!(store.catalog_seq().unwrap(), 0);
+        store
+            .apply_catalog(&entries(&parts(&BTreeMap::new(), 0, &v1)), 1)
+            .unwrap();
+        store
+            .apply_catalog(&entries(&parts(&held, 1, &v2)), 2)
+            .unwrap();
+        assert_eq!(store.code_lists().unwrap()[0].codes, 6);
+    }
+}
