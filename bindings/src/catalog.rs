@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use sambung_core::catalog::{Catalog, FieldState, Form, FormView, Issue, ServiceView, Side};
 use sambung_core::model::{AttachmentRef, Details, RequestId, ServiceRequest};
+use sambung_core::store::{CodeMatch, HeldCodeList};
 
 use crate::client::Client;
 use crate::error::SambungError;
@@ -113,7 +114,8 @@ impl Client {
             let answers = serde_json::Value::Object(answers_of(&answers_json)?);
             let roles: Vec<&str> = attached.iter().map(String::as_str).collect();
             let today = sambung_core::Timestamp::now().today_in_indonesia();
-            let state = form.evaluate_for_submit(&answers, &roles, today, Side::Device);
+            let mut state = form.evaluate_for_submit(&answers, &roles, today, Side::Device);
+            state.judge_codes(s);
             Ok(FormCheck {
                 fields: state.fields,
                 errors: state.errors,
@@ -126,6 +128,27 @@ impl Client {
             })
         })
         .await
+    }
+
+    /// Codes of code list `list` (a choice field's `code_list`) matching
+    /// `query`, offline, at most `limit` (1 to 200): digits find the codes
+    /// starting with them (`"32.01"`), words find names holding words
+    /// starting with each (`"keude bak"`), best first. A list this device
+    /// does not hold yet: `NotFound`; a query over 100 characters:
+    /// `Forbidden`.
+    pub async fn search_codes(
+        &self,
+        list: String,
+        query: String,
+        limit: u32,
+    ) -> Result<Vec<CodeMatch>, SambungError> {
+        self.read(move |s| s.search_codes(&list, &query, limit))
+            .await
+    }
+
+    /// The code lists this device holds, with their versions.
+    pub async fn code_lists(&self) -> Result<Vec<HeldCodeList>, SambungError> {
+        self.read(|s| s.code_lists()).await
     }
 
     /// The details of a new request for a service (its newest version

@@ -84,6 +84,9 @@ pub struct SyncReport {
     pub pulled: u32,
     /// Service catalog changes received (services published or retired).
     pub services: u32,
+    /// Parts of code lists received (a list arrives once, in parts, then
+    /// each new version as its changes).
+    pub code_parts: u32,
     /// Requests this account may no longer see (reassigned, out of its
     /// regions), deleted here; a copy holding unsynced work is kept.
     pub forgotten: u32,
@@ -102,6 +105,7 @@ impl From<&SyncSummary> for SyncReport {
             pushed: s.pushed,
             pulled: s.pulled,
             services: s.services,
+            code_parts: s.code_parts,
             forgotten: s.forgotten,
             refused: s
                 .refused

@@ -99,6 +99,23 @@ pub enum DeviceCommand {
         #[command(flatten)]
         lang: crate::services::Lang,
     },
+    /// The code lists this device holds (none given), or the codes of LIST
+    /// matching QUERY, offline: digits find the codes starting with them
+    /// (`32.01`), words the names holding words that start with each
+    /// (`keude bak`). Exits 5 for a list this device does not hold.
+    Codes {
+        /// The list (a choice field's `code_list`).
+        list: Option<String>,
+        /// What to look for (empty: the first codes).
+        #[arg(default_value = "")]
+        query: String,
+        /// Most codes shown (1 to 200).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A service's form as the app renders it: fields in order, labels,
     /// hints, choices, what is required, the documents asked for.
     Form {
@@ -321,6 +338,43 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             &*crate::services::known(home_arg.as_deref())?,
             service.as_deref().unwrap_or_default(),
         ),
+        DeviceCommand::Codes {
+            list,
+            query,
+            limit,
+            json,
+        } => {
+            let store = open(&home(home_arg)?)?;
+            match list {
+                None => {
+                    let lists = store.code_lists()?;
+                    if json {
+                        return print_json(&lists);
+                    }
+                    if lists.is_empty() {
+                        println!("no code lists yet (the server delivers them at a sync)");
+                    }
+                    for l in lists {
+                        println!(
+                            "{}@{}  {} code(s)  {}",
+                            l.list, l.version, l.codes, l.names.id
+                        );
+                    }
+                    Ok(())
+                }
+                Some(list) => {
+                    let found = store.search_codes(&list, &query, limit)?;
+                    if json {
+                        return print_json(&found);
+                    }
+                    for c in found {
+                        let parent = c.parent.map(|p| format!("  (in {p})")).unwrap_or_default();
+                        println!("{}  {}{parent}", c.code, c.name);
+                    }
+                    Ok(())
+                }
+            }
+        }
         DeviceCommand::Services { region, json, lang } => crate::services::services(
             &*crate::services::known(home_arg.as_deref())?,
             region.as_deref(),
@@ -343,14 +397,16 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
             attached,
             state_json,
             lang,
-        } => crate::services::check(
-            &*crate::services::known(home_arg.as_deref())?,
-            &service,
-            &answers,
-            &attached,
-            state_json,
-            &lang.lang,
-        ),
+        } => {
+            let (catalog, store) = crate::services::known_with_store(home_arg.as_deref())?;
+            let codes: &dyn sambung_core::catalog::codes::CodeLookup = match &store {
+                Some(s) => s,
+                None => &sambung_core::catalog::codes::NoCodes,
+            };
+            crate::services::check(
+                &catalog, codes, &service, &answers, &attached, state_json, &lang.lang,
+            )
+        }
         DeviceCommand::Init { role, user } => {
             let home = home(home_arg)?;
             let secret = env_secret(PASSPHRASE_VAR)?;
@@ -565,10 +621,12 @@ pub fn run(home_arg: Option<PathBuf>, command: DeviceCommand) -> Result<(), CliE
                 print_json(&summary)
             } else {
                 println!(
-                    "synced: {} pushed, {} pulled, {} refused; {} B up, {} B down, {} round trip(s)",
+                    "synced: {} pushed, {} pulled, {} refused, {} service change(s), {} code list part(s); {} B up, {} B down, {} round trip(s)",
                     summary.pushed,
                     summary.pulled,
                     summary.refused.len(),
+                    summary.services,
+                    summary.code_parts,
                     summary.bytes_up,
                     summary.bytes_down,
                     summary.round_trips

@@ -25,6 +25,13 @@ pub struct Lang {
 /// in and delivered; the built-in catalog otherwise). Delivered versions
 /// this app cannot use are named on standard error.
 pub fn known(home: Option<&Path>) -> Result<Arc<Catalog>, CliError> {
+    Ok(known_with_store(home)?.0)
+}
+
+/// [`known`], and the store it came from (which holds the code lists).
+pub fn known_with_store(
+    home: Option<&Path>,
+) -> Result<(Arc<Catalog>, Option<sambung_core::store::Store>), CliError> {
     if let Some(home) = home
         && sambung_core::store::Store::exists(home)
     {
@@ -32,10 +39,11 @@ pub fn known(home: Option<&Path>) -> Result<Arc<Catalog>, CliError> {
         for u in store.catalog_unusable()? {
             eprintln!("note: {u}");
         }
-        return Ok(store.catalog()?);
+        return Ok((store.catalog()?, Some(store)));
     }
-    Ok(Arc::new(
-        catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))?,
+    Ok((
+        Arc::new(catalog::builtin().map_err(|e| CliError::Failed(e.to_string()))?),
+        None,
     ))
 }
 
@@ -150,6 +158,7 @@ pub fn template(catalog: &Catalog, id: &str) -> Result<(), CliError> {
 /// answers, as the app shows it live; exit 3 when something blocks.
 pub fn check(
     catalog: &Catalog,
+    codes: &dyn sambung_core::catalog::codes::CodeLookup,
     id: &str,
     path: &Path,
     attached: &[String],
@@ -173,12 +182,13 @@ pub fn check(
     let values: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("the answers are not JSON: {e}")))?;
     let roles: Vec<&str> = attached.iter().map(String::as_str).collect();
-    let state = form.evaluate_for_submit(
+    let mut state = form.evaluate_for_submit(
         &values,
         &roles,
         sambung_core::Timestamp::now().today_in_indonesia(),
         Side::Device,
     );
+    state.judge_codes(codes);
     if json {
         print_json(&state)?;
     } else {

@@ -313,6 +313,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[(
     include_str!("../../../catalog/examples/surat_keterangan_tidak_mampu.v1.json"),
 )];
 
+/// Code lists an agency publishes (`catalog/code-lists/`; the bindings'
+/// flows publish the occupations of the population registry), as (file
+/// name, JSON).
+pub const CODE_LIST_EXAMPLES: &[(&str, &str)] = &[(
+    "pekerjaan.v1.json",
+    include_str!("../../../catalog/code-lists/pekerjaan.v1.json"),
+)];
+
 /// The built-in catalog: the definitions of `catalog/services/` shipped in
 /// this build ([`BUILTIN`]).
 pub fn builtin() -> Result<Catalog, CatalogError> {

@@ -552,6 +552,37 @@ fn every_shipped_definition_is_valid_by_the_json_schema() {
 }
 
 #[test]
+fn every_shipped_code_list_is_valid_by_its_schema_and_the_check() {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../catalog/code_list.schema.json")).unwrap();
+    let schema = jsonschema::draft202012::new(&schema).unwrap();
+    for (name, json) in CODE_LIST_EXAMPLES {
+        let v: Value = serde_json::from_str(json).unwrap();
+        let errors: Vec<String> = schema.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        let list = codes::parse_code_list(json).unwrap();
+        assert_eq!(
+            codes::check_code_list(&list),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert!(codes::is_code_list(json));
+    }
+    let dir = format!("{}/../catalog/code-lists", env!("CARGO_MANIFEST_DIR"));
+    let files = std::fs::read_dir(dir).unwrap().count();
+    assert_eq!(files, CODE_LIST_EXAMPLES.len(), "catalog/code-lists");
+    // The schema refuses what the parser refuses.
+    let mut bad: Value = serde_json::from_str(CODE_LIST_EXAMPLES[0].1).unwrap();
+    bad["codes"][0]["colour"] = "red".into();
+    assert!(!schema.is_valid(&bad));
+    assert!(codes::parse_code_list(&bad.to_string()).is_err());
+    let mut bad: Value = serde_json::from_str(CODE_LIST_EXAMPLES[0].1).unwrap();
+    bad["codes"][0]["code"] = "a b".into();
+    assert!(!schema.is_valid(&bad));
+    assert!(!codes::check_code_list(&codes::parse_code_list(&bad.to_string()).unwrap()).is_empty());
+}
+
+#[test]
 fn names_are_the_formats_own() {
     let schema: Value =
         serde_json::from_str(include_str!("../../../catalog/service.schema.json")).unwrap();

@@ -17,6 +17,7 @@ pub const MAX_SEARCH_RESULTS: u32 = 200;
 
 /// One code found by [`Store::search_codes`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct CodeMatch {
     /// The code.
     pub code: String,
@@ -30,6 +31,7 @@ pub struct CodeMatch {
 
 /// A code list this device holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ffi", derive(uniffi::Record))]
 pub struct HeldCodeList {
     /// The list's id.
     pub list: String,

@@ -58,6 +58,8 @@ pub struct SyncSummary {
     pub pulled: u32,
     /// Service catalog changes received (published versions, retirements).
     pub services: u32,
+    /// Parts of code lists received (`catalog::codes`).
+    pub code_parts: u32,
     /// Requests this device's account may no longer see (reassigned, out
     /// of its regions), deleted here; a copy holding what the server lacks
     /// is kept.
@@ -324,7 +326,12 @@ impl SyncSession {
         }
         if response.catalog_seq != 0 || !response.catalog.is_empty() {
             store.apply_catalog(&response.catalog, response.catalog_seq)?;
-            self.summary.services += response.catalog.len() as u32;
+            let (parts, services): (Vec<_>, Vec<_>) = response
+                .catalog
+                .iter()
+                .partition(|e| crate::catalog::codes::is_part_key(&e.service));
+            self.summary.services += services.len() as u32;
+            self.summary.code_parts += parts.len() as u32;
         }
         for pull in &response.pull {
             // One document that cannot be applied must not stop the
