@@ -274,8 +274,16 @@ fun servicePublishedByTheAgency() = runBlocking {
     assertTrue(client.services("61.71.03.1004", "id").any { it.service == "surat_keterangan_domisili" })
     assertFalse(client.services(null, "id").any { it.service == sktm })
     assertFailsWith<SambungException.NotFound> { client.form(sktm, "id") }
-    assertEquals(1u, client.syncNow(null).services)
+    assertFailsWith<SambungException.NotFound> { client.searchCodes("pekerjaan", "guru", 5u) }
+    val learned = client.syncNow(null)
+    assertEquals(1u, learned.services)
+    assertEquals(1u, learned.codeParts)
     assertTrue(client.unusableServices().isEmpty())
+    // The occupations list the agency published, searched offline.
+    assertEquals(89uL, client.codeLists().single { it.list == "pekerjaan" }.codes)
+    assertEquals(listOf("65"), client.searchCodes("pekerjaan", "guru", 5u).map { it.code })
+    assertEquals(8, client.searchCodes("pekerjaan", "tukang", 50u).size)
+    assertEquals("Nurse", client.searchCodes("pekerjaan", "74", 5u).single().en)
 
     val view = client.form(sktm, "id")
     assertEquals("Surat Keterangan Tidak Mampu (SKTM)", view.name)

@@ -133,7 +133,21 @@ class ServicePublishedByTheAgency(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn(sktm, [s.service for s in await client.services(None, "en")])
         with self.assertRaises(sambung.SambungError.NotFound):
             await client.form(sktm, "en")
-        self.assertEqual((await client.sync_now(None)).services, 1)
+        with self.assertRaises(sambung.SambungError.NotFound):
+            await client.search_codes("pekerjaan", "tukang", 20)
+        report = await client.sync_now(None)
+        self.assertEqual((report.services, report.code_parts), (1, 1))
+        # The occupations list the agency published, searched offline.
+        held = {l.list: l for l in await client.code_lists()}
+        self.assertEqual((held["pekerjaan"].version, held["pekerjaan"].codes), (1, 89))
+        trades = await client.search_codes("pekerjaan", "TUKANG", 50)
+        self.assertEqual(len(trades), 8)
+        self.assertTrue(all(c.name.startswith("Tukang ") for c in trades))
+        self.assertEqual([c.code for c in await client.search_codes("pekerjaan", "8", 20)],
+                         ["8", "80", "81", "82", "83", "84", "85", "86", "87", "88", "89"])
+        self.assertEqual((await client.search_codes("pekerjaan", "bidan", 5))[0].en, "Midwife")
+        with self.assertRaises(sambung.SambungError.Forbidden):
+            await client.search_codes("pekerjaan", "x" * 101, 5)
         offered = {s.service: s for s in await client.services("61.71.02.1001", "en")}
         self.assertEqual(offered[sktm].name, "Certificate of low income (SKTM)")
 

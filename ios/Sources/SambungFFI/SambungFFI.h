@@ -327,6 +327,11 @@ uint64_t uniffi_sambung_ffi_fn_constructor_client_open(RustBuffer config, uint64
 uint64_t uniffi_sambung_ffi_fn_method_client_attach_for_service(uint64_t ptr, RustBuffer id, RustBuffer purpose, RustBuffer bytes, RustBuffer name, RustBuffer mime
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_CODE_LISTS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_CODE_LISTS
+uint64_t uniffi_sambung_ffi_fn_method_client_code_lists(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_EVALUATE
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_EVALUATE
 uint64_t uniffi_sambung_ffi_fn_method_client_evaluate(uint64_t ptr, RustBuffer service_id, RustBuffer answers_json, RustBuffer attached
@@ -335,6 +340,11 @@ uint64_t uniffi_sambung_ffi_fn_method_client_evaluate(uint64_t ptr, RustBuffer s
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FORM
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_FORM
 uint64_t uniffi_sambung_ffi_fn_method_client_form(uint64_t ptr, RustBuffer service_id, RustBuffer lang
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SEARCH_CODES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SEARCH_CODES
+uint64_t uniffi_sambung_ffi_fn_method_client_search_codes(uint64_t ptr, RustBuffer list, RustBuffer query, uint32_t limit
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_FN_METHOD_CLIENT_SERVICE_DETAILS
@@ -874,6 +884,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_attach_for_service(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CODE_LISTS
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_CODE_LISTS
+uint16_t uniffi_sambung_ffi_checksum_method_client_code_lists(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_EVALUATE
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_EVALUATE
 uint16_t uniffi_sambung_ffi_checksum_method_client_evaluate(void
@@ -883,6 +899,12 @@ uint16_t uniffi_sambung_ffi_checksum_method_client_evaluate(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FORM
 #define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_FORM
 uint16_t uniffi_sambung_ffi_checksum_method_client_form(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SEARCH_CODES
+#define UNIFFI_FFIDEF_UNIFFI_SAMBUNG_FFI_CHECKSUM_METHOD_CLIENT_SEARCH_CODES
+uint16_t uniffi_sambung_ffi_checksum_method_client_search_codes(void
     
 );
 #endif

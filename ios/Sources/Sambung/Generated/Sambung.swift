@@ -603,6 +603,11 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func attachForService(id: RequestId, purpose: String, bytes: Data, name: String, mime: String) async throws  -> AttachmentRef
     
     /**
+     * The code lists this device holds, with their versions.
+     */
+    func codeLists() async throws  -> [HeldCodeList]
+    
+    /**
      * The form's state for `answers_json` (an object keyed by field id)
      * with the documents of `attached` roles: call it on every edit.
      * Answers that are not a JSON object: `Forbidden`; a value of the
@@ -617,6 +622,16 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * know.
      */
     func form(serviceId: String, lang: String) async throws  -> FormView
+    
+    /**
+     * Codes of code list `list` (a choice field's `code_list`) matching
+     * `query`, offline, at most `limit` (1 to 200): digits find the codes
+     * starting with them (`"32.01"`), words find names holding words
+     * starting with each (`"keude bak"`), best first. A list this device
+     * does not hold yet: `NotFound`; a query over 100 characters:
+     * `Forbidden`.
+     */
+    func searchCodes(list: String, query: String, limit: UInt32) async throws  -> [CodeMatch]
     
     /**
      * The details of a new request for a service (its newest version
@@ -873,6 +888,25 @@ open func attachForService(id: RequestId, purpose: String, bytes: Data, name: St
 }
     
     /**
+     * The code lists this device holds, with their versions.
+     */
+open func codeLists()async throws  -> [HeldCodeList]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_code_lists(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeHeldCodeList.lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
      * The form's state for `answers_json` (an object keyed by field id)
      * with the documents of `attached` roles: call it on every edit.
      * Answers that are not a JSON object: `Forbidden`; a value of the
@@ -912,6 +946,30 @@ open func form(serviceId: String, lang: String)async throws  -> FormView  {
             completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeFormView_lift,
+            errorHandler: FfiConverterTypeSambungError_lift
+        )
+}
+    
+    /**
+     * Codes of code list `list` (a choice field's `code_list`) matching
+     * `query`, offline, at most `limit` (1 to 200): digits find the codes
+     * starting with them (`"32.01"`), words find names holding words
+     * starting with each (`"keude bak"`), best first. A list this device
+     * does not hold yet: `NotFound`; a query over 100 characters:
+     * `Forbidden`.
+     */
+open func searchCodes(list: String, query: String, limit: UInt32)async throws  -> [CodeMatch]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_sambung_ffi_fn_method_client_search_codes(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(list),FfiConverterString.lower(query),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_sambung_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_sambung_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_sambung_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeCodeMatch.lift,
             errorHandler: FfiConverterTypeSambungError_lift
         )
 }
@@ -3088,6 +3146,11 @@ public struct SyncReport: Equatable, Hashable {
      */
     public var services: UInt32
     /**
+     * Parts of code lists received (a list arrives once, in parts, then
+     * each new version as its changes).
+     */
+    public var codeParts: UInt32
+    /**
      * Requests this account may no longer see (reassigned, out of its
      * regions), deleted here; a copy holding unsynced work is kept.
      */
@@ -3123,6 +3186,10 @@ public struct SyncReport: Equatable, Hashable {
          * Service catalog changes received (services published or retired).
          */services: UInt32, 
         /**
+         * Parts of code lists received (a list arrives once, in parts, then
+         * each new version as its changes).
+         */codeParts: UInt32, 
+        /**
          * Requests this account may no longer see (reassigned, out of its
          * regions), deleted here; a copy holding unsynced work is kept.
          */forgotten: UInt32, 
@@ -3138,6 +3205,7 @@ public struct SyncReport: Equatable, Hashable {
         self.pushed = pushed
         self.pulled = pulled
         self.services = services
+        self.codeParts = codeParts
         self.forgotten = forgotten
         self.refused = refused
         self.changed = changed
@@ -3165,6 +3233,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 pushed: FfiConverterUInt32.read(from: &buf), 
                 pulled: FfiConverterUInt32.read(from: &buf), 
                 services: FfiConverterUInt32.read(from: &buf), 
+                codeParts: FfiConverterUInt32.read(from: &buf), 
                 forgotten: FfiConverterUInt32.read(from: &buf), 
                 refused: FfiConverterSequenceTypeRefusedRequest.read(from: &buf), 
                 changed: FfiConverterSequenceTypeRequestId.read(from: &buf)
@@ -3178,6 +3247,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.pushed, into: &buf)
         FfiConverterUInt32.write(value.pulled, into: &buf)
         FfiConverterUInt32.write(value.services, into: &buf)
+        FfiConverterUInt32.write(value.codeParts, into: &buf)
         FfiConverterUInt32.write(value.forgotten, into: &buf)
         FfiConverterSequenceTypeRefusedRequest.write(value.refused, into: &buf)
         FfiConverterSequenceTypeRequestId.write(value.changed, into: &buf)
@@ -3891,6 +3961,31 @@ fileprivate struct FfiConverterSequenceTypeAttachmentUpload: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCodeMatch: FfiConverterRustBuffer {
+    typealias SwiftType = [CodeMatch]
+
+    public static func write(_ value: [CodeMatch], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCodeMatch.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CodeMatch] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CodeMatch]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCodeMatch.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeFieldState: FfiConverterRustBuffer {
     typealias SwiftType = [FieldState]
 
@@ -3908,6 +4003,31 @@ fileprivate struct FfiConverterSequenceTypeFieldState: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeFieldState.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeHeldCodeList: FfiConverterRustBuffer {
+    typealias SwiftType = [HeldCodeList]
+
+    public static func write(_ value: [HeldCodeList], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeHeldCodeList.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [HeldCodeList] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [HeldCodeList]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeHeldCodeList.read(from: &buf))
         }
         return seq
     }
@@ -4237,10 +4357,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sambung_ffi_checksum_method_client_attach_for_service() != 49785) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sambung_ffi_checksum_method_client_code_lists() != 2580) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sambung_ffi_checksum_method_client_evaluate() != 62491) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_form() != 51074) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sambung_ffi_checksum_method_client_search_codes() != 47730) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sambung_ffi_checksum_method_client_service_details() != 52638) {

@@ -1432,6 +1432,95 @@ public func FfiConverterTypeBusinessLicence_lower(_ value: BusinessLicence) -> R
 
 
 /**
+ * One code found by [`Store::search_codes`].
+ */
+public struct CodeMatch: Equatable, Hashable {
+    /**
+     * The code.
+     */
+    public var code: String
+    /**
+     * Its name.
+     */
+    public var name: String
+    /**
+     * Its English name, where it has one.
+     */
+    public var en: String?
+    /**
+     * The code it belongs under.
+     */
+    public var parent: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The code.
+         */code: String, 
+        /**
+         * Its name.
+         */name: String, 
+        /**
+         * Its English name, where it has one.
+         */en: String?, 
+        /**
+         * The code it belongs under.
+         */parent: String?) {
+        self.code = code
+        self.name = name
+        self.en = en
+        self.parent = parent
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CodeMatch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCodeMatch: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CodeMatch {
+        return
+            try CodeMatch(
+                code: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                en: FfiConverterOptionString.read(from: &buf), 
+                parent: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CodeMatch, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.en, into: &buf)
+        FfiConverterOptionString.write(value.parent, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCodeMatch_lift(_ buf: RustBuffer) throws -> CodeMatch {
+    return try FfiConverterTypeCodeMatch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCodeMatch_lower(_ value: CodeMatch) -> RustBuffer {
+    return FfiConverterTypeCodeMatch.lower(value)
+}
+
+
+/**
  * A citizen complaint, optionally anonymous; photos are attachments with
  * the `photo` role.
  */
@@ -2271,6 +2360,95 @@ public func FfiConverterTypeFormView_lift(_ buf: RustBuffer) throws -> FormView 
 #endif
 public func FfiConverterTypeFormView_lower(_ value: FormView) -> RustBuffer {
     return FfiConverterTypeFormView.lower(value)
+}
+
+
+/**
+ * A code list this device holds.
+ */
+public struct HeldCodeList: Equatable, Hashable {
+    /**
+     * The list's id.
+     */
+    public var list: String
+    /**
+     * The version held.
+     */
+    public var version: UInt32
+    /**
+     * Its names.
+     */
+    public var names: Text
+    /**
+     * How many codes it has.
+     */
+    public var codes: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The list's id.
+         */list: String, 
+        /**
+         * The version held.
+         */version: UInt32, 
+        /**
+         * Its names.
+         */names: Text, 
+        /**
+         * How many codes it has.
+         */codes: UInt64) {
+        self.list = list
+        self.version = version
+        self.names = names
+        self.codes = codes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HeldCodeList: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHeldCodeList: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HeldCodeList {
+        return
+            try HeldCodeList(
+                list: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt32.read(from: &buf), 
+                names: FfiConverterTypeText.read(from: &buf), 
+                codes: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HeldCodeList, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.list, into: &buf)
+        FfiConverterUInt32.write(value.version, into: &buf)
+        FfiConverterTypeText.write(value.names, into: &buf)
+        FfiConverterUInt64.write(value.codes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeldCodeList_lift(_ buf: RustBuffer) throws -> HeldCodeList {
+    return try FfiConverterTypeHeldCodeList.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeldCodeList_lower(_ value: HeldCodeList) -> RustBuffer {
+    return FfiConverterTypeHeldCodeList.lower(value)
 }
 
 
