@@ -1534,3 +1534,159 @@ fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["services"], 1, "{out}");
 }
+
+#[test]
+fn a_code_list_is_checked_published_and_searched_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("srv").to_str().unwrap().to_owned();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
+    let jobs = format!("{root}/code-lists/pekerjaan.v1.json");
+    // A service choosing the occupation from the list.
+    let mut service: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{root}/examples/surat_keterangan_tidak_mampu.v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    service["id"] = "sktm_pekerjaan".into();
+    service["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "pekerjaan_pemohon", "type": "choice", "code_list": "pekerjaan",
+            "label": {"id": "Pekerjaan pemohon", "en": "Applicant's occupation"}
+        }));
+    let service_file = dir.path().join("sktm_pekerjaan.v1.json");
+    std::fs::write(&service_file, service.to_string()).unwrap();
+    let service_file = service_file.to_str().unwrap();
+    // A list with a code twice and a parent that is not in it.
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jobs).unwrap()).unwrap();
+    bad["codes"][3]["code"] = "1".into();
+    bad["codes"][4]["parent"] = "99".into();
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+
+    let r = sambung(
+        &["admin", "catalog", "check", bad_file.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("codes[3]: 1 is listed twice (first at codes[0])"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("codes[4].parent: 99 is not another code"),
+        "{}",
+        r.stdout
+    );
+    // The service alone names a list the check does not have; with it, fine.
+    let r = sambung(&["admin", "catalog", "check", service_file], None);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("no code list named pekerjaan"),
+        "{}",
+        r.stdout
+    );
+    let out = ok(sambung(
+        &["admin", "catalog", "check", &jobs, service_file],
+        None,
+    ));
+    assert!(out.contains("code list pekerjaan@1 (89 code(s))"), "{out}");
+
+    let (_server, port, _) = spawn_server(&data, &[]);
+    let code = ok(sambung(
+        &[
+            "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",
+        ],
+        None,
+    ));
+    let home = dir.path().join("hp");
+    ok(run(&home, &["init"]));
+    let url = format!("http://127.0.0.1:{port}");
+    ok(run(
+        &home,
+        &["enroll", "--server", &url, "--code", code.trim()],
+    ));
+    assert!(ok(run(&home, &["codes"])).contains("no code lists yet"));
+    assert_eq!(run(&home, &["codes", "pekerjaan", "guru"]).code, 5);
+
+    // The service before its list is refused; the list, then the service.
+    let r = sambung(
+        &["admin", "catalog", "publish", "--data", &data, service_file],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let out = ok(sambung(
+        &[
+            "admin",
+            "catalog",
+            "publish",
+            "--data",
+            &data,
+            &jobs,
+            service_file,
+        ],
+        None,
+    ));
+    assert!(out.contains("pekerjaan@1"), "{out}");
+    let out = ok(run(&home, &["sync"]));
+    assert!(
+        out.contains("1 service change(s), 1 code list part(s)"),
+        "{out}"
+    );
+    assert!(ok(run(&home, &["codes"])).contains("pekerjaan@1  89 code(s)"));
+    let found: serde_json::Value = serde_json::from_str(&ok(run(
+        &home,
+        &["codes", "pekerjaan", "tukang", "--limit", "3", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 3, "{found}");
+    assert!(ok(run(&home, &["codes", "pekerjaan", "65"])).contains("65  Guru"));
+    // Bad input: a query too long, a limit out of range.
+    let long = "x".repeat(101);
+    assert_eq!(run(&home, &["codes", "pekerjaan", &long]).code, 3);
+    assert_eq!(
+        run(&home, &["codes", "pekerjaan", "guru", "--limit", "0"]).code,
+        2
+    );
+
+    // The device checks a choice against the list it holds.
+    let answers = dir.path().join("answers.json");
+    let mut a: serde_json::Value = serde_json::from_str(&ok(run(
+        &home,
+        &["template", "--service", "sktm_pekerjaan"],
+    )))
+    .unwrap();
+    a["pekerjaan_pemohon"] = "999".into();
+    std::fs::write(&answers, a.to_string()).unwrap();
+    let r = run(
+        &home,
+        &[
+            "check",
+            "--service",
+            "sktm_pekerjaan",
+            "--json",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not_a_code"), "{}", r.stdout);
+    a["pekerjaan_pemohon"] = "65".into();
+    std::fs::write(&answers, a.to_string()).unwrap();
+    let r = run(
+        &home,
+        &[
+            "check",
+            "--service",
+            "sktm_pekerjaan",
+            "--json",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert!(!r.stdout.contains("not_a_code"), "{}", r.stdout);
+}

@@ -6,6 +6,7 @@
 //! (`crate::authority`), and hands devices what changed since the
 //! position they name, inside the sync answer.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use sambung_core::CivilDate;
@@ -30,6 +31,17 @@ pub struct Loaded {
     pub catalog: Arc<Catalog>,
     /// The stored versions, by position.
     rows: Vec<CatalogRow>,
+    /// What each code list part weighs against a sync answer's budget:
+    /// its compressed size, in the budget's units (see [`Loaded::delta`]).
+    part_weights: HashMap<(String, u32), usize>,
+}
+
+/// A code list part's weight: its size compressed (names and codes repeat,
+/// about 9 to 1), times the 4 by which the exchange's budget is counted in
+/// uncompressed bytes; so a device's budget holds about as many parts as
+/// its bytes allow, not a ninth of them.
+fn part_weight(body: &str) -> usize {
+    zstd::bulk::compress(body.as_bytes(), 3).map_or(body.len(), |c| c.len().saturating_mul(4))
 }
 
 impl Loaded {
@@ -39,6 +51,7 @@ impl Loaded {
             seq: 0,
             catalog: Arc::new(catalog::builtin().map_err(built_in)?),
             rows: Vec::new(),
+            part_weights: HashMap::new(),
         })
     }
 
@@ -81,15 +94,23 @@ impl Loaded {
             }
         }
         built.hold_codes(code_sets);
+        let mut part_weights = self.part_weights.clone();
+        for r in rows.iter().filter(|r| codes::is_part_key(&r.service)) {
+            part_weights
+                .entry((r.service.clone(), r.version))
+                .or_insert_with(|| part_weight(&r.body));
+        }
         Ok(Loaded {
             seq: rows.last().map_or(self.seq, |r| r.seq.max(self.seq)),
             catalog: Arc::new(built),
             rows,
+            part_weights,
         })
     }
 
     /// What a device at position `since` lacks, oldest first, up to about
-    /// `budget` bytes of definitions (at least one entry), and the
+    /// `budget` bytes of definitions (code list parts by their weight,
+    /// [`part_weight`]; at least one entry), and the
     /// position it reaches. A definition the device already holds (it was
     /// published before `since`) is not sent again.
     pub fn delta(&self, since: u64, budget: usize) -> (Vec<CatalogEntry>, u64) {
@@ -99,7 +120,14 @@ impl Loaded {
         for row in self.rows.iter().filter(|r| r.seq > since) {
             let definition =
                 (row.published_seq > since && !row.body.is_empty()).then(|| row.body.clone());
-            let size = definition.as_ref().map_or(64, String::len);
+            let size = match &definition {
+                None => 64,
+                Some(d) => self
+                    .part_weights
+                    .get(&(row.service.clone(), row.version))
+                    .copied()
+                    .unwrap_or(d.len()),
+            };
             if !out.is_empty() && used + size > budget {
                 break;
             }

@@ -4,6 +4,7 @@
 //! from a seed).
 
 pub mod corpus;
+pub mod regions;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -366,3 +366,59 @@ async fn publishing_refuses_bad_code_lists_with_every_problem_named() {
         trail.json
     );
 }
+
+/// A budget that landed (docs/benchmarks.md, "Code lists"): on real data
+/// — Aceh's 6,814 region codes — a list's first delivery costs at most
+/// 1.2× its JSON at zstd -19, all exchanges' bytes counted, and a yearly
+/// update at most 1.2× its changes alone at zstd -19.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_list_costs_no_more_on_the_wire_than_its_json_compressed() {
+    use sambung_e2e::regions::{regions, yearly_update};
+    let floor = |json: &[u8]| zstd::bulk::compress(json, 19).unwrap().len() as f64;
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let phone = server
+        .device(home.path(), Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(&server, "diskominfo", &[]).await;
+    phone.sync_until_ok(3).await;
+    let v1 = regions("11");
+    assert_eq!(v1.codes.len(), 6814);
+    let v1_json = serde_json::to_vec(&v1).unwrap();
+    let p = agency
+        .call_raw("POST", "/v1/agency/catalog", &v1_json)
+        .await;
+    assert_eq!(p.status, 201, "{}", p.json);
+    let first = phone.sync_until_ok(3).await;
+    let cost = (first.bytes_up + first.bytes_down) as f64;
+    assert!(
+        cost <= 1.2 * floor(&v1_json),
+        "first delivery {cost} B against {} B",
+        floor(&v1_json)
+    );
+    assert_eq!(phone.store.code_lists().unwrap()[0].codes, 6814);
+
+    let v2 = yearly_update(&v1);
+    let held = v1
+        .codes
+        .iter()
+        .map(|c| (c.code.clone(), c.clone()))
+        .collect();
+    let changes = serde_json::to_vec(&codes::parts(&held, 1, &v2)).unwrap();
+    let p = agency
+        .call_raw(
+            "POST",
+            "/v1/agency/catalog",
+            &serde_json::to_vec(&v2).unwrap(),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.json);
+    let update = phone.sync_until_ok(3).await;
+    let cost = (update.bytes_up + update.bytes_down) as f64;
+    assert!(
+        cost <= 1.2 * floor(&changes),
+        "update {cost} B against {} B",
+        floor(&changes)
+    );
+    assert_eq!(phone.store.code_lists().unwrap()[0].codes, 6814 - 25 + 40);
+}

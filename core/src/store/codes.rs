@@ -179,8 +179,9 @@ impl Store {
     /// query that reads as a code (digits, with `.` or `-`) finds the codes
     /// starting with it, in code order; words find the codes whose names
     /// hold words starting with each of them (`"keude bak"`, diacritics
-    /// and case ignored), best matches first. Offline; a list not held
-    /// answers [`Error::NotFound`].
+    /// and case ignored), best matches first (in list order while every
+    /// word is under three letters). Offline; a list not held answers
+    /// [`Error::NotFound`].
     ///
     /// ```no_run
     /// # fn f(store: &sambung_core::store::Store) -> Result<(), sambung_core::Error> {
@@ -229,14 +230,26 @@ impl Store {
                 .query_map(params![list, query, end, limit], row)?
                 .collect::<Result<Vec<_>, _>>()?
             } else if let Some(words) = words_query(query) {
-                tx.prepare_cached(
+                // Ranking scores every match: for a word of one or two
+                // letters that is tens of thousands of villages, with no
+                // better order among them than the list's own; those are
+                // answered in list order, stopping at `limit`.
+                let short = query
+                    .split(|c: char| !c.is_alphanumeric())
+                    .all(|w| w.chars().count() < 3);
+                let sql = if short {
+                    "SELECT c.code, c.name, c.en, c.parent
+                     FROM codes_words JOIN codes c ON c.id = codes_words.rowid
+                     WHERE codes_words MATCH ?2 AND c.list = ?1 LIMIT ?3"
+                } else {
                     "SELECT c.code, c.name, c.en, c.parent
                      FROM codes_words JOIN codes c ON c.id = codes_words.rowid
                      WHERE codes_words MATCH ?2 AND c.list = ?1
-                     ORDER BY rank, c.code LIMIT ?3",
-                )?
-                .query_map(params![list, words, limit], row)?
-                .collect::<Result<Vec<_>, _>>()?
+                     ORDER BY rank, c.code LIMIT ?3"
+                };
+                tx.prepare_cached(sql)?
+                    .query_map(params![list, words, limit], row)?
+                    .collect::<Result<Vec<_>, _>>()?
             } else {
                 tx.prepare_cached(
                     "SELECT code, name, en, parent FROM codes WHERE list = ?1 ORDER BY code LIMIT ?2",

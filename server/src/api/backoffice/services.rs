@@ -133,8 +133,9 @@ pub struct PublishedService {
     pub hash: String,
 }
 
-/// Publish a service definition (docs/catalog.md): the body is the
-/// definition's JSON, kept byte for byte. For an agency account without
+/// Publish a service definition or a code list (docs/catalog.md): the body
+/// is the definition's JSON, kept byte for byte, or a code list's, stored
+/// as the parts of its changes from the version before. For an agency account without
 /// region limits: every device of the deployment takes the catalog. Refused with every problem named
 /// unless it passes the lint, is newer than every version of its service
 /// and compatible with the one before. Devices receive it at their next
@@ -142,14 +143,14 @@ pub struct PublishedService {
 #[utoipa::path(
     post,
     path = "/v1/agency/catalog",
-    request_body(content = String, content_type = "application/json", description = "A service definition (catalog/service.schema.json)"),
+    request_body(content = String, content_type = "application/json", description = "A service definition (catalog/service.schema.json) or a code list (catalog/code_list.schema.json: a top-level code_list)"),
     responses(
         (status = 201, body = PublishedService),
         (status = 400, description = "bad_request: the definition is refused; every problem is named", body = ApiError),
         (status = 401, description = "unauthenticated, bad_signature or replayed", body = ApiError),
         (status = 403, description = "forbidden: not an agency key, or an agency account with region limits (the catalog is the whole deployment's)", body = ApiError),
         (status = 409, description = "forbidden: this version is published already", body = ApiError),
-        (status = 413, description = "too_large: over 256 KB", body = ApiError)
+        (status = 413, description = "too_large: a definition over 256 KB, a code list over 16 MB", body = ApiError)
     )
 )]
 pub(super) async fn publish_service(
