@@ -23,7 +23,7 @@
 mod support;
 
 use criterion::Criterion;
-use sambung_core::catalog::codes::{self, Code};
+use sambung_core::catalog::codes::{self, Code, CodeList};
 use sambung_core::lifecycle::Role;
 use sambung_core::store::Store;
 use sambung_e2e::regions::{regions, yearly_update};
