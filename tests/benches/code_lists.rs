@@ -10,9 +10,10 @@
 //!   at zstd -19 (what a re-download would cost at best) and against the
 //!   changes alone as JSON at zstd -19 (the floor of any delta).
 //! - **Search** (`search/*`): `Store::search_codes` for what a resident
-//!   types — a whole village name, two word starts, a two-letter start (the
-//!   worst case: tens of thousands of matches to rank), a district's code
-//!   prefix — beside `scan/*`: the same question answered by a linear scan
+//!   types — a whole village name, two word starts, a two-letter start
+//!   (tens of thousands of matches, answered in list order), a three-letter
+//!   start (the worst case ranked: every "Sungai" of the country), a
+//!   district's code prefix — beside `scan/*`: the same question answered by a linear scan
 //!   of the list in memory (what an app without the index does). Goal:
 //!   ≤ 5 ms per search.
 //!
@@ -30,12 +31,36 @@ use sambung_e2e::regions::{regions, yearly_update};
 use sambung_e2e::{Agency, TestServer};
 use support::{full_run, median_ns, verdict};
 
+/// The store's files once its WAL is checkpointed into the database, as
+/// SQLite does on its own after a while: what stays on the phone.
+fn checkpointed_bytes(dir: &std::path::Path) -> u64 {
+    let db = rusqlite::Connection::open(dir.join(sambung_core::store::DB_FILE)).expect("db");
+    let _: (i64, i64, i64) = db
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("checkpoint");
+    drop(db);
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn floor(json: &[u8]) -> u64 {
     zstd::bulk::compress(json, 19).expect("zstd").len() as u64
 }
 
 struct Wire {
     codes: usize,
+    /// The phone's store files before and after the list.
+    store_bytes: (u64, u64),
     first: (u64, u32),
     first_floor: u64,
     delta: (u64, u32),
@@ -59,6 +84,7 @@ fn delivered(
             .await;
         let agency = Agency::enroll(&server, "diskominfo", &[]).await;
         phone.sync_until_ok(3).await;
+        let before = checkpointed_bytes(dir);
         let v1_json = serde_json::to_vec(&v1).expect("json");
         let p = agency
             .call_raw("POST", "/v1/agency/catalog", &v1_json)
@@ -66,6 +92,7 @@ fn delivered(
         assert_eq!(p.status, 201, "{}", p.json);
         let first = phone.sync_until_ok(3).await;
         assert!(first.code_parts > 0, "{first:?}");
+        let after = checkpointed_bytes(dir);
         let v2_json = serde_json::to_vec(&v2).expect("json");
         let p = agency
             .call_raw("POST", "/v1/agency/catalog", &v2_json)
@@ -84,6 +111,7 @@ fn delivered(
         let changes_json = serde_json::to_vec(&parts).expect("json");
         let wire = Wire {
             codes: v1.codes.len(),
+            store_bytes: (before, after),
             first: (first.bytes_down + first.bytes_up, first.round_trips),
             first_floor: floor(&v1_json),
             delta: (delta.bytes_down + delta.bytes_up, delta.round_trips),
@@ -100,6 +128,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("village_name", "keude bakongan"),
     ("two_word_starts", "sung ray"),
     ("two_letters", "ka"),
+    ("three_letters", "sun"),
     ("district_prefix", "11.01.01"),
 ];
 
@@ -152,6 +181,12 @@ fn main() {
         wire.first.1,
         wire.first_floor,
         wire.first.0 as f64 / wire.first_floor as f64
+    );
+    println!(
+        "the phone's store: {} B before the list, {} B after ({:.1} MB for the list, its index and word index)",
+        wire.store_bytes.0,
+        wire.store_bytes.1,
+        (wire.store_bytes.1.saturating_sub(wire.store_bytes.0)) as f64 / 1e6
     );
     println!(
         "yearly update ({} changes): {} B in {} exchange(s); version 2 whole at zstd -19 {} B ({:.3}x of it); the changes alone at zstd -19 {} B ({:.2}x)",

@@ -1,8 +1,10 @@
 //! The code lists a device holds (`catalog::codes`): delivered by the
 //! server as parts of its catalog log, kept version by version, searched
-//! offline by code prefix and by words. A version's parts wait in
+//! offline by code prefix and by words. A later version's parts wait in
 //! `code_parts` until the last arrives; then the version replaces the one
-//! before in one transaction, so a search never sees half of one.
+//! before in one transaction, so a search never sees half of one. A first
+//! version's codes go straight into `codes` and stay unseen until its last
+//! part names the list held.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -90,18 +92,46 @@ pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<T
     if part.base != held {
         return Ok(Taken::Restart);
     }
-    tx.execute(
-        "DELETE FROM code_parts WHERE list = ?1 AND version != ?2",
-        params![part.code_list, part.version],
-    )?;
-    tx.execute(
-        "INSERT OR REPLACE INTO code_parts (list, version, part, body) VALUES (?1, ?2, ?3, ?4)",
-        params![part.code_list, part.version, part.part, body],
-    )?;
+    if part.base == 0 {
+        // A first version: its codes go straight into `codes`, where they
+        // stay invisible (no `code_lists` row) until the last part; only
+        // that a part arrived is noted. Staging 6 MB of a region list as
+        // text first would leave as much free space in the file.
+        if part.part == 0 {
+            tx.execute("DELETE FROM codes WHERE list = ?1", [&part.code_list])?;
+            tx.execute("DELETE FROM code_parts WHERE list = ?1", [&part.code_list])?;
+        }
+        set_codes(tx, &part)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO code_parts (list, version, part, body) VALUES (?1, ?2, ?3, '')",
+            params![part.code_list, part.version, part.part],
+        )?;
+    } else {
+        tx.execute(
+            "DELETE FROM code_parts WHERE list = ?1 AND version != ?2",
+            params![part.code_list, part.version],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO code_parts (list, version, part, body) VALUES (?1, ?2, ?3, ?4)",
+            params![part.code_list, part.version, part.part, body],
+        )?;
+    }
     if part.is_last() {
         apply_version(tx, &part)?;
     }
     Ok(Taken::Kept)
+}
+
+/// Writes a part's codes set (new or changed).
+fn set_codes(tx: &Transaction<'_>, part: &CodePart) -> Result<(), Error> {
+    let mut set = tx.prepare_cached(
+        "INSERT INTO codes (list, code, name, en, parent) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (list, code) DO UPDATE SET name = ?3, en = ?4, parent = ?5",
+    )?;
+    for c in &part.set {
+        set.execute(params![part.code_list, c.code, c.name, c.en, c.parent])?;
+    }
+    Ok(())
 }
 
 /// Applies every part of `last`'s version, when all are held.
@@ -115,22 +145,14 @@ fn apply_version(tx: &Transaction<'_>, last: &CodePart) -> Result<(), Error> {
         // waits, the one before stays.
         return Ok(());
     }
-    if last.base == 0 {
-        tx.execute("DELETE FROM codes WHERE list = ?1", [&last.code_list])?;
-    }
+    // A first version's codes are in place already (empty bodies).
     let mut remove = tx.prepare_cached("DELETE FROM codes WHERE list = ?1 AND code = ?2")?;
-    let mut set = tx.prepare_cached(
-        "INSERT INTO codes (list, code, name, en, parent) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (list, code) DO UPDATE SET name = ?3, en = ?4, parent = ?5",
-    )?;
-    for body in bodies {
-        let part = codes::parse_part(&body).map_err(|e| Error::Catalog(e.to_string()))?;
+    for body in bodies.iter().filter(|b| !b.is_empty()) {
+        let part = codes::parse_part(body).map_err(|e| Error::Catalog(e.to_string()))?;
         for r in &part.remove {
             remove.execute(params![part.code_list, r])?;
         }
-        for c in &part.set {
-            set.execute(params![part.code_list, c.code, c.name, c.en, c.parent])?;
-        }
+        set_codes(tx, &part)?;
     }
     let names = serde_json::to_string(&last.names).map_err(|e| Error::Catalog(e.to_string()))?;
     tx.execute(
@@ -469,8 +491,15 @@ mod tests {
             store.search_codes("regions", "desa", 10),
             Err(Error::NotFound { .. })
         ));
-        store.apply_catalog(&entries(&ps[2..]), 2).unwrap();
+        // Delivered again from the start (the catalog asked for anew):
+        // what the first attempt wrote is replaced, not doubled.
+        store.apply_catalog(&entries(&ps[..1]), 1).unwrap();
+        store.apply_catalog(&entries(&ps[1..]), 2).unwrap();
         assert_eq!(store.code_lists().unwrap()[0].codes, 2500);
+        assert_eq!(
+            store.search_codes("regions", "desa 1234", 5).unwrap().len(),
+            1
+        );
 
         let broken = CatalogEntry {
             service: "codes/kbli2020/0".into(),

@@ -141,9 +141,10 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     "#,
     // Code lists (`store::codes`): the version held of each, its codes
-    // (searched by code prefix through the primary key and by words
-    // through FTS5, kept in step by triggers), and the parts of a version
-    // still arriving. Public data, plain columns.
+    // (searched by code prefix through the unique key and by words
+    // through FTS5, kept in step by triggers; no prefix indexes: ranking
+    // dominates a search, and they would add 10 % to the file), and the
+    // parts of a version still arriving. Public data, plain columns.
     r#"
     CREATE TABLE code_lists (
         list    TEXT PRIMARY KEY,
@@ -161,7 +162,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE VIRTUAL TABLE codes_words USING fts5 (
         name, en, content = 'codes', content_rowid = 'id',
-        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+        tokenize = 'unicode61 remove_diacritics 2'
     );
     CREATE TRIGGER codes_added AFTER INSERT ON codes BEGIN
         INSERT INTO codes_words (rowid, name, en) VALUES (new.id, new.name, new.en);
