@@ -90,6 +90,7 @@ fn a_store_of_schema_1_is_migrated_on_open_and_keeps_its_data() {
     let c = db(dir.path());
     c.execute_batch(
         "DROP TABLE repairs; DROP TABLE originals; DROP TABLE downloads; DROP TABLE catalog;
+         DROP TABLE code_parts; DROP TABLE codes_words; DROP TABLE codes; DROP TABLE code_lists;
          ALTER TABLE attachments DROP COLUMN uploaded;
          ALTER TABLE attachments DROP COLUMN local_only;
          ALTER TABLE attachments DROP COLUMN sent;

@@ -7,7 +7,7 @@
 //! position they name, inside the sync answer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sambung_core::CivilDate;
 use sambung_core::catalog::codes::{self, CodeSets};
@@ -34,7 +34,15 @@ pub struct Loaded {
     /// What each code list part weighs against a sync answer's budget:
     /// its compressed size, in the budget's units (see [`Loaded::delta`]).
     part_weights: HashMap<(String, u32), usize>,
+    /// The code lists, as of `seq` (also in `catalog`): brought forward
+    /// by the new parts only, not rebuilt.
+    code_sets: Arc<CodeSets>,
 }
+
+/// Most bytes of definitions and parts one sync answer carries, whatever
+/// their weight: text that compresses a hundredfold must not make an
+/// answer a phone cannot decode (64 MB).
+pub const MAX_CATALOG_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// A code list part's weight: its size compressed (names and codes repeat,
 /// about 9 to 1), times the 4 by which the exchange's budget is counted in
@@ -52,6 +60,7 @@ impl Loaded {
             catalog: Arc::new(catalog::builtin().map_err(built_in)?),
             rows: Vec::new(),
             part_weights: HashMap::new(),
+            code_sets: Arc::new(CodeSets::default()),
         })
     }
 
@@ -63,23 +72,37 @@ impl Loaded {
         }
         rows.sort_by_key(|r| r.seq);
         let mut built = catalog::builtin().map_err(built_in)?;
-        let mut code_sets = CodeSets::default();
         // Publication order: each version was linted against those before
         // (a code list before the services naming it).
         let mut by_publication: Vec<&CatalogRow> = rows.iter().collect();
         by_publication.sort_by_key(|r| r.published_seq);
-        for row in by_publication {
-            if codes::is_part_key(&row.service) {
+        // The code lists: what was held, and the parts stored since.
+        let new_parts: Vec<&CatalogRow> = by_publication
+            .iter()
+            .copied()
+            .filter(|r| codes::is_part_key(&r.service) && r.seq > self.seq)
+            .collect();
+        let code_sets = if new_parts.is_empty() {
+            self.code_sets.clone()
+        } else {
+            let mut sets = (*self.code_sets).clone();
+            for row in new_parts {
                 match codes::parse_part(&row.body) {
                     Ok(part) => {
-                        if let Some((list, version)) = code_sets.take(part) {
-                            built.hold_code_list(&list, version);
-                        }
+                        sets.take(part);
                     }
                     Err(e) => {
                         tracing::warn!(part = %row.service, error = %e, "a stored code list part cannot be used by this build");
                     }
                 }
+            }
+            Arc::new(sets)
+        };
+        for (list, version) in code_sets.versions() {
+            built.hold_code_list(list, version);
+        }
+        for row in by_publication {
+            if codes::is_part_key(&row.service) {
                 continue;
             }
             let until = row.accept_until.as_deref().and_then(CivilDate::parse);
@@ -93,7 +116,7 @@ impl Loaded {
                 tracing::warn!(service = %row.service, version = row.version, error = %e, "a stored service definition cannot be used by this build");
             }
         }
-        built.hold_codes(code_sets);
+        built.hold_codes(code_sets.clone());
         let mut part_weights = self.part_weights.clone();
         for r in rows.iter().filter(|r| codes::is_part_key(&r.service)) {
             part_weights
@@ -105,6 +128,7 @@ impl Loaded {
             catalog: Arc::new(built),
             rows,
             part_weights,
+            code_sets,
         })
     }
 
@@ -117,9 +141,11 @@ impl Loaded {
         let mut out = Vec::new();
         let mut used = 0usize;
         let mut reached = since;
+        let mut raw = 0usize;
         for row in self.rows.iter().filter(|r| r.seq > since) {
             let definition =
                 (row.published_seq > since && !row.body.is_empty()).then(|| row.body.clone());
+            let bytes = definition.as_ref().map_or(0, String::len);
             let size = match &definition {
                 None => 64,
                 Some(d) => self
@@ -128,10 +154,11 @@ impl Loaded {
                     .copied()
                     .unwrap_or(d.len()),
             };
-            if !out.is_empty() && used + size > budget {
+            if !out.is_empty() && (used + size > budget || raw + bytes > MAX_CATALOG_ANSWER_BYTES) {
                 break;
             }
             used += size;
+            raw += bytes;
             reached = row.seq;
             out.push(CatalogEntry {
                 service: row.service.clone(),
@@ -153,6 +180,9 @@ fn built_in(e: CatalogError) -> ServerError {
 #[derive(Debug)]
 pub struct Catalogs {
     loaded: RwLock<Arc<Loaded>>,
+    /// One rebuild at a time: after a publication, the exchanges that
+    /// notice it wait for one rebuild instead of each doing their own.
+    rebuild: Mutex<()>,
 }
 
 impl Catalogs {
@@ -160,11 +190,22 @@ impl Catalogs {
     pub fn new() -> Result<Catalogs, ServerError> {
         Ok(Catalogs {
             loaded: RwLock::new(Arc::new(Loaded::builtin()?)),
+            rebuild: Mutex::new(()),
         })
     }
 
     /// The catalog with every change stored so far.
     pub fn current(&self, storage: &dyn Storage) -> Result<Arc<Loaded>, ServerError> {
+        let held = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if storage.catalog_since(held.seq)?.is_empty() {
+            return Ok(held);
+        }
+        let _one = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
+        // Another exchange may have rebuilt it while this one waited.
         let held = self
             .loaded
             .read()
@@ -318,7 +359,7 @@ fn publish_code_list(
             || stored.iter().map(|r| r.version).max().unwrap_or(0) != base
         {
             return Err(ServerError::Conflict(format!(
-                "another version of code list {name} was published meanwhile; publish again"
+                "code list {name}: the versions stored are not those this server holds (another version was published meanwhile — publish again —, or a stored version needs a newer server)"
             )));
         }
         for (key, body) in &bodies {
@@ -388,4 +429,97 @@ pub fn parse_key(s: &str) -> Option<(String, u32)> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     ok.then(|| (id.to_owned(), version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sambung_core::catalog::Text;
+    use sambung_core::catalog::codes::{Code, CodeList, CodeLookup};
+
+    fn list(version: u32, n: usize, name: &str) -> CodeList {
+        CodeList {
+            format: 1,
+            code_list: "regions".into(),
+            version,
+            names: Text {
+                id: "Wilayah".into(),
+                en: "Regions".into(),
+            },
+            source: String::new(),
+            codes: (0..n)
+                .map(|i| Code {
+                    code: format!("{i:06}"),
+                    name: format!("{name} {i}"),
+                    en: None,
+                    parent: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The rows a publication stores, from position `seq` on.
+    fn rows(parts: &[codes::CodePart], seq: u64) -> Vec<CatalogRow> {
+        parts
+            .iter()
+            .zip(seq..)
+            .map(|(p, seq)| CatalogRow {
+                service: p.key(),
+                version: p.version,
+                body: serde_json::to_string(p).unwrap(),
+                accept_until: None,
+                seq,
+                published_seq: seq,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_weigh_their_compressed_size_but_an_answer_stays_decodable() {
+        // Names that compress a hundredfold: 300 KB parts weighing a few KB.
+        let long = "a".repeat(290);
+        let v1 = list(1, 30_000, &long);
+        let parts = codes::parts(&Default::default(), 0, &v1);
+        assert_eq!(parts.len(), 30);
+        let loaded = Loaded::builtin().unwrap().with(rows(&parts, 1)).unwrap();
+        let (out, reached) = loaded.delta(0, usize::MAX / 2);
+        let raw: usize = out
+            .iter()
+            .map(|e| e.definition.as_ref().map_or(0, String::len))
+            .sum();
+        assert!(raw <= MAX_CATALOG_ANSWER_BYTES, "{raw} B in one answer");
+        assert!(out.len() > 1 && reached < 30, "{} parts", out.len());
+        // A device budget holds many parts of real, repetitive text: more
+        // than their raw size would allow.
+        let (out, _) = loaded.delta(0, 256 * 1024);
+        let raw: usize = out
+            .iter()
+            .map(|e| e.definition.as_ref().map_or(0, String::len))
+            .sum();
+        assert!(raw > 256 * 1024, "{raw}");
+    }
+
+    #[test]
+    fn a_new_version_brings_the_lists_forward_without_a_rebuild() {
+        let v1 = list(1, 2_500, "Desa");
+        let p1 = codes::parts(&Default::default(), 0, &v1);
+        let loaded = Loaded::builtin().unwrap().with(rows(&p1, 1)).unwrap();
+        assert_eq!(loaded.catalog.code_lists().get("regions"), Some(&1));
+        let held = loaded.catalog.code_list_codes("regions").unwrap().1.clone();
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        v2.codes.remove(0);
+        let p2 = codes::parts(&held, 1, &v2);
+        let next = loaded.with(rows(&p2, 4)).unwrap();
+        assert_eq!(next.catalog.code_lists().get("regions"), Some(&2));
+        assert_eq!(
+            next.catalog.code_list_codes("regions").unwrap().1.len(),
+            2_499
+        );
+        // Removed, still a code a phone on version 1 may have chosen.
+        assert_eq!(next.catalog.holds("regions", "000000"), Some(true));
+        // A retirement of a service (no new parts) keeps the same lists.
+        let same = next.with(Vec::new()).unwrap();
+        assert!(Arc::ptr_eq(&same.code_sets, &next.code_sets));
+    }
 }

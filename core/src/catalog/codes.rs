@@ -39,6 +39,17 @@ pub const PART_CODES: usize = 1_000;
 pub const MAX_CODE_BYTES: usize = 40;
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 300;
+/// Longest list name (each language) and source, in characters: they
+/// travel in every part.
+pub const MAX_LIST_NAME_CHARS: usize = 200;
+/// Longest `source`, in characters.
+pub const MAX_SOURCE_CHARS: usize = 1_000;
+/// Most parts one version may have (a delta may set and remove up to
+/// twice the most codes a list holds).
+pub const MAX_PARTS: u32 = (2 * MAX_CODES / PART_CODES) as u32;
+/// The part format this engine reads; a part of a newer one waits for an
+/// app update.
+pub const PART_FORMAT: u32 = 1;
 /// Most problems one check names (then a count of the rest).
 const MAX_PROBLEMS: usize = 100;
 /// The catalog log's key prefix of a code list's parts
@@ -88,6 +99,11 @@ pub struct Code {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodePart {
+    /// The part format ([`PART_FORMAT`]); a server that changes what a
+    /// part holds raises it, so an older app waits for its update instead
+    /// of misreading it.
+    #[serde(default = "first_format")]
+    pub format: u32,
     /// The list's id.
     pub code_list: String,
     /// The version this part builds.
@@ -106,6 +122,10 @@ pub struct CodePart {
     /// Codes removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+}
+
+fn first_format() -> u32 {
+    1
 }
 
 impl CodePart {
@@ -162,35 +182,100 @@ pub fn parse_code_list(json: &str) -> Result<CodeList, CatalogError> {
     })
 }
 
-/// Reads a delivered part.
+/// Reads a delivered part. One of a newer part format is
+/// [`CatalogError::NeedsNewerEngine`] ("update the app").
 pub fn parse_part(json: &str) -> Result<CodePart, CatalogError> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: Option<u64>,
+        code_list: Option<String>,
+    }
+    if let Ok(Head {
+        format: Some(format),
+        code_list,
+    }) = serde_json::from_str::<Head>(json)
+        && format > u64::from(PART_FORMAT)
+    {
+        return Err(CatalogError::NeedsNewerEngine {
+            service: code_list.unwrap_or_default().chars().take(64).collect(),
+            format,
+        });
+    }
     let part: CodePart = serde_json::from_str(json).map_err(|e| CatalogError::Malformed {
         problems: vec![e.to_string()],
     })?;
-    let mut problems = Vec::new();
-    if !super::lint::is_id(&part.code_list) {
-        problems.push("code_list: not an id".to_owned());
-    }
-    if part.version == 0 || part.base >= part.version || part.part >= part.parts {
-        problems.push("version, base, part: out of order".to_owned());
-    }
+    let refused = |problems: Vec<String>| CatalogError::Invalid {
+        key: part_key(&part.code_list, part.part),
+        problems,
+    };
+    // A part over the limit is not walked further.
     if part.set.len() + part.remove.len() > PART_CODES {
-        problems.push(format!("more than {PART_CODES} codes"));
+        return Err(refused(vec![format!("more than {PART_CODES} codes")]));
     }
+    let mut p = Problems::default();
+    if !super::lint::is_id(&part.code_list) {
+        p.push(|| "code_list: not an id".to_owned());
+    }
+    if part.version == 0
+        || part.base >= part.version
+        || part.part >= part.parts
+        || part.parts > MAX_PARTS
+    {
+        p.push(|| "version, base, part, parts: out of order".to_owned());
+    }
+    names_problems(&mut p, &part.names);
     for c in &part.set {
-        code_problems(&mut problems, "set", c);
+        code_problems(&mut p, "set", c);
     }
     if part.remove.iter().any(|c| !is_code(c)) {
-        problems.push("remove: not a code".to_owned());
+        p.push(|| "remove: not a code".to_owned());
     }
-    problems.truncate(MAX_PROBLEMS);
+    let problems = p.into_vec();
     if problems.is_empty() {
         Ok(part)
     } else {
-        Err(CatalogError::Invalid {
-            key: part.key(),
-            problems,
-        })
+        Err(refused(problems))
+    }
+}
+
+/// Problems named up to [`MAX_PROBLEMS`], the rest only counted (a flood
+/// of them costs no more than a hundred).
+#[derive(Default)]
+struct Problems {
+    named: Vec<String>,
+    more: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: impl FnOnce() -> String) {
+        if self.named.len() < MAX_PROBLEMS {
+            self.named.push(problem());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.named.push(format!("and {} more problems", self.more));
+        }
+        self.named
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+fn names_problems(p: &mut Problems, names: &Text) {
+    for (lang, n) in [("id", &names.id), ("en", &names.en)] {
+        if n.trim().is_empty() || n.chars().count() > MAX_LIST_NAME_CHARS || has_control(n) {
+            p.push(|| {
+                format!(
+                    "names.{lang}: give the name in Indonesian (id) and English (en), 1 to {MAX_LIST_NAME_CHARS} characters, no control characters"
+                )
+            });
+        }
     }
 }
 
@@ -201,86 +286,84 @@ fn is_code(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
-fn code_problems(p: &mut Vec<String>, at: &str, c: &Code) {
+fn code_problems(p: &mut Problems, at: &str, c: &Code) {
     if !is_code(&c.code) {
-        p.push(format!(
-            "{at}: a code is 1 to {MAX_CODE_BYTES} letters, digits, '.', '-' or '_'"
-        ));
+        p.push(|| {
+            format!("{at}: a code is 1 to {MAX_CODE_BYTES} letters, digits, '.', '-' or '_'")
+        });
         return;
     }
     let code = &c.code;
-    let name_ok = |n: &str| !n.trim().is_empty() && n.chars().count() <= MAX_NAME_CHARS;
+    let name_ok =
+        |n: &str| !n.trim().is_empty() && n.chars().count() <= MAX_NAME_CHARS && !has_control(n);
     if !name_ok(&c.name) {
-        p.push(format!(
-            "{at} ({code}).name: 1 to {MAX_NAME_CHARS} characters"
-        ));
+        p.push(|| {
+            format!("{at} ({code}).name: 1 to {MAX_NAME_CHARS} characters, no control characters")
+        });
     }
     if c.en.as_deref().is_some_and(|n| !name_ok(n)) {
-        p.push(format!(
-            "{at} ({code}).en: 1 to {MAX_NAME_CHARS} characters"
-        ));
+        p.push(|| {
+            format!("{at} ({code}).en: 1 to {MAX_NAME_CHARS} characters, no control characters")
+        });
     }
     if c.parent.as_deref().is_some_and(|p| !is_code(p)) {
-        p.push(format!("{at} ({code}).parent: not a code"));
+        p.push(|| format!("{at} ({code}).parent: not a code"));
     }
 }
 
 /// Every problem of a code list on its own (at most 100 named, then how
 /// many more); empty when it is fit to publish.
 pub fn check_code_list(list: &CodeList) -> Vec<String> {
-    let mut p = Vec::new();
+    let mut p = Problems::default();
     if list.format != CODE_LIST_FORMAT {
-        p.push(format!(
-            "format: {} is not a format this engine reads ({CODE_LIST_FORMAT})",
-            list.format
-        ));
+        p.push(|| {
+            format!(
+                "format: {} is not a format this engine reads ({CODE_LIST_FORMAT})",
+                list.format
+            )
+        });
     }
     if !super::lint::is_id(&list.code_list) {
-        p.push(
-            "code_list: use lowercase letters, digits and _ (a letter first, at most 64)".into(),
-        );
+        p.push(|| {
+            "code_list: use lowercase letters, digits and _ (a letter first, at most 64)".into()
+        });
     }
     if list.version == 0 {
-        p.push("version: versions start at 1".into());
+        p.push(|| "version: versions start at 1".into());
     }
-    if list.names.id.trim().is_empty() || list.names.en.trim().is_empty() {
-        p.push("names: give the name in Indonesian (id) and English (en)".into());
+    names_problems(&mut p, &list.names);
+    if list.source.chars().count() > MAX_SOURCE_CHARS || has_control(&list.source) {
+        p.push(|| format!("source: at most {MAX_SOURCE_CHARS} characters, no control characters"));
     }
     if list.codes.is_empty() {
-        p.push("codes: empty".into());
+        p.push(|| "codes: empty".into());
     }
     if list.codes.len() > MAX_CODES {
-        p.push(format!(
-            "codes: {} codes, at most {MAX_CODES}",
-            list.codes.len()
-        ));
+        // Not walked further.
+        p.push(|| format!("codes: {} codes, at most {MAX_CODES}", list.codes.len()));
+        return p.into_vec();
     }
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(list.codes.len());
     for (i, c) in list.codes.iter().enumerate() {
         code_problems(&mut p, &format!("codes[{i}]"), c);
         if let Some(j) = first.insert(&c.code, i) {
             first.insert(&c.code, j);
-            p.push(format!(
-                "codes[{i}]: {} is listed twice (first at codes[{j}])",
-                c.code
-            ));
+            p.push(|| {
+                format!(
+                    "codes[{i}]: {} is listed twice (first at codes[{j}])",
+                    c.code
+                )
+            });
         }
     }
     for (i, c) in list.codes.iter().enumerate() {
         if let Some(parent) = &c.parent
             && (!first.contains_key(parent.as_str()) || parent == &c.code)
         {
-            p.push(format!(
-                "codes[{i}].parent: {parent} is not another code of the list"
-            ));
+            p.push(|| format!("codes[{i}].parent: {parent} is not another code of the list"));
         }
     }
-    if p.len() > MAX_PROBLEMS {
-        let more = p.len() - MAX_PROBLEMS;
-        p.truncate(MAX_PROBLEMS);
-        p.push(format!("and {more} more problems"));
-    }
-    p
+    p.into_vec()
 }
 
 /// The parts that take a holder of `previous` (the codes of the version
@@ -313,6 +396,7 @@ pub fn parts(previous: &BTreeMap<String, Code>, base: u32, next: &CodeList) -> V
         .zip(0..)
         .map(|(chunk, part)| {
             let mut p = CodePart {
+                format: PART_FORMAT,
                 code_list: next.code_list.clone(),
                 version: next.version,
                 base,
@@ -393,6 +477,15 @@ impl CodeSets {
         if !done {
             return None;
         }
+        // Every part of the version, or nothing (a stored part this build
+        // cannot read leaves its version unapplied, not half applied).
+        let mut numbers: Vec<u32> = held.pending.iter().map(|p| p.part).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        if numbers.len() != held.pending[0].parts as usize {
+            held.pending.clear();
+            return None;
+        }
         let pending = std::mem::take(&mut held.pending);
         for p in &pending {
             apply(&mut held.codes, p);
@@ -400,6 +493,14 @@ impl CodeSets {
         }
         held.version = pending[0].version;
         Some((pending[0].code_list.clone(), held.version))
+    }
+
+    /// Every list held, with its newest version.
+    pub fn versions(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.lists
+            .iter()
+            .filter(|(_, h)| h.version > 0)
+            .map(|(l, h)| (l.as_str(), h.version))
     }
 
     /// The newest version of `list` held, and its codes.
@@ -452,21 +553,25 @@ mod tests {
         bad.format = 2;
         bad.code_list = "Regions".into();
         bad.names.en = " ".into();
+        bad.source = "x".repeat(MAX_SOURCE_CHARS + 1);
         bad.codes.push(Code {
             parent: Some("99".into()),
             ..code("12", "")
         });
         bad.codes.push(code("a b", "Spasi"));
+        bad.codes.push(code("13", "Tab\there"));
         let problems = check_code_list(&bad);
         for want in [
             "format: 2",
             "code_list: use lowercase",
             "version: versions start at 1",
-            "names: give the name",
+            "names.en: give the name",
+            "source: at most",
             "codes[1]: 11 is listed twice (first at codes[0])",
             "codes[2] (12).name",
             "codes[2].parent: 99 is not another code",
             "codes[3]: a code is",
+            "codes[4] (13).name",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(want)),
@@ -514,6 +619,21 @@ mod tests {
         assert!(e.to_string().contains("out of order"), "{e}");
         assert!(e.to_string().contains("a code is"), "{e}");
         assert!(parse_part("{}").is_err());
+        // A newer part format asks for an update; a flood is not walked.
+        let mut newer = serde_json::to_value(&good[0]).unwrap();
+        newer["format"] = 2.into();
+        newer["colour"] = "red".into();
+        assert!(matches!(
+            parse_part(&newer.to_string()),
+            Err(CatalogError::NeedsNewerEngine { format: 2, .. })
+        ));
+        let mut flood = good[0].clone();
+        flood.set = vec![code("", ""); PART_CODES + 1];
+        let e = parse_part(&serde_json::to_string(&flood).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 codes"), "{e}");
+        let mut endless = good[0].clone();
+        endless.parts = u32::MAX;
+        assert!(parse_part(&serde_json::to_string(&endless).unwrap()).is_err());
     }
 
     #[test]

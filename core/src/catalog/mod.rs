@@ -216,8 +216,8 @@ impl Catalog {
 
     /// Keeps the codes of every list in memory (the server): requests are
     /// then judged by this catalog alone ([`codes::CodeLookup`]).
-    pub fn hold_codes(&mut self, sets: codes::CodeSets) {
-        self.codes = Arc::new(sets);
+    pub fn hold_codes(&mut self, sets: Arc<codes::CodeSets>) {
+        self.codes = sets;
     }
 
     /// The newest version of a code list kept in memory, and its codes.

@@ -63,7 +63,10 @@ impl Store {
             if codes::is_part_key(&service) {
                 let reason = match codes::parse_part(&body) {
                     Err(_) => "update the app",
-                    Ok(_) => "received before this app could read it",
+                    // Asked for again at the next sync (`retry_code_parts`).
+                    Ok(_) => {
+                        "received before this app could read it; it arrives again at the next sync"
+                    }
                 };
                 unusable.push(format!("code list part {service}@{version}: {reason}"));
                 continue;
@@ -136,6 +139,7 @@ impl Store {
                                 params![e.service, e.version, body],
                             )?;
                         }
+                        Taken::Skipped => {}
                         // Built on a version not held: the whole catalog
                         // again, from the start, at the next exchange.
                         Taken::Restart => {
@@ -173,8 +177,13 @@ impl Store {
             }
             meta_put(tx, "catalog_seq", &seq.to_be_bytes())
         })?;
-        *self.catalog.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.forget_catalog();
         Ok(())
+    }
+
+    /// Drops the compiled catalog: the next use reads it again.
+    pub(super) fn forget_catalog(&self) {
+        *self.catalog.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

@@ -10,6 +10,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::Store;
+use super::sync_state::{meta_get, meta_put};
 use crate::catalog::codes::{self, CodeLookup, CodePart};
 use crate::catalog::{CatalogError, Text};
 use crate::error::Error;
@@ -50,11 +51,21 @@ pub struct HeldCodeList {
 pub(super) enum Taken {
     /// Kept (and its version applied, when it was the last part).
     Kept,
-    /// Readable by a newer app only: named by `catalog_unusable`.
+    /// Readable by a newer app only: kept aside and named by
+    /// `catalog_unusable` ("update the app").
     Unusable(String),
-    /// Built on a version this device does not hold: the catalog is to be
-    /// delivered again from the start.
+    /// Built on a version this device does not hold, for the first time:
+    /// the catalog is to be delivered again from the start.
     Restart,
+    /// Built on a version this device does not hold, again, or on one it
+    /// could not read: skipped (the list stays on the version held).
+    Skipped,
+}
+
+/// The meta key noting that a delta on a missing base already asked for
+/// the catalog again: once per version, never a loop.
+fn restart_marker(part: &CodePart) -> String {
+    format!("codes_restart/{}@{}", part.code_list, part.version)
 }
 
 /// Takes one part inside the caller's transaction.
@@ -73,7 +84,7 @@ pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<T
                 CatalogError::Malformed { .. } | CatalogError::Invalid { .. } => {
                     "this app cannot read it: update the app".to_owned()
                 }
-                other => other.to_string(),
+                other @ CatalogError::NeedsNewerEngine { .. } => other.to_string(),
             };
             return Ok(Taken::Unusable(format!("{key}: {reason}")));
         }
@@ -90,6 +101,20 @@ pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<T
         return Ok(Taken::Kept);
     }
     if part.base != held {
+        // Its base did not arrive whole: a part of it this app could not
+        // read (an update brings it), or a log that lost it (asked for
+        // again, once).
+        let unreadable: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM catalog WHERE instr(service, ?1) = 1)")?
+            .query_row([format!("{}{}/", codes::KEY_PREFIX, part.code_list)], |r| {
+                r.get(0)
+            })?;
+        let marker = restart_marker(&part);
+        if unreadable || meta_get(tx, &marker)?.is_some() {
+            tracing::warn!(list = %part.code_list, version = part.version, "a code list delta on a version not held is skipped");
+            return Ok(Taken::Skipped);
+        }
+        meta_put(tx, &marker, &[1])?;
         return Ok(Taken::Restart);
     }
     if part.base == 0 {
@@ -126,7 +151,7 @@ pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<T
 fn set_codes(tx: &Transaction<'_>, part: &CodePart) -> Result<(), Error> {
     let mut set = tx.prepare_cached(
         "INSERT INTO codes (list, code, name, en, parent) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (list, code) DO UPDATE SET name = ?3, en = ?4, parent = ?5",
+         ON CONFLICT (list, code) DO UPDATE SET name = ?3, en = ?4, parent = ?5, removed = 0",
     )?;
     for c in &part.set {
         set.execute(params![part.code_list, c.code, c.name, c.en, c.parent])?;
@@ -145,8 +170,10 @@ fn apply_version(tx: &Transaction<'_>, last: &CodePart) -> Result<(), Error> {
         // waits, the one before stays.
         return Ok(());
     }
-    // A first version's codes are in place already (empty bodies).
-    let mut remove = tx.prepare_cached("DELETE FROM codes WHERE list = ?1 AND code = ?2")?;
+    // A first version's codes are in place already (empty bodies). A code
+    // removed stays, unseen by searches, as a code to judge by.
+    let mut remove =
+        tx.prepare_cached("UPDATE codes SET removed = 1 WHERE list = ?1 AND code = ?2")?;
     for body in bodies.iter().filter(|b| !b.is_empty()) {
         let part = codes::parse_part(body).map_err(|e| Error::Catalog(e.to_string()))?;
         for r in &part.remove {
@@ -247,7 +274,8 @@ impl Store {
                 let end = format!("{query}\u{7f}");
                 tx.prepare_cached(
                     "SELECT code, name, en, parent FROM codes
-                     WHERE list = ?1 AND code >= ?2 AND code < ?3 ORDER BY code LIMIT ?4",
+                     WHERE list = ?1 AND code >= ?2 AND code < ?3 AND removed = 0
+                     ORDER BY code LIMIT ?4",
                 )?
                 .query_map(params![list, query, end, limit], row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -262,11 +290,11 @@ impl Store {
                 let sql = if short {
                     "SELECT c.code, c.name, c.en, c.parent
                      FROM codes_words JOIN codes c ON c.id = codes_words.rowid
-                     WHERE codes_words MATCH ?2 AND c.list = ?1 LIMIT ?3"
+                     WHERE codes_words MATCH ?2 AND c.list = ?1 AND c.removed = 0 LIMIT ?3"
                 } else {
                     "SELECT c.code, c.name, c.en, c.parent
                      FROM codes_words JOIN codes c ON c.id = codes_words.rowid
-                     WHERE codes_words MATCH ?2 AND c.list = ?1
+                     WHERE codes_words MATCH ?2 AND c.list = ?1 AND c.removed = 0
                      ORDER BY rank, c.code LIMIT ?3"
                 };
                 tx.prepare_cached(sql)?
@@ -274,7 +302,8 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?
             } else {
                 tx.prepare_cached(
-                    "SELECT code, name, en, parent FROM codes WHERE list = ?1 ORDER BY code LIMIT ?2",
+                    "SELECT code, name, en, parent FROM codes WHERE list = ?1 AND removed = 0
+                     ORDER BY code LIMIT ?2",
                 )?
                 .query_map(params![list, limit], row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -288,7 +317,7 @@ impl Store {
         self.read(|tx| {
             let mut st = tx.prepare(
                 "SELECT l.list, l.version, l.names,
-                        (SELECT count(*) FROM codes c WHERE c.list = l.list)
+                        (SELECT count(*) FROM codes c WHERE c.list = l.list AND c.removed = 0)
                  FROM code_lists l ORDER BY l.list",
             )?;
             let rows: Vec<(String, u32, String, i64)> = st
@@ -306,6 +335,37 @@ impl Store {
                 })
                 .collect()
         })
+    }
+}
+
+impl Store {
+    /// Parts kept because this app could not read them: once it can (it
+    /// was updated), the catalog is delivered again from the start, so
+    /// their lists arrive whole. Called as a sync begins.
+    pub(crate) fn retry_code_parts(&self) -> Result<(), Error> {
+        let bodies: Vec<String> = self.read(|tx| {
+            let mut st = tx.prepare("SELECT body FROM catalog WHERE instr(service, ?1) = 1")?;
+            let rows = st
+                .query_map([codes::KEY_PREFIX], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        if !bodies.iter().any(|b| codes::parse_part(b).is_ok()) {
+            return Ok(());
+        }
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM catalog WHERE instr(service, ?1) = 1",
+                [codes::KEY_PREFIX],
+            )?;
+            tx.execute(
+                "DELETE FROM meta WHERE instr(key, 'codes_restart/') = 1",
+                [],
+            )?;
+            meta_put(tx, "catalog_seq", &0u64.to_be_bytes())
+        })?;
+        self.forget_catalog();
+        Ok(())
     }
 }
 
@@ -465,7 +525,21 @@ mod tests {
             names(store.search_codes("regions", "bakongan", 10).unwrap()),
             ["Bakongan", "Keude Bakongan Baru"]
         );
-        assert_eq!(store.holds("regions", "11.01.01.2002"), Some(false));
+        // Removed: no longer found, but still a code to judge by, as the
+        // server judges (a draft of version 1 keeps its village).
+        assert!(
+            store
+                .search_codes("regions", "ujong", 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .search_codes("regions", "11.01.01.2002", 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.holds("regions", "11.01.01.2002"), Some(true));
         assert_eq!(store.holds("regions", "11.01.01.2003"), Some(true));
         let held = store.code_lists().unwrap();
         assert_eq!((held[0].version, held[0].codes), (2, 7));
@@ -474,7 +548,7 @@ mod tests {
 
     #[test]
     fn a_version_waits_for_its_last_part_and_a_broken_part_is_named() {
-        let (_dir, store) = open_store();
+        let (dir, store) = open_store();
         let mut big = list(1, &[]);
         big.codes = (0..2500)
             .map(|i| Code {
@@ -516,6 +590,37 @@ mod tests {
             "{unusable:?}"
         );
         assert_eq!(store.catalog_seq().unwrap(), 3);
+        // Its next version builds on it: skipped, not a restart (which
+        // would meet the same part again, every sync).
+        let mut kbli = list(2, &[("47111", "Perdagangan eceran", None)]);
+        kbli.code_list = "kbli2020".into();
+        let mut delta = parts(&BTreeMap::new(), 1, &kbli);
+        delta[0].base = 1;
+        store.apply_catalog(&entries(&delta), 4).unwrap();
+        assert_eq!(store.catalog_seq().unwrap(), 4);
+        assert!(matches!(
+            store.search_codes("kbli2020", "47", 5),
+            Err(Error::NotFound { .. })
+        ));
+        // Nothing to retry while the kept part is still unreadable.
+        store.retry_code_parts().unwrap();
+        assert_eq!(store.catalog_seq().unwrap(), 4);
+
+        // After an update the app reads what it kept (here: a part kept
+        // as an older app would have): the catalog is asked for again.
+        let mut first = kbli.clone();
+        first.version = 1;
+        let readable = serde_json::to_string(&parts(&BTreeMap::new(), 0, &first)[0]).unwrap();
+        let db = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        db.execute(
+            "UPDATE catalog SET body = ?1 WHERE service = 'codes/kbli2020/0'",
+            [readable],
+        )
+        .unwrap();
+        drop(db);
+        store.retry_code_parts().unwrap();
+        assert_eq!(store.catalog_seq().unwrap(), 0);
+        assert!(store.catalog_unusable().unwrap().is_empty());
     }
 
     #[test]
@@ -534,6 +639,11 @@ mod tests {
             .apply_catalog(&entries(&parts(&held, 1, &v2)), 9)
             .unwrap();
         assert_eq!(store.catalog_seq().unwrap(), 0);
+        // Once per version: met again, it is skipped, never a loop.
+        store
+            .apply_catalog(&entries(&parts(&held, 1, &v2)), 9)
+            .unwrap();
+        assert_eq!(store.catalog_seq().unwrap(), 9);
         store
             .apply_catalog(&entries(&parts(&BTreeMap::new(), 0, &v1)), 1)
             .unwrap();

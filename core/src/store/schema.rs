@@ -143,8 +143,10 @@ const MIGRATIONS: &[&str] = &[
     // Code lists (`store::codes`): the version held of each, its codes
     // (searched by code prefix through the unique key and by words
     // through FTS5, kept in step by triggers; no prefix indexes: ranking
-    // dominates a search, and they would add 10 % to the file), and the
-    // parts of a version still arriving. Public data, plain columns.
+    // dominates a search, and they would add 10 % to the file; a code a
+    // later version removed stays, `removed`, unseen by searches but still
+    // a code to judge by, as on the server), and the parts of a version
+    // still arriving. Public data, plain columns.
     r#"
     CREATE TABLE code_lists (
         list    TEXT PRIMARY KEY,
@@ -158,6 +160,7 @@ const MIGRATIONS: &[&str] = &[
         name   TEXT NOT NULL,
         en     TEXT,
         parent TEXT,
+        removed INTEGER NOT NULL DEFAULT 0,
         UNIQUE (list, code)
     ) STRICT;
     CREATE VIRTUAL TABLE codes_words USING fts5 (
@@ -171,7 +174,7 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO codes_words (codes_words, rowid, name, en)
         VALUES ('delete', old.id, old.name, old.en);
     END;
-    CREATE TRIGGER codes_changed AFTER UPDATE ON codes BEGIN
+    CREATE TRIGGER codes_changed AFTER UPDATE OF name, en ON codes BEGIN
         INSERT INTO codes_words (codes_words, rowid, name, en)
         VALUES ('delete', old.id, old.name, old.en);
         INSERT INTO codes_words (rowid, name, en) VALUES (new.id, new.name, new.en);

@@ -144,6 +144,7 @@ impl SyncSession {
         if store.enrollment()?.is_none() {
             return Err(Error::NotEnrolled);
         }
+        store.retry_code_parts()?;
         Ok(SyncSession {
             budget_bytes,
             summary: SyncSummary::default(),
