@@ -450,6 +450,54 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }
+    // The signature every call carries is declared, and every call states
+    // the refusals any call can meet (issue 17: a client generated from
+    // this document handles them all).
+    let scheme = &doc["components"]["securitySchemes"]["sambung-auth"];
+    assert_eq!((scheme["type"].as_str(), scheme["in"].as_str(), scheme["name"].as_str()), (Some("apiKey"), Some("header"), Some("sambung-auth")), "{scheme}");
+    assert!(doc["security"][0].get("sambung-auth").is_some(), "{}", doc["security"]);
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let codes: Vec<&str> = op["responses"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            for code in ["401", "403", "429"] {
+                assert!(codes.contains(&code), "{method} {path} does not state {code}: {codes:?}");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(codes.contains(&"413"), "{method} {path} does not state 413: {codes:?}");
+            }
+        }
+    }
+    assert!(operations >= 18, "{operations}");
+}
+
+/// What the document states is what the server answers: an unsigned call
+/// and a resident's key meet the 401 and 403 every operation lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_answers_the_refusals_the_document_states() {
+    let server = TestServer::start().await;
+    // A resident's key, signing as agency systems do.
+    let resident =
+        Agency::enroll_with(&server, &server.code(Role::Resident, "warga-1", &[], None)).await;
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/v1/agency/requests"),
+        ("GET", "/v1/agency/services"),
+        ("GET", "/v1/agency/audit"),
+        ("GET", "/v1/agency/webhooks"),
+        ("POST", "/v1/agency/catalog"),
+    ] {
+        let url = format!("{}{path}", server.url());
+        let unsigned = client
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401, "{method} {path}");
+        let signed = resident.call_raw(method, path, b"{}").await;
+        assert_eq!(signed.status, 403, "{method} {path}: {}", signed.json);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         webhooks::list_webhooks,
         webhooks::delete_webhook
     ),
+    modifiers(&EveryCall),
     components(schemas(
         RequestSummary,
         RequestList,
@@ -142,6 +143,67 @@ pub fn routes() -> Router<Arc<AppState>> {
     ))
 )]
 pub struct ApiDoc;
+
+/// What the document says once for every call, rather than at each
+/// (where it would drift): the `sambung-auth` signature every call
+/// carries, and the refusals any call can meet — unsigned or badly signed
+/// (401), a key that is not an agency's or is revoked (403), too many
+/// calls (429), a body over its limit (413, calls with a body).
+struct EveryCall;
+
+impl utoipa::Modify for EveryCall {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{Ref, RefOr, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "sambung-auth",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "sambung-auth",
+                "An Ed25519 signature by an enrolled agency key over the deployment, method, path, device, time, nonce, the body's SHA-256 and the signed headers (docs/backoffice.md, \"Signing a call\"): base64url, good for 5 minutes and once.",
+            ))),
+        );
+        doc.security = Some(vec![SecurityRequirement::new(
+            "sambung-auth",
+            Vec::<String>::new(),
+        )]);
+        let refusal = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content_ref("application/json", Ref::from_schema_name("ApiError"))
+                    .build(),
+            )
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                for (code, description) in [
+                    ("401", "unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold"),
+                    ("403", "forbidden (not an agency key, or the account's regions do not allow it) or revoked"),
+                    ("429", "rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds"),
+                ] {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| refusal(description));
+                }
+                if has_body {
+                    responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| refusal("too_large: the body is over this call's limit"));
+                }
+            }
+        }
+    }
+}
 
 async fn openapi_json() -> Response {
     match ApiDoc::openapi().to_json() {
