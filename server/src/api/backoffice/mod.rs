@@ -187,18 +187,27 @@ impl utoipa::Modify for EveryCall {
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;
                 for (code, description) in [
-                    ("401", "unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold"),
-                    ("403", "forbidden (not an agency key, or the account's regions do not allow it) or revoked"),
-                    ("429", "rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds"),
+                    (
+                        "401",
+                        "unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold",
+                    ),
+                    (
+                        "403",
+                        "forbidden (not an agency key, or the account's regions do not allow it) or revoked",
+                    ),
+                    (
+                        "429",
+                        "rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds",
+                    ),
                 ] {
                     responses
                         .entry(code.to_owned())
                         .or_insert_with(|| refusal(description));
                 }
                 if has_body {
-                    responses
-                        .entry("413".to_owned())
-                        .or_insert_with(|| refusal("too_large: the body is over this call's limit"));
+                    responses.entry("413".to_owned()).or_insert_with(|| {
+                        refusal("too_large: the body is over this call's limit")
+                    });
                 }
             }
         }
