@@ -450,6 +450,55 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }
+    // The constraints the server enforces are stated (issue 17: a client
+    // generated from the document, and schemathesis, rely on them): each
+    // list of names is exactly the server's.
+    let param = |name: &str| {
+        list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    let names = |name: &str| -> std::collections::BTreeSet<String> {
+        let pattern = param(name)["pattern"].as_str().unwrap().to_owned();
+        let inner = pattern
+            .strip_prefix("^(")
+            .unwrap()
+            .strip_suffix(")$")
+            .unwrap();
+        inner.split('|').map(str::to_owned).collect()
+    };
+    let kinds: std::collections::BTreeSet<String> = Kind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .chain(["service".to_owned()])
+        .collect();
+    assert_eq!(names("kind"), kinds);
+    let statuses = Status::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    assert_eq!(names("status"), statuses);
+    let services = sambung_core::model::Service::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    assert_eq!(names("service"), services);
+    assert_eq!(
+        (
+            param("limit")["minimum"].as_u64(),
+            param("limit")["maximum"].as_u64()
+        ),
+        (Some(1), Some(500))
+    );
+    assert_eq!(param("assignee")["maxLength"], 128);
+    assert!(
+        param("region")["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^[0-9]{2}")
+    );
+    assert!(param("cursor")["pattern"].is_string());
     // The signature every call carries is declared, and every call states
     // the refusals any call can meet (issue 17: a client generated from
     // this document handles them all).

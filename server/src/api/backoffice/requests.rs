@@ -34,21 +34,32 @@ use crate::storage::{DocFilter, ListPosition};
 pub struct ListParams {
     /// Kind (`ktp_el`, `complaint`, …; `service`: requests of catalog
     /// services, whose details name the service).
+    #[param(
+        pattern = "^(business_licence|building_approval|birth|death|move_address|family_card_update|ktp_el|pbb_objection|pbb_reduction|payment_verification|vehicle_tax|bphtb|complaint|service)$"
+    )]
     pub kind: Option<String>,
     /// Service area: `permit`, `population`, `tax`, `complaint`, `catalog`
     /// (catalog services).
+    #[param(pattern = "^(permit|population|tax|complaint|catalog)$")]
     pub service: Option<String>,
     /// Status (`submitted`, `in_review`, …).
+    #[param(
+        pattern = "^(draft|submitted|received|in_review|needs_info|approved|rejected|completed|withdrawn)$"
+    )]
     pub status: Option<String>,
     /// Region code prefix, whole segments (`32.73`).
+    #[param(pattern = r"^[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$")]
     pub region: Option<String>,
     /// Assigned officer's account id.
+    #[param(min_length = 1, max_length = 128)]
     pub assignee: Option<String>,
     /// Changed on the server at or after these Unix milliseconds.
     pub updated_since: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-fA-F]{48}$")]
     pub cursor: Option<String>,
     /// Rows per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 
