@@ -35,6 +35,9 @@ pub use crate::storage::{Delivery, NewDelivery, Outcome, Subscription};
 
 pub mod worker;
 
+/// Longest webhook address, in characters.
+pub const MAX_URL_CHARS: usize = 2000;
+
 /// The events one may subscribe to.
 pub const EVENTS: &[&str] = &[
     "request.submitted",
@@ -185,6 +188,11 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &str) -> String 
 /// is checked at each delivery, on what it resolves to then). The text is
 /// checked as given, untrimmed: it is what is stored and delivered to.
 pub fn check_url(url: &str, policy: &AddressPolicy) -> Result<(), ServerError> {
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(ServerError::BadRequest(format!(
+            "url: at most {MAX_URL_CHARS} characters"
+        )));
+    }
     let parsed = sambung_core::url_rule::https_or_loopback(url).map_err(|why| {
         ServerError::BadRequest(format!(
             "url: {why} (https, plain http only to this host, no credentials, query or fragment)"

@@ -792,12 +792,26 @@ impl Agency {
 
     /// Enrolls a fresh key with an enrollment `code` (of any role).
     pub async fn enroll_with(server: &TestServer, code: &str) -> Agency {
+        let agency = Agency::enroll_at(&server.url(), code)
+            .await
+            .expect("enrollment");
+        assert_eq!(
+            agency.audience,
+            server.audience(),
+            "the enrollment answer names the audience"
+        );
+        agency
+    }
+
+    /// Enrolls a fresh key with `code` at the server at `url` (any server:
+    /// the API's conformance run enrolls at one started by a script).
+    pub async fn enroll_at(url: &str, code: &str) -> Result<Agency, String> {
         sambung_core::sync::install_crypto_provider();
-        let key = sambung_core::protocol::DeviceKey::generate().unwrap();
+        let key = sambung_core::protocol::DeviceKey::generate().map_err(|e| e.to_string())?;
         let device = sambung_core::protocol::device_id_of(&key.public_key());
         let http = reqwest::Client::new();
         let r = http
-            .post(format!("{}/v1/enroll", server.url()))
+            .post(format!("{url}/v1/enroll"))
             .json(&serde_json::json!({
                 "code": code,
                 "device": device.iter().map(|b| format!("{b:02x}")).collect::<String>(),
@@ -806,22 +820,22 @@ impl Agency {
             }))
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "enrollment");
-        let answer: serde_json::Value = r.json().await.unwrap();
-        let audience = answer["audience"].as_str().unwrap().to_owned();
-        assert_eq!(
-            audience,
-            server.audience(),
-            "the enrollment answer names the audience"
-        );
-        Agency {
+            .map_err(|e| e.to_string())?;
+        if r.status() != 200 {
+            return Err(format!("enrollment answered {}", r.status()));
+        }
+        let answer: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        let audience = answer["audience"]
+            .as_str()
+            .ok_or("the enrollment answer has no audience")?
+            .to_owned();
+        Ok(Agency {
             key,
             device,
             audience,
-            base: server.url(),
+            base: url.to_owned(),
             http,
-        }
+        })
     }
 
     /// A signed call: `target` is the path with its query.

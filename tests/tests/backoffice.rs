@@ -492,12 +492,44 @@ async fn the_openapi_document_describes_every_route() {
         (Some(1), Some(500))
     );
     assert_eq!(param("assignee")["maxLength"], 128);
-    assert!(
-        param("region")["pattern"]
+    // The region code and NIK patterns say what the server's validators
+    // say, value by value.
+    let region = regex::Regex::new(param("region")["pattern"].as_str().unwrap()).unwrap();
+    for p in 0..100u8 {
+        for code in [
+            format!("{p:02}"),
+            format!("{p:02}.73.01"),
+            format!("{p:02}.73.01.1001"),
+        ] {
+            let server = RegionCode::from(code.as_str()).check().is_empty();
+            assert_eq!(region.is_match(&code), server, "{code}");
+        }
+    }
+    for bad in ["32.7", "32.73.01.100", "32..73", "32.73.01.1001.1"] {
+        assert!(!region.is_match(bad), "{bad}");
+    }
+    let nik = regex::Regex::new(
+        doc["components"]["schemas"]["PersonQuery"]["properties"]["nik"]["pattern"]
             .as_str()
-            .unwrap()
-            .starts_with("^[0-9]{2}")
-    );
+            .unwrap(),
+    )
+    .unwrap();
+    let mut candidates: Vec<String> = (0..100u8)
+        .map(|p| format!("{p:02}7301150890{:04}", 1))
+        .collect();
+    for day in 0..=72u8 {
+        for month in 0..=13u8 {
+            for yy in [0u8, 1, 4, 23, 96] {
+                for serial in [0u16, 1, 9999] {
+                    candidates.push(format!("327301{day:02}{month:02}{yy:02}{serial:04}"));
+                }
+            }
+        }
+    }
+    for n in candidates {
+        let server = sambung_core::identifiers::Nik(n.clone()).check().is_empty();
+        assert_eq!(nik.is_match(&n), server, "{n}");
+    }
     assert!(param("cursor")["pattern"].is_string());
     // The signature every call carries is declared, and every call states
     // the refusals any call can meet (issue 17: a client generated from

@@ -369,6 +369,23 @@ async fn internal_addresses_are_refused_unless_the_deployment_allows_them() {
         "{:?}",
         a.json
     );
+    // An address over 2,000 characters is refused (the document states
+    // the limit).
+    let long = format!("https://hooks.example.go.id/{}", "a".repeat(2000));
+    let a = agency
+        .call(
+            "POST",
+            "/v1/agency/webhooks",
+            Some(json!({"url": long, "events": events})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (400, "bad_request"));
+    assert!(
+        a.json["message"].as_str().unwrap().contains("2000"),
+        "{:?}",
+        a.json
+    );
     // A name is accepted, and judged when delivering: `localhost`
     // resolves to loopback, so the delivery is blocked before it connects.
     let a = agency

@@ -25,14 +25,21 @@ use crate::error::ServerError;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only this request's (UUID).
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub request: Option<String>,
     /// Only this account's.
+    #[param(min_length = 1, max_length = 128)]
     pub account: Option<String>,
     /// Only this enrolled key's (32 hex digits).
+    #[param(pattern = r"^[0-9a-fA-F]{32}$")]
     pub device: Option<String>,
     /// Entries after this position (`next_after` of the previous page).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<u64>,
     /// Entries per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 
@@ -163,6 +170,19 @@ pub(super) async fn audit_trail(
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ServerError::BadFilter("limit is 1 to 500".into()));
         }
+        if p.account
+            .as_deref()
+            .is_some_and(|a| a.is_empty() || a.len() > 128)
+        {
+            return Err(ServerError::BadFilter("account is an account id".into()));
+        }
+        // Positions are signed 64-bit in storage: one beyond is no
+        // position this server gave.
+        if p.after.is_some_and(|a| i64::try_from(a).is_err()) {
+            return Err(ServerError::BadFilter(
+                "after is a position this server gave (next_after)".into(),
+            ));
+        }
         let mut entries = agency.audit_trail(
             state.storage(),
             &filter,
@@ -225,8 +245,10 @@ pub(super) async fn audit_verify(
 #[into_params(parameter_in = Query)]
 pub struct ExposureParams {
     /// An account id.
+    #[param(min_length = 1, max_length = 128)]
     pub account: Option<String>,
     /// An enrolled key (32 hex digits), e.g. of a lost phone.
+    #[param(pattern = r"^[0-9a-fA-F]{32}$")]
     pub device: Option<String>,
 }
 
@@ -255,6 +277,9 @@ pub(super) async fn exposure(
         let Query(p) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
         let subject = match (&p.account, &p.device) {
+            (Some(a), None) if a.is_empty() || a.len() > 128 => {
+                return Err(ServerError::BadFilter("account is an account id".into()));
+            }
             (Some(a), None) => Subject::Account(a.clone()),
             (None, Some(d)) => Subject::Device(parse_device(d)?),
             _ => {

@@ -27,7 +27,11 @@ use crate::exchange;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
-    /// The person's NIK (16 digits).
+    /// The person's NIK (16 digits: a province, a region, a date of birth
+    /// — the day plus 40 for women —, a serial other than 0000).
+    #[schema(
+        pattern = r"^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-7])[0-9]{4}((0[1-9]|1[0-9]|2[0-8]|4[1-9]|5[0-9]|6[0-8])(0[1-9]|1[0-2])[0-9]{2}|(29|69)(0[13-9]|1[0-2])[0-9]{2}|(29|69)02([02468][048]|[13579][26])|(30|70)(0[13-9]|1[0-2])[0-9]{2}|(31|71)(0[13578]|1[02])[0-9]{2})(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})$"
+    )]
     pub nik: String,
 }
 

@@ -48,7 +48,9 @@ pub struct ListParams {
     )]
     pub status: Option<String>,
     /// Region code prefix, whole segments (`32.73`).
-    #[param(pattern = r"^[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$")]
+    #[param(
+        pattern = r"^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-7])(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$"
+    )]
     pub region: Option<String>,
     /// Assigned officer's account id.
     #[param(min_length = 1, max_length = 128)]
@@ -111,9 +113,13 @@ pub struct RequestView {
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// The new status; only moves the lifecycle gives the agency.
+    #[schema(
+        pattern = r"^(draft|submitted|received|in_review|needs_info|approved|rejected|completed|withdrawn)$"
+    )]
     pub to: String,
     /// A reason, shown to the applicant (required in practice for
     /// `rejected` and `needs_info`).
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     pub note: Option<String>,
 }
 
@@ -122,6 +128,7 @@ pub struct StatusChange {
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     /// The text, up to 5000 characters.
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     pub text: String,
 }
 
@@ -132,6 +139,7 @@ pub struct Assignment {
     /// The field officer's account id; `null` unassigns. Required: a
     /// forgotten field must not unassign.
     #[serde(deserialize_with = "present")]
+    #[schema(required = true, min_length = 1, max_length = 128, pattern = r"\S")]
     pub officer: Option<String>,
 }
 
@@ -275,7 +283,7 @@ fn with_etag(view: RequestView) -> Response {
 #[utoipa::path(
     get,
     path = "/v1/agency/requests/{id}",
-    params(("id" = String, Path, description = "Request id (UUID)")),
+    params(("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses(
         (status = 200, body = RequestView, headers(("ETag" = String))),
         (status = 400, description = "bad_request: not a UUID", body = ApiError),
@@ -332,7 +340,7 @@ pub struct Receipts {
 #[utoipa::path(
     get,
     path = "/v1/agency/requests/{id}/receipts",
-    params(("id" = String, Path, description = "Request id (UUID)")),
+    params(("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses(
         (status = 200, body = Receipts),
         (status = 400, description = "bad_request: not a UUID", body = ApiError),
@@ -401,7 +409,7 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
     post,
     path = "/v1/agency/requests/{id}/status",
     params(
-        ("id" = String, Path, description = "Request id (UUID)"),
+        ("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
         ("If-Match" = Option<String>, Header, description = "ETag the change is based on")
     ),
     request_body = StatusChange,
@@ -451,7 +459,7 @@ pub(super) async fn set_status(
     post,
     path = "/v1/agency/requests/{id}/notes",
     params(
-        ("id" = String, Path, description = "Request id (UUID)"),
+        ("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
         ("If-Match" = Option<String>, Header, description = "ETag the note is based on")
     ),
     request_body = NewNote,
@@ -495,7 +503,7 @@ pub(super) async fn add_note(
     post,
     path = "/v1/agency/requests/{id}/assignee",
     params(
-        ("id" = String, Path, description = "Request id (UUID)"),
+        ("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
         ("If-Match" = Option<String>, Header, description = "ETag the assignment is based on")
     ),
     request_body = Assignment,
@@ -548,13 +556,14 @@ pub(super) async fn set_assignee(
     get,
     path = "/v1/agency/requests/{id}/attachments/{sha256}",
     params(
-        ("id" = String, Path, description = "Request id (UUID)"),
-        ("sha256" = String, Path, description = "The attachment's content address"),
+        ("id" = String, Path, description = "Request id (UUID)", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        ("sha256" = String, Path, description = "The attachment's content address", pattern = r"^[0-9a-f]{64}$"),
         ("Range" = Option<String>, Header, description = "bytes=start-end")
     ),
     responses(
         (status = 200, description = "the bytes", content_type = "application/octet-stream"),
         (status = 206, description = "the range asked for"),
+        (status = 400, description = "bad_request: the id is not a UUID, or the address not 64 lowercase hex digits", body = ApiError),
         (status = 404, description = "not_found: not an attachment of this request, not uploaded yet, or its reference does not grant the bytes (the account that added it never uploaded them)", body = ApiError),
         (status = 416, description = "the range is outside the attachment")
     )

@@ -28,7 +28,9 @@ use crate::error::ServerError;
 pub struct ServiceParams {
     /// Only those offered in this region (a Kemendagri code, e.g.
     /// `33.19.05.2011`).
-    #[param(pattern = r"^[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$")]
+    #[param(
+        pattern = r"^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-7])(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$"
+    )]
     pub region: Option<String>,
 }
 
@@ -143,7 +145,7 @@ pub struct PublishedService {
 #[utoipa::path(
     post,
     path = "/v1/agency/catalog",
-    request_body(content = String, content_type = "application/json", description = "A service definition (catalog/service.schema.json) or a code list (catalog/code_list.schema.json: a top-level code_list)"),
+    request_body(content = Object, content_type = "application/json", description = "A service definition (catalog/service.schema.json) or a code list (catalog/code_list.schema.json: a top-level code_list)"),
     responses(
         (status = 201, body = PublishedService),
         (status = 400, description = "bad_request: the definition is refused; every problem is named", body = ApiError),
@@ -191,7 +193,7 @@ pub(super) async fn publish_service(
 pub struct Retirement {
     /// The last day (`YYYY-MM-DD`, in Indonesia) on which requests created
     /// on this version are still accepted.
-    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub accept_until: String,
 }
 
@@ -201,7 +203,10 @@ pub struct Retirement {
 #[utoipa::path(
     post,
     path = "/v1/agency/catalog/{id}/{version}/retire",
-    params(("id" = String, Path, description = "Service id"), ("version" = u32, Path, description = "Version")),
+    params(
+        ("id" = String, Path, description = "Service id", pattern = r"^[a-z][a-z0-9_]{0,63}$"),
+        ("version" = u32, Path, description = "Version", minimum = 1)
+    ),
     request_body = Retirement,
     responses(
         (status = 204, description = "retired"),

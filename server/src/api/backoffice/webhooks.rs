@@ -19,15 +19,41 @@ use crate::api::state::{AppState, blocking, now};
 use crate::error::ServerError;
 use crate::webhooks;
 
+/// An event one may subscribe to (`webhooks::EVENTS`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // the document's enumeration of `webhooks::EVENTS`
+pub enum WebhookEvent {
+    /// A request was submitted.
+    #[schema(rename = "request.submitted")]
+    RequestSubmitted,
+    /// A request's status changed.
+    #[schema(rename = "request.status_changed")]
+    RequestStatusChanged,
+    /// A note was added.
+    #[schema(rename = "request.note_added")]
+    RequestNoteAdded,
+    /// An attachment's bytes arrived.
+    #[schema(rename = "attachment.received")]
+    AttachmentReceived,
+}
+
 /// A subscription to create.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Where deliveries go: HTTPS (plain HTTP only to the server's own
-    /// host).
+    /// host; no credentials, query or fragment; an internal address only
+    /// where the deployment's `webhook_allow` permits it), at most 2000
+    /// characters. The pattern states only the scheme: the rest is the
+    /// address policy's.
+    #[schema(
+        pattern = r"^[\u0000-\u0020]*[hH][tT][tT][pP][sS]?:[^?#]*$",
+        max_length = 2000
+    )]
     pub url: String,
     /// Any of `request.submitted`, `request.status_changed`,
     /// `request.note_added`, `attachment.received`.
+    #[schema(min_items = 1, inline, value_type = Vec<WebhookEvent>)]
     pub events: Vec<String>,
 }
 
