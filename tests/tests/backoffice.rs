@@ -657,3 +657,30 @@ async fn the_agency_lists_the_service_catalog() {
         .await;
     assert_eq!((a.status, a.code()), (401, "unauthenticated"));
 }
+
+/// Lengths the document states in characters are counted in characters:
+/// an account id of 40 four-byte letters (160 bytes) is within 128.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lengths_are_characters_as_the_document_states() {
+    let server = TestServer::start().await;
+    // Without region limits: the audit trail is the whole agency's.
+    let agency = Agency::enroll(&server, "diskominfo", &[]).await;
+    let wide = "%F0%9D%95%8B".repeat(40);
+    for path in [
+        format!("/v1/agency/requests?assignee={wide}"),
+        format!("/v1/agency/audit?account={wide}"),
+    ] {
+        let a = agency.call("GET", &path, None, None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.json);
+    }
+    let too_long = "%F0%9D%95%8B".repeat(129);
+    let a = agency
+        .call(
+            "GET",
+            &format!("/v1/agency/requests?assignee={too_long}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.json);
+}

@@ -172,7 +172,7 @@ pub(super) async fn audit_trail(
         }
         if p.account
             .as_deref()
-            .is_some_and(|a| a.is_empty() || a.len() > 128)
+            .is_some_and(|a| a.is_empty() || a.chars().count() > 128)
         {
             return Err(ServerError::BadFilter("account is an account id".into()));
         }
@@ -277,7 +277,7 @@ pub(super) async fn exposure(
         let Query(p) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
         let subject = match (&p.account, &p.device) {
-            (Some(a), None) if a.is_empty() || a.len() > 128 => {
+            (Some(a), None) if a.is_empty() || a.chars().count() > 128 => {
                 return Err(ServerError::BadFilter("account is an account id".into()));
             }
             (Some(a), None) => Subject::Account(a.clone()),

@@ -190,7 +190,7 @@ impl ListParams {
             return bad("region is a region code such as 32.73");
         }
         if let Some(a) = &self.assignee
-            && (a.is_empty() || a.len() > 128)
+            && (a.is_empty() || a.chars().count() > 128)
         {
             return bad("assignee is an account id");
         }
