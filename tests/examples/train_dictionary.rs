@@ -29,19 +29,8 @@ fn actor(rng: &mut Rng) -> ActorId {
 fn response(acks: Vec<DocAck>, pull: Vec<DocPull>, cursor: u64, cursor_tag: u32) -> SyncResponse {
     SyncResponse {
         acks,
-        refused: vec![],
-        unknown_heads: vec![],
-        repair: vec![],
         pull,
-        cursor,
-        cursor_tag,
-        more: false,
-        reset: false,
-        wipe: false,
-        acked_all: false,
-        gone: Vec::new(),
-        catalog: Vec::new(),
-        catalog_seq: 0,
+        ..SyncResponse::at(cursor, cursor_tag)
     }
 }
 

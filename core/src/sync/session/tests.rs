@@ -54,22 +54,7 @@ fn synced_draft(store: &Store, cursor: u64) -> RequestId {
 }
 
 fn answer(cursor: u64) -> SyncResponse {
-    SyncResponse {
-        acks: Vec::new(),
-        refused: Vec::new(),
-        unknown_heads: Vec::new(),
-        repair: Vec::new(),
-        pull: Vec::new(),
-        cursor,
-        cursor_tag: 7,
-        more: false,
-        reset: false,
-        wipe: false,
-        acked_all: false,
-        gone: Vec::new(),
-        catalog: Vec::new(),
-        catalog_seq: 0,
-    }
+    SyncResponse::at(cursor, 7)
 }
 
 fn wire(response: &SyncResponse) -> Vec<u8> {
