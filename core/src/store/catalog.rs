@@ -132,7 +132,7 @@ impl Store {
                     let body = e.definition.as_deref().unwrap_or_default();
                     match super::codes::take_part(tx, &e.service, body)? {
                         Taken::Kept => {}
-                        Taken::Unusable(_) => {
+                        Taken::Unusable => {
                             tx.execute(
                                 "INSERT OR REPLACE INTO catalog (service, version, body, accept_until)
                                  VALUES (?1, ?2, ?3, NULL)",

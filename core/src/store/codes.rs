@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::Store;
 use super::sync_state::{meta_get, meta_put};
+use crate::catalog::Text;
 use crate::catalog::codes::{self, CodeLookup, CodePart};
-use crate::catalog::{CatalogError, Text};
 use crate::error::Error;
 
 /// Most codes one search answers.
@@ -53,7 +53,7 @@ pub(super) enum Taken {
     Kept,
     /// Readable by a newer app only: kept aside and named by
     /// `catalog_unusable` ("update the app").
-    Unusable(String),
+    Unusable,
     /// Built on a version this device does not hold, for the first time:
     /// the catalog is to be delivered again from the start.
     Restart,
@@ -70,23 +70,13 @@ fn restart_marker(part: &CodePart) -> String {
 
 /// Takes one part inside the caller's transaction.
 pub(super) fn take_part(tx: &Transaction<'_>, key: &str, body: &str) -> Result<Taken, Error> {
+    // A part this app cannot read (a newer format, or refused) is kept
+    // aside and named by `catalog_unusable`, which says why.
     let part = match codes::parse_part(body) {
         Ok(p) if p.key() == key => p,
-        Ok(_) => {
-            tracing::warn!("a code list part under another key is ignored");
-            return Ok(Taken::Unusable(format!(
-                "{key}: a code list part under another key"
-            )));
-        }
-        Err(e) => {
-            tracing::warn!(part = %key, "a delivered code list part is refused");
-            let reason = match e {
-                CatalogError::Malformed { .. } | CatalogError::Invalid { .. } => {
-                    "this app cannot read it: update the app".to_owned()
-                }
-                other @ CatalogError::NeedsNewerEngine { .. } => other.to_string(),
-            };
-            return Ok(Taken::Unusable(format!("{key}: {reason}")));
+        _ => {
+            tracing::warn!(part = %key, "a delivered code list part is kept unread");
+            return Ok(Taken::Unusable);
         }
     };
     let held: u32 = tx
