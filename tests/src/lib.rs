@@ -1022,6 +1022,35 @@ impl RawDevice {
     }
 }
 
+/// The documents the SKTM letter (and the services made from it) asks
+/// for, as references a tampered app writes itself (the bytes are not the
+/// server's concern when it judges content): two of the engine's roles,
+/// and the RT letter by the service's own name for it.
+pub fn sktm_documents(r: &mut sambung_core::model::Request) {
+    use sambung_core::model::{AttachmentRef, AttachmentRole};
+    for (i, (role, purpose)) in [
+        (AttachmentRole::KtpCopy, None),
+        (AttachmentRole::KkCopy, None),
+        (
+            AttachmentRole::SupportingDocument,
+            Some("rt_letter".to_owned()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.attachments.push(AttachmentRef {
+            sha256: format!("{:064x}", i + 1),
+            role,
+            purpose,
+            name: "scan.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 10,
+            added_at: sambung_core::Timestamp::now(),
+        });
+    }
+}
+
 /// A new request of `content` pushed as a tampered app writes it: created
 /// by `user` in `role`, changed by `edit`, already submitted, nothing
 /// checked on the device.

@@ -54,33 +54,6 @@ fn tampered(dev: &Device, content: RequestContent, edit: impl FnOnce(&mut Reques
     sambung_e2e::tampered_submission(dev, content, "warga-1", Role::Resident, edit)
 }
 
-/// The documents the SKTM needs, as references (the bytes are not the
-/// server's concern when it judges content): two of the engine's roles,
-/// and the RT letter by the service's own name for it.
-fn with_documents(r: &mut Request) {
-    for (i, (role, purpose)) in [
-        (AttachmentRole::KtpCopy, None),
-        (AttachmentRole::KkCopy, None),
-        (
-            AttachmentRole::SupportingDocument,
-            Some("rt_letter".to_owned()),
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        r.attachments.push(sambung_core::model::AttachmentRef {
-            sha256: format!("{:064x}", i + 1),
-            role,
-            purpose,
-            name: "scan.pdf".into(),
-            mime: "application/pdf".into(),
-            size: 10,
-            added_at: Timestamp::now(),
-        });
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_publishes_a_service_and_an_offline_phone_files_it() {
     let server = TestServer::start().await;
@@ -237,7 +210,7 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
     let hash = definition_hash(sktm_json());
 
     // Not published yet: the server does not know the service.
-    let early = tampered(&w, content(&answers(), &hash), with_documents);
+    let early = tampered(&w, content(&answers(), &hash), sambung_e2e::sktm_documents);
     let answer = raw.exchange(vec![early]).await;
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     assert_eq!(answer.refused[0].errors[0].code, "unknown_service");
@@ -250,15 +223,19 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
     let mut wrong = answers();
     wrong.insert("kk_number".into(), json!("12"));
     wrong.remove("addressed_to");
-    let invalid = tampered(&w, content(&wrong, &hash), with_documents);
-    let forged = tampered(&w, content(&answers(), &"ab".repeat(32)), with_documents);
+    let invalid = tampered(&w, content(&wrong, &hash), sambung_e2e::sktm_documents);
+    let forged = tampered(
+        &w,
+        content(&answers(), &"ab".repeat(32)),
+        sambung_e2e::sktm_documents,
+    );
     let undocumented = tampered(&w, content(&answers(), &hash), |_| {});
     let mut unknown = content(&answers(), &hash);
     if let Details::Service(s) = &mut unknown.details {
         s.version = 7;
     }
-    let unknown_version = tampered(&w, unknown, with_documents);
-    let fine = tampered(&w, content(&answers(), &hash), with_documents);
+    let unknown_version = tampered(&w, unknown, sambung_e2e::sktm_documents);
+    let fine = tampered(&w, content(&answers(), &hash), sambung_e2e::sktm_documents);
     let answer = raw
         .exchange(vec![invalid, forged, undocumented, unknown_version, fine])
         .await;
@@ -302,7 +279,11 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
     let mut huge = answers();
     huge.insert("members".into(), Value::Array(vec![json!({}); 80_000]));
     let answer = raw
-        .exchange(vec![tampered(&w, content(&huge, &hash), with_documents)])
+        .exchange(vec![tampered(
+            &w,
+            content(&huge, &hash),
+            sambung_e2e::sktm_documents,
+        )])
         .await;
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
     let fields: Vec<&str> = answer.refused[0]
@@ -327,9 +308,9 @@ async fn a_tampered_app_meets_the_definition_on_the_server() {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.json);
-    let late = tampered(&w, content(&answers(), &hash), with_documents);
+    let late = tampered(&w, content(&answers(), &hash), sambung_e2e::sktm_documents);
     let before = tampered(&w, content(&answers(), &hash), |r| {
-        with_documents(r);
+        sambung_e2e::sktm_documents(r);
         r.created_at = Timestamp(r.created_at.0 - 3 * 86_400_000);
     });
     let answer = raw.exchange(vec![late, before]).await;

@@ -10,8 +10,8 @@ use sambung_core::catalog::codes::{self, Code, CodeList};
 use sambung_core::catalog::{EXAMPLES, Text, definition_hash};
 use sambung_core::identifiers::RegionCode;
 use sambung_core::lifecycle::Role;
-use sambung_core::model::{AttachmentRef, AttachmentRole, Details, Kind, Request, ServiceRequest};
-use sambung_core::{Timestamp, templates};
+use sambung_core::model::{Details, Kind, ServiceRequest};
+use sambung_core::templates;
 use sambung_e2e::{Agency, RawDevice, TestServer, splitmix};
 use serde_json::{Map, Value, json};
 
@@ -85,30 +85,6 @@ fn answers(json: &str, village: &str) -> Map<String, Value> {
     let mut a = d.example().unwrap().as_object().unwrap().clone();
     a.insert("desa_asal".into(), json!(village));
     a
-}
-
-fn with_documents(r: &mut Request) {
-    for (i, (role, purpose)) in [
-        (AttachmentRole::KtpCopy, None),
-        (AttachmentRole::KkCopy, None),
-        (
-            AttachmentRole::SupportingDocument,
-            Some("rt_letter".to_owned()),
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        r.attachments.push(AttachmentRef {
-            sha256: format!("{:064x}", i + 1),
-            role,
-            purpose,
-            name: "scan.pdf".into(),
-            mime: "application/pdf".into(),
-            size: 10,
-            added_at: Timestamp::now(),
-        });
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,14 +201,14 @@ async fn a_village_list_reaches_a_phone_in_parts_then_as_its_changes_and_judges_
         content(&answers(&service, "61.71.99.9999"), &service),
         "warga-1",
         Role::Resident,
-        with_documents,
+        sambung_e2e::sktm_documents,
     );
     let honest = sambung_e2e::tampered_submission(
         &phone,
         content(&answers(&service, &v1.codes[7].code), &service),
         "warga-1",
         Role::Resident,
-        with_documents,
+        sambung_e2e::sktm_documents,
     );
     let answer = raw.exchange(vec![forged, honest]).await;
     assert_eq!(answer.refused.len(), 1, "{answer:?}");
@@ -298,7 +274,7 @@ async fn a_village_list_reaches_a_phone_in_parts_then_as_its_changes_and_judges_
         content(&answers(&service, &merged), &service),
         "warga-1",
         Role::Resident,
-        with_documents,
+        sambung_e2e::sktm_documents,
     );
     let answer = raw.exchange(vec![late]).await;
     assert!(answer.refused.is_empty(), "{answer:?}");
