@@ -1341,6 +1341,25 @@ fn device_services_forms_and_checks_work_offline_and_refuse_bad_input() {
     assert_eq!(r.code, 2);
 }
 
+/// A resident's store in `dir/hp`, enrolled at the server of `data`
+/// listening on `port`.
+fn enrolled_resident(dir: &Path, data: &str, port: u16) -> std::path::PathBuf {
+    let code = ok(sambung(
+        &[
+            "admin", "enroll", "--data", data, "--role", "resident", "--user", "warga-1",
+        ],
+        None,
+    ));
+    let home = dir.join("hp");
+    ok(run(&home, &["init"]));
+    let url = format!("http://127.0.0.1:{port}");
+    ok(run(
+        &home,
+        &["enroll", "--server", &url, "--code", code.trim()],
+    ));
+    home
+}
+
 #[test]
 fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -1366,19 +1385,7 @@ fn a_published_service_reaches_the_device_and_is_filed_through_the_cli() {
     assert_eq!(r.code, 2, "{}", r.stderr);
 
     let (_server, port, _) = spawn_server(&data, &[]);
-    let code = ok(sambung(
-        &[
-            "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",
-        ],
-        None,
-    ));
-    let home = dir.path().join("hp");
-    ok(run(&home, &["init"]));
-    let url = format!("http://127.0.0.1:{port}");
-    ok(run(
-        &home,
-        &["enroll", "--server", &url, "--code", code.trim()],
-    ));
+    let home = enrolled_resident(dir.path(), &data, port);
     ok(run(&home, &["sync"]));
     assert!(!ok(run(&home, &["services"])).contains("surat_keterangan_tidak_mampu"));
 
@@ -1599,19 +1606,7 @@ fn a_code_list_is_checked_published_and_searched_through_the_cli() {
     assert!(out.contains("code list pekerjaan@1 (89 code(s))"), "{out}");
 
     let (_server, port, _) = spawn_server(&data, &[]);
-    let code = ok(sambung(
-        &[
-            "admin", "enroll", "--data", &data, "--role", "resident", "--user", "warga-1",
-        ],
-        None,
-    ));
-    let home = dir.path().join("hp");
-    ok(run(&home, &["init"]));
-    let url = format!("http://127.0.0.1:{port}");
-    ok(run(
-        &home,
-        &["enroll", "--server", &url, "--code", code.trim()],
-    ));
+    let home = enrolled_resident(dir.path(), &data, port);
     assert!(ok(run(&home, &["codes"])).contains("no code lists yet"));
     assert_eq!(run(&home, &["codes", "pekerjaan", "guru"]).code, 5);
 
