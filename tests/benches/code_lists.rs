@@ -27,31 +27,9 @@ use criterion::Criterion;
 use sambung_core::catalog::codes::{self, Code, CodeList};
 use sambung_core::lifecycle::Role;
 use sambung_core::store::Store;
-use sambung_e2e::regions::{regions, yearly_update};
+use sambung_e2e::regions::{regions, store_bytes, yearly_update};
 use sambung_e2e::{Agency, TestServer};
 use support::{full_run, median_ns, verdict};
-
-/// The store's files once its WAL is checkpointed into the database, as
-/// SQLite does on its own after a while: what stays on the phone.
-fn checkpointed_bytes(dir: &std::path::Path) -> u64 {
-    let db = rusqlite::Connection::open(dir.join(sambung_core::store::DB_FILE)).expect("db");
-    let _: (i64, i64, i64) = db
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .expect("checkpoint");
-    drop(db);
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 fn floor(json: &[u8]) -> u64 {
     zstd::bulk::compress(json, 19).expect("zstd").len() as u64
@@ -84,7 +62,7 @@ fn delivered(
             .await;
         let agency = Agency::enroll(&server, "diskominfo", &[]).await;
         phone.sync_until_ok(3).await;
-        let before = checkpointed_bytes(dir);
+        let before = store_bytes(dir);
         let v1_json = serde_json::to_vec(&v1).expect("json");
         let p = agency
             .call_raw("POST", "/v1/agency/catalog", &v1_json)
@@ -92,7 +70,7 @@ fn delivered(
         assert_eq!(p.status, 201, "{}", p.json);
         let first = phone.sync_until_ok(3).await;
         assert!(first.code_parts > 0, "{first:?}");
-        let after = checkpointed_bytes(dir);
+        let after = store_bytes(dir);
         let v2_json = serde_json::to_vec(&v2).expect("json");
         let p = agency
             .call_raw("POST", "/v1/agency/catalog", &v2_json)

@@ -97,3 +97,25 @@ pub fn yearly_update(v1: &CodeList) -> CodeList {
     v2.codes.extend(new);
     v2
 }
+
+/// A device store's files once its WAL is checkpointed into the database,
+/// as SQLite does on its own after a while: what a list costs the phone.
+pub fn store_bytes(dir: &std::path::Path) -> u64 {
+    let db = rusqlite::Connection::open(dir.join(sambung_core::store::DB_FILE)).expect("db");
+    let _: (i64, i64, i64) = db
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("checkpoint");
+    drop(db);
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
