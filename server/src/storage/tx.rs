@@ -271,14 +271,13 @@ pub trait Tx {
         now: i64,
     ) -> Result<(), StorageError>;
 
-    // --- The audit trail.
+    // --- The service catalog.
 
-    /// The position and hash of the trail's last entry; the trail is
-    /// locked against other writers until the end (the chain never forks).
     /// Serialises catalog writers until the transaction ends (PostgreSQL's
     /// advisory lock; SQLite's write transactions are serial already).
     fn lock_catalog(&mut self) -> Result<(), StorageError>;
-    /// Every stored version of a service, oldest first.
+    /// Every stored version of a catalog entry (a service, or a code
+    /// list's part `codes/<list>/<n>`), oldest first.
     fn catalog_rows(&mut self, service: &str) -> Result<Vec<CatalogRow>, StorageError>;
     /// Stores a published version at the next catalog position, or, when
     /// the version is stored, sets its retirement (its body is kept) and
@@ -291,6 +290,11 @@ pub trait Tx {
         accept_until: Option<&str>,
         now: i64,
     ) -> Result<(), StorageError>;
+
+    // --- The audit trail.
+
+    /// The position and hash of the trail's last entry; the trail is
+    /// locked against other writers until the end (the chain never forks).
     fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, StorageError>;
     /// Appends entries to the trail.
     fn insert_audit(&mut self, entries: &[AuditEntry]) -> Result<(), StorageError>;
