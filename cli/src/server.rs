@@ -506,6 +506,9 @@ pub enum AdminCommand {
         #[arg(long, requires = "wipe")]
         push_first: bool,
     },
+    /// Print the back-office API's OpenAPI document (what
+    /// `GET /v1/openapi.json` serves), to generate a client offline.
+    Openapi,
     /// The service catalog: check definitions before publishing them.
     Catalog {
         #[command(subcommand)]
@@ -625,6 +628,13 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
                 role.as_str(),
                 before.regions.join(","),
                 regions.join(",")
+            );
+            Ok(())
+        }
+        AdminCommand::Openapi => {
+            println!(
+                "{}",
+                sambung_server::api::backoffice::openapi_document().map_err(server_err)?
             );
             Ok(())
         }

@@ -452,6 +452,20 @@ fn sambung(args: &[&str], stdin: Option<&str>) -> Run {
 }
 
 #[test]
+fn admin_openapi_prints_the_served_document() {
+    let out = ok(sambung(&["admin", "openapi"], None));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let served: serde_json::Value = serde_json::from_str(
+        &sambung_server::api::backoffice::openapi_document().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, served);
+    assert!(doc["paths"]["/v1/agency/requests"]["get"].is_object());
+    // It takes no arguments: a stray one is a usage error.
+    assert_eq!(sambung(&["admin", "openapi", "--data", "x"], None).code, 2);
+}
+
+#[test]
 fn sync_commands_refuse_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("hp");

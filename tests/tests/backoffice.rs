@@ -244,6 +244,10 @@ async fn an_agency_lists_reads_and_acts_and_devices_follow() {
     resident.sync_until_ok(3).await;
     let read = agency.call("GET", &path, None, None).await;
     assert_eq!(read.json["status"], "in_review");
+    assert_eq!(
+        read.json["next_statuses"],
+        json!(["needs_info", "approved", "rejected"])
+    );
     // Unassigned again.
     let a = agency
         .call(
@@ -396,6 +400,9 @@ async fn refusals_are_clear_4xx_with_codes_and_change_nothing() {
     let read = agency.call("GET", &path, None, None).await;
     assert_eq!(read.json["status"], "submitted");
     assert_eq!(read.json["request"]["notes"].as_array().unwrap().len(), 0);
+    // What the agency may do next, from the lifecycle's table (a client
+    // offers only these): a submitted request can only be received.
+    assert_eq!(read.json["next_statuses"], serde_json::json!(["received"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

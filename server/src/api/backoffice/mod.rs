@@ -214,6 +214,15 @@ impl utoipa::Modify for EveryCall {
     }
 }
 
+/// The back-office API's OpenAPI document, as `GET /v1/openapi.json`
+/// serves it (`sambung admin openapi` prints it, so clients — the web
+/// console's among them — are generated without a running server).
+pub fn openapi_document() -> Result<String, ServerError> {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .map_err(|_| ServerError::Config("the OpenAPI document failed".into()))
+}
+
 async fn openapi_json() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use sambung_core::edits::{self, Author};
 use sambung_core::identifiers::RegionCode;
-use sambung_core::lifecycle::{Role, Status};
+use sambung_core::lifecycle::{self, Role, Status};
 use sambung_core::model::{Kind, Request, RequestId, Service};
 use sambung_core::protocol::DocId;
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,9 @@ pub struct RequestView {
     pub request: serde_json::Value,
     /// Current status.
     pub status: String,
+    /// The statuses an agency may move it to now (the lifecycle's rules,
+    /// `core/src/lifecycle.rs`), so a client offers only those.
+    pub next_statuses: Vec<String>,
     /// The version: send as `If-Match` to act only on this version.
     pub etag: String,
 }
@@ -266,6 +269,11 @@ fn view_of(request: &Request, etag: String) -> Result<RequestView, ServerError> 
         request: serde_json::to_value(request)
             .map_err(|_| ServerError::Storage("a request does not serialise".into()))?,
         status: request.status().as_str().to_owned(),
+        next_statuses: Status::ALL
+            .into_iter()
+            .filter(|to| lifecycle::allowed(Role::Agency, request.status(), *to))
+            .map(|to| to.as_str().to_owned())
+            .collect(),
         etag,
     })
 }
