@@ -21,6 +21,7 @@ use state::ErrorTag;
 
 pub mod backoffice;
 pub mod blobs;
+pub mod console;
 pub mod device;
 mod state;
 
@@ -245,6 +246,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(device::routes())
         .merge(backoffice::routes())
         .merge(blobs::routes())
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,

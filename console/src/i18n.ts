@@ -1,0 +1,143 @@
+// Words of the console in Indonesian (the default) and English, and times
+// in the zone of the request's region (WIB, WITA, WIT).
+
+export type Lang = "id" | "en";
+
+const words = {
+  title: { id: "Konsol layanan", en: "Service console" },
+  enrollTitle: { id: "Daftarkan peramban ini", en: "Enroll this browser" },
+  enrollHelp: {
+    id: "Masukkan kode sekali pakai dari administrator (sambung admin enroll). Peramban ini membuat kuncinya sendiri; kunci itu tidak pernah meninggalkan peramban.",
+    en: "Enter the one-time code from your administrator (sambung admin enroll). This browser makes its own key; the key never leaves the browser.",
+  },
+  code: { id: "Kode pendaftaran", en: "Enrollment code" },
+  enroll: { id: "Daftarkan", en: "Enroll" },
+  signOut: { id: "Keluar", en: "Sign out" },
+  signedInAs: { id: "Masuk sebagai", en: "Signed in as" },
+  lockedOut: {
+    id: "Kunci peramban ini tidak lagi diterima server (dicabut atau bukan akun agensi). Keluar, lalu daftar lagi dengan kode baru.",
+    en: "The server no longer accepts this browser's key (revoked, or not an agency account). Sign out, then enroll again with a new code.",
+  },
+  queue: { id: "Antrean", en: "Queue" },
+  status: { id: "Status", en: "Status" },
+  kind: { id: "Jenis", en: "Kind" },
+  service: { id: "Layanan", en: "Service" },
+  region: { id: "Wilayah", en: "Region" },
+  assignee: { id: "Petugas", en: "Assignee" },
+  updated: { id: "Diperbarui", en: "Updated" },
+  any: { id: "Semua", en: "Any" },
+  filter: { id: "Saring", en: "Filter" },
+  more: { id: "Halaman berikutnya", en: "Next page" },
+  none: { id: "Tidak ada permohonan.", en: "No requests." },
+  loading: { id: "Memuat…", en: "Loading…" },
+  back: { id: "Kembali ke antrean", en: "Back to the queue" },
+  request: { id: "Permohonan", en: "Request" },
+  fields: { id: "Isian", en: "Fields" },
+  history: { id: "Riwayat", en: "History" },
+  notes: { id: "Catatan", en: "Notes" },
+  attachments: { id: "Lampiran", en: "Attachments" },
+  noneYet: { id: "Belum ada.", en: "None yet." },
+  act: { id: "Tindakan", en: "Actions" },
+  moveTo: { id: "Ubah status ke", en: "Move to" },
+  reason: { id: "Alasan atau pesan (opsional)", en: "Reason or message (optional)" },
+  askHelp: {
+    id: "Untuk meminta informasi, tulis pertanyaan lalu pilih “perlu informasi”: pesan sampai ke ponsel pemohon.",
+    en: "To ask for information, write the question then choose “needs info”: it reaches the applicant's phone.",
+  },
+  addNote: { id: "Tambah catatan", en: "Add a note" },
+  noteText: { id: "Catatan", en: "Note" },
+  assign: { id: "Tugaskan", en: "Assign" },
+  officer: { id: "Akun petugas (kosong: lepas tugas)", en: "Officer account (empty: unassign)" },
+  done: { id: "Tersimpan.", en: "Saved." },
+  stale: {
+    id: "Permohonan ini berubah sejak Anda membukanya; tidak ada yang ditimpa. Periksa perubahan di bawah, lalu ulangi bila masih perlu.",
+    en: "This request changed since you opened it; nothing was overwritten. Check what changed below, then act again if still needed.",
+  },
+  changed: { id: "Yang berubah", en: "What changed" },
+  by: { id: "oleh", en: "by" },
+  open: { id: "Buka", en: "Open" },
+  language: { id: "English", en: "Bahasa Indonesia" },
+} as const satisfies Record<string, Record<Lang, string>>;
+
+export type Word = keyof typeof words;
+
+const statuses: Record<string, Record<Lang, string>> = {
+  draft: { id: "draf", en: "draft" },
+  submitted: { id: "diajukan", en: "submitted" },
+  received: { id: "diterima", en: "received" },
+  in_review: { id: "diperiksa", en: "in review" },
+  needs_info: { id: "perlu informasi", en: "needs info" },
+  approved: { id: "disetujui", en: "approved" },
+  rejected: { id: "ditolak", en: "rejected" },
+  completed: { id: "selesai", en: "completed" },
+  withdrawn: { id: "ditarik", en: "withdrawn" },
+};
+
+/** The lifecycle's statuses, in its order (docs/requests.md). */
+export const STATUSES = Object.keys(statuses);
+
+/** Field names of today's kinds made readable (until the catalog's labels reach the console). */
+const labels: Record<string, Record<Lang, string>> = {
+  region: { id: "Wilayah", en: "Region" },
+  lawful_basis: { id: "Dasar hukum pemrosesan", en: "Lawful basis" },
+  applicant: { id: "Pemohon", en: "Applicant" },
+  nik: { id: "NIK", en: "NIK" },
+  name: { id: "Nama", en: "Name" },
+  birth_date: { id: "Tanggal lahir", en: "Date of birth" },
+  sex: { id: "Jenis kelamin", en: "Sex" },
+  contact_phone: { id: "Telepon", en: "Phone" },
+  details: { id: "Rincian", en: "Details" },
+  kind: { id: "Jenis", en: "Kind" },
+  category: { id: "Kategori", en: "Category" },
+  text: { id: "Uraian", en: "Description" },
+  location: { id: "Lokasi", en: "Location" },
+  lat: { id: "Lintang", en: "Latitude" },
+  lon: { id: "Bujur", en: "Longitude" },
+  accuracy_m: { id: "Akurasi (m)", en: "Accuracy (m)" },
+  occurred_on: { id: "Tanggal kejadian", en: "Occurred on" },
+  anonymous: { id: "Anonim", en: "Anonymous" },
+  address: { id: "Alamat", en: "Address" },
+  service: { id: "Layanan", en: "Service" },
+  answers: { id: "Jawaban", en: "Answers" },
+};
+
+export class I18n {
+  constructor(readonly lang: Lang) {}
+
+  t(w: Word): string {
+    return words[w][this.lang];
+  }
+
+  status(s: string): string {
+    return statuses[s]?.[this.lang] ?? s;
+  }
+
+  /** A field's label: a known name's words, else the name made readable. */
+  label(key: string): string {
+    const known = labels[key]?.[this.lang];
+    if (known) return known;
+    const plain = key.replace(/_/g, " ");
+    return plain.charAt(0).toUpperCase() + plain.slice(1);
+  }
+
+  /** A moment in the zone of `region` (WIB by default), with its name. */
+  time(ms: number, region?: string): string {
+    const [tz, name] = zoneOf(region);
+    const s = new Intl.DateTimeFormat(this.lang === "id" ? "id-ID" : "en-GB", {
+      dateStyle: "medium",
+      timeStyle: "short",
+      timeZone: tz,
+    }).format(new Date(ms));
+    return `${s} ${name}`;
+  }
+}
+
+/** Indonesia's three zones by province code (the region's first segment). */
+export function zoneOf(region?: string): [string, string] {
+  const province = Number((region ?? "").slice(0, 2));
+  // Bali, Nusa Tenggara, South/East/North Kalimantan, Sulawesi: UTC+8.
+  if ([51, 52, 53, 63, 64, 65, 71, 72, 73, 74, 75, 76].includes(province)) return ["Asia/Makassar", "WITA"];
+  // Maluku and Papua: UTC+9.
+  if ([81, 82].includes(province) || (province >= 91 && province <= 97)) return ["Asia/Jayapura", "WIT"];
+  return ["Asia/Jakarta", "WIB"];
+}

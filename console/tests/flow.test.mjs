@@ -1,0 +1,203 @@
+// The console in a real browser against a real server: an office enrolls
+// a browser, reads a resident's complaint with its photo, asks for
+// information, sees the answer, meets a stale write, approves by keyboard
+// alone; the resident's phone (the CLI) sees each step; a revoked browser
+// is locked out. Screenshots go to target/console/.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { SHOTS, axe, browser, page, photo, resident, sambung, startServer } from "./harness.mjs";
+
+let server;
+let chrome;
+before(async () => {
+  server = await startServer();
+  chrome = await browser();
+});
+after(async () => {
+  await chrome?.close();
+  await server?.stop();
+});
+
+/** Console errors other than the failed loads the tests provoke (412, 401). */
+function unexpected(p) {
+  return p.errors.filter((e) => !e.startsWith("Failed to load resource"));
+}
+
+/** Presses Tab until `selector` has the focus (at most `limit` times). */
+async function tabTo(p, selector, limit = 80) {
+  for (let n = 0; n < limit; n++) {
+    if (await p.evaluate((s) => document.activeElement?.matches(s) ?? false, selector)) return;
+    await p.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+test("an office handles a complaint from the queue to approval", async (t) => {
+  const phone = resident(server, "warga-1");
+  const complaint = phone.run(["template", "--kind", "complaint"]);
+  const id = phone.run(["new", "--kind", "complaint", "--json", "-"], complaint);
+  const picture = join(server.dir, "jalan-berlubang.png");
+  photo(picture);
+  phone.run(["attach", id, picture]);
+  phone.run(["submit", id]);
+  phone.sync();
+
+  const p = await page(chrome);
+  await p.goto(`${server.url}/console/`);
+
+  await t.test("a bad code is refused and nothing is kept", async () => {
+    await p.fill("#code", "AAAA-BBBB-CCCC");
+    await p.click("button[type=submit]");
+    await p.waitForSelector("[role=alert]");
+    assert.match(await p.textContent("[role=alert]"), /unknown|invalid|code/i);
+    await p.reload();
+    await p.waitForSelector("#code");
+  });
+
+  await t.test("the enrollment page has no serious accessibility finding", async () => {
+    assert.deepEqual(await axe(p), []);
+  });
+
+  await t.test("a one-time code enrolls the browser with a non-extractable key", async () => {
+    const code = server.enroll("agency", "kantor-kota");
+    await p.fill("#code", code.toLowerCase());
+    await p.click("button[type=submit]");
+    await p.waitForSelector(`#queue tr[data-id="${id}"]`);
+    const key = await p.evaluate(
+      () =>
+        new Promise((ok, fail) => {
+          const r = indexedDB.open("sambung-console");
+          r.onsuccess = () => {
+            const g = r.result.transaction("identity").objectStore("identity").get("current");
+            g.onsuccess = () => ok({ alg: g.result.keys.privateKey.algorithm.name, extractable: g.result.keys.privateKey.extractable, account: g.result.account });
+            g.onerror = () => fail(g.error);
+          };
+        }),
+    );
+    assert.deepEqual(key, { alg: "Ed25519", extractable: false, account: "kantor-kota" });
+    // The code is spent: it cannot enroll a second browser.
+    const other = await page(chrome);
+    await other.goto(`${server.url}/console/`);
+    await other.fill("#code", code);
+    await other.click("button[type=submit]");
+    await other.waitForSelector("[role=alert]");
+    await other.context().close();
+  });
+
+  await t.test("the queue lists the complaint and filters by status and region", async () => {
+    const row = p.locator(`#queue tr[data-id="${id}"]`);
+    assert.match(await row.textContent(), /diajukan/);
+    await p.screenshot({ path: join(SHOTS, "queue.png"), fullPage: true });
+    assert.deepEqual(await axe(p), []);
+    await p.selectOption("select[name=status]", "approved");
+    await p.click(".filters button[type=submit]");
+    await p.waitForSelector("text=Tidak ada permohonan.");
+    assert.match(p.url(), /status=approved/);
+    await p.selectOption("select[name=status]", "submitted");
+    await p.fill("input[name=region]", "32.73");
+    await p.click(".filters button[type=submit]");
+    await p.waitForSelector(`#queue tr[data-id="${id}"]`);
+    await p.fill("input[name=region]", "bad region");
+    await p.click(".filters button[type=submit]");
+    assert.match(await p.locator("[role=alert]").textContent(), /region/i);
+  });
+
+  await t.test("the request shows its fields, history and photo", async () => {
+    await p.goto(`${server.url}/console/#/r/${id}`);
+    await p.waitForSelector("#status");
+    assert.match(await p.textContent("[data-field=text]"), /Jalan berlubang/);
+    assert.match(await p.textContent("#history"), /draf → diajukan/);
+    const img = p.locator("img.photo");
+    await img.waitFor();
+    await p.waitForFunction(() => document.querySelector("img.photo")?.naturalWidth > 0);
+    // The phone prepared the photo for the link: re-encoded as JPEG.
+    assert.equal(await img.getAttribute("alt"), "jalan-berlubang.jpg");
+    await p.screenshot({ path: join(SHOTS, "request.png"), fullPage: true });
+    assert.deepEqual(await axe(p), []);
+  });
+
+  const question = "Mohon kirim foto dari jarak lebih dekat.";
+  await t.test("the officer receives, reviews and asks for information", async () => {
+    await p.click("button.to.received");
+    await p.waitForSelector("#status:text('diterima')");
+    await p.click("button.to.in_review");
+    await p.waitForSelector("#status:text('diperiksa')");
+    await p.fill("#message", question);
+    await p.click("button.to.needs_info");
+    await p.waitForSelector("#status:text('perlu informasi')");
+  });
+
+  const answer = "Sudah saya foto ulang dari dekat, lubangnya sekitar 1 meter.";
+  await t.test("the resident's phone gets the question and answers", async () => {
+    phone.sync();
+    const seen = phone.show(id);
+    const last = seen.history.at(-1);
+    assert.equal(last.to, "needs_info");
+    assert.equal(last.note, question);
+    phone.run(["note", id, answer, "--answer"]);
+    phone.sync();
+  });
+
+  await t.test("the console shows the answer", async () => {
+    await p.reload();
+    await p.waitForSelector("#status:text('diperiksa')");
+    assert.match(await p.textContent("#notes"), /lubangnya sekitar 1 meter/);
+  });
+
+  await t.test("a stale write shows what changed and overwrites nothing", async () => {
+    // The page holds the version it loaded; the resident writes meanwhile.
+    phone.run(["note", id, "Ada juga genangan air di sebelahnya."]);
+    phone.sync();
+    await p.fill("#note", "Petugas lapangan dijadwalkan Kamis.");
+    await p.click("#note-form button[type=submit]");
+    await p.waitForSelector("#changed");
+    assert.match(await p.textContent("[role=alert]"), /berubah/);
+    assert.match(await p.textContent("#changed"), /notes/);
+    const notes = await p.textContent("#notes");
+    assert.match(notes, /genangan air/);
+    assert.doesNotMatch(notes, /dijadwalkan Kamis/);
+    // Acting again, on the version now shown, is taken.
+    await p.click("#note-form button[type=submit]");
+    await p.waitForSelector("#notes:has-text('dijadwalkan Kamis')");
+  });
+
+  await t.test("approval with the keyboard alone", async () => {
+    await p.reload();
+    await p.waitForSelector("#status:text('diperiksa')");
+    await tabTo(p, "#message");
+    await p.keyboard.type("Lokasi sudah diverifikasi; perbaikan dijadwalkan.");
+    await tabTo(p, "button.to.approved");
+    await p.keyboard.press("Enter");
+    await p.waitForSelector("#status:text('disetujui')");
+    phone.sync();
+    const seen = phone.show(id);
+    assert.equal(seen.history.at(-1).to, "approved");
+    assert.equal(seen.history.at(-1).by, "kantor-kota");
+  });
+
+  await t.test("English on request, in the region's time zone", async () => {
+    await p.click("header button[lang=en]");
+    await p.waitForSelector("#status:text('approved')");
+    assert.equal(await p.getAttribute("html", "lang"), "en");
+    assert.match(await p.textContent("#history"), /WIB/);
+    await p.click("header button[lang=id]");
+    await p.waitForSelector("#status:text('disetujui')");
+  });
+
+  await t.test("a revoked browser is locked out at its next call; sign-out forgets the key", async () => {
+    const line = sambung(["admin", "devices", "--data", server.data, "--user", "kantor-kota"]);
+    const device = line.split(/\s+/)[0];
+    assert.match(device, /^[0-9a-f]{32}$/);
+    sambung(["admin", "revoke", "--data", server.data, "--device", device]);
+    await p.reload();
+    await p.waitForSelector("#locked-out");
+    await p.click("text=Keluar");
+    await p.waitForSelector("#code");
+    await p.reload();
+    await p.waitForSelector("#code");
+  });
+
+  assert.deepEqual(unexpected(p), [], "the page logged errors (a CSP violation among them?)");
+});
