@@ -455,10 +455,9 @@ fn sambung(args: &[&str], stdin: Option<&str>) -> Run {
 fn admin_openapi_prints_the_served_document() {
     let out = ok(sambung(&["admin", "openapi"], None));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let served: serde_json::Value = serde_json::from_str(
-        &sambung_server::api::backoffice::openapi_document().unwrap(),
-    )
-    .unwrap();
+    let served: serde_json::Value =
+        serde_json::from_str(&sambung_server::api::backoffice::openapi_document().unwrap())
+            .unwrap();
     assert_eq!(doc, served);
     assert!(doc["paths"]["/v1/agency/requests"]["get"].is_object());
     // It takes no arguments: a stray one is a usage error.
