@@ -11,6 +11,7 @@ use automerge::ActorId;
 use ring::hmac;
 use sambung_core::document::RequestDoc;
 use sambung_core::edits::Author;
+use sambung_core::identifiers::RegionCode;
 use sambung_core::lifecycle::{Role, Status};
 use sambung_core::model::Request;
 use sambung_core::protocol::DocId;
@@ -200,11 +201,98 @@ impl Staff {
         &self,
         storage: &dyn Storage,
         filter: &DocFilter,
-        mut after: Option<ListPosition>,
+        after: Option<ListPosition>,
         limit: usize,
         endpoint: &str,
     ) -> Result<(Vec<DocRow>, bool), ServerError> {
         self.log(storage, "list", None, endpoint)?;
+        self.visible(storage, filter, after, limit)
+    }
+
+    /// Every request matching `filter` that this account sees, at most
+    /// `max` (recorded as `export`); `None` when more match (the caller
+    /// asks for a narrower filter rather than sending a partial file).
+    pub fn export(
+        &self,
+        storage: &dyn Storage,
+        filter: &DocFilter,
+        max: usize,
+        endpoint: &str,
+    ) -> Result<Option<Vec<DocRow>>, ServerError> {
+        self.log(storage, "export", None, endpoint)?;
+        let mut rows = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = self.visible(storage, filter, after, 1000)?;
+            after = page.last().map(|r| (r.seq, r.id));
+            rows.extend(page);
+            if rows.len() > max {
+                return Ok(None);
+            }
+            if !more {
+                return Ok(Some(rows));
+            }
+        }
+    }
+
+    /// How many requests matching `filter` this account sees, by status
+    /// (recorded as `count`). Counted by the database, region by region of
+    /// the account's, so a queue of 100,000 is counted without reading it.
+    pub fn counts(
+        &self,
+        storage: &dyn Storage,
+        filter: &DocFilter,
+        endpoint: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, ServerError> {
+        self.log(storage, "count", None, endpoint)?;
+        let mut total = std::collections::BTreeMap::new();
+        for region in self.regions_within(filter.region.as_deref()) {
+            let f = DocFilter {
+                region,
+                ..filter.clone()
+            };
+            for (status, n) in storage.count_documents(&f)? {
+                *total.entry(status).or_insert(0) += n;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The region filters that together cover what this account sees of
+    /// `wanted` (all regions when `None`), none inside another, so no
+    /// request is counted twice.
+    fn regions_within(&self, wanted: Option<&str>) -> Vec<Option<String>> {
+        let mine = &self.account.regions;
+        if mine.is_empty() {
+            return vec![wanted.map(str::to_owned)];
+        }
+        let within = |a: &str, b: &str| RegionCode::from(a).is_within(&RegionCode::from(b));
+        let mut outer: Vec<&String> = Vec::new();
+        for r in mine {
+            let inside_other = mine.iter().any(|o| o != r && within(r, o));
+            if !inside_other && !outer.contains(&r) {
+                outer.push(r);
+            }
+        }
+        match wanted {
+            None => outer.into_iter().map(|r| Some(r.clone())).collect(),
+            Some(w) if outer.iter().any(|r| within(w, r)) => vec![Some(w.to_owned())],
+            Some(w) => outer
+                .into_iter()
+                .filter(|r| within(r, w))
+                .map(|r| Some(r.clone()))
+                .collect(),
+        }
+    }
+
+    /// One page of what [`Staff::list`] returns, unrecorded.
+    fn visible(
+        &self,
+        storage: &dyn Storage,
+        filter: &DocFilter,
+        mut after: Option<ListPosition>,
+        limit: usize,
+    ) -> Result<(Vec<DocRow>, bool), ServerError> {
         let mut items = Vec::new();
         // What the account may see is checked row by row (its scope rules
         // live in one place, `Account::may_see`); pages are read until this

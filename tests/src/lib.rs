@@ -773,6 +773,8 @@ pub struct ApiAnswer {
     pub etag: Option<String>,
     /// The JSON body (`null` when it is not JSON).
     pub json: serde_json::Value,
+    /// The body as text (a CSV export).
+    pub text: String,
 }
 
 impl ApiAnswer {
@@ -896,6 +898,7 @@ impl Agency {
             status,
             etag,
             json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 

@@ -439,6 +439,38 @@ async fn the_openapi_document_describes_every_route() {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
     let list = &doc["paths"]["/v1/agency/requests"]["get"];
+    // The whole-list calls take the listing's filters, stated alike (the
+    // patterns are literals in two places: held equal here).
+    for whole in ["/v1/agency/requests/counts", "/v1/agency/requests/export"] {
+        let op = &doc["paths"][whole]["get"];
+        let filters: Vec<&serde_json::Value> =
+            op["parameters"].as_array().unwrap().iter().collect();
+        let names: Vec<&str> = filters
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kind",
+                "service",
+                "status",
+                "region",
+                "assignee",
+                "updated_since"
+            ],
+            "{whole}"
+        );
+        for f in filters {
+            let same = list["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == f["name"])
+                .unwrap();
+            assert_eq!(f["schema"], same["schema"], "{whole} {}", f["name"]);
+        }
+    }
     let params: Vec<&str> = list["parameters"]
         .as_array()
         .unwrap()
@@ -690,4 +722,149 @@ async fn lengths_are_characters_as_the_document_states() {
         )
         .await;
     assert_eq!(a.status, 400, "{}", a.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_the_csv_export_cover_the_list_and_are_audited() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let whole = Agency::enroll(&server, "dinas-pusat", &[]).await;
+    // Two regions, one inside the other: nothing may be counted twice.
+    let city = Agency::enroll(&server, "dinas-kota", &["32.73", "32.73.01", "33.01"]).await;
+    let mut ids = Vec::new();
+    for (kind, region) in [
+        (Kind::Complaint, "32.73.01.1001"),
+        (Kind::Complaint, "32.73.02.1002"),
+        (Kind::KtpEl, "32.73.01.1003"),
+        (Kind::Complaint, "33.01.02.2001"),
+        (Kind::Complaint, "35.78.01.1001"),
+    ] {
+        let id = resident.store.create(content(kind, region)).unwrap();
+        resident.store.submit(&id).unwrap();
+        ids.push(id);
+    }
+    // A draft is the applicant's: never counted, never exported.
+    resident
+        .store
+        .create(content(Kind::Complaint, "32.73.01.1001"))
+        .unwrap();
+    resident.sync().await.unwrap();
+    whole.move_to(&ids[0], "received").await;
+
+    assert_eq!(
+        counts(&whole, "").await,
+        json!({"counts": {"received": 1, "submitted": 4}, "total": 5})
+    );
+    assert_eq!(
+        counts(&city, "").await,
+        json!({"counts": {"received": 1, "submitted": 3}, "total": 4})
+    );
+    assert_eq!(counts(&city, "?kind=complaint").await["total"], 3);
+    assert_eq!(counts(&city, "?region=32.73.01").await["total"], 2);
+    assert_eq!(counts(&city, "?region=32").await["total"], 3);
+    assert_eq!(counts(&city, "?region=35.78").await["total"], 0);
+    assert_eq!(counts(&whole, "?region=35.78").await["total"], 1);
+    assert_eq!(counts(&whole, "?status=submitted").await["total"], 4);
+
+    // The export holds exactly what the listing holds, in its order.
+    let list = whole
+        .call("GET", "/v1/agency/requests?kind=complaint", None, None)
+        .await;
+    let listed: Vec<&str> = list.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let csv = whole
+        .call(
+            "GET",
+            "/v1/agency/requests/export?kind=complaint",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "id,kind,service,status,region,assignee,updated_at"
+    );
+    let exported: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(exported, listed);
+    // Oldest change first: the request just received is the last row.
+    let last: Vec<&str> = lines.last().unwrap().split(',').collect();
+    assert_eq!(
+        last[..5],
+        [
+            ids[0].to_string().as_str(),
+            "complaint",
+            "complaint",
+            "received",
+            "32.73.01.1001"
+        ]
+    );
+    assert!(
+        last[6].len() == 20 && last[6].ends_with('Z') && last[6].as_bytes()[10] == b'T',
+        "{}",
+        last[6]
+    );
+    // No content leaves in the export: not the applicant's name or NIK.
+    let sample = templates::example(Kind::Complaint);
+    let person = sample.applicant.unwrap();
+    assert!(!csv.text.contains(person.name.as_str()) && !csv.text.contains(person.nik.as_str()));
+    // A regional account exports its regions only.
+    let csv = city
+        .call("GET", "/v1/agency/requests/export", None, None)
+        .await;
+    assert_eq!(csv.text.lines().count(), 1 + 4);
+    assert!(!csv.text.contains("35.78"));
+
+    // Bad filters, and the paging a whole listing has no use for: 400.
+    for target in [
+        "/v1/agency/requests/counts?limit=5",
+        "/v1/agency/requests/counts?cursor=00",
+        "/v1/agency/requests/counts?kind=rocket",
+        "/v1/agency/requests/export?region=abc",
+        "/v1/agency/requests/export?limit=5",
+        "/v1/agency/requests/export?updated_since=soon",
+    ] {
+        let a = whole.call("GET", target, None, None).await;
+        assert_eq!((a.status, a.code()), (400, "bad_filter"), "{target}");
+    }
+    // Signed by nobody: refused.
+    let a = whole
+        .send("GET", "/v1/agency/requests/export", Vec::new(), None, None)
+        .await;
+    assert_eq!(a.status, 401);
+
+    // Both are in the audit trail, by whom and through which call.
+    let audit = whole.call("GET", "/v1/agency/audit", None, None).await;
+    let actions: Vec<(String, String)> = audit.json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["endpoint"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(actions.contains(&("export".into(), "GET /v1/agency/requests/export".into())));
+    assert!(actions.contains(&("count".into(), "GET /v1/agency/requests/counts".into())));
+}
+
+/// The counts an agency gets for query `q` (`""` or `?...`).
+async fn counts(agency: &Agency, q: &str) -> serde_json::Value {
+    let target = format!("/v1/agency/requests/counts{q}");
+    let a = agency.call("GET", &target, None, None).await;
+    assert_eq!(a.status, 200, "{target}: {:?}", a.json);
+    a.json
 }

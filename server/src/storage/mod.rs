@@ -390,6 +390,9 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), ServerError>;
     /// Deliveries still to make (for the metrics).
     fn queue_depth(&self) -> Result<u64, ServerError>;
+    /// How many documents match `filter`, by status; drafts are never
+    /// counted (they are their applicant's).
+    fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError>;
     /// Documents matching `filter`, ordered by `(seq, id)`, after
     /// `after`, at most `limit`.
     fn list_documents(

@@ -2320,6 +2320,40 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError> {
+        let filter = filter.clone();
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT status, count(*) FROM documents
+                     WHERE status NOT IN ('draft', '')
+                       AND ($1::TEXT IS NULL OR kind = $1) AND ($2::TEXT IS NULL OR service = $2)
+                       AND ($3::TEXT IS NULL OR region = $3 OR left(region, length($3) + 1) = $3 || '.')
+                       AND ($4::TEXT IS NULL OR assignee = $4)
+                       AND ($5::BIGINT IS NULL OR updated_at >= $5)
+                       AND ($6::TEXT IS NULL OR status = $6)
+                     GROUP BY status ORDER BY status",
+                    &[
+                        &filter.kind,
+                        &filter.service,
+                        &filter.region,
+                        &filter.assignee,
+                        &filter.updated_since,
+                        &filter.status,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let status: String = r.try_get(0).map_err(pg)?;
+                    let n: i64 = r.try_get(1).map_err(pg)?;
+                    Ok((status, n.max(0) as u64))
+                })
+                .collect()
+        })
+    }
+
     fn list_documents(
         &self,
         filter: &DocFilter,

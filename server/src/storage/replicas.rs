@@ -286,6 +286,16 @@ impl Storage for Replicated {
         self.primary.queue_depth()
     }
 
+    fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError> {
+        match self.replica_at(self.primary.log_head()?)? {
+            Some(r) => r.count_documents(filter),
+            None => {
+                self.served(Target::Primary);
+                self.primary.count_documents(filter)
+            }
+        }
+    }
+
     fn list_documents(
         &self,
         filter: &DocFilter,

@@ -1761,6 +1761,32 @@ impl Storage for SqliteStorage {
         Ok(n.max(0) as u64)
     }
 
+    fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT status, count(*) FROM documents
+             WHERE status NOT IN ('draft', '')
+               AND (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR service = ?2)
+               AND (?3 IS NULL OR region = ?3 OR substr(region, 1, length(?3) + 1) = ?3 || '.')
+               AND (?4 IS NULL OR assignee = ?4) AND (?5 IS NULL OR updated_at >= ?5)
+               AND (?6 IS NULL OR status = ?6)
+             GROUP BY status ORDER BY status",
+        )?;
+        let rows = st.query_map(
+            params![
+                filter.kind,
+                filter.service,
+                filter.region,
+                filter.assignee,
+                filter.updated_since,
+                filter.status
+            ],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        rows.map(|r| r.map(|(s, n)| (s, n.max(0) as u64)).map_err(Into::into))
+            .collect()
+    }
+
     fn list_documents(
         &self,
         filter: &DocFilter,

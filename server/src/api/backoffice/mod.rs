@@ -28,8 +28,8 @@ use agency::{ApiError, MAX_ACTION_BODY};
 use audit::{AuditEntryView, AuditPage, ChainReport, Exposure};
 use persons::{Erasure, PersonExport, PersonQuery};
 use requests::{
-    Assignment, NewNote, ReceiptView, Receipts, RequestList, RequestSummary, RequestView,
-    StatusChange,
+    Assignment, NewNote, ReceiptView, Receipts, RequestCounts, RequestList, RequestSummary,
+    RequestView, StatusChange,
 };
 use services::{ServiceList, ServiceSummary};
 use webhooks::{NewWebhook, WebhookView};
@@ -46,6 +46,8 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/agency/requests", get(requests::list_requests))
+        .route("/v1/agency/requests/counts", get(requests::count_requests))
+        .route("/v1/agency/requests/export", get(requests::export_requests))
         .route("/v1/agency/requests/{id}", get(requests::get_request))
         .route(
             "/v1/agency/requests/{id}/receipts",
@@ -100,6 +102,8 @@ pub fn routes() -> Router<Arc<AppState>> {
     ),
     paths(
         requests::list_requests,
+        requests::count_requests,
+        requests::export_requests,
         requests::get_request,
         requests::get_receipts,
         requests::set_status,
@@ -122,6 +126,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     components(schemas(
         RequestSummary,
         RequestList,
+        RequestCounts,
         RequestView,
         ReceiptView,
         Receipts,

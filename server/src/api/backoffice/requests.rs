@@ -65,6 +65,38 @@ pub struct ListParams {
     pub limit: Option<usize>,
 }
 
+/// The filters of a listing, for what covers all its pages at once: the
+/// counts and the CSV export. (utoipa takes only literal patterns: a test
+/// in tests/tests/backoffice.rs holds them equal to the listing's.)
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FilterParams {
+    /// Kind, as in the listing.
+    #[param(
+        pattern = "^(business_licence|building_approval|birth|death|move_address|family_card_update|ktp_el|pbb_objection|pbb_reduction|payment_verification|vehicle_tax|bphtb|complaint|service)$"
+    )]
+    pub kind: Option<String>,
+    /// Service area, as in the listing.
+    #[param(pattern = "^(permit|population|tax|complaint|catalog)$")]
+    pub service: Option<String>,
+    /// Status, as in the listing.
+    #[param(
+        pattern = "^(draft|submitted|received|in_review|needs_info|approved|rejected|completed|withdrawn)$"
+    )]
+    pub status: Option<String>,
+    /// Region code prefix, whole segments, as in the listing.
+    #[param(
+        pattern = r"^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-7])(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$"
+    )]
+    pub region: Option<String>,
+    /// Assigned officer's account id.
+    #[param(min_length = 1, max_length = 128)]
+    pub assignee: Option<String>,
+    /// Changed on the server at or after these Unix milliseconds.
+    pub updated_since: Option<i64>,
+}
+
 /// One row of a listing.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct RequestSummary {
@@ -169,7 +201,7 @@ fn decode_cursor(s: &str) -> Result<ListPosition, ServerError> {
     Ok((seq, id))
 }
 
-impl ListParams {
+impl FilterParams {
     fn filter(&self) -> Result<DocFilter, ServerError> {
         let bad = |m: &str| Err(ServerError::BadFilter(m.into()));
         if let Some(k) = &self.kind
@@ -197,9 +229,6 @@ impl ListParams {
         {
             return bad("assignee is an account id");
         }
-        if matches!(self.limit, Some(l) if l == 0 || l > MAX_LIMIT) {
-            return bad("limit is 1 to 500");
-        }
         Ok(DocFilter {
             kind: self.kind.clone(),
             service: self.service.clone(),
@@ -208,6 +237,23 @@ impl ListParams {
             assignee: self.assignee.clone(),
             updated_since: self.updated_since,
         })
+    }
+}
+
+impl ListParams {
+    fn filter(&self) -> Result<DocFilter, ServerError> {
+        if matches!(self.limit, Some(l) if l == 0 || l > MAX_LIMIT) {
+            return Err(ServerError::BadFilter("limit is 1 to 500".into()));
+        }
+        FilterParams {
+            kind: self.kind.clone(),
+            service: self.service.clone(),
+            status: self.status.clone(),
+            region: self.region.clone(),
+            assignee: self.assignee.clone(),
+            updated_since: self.updated_since,
+        }
+        .filter()
     }
 }
 
@@ -262,6 +308,143 @@ pub(super) async fn list_requests(
         Ok(Json(RequestList { items, next_cursor }))
     })
     .await
+}
+
+/// How many requests match, by status.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RequestCounts {
+    /// By status (only statuses that have requests).
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// All of them.
+    pub total: u64,
+}
+
+/// Count the requests the agency may see, by status: a queue's tabs.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/counts",
+    params(FilterParams),
+    responses(
+        (status = 200, body = RequestCounts),
+        (status = 400, description = "bad_filter", body = ApiError)
+    )
+)]
+pub(super) async fn count_requests(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<FilterParams>, QueryRejection>,
+) -> Result<Json<RequestCounts>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let Query(params) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let counts = agency.counts(
+            state.storage(),
+            &params.filter()?,
+            "GET /v1/agency/requests/counts",
+        )?;
+        let total = counts.values().sum();
+        Ok(Json(RequestCounts { counts, total }))
+    })
+    .await
+}
+
+/// Rows a CSV export holds at most: beyond, narrow the filter.
+pub const MAX_EXPORT_ROWS: usize = 200_000;
+
+/// The requests the agency may see that match, as CSV (one row per
+/// request, the listing's columns; no content, no attachments), recorded
+/// as `export` in the audit trail.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/requests/export",
+    params(FilterParams),
+    responses(
+        (status = 200, description = "CSV (RFC 4180) with a header row: id, kind, service, status, region, assignee, updated_at (UTC, ISO 8601)", content_type = "text/csv", body = String),
+        (status = 400, description = "bad_filter, also when more than 200,000 requests match", body = ApiError)
+    )
+)]
+pub(super) async fn export_requests(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<FilterParams>, QueryRejection>,
+) -> Result<Response, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let Query(params) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let rows = agency
+            .export(
+                state.storage(),
+                &params.filter()?,
+                MAX_EXPORT_ROWS,
+                "GET /v1/agency/requests/export",
+            )?
+            .ok_or_else(|| {
+                ServerError::BadFilter(format!(
+                    "more than {MAX_EXPORT_ROWS} requests match: narrow the filter"
+                ))
+            })?;
+        let mut csv = String::from("id,kind,service,status,region,assignee,updated_at\r\n");
+        for row in rows {
+            let fields = [
+                RequestId::from_bytes(row.id).to_string(),
+                row.meta.kind,
+                row.meta.service,
+                row.meta.status,
+                row.scope.region,
+                row.scope.assignee.unwrap_or_default(),
+                utc(row.meta.updated_at),
+            ];
+            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            csv.push_str(&line.join(","));
+            csv.push_str("\r\n");
+        }
+        Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"requests.csv\"",
+                ),
+            ],
+            csv,
+        )
+            .into_response())
+    })
+    .await
+}
+
+/// One CSV field (RFC 4180), safe to open in a spreadsheet: quoted when it
+/// holds a comma, quote or line break, and a leading `=`, `+`, `-`, `@`
+/// (a formula to a spreadsheet) made text with a `'`.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(ms: i64) -> String {
+    let date = sambung_core::Timestamp(ms).date_at_offset(0);
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{date}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn view_of(request: &Request, etag: String) -> Result<RequestView, ServerError> {
@@ -595,4 +778,29 @@ pub(super) async fn download_attachment(
         )
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("32.73.01.1001"), "32.73.01.1001");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+        for formula in ["=HYPERLINK(1)", "+1", "-1", "@SUM(A1)"] {
+            assert!(csv_field(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(csv_field("=a,b"), "\"'=a,b\"");
+        assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn times_are_utc_iso_8601() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_796_375_580_783), "2026-12-04T09:13:00Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
+    }
 }
