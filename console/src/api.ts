@@ -65,3 +65,19 @@ export async function attachment(id: Identity, request: string, sha256: string):
   }
   return res.blob();
 }
+
+/**
+ * Saves the requests matching `filter` as CSV (the server writes the
+ * export to the audit trail). Through the typed client, as text.
+ */
+export async function download(api: Client, filter: NonNullable<paths["/v1/agency/requests/export"]["get"]["parameters"]["query"]>) {
+  const r = await api.GET("/v1/agency/requests/export", { params: { query: filter }, parseAs: "text" });
+  const csv = unwrap(r);
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+  a.download = `permohonan-${new Date().toISOString().slice(0, 10)}.csv`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}

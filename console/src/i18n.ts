@@ -27,6 +27,8 @@ const words = {
   updated: { id: "Diperbarui", en: "Updated" },
   any: { id: "Semua", en: "Any" },
   filter: { id: "Saring", en: "Filter" },
+  since: { id: "Berubah sejak", en: "Changed since" },
+  exportCsv: { id: "Unduh CSV", en: "Download CSV" },
   more: { id: "Halaman berikutnya", en: "Next page" },
   none: { id: "Tidak ada permohonan.", en: "No requests." },
   loading: { id: "Memuat…", en: "Loading…" },

@@ -158,6 +158,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agency/requests/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Count the requests the agency may see, by status: a queue's tabs. */
+        get: operations["count_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agency/requests/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The requests the agency may see that match, as CSV (one row per
+         *     request, the listing's columns; no content, no attachments), recorded
+         *     as `export` in the audit trail.
+         */
+        get: operations["export_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agency/requests/{id}": {
         parameters: {
             query?: never;
@@ -520,6 +558,18 @@ export interface components {
         Receipts: {
             /** @description One per change the server accepted. */
             receipts: components["schemas"]["ReceiptView"][];
+        };
+        /** @description How many requests match, by status. */
+        RequestCounts: {
+            /** @description By status (only statuses that have requests). */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description All of them.
+             */
+            total: number;
         };
         /**
          * @description A page of a listing, in the order the server wrote the requests' latest
@@ -1191,6 +1241,143 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    count_requests: {
+        parameters: {
+            query?: {
+                /** @description Kind, as in the listing. */
+                kind?: string;
+                /** @description Service area, as in the listing. */
+                service?: string;
+                /** @description Status, as in the listing. */
+                status?: string;
+                /** @description Region code prefix, whole segments, as in the listing. */
+                region?: string;
+                /** @description Assigned officer's account id. */
+                assignee?: string;
+                /** @description Changed on the server at or after these Unix milliseconds. */
+                updated_since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestCounts"];
+                };
+            };
+            /** @description bad_filter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description forbidden (not an agency key, or the account's regions do not allow it) or revoked */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    export_requests: {
+        parameters: {
+            query?: {
+                /** @description Kind, as in the listing. */
+                kind?: string;
+                /** @description Service area, as in the listing. */
+                service?: string;
+                /** @description Status, as in the listing. */
+                status?: string;
+                /** @description Region code prefix, whole segments, as in the listing. */
+                region?: string;
+                /** @description Assigned officer's account id. */
+                assignee?: string;
+                /** @description Changed on the server at or after these Unix milliseconds. */
+                updated_since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV (RFC 4180) with a header row: id, kind, service, status, region, assignee, updated_at (UTC, ISO 8601) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description bad_filter, also when more than 200,000 requests match */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description forbidden (not an agency key, or the account's regions do not allow it) or revoked */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */

@@ -2,10 +2,10 @@
 // bookmarked and Back works), pages by the API's cursor.
 
 import { useEffect, useState } from "preact/hooks";
-import { type Client, type Summary, unwrap } from "./api";
+import { type Client, type Summary, download, unwrap } from "./api";
 import { type I18n, STATUSES } from "./i18n";
 
-const FILTERS = ["status", "service", "kind", "region", "assignee"] as const;
+const FILTERS = ["status", "service", "kind", "region", "assignee", "since"] as const;
 const AREAS = ["permit", "population", "tax", "complaint", "catalog"];
 const PAGE = 50;
 
@@ -16,37 +16,72 @@ interface Props {
   onRefused: (e: unknown) => void;
 }
 
+/** The API's filters from the page's address (`since` is a date, in WIB). */
+function filters(query: URLSearchParams) {
+  const f: { kind?: string; service?: string; status?: string; region?: string; assignee?: string; updated_since?: number } = {};
+  for (const k of ["kind", "service", "status", "region", "assignee"] as const) {
+    const v = query.get(k);
+    if (v) f[k] = v;
+  }
+  const since = query.get("since");
+  if (since) f.updated_since = Date.parse(`${since}T00:00:00+07:00`);
+  return f;
+}
+
 export function Queue({ i, api, query, onRefused }: Props) {
   const [rows, setRows] = useState<Summary[]>();
+  const [counts, setCounts] = useState<{ counts: Record<string, number>; total: number }>();
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string>();
   const key = query.toString();
+  const filter = filters(query);
 
   async function fetchPage(cursor?: string) {
-    const filter: Record<string, string> = {};
-    for (const f of FILTERS) {
-      const v = query.get(f);
-      if (v) filter[f] = v;
-    }
-    const page = unwrap(
-      await api.GET("/v1/agency/requests", { params: { query: { ...filter, cursor, limit: PAGE } } }),
-    );
+    const page = unwrap(await api.GET("/v1/agency/requests", { params: { query: { ...filter, cursor, limit: PAGE } } }));
     setNext(page.next_cursor ?? null);
     return page.items;
   }
 
+  const fail = (e: unknown) => {
+    setError(String((e as Error).message ?? e));
+    onRefused(e);
+  };
+
   useEffect(() => {
     setRows(undefined);
     setError(undefined);
-    fetchPage().then(setRows, (e) => {
-      setError(String(e.message ?? e));
-      onRefused(e);
-    });
+    fetchPage().then(setRows, fail);
+    // The tabs count every status under the other filters.
+    const { status: _, ...others } = filter;
+    api
+      .GET("/v1/agency/requests/counts", { params: { query: others } })
+      .then(unwrap)
+      .then(setCounts, fail);
   }, [key]);
+
+  /** The address of the queue with `status` as its tab. */
+  const tab = (status?: string) => {
+    const q = new URLSearchParams(query);
+    if (status) q.set("status", status);
+    else q.delete("status");
+    return `#/?${q}`;
+  };
 
   return (
     <section aria-labelledby="queue-title">
       <h2 id="queue-title">{i.t("queue")}</h2>
+      {counts && (
+        <nav aria-label={i.t("status")} class="tabs" id="counts">
+          <a href={tab()} aria-current={query.get("status") ? undefined : "page"}>
+            {i.t("any")} <span class="count">{counts.total}</span>
+          </a>
+          {STATUSES.filter((s) => s !== "draft").map((s) => (
+            <a href={tab(s)} data-status={s} aria-current={query.get("status") === s ? "page" : undefined}>
+              {i.status(s)} <span class="count">{counts.counts[s] ?? 0}</span>
+            </a>
+          ))}
+        </nav>
+      )}
       <form
         class="filters"
         onSubmit={(ev) => {
@@ -90,7 +125,24 @@ export function Queue({ i, api, query, onRefused }: Props) {
           {i.t("assignee")}
           <input name="assignee" value={query.get("assignee") ?? ""} />
         </label>
+        <label>
+          {i.t("since")}
+          <input name="since" type="date" value={query.get("since") ?? ""} />
+        </label>
         <button type="submit">{i.t("filter")}</button>
+        <button
+          type="button"
+          id="export"
+          onClick={async () => {
+            try {
+              await download(api, filter);
+            } catch (e) {
+              fail(e);
+            }
+          }}
+        >
+          {i.t("exportCsv")}
+        </button>
       </form>
       {error && (
         <p role="alert" class="error">
@@ -137,8 +189,7 @@ export function Queue({ i, api, query, onRefused }: Props) {
               const more = await fetchPage(next);
               setRows([...rows, ...more]);
             } catch (e) {
-              setError(String((e as Error).message ?? e));
-              onRefused(e);
+              fail(e);
             }
           }}
         >

@@ -5,6 +5,7 @@
 // is locked out. Screenshots go to target/console/.
 
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SHOTS, axe, browser, page, photo, resident, sambung, startServer } from "./harness.mjs";
@@ -42,6 +43,16 @@ test("an office handles a complaint from the queue to approval", async (t) => {
   photo(picture);
   phone.run(["attach", id, picture]);
   phone.run(["submit", id]);
+  // A second complaint, elsewhere in the city, without a photo.
+  const second = phone.run(
+    ["new", "--kind", "complaint", "--json", "-"],
+    JSON.stringify({
+      ...JSON.parse(complaint),
+      region: "32.73.02.1002",
+      details: { ...JSON.parse(complaint).details, text: "Lampu jalan mati sepanjang Jalan Cibeunying sejak seminggu." },
+    }),
+  );
+  phone.run(["submit", second]);
   phone.sync();
 
   const p = await page(chrome);
@@ -86,9 +97,12 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await other.context().close();
   });
 
-  await t.test("the queue lists the complaint and filters by status and region", async () => {
+  await t.test("the queue lists the complaint, counts by status and filters", async () => {
     const row = p.locator(`#queue tr[data-id="${id}"]`);
     assert.match(await row.textContent(), /diajukan/);
+    await p.waitForSelector("#counts");
+    assert.match(await p.textContent("#counts [data-status=submitted]"), /2/);
+    assert.match(await p.textContent("#counts [data-status=approved]"), /0/);
     await p.screenshot({ path: join(SHOTS, "queue.png"), fullPage: true });
     assert.deepEqual(await axe(p), []);
     await p.selectOption("select[name=status]", "approved");
@@ -96,12 +110,30 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.waitForSelector("text=Tidak ada permohonan.");
     assert.match(p.url(), /status=approved/);
     await p.selectOption("select[name=status]", "submitted");
-    await p.fill("input[name=region]", "32.73");
+    await p.fill("input[name=region]", "32.73.01");
     await p.click(".filters button[type=submit]");
     await p.waitForSelector(`#queue tr[data-id="${id}"]`);
+    assert.equal(await p.locator("#queue tbody tr").count(), 1);
+    await p.fill("input[name=region]", "32.73");
+    await p.click(".filters button[type=submit]");
+    await p.waitForSelector(`#queue tr[data-id="${second}"]`);
     await p.fill("input[name=region]", "bad region");
     await p.click(".filters button[type=submit]");
     assert.match(await p.locator("[role=alert]").textContent(), /region/i);
+  });
+
+  await t.test("the CSV export holds the list as shown", async () => {
+    await p.goto(`${server.url}/console/#/?region=32.73`);
+    await p.waitForSelector(`#queue tr[data-id="${second}"]`);
+    const shown = await p.locator("#queue tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+    assert.equal(shown.length, 2);
+    const [file] = await Promise.all([p.waitForEvent("download"), p.click("#export")]);
+    const csv = await readFile(await file.path(), "utf8");
+    const lines = csv.trim().split("\r\n");
+    assert.equal(lines[0], "id,kind,service,status,region,assignee,updated_at");
+    assert.deepEqual(lines.slice(1).map((l) => l.split(",")[0]), shown);
+    assert.match(file.suggestedFilename(), /^permohonan-\d{4}-\d{2}-\d{2}\.csv$/);
+    // (That the export is in the audit trail is tested in tests/tests/backoffice.rs.)
   });
 
   await t.test("the request shows its fields, history and photo", async () => {

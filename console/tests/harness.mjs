@@ -144,7 +144,7 @@ export async function page(b) {
   const p = await context.newPage();
   p.errors = [];
   p.on("console", (m) => m.type() === "error" && p.errors.push(m.text()));
-  p.on("pageerror", (e) => p.errors.push(String(e)));
+  p.on("pageerror", (e) => p.errors.push(`${e} ${e.stack}`));
   return p;
 }
 
