@@ -615,6 +615,11 @@ pub fn doc_meta(request: &Request) -> DocMeta {
         service: request.kind().service().as_str().to_owned(),
         status: request.status().as_str().to_owned(),
         updated_at: sambung_core::Timestamp::now().as_millis(),
+        // In range by `location()`: the products fit an i32.
+        location: request
+            .content
+            .location()
+            .map(|l| ((l.lat * 1e6).round() as i32, (l.lon * 1e6).round() as i32)),
     }
 }
 

@@ -136,6 +136,7 @@ fn log(dir: &std::path::Path, others: usize) -> Arc<SqliteStorage> {
                         service: "complaint".into(),
                         status: "submitted".into(),
                         updated_at: 0,
+                        location: None,
                     },
                 },
                 heads: vec![(i % 256) as u8; 32],

@@ -779,6 +779,23 @@ async fn counts_and_the_csv_export_cover_the_list_and_are_audited() {
         .iter()
         .map(|i| i["id"].as_str().unwrap())
         .collect();
+    // Each complaint's place is in its row, for the map; a KTP has none.
+    let sample = templates::example(Kind::Complaint);
+    let place = match &sample.details {
+        sambung_core::model::Details::Complaint(c) => c.location.clone().unwrap(),
+        _ => unreachable!(),
+    };
+    for item in list.json["items"].as_array().unwrap() {
+        assert_eq!(
+            item["location"],
+            json!({"lat": place.lat, "lon": place.lon}),
+            "{item}"
+        );
+    }
+    let ktp = whole
+        .call("GET", "/v1/agency/requests?kind=ktp_el", None, None)
+        .await;
+    assert!(ktp.json["items"][0]["location"].is_null());
     let csv = whole
         .call(
             "GET",
@@ -816,7 +833,6 @@ async fn counts_and_the_csv_export_cover_the_list_and_are_audited() {
         last[6]
     );
     // No content leaves in the export: not the applicant's name or NIK.
-    let sample = templates::example(Kind::Complaint);
     let person = sample.applicant.unwrap();
     assert!(!csv.text.contains(person.name.as_str()) && !csv.text.contains(person.nik.as_str()));
     // A regional account exports its regions only.

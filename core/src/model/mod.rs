@@ -445,6 +445,36 @@ pub struct RequestContent {
 }
 
 impl RequestContent {
+    /// Where the request is about, when it says (a complaint's place, a
+    /// business's location, a catalog service's location field — the
+    /// first by field id): what a map plots. Only real coordinates.
+    ///
+    /// ```
+    /// use sambung_core::model::Kind;
+    /// let c = sambung_core::templates::example(Kind::Complaint);
+    /// assert!(c.location().is_some());
+    /// assert!(sambung_core::templates::example(Kind::KtpEl).location().is_none());
+    /// ```
+    pub fn location(&self) -> Option<Location> {
+        let found = match &self.details {
+            Details::Complaint(c) => c.location.clone(),
+            Details::BusinessLicence(b) => b.location.clone(),
+            Details::Service(s) => {
+                let mut ids: Vec<&String> = s.answers.keys().collect();
+                ids.sort();
+                ids.into_iter()
+                    .find_map(|id| serde_json::from_str::<Location>(&s.answers[id]).ok())
+            }
+            _ => None,
+        };
+        found.filter(|l| {
+            l.lat.is_finite()
+                && l.lon.is_finite()
+                && (-90.0..=90.0).contains(&l.lat)
+                && (-180.0..=180.0).contains(&l.lon)
+        })
+    }
+
     /// The kind.
     pub fn kind(&self) -> Kind {
         self.details.kind()

@@ -120,6 +120,14 @@ pub struct DocMeta {
     pub status: String,
     /// Unix milliseconds of the server's last write of it.
     pub updated_at: i64,
+    /// Where it is about (`RequestContent::location`), in millionths of a
+    /// degree (latitude, longitude): what the console's map plots.
+    pub location: Option<(i32, i32)>,
+}
+
+/// A location from its two columns: both, or none.
+pub(crate) fn located(lat_e6: Option<i32>, lon_e6: Option<i32>) -> Option<(i32, i32)> {
+    lat_e6.zip(lon_e6)
 }
 
 /// Filters of a document listing; every set field must match.

@@ -22,7 +22,7 @@ use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Su
 use super::{
     BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
     DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
-    Storage, StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
+    Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -263,6 +263,11 @@ CREATE TABLE catalog (
     PRIMARY KEY (service, version)
 );
 "#,
+    // 14: where a request is about, for the console's map (SQLite's 17).
+    r#"
+ALTER TABLE documents ADD COLUMN lat_e6 INTEGER;
+ALTER TABLE documents ADD COLUMN lon_e6 INTEGER;
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -301,7 +306,7 @@ fn doc_key(id: &DocId) -> i64 {
     i64::from_be_bytes(b)
 }
 
-const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6";
 
 fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
     Ok((
@@ -320,6 +325,7 @@ fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
                 service: r.try_get(7)?,
                 status: r.try_get(8)?,
                 updated_at: r.try_get(9)?,
+                location: located(r.try_get(11)?, r.try_get(12)?),
             },
         },
     ))
@@ -1104,11 +1110,11 @@ impl Tx for PgTx {
     fn write_document(&mut self, id: &DocId, doc: &StoredDoc, heads: &[u8]) -> Res<()> {
         self.defer(
             "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                    kind, service, status, updated_at, draft)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                    kind, service, status, updated_at, draft, lat_e6, lon_e6)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
                 assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
-                updated_at = $11, draft = $12",
+                updated_at = $11, draft = $12, lat_e6 = $13, lon_e6 = $14",
             vec![
                 Box::new(id.to_vec()),
                 Box::new(doc.scope.region.clone()),
@@ -1122,6 +1128,8 @@ impl Tx for PgTx {
                 Box::new(doc.meta.status.clone()),
                 Box::new(doc.meta.updated_at),
                 Box::new(doc.scope.draft.as_i64() as i16),
+                Box::new(doc.meta.location.map(|l| l.0)),
+                Box::new(doc.meta.location.map(|l| l.1)),
             ],
         );
         Ok(())
@@ -2399,7 +2407,7 @@ impl Storage for PostgresStorage {
                         id: id16(id, "document id")?,
                         scope: doc.scope,
                         meta: doc.meta,
-                        seq: r.try_get(11).map_err(pg)?,
+                        seq: r.try_get(13).map_err(pg)?,
                     })
                 })
                 .collect()

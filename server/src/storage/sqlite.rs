@@ -13,13 +13,13 @@ use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Su
 use super::{
     BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
     DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
-    Storage, StorageError, StoredDoc, Tx, Uploader, to_account, to_i64,
+    Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account, to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
 use crate::scope_index::{self, Candidates, Reader};
 
-const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft";
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6";
 
 /// A document row in [`DOC_COLUMNS`] order.
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
@@ -39,6 +39,7 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
                 service: r.get(7)?,
                 status: r.get(8)?,
                 updated_at: r.get(9)?,
+                location: located(r.get(11)?, r.get(12)?),
             },
         },
     ))
@@ -346,6 +347,12 @@ CREATE TABLE catalog (
     published_at  INTEGER NOT NULL,
     PRIMARY KEY (service, version)
 ) STRICT;
+"#,
+    // 17: where a request is about, for the console's map (millionths of
+    // a degree); filled as each request is next written.
+    r#"
+ALTER TABLE documents ADD COLUMN lat_e6 INTEGER;
+ALTER TABLE documents ADD COLUMN lon_e6 INTEGER;
 "#,
 ];
 
@@ -678,11 +685,11 @@ impl Tx for SqliteTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                        kind, service, status, updated_at, draft)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                        kind, service, status, updated_at, draft, lat_e6, lon_e6)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
                     assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
-                    updated_at = ?11, draft = ?12",
+                    updated_at = ?11, draft = ?12, lat_e6 = ?13, lon_e6 = ?14",
             )?
             .execute(params![
                 id.as_slice(),
@@ -696,7 +703,9 @@ impl Tx for SqliteTx<'_> {
                 doc.meta.service,
                 doc.meta.status,
                 doc.meta.updated_at,
-                doc.scope.draft.as_i64()
+                doc.scope.draft.as_i64(),
+                doc.meta.location.map(|l| l.0),
+                doc.meta.location.map(|l| l.1)
             ])?;
         Ok(())
     }
@@ -1819,7 +1828,7 @@ impl Storage for SqliteStorage {
                 filter.updated_since,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
-            |r| Ok((doc_row(r)?, r.get::<_, i64>(11)?)),
+            |r| Ok((doc_row(r)?, r.get::<_, i64>(13)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {

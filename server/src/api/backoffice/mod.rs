@@ -28,7 +28,7 @@ use agency::{ApiError, MAX_ACTION_BODY};
 use audit::{AuditEntryView, AuditPage, ChainReport, Exposure};
 use persons::{Erasure, PersonExport, PersonQuery};
 use requests::{
-    Assignment, NewNote, ReceiptView, Receipts, RequestCounts, RequestList, RequestSummary,
+    Assignment, NewNote, Point, ReceiptView, Receipts, RequestCounts, RequestList, RequestSummary,
     RequestView, StatusChange,
 };
 use services::{ServiceList, ServiceSummary};
@@ -125,6 +125,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     modifiers(&EveryCall),
     components(schemas(
         RequestSummary,
+        Point,
         RequestList,
         RequestCounts,
         RequestView,

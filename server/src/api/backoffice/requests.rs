@@ -114,6 +114,27 @@ pub struct RequestSummary {
     pub assignee: Option<String>,
     /// Unix milliseconds of the server's last write of it.
     pub updated_at: i64,
+    /// Where it is about, when it says (a complaint's place, a business's
+    /// location, a catalog service's location field): what a map plots.
+    pub location: Option<Point>,
+}
+
+/// A WGS84 position, in degrees.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Latitude, −90 to 90.
+    pub lat: f64,
+    /// Longitude, −180 to 180.
+    pub lon: f64,
+}
+
+impl Point {
+    fn of((lat_e6, lon_e6): (i32, i32)) -> Point {
+        Point {
+            lat: f64::from(lat_e6) / 1e6,
+            lon: f64::from(lon_e6) / 1e6,
+        }
+    }
 }
 
 /// A page of a listing, in the order the server wrote the requests' latest
@@ -303,6 +324,7 @@ pub(super) async fn list_requests(
                 region: row.scope.region,
                 assignee: row.scope.assignee,
                 updated_at: row.meta.updated_at,
+                location: row.meta.location.map(Point::of),
             })
             .collect();
         Ok(Json(RequestList { items, next_cursor }))
