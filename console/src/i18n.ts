@@ -59,6 +59,16 @@ const words = {
   by: { id: "oleh", en: "by" },
   open: { id: "Buka", en: "Open" },
   language: { id: "English", en: "Bahasa Indonesia" },
+  map: { id: "Peta", en: "Map" },
+  onMap: { id: "Permohonan berlokasi di peta", en: "Requests with a place on the map" },
+  narrow: { id: "hanya 2.000 pertama: persempit saringan", en: "the first 2,000 only: narrow the filters" },
+  wholeView: { id: "Tampilkan semua", en: "Show all" },
+  requests: { id: "permohonan", en: "requests" },
+  zoomIn: { id: "perbesar", en: "zoom in" },
+  coastNote: {
+    id: "Garis pantai: Natural Earth 1:10 juta (domain publik). Batas wilayah administrasi belum disertakan.",
+    en: "Coastline: Natural Earth 1:10 million (public domain). Administrative boundaries are not included yet.",
+  },
 } as const satisfies Record<string, Record<Lang, string>>;
 
 export type Word = keyof typeof words;

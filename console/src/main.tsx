@@ -7,17 +7,22 @@ import { Refused, client } from "./api";
 import { I18n, type Lang } from "./i18n";
 import { type Identity, forget, load } from "./keys";
 import { Enroll } from "./enroll";
+import { MapPage } from "./map";
 import { Queue } from "./queue";
 import { RequestPage } from "./request";
 
 /** Where the page is: `#/` the queue (filters in the query), `#/r/ID` a request. */
-export type Route = { page: "queue"; query: URLSearchParams } | { page: "request"; id: string };
+export type Route =
+  | { page: "queue"; query: URLSearchParams }
+  | { page: "map"; query: URLSearchParams }
+  | { page: "request"; id: string };
 
 function route(): Route {
   const h = location.hash.replace(/^#/, "") || "/";
   const [path, query] = h.split("?", 2);
   const m = /^\/r\/([0-9a-fA-F-]{36})$/.exec(path);
-  return m ? { page: "request", id: m[1] } : { page: "queue", query: new URLSearchParams(query ?? "") };
+  if (m) return { page: "request", id: m[1] };
+  return { page: path === "/map" ? "map" : "queue", query: new URLSearchParams(query ?? "") };
 }
 
 function savedLang(): Lang {
@@ -98,6 +103,8 @@ function App() {
           </p>
         ) : where.page === "queue" ? (
           <Queue i={i} api={api} query={where.query} onRefused={onRefused} />
+        ) : where.page === "map" ? (
+          <MapPage i={i} api={api} query={where.query} onRefused={onRefused} />
         ) : (
           <RequestPage i={i} api={api} identity={identity} id={where.id} onRefused={onRefused} />
         )}

@@ -523,6 +523,19 @@ export interface components {
              */
             nik: string;
         };
+        /** @description A WGS84 position, in degrees. */
+        Point: {
+            /**
+             * Format: double
+             * @description Latitude, −90 to 90.
+             */
+            lat: number;
+            /**
+             * Format: double
+             * @description Longitude, −180 to 180.
+             */
+            lon: number;
+        };
         /** @description A version now published. */
         PublishedService: {
             /** @description SHA-256 of the definition as published (what requests record). */
@@ -589,6 +602,7 @@ export interface components {
             id: string;
             /** @description Kind. */
             kind: string;
+            location?: components["schemas"]["Point"] | null;
             /** @description Region code. */
             region: string;
             /** @description Service area. */

@@ -17,7 +17,7 @@ interface Props {
 }
 
 /** The API's filters from the page's address (`since` is a date, in WIB). */
-function filters(query: URLSearchParams) {
+export function filters(query: URLSearchParams) {
   const f: { kind?: string; service?: string; status?: string; region?: string; assignee?: string; updated_since?: number } = {};
   for (const k of ["kind", "service", "status", "region", "assignee"] as const) {
     const v = query.get(k);
@@ -70,6 +70,11 @@ export function Queue({ i, api, query, onRefused }: Props) {
   return (
     <section aria-labelledby="queue-title">
       <h2 id="queue-title">{i.t("queue")}</h2>
+      <p>
+        <a href={`#/map?${query}`} id="to-map">
+          {i.t("map")}
+        </a>
+      </p>
       {counts && (
         <nav aria-label={i.t("status")} class="tabs" id="counts">
           <a href={tab()} aria-current={query.get("status") ? undefined : "page"}>

@@ -49,7 +49,11 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     JSON.stringify({
       ...JSON.parse(complaint),
       region: "32.73.02.1002",
-      details: { ...JSON.parse(complaint).details, text: "Lampu jalan mati sepanjang Jalan Cibeunying sejak seminggu." },
+      details: {
+        ...JSON.parse(complaint).details,
+        text: "Lampu jalan mati sepanjang Jalan Cibeunying sejak seminggu.",
+        location: { lat: -6.8925, lon: 107.6337, accuracy_m: 12 },
+      },
     }),
   );
   phone.run(["submit", second]);
@@ -134,6 +138,20 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     assert.deepEqual(lines.slice(1).map((l) => l.split(",")[0]), shown);
     assert.match(file.suggestedFilename(), /^permohonan-\d{4}-\d{2}-\d{2}\.csv$/);
     // (That the export is in the audit trail is tested in tests/tests/backoffice.rs.)
+  });
+
+  await t.test("the map plots both complaints over the coastline, each a link", async () => {
+    await p.click("#to-map");
+    await p.waitForSelector("#map");
+    assert.equal(await p.textContent("#plotted"), "2");
+    // Fitted around two points in Bandung: Java's coast is drawn.
+    assert.ok((await p.locator("#map path.land").count()) >= 1);
+    assert.equal(await p.locator("#map a[data-id]").count(), 2);
+    await p.screenshot({ path: join(SHOTS, "map.png"), fullPage: true });
+    assert.deepEqual(await axe(p), []);
+    await p.click(`#map a[data-id="${id}"]`);
+    await p.waitForSelector("#status");
+    assert.match(p.url(), new RegExp(`#/r/${id}$`));
   });
 
   await t.test("the request shows its fields, history and photo", async () => {

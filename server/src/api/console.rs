@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -30,7 +31,29 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../../console/dist/console.css"),
     ),
+    (
+        "indonesia.json",
+        "application/json",
+        include_bytes!("../../../console/dist/indonesia.json"),
+    ),
 ];
+
+/// Each file's entity tag (its SHA-256), so a browser revalidates with
+/// `If-None-Match` and gets `304` instead of the bytes again.
+fn etags() -> &'static [String] {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| {
+        FILES
+            .iter()
+            .map(|(_, _, bytes)| {
+                format!(
+                    "\"{}\"",
+                    hex::encode(&sambung_core::crypto::sha256(bytes)[..16])
+                )
+            })
+            .collect()
+    })
+}
 
 /// Only the console's own files, no inline script or style, no framing:
 /// an injected string can neither run nor load anything, and the page
@@ -46,21 +69,37 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
         )
-        .route("/console/", get(|| async { file("") }))
+        .route(
+            "/console/",
+            get(|headers: HeaderMap| async move { file("", &headers) }),
+        )
         .route(
             "/console/{name}",
             get(
-                |axum::extract::Path(name): axum::extract::Path<String>| async move { file(&name) },
+                |Path(name): Path<String>, headers: HeaderMap| async move { file(&name, &headers) },
             ),
         )
 }
 
-fn file(name: &str) -> Response {
-    let Some((_, kind, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+fn file(name: &str, request: &HeaderMap) -> Response {
+    let Some(index) = FILES.iter().position(|(n, _, _)| *n == name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut response = (*bytes).into_response();
+    let (_, kind, bytes) = FILES[index];
+    let etag = &etags()[index];
+    let fresh = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        bytes.into_response()
+    };
     let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -75,7 +114,8 @@ fn file(name: &str) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    // A new server version brings new files: always ask (they are small).
+    // A new server version brings new files: always ask (the tag makes
+    // asking cheap).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -87,7 +127,7 @@ mod tests {
     #[test]
     fn every_file_is_served_with_the_policy_and_nothing_else_is() {
         for (name, kind, bytes) in FILES {
-            let r = file(name);
+            let r = file(name, &HeaderMap::new());
             assert_eq!(r.status(), StatusCode::OK, "{name}");
             assert_eq!(r.headers()[header::CONTENT_TYPE], *kind);
             assert_eq!(
@@ -96,12 +136,19 @@ mod tests {
             );
             assert_eq!(r.headers()[header::X_FRAME_OPTIONS], "DENY");
             assert!(
-                !bytes.is_empty(),
+                bytes.len() > 2,
                 "{name} is empty: run scripts/build-console"
             );
+            // Asked again with its tag: 304, no bytes; with another: 200.
+            let mut again = HeaderMap::new();
+            again.insert(header::IF_NONE_MATCH, r.headers()[header::ETAG].clone());
+            assert_eq!(file(name, &again).status(), StatusCode::NOT_MODIFIED);
+            again.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+            assert_eq!(file(name, &again).status(), StatusCode::OK);
         }
         for name in ["../Cargo.toml", "index.htm", "console.js.map", "x"] {
-            assert_eq!(file(name).status(), StatusCode::NOT_FOUND, "{name}");
+            let r = file(name, &HeaderMap::new());
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{name}");
         }
     }
 
