@@ -19,9 +19,9 @@ export class Refused extends Error {
   ) {
     super(message);
   }
-  /** The key no longer opens the door (revoked, unknown, or the wrong role). */
+  /** The key no longer opens the door (revoked or unknown): not a call this account may not make. */
   get lockedOut(): boolean {
-    return this.status === 401 || this.status === 403;
+    return this.status === 401 || this.code === "revoked";
   }
 }
 
@@ -80,4 +80,47 @@ export async function download(api: Client, filter: NonNullable<paths["/v1/agenc
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+/** A service definition's parts the console reads (catalog/service.schema.json). */
+export interface Definition {
+  id: string;
+  version: number;
+  name: { id: string; en: string };
+  fields: DefinitionField[];
+}
+export interface DefinitionField {
+  id: string;
+  type: string;
+  label: { id: string; en: string };
+  options?: { value: string; label: { id: string; en: string } }[];
+  fields?: DefinitionField[];
+}
+
+const definitions = new Map<string, Promise<Definition | undefined>>();
+
+/**
+ * The definition a request was made on: a catalog service's own version,
+ * or a built-in kind's newest (its field ids are the details' keys).
+ * Kept for the page's life: a published version never changes.
+ */
+export function definitionOf(api: Client, details: Record<string, unknown>): Promise<Definition | undefined> {
+  const service = details.kind === "service" ? String(details.service) : String(details.kind);
+  const version = details.kind === "service" ? Number(details.version) : undefined;
+  const key = `${service}@${version ?? "newest"}`;
+  let found = definitions.get(key);
+  if (!found) {
+    found = (async () => {
+      let v = version;
+      if (v === undefined) {
+        const list = unwrap(await api.GET("/v1/agency/services", {}));
+        v = list.services.find((s) => s.id === service)?.version;
+        if (v === undefined) return undefined;
+      }
+      const r = await api.GET("/v1/agency/services/{id}/{version}", { params: { path: { id: service, version: v } } });
+      return r.data as Definition | undefined;
+    })().catch(() => undefined);
+    definitions.set(key, found);
+  }
+  return found;
 }

@@ -60,6 +60,15 @@ const words = {
   open: { id: "Buka", en: "Open" },
   language: { id: "English", en: "Bahasa Indonesia" },
   map: { id: "Peta", en: "Map" },
+  yes: { id: "Ya", en: "Yes" },
+  no: { id: "Tidak", en: "No" },
+  trail: { id: "Jejak: penerimaan dan audit", en: "Trail: receipts and audit" },
+  receipts: { id: "Siapa mengirim tiap perubahan", en: "Who delivered each change" },
+  audit: { id: "Jejak audit permohonan ini", en: "This request's audit trail" },
+  auditWhole: {
+    id: "Jejak audit hanya untuk akun agensi tanpa batas wilayah (pejabat pelindungan data).",
+    en: "The audit trail is for an agency account without region limits (the data protection officer).",
+  },
   onMap: { id: "Permohonan berlokasi di peta", en: "Requests with a place on the map" },
   narrow: { id: "hanya 2.000 pertama: persempit saringan", en: "the first 2,000 only: narrow the filters" },
   wholeView: { id: "Tampilkan semua", en: "Show all" },
@@ -113,6 +122,15 @@ const labels: Record<string, Record<Lang, string>> = {
   answers: { id: "Jawaban", en: "Answers" },
 };
 
+/** Coded values of today's content (sex, lawful basis) in words. */
+const values: Record<string, Record<Lang, string>> = {
+  female: { id: "Perempuan", en: "Female" },
+  male: { id: "Laki-laki", en: "Male" },
+  public_service: { id: "Pelaksanaan tugas pelayanan publik", en: "Public service task" },
+  legal_obligation: { id: "Kewajiban hukum", en: "Legal obligation" },
+  consent: { id: "Persetujuan", en: "Consent" },
+};
+
 export class I18n {
   constructor(readonly lang: Lang) {}
 
@@ -130,6 +148,11 @@ export class I18n {
     if (known) return known;
     const plain = key.replace(/_/g, " ");
     return plain.charAt(0).toUpperCase() + plain.slice(1);
+  }
+
+  /** A coded value in words, when it is one of the known codes. */
+  value(v: string): string {
+    return values[v]?.[this.lang] ?? v;
   }
 
   /** A moment in the zone of `region` (WIB by default), with its name. */

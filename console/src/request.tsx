@@ -5,7 +5,7 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type Client, Refused, type View, attachment, unwrap } from "./api";
+import { type Client, type Definition, type DefinitionField, Refused, type View, attachment, definitionOf, unwrap } from "./api";
 import type { I18n } from "./i18n";
 import type { Identity } from "./keys";
 
@@ -55,7 +55,7 @@ export function changedPaths(before: Json, after: Json): string[] {
 
 function Fields({ i, value }: { i: I18n; value: Json }): ComponentChildren {
   if (value === null || typeof value !== "object") {
-    return <span>{value === null ? "—" : String(value)}</span>;
+    return <span>{value === null ? "—" : typeof value === "string" ? i.value(value) : String(value)}</span>;
   }
   if (Array.isArray(value)) {
     return (
@@ -79,6 +79,152 @@ function Fields({ i, value }: { i: I18n; value: Json }): ComponentChildren {
         </div>
       ))}
     </dl>
+  );
+}
+
+/** A value as a person reads it: yes/no, an option's label, a place. */
+function shown(i: I18n, value: Json, field?: DefinitionField): ComponentChildren {
+  if (typeof value === "boolean") return i.t(value ? "yes" : "no");
+  if (field?.options && typeof value === "string") {
+    const o = field.options.find((o) => o.value === value);
+    if (o) return o.label[i.lang];
+  }
+  if (field?.options && Array.isArray(value)) {
+    return value.map((v) => field.options?.find((o) => o.value === v)?.label[i.lang] ?? String(v)).join(", ");
+  }
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && "lat" in value && "lon" in value) {
+    const acc = typeof value.accuracy_m === "number" ? ` (± ${Math.round(value.accuracy_m)} m)` : "";
+    return `${value.lat}, ${value.lon}${acc}`;
+  }
+  return <Fields i={i} value={value} />;
+}
+
+/** A request's details (or a catalog service's answers) under the labels of its definition. */
+function Details({ i, details, definition }: { i: I18n; details: Record<string, Json>; definition?: Definition }) {
+  if (!definition) return <Fields i={i} value={details} />;
+  const raw = details.kind === "service" ? ((details.answers ?? {}) as Record<string, Json>) : details;
+  // Answers may travel as JSON text (one per field).
+  const values: Record<string, Json> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === "string" && details.kind === "service") {
+      try {
+        values[k] = JSON.parse(v);
+        continue;
+      } catch {
+        /* plain text */
+      }
+    }
+    values[k] = v;
+  }
+  const known = new Set(definition.fields.map((f) => f.id));
+  return (
+    <dl>
+      <div class="field" data-field="service">
+        <dt>{i.t("service")}</dt>
+        <dd>
+          {definition.name[i.lang]} (v{definition.version})
+        </dd>
+      </div>
+      {definition.fields
+        .filter((f) => f.id in values)
+        .map((f) => (
+          <div class="field" data-field={f.id}>
+            <dt>{f.label[i.lang]}</dt>
+            <dd>{shown(i, values[f.id], f)}</dd>
+          </div>
+        ))}
+      {Object.entries(values)
+        .filter(([k]) => !known.has(k) && k !== "kind")
+        .map(([k, v]) => (
+          <div class="field" data-field={k}>
+            <dt>{i.label(k)}</dt>
+            <dd>{shown(i, v)}</dd>
+          </div>
+        ))}
+    </dl>
+  );
+}
+
+/** The content: who, where, then the details under their labels. */
+function Content({ i, content, definition }: { i: I18n; content: Record<string, Json>; definition?: Definition }) {
+  const order = ["region", "applicant", "contact_phone", "details", "lawful_basis"];
+  const keys = [...order.filter((k) => k in content), ...Object.keys(content).filter((k) => !order.includes(k))];
+  return (
+    <dl>
+      {keys.map((k) => (
+        <div class="field" data-field={k}>
+          <dt>{i.label(k)}</dt>
+          <dd>
+            {k === "details" ? (
+              <Details i={i} details={content.details as Record<string, Json>} definition={definition} />
+            ) : k === "applicant" ? (
+              <Fields i={i} value={content[k]} />
+            ) : (
+              shown(i, content[k])
+            )}
+          </dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+interface Receipt {
+  change: string;
+  account: string;
+  device?: string | null;
+  at: number;
+}
+interface AuditLine {
+  seq: number;
+  at: number;
+  account: string;
+  action: string;
+  endpoint: string;
+}
+
+/** Who delivered each change, and who read or acted on it (the audit trail). */
+function Trail({ i, api, id, region, version }: { i: I18n; api: Client; id: string; region: string; version: string }) {
+  const [receipts, setReceipts] = useState<Receipt[]>();
+  const [audit, setAudit] = useState<AuditLine[] | string>();
+  useEffect(() => {
+    api
+      .GET("/v1/agency/requests/{id}/receipts", { params: { path: { id } } })
+      .then(unwrap)
+      .then((r) => setReceipts(r.receipts), () => setReceipts([]));
+    api
+      .GET("/v1/agency/audit", { params: { query: { request: id, limit: 100 } } })
+      .then(unwrap)
+      .then(
+        (r) => setAudit(r.entries as AuditLine[]),
+        (e) => setAudit(e instanceof Refused && e.status === 403 ? i.t("auditWhole") : String(e.message ?? e)),
+      );
+  }, [id, version]);
+  return (
+    <details class="trail">
+      <summary>{i.t("trail")}</summary>
+      <h4>{i.t("receipts")}</h4>
+      <ol id="receipts">
+        {(receipts ?? []).map((r) => (
+          <li>
+            <time>{i.time(r.at, region)}</time> · {r.account}
+            {r.device && <small> · {r.device.slice(0, 8)}</small>}
+          </li>
+        ))}
+      </ol>
+      <h4>{i.t("audit")}</h4>
+      {typeof audit === "string" ? (
+        <p class="hint">{audit}</p>
+      ) : (
+        <ol id="audit">
+          {(audit ?? []).map((a) => (
+            <li>
+              <time>{i.time(a.at, region)}</time> · {a.account} · <code>{a.action}</code> <small>{a.endpoint}</small>
+            </li>
+          ))}
+        </ol>
+      )}
+    </details>
   );
 }
 
@@ -117,10 +263,13 @@ export function RequestPage({ i, api, identity, id, onRefused }: Props) {
   const [message, setMessage] = useState("");
   const [note, setNote] = useState("");
   const [officer, setOfficer] = useState("");
+  const [definition, setDefinition] = useState<Definition>();
 
   async function reload(): Promise<View> {
     const v = unwrap(await api.GET("/v1/agency/requests/{id}", { params: { path: { id } } }));
     setView(v);
+    const details = (v.request as Record<string, Json>).content as Record<string, Json> | undefined;
+    if (details?.details) definitionOf(api, details.details as Record<string, unknown>).then(setDefinition);
     return v;
   }
   useEffect(() => {
@@ -203,7 +352,7 @@ export function RequestPage({ i, api, identity, id, onRefused }: Props) {
       <div class="columns">
         <section aria-labelledby="fields-title">
           <h3 id="fields-title">{i.t("fields")}</h3>
-          <Fields i={i} value={content} />
+          <Content i={i} content={content} definition={definition} />
           {typeof r.assignee === "string" && (
             <p>
               {i.t("assignee")}: <strong>{r.assignee}</strong>
@@ -216,6 +365,7 @@ export function RequestPage({ i, api, identity, id, onRefused }: Props) {
           ))}
         </section>
         <section aria-labelledby="life-title">
+          <Trail i={i} api={api} id={id} region={region} version={view.etag} />
           <h3 id="life-title">{i.t("history")}</h3>
           <ol class="timeline" id="history">
             {history.map((h) => (

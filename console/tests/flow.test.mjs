@@ -158,6 +158,17 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.goto(`${server.url}/console/#/r/${id}`);
     await p.waitForSelector("#status");
     assert.match(await p.textContent("[data-field=text]"), /Jalan berlubang/);
+    // Labelled by the service's definition in the catalog, options by their words.
+    await p.waitForSelector("[data-field=service]");
+    assert.match(await p.textContent("[data-field=text] dt"), /Isi pengaduan/);
+    assert.match(await p.textContent("[data-field=category] dd"), /Infrastruktur/);
+    assert.match(await p.textContent("[data-field=anonymous] dd"), /Tidak/);
+    // Its trail: the resident's phone delivered it; this browser read it.
+    await p.click(".trail summary");
+    await p.waitForSelector("#receipts li");
+    assert.match(await p.textContent("#receipts"), /warga-1/);
+    await p.waitForSelector("#audit li");
+    assert.match(await p.textContent("#audit"), /kantor-kota · read/);
     assert.match(await p.textContent("#history"), /draf → diajukan/);
     const img = p.locator("img.photo");
     await img.waitFor();

@@ -695,6 +695,34 @@ async fn the_agency_lists_the_service_catalog() {
         .send("GET", "/v1/agency/services", vec![], None, None)
         .await;
     assert_eq!((a.status, a.code()), (401, "unauthenticated"));
+
+    // One version's definition: the labels a client shows a request with.
+    let def = agency
+        .call("GET", "/v1/agency/services/complaint/1", None, None)
+        .await;
+    assert_eq!(def.status, 200, "{}", def.json);
+    assert_eq!(def.json["id"], "complaint");
+    let text = def.json["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "text")
+        .unwrap();
+    assert_eq!(text["label"]["en"], "What happened");
+    for (target, status) in [
+        ("/v1/agency/services/complaint/99", 404),
+        ("/v1/agency/services/no_such_service/1", 404),
+        ("/v1/agency/services/complaint/0", 400),
+        ("/v1/agency/services/complaint/one", 400),
+        ("/v1/agency/services/Complaint/1", 400),
+    ] {
+        let a = agency.call("GET", target, None, None).await;
+        assert_eq!(a.status, status, "{target}: {}", a.json);
+    }
+    let a = agency
+        .send("GET", "/v1/agency/services/complaint/1", vec![], None, None)
+        .await;
+    assert_eq!(a.status, 401);
 }
 
 /// Lengths the document states in characters are counted in characters:

@@ -78,6 +78,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agency/persons/erase", post(persons::erase_person))
         .route("/v1/agency/services", get(services::list_services))
         .route(
+            "/v1/agency/services/{id}/{version}",
+            get(services::get_service),
+        )
+        .route(
             "/v1/agency/catalog",
             post(services::publish_service).layer(DefaultBodyLimit::max(
                 sambung_core::catalog::codes::MAX_CODE_LIST_BYTES,
@@ -111,6 +115,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         requests::set_assignee,
         requests::download_attachment,
         services::list_services,
+        services::get_service,
         services::publish_service,
         services::retire_service,
         audit::audit_trail,

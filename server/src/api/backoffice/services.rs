@@ -247,3 +247,40 @@ pub(super) async fn retire_service(
     })
     .await
 }
+
+/// One version of a service's definition, as published (docs/catalog.md):
+/// its fields' labels in Indonesian and English, options, rules and
+/// service standard — what a client needs to show a request of it.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/services/{id}/{version}",
+    params(
+        ("id" = String, Path, description = "Service id", pattern = r"^[a-z][a-z0-9_]{0,63}$"),
+        ("version" = u32, Path, description = "Version", minimum = 1)
+    ),
+    responses(
+        (status = 200, description = "The definition (catalog/service.schema.json)", body = Object),
+        (status = 400, description = "bad_request: not a service id and version", body = ApiError),
+        (status = 404, description = "not_found: no such version", body = ApiError)
+    )
+)]
+pub(super) async fn get_service(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Definition>, ServerError> {
+    blocking(move || {
+        authenticate(&state, &method, &uri, &headers, b"")?;
+        let (id, version) = crate::catalog::parse_key(&format!("{id}@{version}"))
+            .ok_or_else(|| ServerError::BadRequest("not a service id and version".into()))?;
+        let loaded = state.catalogs().current(state.storage())?;
+        let form = loaded
+            .catalog
+            .get(&id, version)
+            .ok_or(ServerError::NotFound)?;
+        Ok(Json(form.definition().clone()))
+    })
+    .await
+}
