@@ -147,7 +147,7 @@ impl Staff {
     }
 
     /// Writes the record of one access.
-    fn log(
+    pub fn log(
         &self,
         storage: &dyn Storage,
         action: &str,

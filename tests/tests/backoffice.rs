@@ -912,3 +912,121 @@ async fn counts(agency: &Agency, q: &str) -> serde_json::Value {
     assert_eq!(a.status, 200, "{target}: {:?}", a.json);
     a.json
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_and_revoked_through_the_api_and_audited() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let phone = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let kept = server
+        .device(&home.path().join("k"), Role::Resident, "warga-2", &[], None)
+        .await;
+    let dpo = Agency::enroll(&server, "dpo", &[]).await;
+    let city = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    let lost = hex::encode(phone.store.device_id());
+
+    let all = dpo.call("GET", "/v1/agency/devices", None, None).await;
+    assert_eq!(all.status, 200, "{}", all.json);
+    let mine = all.json["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == lost.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["account"], "warga-1");
+    assert_eq!(mine["role"], "resident");
+    assert!(mine["revoked_at"].is_null());
+    let one = dpo
+        .call("GET", "/v1/agency/devices?account=warga-1", None, None)
+        .await;
+    assert_eq!(one.json["devices"].as_array().unwrap().len(), 1);
+    // A regional account manages no keys.
+    let a = city.call("GET", "/v1/agency/devices", None, None).await;
+    assert_eq!((a.status, a.code()), (403, "forbidden"));
+    let a = city
+        .call(
+            "POST",
+            &format!("/v1/agency/devices/{lost}/revoke"),
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (403, "forbidden"));
+
+    // Revoked with a wipe: the phone is refused at its next sync and told
+    // to delete its store.
+    let r = dpo
+        .call(
+            "POST",
+            &format!("/v1/agency/devices/{lost}/revoke"),
+            Some(json!({"wipe": true})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(r.json["revoked_at"].as_i64().unwrap() > 0);
+    match phone.sync().await {
+        Err(sambung_core::Error::Revoked { wiped: true }) => {}
+        other => panic!("expected a wipe, got {other:?}"),
+    }
+    kept.sync().await.unwrap();
+    // Again: nothing changes, nothing more is recorded.
+    let again = dpo
+        .call(
+            "POST",
+            &format!("/v1/agency/devices/{lost}/revoke"),
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(again.json, r.json);
+
+    // Refusals: the calling key itself, an unknown key, not an id, not
+    // the body's shape.
+    let own = hex::encode(dpo.device);
+    for (target, body, status) in [
+        (format!("/v1/agency/devices/{own}/revoke"), json!({}), 400),
+        (
+            "/v1/agency/devices/00000000000000000000000000000000/revoke".to_owned(),
+            json!({}),
+            404,
+        ),
+        ("/v1/agency/devices/xyz/revoke".to_owned(), json!({}), 400),
+        (
+            format!("/v1/agency/devices/{lost}/revoke"),
+            json!({"wipe": "yes"}),
+            400,
+        ),
+        (
+            format!("/v1/agency/devices/{lost}/revoke"),
+            json!({"delete": true}),
+            400,
+        ),
+    ] {
+        let a = dpo.call("POST", &target, Some(body), None).await;
+        assert_eq!(a.status, status, "{target}: {}", a.json);
+    }
+    let a = dpo
+        .call("GET", "/v1/agency/devices?account=", None, None)
+        .await;
+    assert_eq!((a.status, a.code()), (400, "bad_filter"));
+
+    // The trail says who revoked which key, once.
+    let audit = dpo.call("GET", "/v1/agency/audit", None, None).await;
+    let revokes: Vec<&serde_json::Value> = audit.json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "revoke")
+        .collect();
+    assert_eq!(revokes.len(), 1);
+    assert_eq!(revokes[0]["account"], "dpo");
+    let endpoint = revokes[0]["endpoint"].as_str().unwrap();
+    assert!(
+        endpoint.contains(&lost) && endpoint.contains("wipe"),
+        "{endpoint}"
+    );
+}

@@ -56,8 +56,9 @@ pub struct AuditEntryView {
     pub role: String,
     /// The key that signed (32 hex digits).
     pub device: Option<String>,
-    /// `read`, `write`, `list`, `status`, `note`, `assign`, `exposure`,
-    /// `audit`.
+    /// `read`, `write`, `list`, `count`, `export`, `status`, `note`,
+    /// `assign`, `download`, `receipts`, `exposure`, `audit`, `devices`,
+    /// `revoke`, `catalog`, `account`, … (docs/backoffice.md).
     pub action: String,
     /// The request (UUID).
     pub request: Option<String>,

@@ -1,7 +1,8 @@
 //! The back-office API: JSON over HTTPS for an agency's own systems — list,
 //! read and act on requests ([`requests`]), read and check the audit trail
 //! ([`audit`]), subscribe to events ([`webhooks`]), a person's export and
-//! erasure ([`persons`]), the service catalog ([`services`]). Described by an OpenAPI 3 document generated
+//! erasure ([`persons`]), the service catalog ([`services`]), enrolled keys
+//! and their revocation ([`devices`]). Described by an OpenAPI 3 document generated
 //! from this code (`GET /v1/openapi.json`).
 //!
 //! Authentication: an enrolled **agency** account's key signs every
@@ -26,6 +27,7 @@ use crate::api::state::AppState;
 use crate::error::ServerError;
 use agency::{ApiError, MAX_ACTION_BODY};
 use audit::{AuditEntryView, AuditPage, ChainReport, Exposure};
+use devices::{DeviceList, DeviceView, RevokeDevice};
 use persons::{Erasure, PersonExport, PersonQuery};
 use requests::{
     Assignment, NewNote, Point, ReceiptView, Receipts, RequestCounts, RequestList, RequestSummary,
@@ -36,6 +38,7 @@ use webhooks::{NewWebhook, WebhookView};
 
 mod agency;
 pub mod audit;
+pub mod devices;
 pub mod persons;
 pub mod requests;
 pub mod services;
@@ -91,6 +94,11 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/agency/catalog/{id}/{version}/retire",
             post(services::retire_service),
         )
+        .route("/v1/agency/devices", get(devices::list_devices))
+        .route(
+            "/v1/agency/devices/{id}/revoke",
+            post(devices::revoke_device),
+        )
         .route("/v1/agency/audit", get(audit::audit_trail))
         .route("/v1/agency/audit/verify", get(audit::audit_verify))
         .route("/v1/agency/exposure", get(audit::exposure))
@@ -118,6 +126,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         services::get_service,
         services::publish_service,
         services::retire_service,
+        devices::list_devices,
+        devices::revoke_device,
         audit::audit_trail,
         audit::audit_verify,
         audit::exposure,
@@ -150,6 +160,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         Erasure,
         ServiceSummary,
         ServiceList,
+        DeviceView,
+        DeviceList,
+        RevokeDevice,
         ApiError
     ))
 )]
