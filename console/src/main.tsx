@@ -7,6 +7,7 @@ import { Refused, client } from "./api";
 import { I18n, type Lang } from "./i18n";
 import { type Identity, forget, load } from "./keys";
 import { Enroll } from "./enroll";
+import { AdminPage } from "./admin";
 import { MapPage } from "./map";
 import { Queue } from "./queue";
 import { RequestPage } from "./request";
@@ -15,6 +16,7 @@ import { RequestPage } from "./request";
 export type Route =
   | { page: "queue"; query: URLSearchParams }
   | { page: "map"; query: URLSearchParams }
+  | { page: "admin" }
   | { page: "request"; id: string };
 
 function route(): Route {
@@ -22,6 +24,7 @@ function route(): Route {
   const [path, query] = h.split("?", 2);
   const m = /^\/r\/([0-9a-fA-F-]{36})$/.exec(path);
   if (m) return { page: "request", id: m[1] };
+  if (path === "/admin") return { page: "admin" };
   return { page: path === "/map" ? "map" : "queue", query: new URLSearchParams(query ?? "") };
 }
 
@@ -55,6 +58,7 @@ function App() {
         <a href="#/">Sambung · {i.t("title")}</a>
       </h1>
       <nav aria-label={i.t("title")}>
+        {identity && <a href="#/admin">{i.t("admin")}</a>}
         {identity && (
           <span class="who">
             {i.t("signedInAs")} <strong>{identity.account}</strong>
@@ -103,6 +107,8 @@ function App() {
           </p>
         ) : where.page === "queue" ? (
           <Queue i={i} api={api} query={where.query} onRefused={onRefused} />
+        ) : where.page === "admin" ? (
+          <AdminPage i={i} api={api} device={identity.device} onRefused={onRefused} />
         ) : where.page === "map" ? (
           <MapPage i={i} api={api} query={where.query} onRefused={onRefused} />
         ) : (

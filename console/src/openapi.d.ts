@@ -84,6 +84,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agency/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the enrolled keys. */
+        get: operations["list_devices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agency/devices/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a key (a lost phone, a departed clerk's browser): the server
+         *     refuses it from its next call on. The key making this call cannot
+         *     revoke itself (sign out instead). Revoking a revoked key changes
+         *     nothing.
+         */
+        post: operations["revoke_device"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agency/exposure": {
         parameters: {
             query?: never;
@@ -406,8 +445,9 @@ export interface components {
             /** @description Account id. */
             account: string;
             /**
-             * @description `read`, `write`, `list`, `status`, `note`, `assign`, `exposure`,
-             *     `audit`.
+             * @description `read`, `write`, `list`, `count`, `export`, `status`, `note`,
+             *     `assign`, `download`, `receipts`, `exposure`, `audit`, `devices`,
+             *     `revoke`, `catalog`, `account`, … (docs/backoffice.md).
              */
             action: string;
             /**
@@ -457,6 +497,33 @@ export interface components {
             entries: number;
             /** @description Every entry links to the previous and hashes to what it says. */
             intact: boolean;
+        };
+        /** @description The keys. */
+        DeviceList: {
+            /** @description In the order they enrolled. */
+            devices: components["schemas"]["DeviceView"][];
+        };
+        /** @description One enrolled key. */
+        DeviceView: {
+            /** @description Its account. */
+            account: string;
+            /**
+             * Format: int64
+             * @description Unix seconds of enrollment.
+             */
+            enrolled_at: number;
+            /**
+             * @description Device id (32 hex digits): the first 16 bytes of its public key's
+             *     SHA-256.
+             */
+            id: string;
+            /**
+             * Format: int64
+             * @description Unix seconds of revocation; absent while it is trusted.
+             */
+            revoked_at?: number | null;
+            /** @description The account's role: `resident`, `officer` or `agency`. */
+            role: string;
         };
         /** @description The outcome of an erasure. */
         Erasure: {
@@ -662,6 +729,13 @@ export interface components {
              *     on this version are still accepted.
              */
             accept_until: string;
+        };
+        /** @description How to revoke. */
+        RevokeDevice: {
+            /** @description With `wipe`: it first pushes what it holds that the server lacks. */
+            push_first?: boolean;
+            /** @description The device deletes its store at its next contact (a lost phone). */
+            wipe?: boolean;
         };
         /** @description The services. */
         ServiceList: {
@@ -978,6 +1052,144 @@ export interface operations {
                 };
             };
             /** @description not_found: no such version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description too_large: the body is over this call's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    list_devices: {
+        parameters: {
+            query?: {
+                /** @description Only this account's. */
+                account?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceList"];
+                };
+            };
+            /** @description bad_filter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description forbidden: an agency account with region limits */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    revoke_device: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id (32 hex digits) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeDevice"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceView"];
+                };
+            };
+            /** @description bad_request: not a device id, or the calling key itself */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description forbidden: an agency account with region limits */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description not_found: no such device */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -247,6 +247,46 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.waitForSelector("#status:text('disetujui')");
   });
 
+  await t.test("administration: keys, webhooks, a person's data", async () => {
+    await p.click("header a[href='#/admin']");
+    await p.waitForSelector("#devices");
+    const keys = await p.textContent("#devices");
+    assert.match(keys, /warga-1/);
+    assert.match(keys, /kantor-kota/);
+    // This browser's own key is marked, not offered for revocation.
+    assert.match(await p.textContent(`#devices tr:has-text("kantor-kota")`), /peramban ini/);
+    assert.equal(await p.locator(`#devices tr:has-text("kantor-kota") button`).count(), 0);
+    assert.deepEqual(await axe(p), []);
+    await p.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
+
+    // A webhook: the secret is shown once; a loopback address is refused.
+    await p.fill("#webhook-url", "http://127.0.0.1/hook");
+    await p.click("#webhook-form button[type=submit]");
+    await p.waitForSelector("section[aria-labelledby=hooks-title] [role=alert]");
+    await p.fill("#webhook-url", "https://sistem.dinas.example.go.id/sambung");
+    await p.click("#webhook-form button[type=submit]");
+    await p.waitForSelector("#webhook-secret");
+    assert.match(await p.textContent("#webhooks"), /sistem\.dinas\.example\.go\.id/);
+    await p.click("#webhooks li button");
+    await p.waitForFunction(() => document.querySelectorAll("#webhooks li").length === 0);
+
+    // A person's copy holds both complaints; erasure empties them.
+    const nik = JSON.parse(complaint).applicant.nik;
+    await p.fill("#nik", nik);
+    const [file] = await Promise.all([p.waitForEvent("download"), p.click("#person-export")]);
+    const copy = JSON.parse(await readFile(await file.path(), "utf8"));
+    assert.deepEqual(copy.requests.map((r) => r.id).sort(), [id, second].sort());
+    p.once("dialog", (d) => d.accept(nik));
+    await p.click("#person-erase");
+    await p.waitForSelector("#person-result:has-text('Dihapus: 2')");
+
+    // The resident's phone, revoked from here, is refused at its next sync.
+    p.once("dialog", (d) => d.accept());
+    await p.click(`#devices tr:has-text("warga-1") button.revoke`);
+    await p.waitForSelector(`#devices tr:has-text("warga-1"):has-text("Dicabut")`);
+    assert.throws(() => phone.sync(), /revoked|dicabut/i);
+  });
+
   await t.test("a revoked browser is locked out at its next call; sign-out forgets the key", async () => {
     const line = sambung(["admin", "devices", "--data", server.data, "--user", "kantor-kota"]);
     const device = line.split(/\s+/)[0];
