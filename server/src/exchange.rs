@@ -620,6 +620,15 @@ pub fn doc_meta(request: &Request) -> DocMeta {
             .content
             .location()
             .map(|l| ((l.lat * 1e6).round() as i32, (l.lon * 1e6).round() as i32)),
+        submitted_at: request
+            .history
+            .iter()
+            .find(|h| h.to == Status::Submitted)
+            .map(|h| h.at.as_millis()),
+        definition: match &request.content.details {
+            sambung_core::model::Details::Service(s) => s.service.clone(),
+            _ => request.kind().as_str().to_owned(),
+        },
     }
 }
 

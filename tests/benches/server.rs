@@ -137,6 +137,8 @@ fn log(dir: &std::path::Path, others: usize) -> Arc<SqliteStorage> {
                         status: "submitted".into(),
                         updated_at: 0,
                         location: None,
+                        submitted_at: None,
+                        definition: "complaint".into(),
                     },
                 },
                 heads: vec![(i % 256) as u8; 32],

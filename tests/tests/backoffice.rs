@@ -457,7 +457,11 @@ async fn the_openapi_document_describes_every_route() {
                 "status",
                 "region",
                 "assignee",
-                "updated_since"
+                "updated_since",
+                "submitted_since",
+                "submitted_before",
+                "definition",
+                "overdue"
             ],
             "{whole}"
         );
@@ -1029,4 +1033,156 @@ async fn keys_are_listed_and_revoked_through_the_api_and_audited() {
         endpoint.contains(&lost) && endpoint.contains("wipe"),
         "{endpoint}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_filters_by_submission_definition_and_overdue() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resident = server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let agency = Agency::enroll(&server, "dinas-kota", &[]).await;
+    let mut ids = Vec::new();
+    for kind in [Kind::Complaint, Kind::Complaint, Kind::KtpEl] {
+        let id = resident
+            .store
+            .create(content(kind, "32.73.01.1001"))
+            .unwrap();
+        resident.store.submit(&id).unwrap();
+        ids.push(id);
+    }
+    resident.sync().await.unwrap();
+    // One complaint was submitted a month ago: a phone offline for a
+    // month files with its own clock's time, and the server keeps it.
+    let month_ago = sambung_core::Timestamp::now().as_millis() - 30 * 86_400_000;
+    let old = ids[0].to_bytes().unwrap();
+    sambung_server::documents::update_documents(
+        server.state.storage(),
+        &[old],
+        &mut |_, current| {
+            let mut stored = current.unwrap();
+            let mut doc = sambung_core::document::RequestDoc::load(
+                &stored.data,
+                [],
+                automerge::ActorId::from([7u8; 16]),
+            )
+            .unwrap();
+            let ((), request) = doc
+                .update(|r| {
+                    r.history[0].at = sambung_core::Timestamp(month_ago);
+                    Ok(())
+                })
+                .unwrap();
+            stored.data = doc.save();
+            stored.meta = sambung_server::exchange::doc_meta(&request);
+            Ok(sambung_server::documents::DocWrite::Write {
+                scope_keys: Vec::new(),
+                heads: sambung_core::document::encode_heads(&doc.heads()),
+                log_data: stored.data.clone(),
+                device: [7; 16],
+                changes: Vec::new(),
+                delivery: sambung_server::storage::Delivered {
+                    account: "warga-1".into(),
+                    device: None,
+                    exchange: None,
+                    at: month_ago,
+                },
+                events: Vec::new(),
+                replace: false,
+                attachments: Vec::new(),
+                doc: stored,
+            })
+        },
+    )
+    .unwrap();
+
+    let listed = |q: &'static str| {
+        let agency = &agency;
+        async move {
+            let a = agency
+                .call("GET", &format!("/v1/agency/requests?{q}"), None, None)
+                .await;
+            assert_eq!(a.status, 200, "{q}: {}", a.json);
+            let mut ids: Vec<String> = a.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let id = |k: usize| vec![ids[k].to_string()];
+    // Every row says its definition and when it was submitted.
+    let all = agency.call("GET", "/v1/agency/requests", None, None).await;
+    for item in all.json["items"].as_array().unwrap() {
+        assert!(item["submitted_at"].as_i64().unwrap() > 0, "{item}");
+    }
+    assert_eq!(listed("definition=ktp_el").await, id(2));
+    assert_eq!(listed("definition=complaint").await.len(), 2);
+    // A complaint's standard is 14 working days: only the month-old one is
+    // past it, and only while it is open.
+    assert_eq!(listed("overdue=true").await, id(0));
+    assert_eq!(listed("overdue=false").await.len(), 3);
+    // Each row says so too, as the filter judges.
+    let rows = agency.call("GET", "/v1/agency/requests", None, None).await;
+    for item in rows.json["items"].as_array().unwrap() {
+        assert_eq!(
+            item["overdue"],
+            item["id"] == ids[0].to_string().as_str(),
+            "{item}"
+        );
+    }
+    let week_ago = sambung_core::Timestamp::now().as_millis() - 7 * 86_400_000;
+    assert_eq!(
+        listed(Box::leak(
+            format!("submitted_before={week_ago}").into_boxed_str()
+        ))
+        .await,
+        id(0)
+    );
+    assert_eq!(
+        listed(Box::leak(
+            format!("submitted_since={week_ago}").into_boxed_str()
+        ))
+        .await
+        .len(),
+        2
+    );
+    let counts = counts(&agency, "?overdue=true").await;
+    assert_eq!(counts["total"], 1);
+    agency.move_to(&ids[0], "received").await;
+    assert_eq!(
+        listed("overdue=true").await,
+        id(0),
+        "received is still open"
+    );
+    agency.move_to(&ids[0], "in_review").await;
+    let decided = agency
+        .call(
+            "POST",
+            &format!("/v1/agency/requests/{}/status", ids[0]),
+            Some(json!({"to": "approved"})),
+            None,
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{}", decided.json);
+    assert!(
+        listed("overdue=true").await.is_empty(),
+        "decided: not overdue"
+    );
+
+    for q in [
+        "definition=Complaint",
+        "definition=",
+        "overdue=yes",
+        "submitted_since=soon",
+    ] {
+        let a = agency
+            .call("GET", &format!("/v1/agency/requests?{q}"), None, None)
+            .await;
+        assert_eq!((a.status, a.code()), (400, "bad_filter"), "{q}");
+    }
 }

@@ -21,7 +21,15 @@ use crate::identifiers::RegionCode;
 use crate::lifecycle::Status;
 use crate::time::CivilDate;
 
-pub(crate) fn is_id(s: &str) -> bool {
+/// Whether `s` is a service, field or code list id: a lowercase letter,
+/// then lowercase letters, digits and `_`, at most 64 bytes.
+///
+/// ```
+/// use sambung_core::catalog::lint::is_id;
+/// assert!(is_id("surat_keterangan_tidak_mampu"));
+/// assert!(!is_id("9lives") && !is_id("Complaint"));
+/// ```
+pub fn is_id(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(b'a'..=b'z'))
         && s.len() <= 64

@@ -123,6 +123,12 @@ pub struct DocMeta {
     /// Where it is about (`RequestContent::location`), in millionths of a
     /// degree (latitude, longitude): what the console's map plots.
     pub location: Option<(i32, i32)>,
+    /// Unix milliseconds of its submission (the history's first move to
+    /// `submitted`): when the service standard's days start.
+    pub submitted_at: Option<i64>,
+    /// The service definition it follows: a catalog service's id, or the
+    /// built-in kind's (whose definition bears the kind's name).
+    pub definition: String,
 }
 
 /// A location from its two columns: both, or none.
@@ -146,6 +152,17 @@ pub struct DocFilter {
     pub assignee: Option<String>,
     /// Written at or after these Unix milliseconds.
     pub updated_since: Option<i64>,
+    /// Submitted at or after these Unix milliseconds.
+    pub submitted_since: Option<i64>,
+    /// Submitted before these Unix milliseconds.
+    pub submitted_before: Option<i64>,
+    /// Service definition id.
+    pub definition: Option<String>,
+    /// Overdue: a JSON object of definition id → Unix milliseconds; an
+    /// open request (submitted, received, in review, needing information)
+    /// matches when it was submitted before its definition's time
+    /// (computed by the caller from the service standard's days).
+    pub overdue: Option<String>,
 }
 
 /// Where a listing goes on from: the `(seq, id)` of the last row.

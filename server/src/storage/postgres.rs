@@ -268,6 +268,12 @@ CREATE TABLE catalog (
 ALTER TABLE documents ADD COLUMN lat_e6 INTEGER;
 ALTER TABLE documents ADD COLUMN lon_e6 INTEGER;
 "#,
+    // 15: submission time and definition, for the queue (SQLite's 18).
+    r#"
+ALTER TABLE documents ADD COLUMN submitted_at BIGINT;
+ALTER TABLE documents ADD COLUMN definition TEXT NOT NULL DEFAULT '';
+UPDATE documents SET definition = kind WHERE kind <> 'service';
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap
@@ -306,7 +312,22 @@ fn doc_key(id: &DocId) -> i64 {
     i64::from_be_bytes(b)
 }
 
-const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6";
+/// Whether a document row is overdue by the JSON object of cutoffs in
+/// parameter `$n` (definition id → Unix ms; `DocFilter::overdue`).
+macro_rules! overdue {
+    ($n:literal) => {
+        concat!(
+            "status IN ('submitted', 'received', 'in_review', 'needs_info') ",
+            "AND submitted_at < ($",
+            $n,
+            "::jsonb ->> definition)::BIGINT"
+        )
+    };
+}
+const OVERDUE10: &str = overdue!("10");
+const OVERDUE13: &str = overdue!("13");
+
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6, submitted_at, definition";
 
 fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
     Ok((
@@ -326,6 +347,8 @@ fn doc_of(r: &Row) -> Result<(Vec<u8>, StoredDoc), tokio_postgres::Error> {
                 status: r.try_get(8)?,
                 updated_at: r.try_get(9)?,
                 location: located(r.try_get(11)?, r.try_get(12)?),
+                submitted_at: r.try_get(13)?,
+                definition: r.try_get(14)?,
             },
         },
     ))
@@ -1110,11 +1133,13 @@ impl Tx for PgTx {
     fn write_document(&mut self, id: &DocId, doc: &StoredDoc, heads: &[u8]) -> Res<()> {
         self.defer(
             "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                    kind, service, status, updated_at, draft, lat_e6, lon_e6)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                    kind, service, status, updated_at, draft, lat_e6, lon_e6,
+                                    submitted_at, definition)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (id) DO UPDATE SET region = $2, owner = $3, applicant_nik_hash = $4,
                 assignee = $5, data = $6, heads = $7, kind = $8, service = $9, status = $10,
-                updated_at = $11, draft = $12, lat_e6 = $13, lon_e6 = $14",
+                updated_at = $11, draft = $12, lat_e6 = $13, lon_e6 = $14,
+                submitted_at = $15, definition = $16",
             vec![
                 Box::new(id.to_vec()),
                 Box::new(doc.scope.region.clone()),
@@ -1130,6 +1155,8 @@ impl Tx for PgTx {
                 Box::new(doc.scope.draft.as_i64() as i16),
                 Box::new(doc.meta.location.map(|l| l.0)),
                 Box::new(doc.meta.location.map(|l| l.1)),
+                Box::new(doc.meta.submitted_at),
+                Box::new(doc.meta.definition.clone()),
             ],
         );
         Ok(())
@@ -2333,6 +2360,7 @@ impl Storage for PostgresStorage {
         self.run(move |c| async move {
             let rows = c
                 .query(
+                    &format!(
                     "SELECT status, count(*) FROM documents
                      WHERE status NOT IN ('draft', '')
                        AND ($1::TEXT IS NULL OR kind = $1) AND ($2::TEXT IS NULL OR service = $2)
@@ -2340,7 +2368,12 @@ impl Storage for PostgresStorage {
                        AND ($4::TEXT IS NULL OR assignee = $4)
                        AND ($5::BIGINT IS NULL OR updated_at >= $5)
                        AND ($6::TEXT IS NULL OR status = $6)
-                     GROUP BY status ORDER BY status",
+                       AND ($7::BIGINT IS NULL OR submitted_at >= $7)
+                       AND ($8::BIGINT IS NULL OR submitted_at < $8)
+                       AND ($9::TEXT IS NULL OR definition = $9)
+                       AND ($10::TEXT IS NULL OR ({OVERDUE10}))
+                     GROUP BY status ORDER BY status"
+                    ),
                     &[
                         &filter.kind,
                         &filter.service,
@@ -2348,6 +2381,10 @@ impl Storage for PostgresStorage {
                         &filter.assignee,
                         &filter.updated_since,
                         &filter.status,
+                        &filter.submitted_since,
+                        &filter.submitted_before,
+                        &filter.definition,
+                        &filter.overdue,
                     ],
                 )
                 .await
@@ -2384,6 +2421,10 @@ impl Storage for PostgresStorage {
                            AND ($6::TEXT IS NULL OR region = $6 OR left(region, length($6) + 1) = $6 || '.')
                            AND ($7::TEXT IS NULL OR assignee = $7)
                            AND ($8::BIGINT IS NULL OR updated_at >= $8)
+                           AND ($10::BIGINT IS NULL OR submitted_at >= $10)
+                           AND ($11::BIGINT IS NULL OR submitted_at < $11)
+                           AND ($12::TEXT IS NULL OR definition = $12)
+                           AND ($13::TEXT IS NULL OR ({OVERDUE13}))
                          ORDER BY log_seq, id LIMIT $9"
                     ),
                     &[
@@ -2396,6 +2437,10 @@ impl Storage for PostgresStorage {
                         &filter.assignee,
                         &filter.updated_since,
                         &to_i64(limit as u64),
+                        &filter.submitted_since,
+                        &filter.submitted_before,
+                        &filter.definition,
+                        &filter.overdue,
                     ],
                 )
                 .await
@@ -2407,7 +2452,7 @@ impl Storage for PostgresStorage {
                         id: id16(id, "document id")?,
                         scope: doc.scope,
                         meta: doc.meta,
-                        seq: r.try_get(13).map_err(pg)?,
+                        seq: r.try_get(15).map_err(pg)?,
                     })
                 })
                 .collect()

@@ -19,7 +19,21 @@ use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
 use crate::scope_index::{self, Candidates, Reader};
 
-const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6";
+const DOC_COLUMNS: &str = "id, data, region, owner, applicant_nik_hash, assignee, kind, service, status, updated_at, draft, lat_e6, lon_e6, submitted_at, definition";
+
+/// Whether a document row is overdue by the JSON object of cutoffs in the
+/// parameter `?{n}` (definition id → Unix ms; `DocFilter::overdue`),
+/// written for the listing (`?13`) and the counts (`?10`).
+macro_rules! overdue {
+    ($n:literal) => {
+        concat!(
+            "status IN ('submitted', 'received', 'in_review', 'needs_info') ",
+            "AND submitted_at < (SELECT value FROM json_each(?",
+            $n,
+            ") WHERE key = definition)"
+        )
+    };
+}
 
 /// A document row in [`DOC_COLUMNS`] order.
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
@@ -40,6 +54,8 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, StoredDoc)> {
                 status: r.get(8)?,
                 updated_at: r.get(9)?,
                 location: located(r.get(11)?, r.get(12)?),
+                submitted_at: r.get(13)?,
+                definition: r.get(14)?,
             },
         },
     ))
@@ -353,6 +369,14 @@ CREATE TABLE catalog (
     r#"
 ALTER TABLE documents ADD COLUMN lat_e6 INTEGER;
 ALTER TABLE documents ADD COLUMN lon_e6 INTEGER;
+"#,
+    // 18: when a request was submitted and the definition it follows, for
+    // the queue's date filter and overdue list (submission times are
+    // filled as each request is next written).
+    r#"
+ALTER TABLE documents ADD COLUMN submitted_at INTEGER;
+ALTER TABLE documents ADD COLUMN definition TEXT NOT NULL DEFAULT '';
+UPDATE documents SET definition = kind WHERE kind <> 'service';
 "#,
 ];
 
@@ -685,11 +709,13 @@ impl Tx for SqliteTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO documents (id, region, owner, applicant_nik_hash, assignee, data, heads,
-                                        kind, service, status, updated_at, draft, lat_e6, lon_e6)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                        kind, service, status, updated_at, draft, lat_e6, lon_e6,
+                                        submitted_at, definition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (id) DO UPDATE SET region = ?2, owner = ?3, applicant_nik_hash = ?4,
                     assignee = ?5, data = ?6, heads = ?7, kind = ?8, service = ?9, status = ?10,
-                    updated_at = ?11, draft = ?12, lat_e6 = ?13, lon_e6 = ?14",
+                    updated_at = ?11, draft = ?12, lat_e6 = ?13, lon_e6 = ?14,
+                    submitted_at = ?15, definition = ?16",
             )?
             .execute(params![
                 id.as_slice(),
@@ -705,7 +731,9 @@ impl Tx for SqliteTx<'_> {
                 doc.meta.updated_at,
                 doc.scope.draft.as_i64(),
                 doc.meta.location.map(|l| l.0),
-                doc.meta.location.map(|l| l.1)
+                doc.meta.location.map(|l| l.1),
+                doc.meta.submitted_at,
+                doc.meta.definition
             ])?;
         Ok(())
     }
@@ -1771,16 +1799,20 @@ impl Storage for SqliteStorage {
     }
 
     fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError> {
+        const OVERDUE: &str = overdue!("10");
         let conn = self.lock();
-        let mut st = conn.prepare_cached(
+        let mut st = conn.prepare_cached(&format!(
             "SELECT status, count(*) FROM documents
              WHERE status NOT IN ('draft', '')
                AND (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR service = ?2)
                AND (?3 IS NULL OR region = ?3 OR substr(region, 1, length(?3) + 1) = ?3 || '.')
                AND (?4 IS NULL OR assignee = ?4) AND (?5 IS NULL OR updated_at >= ?5)
                AND (?6 IS NULL OR status = ?6)
-             GROUP BY status ORDER BY status",
-        )?;
+               AND (?7 IS NULL OR submitted_at >= ?7) AND (?8 IS NULL OR submitted_at < ?8)
+               AND (?9 IS NULL OR definition = ?9)
+               AND (?10 IS NULL OR ({OVERDUE}))
+             GROUP BY status ORDER BY status"
+        ))?;
         let rows = st.query_map(
             params![
                 filter.kind,
@@ -1788,7 +1820,11 @@ impl Storage for SqliteStorage {
                 filter.region,
                 filter.assignee,
                 filter.updated_since,
-                filter.status
+                filter.status,
+                filter.submitted_since,
+                filter.submitted_before,
+                filter.definition,
+                filter.overdue
             ],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
         )?;
@@ -1802,6 +1838,7 @@ impl Storage for SqliteStorage {
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<DocRow>, ServerError> {
+        const OVERDUE: &str = overdue!("13");
         let conn = self.lock();
         let (after_at, after_id) = match &after {
             Some((at, id)) => (*at, id.to_vec()),
@@ -1814,6 +1851,9 @@ impl Storage for SqliteStorage {
                AND (?5 IS NULL OR status = ?5)
                AND (?6 IS NULL OR region = ?6 OR substr(region, 1, length(?6) + 1) = ?6 || '.')
                AND (?7 IS NULL OR assignee = ?7) AND (?8 IS NULL OR updated_at >= ?8)
+               AND (?10 IS NULL OR submitted_at >= ?10) AND (?11 IS NULL OR submitted_at < ?11)
+               AND (?12 IS NULL OR definition = ?12)
+               AND (?13 IS NULL OR ({OVERDUE}))
              ORDER BY log_seq, id LIMIT ?9"
         ))?;
         let rows = st.query_map(
@@ -1826,9 +1866,13 @@ impl Storage for SqliteStorage {
                 filter.region,
                 filter.assignee,
                 filter.updated_since,
-                i64::try_from(limit).unwrap_or(i64::MAX)
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                filter.submitted_since,
+                filter.submitted_before,
+                filter.definition,
+                filter.overdue
             ],
-            |r| Ok((doc_row(r)?, r.get::<_, i64>(13)?)),
+            |r| Ok((doc_row(r)?, r.get::<_, i64>(15)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {

@@ -11,6 +11,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
+use sambung_core::catalog::Catalog;
 use sambung_core::edits::{self, Author};
 use sambung_core::identifiers::RegionCode;
 use sambung_core::lifecycle::{self, Role, Status};
@@ -57,6 +58,18 @@ pub struct ListParams {
     pub assignee: Option<String>,
     /// Changed on the server at or after these Unix milliseconds.
     pub updated_since: Option<i64>,
+    /// Submitted at or after these Unix milliseconds.
+    pub submitted_since: Option<i64>,
+    /// Submitted before these Unix milliseconds.
+    pub submitted_before: Option<i64>,
+    /// The service definition (a catalog service's id, or a built-in
+    /// kind's), as `GET /v1/agency/services` lists them.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub definition: Option<String>,
+    /// `true`: only open requests (submitted, received, in review, needing
+    /// information) past their service standard's days since submission,
+    /// counted in working days (Monday to Friday, WIB).
+    pub overdue: Option<bool>,
     /// `next_cursor` of the previous page.
     #[param(pattern = "^[0-9a-fA-F]{48}$")]
     pub cursor: Option<String>,
@@ -95,6 +108,18 @@ pub struct FilterParams {
     pub assignee: Option<String>,
     /// Changed on the server at or after these Unix milliseconds.
     pub updated_since: Option<i64>,
+    /// Submitted at or after these Unix milliseconds.
+    pub submitted_since: Option<i64>,
+    /// Submitted before these Unix milliseconds.
+    pub submitted_before: Option<i64>,
+    /// The service definition (a catalog service's id, or a built-in
+    /// kind's), as `GET /v1/agency/services` lists them.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub definition: Option<String>,
+    /// `true`: only open requests (submitted, received, in review, needing
+    /// information) past their service standard's days since submission,
+    /// counted in working days (Monday to Friday, WIB).
+    pub overdue: Option<bool>,
 }
 
 /// One row of a listing.
@@ -117,6 +142,15 @@ pub struct RequestSummary {
     /// Where it is about, when it says (a complaint's place, a business's
     /// location, a catalog service's location field): what a map plots.
     pub location: Option<Point>,
+    /// Unix milliseconds of its submission (absent for a request not
+    /// written since the server learnt to keep it).
+    pub submitted_at: Option<i64>,
+    /// The service definition it follows (`GET /v1/agency/services`): a
+    /// catalog service's id, or the built-in kind's.
+    pub definition: String,
+    /// Open and past its service standard's days since submission
+    /// (working days, as the `overdue` filter counts them).
+    pub overdue: bool,
 }
 
 /// A WGS84 position, in degrees.
@@ -223,7 +257,9 @@ fn decode_cursor(s: &str) -> Result<ListPosition, ServerError> {
 }
 
 impl FilterParams {
-    fn filter(&self) -> Result<DocFilter, ServerError> {
+    /// The storage's filter; `catalog` gives each service's standard days
+    /// for `overdue`, counted back from `now_ms`.
+    fn filter(&self, catalog: &Catalog, now_ms: i64) -> Result<DocFilter, ServerError> {
         let bad = |m: &str| Err(ServerError::BadFilter(m.into()));
         if let Some(k) = &self.kind
             && Kind::parse(k).is_none()
@@ -250,6 +286,12 @@ impl FilterParams {
         {
             return bad("assignee is an account id");
         }
+        if let Some(d) = &self.definition
+            && !sambung_core::catalog::lint::is_id(d)
+        {
+            return bad("definition is a service id");
+        }
+        let overdue = (self.overdue == Some(true)).then(|| Cutoffs::of(catalog, now_ms).as_json());
         Ok(DocFilter {
             kind: self.kind.clone(),
             service: self.service.clone(),
@@ -257,12 +299,71 @@ impl FilterParams {
             region: self.region.clone(),
             assignee: self.assignee.clone(),
             updated_since: self.updated_since,
+            submitted_since: self.submitted_since,
+            submitted_before: self.submitted_before,
+            definition: self.definition.clone(),
+            overdue,
         })
     }
 }
 
+/// For each service definition, the moment before which an open request
+/// submitted on it is overdue: its standard's days counted back from now.
+/// The newest version's days stand for all its versions.
+struct Cutoffs(std::collections::BTreeMap<String, i64>);
+
+impl Cutoffs {
+    fn of(catalog: &Catalog, now_ms: i64) -> Cutoffs {
+        Cutoffs(
+            catalog
+                .services(None)
+                .into_iter()
+                .map(|d| (d.id.clone(), working_days_before(now_ms, d.standard.days)))
+                .collect(),
+        )
+    }
+
+    /// Whether a stored request is overdue: what the `overdue` filter's SQL
+    /// says of a row, for the rows of a page.
+    fn overdue(&self, meta: &crate::storage::DocMeta) -> bool {
+        let open = matches!(
+            meta.status.as_str(),
+            "submitted" | "received" | "in_review" | "needs_info"
+        );
+        open && meta
+            .submitted_at
+            .zip(self.0.get(&meta.definition))
+            .is_some_and(|(at, cutoff)| at < *cutoff)
+    }
+
+    /// The filter's form: a JSON object of definition id → Unix ms.
+    fn as_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// The moment `days` working days (Monday to Friday, in WIB) before
+/// `now_ms`: a request submitted before it and still open is overdue.
+/// Public holidays are not known to the server, so they count as working
+/// days (an office sees a request as overdue a little early, never late).
+fn working_days_before(now_ms: i64, days: u32) -> i64 {
+    const DAY: i64 = 86_400_000;
+    const WIB: i64 = 7 * 3_600_000;
+    let mut t = now_ms;
+    let mut left = days;
+    while left > 0 {
+        t -= DAY;
+        // 1970-01-01 was a Thursday: Monday is 0.
+        let weekday = ((t + WIB).div_euclid(DAY) + 3).rem_euclid(7);
+        if weekday < 5 {
+            left -= 1;
+        }
+    }
+    t
+}
+
 impl ListParams {
-    fn filter(&self) -> Result<DocFilter, ServerError> {
+    fn filter(&self, catalog: &Catalog, now_ms: i64) -> Result<DocFilter, ServerError> {
         if matches!(self.limit, Some(l) if l == 0 || l > MAX_LIMIT) {
             return Err(ServerError::BadFilter("limit is 1 to 500".into()));
         }
@@ -273,8 +374,12 @@ impl ListParams {
             region: self.region.clone(),
             assignee: self.assignee.clone(),
             updated_since: self.updated_since,
+            submitted_since: self.submitted_since,
+            submitted_before: self.submitted_before,
+            definition: self.definition.clone(),
+            overdue: self.overdue,
         }
-        .filter()
+        .filter(catalog, now_ms)
     }
 }
 
@@ -301,7 +406,10 @@ pub(super) async fn list_requests(
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let Query(params) =
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
-        let filter = params.filter()?;
+        let catalog = state.catalogs().current(state.storage())?;
+        let now = now_ms();
+        let filter = params.filter(&catalog.catalog, now)?;
+        let cutoffs = Cutoffs::of(&catalog.catalog, now);
         let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
         let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
         let (rows, more) = agency.list(
@@ -318,6 +426,7 @@ pub(super) async fn list_requests(
             .into_iter()
             .map(|row| RequestSummary {
                 id: RequestId::from_bytes(row.id).to_string(),
+                overdue: cutoffs.overdue(&row.meta),
                 kind: row.meta.kind,
                 service: row.meta.service,
                 status: row.meta.status,
@@ -325,6 +434,8 @@ pub(super) async fn list_requests(
                 assignee: row.scope.assignee,
                 updated_at: row.meta.updated_at,
                 location: row.meta.location.map(Point::of),
+                submitted_at: row.meta.submitted_at,
+                definition: row.meta.definition,
             })
             .collect();
         Ok(Json(RequestList { items, next_cursor }))
@@ -364,7 +475,10 @@ pub(super) async fn count_requests(
             params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
         let counts = agency.counts(
             state.storage(),
-            &params.filter()?,
+            &params.filter(
+                &state.catalogs().current(state.storage())?.catalog,
+                now_ms(),
+            )?,
             "GET /v1/agency/requests/counts",
         )?;
         let total = counts.values().sum();
@@ -402,7 +516,10 @@ pub(super) async fn export_requests(
         let rows = agency
             .export(
                 state.storage(),
-                &params.filter()?,
+                &params.filter(
+                    &state.catalogs().current(state.storage())?.catalog,
+                    now_ms(),
+                )?,
                 MAX_EXPORT_ROWS,
                 "GET /v1/agency/requests/export",
             )?
@@ -455,6 +572,11 @@ fn csv_field(value: &str) -> String {
     } else {
         value
     }
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    sambung_core::Timestamp::now().as_millis()
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -817,6 +939,19 @@ mod tests {
         }
         assert_eq!(csv_field("=a,b"), "\"'=a,b\"");
         assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn working_days_skip_weekends_in_wib() {
+        // Monday 30 November 2026, 10:00 WIB.
+        let monday = 1_796_007_600_000;
+        assert_eq!(working_days_before(monday, 0), monday);
+        // One working day before a Monday is the Friday.
+        assert_eq!(working_days_before(monday, 1), 1_795_748_400_000);
+        // Five: the Monday before.
+        assert_eq!(working_days_before(monday, 5), 1_795_402_800_000);
+        // From a Saturday, one working day back is the Friday.
+        assert_eq!(working_days_before(1_795_834_800_000, 1), 1_795_748_400_000);
     }
 
     #[test]
