@@ -124,3 +124,15 @@ export function definitionOf(api: Client, details: Record<string, unknown>): Pro
   }
   return found;
 }
+
+let serviceNames: Promise<Map<string, { id: string; en: string }>> | undefined;
+
+/** The catalog's names of services (built-in kinds by their ids), once per page. */
+export function namesOfServices(api: Client): Promise<Map<string, { id: string; en: string }>> {
+  serviceNames ??= api
+    .GET("/v1/agency/services", {})
+    .then(unwrap)
+    .then((l) => new Map(l.services.map((s) => [s.id, { id: s.name_id, en: s.name_en }])))
+    .catch(() => new Map());
+  return serviceNames;
+}

@@ -686,17 +686,33 @@ export interface components {
         RequestSummary: {
             /** @description Assigned officer, if any. */
             assignee?: string | null;
+            /**
+             * @description The service definition it follows (`GET /v1/agency/services`): a
+             *     catalog service's id, or the built-in kind's.
+             */
+            definition: string;
             /** @description Request id (UUID). */
             id: string;
             /** @description Kind. */
             kind: string;
             location?: components["schemas"]["Point"] | null;
+            /**
+             * @description Open and past its service standard's days since submission
+             *     (working days, as the `overdue` filter counts them).
+             */
+            overdue: boolean;
             /** @description Region code. */
             region: string;
             /** @description Service area. */
             service: string;
             /** @description Status. */
             status: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds of its submission (absent for a request not
+             *     written since the server learnt to keep it).
+             */
+            submitted_at?: number | null;
             /**
              * Format: int64
              * @description Unix milliseconds of the server's last write of it.
@@ -1444,6 +1460,21 @@ export interface operations {
                 assignee?: string;
                 /** @description Changed on the server at or after these Unix milliseconds. */
                 updated_since?: number;
+                /** @description Submitted at or after these Unix milliseconds. */
+                submitted_since?: number;
+                /** @description Submitted before these Unix milliseconds. */
+                submitted_before?: number;
+                /**
+                 * @description The service definition (a catalog service's id, or a built-in
+                 *     kind's), as `GET /v1/agency/services` lists them.
+                 */
+                definition?: string;
+                /**
+                 * @description `true`: only open requests (submitted, received, in review, needing
+                 *     information) past their service standard's days since submission,
+                 *     counted in working days (Monday to Friday, WIB).
+                 */
+                overdue?: boolean;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
                 /** @description Rows per page, 1 to 500 (default 100). */
@@ -1516,6 +1547,21 @@ export interface operations {
                 assignee?: string;
                 /** @description Changed on the server at or after these Unix milliseconds. */
                 updated_since?: number;
+                /** @description Submitted at or after these Unix milliseconds. */
+                submitted_since?: number;
+                /** @description Submitted before these Unix milliseconds. */
+                submitted_before?: number;
+                /**
+                 * @description The service definition (a catalog service's id, or a built-in
+                 *     kind's), as `GET /v1/agency/services` lists them.
+                 */
+                definition?: string;
+                /**
+                 * @description `true`: only open requests (submitted, received, in review, needing
+                 *     information) past their service standard's days since submission,
+                 *     counted in working days (Monday to Friday, WIB).
+                 */
+                overdue?: boolean;
             };
             header?: never;
             path?: never;
@@ -1584,6 +1630,21 @@ export interface operations {
                 assignee?: string;
                 /** @description Changed on the server at or after these Unix milliseconds. */
                 updated_since?: number;
+                /** @description Submitted at or after these Unix milliseconds. */
+                submitted_since?: number;
+                /** @description Submitted before these Unix milliseconds. */
+                submitted_before?: number;
+                /**
+                 * @description The service definition (a catalog service's id, or a built-in
+                 *     kind's), as `GET /v1/agency/services` lists them.
+                 */
+                definition?: string;
+                /**
+                 * @description `true`: only open requests (submitted, received, in review, needing
+                 *     information) past their service standard's days since submission,
+                 *     counted in working days (Monday to Friday, WIB).
+                 */
+                overdue?: boolean;
             };
             header?: never;
             path?: never;

@@ -2,10 +2,10 @@
 // bookmarked and Back works), pages by the API's cursor.
 
 import { useEffect, useState } from "preact/hooks";
-import { type Client, type Summary, download, unwrap } from "./api";
+import { type Client, type Summary, download, namesOfServices, unwrap } from "./api";
 import { type I18n, STATUSES } from "./i18n";
 
-const FILTERS = ["status", "service", "kind", "region", "assignee", "since"] as const;
+const FILTERS = ["status", "service", "definition", "kind", "region", "assignee", "since", "from", "until", "overdue"] as const;
 const AREAS = ["permit", "population", "tax", "complaint", "catalog"];
 const PAGE = 50;
 
@@ -18,13 +18,31 @@ interface Props {
 
 /** The API's filters from the page's address (`since` is a date, in WIB). */
 export function filters(query: URLSearchParams) {
-  const f: { kind?: string; service?: string; status?: string; region?: string; assignee?: string; updated_since?: number } = {};
-  for (const k of ["kind", "service", "status", "region", "assignee"] as const) {
+  const f: {
+    kind?: string;
+    service?: string;
+    status?: string;
+    region?: string;
+    assignee?: string;
+    definition?: string;
+    updated_since?: number;
+    submitted_since?: number;
+    submitted_before?: number;
+    overdue?: boolean;
+  } = {};
+  for (const k of ["kind", "service", "status", "region", "assignee", "definition"] as const) {
     const v = query.get(k);
     if (v) f[k] = v;
   }
+  // Dates are days in WIB; "until" includes its day.
+  const day = (d: string) => Date.parse(`${d}T00:00:00+07:00`);
   const since = query.get("since");
-  if (since) f.updated_since = Date.parse(`${since}T00:00:00+07:00`);
+  if (since) f.updated_since = day(since);
+  const from = query.get("from");
+  if (from) f.submitted_since = day(from);
+  const until = query.get("until");
+  if (until) f.submitted_before = day(until) + 86_400_000;
+  if (query.get("overdue") === "true") f.overdue = true;
   return f;
 }
 
@@ -33,7 +51,9 @@ export function Queue({ i, api, query, onRefused }: Props) {
   const [counts, setCounts] = useState<{ counts: Record<string, number>; total: number }>();
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string>();
+  const [names, setNames] = useState<Map<string, { id: string; en: string }>>(new Map());
   const key = query.toString();
+  useEffect(() => void namesOfServices(api).then(setNames), []);
   const filter = filters(query);
 
   async function fetchPage(cursor?: string) {
@@ -97,6 +117,7 @@ export function Queue({ i, api, query, onRefused }: Props) {
             const v = String(data.get(f) ?? "").trim();
             if (v) q.set(f, v);
           }
+          // Keep the tab the clerk was on unless the status was chosen here.
           location.hash = `#/?${q}`;
         }}
       >
@@ -119,8 +140,15 @@ export function Queue({ i, api, query, onRefused }: Props) {
           </select>
         </label>
         <label>
-          {i.t("kind")}
-          <input name="kind" value={query.get("kind") ?? ""} placeholder="complaint" />
+          {i.t("definition")}
+          <select name="definition" value={query.get("definition") ?? ""}>
+            <option value="">{i.t("any")}</option>
+            {[...names.entries()]
+              .sort((a, b) => a[1][i.lang].localeCompare(b[1][i.lang]))
+              .map(([id, name]) => (
+                <option value={id}>{name[i.lang]}</option>
+              ))}
+          </select>
         </label>
         <label>
           {i.t("region")}
@@ -131,8 +159,19 @@ export function Queue({ i, api, query, onRefused }: Props) {
           <input name="assignee" value={query.get("assignee") ?? ""} />
         </label>
         <label>
+          {i.t("submittedFrom")}
+          <input name="from" type="date" value={query.get("from") ?? ""} />
+        </label>
+        <label>
+          {i.t("submittedUntil")}
+          <input name="until" type="date" value={query.get("until") ?? ""} />
+        </label>
+        <label>
           {i.t("since")}
           <input name="since" type="date" value={query.get("since") ?? ""} />
+        </label>
+        <label class="check">
+          <input name="overdue" type="checkbox" value="true" checked={query.get("overdue") === "true"} /> {i.t("overdue")}
         </label>
         <button type="submit">{i.t("filter")}</button>
         <button
@@ -165,6 +204,7 @@ export function Queue({ i, api, query, onRefused }: Props) {
               <th scope="col">{i.t("status")}</th>
               <th scope="col">{i.t("region")}</th>
               <th scope="col">{i.t("assignee")}</th>
+              <th scope="col">{i.t("submitted")}</th>
               <th scope="col">{i.t("updated")}</th>
             </tr>
           </thead>
@@ -174,12 +214,14 @@ export function Queue({ i, api, query, onRefused }: Props) {
                 <td>
                   <a href={`#/r/${r.id}`}>{r.id.slice(0, 8)}</a>
                 </td>
-                <td>{i.label(r.kind)}</td>
+                <td>{names.get(r.definition)?.[i.lang] ?? i.label(r.kind)}</td>
                 <td>
                   <span class={`status ${r.status}`}>{i.status(r.status)}</span>
+                  {r.overdue && <span class="late"> {i.t("late")}</span>}
                 </td>
                 <td>{r.region}</td>
                 <td>{r.assignee ?? ""}</td>
+                <td>{r.submitted_at ? i.time(r.submitted_at, r.region) : ""}</td>
                 <td>{i.time(r.updated_at, r.region)}</td>
               </tr>
             ))}

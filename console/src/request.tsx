@@ -120,7 +120,7 @@ function Details({ i, details, definition }: { i: I18n; details: Record<string, 
   return (
     <dl>
       <div class="field" data-field="service">
-        <dt>{i.t("service")}</dt>
+        <dt>{i.t("definition")}</dt>
         <dd>
           {definition.name[i.lang]} (v{definition.version})
         </dd>

@@ -121,6 +121,18 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.fill("input[name=region]", "32.73");
     await p.click(".filters button[type=submit]");
     await p.waitForSelector(`#queue tr[data-id="${second}"]`);
+    // By service (the catalog's names), and overdue (nothing is, yet).
+    await p.goto(`${server.url}/console/#/`);
+    await p.waitForSelector(`#queue tr[data-id="${id}"]`);
+    await p.selectOption("select[name=definition]", "complaint");
+    await p.click(".filters button[type=submit]");
+    await p.waitForURL(/definition=complaint/);
+    await p.waitForSelector(`#queue tr[data-id="${second}"]`);
+    assert.match(await p.textContent(`#queue tr[data-id="${id}"]`), /Pengaduan/);
+    await p.check("input[name=overdue]");
+    await p.click(".filters button[type=submit]");
+    await p.waitForSelector("text=Tidak ada permohonan.");
+    await p.uncheck("input[name=overdue]");
     await p.fill("input[name=region]", "bad region");
     await p.click(".filters button[type=submit]");
     assert.match(await p.locator("[role=alert]").textContent(), /region/i);

@@ -29,10 +29,13 @@ export function sambung(args, { stdin, home } = {}) {
   return r.stdout.trim();
 }
 
-/** A server on a free loopback port with its own data; `stop()` ends it. */
-export async function startServer() {
+/**
+ * A server on a free loopback port with its own data (or `data`, a folder
+ * already filled, which is kept); `stop()` ends it.
+ */
+export async function startServer({ data: given } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "sambung-console-"));
-  const data = join(dir, "srv");
+  const data = given ?? join(dir, "srv");
   const child = spawn(
     BIN,
     ["server", "--data", data, "--listen", "127.0.0.1:0", "--limit-per-address", "1000000", "--limit-per-device", "1000000"],
