@@ -125,7 +125,9 @@ fn main() {
                     .then(|| "Mohon lengkapi dokumen pendukung.".to_owned());
                 edits::transition(&mut request, office, *to, note).expect("an allowed move");
             }
-            let assignee = roll.is_multiple_of(5).then(|| format!("petugas-{}", roll % 20));
+            let assignee = roll
+                .is_multiple_of(5)
+                .then(|| format!("petugas-{}", roll % 20));
             request.assignee = assignee.clone();
             let mut meta = sambung_server::exchange::doc_meta(&request);
             meta.updated_at = now - (i64::from(roll) % year_ms);

@@ -1186,3 +1186,87 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         assert_eq!((a.status, a.code()), (400, "bad_filter"), "{q}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_to_assign_are_those_of_the_region_with_a_trusted_key() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut officers = Vec::new();
+    for (user, region) in [
+        ("petugas-kota", "32.73"),
+        ("petugas-cicendo", "32.73.01"),
+        ("petugas-lain", "33.01"),
+        ("petugas-hilang", "32.73"),
+    ] {
+        officers.push(
+            server
+                .device(
+                    &home.path().join(user),
+                    Role::Officer,
+                    user,
+                    &[region],
+                    None,
+                )
+                .await,
+        );
+    }
+    server
+        .device(&home.path().join("r"), Role::Resident, "warga-1", &[], None)
+        .await;
+    let dpo = Agency::enroll(&server, "dpo", &[]).await;
+    let city = Agency::enroll(&server, "dinas-kota", &["32.73"]).await;
+    // A revoked key: that officer cannot receive an assignment.
+    let lost = hex::encode(officers[3].store.device_id());
+    let r = dpo
+        .call(
+            "POST",
+            &format!("/v1/agency/devices/{lost}/revoke"),
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    let ids = |a: &sambung_e2e::ApiAnswer| -> Vec<String> {
+        a.json["officers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = dpo.call("GET", "/v1/agency/officers", None, None).await;
+    assert_eq!(all.status, 200, "{}", all.json);
+    assert_eq!(
+        ids(&all),
+        ["petugas-cicendo", "petugas-kota", "petugas-lain"]
+    );
+    assert_eq!(all.json["officers"][1]["regions"], json!(["32.73"]));
+    let here = dpo
+        .call(
+            "GET",
+            "/v1/agency/officers?region=32.73.01.1001",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(ids(&here), ["petugas-cicendo", "petugas-kota"]);
+    let there = dpo
+        .call(
+            "GET",
+            "/v1/agency/officers?region=32.73.02.1002",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(ids(&there), ["petugas-kota"]);
+    // A city's account sees its own region's officers only.
+    let mine = city.call("GET", "/v1/agency/officers", None, None).await;
+    assert_eq!(ids(&mine), ["petugas-cicendo", "petugas-kota"]);
+    for q in ["region=abc", "region=32.7", "role=officer"] {
+        let a = dpo
+            .call("GET", &format!("/v1/agency/officers?{q}"), None, None)
+            .await;
+        assert_eq!((a.status, a.code()), (400, "bad_filter"), "{q}");
+    }
+}

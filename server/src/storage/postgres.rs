@@ -274,6 +274,10 @@ ALTER TABLE documents ADD COLUMN submitted_at BIGINT;
 ALTER TABLE documents ADD COLUMN definition TEXT NOT NULL DEFAULT '';
 UPDATE documents SET definition = kind WHERE kind <> 'service';
 "#,
+    // 16: the queue's counts by status and region (SQLite's 19).
+    r#"
+CREATE INDEX documents_by_status ON documents (status, region);
+"#,
 ];
 
 /// Advisory lock keys. The one-key and two-key lock spaces do not overlap

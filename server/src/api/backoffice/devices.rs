@@ -1,8 +1,9 @@
 //! Enrolled keys as the agency's data protection officer manages them:
 //! list them (phones, agency systems, console browsers) and revoke one —
 //! what `sambung admin devices` / `admin revoke` do on the server's host,
-//! for an office that has only the console. For an agency account without
-//! region limits; every call is in the audit trail.
+//! for an office that has only the console (for an agency account without
+//! region limits) — and the field officers a request can be assigned to.
+//! Every call is in the audit trail.
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ use crate::agency::Staff;
 use crate::api::state::{AppState, blocking};
 use crate::error::ServerError;
 use crate::storage::{DeviceSummary, Revocation};
+use sambung_core::identifiers::RegionCode;
+use sambung_core::lifecycle::Role;
 
 /// Whose keys to list.
 #[derive(Deserialize, IntoParams, Default)]
@@ -188,6 +191,109 @@ pub(super) async fn revoke_device(
             .map(DeviceView::from)
             .ok_or(ServerError::NotFound)?;
         Ok((StatusCode::OK, Json(view)).into_response())
+    })
+    .await
+}
+
+/// Which officers to list.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OfficerParams {
+    /// Only those who work in this region (a request's region code).
+    #[param(
+        pattern = r"^(1[1-9]|21|3[1-6]|5[1-3]|6[1-5]|7[1-6]|8[12]|9[1-7])(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?$"
+    )]
+    pub region: Option<String>,
+}
+
+/// A field officer one may assign.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct OfficerView {
+    /// The account id (what an assignment names).
+    pub id: String,
+    /// The region codes they work in.
+    pub regions: Vec<String>,
+}
+
+/// The officers.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct OfficerList {
+    /// By account id.
+    pub officers: Vec<OfficerView>,
+}
+
+/// The field officers with a trusted enrolled key (who can receive an
+/// assignment at their next sync) working in `region`, among those whose
+/// regions meet the calling account's: whom a request can be assigned to.
+#[utoipa::path(
+    get,
+    path = "/v1/agency/officers",
+    params(OfficerParams),
+    responses(
+        (status = 200, body = OfficerList),
+        (status = 400, description = "bad_filter: region is not a region code", body = ApiError)
+    )
+)]
+pub(super) async fn list_officers(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<OfficerParams>, QueryRejection>,
+) -> Result<Json<OfficerList>, ServerError> {
+    blocking(move || {
+        let agency = authenticate(&state, &method, &uri, &headers, b"")?;
+        let Query(params) =
+            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let region = params.region.map(RegionCode::from);
+        if region.as_ref().is_some_and(|r| !r.check().is_empty()) {
+            return Err(ServerError::BadFilter(
+                "region is a region code such as 32.73".into(),
+            ));
+        }
+        agency.log(state.storage(), "officers", None, "GET /v1/agency/officers")?;
+        let mut officers = std::collections::BTreeMap::new();
+        for d in state.storage().devices(None)? {
+            if d.role != Role::Officer
+                || d.revoked_at.is_some()
+                || officers.contains_key(&d.account)
+            {
+                continue;
+            }
+            let id: [u8; 16] = match hex::decode(&d.id).ok().and_then(|b| b.try_into().ok()) {
+                Some(id) => id,
+                None => continue,
+            };
+            let Some(device) = state.storage().device(id)? else {
+                continue;
+            };
+            let account = device.account;
+            let here = region.as_ref().is_none_or(|r| account.works_in(r.as_str()));
+            // An account of some regions sees the officers whose regions
+            // meet them (inside one, or holding one).
+            let meets = |a: &str, b: &str| {
+                let (a, b) = (RegionCode::from(a), RegionCode::from(b));
+                a.is_within(&b) || b.is_within(&a)
+            };
+            let mine = agency.account.regions.is_empty()
+                || account
+                    .regions
+                    .iter()
+                    .any(|r| agency.account.regions.iter().any(|g| meets(r, g)));
+            if here && mine {
+                officers.insert(
+                    account.id.clone(),
+                    OfficerView {
+                        id: account.id,
+                        regions: account.regions,
+                    },
+                );
+            }
+        }
+        Ok(Json(OfficerList {
+            officers: officers.into_values().collect(),
+        }))
     })
     .await
 }

@@ -27,7 +27,7 @@ use crate::api::state::AppState;
 use crate::error::ServerError;
 use agency::{ApiError, MAX_ACTION_BODY};
 use audit::{AuditEntryView, AuditPage, ChainReport, Exposure};
-use devices::{DeviceList, DeviceView, RevokeDevice};
+use devices::{DeviceList, DeviceView, OfficerList, OfficerView, RevokeDevice};
 use persons::{Erasure, PersonExport, PersonQuery};
 use requests::{
     Assignment, NewNote, Point, ReceiptView, Receipts, RequestCounts, RequestList, RequestSummary,
@@ -95,6 +95,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(services::retire_service),
         )
         .route("/v1/agency/devices", get(devices::list_devices))
+        .route("/v1/agency/officers", get(devices::list_officers))
         .route(
             "/v1/agency/devices/{id}/revoke",
             post(devices::revoke_device),
@@ -128,6 +129,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         services::retire_service,
         devices::list_devices,
         devices::revoke_device,
+        devices::list_officers,
         audit::audit_trail,
         audit::audit_verify,
         audit::exposure,
@@ -163,6 +165,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         DeviceView,
         DeviceList,
         RevokeDevice,
+        OfficerView,
+        OfficerList,
         ApiError
     ))
 )]
