@@ -9,7 +9,7 @@
 //   scripts/bench-console            1,000 and 100,000 requests
 //   scripts/bench-console --quick    100 and 1,000, one run each (the test command)
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { browser, page, startServer } from "../tests/harness.mjs";
@@ -18,6 +18,8 @@ const quick = process.argv.includes("--quick");
 const SIZES = quick ? [100, 1000] : [1000, 100_000];
 const RUNS = quick ? 1 : 7;
 const ROOT = resolve(import.meta.dirname, "../..");
+/** The seeded data's version (tests/examples/seed_requests.rs). */
+const SEED_VERSION = "2";
 const SEED = process.env.SAMBUNG_SEED_BIN ?? join(ROOT, "target/release/examples/seed_requests");
 
 function median(xs) {
@@ -25,12 +27,18 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Milliseconds from navigation to `selector` shown, and the API calls' durations by path. */
-async function load(p, url, selector) {
+/**
+ * Milliseconds from navigation to `selector` shown, and the API calls'
+ * durations by path (read once `after` is shown too: calls still running
+ * at first render, such as the counts).
+ */
+async function load(p, url, selector, after) {
   await p.goto("about:blank");
   await p.goto(url);
   await p.waitForSelector(selector);
-  return p.evaluate(() => {
+  const render = await p.evaluate(() => performance.now());
+  if (after) await p.waitForSelector(after, { timeout: 60_000 });
+  const measured = await p.evaluate(() => {
     const api = {};
     for (const e of performance.getEntriesByType("resource")) {
       const u = new URL(e.name);
@@ -39,17 +47,22 @@ async function load(p, url, selector) {
         api[key] = Math.max(api[key] ?? 0, e.responseEnd - e.startTime);
       }
     }
-    return { render: performance.now(), api };
+    return { api };
   });
+  return { render, api: measured.api };
 }
 
 const results = {};
 const chrome = await browser();
 for (const n of SIZES) {
   const dir = join(ROOT, "target/console-bench", String(n));
-  if (!existsSync(join(dir, "server.db"))) {
+  // Seeded again when the seeding changes (bump SEED_VERSION with it).
+  const marker = join(dir, "seed-version");
+  if (!existsSync(marker) || readFileSync(marker, "utf8") !== SEED_VERSION) {
+    rmSync(dir, { recursive: true, force: true });
     const r = spawnSync(SEED, [dir, String(n)], { stdio: "inherit" });
     if (r.status !== 0) throw new Error(`seeding ${n} failed`);
+    writeFileSync(marker, SEED_VERSION);
   }
   const server = await startServer({ data: dir });
   try {
@@ -61,7 +74,7 @@ for (const n of SIZES) {
     const some = await p.locator("#queue tbody tr").first().getAttribute("data-id");
     const runs = { queue: [], queueApi: [], counts: [], filtered: [], filteredApi: [], request: [], requestApi: [], exportMs: [] };
     for (let k = 0; k < RUNS; k++) {
-      const q = await load(p, `${server.url}/console/#/`, "#queue tbody tr");
+      const q = await load(p, `${server.url}/console/#/`, "#queue tbody tr", "#counts");
       runs.queue.push(q.render);
       runs.queueApi.push(q.api["/v1/agency/requests"]);
       runs.counts.push(q.api["/v1/agency/requests/counts"]);

@@ -53,17 +53,36 @@ export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }):
   return r.data;
 }
 
-/** An attachment's bytes, signed (the download is not JSON). */
+/** Bytes an attachment is downloaded in, one signed range at a time. */
+const RANGE = 512 * 1024;
+
+/**
+ * An attachment's bytes, in signed ranges (`Range: bytes=a-b`, which the
+ * signature covers): a big file over an office's weak link arrives in
+ * parts rather than in one call that a timeout loses whole.
+ */
 export async function attachment(id: Identity, request: string, sha256: string): Promise<Blob> {
   const path = `/v1/agency/requests/${request}/attachments/${sha256}`;
-  const headers = new Headers();
-  headers.set("sambung-auth", await sign(id, "GET", path, new Uint8Array(), headers));
-  const res = await fetch(path, { headers });
-  if (!res.ok) {
-    const e = await res.json().catch(() => ({}));
-    throw new Refused(res.status, e.code ?? String(res.status), e.message ?? res.statusText);
+  const parts: Blob[] = [];
+  let type = "application/octet-stream";
+  for (let start = 0, total = Infinity; start < total; ) {
+    const headers = new Headers({ range: `bytes=${start}-${start + RANGE - 1}` });
+    headers.set("sambung-auth", await sign(id, "GET", path, new Uint8Array(), headers));
+    const res = await fetch(path, { headers });
+    if (!res.ok) {
+      const e = await res.json().catch(() => ({}));
+      throw new Refused(res.status, e.code ?? String(res.status), e.message ?? res.statusText);
+    }
+    type = res.headers.get("content-type") ?? type;
+    const part = await res.blob();
+    parts.push(part);
+    // 206 names the whole size; 200 is the whole file at once.
+    const whole = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+    total = res.status === 206 && whole ? Number(whole[1]) : start + part.size;
+    if (part.size === 0) break;
+    start += part.size;
   }
-  return res.blob();
+  return new Blob(parts, { type });
 }
 
 /**

@@ -55,7 +55,8 @@ const words = {
   addNote: { id: "Tambah catatan", en: "Add a note" },
   noteText: { id: "Catatan", en: "Note" },
   assign: { id: "Tugaskan", en: "Assign" },
-  officer: { id: "Akun petugas (kosong: lepas tugas)", en: "Officer account (empty: unassign)" },
+  officer: { id: "Petugas lapangan di wilayah ini", en: "Field officer of this region" },
+  unassign: { id: "— tanpa petugas —", en: "— nobody —" },
   done: { id: "Tersimpan.", en: "Saved." },
   stale: {
     id: "Permohonan ini berubah sejak Anda membukanya; tidak ada yang ditimpa. Periksa perubahan di bawah, lalu ulangi bila masih perlu.",

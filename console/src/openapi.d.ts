@@ -143,6 +143,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agency/officers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field officers with a trusted enrolled key (who can receive an
+         *     assignment at their next sync) working in `region`, among those whose
+         *     regions meet the calling account's: whom a request can be assigned to.
+         */
+        get: operations["list_officers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agency/persons/erase": {
         parameters: {
             query?: never;
@@ -573,6 +594,18 @@ export interface components {
              *     address policy's.
              */
             url: string;
+        };
+        /** @description The officers. */
+        OfficerList: {
+            /** @description By account id. */
+            officers: components["schemas"]["OfficerView"][];
+        };
+        /** @description A field officer one may assign. */
+        OfficerView: {
+            /** @description The account id (what an assignment names). */
+            id: string;
+            /** @description The region codes they work in. */
+            regions: string[];
         };
         /**
          * @description Everything the server holds about a person (UU PDP art. 7 and 8: access
@@ -1290,6 +1323,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    list_officers: {
+        parameters: {
+            query?: {
+                /** @description Only those who work in this region (a request's region code). */
+                region?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfficerList"];
+                };
+            };
+            /** @description bad_filter: region is not a region code */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description unauthenticated, bad_signature, stale_request, replayed or unknown_device: the sambung-auth signature is missing or does not hold */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description forbidden (not an agency key, or the account's regions do not allow it) or revoked */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description rate_limited: too many calls from this key or address; retry after the Retry-After header's seconds */

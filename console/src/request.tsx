@@ -264,12 +264,21 @@ export function RequestPage({ i, api, identity, id, onRefused }: Props) {
   const [note, setNote] = useState("");
   const [officer, setOfficer] = useState("");
   const [definition, setDefinition] = useState<Definition>();
+  const [officers, setOfficers] = useState<{ id: string; regions: string[] }[]>();
 
   async function reload(): Promise<View> {
     const v = unwrap(await api.GET("/v1/agency/requests/{id}", { params: { path: { id } } }));
     setView(v);
     const details = (v.request as Record<string, Json>).content as Record<string, Json> | undefined;
     if (details?.details) definitionOf(api, details.details as Record<string, unknown>).then(setDefinition);
+    const assignee = (v.request as Record<string, Json>).assignee;
+    setOfficer(typeof assignee === "string" ? assignee : "");
+    if (typeof details?.region === "string" && !officers) {
+      api
+        .GET("/v1/agency/officers", { params: { query: { region: details.region } } })
+        .then(unwrap)
+        .then((l) => setOfficers(l.officers), () => setOfficers([]));
+    }
     return v;
   }
   useEffect(() => {
@@ -451,7 +460,14 @@ export function RequestPage({ i, api, identity, id, onRefused }: Props) {
             }}
           >
             <label for="officer">{i.t("officer")}</label>
-            <input id="officer" value={officer} onInput={(e) => setOfficer(e.currentTarget.value)} />
+            <select id="officer" value={officer} onChange={(e) => setOfficer(e.currentTarget.value)}>
+              <option value="">{i.t("unassign")}</option>
+              {(officers ?? []).map((o) => (
+                <option value={o.id}>
+                  {o.id} ({o.regions.join(", ")})
+                </option>
+              ))}
+            </select>
             <button type="submit">{i.t("assign")}</button>
           </form>
         </section>

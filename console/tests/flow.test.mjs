@@ -56,6 +56,10 @@ test("an office handles a complaint from the queue to approval", async (t) => {
       },
     }),
   );
+  // A big photo kept as it is (1.4 MB): the console fetches it in ranges.
+  const big = join(server.dir, "lampu-jalan.png");
+  photo(big, 800, 600, true);
+  phone.run(["attach", second, big, "--as-is"]);
   phone.run(["submit", second]);
   phone.sync();
 
@@ -191,6 +195,17 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     assert.deepEqual(await axe(p), []);
   });
 
+  await t.test("a big photo arrives in signed ranges and is shown whole", async () => {
+    await p.goto(`${server.url}/console/#/r/${second}`);
+    await p.waitForFunction(() => document.querySelector("img.photo")?.naturalWidth === 800, null, { timeout: 20_000 });
+    const ranges = await p.evaluate(
+      () => performance.getEntriesByType("resource").filter((e) => e.name.includes("/attachments/")).length,
+    );
+    assert.ok(ranges >= 3, `${ranges} downloads for 1.4 MB in 512 KiB ranges`);
+    await p.goto(`${server.url}/console/#/r/${id}`);
+    await p.waitForSelector("#status");
+  });
+
   const question = "Mohon kirim foto dari jarak lebih dekat.";
   await t.test("the officer receives, reviews and asks for information", async () => {
     await p.click("button.to.received");
@@ -200,6 +215,20 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.fill("#message", question);
     await p.click("button.to.needs_info");
     await p.waitForSelector("#status:text('perlu informasi')");
+  });
+
+  await t.test("the complaint is assigned to a field officer of its region", async () => {
+    const officer = resident(server, "petugas-1", ["32.73"]);
+    resident(server, "petugas-jauh", ["33.01"]);
+    await p.reload();
+    await p.waitForSelector("#officer option[value='petugas-1']", { state: "attached" });
+    // Only officers of the request's region are offered.
+    assert.equal(await p.locator("#officer option[value='petugas-jauh']").count(), 0);
+    await p.selectOption("#officer", "petugas-1");
+    await p.click("#assign-form button[type=submit]");
+    await p.waitForSelector("text=Petugas: petugas-1");
+    officer.sync();
+    assert.equal(officer.show(id).assignee, "petugas-1");
   });
 
   const answer = "Sudah saya foto ulang dari dekat, lubangnya sekitar 1 meter.";

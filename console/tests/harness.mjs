@@ -70,10 +70,10 @@ export async function startServer({ data: given } = {}) {
   };
 }
 
-/** A resident's phone, enrolled at `server`: a CLI home of its own. */
-export function resident(server, user) {
+/** A resident's phone (or an officer's, with `regions`), enrolled at `server`: a CLI home of its own. */
+export function resident(server, user, regions) {
   const home = join(server.dir, user);
-  const code = server.enroll("resident", user);
+  const code = server.enroll(regions ? "officer" : "resident", user, regions ?? []);
   sambung(["init"], { home });
   sambung(["enroll", "--server", server.url, "--code", code], { home });
   const run = (args, stdin) => sambung(args, { home, stdin });
@@ -86,8 +86,13 @@ export function resident(server, user) {
   };
 }
 
-/** A real PNG photo (`w`×`h`, a drawn pothole), so the phone prepares it as it would a camera's. */
-export function photo(path, w = 320, h = 240) {
+/**
+ * A real PNG photo (`w`×`h`, a drawn pothole), so the phone prepares it as
+ * it would a camera's; `noisy`: grain that does not compress (a big file).
+ */
+export function photo(path, w = 320, h = 240, noisy = false) {
+  let seed = 7;
+  const grain = () => (noisy ? ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 24) % 60 : 0);
   const raw = Buffer.alloc((w * 3 + 1) * h);
   for (let y = 0; y < h; y++) {
     raw[y * (w * 3 + 1)] = 0;
@@ -95,9 +100,9 @@ export function photo(path, w = 320, h = 240) {
       const i = y * (w * 3 + 1) + 1 + x * 3;
       const hole = (x - w / 2) ** 2 / (w / 4) ** 2 + (y - h / 2) ** 2 / (h / 5) ** 2 < 1;
       const grey = hole ? 40 + ((x * 7 + y * 13) % 30) : 120 + ((x * 3 + y * 5) % 40);
-      raw[i] = grey;
-      raw[i + 1] = grey;
-      raw[i + 2] = hole ? grey : grey + 10;
+      raw[i] = grey + grain();
+      raw[i + 1] = grey + grain();
+      raw[i + 2] = (hole ? grey : grey + 10) + grain();
     }
   }
   const chunk = (type, data) => {
