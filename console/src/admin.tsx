@@ -16,7 +16,16 @@ interface Props {
 }
 
 type Device = { id: string; account: string; role: string; enrolled_at: number; revoked_at?: number | null };
-type Hook = { id: string; url: string; events: string[]; secret?: string | null };
+type Hook = {
+  id: string;
+  url: string;
+  events: string[];
+  secret?: string | null;
+  delivered: number;
+  pending: number;
+  failed: number;
+  last_error?: string | null;
+};
 const EVENTS = ["request.submitted", "request.status_changed", "request.note_added", "attachment.received"] as const;
 
 function useFailure(i: I18n, onRefused: (e: unknown) => void) {
@@ -151,7 +160,17 @@ function Webhooks({ i, api, onRefused }: Props) {
       <ul id="webhooks">
         {(hooks ?? []).map((h) => (
           <li data-webhook={h.id}>
-            <code>{h.url}</code> · {h.events.join(", ")}{" "}
+            <code>{h.url}</code> · {h.events.join(", ")}
+            <br />
+            <span class="deliveries">
+              {i.t("delivered")}: {h.delivered} · {i.t("pending")}: {h.pending} · {i.t("failedDeliveries")}: {h.failed}
+              {h.last_error && (
+                <>
+                  {" "}
+                  · {i.t("lastError")}: <code>{h.last_error}</code>
+                </>
+              )}
+            </span>{" "}
             <button
               type="button"
               onClick={async () => {

@@ -100,6 +100,10 @@ const words = {
   address: { id: "Alamat (https)", en: "Address (https)" },
   events: { id: "Peristiwa", en: "Events" },
   subscribe: { id: "Langganan", en: "Subscribe" },
+  delivered: { id: "terkirim", en: "delivered" },
+  pending: { id: "menunggu", en: "pending" },
+  failedDeliveries: { id: "gagal", en: "failed" },
+  lastError: { id: "galat terakhir", en: "last error" },
   remove: { id: "Hapus", en: "Remove" },
   person: { id: "Data pribadi seseorang (UU PDP)", en: "A person's data (UU PDP)" },
   personHelp: {

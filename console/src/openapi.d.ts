@@ -409,7 +409,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The agency account's subscriptions (without secrets). */
+        /**
+         * The agency account's subscriptions (without secrets), each with how
+         *     its deliveries stand.
+         */
         get: operations["list_webhooks"];
         put?: never;
         /** Subscribe a URL to events about the agency's requests. */
@@ -837,10 +840,30 @@ export interface components {
         };
         /** @description A subscription. */
         WebhookView: {
+            /**
+             * Format: int64
+             * @description Deliveries the receiver took (answered 2xx).
+             */
+            delivered?: number;
             /** @description What it receives. */
             events: string[];
+            /**
+             * Format: int64
+             * @description Deliveries given up after every retry.
+             */
+            failed?: number;
             /** @description Its id. */
             id: string;
+            /**
+             * @description The error of the newest delivery that met one (retried or failed),
+             *     e.g. the receiver's status or a refused address.
+             */
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description Deliveries waiting for their first or next attempt.
+             */
+            pending?: number;
             /**
              * @description The signing secret (`whsec_…`, Standard Webhooks): shown once, when
              *     the subscription is made.

@@ -308,6 +308,7 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.click("#webhook-form button[type=submit]");
     await p.waitForSelector("#webhook-secret");
     assert.match(await p.textContent("#webhooks"), /sistem\.dinas\.example\.go\.id/);
+    assert.match(await p.textContent("#webhooks"), /terkirim: 0 · menunggu: 0 · gagal: 0/);
     await p.click("#webhooks li button");
     await p.waitForFunction(() => document.querySelectorAll("#webhooks li").length === 0);
 

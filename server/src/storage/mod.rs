@@ -215,6 +215,19 @@ pub struct Revocation {
     pub push_first: bool,
 }
 
+/// How a webhook subscription's deliveries stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Delivered (the receiver answered 2xx).
+    pub delivered: u64,
+    /// Waiting for their first or next attempt.
+    pub pending: u64,
+    /// Given up after every retry.
+    pub failed: u64,
+    /// The error of the newest delivery that met one (retried or failed).
+    pub last_error: Option<String>,
+}
+
 /// An enrolled device as the server knows it.
 #[derive(Debug, Clone)]
 pub struct EnrolledDevice {
@@ -394,6 +407,8 @@ pub trait Storage: Send + Sync + 'static {
     fn add_webhook(&self, sub: &Subscription, secret: &[u8], now: i64) -> Result<(), ServerError>;
     /// The subscriptions, of one account or all.
     fn webhooks(&self, account: Option<&str>) -> Result<Vec<Subscription>, ServerError>;
+    /// How a subscription's deliveries stand.
+    fn delivery_stats(&self, webhook: &str) -> Result<DeliveryStats, ServerError>;
     /// Removes an account's subscription and its queue; false when there
     /// is no such subscription of that account.
     fn delete_webhook(&self, id: &str, account: &str) -> Result<bool, ServerError>;

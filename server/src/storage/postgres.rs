@@ -20,9 +20,10 @@ use tokio_postgres::{Client, Row};
 
 use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
-    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
-    DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
-    Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account, to_i64,
+    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeliveryStats, DeviceSummary,
+    DocFilter, DocMeta, DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry,
+    Receipt, Revocation, Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account,
+    to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -2343,6 +2344,36 @@ impl Storage for PostgresStorage {
                     .map_err(pg)?,
             };
             Ok(())
+        })
+    }
+
+    fn delivery_stats(&self, webhook: &str) -> Result<DeliveryStats, ServerError> {
+        let webhook = webhook.to_owned();
+        self.run(move |c| async move {
+            let r = c
+                .query_one(
+                    "SELECT count(delivered_at),
+                            count(*) FILTER (WHERE delivered_at IS NULL AND NOT failed),
+                            count(*) FILTER (WHERE failed)
+                     FROM deliveries WHERE webhook = $1",
+                    &[&webhook],
+                )
+                .await
+                .map_err(pg)?;
+            let last = c
+                .query_opt(
+                    "SELECT last_error FROM deliveries
+                     WHERE webhook = $1 AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                    &[&webhook],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(DeliveryStats {
+                delivered: r.get::<_, i64>(0).max(0) as u64,
+                pending: r.get::<_, i64>(1).max(0) as u64,
+                failed: r.get::<_, i64>(2).max(0) as u64,
+                last_error: last.map(|r| r.get(0)),
+            })
         })
     }
 

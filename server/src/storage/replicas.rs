@@ -286,6 +286,10 @@ impl Storage for Replicated {
         self.primary.queue_depth()
     }
 
+    fn delivery_stats(&self, webhook: &str) -> Result<DeliveryStats, ServerError> {
+        self.primary.delivery_stats(webhook)
+    }
+
     fn count_documents(&self, filter: &DocFilter) -> Result<Vec<(String, u64)>, ServerError> {
         match self.replica_at(self.primary.log_head()?)? {
             Some(r) => r.count_documents(filter),

@@ -11,9 +11,10 @@ use sambung_core::protocol::{DocId, SIGNATURE_WINDOW_SECS};
 
 use super::records::{AuditEntry, AuditFilter, Delivery, NewDelivery, Outcome, Subscription};
 use super::{
-    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeviceSummary, DocFilter, DocMeta,
-    DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry, Receipt, Revocation,
-    Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account, to_i64,
+    BlobRetention, BlobState, BlobSweep, CatalogRow, Delivered, DeliveryStats, DeviceSummary,
+    DocFilter, DocMeta, DocRow, DocState, EnrolledDevice, ListPosition, LogEntry, NewLogEntry,
+    Receipt, Revocation, Storage, StorageError, StoredDoc, Tx, Uploader, located, to_account,
+    to_i64,
 };
 use crate::accounts::{Account, Draft, Scope};
 use crate::error::ServerError;
@@ -1792,6 +1793,32 @@ impl Storage for SqliteStorage {
             )?,
         };
         Ok(())
+    }
+
+    fn delivery_stats(&self, webhook: &str) -> Result<DeliveryStats, ServerError> {
+        let conn = self.lock();
+        let (delivered, pending, failed): (i64, i64, i64) = conn.query_row(
+            "SELECT count(delivered_at),
+                    coalesce(sum(delivered_at IS NULL AND failed = 0), 0),
+                    coalesce(sum(failed <> 0), 0)
+             FROM deliveries WHERE webhook = ?1",
+            [webhook],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let last_error = conn
+            .query_row(
+                "SELECT last_error FROM deliveries WHERE webhook = ?1 AND last_error IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1",
+                [webhook],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(DeliveryStats {
+            delivered: delivered.max(0) as u64,
+            pending: pending.max(0) as u64,
+            failed: failed.max(0) as u64,
+            last_error,
+        })
     }
 
     fn queue_depth(&self) -> Result<u64, ServerError> {

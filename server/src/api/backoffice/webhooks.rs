@@ -70,6 +70,19 @@ pub struct WebhookView {
     /// the subscription is made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Deliveries the receiver took (answered 2xx).
+    #[serde(default)]
+    pub delivered: u64,
+    /// Deliveries waiting for their first or next attempt.
+    #[serde(default)]
+    pub pending: u64,
+    /// Deliveries given up after every retry.
+    #[serde(default)]
+    pub failed: u64,
+    /// The error of the newest delivery that met one (retried or failed),
+    /// e.g. the receiver's status or a refused address.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Subscribe a URL to events about the agency's requests.
@@ -125,13 +138,18 @@ pub(super) async fn add_webhook(
             url: sub.url,
             events: sub.events,
             secret: Some(secret_text),
+            delivered: 0,
+            pending: 0,
+            failed: 0,
+            last_error: None,
         };
         Ok((axum::http::StatusCode::CREATED, Json(view)).into_response())
     })
     .await
 }
 
-/// The agency account's subscriptions (without secrets).
+/// The agency account's subscriptions (without secrets), each with how
+/// its deliveries stand.
 #[utoipa::path(
     get,
     path = "/v1/agency/webhooks",
@@ -146,16 +164,21 @@ pub(super) async fn list_webhooks(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         let subs = state.storage().webhooks(Some(&agency.account.id))?;
-        Ok(Json(
-            subs.into_iter()
-                .map(|s| WebhookView {
-                    id: s.id,
-                    url: s.url,
-                    events: s.events,
-                    secret: None,
-                })
-                .collect(),
-        ))
+        let mut views = Vec::with_capacity(subs.len());
+        for s in subs {
+            let stats = state.storage().delivery_stats(&s.id)?;
+            views.push(WebhookView {
+                id: s.id,
+                url: s.url,
+                events: s.events,
+                secret: None,
+                delivered: stats.delivered,
+                pending: stats.pending,
+                failed: stats.failed,
+                last_error: stats.last_error,
+            });
+        }
+        Ok(Json(views))
     })
     .await
 }
