@@ -203,6 +203,18 @@ async fn deliveries_are_signed_retried_durable_and_scoped() {
     assert!(sub["delivered"].as_u64().unwrap() >= 3, "{sub}");
     assert_eq!(sub["failed"], 0, "{sub}");
     assert!(sub["last_error"].as_str().unwrap().contains("500"), "{sub}");
+    // At least once, in no promised order (a retried one comes later).
+    got.sort_by_key(|e| e["timestamp"].as_i64());
+    let mut types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "request.note_added",
+            "request.status_changed",
+            "request.submitted"
+        ]
+    );
     let change = got
         .iter()
         .find(|e| e["type"] == "request.status_changed")
