@@ -45,6 +45,7 @@ enum Command {
         /// `secrets`, `listen`, `timeout_secs`, `tls_cert`, `tls_key`,
         /// `limit_per_address`, `limit_per_device`, `metrics_listen`,
         /// `metrics_token`, `webhook_allow`, `trusted_proxies`, `replicas`,
+        /// `console_boundaries`,
         /// `upload_max_age_days`, `unreferenced_blob_days`); the command
         /// line and the environment take precedence over it.
         #[arg(long, env = "SAMBUNG_CONFIG")]
@@ -117,6 +118,11 @@ enum Command {
             hide_env_values = true
         )]
         replicas: Vec<String>,
+        /// A GeoJSON file of the region's outline (Polygons or
+        /// MultiPolygons, e.g. from BIG's boundaries) the console's map
+        /// draws under the requests; none by default.
+        #[arg(long, env = "SAMBUNG_CONSOLE_BOUNDARIES")]
+        console_boundaries: Option<PathBuf>,
     },
     /// Administer the server (on its machine).
     Admin {
@@ -166,6 +172,7 @@ fn main() -> ExitCode {
             webhook_allow,
             trusted_proxies,
             replicas,
+            console_boundaries,
         } => server::ServerSettings {
             db,
             listen,
@@ -181,6 +188,7 @@ fn main() -> ExitCode {
             webhook_allow,
             trusted_proxies,
             replicas,
+            console_boundaries,
         }
         .with_file(
             config.as_deref(),

@@ -126,6 +126,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// PostgreSQL streaming replicas of the database, for read-only work.
     pub replicas: Vec<String>,
+    /// The region's outline for the console's map (GeoJSON).
+    pub console_boundaries: Option<PathBuf>,
 }
 
 /// The configuration file: the same settings as the flags.
@@ -148,6 +150,7 @@ struct ServerFile {
     webhook_allow: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     replicas: Option<Vec<String>>,
+    console_boundaries: Option<PathBuf>,
 }
 
 fn cidrs(what: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, CliError> {
@@ -279,6 +282,11 @@ impl ServerSettings {
         {
             self.replicas = r;
         }
+        if unset("console_boundaries")
+            && let Some(b) = file.console_boundaries
+        {
+            self.console_boundaries = Some(b);
+        }
         if unset("tls_cert") && unset("tls_key") {
             self.tls_cert = file.tls_cert.or(self.tls_cert);
             self.tls_key = file.tls_key.or(self.tls_key);
@@ -310,6 +318,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
         webhook_allow,
         trusted_proxies,
         replicas,
+        console_boundaries,
     } = settings;
     if metrics_token
         .as_deref()
@@ -319,6 +328,21 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
             "metrics_token must be at least 16 characters".into(),
         ));
     }
+    let console_boundaries = match console_boundaries {
+        Some(path) => {
+            let bytes = std::fs::read(&path).map_err(|e| {
+                CliError::Usage(format!(
+                    "console_boundaries: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            sambung_server::api::console::check_boundaries(&bytes).map_err(|e| {
+                CliError::Usage(format!("console_boundaries {}: {e}", path.display()))
+            })?;
+            Some(std::sync::Arc::new(bytes))
+        }
+        None => None,
+    };
     let webhook_allow = cidrs("webhook_allow", &webhook_allow)?;
     let trusted_proxies = cidrs("trusted_proxies", &trusted_proxies)?;
     const DAY: i64 = 24 * 3600;
@@ -360,6 +384,7 @@ pub fn run_server(settings: ServerSettings) -> Result<(), CliError> {
             webhook_allow,
             trusted_proxies,
             metrics_token,
+            console_boundaries,
         },
     )
     .map_err(server_err)?;

@@ -643,6 +643,35 @@ fn sync_commands_refuse_bad_input_clearly() {
         assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
         assert!(r.stderr.contains("timeout-secs"), "{}", r.stderr);
     }
+    // A region outline for the console's map that is not one: refused
+    // before the server starts, saying why.
+    let outline = |name: &str, text: &str| {
+        let p = Path::new(data).parent().unwrap().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    for (file, needle) in [
+        ("/nonexistent/outline.geojson".to_owned(), "cannot read"),
+        (outline("a.geojson", "not json"), "not JSON"),
+        (
+            outline(
+                "b.geojson",
+                r#"{"type":"Point","coordinates":[107.5,-7.0]}"#,
+            ),
+            "only Polygons",
+        ),
+    ] {
+        let r = sambung(
+            &["server", "--data", data, "--console-boundaries", &file],
+            None,
+        );
+        assert_eq!(r.code, 2, "{file}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("console_boundaries") && r.stderr.contains(needle),
+            "{}",
+            r.stderr
+        );
+    }
 }
 
 /// A server certificate for `localhost` from a CA of its own; the PEM

@@ -19,6 +19,10 @@ const words = {
     en: "The server no longer accepts this browser's key (revoked, or not an agency account). Sign out, then enroll again with a new code.",
   },
   queue: { id: "Antrean", en: "Queue" },
+  agencyOnly: {
+    id: "Konsol ini untuk akun agensi. Petugas lapangan dan warga memakai aplikasi di ponsel; minta kode agensi kepada administrator.",
+    en: "This console is for agency accounts. Field officers and residents use the phone app; ask the administrator for an agency code.",
+  },
   status: { id: "Status", en: "Status" },
   kind: { id: "Jenis", en: "Kind" },
   service: { id: "Bidang", en: "Area" },
@@ -131,8 +135,8 @@ const words = {
   requests: { id: "permohonan", en: "requests" },
   zoomIn: { id: "perbesar", en: "zoom in" },
   coastNote: {
-    id: "Garis pantai: Natural Earth 1:10 juta (domain publik). Batas wilayah administrasi belum disertakan.",
-    en: "Coastline: Natural Earth 1:10 million (public domain). Administrative boundaries are not included yet.",
+    id: "Garis pantai: Natural Earth 1:10 juta (domain publik). Batas wilayah: dari berkas yang dipasang penyelenggara (--console-boundaries), bila ada.",
+    en: "Coastline: Natural Earth 1:10 million (public domain). Region outline: from the file the deployment installed (--console-boundaries), if any.",
   },
 } as const satisfies Record<string, Record<Lang, string>>;
 

@@ -1,6 +1,7 @@
 // Requests plotted where they are about (complaints, business locations,
-// field visits), over Indonesia's coastline, clustered, each a link to its
-// page. No tiles from outside: the base map is served with the console.
+// field visits), over Indonesia's coastline and, when the deployment gave
+// one, its region's outline; clustered, each a link to its page. No tiles
+// from outside: the base map is served with the console.
 
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { type Client, type Summary, unwrap } from "./api";
@@ -22,6 +23,21 @@ interface Props {
 }
 
 type Box = { west: number; south: number; east: number; north: number };
+/** One outlined area of the deployment's boundaries: its name and rings. */
+type Outline = { name?: string; rings: [number, number][][] };
+
+/** The outer rings of a GeoJSON's polygons (the server checked its shape). */
+function outlines(g: any): Outline[] {
+  const out: Outline[] = [];
+  const walk = (v: any, name?: string) => {
+    if (v?.type === "FeatureCollection") v.features.forEach((f: any) => walk(f));
+    else if (v?.type === "Feature") walk(v.geometry, v.properties?.name ?? v.properties?.NAME);
+    else if (v?.type === "Polygon") out.push({ name, rings: [v.coordinates[0]] });
+    else if (v?.type === "MultiPolygon") out.push({ name, rings: v.coordinates.map((p: any) => p[0]) });
+  };
+  walk(g);
+  return out;
+}
 type Located = Summary & { location: { lat: number; lon: number } };
 
 /** The box around `points`, a little wider; Indonesia when there are none. */
@@ -50,6 +66,7 @@ function projection(box: Box) {
 export function MapPage({ i, api, query, onRefused }: Props) {
   const [points, setPoints] = useState<Located[]>();
   const [coast, setCoast] = useState<number[][]>([]);
+  const [outline, setOutline] = useState<Outline[]>([]);
   const [box, setBox] = useState<Box>();
   const [more, setMore] = useState(false);
   const [error, setError] = useState<string>();
@@ -81,6 +98,10 @@ export function MapPage({ i, api, query, onRefused }: Props) {
     fetch("indonesia.json")
       .then((r) => r.json())
       .then(setCoast, () => setCoast([]));
+    // The deployment's region outline, when it gave one (404 otherwise).
+    fetch("boundaries.json")
+      .then((r) => (r.ok ? r.json() : undefined))
+      .then((g) => setOutline(g ? outlines(g) : []), () => setOutline([]));
   }, []);
 
   const drawn = useMemo(() => {
@@ -138,8 +159,14 @@ export function MapPage({ i, api, query, onRefused }: Props) {
     const kmPerPx = (span * 111.32 * Math.cos((((box.north + box.south) / 2) * Math.PI) / 180)) / (bx - ax);
     const barKm = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500].find((k) => k / kmPerPx >= 80) ?? 500;
     const scale = { px: barKm / kmPerPx, label: barKm < 1 ? `${barKm * 1000} m` : `${barKm} km` };
-    return { paths, groups, lines, scale };
-  }, [points, coast, box]);
+    const regions = outline.map((o) => ({
+      name: o.name,
+      d: o.rings
+        .map((ring) => `${ring.map(([lon, lat], k) => `${k ? "L" : "M"}${at(lon, lat).map((v) => v.toFixed(1)).join(" ")}`).join("")}Z`)
+        .join(""),
+    }));
+    return { paths, groups, lines, scale, regions };
+  }, [points, coast, box, outline]);
 
   const back = `#/?${query}`;
   return (
@@ -168,6 +195,11 @@ export function MapPage({ i, api, query, onRefused }: Props) {
           <rect width={WIDTH} height={HEIGHT} class="sea" />
           {drawn.paths.map((d) => (
             <path d={d} class="land" />
+          ))}
+          {drawn.regions.map((r) => (
+            <path d={r.d} class="boundary">
+              {r.name && <title>{r.name}</title>}
+            </path>
           ))}
           {drawn.lines.map((l) => (
             <g class="graticule">

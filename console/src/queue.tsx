@@ -2,7 +2,7 @@
 // bookmarked and Back works), pages by the API's cursor.
 
 import { useEffect, useState } from "preact/hooks";
-import { type Client, type Summary, download, namesOfServices, unwrap } from "./api";
+import { type Client, Refused, type Summary, download, namesOfServices, unwrap } from "./api";
 import { type I18n, STATUSES } from "./i18n";
 
 const FILTERS = ["status", "service", "definition", "kind", "region", "assignee", "since", "from", "until", "overdue"] as const;
@@ -63,7 +63,9 @@ export function Queue({ i, api, query, onRefused }: Props) {
   }
 
   const fail = (e: unknown) => {
-    setError(String((e as Error).message ?? e));
+    // An officer's or resident's key: the back office is the agency's.
+    const notAgency = e instanceof Refused && e.status === 403 && e.code === "forbidden";
+    setError(notAgency ? i.t("agencyOnly") : String((e as Error).message ?? e));
     onRefused(e);
   };
 

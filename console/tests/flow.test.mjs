@@ -5,15 +5,49 @@
 // is locked out. Screenshots go to target/console/.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SHOTS, axe, browser, page, photo, resident, sambung, startServer } from "./harness.mjs";
 
 let server;
 let chrome;
+/**
+ * A region outline for the map, as a deployment would install one (here a
+ * rough polygon around Kota Bandung drawn for the test; real ones come from
+ * BIG's boundaries).
+ */
+const BANDUNG = {
+  type: "FeatureCollection",
+  features: [
+    {
+      type: "Feature",
+      properties: { name: "Kota Bandung" },
+      geometry: {
+        type: "Polygon",
+        coordinates: [
+          [
+            [107.54, -6.96],
+            [107.6, -6.98],
+            [107.7, -6.97],
+            [107.74, -6.92],
+            [107.7, -6.86],
+            [107.62, -6.84],
+            [107.56, -6.87],
+            [107.54, -6.96],
+          ],
+        ],
+      },
+    },
+  ],
+};
+
 before(async () => {
-  server = await startServer();
+  const outline = join(tmpdir(), `bandung-${process.pid}.geojson`);
+  writeFileSync(outline, JSON.stringify(BANDUNG));
+  server = await startServer({ args: ["--console-boundaries", outline] });
   chrome = await browser();
 });
 after(async () => {
@@ -160,8 +194,11 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.click("#to-map");
     await p.waitForSelector("#map");
     assert.equal(await p.textContent("#plotted"), "2");
-    // Fitted around two points in Bandung: Java's coast is drawn.
+    // Fitted around two points in Bandung: Java's coast is drawn, and the
+    // region's outline the deployment installed.
     assert.ok((await p.locator("#map path.land").count()) >= 1);
+    assert.equal(await p.locator("#map path.boundary").count(), 1);
+    assert.equal(await p.textContent("#map path.boundary title"), "Kota Bandung");
     assert.equal(await p.locator("#map a[data-id]").count(), 2);
     await p.screenshot({ path: join(SHOTS, "map.png"), fullPage: true });
     assert.deepEqual(await axe(p), []);
@@ -327,6 +364,17 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     await p.click(`#devices tr:has-text("warga-1") button.revoke`);
     await p.waitForSelector(`#devices tr:has-text("warga-1"):has-text("Dicabut")`);
     assert.throws(() => phone.sync(), /revoked|dicabut/i);
+  });
+
+  await t.test("an officer's key is told the console is the agency's", async () => {
+    const other = await page(chrome);
+    await other.goto(`${server.url}/console/`);
+    await other.fill("#code", server.enroll("officer", "petugas-2", ["32.73"]));
+    await other.click("button[type=submit]");
+    await other.waitForSelector("[role=alert]");
+    assert.match(await other.textContent("[role=alert]"), /untuk akun agensi/);
+    assert.deepEqual(unexpected(other), []);
+    await other.context().close();
   });
 
   await t.test("a revoked browser is locked out at its next call; sign-out forgets the key", async () => {

@@ -33,12 +33,12 @@ export function sambung(args, { stdin, home } = {}) {
  * A server on a free loopback port with its own data (or `data`, a folder
  * already filled, which is kept); `stop()` ends it.
  */
-export async function startServer({ data: given } = {}) {
+export async function startServer({ data: given, args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "sambung-console-"));
   const data = given ?? join(dir, "srv");
   const child = spawn(
     BIN,
-    ["server", "--data", data, "--listen", "127.0.0.1:0", "--limit-per-address", "1000000", "--limit-per-device", "1000000"],
+    ["server", "--data", data, "--listen", "127.0.0.1:0", "--limit-per-address", "1000000", "--limit-per-device", "1000000", ...args],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
   );
   const url = await new Promise((ok, fail) => {

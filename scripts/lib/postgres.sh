@@ -55,13 +55,38 @@ SQL
     if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$version standby"; then
         $as_root pg_createcluster "$version" standby >/dev/null
     fi
-    # A standby not made yet (or half made): its data from a base backup.
-    if ! $as_root test -f "$dir/standby.signal"; then
+    # A standby not made yet (or half made): its data from a base backup,
+    # through a replication slot, so the primary keeps the WAL the standby
+    # has not received (without one, a standby left behind — a machine
+    # paused between runs — finds its next segment removed and never
+    # catches up).
+    rebuild() {
         $as_root pg_ctlcluster "$version" standby stop >/dev/null 2>&1 || true
-        $as_root su postgres -c "rm -rf '$dir' && PGPASSWORD=sambung pg_basebackup -h 127.0.0.1 -p $port -U sambung -D '$dir' -R -X stream"
+        $as_root su postgres -c "psql -q -p $port -d postgres -c \"SELECT pg_drop_replication_slot('sambung_test_standby') FROM pg_replication_slots WHERE slot_name = 'sambung_test_standby'\"" >/dev/null
+        $as_root su postgres -c "rm -rf '$dir' && PGPASSWORD=sambung pg_basebackup -h 127.0.0.1 -p $port -U sambung -D '$dir' -R -X stream -C -S sambung_test_standby"
+    }
+    if ! $as_root test -f "$dir/standby.signal"; then
+        rebuild
     fi
     if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "standby" {print $4}' | grep -q online; then
         $as_root pg_ctlcluster "$version" standby start
+    fi
+    # Streaming, as the primary sees it; a standby that cannot catch up is
+    # made again (once).
+    streaming() {
+        local n
+        for _ in $(seq 1 30); do
+            n="$($as_root su postgres -c "psql -tA -p $port -d postgres -c \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\"")"
+            [ "${n:-0}" -gt 0 ] && return 0
+            sleep 0.5
+        done
+        return 1
+    }
+    if ! streaming; then
+        echo "the PostgreSQL standby is not streaming: making it again from a base backup"
+        rebuild
+        $as_root pg_ctlcluster "$version" standby start
+        streaming || { echo "the PostgreSQL standby does not stream"; return 1; }
     fi
     local standby
     standby="$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "standby" {print $3}')"

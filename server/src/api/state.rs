@@ -42,6 +42,9 @@ pub struct Settings {
     /// present it as a bearer token; when not, `/metrics` is only on the
     /// separate listener of [`serve_metrics`].
     pub metrics_token: Option<String>,
+    /// The region's outline the console's map draws (GeoJSON, checked by
+    /// [`crate::api::console::check_boundaries`]); none by default.
+    pub console_boundaries: Option<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -53,6 +56,10 @@ impl std::fmt::Debug for Settings {
             .field("webhook_allow", &self.webhook_allow)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .field(
+                "console_boundaries",
+                &self.console_boundaries.as_ref().map(|b| b.len()),
+            )
             .finish()
     }
 }
@@ -65,6 +72,7 @@ impl Default for Settings {
             webhook_allow: Vec::new(),
             trusted_proxies: Vec::new(),
             metrics_token: None,
+            console_boundaries: None,
         }
     }
 }
@@ -88,6 +96,7 @@ pub struct AppState {
     pub(super) trusted_proxies: Vec<ipnet::IpNet>,
     /// SHA-256 of the metrics token (compared as digests).
     pub(super) metrics_token: Option<[u8; 32]>,
+    pub(super) console_boundaries: Option<Arc<Vec<u8>>>,
     /// The service catalog, brought up to date from storage on use.
     catalogs: crate::catalog::Catalogs,
 }
@@ -137,6 +146,7 @@ impl AppState {
             metrics_token: settings
                 .metrics_token
                 .map(|t| sambung_core::crypto::sha256(t.as_bytes())),
+            console_boundaries: settings.console_boundaries,
             catalogs: crate::catalog::Catalogs::new()?,
         }))
     }
