@@ -152,6 +152,10 @@ export function namesOfServices(api: Client): Promise<Map<string, { id: string; 
     .GET("/v1/agency/services", {})
     .then(unwrap)
     .then((l) => new Map(l.services.map((s) => [s.id, { id: s.name_id, en: s.name_en }])))
-    .catch(() => new Map());
+    .catch(() => {
+      // Asked again next time: a refusal now (a network blip) is not kept.
+      serviceNames = undefined;
+      return new Map();
+    });
   return serviceNames;
 }

@@ -67,7 +67,9 @@ export function MapPage({ i, api, query, onRefused }: Props) {
   const [points, setPoints] = useState<Located[]>();
   const [coast, setCoast] = useState<number[][]>([]);
   const [outline, setOutline] = useState<Outline[]>([]);
-  const [box, setBox] = useState<Box>();
+  // A cluster chosen zooms in; none: the whole view (the points, and the
+  // region's outline when there is one).
+  const [zoom, setZoom] = useState<Box>();
   const [more, setMore] = useState(false);
   const [error, setError] = useState<string>();
   const key = query.toString();
@@ -88,7 +90,7 @@ export function MapPage({ i, api, query, onRefused }: Props) {
       } while (cursor && read < MAX_POINTS);
       setMore(cursor !== undefined);
       setPoints(found);
-      setBox(around(found.map((p) => p.location)));
+      setZoom(undefined);
     })().catch((e) => {
       setError(String(e.message ?? e));
       onRefused(e);
@@ -103,6 +105,13 @@ export function MapPage({ i, api, query, onRefused }: Props) {
       .then((r) => (r.ok ? r.json() : undefined))
       .then((g) => setOutline(g ? outlines(g) : []), () => setOutline([]));
   }, []);
+
+  const box = useMemo(() => {
+    if (!points) return undefined;
+    if (zoom) return zoom;
+    const corners = outline.flatMap((o) => o.rings.flat()).map(([lon, lat]) => ({ lon, lat }));
+    return around([...points.map((p) => p.location), ...corners]);
+  }, [points, outline, zoom]);
 
   const drawn = useMemo(() => {
     if (!points || !box) return undefined;
@@ -185,7 +194,7 @@ export function MapPage({ i, api, query, onRefused }: Props) {
         <p>
           {i.t("onMap")}: <strong id="plotted">{points.length}</strong>
           {more && ` · ${i.t("narrow")}`}{" "}
-          <button type="button" onClick={() => setBox(around(points.map((p) => p.location)))}>
+          <button type="button" onClick={() => setZoom(undefined)}>
             {i.t("wholeView")}
           </button>
         </p>
@@ -229,8 +238,8 @@ export function MapPage({ i, api, query, onRefused }: Props) {
                 tabIndex={0}
                 aria-label={`${g.members.length} ${i.t("requests")}: ${i.t("zoomIn")}`}
                 data-count={g.members.length}
-                onClick={() => setBox(around(g.members.map((m) => m.location)))}
-                onKeyDown={(e) => (e.key === "Enter" || e.key === " ") && setBox(around(g.members.map((m) => m.location)))}
+                onClick={() => setZoom(around(g.members.map((m) => m.location)))}
+                onKeyDown={(e) => (e.key === "Enter" || e.key === " ") && setZoom(around(g.members.map((m) => m.location)))}
               >
                 <circle cx={g.x} cy={g.y} r={12 + Math.log2(g.members.length) * 3} />
                 <text x={g.x} y={g.y} dy="0.35em" text-anchor="middle">

@@ -98,6 +98,8 @@ test("an office handles a complaint from the queue to approval", async (t) => {
   phone.sync();
 
   const p = await page(chrome);
+  // What the page logged, printed when a step fails (the end asserts none).
+  t.after(() => p.errors.length && console.log("page errors:", p.errors));
   await p.goto(`${server.url}/console/`);
 
   await t.test("a bad code is refused and nothing is kept", async () => {
@@ -162,6 +164,7 @@ test("an office handles a complaint from the queue to approval", async (t) => {
     // By service (the catalog's names), and overdue (nothing is, yet).
     await p.goto(`${server.url}/console/#/`);
     await p.waitForSelector(`#queue tr[data-id="${id}"]`);
+    await p.waitForSelector("select[name=definition] option[value=complaint]", { state: "attached" });
     await p.selectOption("select[name=definition]", "complaint");
     await p.click(".filters button[type=submit]");
     await p.waitForURL(/definition=complaint/);
