@@ -419,16 +419,14 @@ fn refused(e: CatalogError) -> ServerError {
 /// ```
 /// assert_eq!(sambung_server::catalog::parse_key("sktm@2"), Some(("sktm".to_owned(), 2)));
 /// assert_eq!(sambung_server::catalog::parse_key("sktm"), None);
+/// assert_eq!(sambung_server::catalog::parse_key("9sktm@1"), None);
 /// ```
 pub fn parse_key(s: &str) -> Option<(String, u32)> {
     let (id, version) = s.trim().split_once('@')?;
     let version: u32 = version.parse().ok().filter(|v| *v > 0)?;
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    ok.then(|| (id.to_owned(), version))
+    // The catalog's own rule for ids (a leading letter), as the lint and
+    // the API's document state it.
+    sambung_core::catalog::lint::is_id(id).then(|| (id.to_owned(), version))
 }
 
 #[cfg(test)]

@@ -719,6 +719,7 @@ async fn the_agency_lists_the_service_catalog() {
         ("/v1/agency/services/complaint/0", 400),
         ("/v1/agency/services/complaint/one", 400),
         ("/v1/agency/services/Complaint/1", 400),
+        ("/v1/agency/services/9complaint/1", 400),
     ] {
         let a = agency.call("GET", target, None, None).await;
         assert_eq!(a.status, status, "{target}: {}", a.json);

@@ -292,7 +292,9 @@ async fn an_erasure_reaches_every_device_and_keeps_the_record() {
         "Siti Aminah",
         "+62 812",
         "gang 3",
-        "0812",
+        // The unsynced note's words (its digits alone, "0812", could match
+        // a timestamp or an id by chance: the flake of earlier runs).
+        "nomor HP saya",
         "Jalan berlubang",
     ];
     for (who, d) in [
