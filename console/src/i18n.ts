@@ -68,7 +68,7 @@ const words = {
   },
   changed: { id: "Yang berubah", en: "What changed" },
   by: { id: "oleh", en: "by" },
-  open: { id: "Buka", en: "Open" },
+  open: { id: "Unduh", en: "Download" },
   language: { id: "English", en: "Bahasa Indonesia" },
   map: { id: "Peta", en: "Map" },
   admin: { id: "Administrasi", en: "Administration" },

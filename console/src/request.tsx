@@ -245,7 +245,18 @@ function AttachmentView({ identity, request, a, i }: { identity: Identity; reque
         {!image && (
           <button
             type="button"
-            onClick={async () => open(URL.createObjectURL(await attachment(identity, request, a.sha256)), "_blank")}
+            onClick={async () => {
+              // Saved under its name for the office's own PDF reader: a
+              // document opened in a tab would inherit this page's strict
+              // policy, which allows no plugin.
+              const link = document.createElement("a");
+              link.href = URL.createObjectURL(await attachment(identity, request, a.sha256));
+              link.download = a.name;
+              document.body.append(link);
+              link.click();
+              link.remove();
+              setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+            }}
           >
             {i.t("open")}
           </button>

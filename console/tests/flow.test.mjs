@@ -94,12 +94,16 @@ test("an office handles a complaint from the queue to approval", async (t) => {
   const big = join(server.dir, "lampu-jalan.png");
   photo(big, 800, 600, true);
   phone.run(["attach", second, big, "--as-is"]);
+  // A PDF beside it: the console opens it rather than showing it inline.
+  const letter = join(server.dir, "surat-rt.pdf");
+  writeFileSync(letter, "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+  phone.run(["attach", second, letter]);
   phone.run(["submit", second]);
   phone.sync();
 
   const p = await page(chrome);
   // What the page logged, printed when a step fails (the end asserts none).
-  t.after(() => p.errors.length && console.log("page errors:", p.errors));
+  t.after(() => unexpected(p).length && console.log("page errors:", unexpected(p)));
   await p.goto(`${server.url}/console/`);
 
   await t.test("a bad code is refused and nothing is kept", async () => {
@@ -242,6 +246,11 @@ test("an office handles a complaint from the queue to approval", async (t) => {
       () => performance.getEntriesByType("resource").filter((e) => e.name.includes("/attachments/")).length,
     );
     assert.ok(ranges >= 3, `${ranges} downloads for 1.4 MB in 512 KiB ranges`);
+    // The PDF is saved under its name for the office's PDF reader, whole.
+    const pdf = p.locator("figure", { hasText: "surat-rt.pdf" });
+    const [saved] = await Promise.all([p.waitForEvent("download"), pdf.locator("button").click()]);
+    assert.equal(saved.suggestedFilename(), "surat-rt.pdf");
+    assert.match(await readFile(await saved.path(), "utf8"), /^%PDF-1\.4\n[\s\S]*%%EOF\n$/);
     await p.goto(`${server.url}/console/#/r/${id}`);
     await p.waitForSelector("#status");
   });
