@@ -247,8 +247,9 @@ function AttachmentView({ identity, request, a, i }: { identity: Identity; reque
             type="button"
             onClick={async () => {
               // Saved under its name for the office's own PDF reader: a
-              // document opened in a tab would inherit this page's strict
-              // policy, which allows no plugin.
+              // document opened in a tab from here inherits this page's
+              // strict policy (no plugins), which can keep a PDF viewer
+              // from showing it.
               const link = document.createElement("a");
               link.href = URL.createObjectURL(await attachment(identity, request, a.sha256));
               link.download = a.name;
