@@ -104,7 +104,7 @@ fn erase_in_tx(
             doc: StoredDoc {
                 data,
                 scope,
-                meta: doc_meta(&request),
+                meta: doc_meta(&request, Some(&current.meta)),
             },
             heads: sambung_core::document::encode_heads(&doc.heads()),
             // Uncompressed, as devices take whole documents

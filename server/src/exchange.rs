@@ -595,7 +595,7 @@ pub fn write_of(
         doc: StoredDoc {
             data: doc.save(),
             scope,
-            meta: doc_meta(request),
+            meta: doc_meta(request, current.map(|c| &c.meta)),
         },
         heads: heads_bytes(&doc.get_heads()),
         log_data,
@@ -608,23 +608,31 @@ pub fn write_of(
     }
 }
 
-/// The listed fields of a request, as the server writes it now.
-pub fn doc_meta(request: &Request) -> DocMeta {
+/// The listed fields of a request, as the server writes it now;
+/// `previous`: what it stored of it before.
+///
+/// The submission time is the **server's**: when it first stored the
+/// request submitted, kept from then on. A history entry's time is the
+/// device's clock, which a tampered app sets at will (a backdated request
+/// would jump the overdue list); and the service standard's days start
+/// when the office has the request, not when a phone offline for a week
+/// pressed submit.
+pub fn doc_meta(request: &Request, previous: Option<&DocMeta>) -> DocMeta {
+    let now = sambung_core::Timestamp::now().as_millis();
+    let submitted = request.history.iter().any(|h| h.to == Status::Submitted);
     DocMeta {
         kind: request.kind().as_str().to_owned(),
         service: request.kind().service().as_str().to_owned(),
         status: request.status().as_str().to_owned(),
-        updated_at: sambung_core::Timestamp::now().as_millis(),
+        updated_at: now,
         // In range by `location()`: the products fit an i32.
         location: request
             .content
             .location()
             .map(|l| ((l.lat * 1e6).round() as i32, (l.lon * 1e6).round() as i32)),
-        submitted_at: request
-            .history
-            .iter()
-            .find(|h| h.to == Status::Submitted)
-            .map(|h| h.at.as_millis()),
+        submitted_at: previous
+            .and_then(|m| m.submitted_at)
+            .or(submitted.then_some(now)),
         definition: match &request.content.details {
             sambung_core::model::Details::Service(s) => s.service.clone(),
             _ => request.kind().as_str().to_owned(),

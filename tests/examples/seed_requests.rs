@@ -129,7 +129,7 @@ fn main() {
                 .is_multiple_of(5)
                 .then(|| format!("petugas-{}", roll % 20));
             request.assignee = assignee.clone();
-            let mut meta = sambung_server::exchange::doc_meta(&request);
+            let mut meta = sambung_server::exchange::doc_meta(&request, None);
             meta.updated_at = now - (i64::from(roll) % year_ms);
             // Submitted up to three weeks before its last change: some of
             // the open ones are past their service standard's days.

@@ -1054,8 +1054,8 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         ids.push(id);
     }
     resident.sync().await.unwrap();
-    // One complaint was submitted a month ago: a phone offline for a
-    // month files with its own clock's time, and the server keeps it.
+    // One complaint has waited a month since the server took it: its row
+    // as a server running for that month would have written it.
     let month_ago = sambung_core::Timestamp::now().as_millis() - 30 * 86_400_000;
     let old = ids[0].to_bytes().unwrap();
     sambung_server::documents::update_documents(
@@ -1063,23 +1063,11 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         &[old],
         &mut |_, current| {
             let mut stored = current.unwrap();
-            let mut doc = sambung_core::document::RequestDoc::load(
-                &stored.data,
-                [],
-                automerge::ActorId::from([7u8; 16]),
-            )
-            .unwrap();
-            let ((), request) = doc
-                .update(|r| {
-                    r.history[0].at = sambung_core::Timestamp(month_ago);
-                    Ok(())
-                })
-                .unwrap();
-            stored.data = doc.save();
-            stored.meta = sambung_server::exchange::doc_meta(&request);
+            stored.meta.submitted_at = Some(month_ago);
+            let mut doc = automerge::AutoCommit::load(&stored.data).unwrap();
             Ok(sambung_server::documents::DocWrite::Write {
                 scope_keys: Vec::new(),
-                heads: sambung_core::document::encode_heads(&doc.heads()),
+                heads: sambung_core::document::encode_heads(&doc.get_heads()),
                 log_data: stored.data.clone(),
                 device: [7; 16],
                 changes: Vec::new(),
@@ -1097,6 +1085,41 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         },
     )
     .unwrap();
+    // A tampered app backdates its submission by a year to jump the
+    // overdue list: the server's own time of receipt is what counts.
+    let year_ago = sambung_core::Timestamp(month_ago - 335 * 86_400_000);
+    let before_push = sambung_core::Timestamp::now().as_millis();
+    let mut request = sambung_core::model::Request::draft(
+        content(Kind::Complaint, "32.73.01.1001"),
+        "warga-1",
+        Role::Resident,
+        year_ago,
+    );
+    request.history.push(sambung_core::lifecycle::StatusEntry {
+        seq: 0,
+        at: year_ago,
+        id: "submit".into(),
+        from: Status::Draft,
+        to: Status::Submitted,
+        by: "warga-1".into(),
+        role: Role::Resident,
+        note: None,
+    });
+    let mut backdated = sambung_core::document::RequestDoc::new(
+        &request,
+        automerge::ActorId::from(resident.store.device_id().as_slice()),
+    )
+    .unwrap();
+    let answer = sambung_e2e::RawDevice::of(&server.url(), &resident)
+        .exchange(vec![sambung_core::protocol::DocPush {
+            id: request.id.to_bytes(),
+            since: vec![],
+            changes: backdated.save_after(&[]),
+            heads: backdated.heads().into_iter().map(Into::into).collect(),
+        }])
+        .await;
+    assert!(answer.refused.is_empty(), "{answer:?}");
+    let tampered = request.id.to_string();
 
     let listed = |q: &'static str| {
         let agency = &agency;
@@ -1122,11 +1145,21 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         assert!(item["submitted_at"].as_i64().unwrap() > 0, "{item}");
     }
     assert_eq!(listed("definition=ktp_el").await, id(2));
-    assert_eq!(listed("definition=complaint").await.len(), 2);
+    assert_eq!(listed("definition=complaint").await.len(), 3);
     // A complaint's standard is 14 working days: only the month-old one is
-    // past it, and only while it is open.
+    // past it, and only while it is open; not the backdated one.
     assert_eq!(listed("overdue=true").await, id(0));
-    assert_eq!(listed("overdue=false").await.len(), 3);
+    assert_eq!(listed("overdue=false").await.len(), 4);
+    let row = all.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == tampered.as_str())
+        .unwrap();
+    assert!(
+        row["submitted_at"].as_i64().unwrap() >= before_push,
+        "{row}"
+    );
     // Each row says so too, as the filter judges.
     let rows = agency.call("GET", "/v1/agency/requests", None, None).await;
     for item in rows.json["items"].as_array().unwrap() {
@@ -1150,7 +1183,7 @@ async fn the_queue_filters_by_submission_definition_and_overdue() {
         ))
         .await
         .len(),
-        2
+        3
     );
     let counts = counts(&agency, "?overdue=true").await;
     assert_eq!(counts["total"], 1);
