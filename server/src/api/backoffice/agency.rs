@@ -70,6 +70,16 @@ pub(super) fn authenticate(
     })
 }
 
+/// A call's query string as its parameters, or `400 bad_filter` saying
+/// what did not read (one line; called after the caller is authenticated).
+pub(super) fn query<T>(
+    params: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ServerError> {
+    params
+        .map(|axum::extract::Query(p)| p)
+        .map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))
+}
+
 /// A signed call with a JSON body: who signed it (checked first, so a bad
 /// body is told only to a real caller), and the body parsed.
 pub(super) fn signed_json<T: serde::de::DeserializeOwned>(

@@ -13,7 +13,7 @@ use sambung_core::model::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate};
+use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, query};
 use crate::agency::Subject;
 use crate::api::state::{AppState, blocking};
 use crate::audit::{AuditEntry, AuditFilter, ChainCheck};
@@ -152,8 +152,7 @@ pub(super) async fn audit_trail(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         agency.require_whole_agency()?;
-        let Query(p) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let p = query(params)?;
         let filter = AuditFilter {
             request: p
                 .request
@@ -275,8 +274,7 @@ pub(super) async fn exposure(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         agency.require_whole_agency()?;
-        let Query(p) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let p = query(params)?;
         let subject = match (&p.account, &p.device) {
             (Some(a), None) if a.is_empty() || a.chars().count() > 128 => {
                 return Err(ServerError::BadFilter("account is an account id".into()));

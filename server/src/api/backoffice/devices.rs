@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{ApiError, authenticate, signed_json};
+use super::agency::{ApiError, authenticate, query, signed_json};
 use crate::agency::Staff;
 use crate::api::state::{AppState, blocking};
 use crate::error::ServerError;
@@ -102,8 +102,7 @@ pub(super) async fn list_devices(
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
         agency.require_whole_agency()?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         if params
             .account
             .as_deref()
@@ -244,8 +243,7 @@ pub(super) async fn list_officers(
 ) -> Result<Json<OfficerList>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         let region = params.region.map(RegionCode::from);
         if region.as_ref().is_some_and(|r| !r.check().is_empty()) {
             return Err(ServerError::BadFilter(

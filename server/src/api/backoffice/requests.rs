@@ -20,7 +20,7 @@ use sambung_core::protocol::DocId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, signed_json};
+use super::agency::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, query, signed_json};
 use crate::agency::{Edit, Staff};
 use crate::api::blobs::serve;
 use crate::api::state::{AppState, blocking, parse_id};
@@ -404,8 +404,7 @@ pub(super) async fn list_requests(
 ) -> Result<Json<RequestList>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         let catalog = state.catalogs().current(state.storage())?;
         let now = now_ms();
         let filter = params.filter(&catalog.catalog, now)?;
@@ -471,8 +470,7 @@ pub(super) async fn count_requests(
 ) -> Result<Json<RequestCounts>, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         let counts = agency.counts(
             state.storage(),
             &params.filter(
@@ -511,8 +509,7 @@ pub(super) async fn export_requests(
 ) -> Result<Response, ServerError> {
     blocking(move || {
         let agency = authenticate(&state, &method, &uri, &headers, b"")?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         let rows = agency
             .export(
                 state.storage(),

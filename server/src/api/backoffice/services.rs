@@ -15,7 +15,7 @@ use sambung_core::identifiers::RegionCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agency::{ApiError, authenticate, signed_json};
+use super::agency::{ApiError, authenticate, query, signed_json};
 use crate::agency::Staff;
 use crate::api::state::{AppState, blocking};
 use crate::catalog::Publisher;
@@ -105,8 +105,7 @@ pub(super) async fn list_services(
 ) -> Result<Json<ServiceList>, ServerError> {
     blocking(move || {
         authenticate(&state, &method, &uri, &headers, b"")?;
-        let Query(params) =
-            params.map_err(|e| ServerError::BadFilter(e.body_text().replace('\n', " ")))?;
+        let params = query(params)?;
         if let Some(r) = &params.region
             && !RegionCode::from(r.as_str()).check().is_empty()
         {
