@@ -665,7 +665,7 @@ pub fn run_admin(command: AdminCommand) -> Result<(), CliError> {
         }
         AdminCommand::Devices { db, user } => {
             let storage = db.open(&[])?;
-            for d in storage.devices(user.as_deref()).map_err(server_err)? {
+            for d in storage.devices(user.as_deref(), None).map_err(server_err)? {
                 let state = match d.revoked_at {
                     Some(t) => format!("revoked at {t}"),
                     None => "active".into(),

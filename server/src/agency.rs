@@ -546,7 +546,7 @@ impl Staff {
         self.require_whole_agency()?;
         let (device, filter) = match subject {
             Subject::Account(a) => {
-                let devices = storage.devices(Some(a))?;
+                let devices = storage.devices(Some(a), None)?;
                 let first = devices.first().ok_or(ServerError::NotFound)?;
                 let id = hex::decode(&first.id)
                     .ok()

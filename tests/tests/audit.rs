@@ -135,7 +135,11 @@ async fn every_access_is_recorded_chained_and_tampering_shows() {
     }
 
     // Breach support: the officer's phone is lost.
-    let devices = server.state.storage().devices(Some("petugas-1")).unwrap();
+    let devices = server
+        .state
+        .storage()
+        .devices(Some("petugas-1"), None)
+        .unwrap();
     let phone = &devices[0].id;
     let e = dpo
         .call(

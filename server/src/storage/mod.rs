@@ -299,8 +299,13 @@ pub trait Storage: Send + Sync + 'static {
         decision: Revocation,
         now: i64,
     ) -> Result<bool, ServerError>;
-    /// The enrolled devices, of one account or all.
-    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError>;
+    /// The enrolled devices, of one account or all, of accounts of one
+    /// role or all.
+    fn devices(
+        &self,
+        account: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<Vec<DeviceSummary>, ServerError>;
     /// Records a request nonce; false when it was seen within the window.
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError>;
     /// A document as it is now (no lock held after the call).

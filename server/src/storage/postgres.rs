@@ -1687,15 +1687,21 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError> {
+    fn devices(
+        &self,
+        account: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<Vec<DeviceSummary>, ServerError> {
         let account = account.map(str::to_owned);
+        let role = role.map(|r| r.as_str().to_owned());
         self.run(move |c| async move {
             let rows = c
                 .query(
                     "SELECT d.id, d.account, a.role, d.enrolled_at, d.revoked_at
                      FROM devices d JOIN accounts a ON a.id = d.account
-                     WHERE $1::TEXT IS NULL OR d.account = $1 ORDER BY d.enrolled_at, d.id",
-                    &[&account],
+                     WHERE ($1::TEXT IS NULL OR d.account = $1) AND ($2::TEXT IS NULL OR a.role = $2)
+                     ORDER BY d.enrolled_at, d.id",
+                    &[&account, &role],
                 )
                 .await
                 .map_err(pg)?;

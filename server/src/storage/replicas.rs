@@ -102,8 +102,12 @@ impl Storage for Replicated {
         self.primary.revoke_device(id, decision, now)
     }
 
-    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError> {
-        self.primary.devices(account)
+    fn devices(
+        &self,
+        account: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<Vec<DeviceSummary>, ServerError> {
+        self.primary.devices(account, role)
     }
 
     fn remember_nonce(&self, device: [u8; 16], nonce: &str, now: i64) -> Result<bool, ServerError> {

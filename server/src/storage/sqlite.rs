@@ -1264,14 +1264,19 @@ impl Storage for SqliteStorage {
         Ok(n == 1)
     }
 
-    fn devices(&self, account: Option<&str>) -> Result<Vec<DeviceSummary>, ServerError> {
+    fn devices(
+        &self,
+        account: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<Vec<DeviceSummary>, ServerError> {
         let conn = self.lock();
         let mut st = conn.prepare(
             "SELECT d.id, d.account, a.role, d.enrolled_at, d.revoked_at
              FROM devices d JOIN accounts a ON a.id = d.account
-             WHERE ?1 IS NULL OR d.account = ?1 ORDER BY d.enrolled_at, d.id",
+             WHERE (?1 IS NULL OR d.account = ?1) AND (?2 IS NULL OR a.role = ?2)
+             ORDER BY d.enrolled_at, d.id",
         )?;
-        let rows = st.query_map([account], |r| {
+        let rows = st.query_map(params![account, role.map(Role::as_str)], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
