@@ -4,7 +4,7 @@
 // call of the back-office API; the server records each in the audit trail.
 
 import { useEffect, useState } from "preact/hooks";
-import { type Client, Refused, unwrap } from "./api";
+import { type Client, Refused, save, today, unwrap } from "./api";
 import type { I18n } from "./i18n";
 
 interface Props {
@@ -253,12 +253,7 @@ function Person({ i, api, onRefused }: Props) {
           setResult(undefined);
           try {
             const data = unwrap(await api.POST("/v1/agency/persons/export", { body: { nik } }));
-            const a = document.createElement("a");
-            a.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
-            a.download = `data-pribadi-${new Date().toISOString().slice(0, 10)}.json`;
-            document.body.append(a);
-            a.click();
-            a.remove();
+            save(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }), `data-pribadi-${today()}.json`);
             setResult(`${i.t("exported")}: ${data.requests.length} ${i.t("requests")}`);
           } catch (e) {
             fail(e);

@@ -91,10 +91,22 @@ export async function attachment(id: Identity, request: string, sha256: string):
  */
 export async function download(api: Client, filter: NonNullable<paths["/v1/agency/requests/export"]["get"]["parameters"]["query"]>) {
   const r = await api.GET("/v1/agency/requests/export", { params: { query: filter }, parseAs: "text" });
-  const csv = unwrap(r);
+  save(new Blob([unwrap(r)], { type: "text/csv" }), `permohonan-${today()}.csv`);
+}
+
+/** Today's date (UTC), for a saved file's name. */
+export function today(): string {
+  return new Date().toISOString().slice(0, 10);
+}
+
+/**
+ * Has the browser save `blob` as `name`; the page lets go of the bytes a
+ * moment later (a person's export among them: not kept in memory).
+ */
+export function save(blob: Blob, name: string) {
   const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
-  a.download = `permohonan-${new Date().toISOString().slice(0, 10)}.csv`;
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
   document.body.append(a);
   a.click();
   a.remove();

@@ -5,7 +5,7 @@
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type Client, type Definition, type DefinitionField, Refused, type View, attachment, definitionOf, unwrap } from "./api";
+import { type Client, type Definition, type DefinitionField, Refused, type View, attachment, definitionOf, save, unwrap } from "./api";
 import type { I18n } from "./i18n";
 import type { Identity } from "./keys";
 
@@ -250,13 +250,7 @@ function AttachmentView({ identity, request, a, i }: { identity: Identity; reque
               // document opened in a tab from here inherits this page's
               // strict policy (no plugins), which can keep a PDF viewer
               // from showing it.
-              const link = document.createElement("a");
-              link.href = URL.createObjectURL(await attachment(identity, request, a.sha256));
-              link.download = a.name;
-              document.body.append(link);
-              link.click();
-              link.remove();
-              setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+              save(await attachment(identity, request, a.sha256), a.name);
             }}
           >
             {i.t("open")}
